@@ -1,0 +1,355 @@
+package fixed
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+)
+
+// The 128-bit fixed-point types. I64F64 carries stake inside the epoch,
+// I96F32 the emission in rao, U96F32 and U64F64 the coinbase and tao weight.
+// All share the arithmetic of wide.go; they differ in fraction bits and sign.
+
+// I64F64 is a signed fixed-point number with 64 integer and 64 fraction bits.
+type I64F64 struct{ r u128 }
+
+// I96F32 is a signed fixed-point number with 96 integer and 32 fraction bits.
+type I96F32 struct{ r u128 }
+
+// U64F64 is an unsigned fixed-point number with 64 integer and 64 fraction bits.
+type U64F64 struct{ r u128 }
+
+// U96F32 is an unsigned fixed-point number with 96 integer and 32 fraction bits.
+type U96F32 struct{ r u128 }
+
+// ---- signed helpers (frac = fraction bits) ----
+
+func sSatAdd(a, b u128) u128 {
+	s, _ := a.add(b)
+	if a.neg() == b.neg() && s.neg() != a.neg() {
+		if a.neg() {
+			return i128Min
+		}
+		return i128Max
+	}
+	return s
+}
+
+func sSatSub(a, b u128) u128 {
+	s, _ := a.sub(b)
+	if a.neg() != b.neg() && s.neg() != a.neg() {
+		if a.neg() {
+			return i128Min
+		}
+		return i128Max
+	}
+	return s
+}
+
+func sSatMul(a, b u128, frac uint) u128 {
+	if r, ok := mulShrSigned(a, b, frac); ok {
+		return r
+	}
+	if a.neg() != b.neg() {
+		return i128Min
+	}
+	return i128Max
+}
+
+func sCheckedDiv(a, b u128, frac uint) (u128, bool) {
+	if b.isZero() {
+		return u128{}, false
+	}
+	return divShlSigned(a, b, frac)
+}
+
+// sFromU64 is saturating_from_num(u64) into a signed type with `int` integer bits.
+func sFromU64(v uint64, frac uint) u128 {
+	if frac == 64 {
+		if v > math.MaxInt64 {
+			return i128Max
+		}
+		return u128{hi: v}
+	}
+	return u128{hi: v >> (64 - frac), lo: v << frac}
+}
+
+// sFloorU64 is saturating_to_num::<u64>() from a signed type.
+func sFloorU64(a u128, frac uint) uint64 {
+	if a.neg() {
+		return 0
+	}
+	q := shl128(a, 0).shr(frac)
+	if q[1] != 0 {
+		return math.MaxUint64
+	}
+	return q[0]
+}
+
+// rawBig returns the raw value as a big integer, signed or not (display only).
+func rawBig(a u128, signed bool) *big.Int {
+	v := new(big.Int).SetUint64(a.hi)
+	v.Lsh(v, 64).Or(v, new(big.Int).SetUint64(a.lo))
+	if signed && a.neg() {
+		v.Sub(v, new(big.Int).Lsh(big.NewInt(1), 128))
+	}
+	return v
+}
+
+// rawFromBig converts a raw big integer to 128 bits; false if out of range.
+func rawFromBig(v *big.Int, signed bool) (u128, bool) {
+	lo, hi := new(big.Int), new(big.Int).Lsh(big.NewInt(1), 128)
+	if signed {
+		lo.Neg(new(big.Int).Lsh(big.NewInt(1), 127))
+		hi.Lsh(big.NewInt(1), 127)
+	}
+	if v.Cmp(lo) < 0 || v.Cmp(hi) >= 0 {
+		return u128{}, false
+	}
+	w := new(big.Int).Set(v)
+	if w.Sign() < 0 {
+		w.Add(w, new(big.Int).Lsh(big.NewInt(1), 128))
+	}
+	mask := new(big.Int).SetUint64(math.MaxUint64)
+	l := new(big.Int).And(w, mask).Uint64()
+	h := new(big.Int).Rsh(w, 64).Uint64()
+	return u128{hi: h, lo: l}, true
+}
+
+func parseRaw(s string, signed bool) (u128, error) {
+	v, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		return u128{}, fmt.Errorf("fixed: %q is not a decimal integer", s)
+	}
+	r, ok := rawFromBig(v, signed)
+	if !ok {
+		return u128{}, fmt.Errorf("fixed: raw value %s is out of range", s)
+	}
+	return r, nil
+}
+
+// ---- I64F64 ----
+
+// I64F64FromU64 is saturating_from_num(u64).
+func I64F64FromU64(v uint64) I64F64 { return I64F64{sFromU64(v, 64)} }
+
+// I64F64FromI32F32 converts exactly (saturating_from_num between fixed types).
+func I64F64FromI32F32(a I32F32) I64F64 {
+	v := u128{hi: uint64(int64(a) >> 32), lo: uint64(a) << 32}
+	return I64F64{v}
+}
+
+// I64F64FromU96F32 is saturating_from_num(U96F32): shift left by 32 bits, saturating.
+func I64F64FromU96F32(a U96F32) I64F64 {
+	if a.r.hi>>31 != 0 {
+		return I64F64{i128Max}
+	}
+	return I64F64{u128{hi: a.r.hi<<32 | a.r.lo>>32, lo: a.r.lo << 32}}
+}
+
+// ParseI64F64Raw parses a raw value written as a decimal integer.
+func ParseI64F64Raw(s string) (I64F64, error) {
+	r, err := parseRaw(s, true)
+	return I64F64{r}, err
+}
+
+// I32F32 is saturating_from_num into I32F32: an arithmetic shift right by 32
+// bits (floor), clamped to the I32F32 range.
+func (a I64F64) I32F32() I32F32 {
+	v := int64(a.r.hi)
+	if v > math.MaxInt32 {
+		return I32F32Max
+	}
+	if v < math.MinInt32 {
+		return I32F32Min
+	}
+	return I32F32(a.r.hi<<32 | a.r.lo>>32)
+}
+
+// Add is the plain (wrapping) addition that Rust's Iterator::sum performs.
+func (a I64F64) Add(b I64F64) I64F64 { s, _ := a.r.add(b.r); return I64F64{s} }
+
+// SatAdd is saturating_add.
+func (a I64F64) SatAdd(b I64F64) I64F64 { return I64F64{sSatAdd(a.r, b.r)} }
+
+// SatSub is saturating_sub.
+func (a I64F64) SatSub(b I64F64) I64F64 { return I64F64{sSatSub(a.r, b.r)} }
+
+// SatMul is saturating_mul (floor).
+func (a I64F64) SatMul(b I64F64) I64F64 { return I64F64{sSatMul(a.r, b.r, 64)} }
+
+// CheckedDiv is checked_div (truncation toward zero).
+func (a I64F64) CheckedDiv(b I64F64) (I64F64, bool) {
+	q, ok := sCheckedDiv(a.r, b.r, 64)
+	return I64F64{q}, ok
+}
+
+// SafeDiv returns zero on division by zero and on overflow.
+func (a I64F64) SafeDiv(b I64F64) I64F64 { q, _ := a.CheckedDiv(b); return q }
+
+// IsZero reports whether a == 0.
+func (a I64F64) IsZero() bool { return a.r.isZero() }
+
+// Cmp compares a and b: -1, 0 or +1.
+func (a I64F64) Cmp(b I64F64) int { return a.r.scmp(b.r) }
+
+// FloorU64 is saturating_to_num::<u64>().
+func (a I64F64) FloorU64() uint64 { return sFloorU64(a.r, 64) }
+
+// RawString returns the raw value (value * 2^64) in decimal.
+func (a I64F64) RawString() string { return rawBig(a.r, true).String() }
+
+// String returns an approximate decimal value (display only).
+func (a I64F64) String() string {
+	f, _ := new(big.Float).SetInt(rawBig(a.r, true)).Float64()
+	return fmt.Sprint(f / (1 << 64))
+}
+
+// ---- I96F32 ----
+
+// I96F32FromU64 is saturating_from_num(u64); it always fits.
+func I96F32FromU64(v uint64) I96F32 { return I96F32{sFromU64(v, 32)} }
+
+// I96F32FromI32F32 converts exactly (same fraction bits, sign-extended).
+func I96F32FromI32F32(a I32F32) I96F32 {
+	return I96F32{u128{hi: uint64(int64(a) >> 63), lo: uint64(a)}}
+}
+
+// SatMul is saturating_mul (floor).
+func (a I96F32) SatMul(b I96F32) I96F32 { return I96F32{sSatMul(a.r, b.r, 32)} }
+
+// SatAdd is saturating_add.
+func (a I96F32) SatAdd(b I96F32) I96F32 { return I96F32{sSatAdd(a.r, b.r)} }
+
+// CheckedDiv is checked_div (truncation toward zero).
+func (a I96F32) CheckedDiv(b I96F32) (I96F32, bool) {
+	q, ok := sCheckedDiv(a.r, b.r, 32)
+	return I96F32{q}, ok
+}
+
+// FloorU64 is saturating_to_num::<u64>().
+func (a I96F32) FloorU64() uint64 { return sFloorU64(a.r, 32) }
+
+// RawString returns the raw value (value * 2^32) in decimal.
+func (a I96F32) RawString() string { return rawBig(a.r, true).String() }
+
+// ---- unsigned helpers ----
+
+func uSatMul(a, b u128, frac uint) u128 {
+	q, ok := mul128(a, b).shr(frac).fits128()
+	if !ok {
+		return u128Max
+	}
+	return q
+}
+
+func uCheckedDiv(a, b u128, frac uint) (u128, bool) {
+	if b.isZero() {
+		return u128{}, false
+	}
+	// fits128 returns the quotient's low 128 bits even when it does not fit;
+	// report zero instead, so that SafeDiv (checked_div().unwrap_or_default())
+	// gives 0 on overflow.
+	q, ok := div256(shl128(a, frac), b).fits128()
+	if !ok {
+		return u128{}, false
+	}
+	return q, true
+}
+
+func uFromU64(v uint64, frac uint) u128 {
+	if frac == 64 {
+		return u128{hi: v}
+	}
+	return u128{hi: v >> (64 - frac), lo: v << frac}
+}
+
+func uFloorU64(a u128, frac uint) uint64 {
+	q := shl128(a, 0).shr(frac)
+	if q[1] != 0 {
+		return math.MaxUint64
+	}
+	return q[0]
+}
+
+// ---- U96F32 ----
+
+// U96F32FromU64 is saturating_from_num(u64); it always fits.
+func U96F32FromU64(v uint64) U96F32 { return U96F32{uFromU64(v, 32)} }
+
+// SatMul is saturating_mul (floor).
+func (a U96F32) SatMul(b U96F32) U96F32 { return U96F32{uSatMul(a.r, b.r, 32)} }
+
+// SatAdd is saturating_add.
+func (a U96F32) SatAdd(b U96F32) U96F32 {
+	s, c := a.r.add(b.r)
+	if c != 0 {
+		return U96F32{u128Max}
+	}
+	return U96F32{s}
+}
+
+// SatSub is saturating_sub (clamps at zero).
+func (a U96F32) SatSub(b U96F32) U96F32 {
+	s, br := a.r.sub(b.r)
+	if br != 0 {
+		return U96F32{}
+	}
+	return U96F32{s}
+}
+
+// CheckedDiv is checked_div (truncation).
+func (a U96F32) CheckedDiv(b U96F32) (U96F32, bool) {
+	q, ok := uCheckedDiv(a.r, b.r, 32)
+	return U96F32{q}, ok
+}
+
+// SafeDiv returns zero on division by zero and on overflow.
+func (a U96F32) SafeDiv(b U96F32) U96F32 { q, _ := a.CheckedDiv(b); return q }
+
+// FloorU64 is saturating_to_num::<u64>().
+func (a U96F32) FloorU64() uint64 { return uFloorU64(a.r, 32) }
+
+// RawString returns the raw value (value * 2^32) in decimal.
+func (a U96F32) RawString() string { return rawBig(a.r, false).String() }
+
+// ---- U64F64 ----
+
+// U64F64FromU64 is saturating_from_num(u64); it always fits.
+func U64F64FromU64(v uint64) U64F64 { return U64F64{uFromU64(v, 64)} }
+
+// SatMul is saturating_mul (floor).
+func (a U64F64) SatMul(b U64F64) U64F64 { return U64F64{uSatMul(a.r, b.r, 64)} }
+
+// SatAdd is saturating_add.
+func (a U64F64) SatAdd(b U64F64) U64F64 {
+	s, c := a.r.add(b.r)
+	if c != 0 {
+		return U64F64{u128Max}
+	}
+	return U64F64{s}
+}
+
+// SatSub is saturating_sub (clamps at zero).
+func (a U64F64) SatSub(b U64F64) U64F64 {
+	s, br := a.r.sub(b.r)
+	if br != 0 {
+		return U64F64{}
+	}
+	return U64F64{s}
+}
+
+// CheckedDiv is checked_div (truncation).
+func (a U64F64) CheckedDiv(b U64F64) (U64F64, bool) {
+	q, ok := uCheckedDiv(a.r, b.r, 64)
+	return U64F64{q}, ok
+}
+
+// SafeDiv returns zero on division by zero and on overflow.
+func (a U64F64) SafeDiv(b U64F64) U64F64 { q, _ := a.CheckedDiv(b); return q }
+
+// FloorU64 is saturating_to_num::<u64>().
+func (a U64F64) FloorU64() uint64 { return uFloorU64(a.r, 64) }
+
+// RawString returns the raw value (value * 2^64) in decimal.
+func (a U64F64) RawString() string { return rawBig(a.r, false).String() }

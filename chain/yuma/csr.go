@@ -1,0 +1,117 @@
+package yuma
+
+import "taobox/chain/fixed"
+
+// csr is a sparse matrix in compressed-row form: row i holds the entries
+// col[ptr[i]:ptr[i+1]] and val[ptr[i]:ptr[i+1]], in stored order (not
+// necessarily sorted, duplicates allowed) exactly like subtensor's
+// Vec<Vec<(u16, I32F32)>>. Flat slices keep the epoch free of per-row
+// allocations and let a GPU kernel mirror every loop.
+type csr struct {
+	ptr []int32
+	col []uint16
+	val []fixed.I32F32
+}
+
+// reset empties m for rows rows, keeping its capacity.
+func (m *csr) reset(rows int) {
+	m.ptr = append(m.ptr[:0], 0)
+	m.col = m.col[:0]
+	m.val = m.val[:0]
+	_ = rows
+}
+
+// push appends an entry to the row being built.
+func (m *csr) push(j uint16, v fixed.I32F32) {
+	m.col = append(m.col, j)
+	m.val = append(m.val, v)
+}
+
+// endRow closes the row being built.
+func (m *csr) endRow() { m.ptr = append(m.ptr, int32(len(m.col))) }
+
+// rows returns the number of closed rows.
+func (m *csr) rows() int { return len(m.ptr) - 1 }
+
+// row returns the bounds of row i.
+func (m *csr) row(i int) (lo, hi int32) { return m.ptr[i], m.ptr[i+1] }
+
+// copyFrom makes m an independent copy of src.
+func (m *csr) copyFrom(src *csr) {
+	m.ptr = append(m.ptr[:0], src.ptr...)
+	m.col = append(m.col[:0], src.col...)
+	m.val = append(m.val[:0], src.val...)
+}
+
+// colNormalize is inplace_col_normalize_sparse: column sums use saturating
+// adds; entries of columns with a nonzero sum are divided by it (safe_div).
+// sums is scratch of length n.
+func (m *csr) colNormalize(sums []fixed.I32F32) {
+	clear(sums)
+	for k, j := range m.col {
+		if int(j) < len(sums) {
+			sums[j] = sums[j].SatAdd(m.val[k])
+		}
+	}
+	for k, j := range m.col {
+		if int(j) < len(sums) && sums[j] != 0 {
+			m.val[k] = m.val[k].SafeDiv(sums[j])
+		}
+	}
+}
+
+// colMaxUpscale is inplace_col_max_upscale_sparse: each entry is divided by
+// its column's maximum (which starts at 0), when that maximum is nonzero.
+func (m *csr) colMaxUpscale(maxs []fixed.I32F32) {
+	clear(maxs)
+	for k, j := range m.col {
+		if int(j) < len(maxs) && maxs[j] < m.val[k] {
+			maxs[j] = m.val[k]
+		}
+	}
+	for k, j := range m.col {
+		if int(j) < len(maxs) && maxs[j] != 0 {
+			m.val[k] = m.val[k].SafeDiv(maxs[j])
+		}
+	}
+}
+
+// normalize is inplace_normalize: divide by the plain (wrapping) sum unless
+// that sum is zero.
+func normalize(x []fixed.I32F32) {
+	var sum fixed.I32F32
+	for _, v := range x {
+		sum += v
+	}
+	normalizeBy(x, sum)
+}
+
+// normalizeBy is inplace_normalize_using_sum.
+func normalizeBy(x []fixed.I32F32, sum fixed.I32F32) {
+	if sum == 0 {
+		return
+	}
+	for i, v := range x {
+		x[i] = v.SafeDiv(sum)
+	}
+}
+
+// sumOf is the plain (wrapping) Iterator::sum of subtensor.
+func sumOf(x []fixed.I32F32) fixed.I32F32 {
+	var s fixed.I32F32
+	for _, v := range x {
+		s += v
+	}
+	return s
+}
+
+// u16Max is I32F32(65535).
+const u16Max = fixed.I32F32(65535 << 32)
+
+// proportionToU16 is fixed_proportion_to_u16: floor_u16_sat(x ⊗ 65535).
+func proportionToU16(x fixed.I32F32) uint16 { return x.SatMul(u16Max).FloorU16() }
+
+// u16Proportion is u16_proportion_to_fixed: I32F32(x) safe_div 65535.
+func u16Proportion(x uint16) fixed.I32F32 {
+	return fixed.I32F32(uint64(x) << 32).SafeDiv(u16Max)
+}

@@ -1,0 +1,112 @@
+package yuma
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestCPUEngineMatchesSequential: a batch gives, input by input, exactly what
+// Epoch gives alone, whatever the number of workers, and reusing the outputs
+// of a previous (different) batch leaves nothing stale behind.
+func TestCPUEngineMatchesSequential(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	ins := make([]Input, 60)
+	for i := range ins {
+		v := Sparse
+		if i%5 == 0 {
+			v = Dense
+		}
+		ins[i] = *randomInput(r, v)
+	}
+	want := make([]*Output, len(ins))
+	for i := range ins {
+		out, err := Epoch(&ins[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = out
+	}
+	outs := make([]Output, len(ins))
+	for _, workers := range []int{1, 2, 3, 8} {
+		e := NewCPUEngine(workers)
+		// Fill outs with another batch first, to catch stale reuse.
+		shuffled := append([]Input(nil), ins...)
+		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		if err := e.EpochsInto(context.Background(), shuffled, outs); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.EpochsInto(context.Background(), ins, outs); err != nil {
+			t.Fatal(err)
+		}
+		for i := range ins {
+			if !sameOutput(&outs[i], want[i]) {
+				t.Fatalf("workers=%d: output %d differs from Epoch", workers, i)
+			}
+		}
+	}
+}
+
+func TestCPUEngineRejectsWholeBatch(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	ins := []Input{*randomInput(r, Sparse), *randomInput(r, Sparse)}
+	ins[1].N = 3
+	ins[1].LastUpdate = []uint64{1}
+	outs, err := NewCPUEngine(2).Epochs(context.Background(), ins)
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "[1].last_update" {
+		t.Fatalf("got %v (%T), want a FieldError on [1].last_update", err, err)
+	}
+	if outs != nil {
+		t.Fatalf("got outputs with an error")
+	}
+}
+
+func TestCPUEngineCancel(t *testing.T) {
+	ins := []Input{Synthetic(SynthConfig{N: 64, Validators: 8, Seed: 1})}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := NewCPUEngine(1).Epochs(ctx, ins); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestWarmEpochAllocatesNothing: with a warm workspace and output, an epoch
+// of the same subnet size allocates nothing (the O(1) target of the issue).
+func TestWarmEpochAllocatesNothing(t *testing.T) {
+	for _, cfg := range []SynthConfig{
+		{N: 256, Validators: 64, Seed: 3, Yuma3: true, LiquidAlpha: true},
+		{N: 256, Validators: 64, Seed: 3},
+		{N: 300, Validators: 30, Seed: 4, Yuma3: true, WeightsPerValidator: 20},
+	} {
+		in := agedInput(t, cfg, 2)
+		var ws Workspace
+		var out Output
+		if err := ws.Epoch(&in, &out); err != nil {
+			t.Fatal(err)
+		}
+		if a := testing.AllocsPerRun(20, func() { _ = ws.Epoch(&in, &out) }); a != 0 {
+			t.Errorf("%+v: %.1f allocations per warm epoch, want 0", cfg, a)
+		}
+	}
+}
+
+// FuzzEpochMatchesReference drives the adversarial input generator from the
+// fuzzer's bytes and requires the fast engine to equal the literal reference.
+func FuzzEpochMatchesReference(f *testing.F) {
+	for _, s := range []uint64{0, 1, 2, 42, 1 << 40} {
+		f.Add(s, s^0x9e3779b97f4a7c15)
+	}
+	var ws Workspace
+	var out Output
+	f.Fuzz(func(t *testing.T, a, b uint64) {
+		in := randomInput(rand.New(rand.NewPCG(a, b)), Sparse)
+		if err := ws.Epoch(in, &out); err != nil {
+			t.Fatal(err)
+		}
+		if want := referenceSparse(in); !sameOutput(&out, want) {
+			t.Fatalf("engine and reference differ for seed (%d, %d)", a, b)
+		}
+	})
+}

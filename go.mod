@@ -1,0 +1,3 @@
+module taobox
+
+go 1.26
