@@ -226,7 +226,8 @@ func (a I32F32) FloorU64() uint64 {
 // Float64 returns the nearest float64; for display and tests only.
 func (a I32F32) Float64() float64 { return float64(a) / (1 << 32) }
 
-// String formats the value as a decimal number with up to 10 fraction digits.
+// String formats the value as the shortest decimal that reads back to the same
+// float64 (display only; not exact for values needing more than 53 bits).
 func (a I32F32) String() string { return strconv.FormatFloat(a.Float64(), 'f', -1, 64) }
 
 func absU64(v int64) (uint64, bool) {

@@ -13,22 +13,17 @@ type csr struct {
 	val []fixed.I32F32
 }
 
-// reset empties m for rows rows, keeping its capacity.
-func (m *csr) reset(rows int) {
-	m.ptr = append(m.ptr[:0], 0)
-	m.col = m.col[:0]
-	m.val = m.val[:0]
-	_ = rows
+// builder returns m's arrays emptied for rebuilding, with the leading 0 of
+// ptr in place. Builders append to these local slices (which the compiler
+// keeps in registers) and hand them back with set.
+func (m *csr) builder() (ptr []int32, col []uint16, val []fixed.I32F32) {
+	return append(m.ptr[:0], 0), m.col[:0], m.val[:0]
 }
 
-// push appends an entry to the row being built.
-func (m *csr) push(j uint16, v fixed.I32F32) {
-	m.col = append(m.col, j)
-	m.val = append(m.val, v)
+// set stores the arrays a builder filled.
+func (m *csr) set(ptr []int32, col []uint16, val []fixed.I32F32) {
+	m.ptr, m.col, m.val = ptr, col, val
 }
-
-// endRow closes the row being built.
-func (m *csr) endRow() { m.ptr = append(m.ptr, int32(len(m.col))) }
 
 // rows returns the number of closed rows.
 func (m *csr) rows() int { return len(m.ptr) - 1 }
@@ -111,7 +106,7 @@ const u16Max = fixed.I32F32(65535 << 32)
 // proportionToU16 is fixed_proportion_to_u16: floor_u16_sat(x ⊗ 65535).
 func proportionToU16(x fixed.I32F32) uint16 { return x.SatMul(u16Max).FloorU16() }
 
-// u16Proportion is u16_proportion_to_fixed: I32F32(x) safe_div 65535.
-func u16Proportion(x uint16) fixed.I32F32 {
-	return fixed.I32F32(uint64(x) << 32).SafeDiv(u16Max)
-}
+// u16Proportion is u16_proportion_to_fixed: I32F32(x) safe_div I32F32(65535)
+// = trunc((x·2^32·2^32) / (65535·2^32)) = trunc(x·2^32 / 65535), a division
+// by a constant that fits 64 bits.
+func u16Proportion(x uint16) fixed.I32F32 { return fixed.I32F32(uint64(x) << 32 / 65535) }

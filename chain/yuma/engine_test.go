@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
+
+	"taobox/chain/fixed"
 )
 
 // TestCPUEngineMatchesSequential: a batch gives, input by input, exactly what
@@ -109,4 +111,14 @@ func FuzzEpochMatchesReference(f *testing.F) {
 			t.Fatalf("engine and reference differ for seed (%d, %d)", a, b)
 		}
 	})
+}
+
+// TestU16Proportion pins the constant-division shortcut to the definition.
+func TestU16Proportion(t *testing.T) {
+	for x := range 65536 {
+		want := fixed.I32F32FromInt(int64(x)).SafeDiv(fixed.I32F32FromInt(65535))
+		if got := u16Proportion(uint16(x)); got != want {
+			t.Fatalf("u16Proportion(%d) = %d, want %d", x, got, want)
+		}
+	}
 }

@@ -27,6 +27,7 @@ type Workspace struct {
 
 	// weighted median
 	score                []fixed.I32F32 // column-major n × k
+	colNonzero           []bool
 	wmCur, wmLow, wmHigh []int32
 
 	// dense row scratch for the row-wise sparse operations
@@ -329,11 +330,11 @@ func (ws *Workspace) loadWeights(in *Input, hasOwner bool, owner int) {
 	}
 	ws.commitBlocks = commit
 	bar := in.BlockAtRegistration
-	ws.w.reset(n)
+	ptr, col, val := ws.w.builder()
 	for i, row := range in.Weights {
 		// mask_rows_sparse: a missing mask entry masks the row.
 		if i >= len(ws.forbids) || ws.forbids[i] {
-			ws.w.endRow()
+			ptr = append(ptr, int32(len(col)))
 			continue
 		}
 		lu := in.LastUpdate[i]
@@ -348,10 +349,11 @@ func (ws *Workspace) loadWeights(in *Input, hasOwner bool, owner int) {
 			if in.CommitReveal && commit[i] < bar[j] {
 				continue
 			}
-			ws.w.push(e.UID, fixed.I32F32(uint64(e.Value)<<32))
+			col, val = append(col, e.UID), append(val, fixed.I32F32(uint64(e.Value)<<32))
 		}
-		ws.w.endRow()
+		ptr = append(ptr, int32(len(col)))
 	}
+	ws.w.set(ptr, col, val)
 }
 
 // rowNormalize is inplace_row_normalize_sparse: rows whose plain sum is > 0
@@ -384,6 +386,8 @@ func (ws *Workspace) weightedMedianCols(n int, kappa fixed.I32F32) {
 
 	ws.score = grow(ws.score, n*k)
 	clear(ws.score)
+	ws.colNonzero = grow(ws.colNonzero, n)
+	clear(ws.colNonzero)
 	r := 0
 	for i := range n {
 		if ws.active[i] <= 0 {
@@ -391,12 +395,20 @@ func (ws *Workspace) weightedMedianCols(n int, kappa fixed.I32F32) {
 		}
 		lo, hi := ws.w.row(i)
 		for e := lo; e < hi; e++ {
-			ws.score[int(ws.w.col[e])*k+r] = ws.w.val[e]
+			j := int(ws.w.col[e])
+			ws.score[j*k+r] = ws.w.val[e]
+			ws.colNonzero[j] = true
 		}
 		r++
 	}
 	ws.consensus = grow(ws.consensus, n)
 	for j := range n {
+		// A column whose scores are all zero has median 0: every path of
+		// weighted_median returns a score, and all of them are 0.
+		if !ws.colNonzero[j] {
+			ws.consensus[j] = 0
+			continue
+		}
 		ws.consensus[j] = ws.weightedMedian(use, ws.score[j*k:(j+1)*k], minority, 0, stakeSum)
 	}
 }
@@ -404,13 +416,24 @@ func (ws *Workspace) weightedMedianCols(n int, kappa fixed.I32F32) {
 // weightedMedian is math.rs weighted_median over all indices: a quickselect
 // with the middle element as pivot. The stake below and above the pivot
 // decides which side holds the stake-weighted median.
+//
+// The Rust code sums stake with saturating adds. Here stake holds the
+// normalized positive active stakes: at most 65535 values, each at most 1.0
+// (2^32 raw), so every partial sum and lo/hi stays below 2^49 and plain
+// integer adds are exact. That lets the partition loop run without branches.
 func (ws *Workspace) weightedMedian(stake, score []fixed.I32F32, minority, lo, hi fixed.I32F32) fixed.I32F32 {
-	cur, lower, upper := ws.wmCur[:0], ws.wmLow[:0], ws.wmHigh[:0]
-	defer func() { ws.wmCur, ws.wmLow, ws.wmHigh = cur, lower, upper }()
-	for i := range stake {
-		cur = append(cur, int32(i))
+	n := len(stake)
+	// The three index buffers trade places as partitions shrink; they keep
+	// their arrays between calls, so the loop allocates nothing when warm.
+	if len(ws.wmCur) < n {
+		ws.wmCur = make([]int32, n)
+		ws.wmLow = make([]int32, n)
+		ws.wmHigh = make([]int32, n)
 	}
-	limit := len(stake)
+	cur, lower, upper := ws.wmCur[:n], ws.wmLow[:n], ws.wmHigh[:n]
+	for i := range cur {
+		cur[i] = int32(i)
+	}
 	for iter := 0; ; {
 		m := len(cur)
 		if m == 0 {
@@ -421,41 +444,46 @@ func (ws *Workspace) weightedMedian(stake, score []fixed.I32F32, minority, lo, h
 		}
 		pivot := score[cur[m/2]]
 		var loStake, hiStake fixed.I32F32
+		nl, nh := 0, 0
 		for _, idx := range cur {
-			s := score[idx]
-			switch {
-			case s == pivot:
-			case s < pivot:
-				loStake = loStake.SatAdd(stake[idx])
-				lower = append(lower, idx)
-			default:
-				hiStake = hiStake.SatAdd(stake[idx])
-				upper = append(upper, idx)
-			}
+			s, st := score[idx], stake[idx]
+			lower[nl], upper[nh] = idx, idx
+			isLo, isHi := b2i(s < pivot), b2i(s > pivot)
+			nl += isLo
+			nh += isHi
+			loStake += st & fixed.I32F32(-isLo)
+			hiStake += st & fixed.I32F32(-isHi)
 		}
 		switch {
-		case minority < lo.SatAdd(loStake) && len(lower) > 0:
-			cur, lower = lower, cur
-			hi = lo.SatAdd(loStake)
-		case hi.SatSub(hiStake) <= minority && len(upper) > 0:
-			cur, upper = upper, cur
-			lo = hi.SatSub(hiStake)
+		case minority < lo+loStake && nl > 0:
+			cur, lower = lower[:nl], cur[:n]
+			hi = lo + loStake
+		case hi-hiStake <= minority && nh > 0:
+			cur, upper = upper[:nh], cur[:n]
+			lo = hi - hiStake
 		default:
 			return pivot
 		}
-		lower, upper = lower[:0], upper[:0]
 		iter++
-		if iter > limit {
+		if iter > n {
 			return 0
 		}
 	}
+}
+
+// b2i is 1 for true and 0 for false, without a branch.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // colClip is col_clip_sparse: an entry above its column's consensus becomes
 // the consensus, or is dropped when the consensus is zero.
 func (ws *Workspace) colClip() {
 	c := &ws.clipped
-	c.reset(ws.w.rows())
+	ptr, col, val := c.builder()
 	for i := range ws.w.rows() {
 		lo, hi := ws.w.row(i)
 		for k := lo; k < hi; k++ {
@@ -463,14 +491,15 @@ func (ws *Workspace) colClip() {
 			th := ws.consensus[j]
 			if th < v {
 				if th > 0 {
-					c.push(j, th)
+					col, val = append(col, j), append(val, th)
 				}
 			} else {
-				c.push(j, v)
+				col, val = append(col, j), append(val, v)
 			}
 		}
-		c.endRow()
+		ptr = append(ptr, int32(len(col)))
 	}
+	c.set(ptr, col, val)
 }
 
 // rowScratch makes the dense row buffers at least n long.
@@ -504,13 +533,13 @@ func (ws *Workspace) interpolate(n int, beta fixed.I32F32) *csr {
 	}
 	ws.rowScratch(n)
 	out := &ws.wfb
-	out.reset(n)
+	ptr, col, val := out.builder()
 	a, b := ws.rowA[:n], ws.rowB[:n]
 	for i := range n {
 		wlo, whi := ws.w.row(i)
 		clo, chi := ws.clipped.row(i)
 		if wlo == whi && clo == chi {
-			out.endRow()
+			ptr = append(ptr, int32(len(col)))
 			continue
 		}
 		clear(a)
@@ -524,11 +553,12 @@ func (ws *Workspace) interpolate(n int, beta fixed.I32F32) *csr {
 		for j := range n {
 			v := a[j].SatAdd(beta.SatMul(b[j].SatSub(a[j])))
 			if v > 0 {
-				out.push(uint16(j), v)
+				col, val = append(col, uint16(j)), append(val, v)
 			}
 		}
-		out.endRow()
+		ptr = append(ptr, int32(len(col)))
 	}
+	out.set(ptr, col, val)
 	return out
 }
 
@@ -537,7 +567,7 @@ func (ws *Workspace) interpolate(n int, beta fixed.I32F32) *csr {
 // reads them as proportions (u16/65535), original Yuma as I32F32(u16).
 func (ws *Workspace) loadBonds(in *Input, lastTempo uint64, proportion bool) {
 	b := &ws.bonds
-	b.reset(in.N)
+	ptr, col, val := b.builder()
 	for _, row := range in.Bonds {
 		for _, e := range row {
 			if lastTempo <= in.BlockAtRegistration[e.UID] {
@@ -547,10 +577,11 @@ func (ws *Workspace) loadBonds(in *Input, lastTempo uint64, proportion bool) {
 			if proportion {
 				v = u16Proportion(e.Value)
 			}
-			b.push(e.UID, v)
+			col, val = append(col, e.UID), append(val, v)
 		}
-		b.endRow()
+		ptr = append(ptr, int32(len(col)))
 	}
+	b.set(ptr, col, val)
 }
 
 // matEma is mat_ema_sparse(new, old, α) into ws.ema: per row, a dense
@@ -561,7 +592,7 @@ func (ws *Workspace) matEma(n int, nw, old *csr, alpha fixed.I32F32) {
 	oneMinus := fixed.I32F32One.SatSub(alpha)
 	acc := ws.rowA[:n]
 	out := &ws.ema
-	out.reset(n)
+	ptr, col, val := out.builder()
 	for i := range nw.rows() {
 		nlo, nhi := nw.row(i)
 		var olo, ohi int32
@@ -569,7 +600,7 @@ func (ws *Workspace) matEma(n int, nw, old *csr, alpha fixed.I32F32) {
 			olo, ohi = old.row(i)
 		}
 		if nlo == nhi && olo == ohi {
-			out.endRow()
+			ptr = append(ptr, int32(len(col)))
 			continue
 		}
 		clear(acc)
@@ -585,11 +616,12 @@ func (ws *Workspace) matEma(n int, nw, old *csr, alpha fixed.I32F32) {
 		}
 		for j, v := range acc {
 			if v > 0 {
-				out.push(uint16(j), v)
+				col, val = append(col, uint16(j)), append(val, v)
 			}
 		}
-		out.endRow()
+		ptr = append(ptr, int32(len(col)))
 	}
+	out.set(ptr, col, val)
 }
 
 // computeBondsY3 is compute_bonds_sparse into ws.ema: the liquid-alpha EMA
@@ -630,11 +662,11 @@ func (ws *Workspace) liquidEma(in *Input, wfb *csr) {
 	wl, bl, oldv := ws.rowA[:n], ws.rowB[:n], ws.rowC[:n]
 	mark := ws.rowMark[:n]
 	out := &ws.ema
-	out.reset(n)
+	ptr, col, val := out.builder()
 	for i := range n {
 		nlo, nhi := wfb.row(i)
 		if nlo == nhi {
-			out.endRow()
+			ptr = append(ptr, int32(len(col)))
 			continue
 		}
 		olo, ohi := ws.bonds.row(i)
@@ -660,11 +692,12 @@ func (ws *Workspace) liquidEma(in *Input, wfb *csr) {
 			inc := a.SatMul(wfb.val[k]).Max(0)
 			v := decayed.SatAdd(inc).Min(fixed.I32F32One)
 			if v > 0 {
-				out.push(j, v)
+				col, val = append(col, j), append(val, v)
 			}
 		}
-		out.endRow()
+		ptr = append(ptr, int32(len(col)))
 	}
+	out.set(ptr, col, val)
 }
 
 // mergeWalk fills dst[j] for every column j with the value the Rust peekable

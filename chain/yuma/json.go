@@ -7,17 +7,18 @@ package yuma
 // with the fields of python_port_outputs that the chain stores (§4 step 13).
 // Integers are read exactly (up to 2^64-1) and never pass through float64.
 //
-// Design note: decoding walks json.Decoder tokens instead of unmarshalling
-// into a struct. encoding/json would quietly accept what the contract
-// rejects (duplicate keys, "4" for 4, [1,2,3] for a pair) and its errors name
-// Go fields rather than JSON paths. Syntax is checked in a first pass so that
-// a malformed document is always reported as such, with its byte offset.
+// Design note: decoding is two passes. encoding/json first checks the syntax,
+// so a malformed document is always reported as such, with its byte offset.
+// Then a small cursor walks the now well-formed tokens against the schema.
+// Unmarshalling into a struct would quietly accept what the contract rejects
+// (duplicate keys, "4" for 4, [1,2,3] for a pair, 1e3) and name Go fields
+// rather than JSON paths in errors; json.Decoder.Token allocates per jsonToken
+// (16 MB/s here). The cursor allocates only the decoded slices.
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -58,15 +59,11 @@ func DecodeInputs(data []byte) ([]Input, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := r.next()
-	if err != nil {
-		return nil, err
-	}
-	if tok != json.Delim('[') {
-		return nil, fieldErr("input", "must be a list of epoch inputs, got %s", describeToken(tok))
+	if tok := r.next(); tok.kind != '[' {
+		return nil, fieldErr("input", "must be a list of epoch inputs, got %s", tok)
 	}
 	ins := []Input{}
-	for i := 0; r.dec.More(); i++ {
+	for i := 0; r.more(); i++ {
 		in, err := r.input("[" + strconv.Itoa(i) + "]")
 		if err != nil {
 			return nil, err
@@ -276,40 +273,137 @@ func (w *jsonWriter) matrix(rows [][]Entry) {
 	w.buf = append(w.buf, ']')
 }
 
-// tokenReader walks the tokens of a document whose syntax is known to be valid.
-type tokenReader struct {
-	dec *json.Decoder
+// jsonReader walks the tokens of a document whose syntax encoding/json has
+// checked. It relies on that check: on anything else it would misread or
+// panic.
+type jsonReader struct {
+	data []byte
+	pos  int
 }
 
-// noopValue accepts any JSON value; unmarshalling into it checks syntax only.
-type noopValue struct{}
+// jsonToken is one JSON token: kind is '{', '}', '[', ']', '"' (a string), '0' (a
+// number), 't', 'f' or 'n' (null), and raw its text, quotes included.
+type jsonToken struct {
+	kind byte
+	raw  []byte
+}
 
-func (*noopValue) UnmarshalJSON([]byte) error { return nil }
+// jsonSyntaxOnly accepts any JSON value; unmarshalling into it checks syntax only.
+type jsonSyntaxOnly struct{}
 
-func newTokenReader(data []byte) (*tokenReader, error) {
+func (*jsonSyntaxOnly) UnmarshalJSON([]byte) error { return nil }
+
+func newTokenReader(data []byte) (*jsonReader, error) {
 	if len(data) > MaxJSONSize {
 		return nil, fieldErr("input", "is %d bytes, more than the limit of %d (256 MiB)", len(data), MaxJSONSize)
 	}
-	if err := json.Unmarshal(data, new(noopValue)); err != nil {
+	if !json.Valid(data) {
+		// Unmarshal says where the syntax breaks; jsonSyntaxOnly keeps it from
+		// building anything.
+		err := json.Unmarshal(data, new(jsonSyntaxOnly))
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return nil, fieldErr("input", "is not valid JSON: %v (at byte offset %d)", se, se.Offset)
 		}
 		return nil, fieldErr("input", "is not valid JSON: %v", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	return &tokenReader{dec: dec}, nil
+	return &jsonReader{data: data}, nil
 }
 
-// next returns the next token. Syntax was checked up front, so an error here
-// means encoding/json and the first pass disagree; it is still reported.
-func (r *tokenReader) next() (json.Token, error) {
-	tok, err := r.dec.Token()
-	if err != nil {
-		return nil, fieldErr("input", "is not valid JSON: %v (at byte offset %d)", err, r.dec.InputOffset())
+// skip moves past white space and the separators ',' and ':', which a valid
+// document has only where the grammar puts them.
+func (r *jsonReader) skip() {
+	for r.pos < len(r.data) {
+		switch r.data[r.pos] {
+		case ' ', '\t', '\n', '\r', ',', ':':
+			r.pos++
+		default:
+			return
+		}
 	}
-	return tok, nil
+}
+
+// more reports whether the list or object being read has another element.
+func (r *jsonReader) more() bool {
+	r.skip()
+	return r.data[r.pos] != ']' && r.data[r.pos] != '}'
+}
+
+// next returns the next token.
+func (r *jsonReader) next() jsonToken {
+	r.skip()
+	start := r.pos
+	kind := r.data[r.pos]
+	r.pos++
+	switch kind {
+	case '{', '}', '[', ']':
+	case '"':
+		for r.data[r.pos] != '"' {
+			if r.data[r.pos] == '\\' {
+				r.pos++ // the escaped byte does not end the string
+			}
+			r.pos++
+		}
+		r.pos++
+	case 't', 'n': // true, null
+		r.pos += 3
+	case 'f': // false
+		r.pos += 4
+	default:
+		kind = '0'
+		for r.pos < len(r.data) && strings.IndexByte("0123456789+-.eE", r.data[r.pos]) >= 0 {
+			r.pos++
+		}
+	}
+	return jsonToken{kind: kind, raw: r.data[start:r.pos]}
+}
+
+// str returns the value of a string token.
+func (t jsonToken) str() string {
+	body := t.raw[1 : len(t.raw)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return string(body)
+	}
+	var s string
+	if err := json.Unmarshal(t.raw, &s); err != nil {
+		panic("yuma: valid JSON string " + strconv.Quote(string(t.raw)) + " does not unquote: " + err.Error())
+	}
+	return s
+}
+
+// String describes a jsonToken for an error message, on one line and briefly.
+func (t jsonToken) String() string {
+	switch t.kind {
+	case 'n':
+		return "null"
+	case 't':
+		return "true"
+	case 'f':
+		return "false"
+	case '0':
+		return clipString(string(t.raw))
+	case '"':
+		return "the string " + strconv.Quote(clipString(t.str()))
+	case '{':
+		return "an object"
+	case '[':
+		return "a list"
+	}
+	return "the end of a list or object"
+}
+
+// jsonDigits returns the value of a run of decimal digits, and false when b is
+// empty, holds anything else or overflows u64.
+func jsonDigits(b []byte) (uint64, bool) {
+	var v uint64
+	for _, c := range b {
+		d := uint64(c - '0')
+		if d > 9 || v > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, len(b) > 0
 }
 
 // inputFieldID numbers the fields of an input object.
@@ -368,7 +462,7 @@ var inputFieldIDs = func() map[string]inputFieldID {
 
 // input reads one input object; prefix ("" or "[i]") is put before every
 // field name in errors.
-func (r *tokenReader) input(prefix string) (*Input, error) {
+func (r *jsonReader) input(prefix string) (*Input, error) {
 	in, err := r.inputObject(prefix)
 	if err != nil {
 		return nil, err
@@ -379,33 +473,25 @@ func (r *tokenReader) input(prefix string) (*Input, error) {
 	return in, nil
 }
 
-func (r *tokenReader) inputObject(prefix string) (*Input, error) {
+func (r *jsonReader) inputObject(prefix string) (*Input, error) {
 	path := func(name string) string {
 		if prefix == "" {
 			return name
 		}
 		return prefix + "." + name
 	}
-	tok, err := r.next()
-	if err != nil {
-		return nil, err
-	}
-	if tok != json.Delim('{') {
+	if tok := r.next(); tok.kind != '{' {
 		where := "input"
 		if prefix != "" {
 			where = prefix
 		}
-		return nil, fieldErr(where, "must be a JSON object, got %s", describeToken(tok))
+		return nil, fieldErr(where, "must be a JSON object, got %s", tok)
 	}
 	in := &Input{OwnerUID: -1}
 	var seen [numInputFields]bool
 	var factor uint64
-	for r.dec.More() {
-		tok, err := r.next()
-		if err != nil {
-			return nil, err
-		}
-		name := tok.(string) // object keys are strings
+	for r.more() {
+		name := r.next().str() // object keys are strings
 		id, ok := inputFieldIDs[name]
 		if !ok {
 			return nil, fieldErr(path(quoteFieldName(name)), "is not a field of an epoch input")
@@ -414,10 +500,9 @@ func (r *tokenReader) inputObject(prefix string) (*Input, error) {
 			return nil, fieldErr(path(name), "appears twice")
 		}
 		seen[id] = true
-		if tok, err = r.next(); err != nil {
-			return nil, err
-		}
+		tok := r.next()
 		f := path(name)
+		var err error
 		switch id {
 		case jfN:
 			var v uint64
@@ -443,10 +528,10 @@ func (r *tokenReader) inputObject(prefix string) (*Input, error) {
 		case jfStakeThreshold:
 			in.StakeThreshold, err = tokenUintField(f, tok, math.MaxUint64)
 		case jfOwnerUID:
-			if tok != nil {
-				var v uint64
-				if v, err = tokenUintField(f, tok, MaxUIDs-1); err != nil {
-					err = fieldErr(f, "must be a uid in [0, %d] or null, got %s", MaxUIDs-1, describeToken(tok))
+			if tok.kind != 'n' {
+				v, ok := tokenUint(tok, MaxUIDs-1)
+				if !ok {
+					err = fieldErr(f, "must be a uid in [0, %d] or null, got %s", MaxUIDs-1, tok)
 				}
 				in.OwnerUID = int(v)
 			}
@@ -465,7 +550,7 @@ func (r *tokenReader) inputObject(prefix string) (*Input, error) {
 		case jfLiquidAlpha:
 			in.LiquidAlpha, err = tokenBoolField(f, tok)
 		case jfAlphaValues:
-			in.AlphaLow, in.AlphaHigh, err = r.pair(f, tok, "[low, high]")
+			in.AlphaLow, in.AlphaHigh, err = r.pair(func() string { return f }, tok, "[low, high]")
 		case jfAlphaSteepness:
 			in.AlphaSteepness, err = tokenI16Field(f, tok)
 		case jfLastMechanismStepBlock:
@@ -489,9 +574,7 @@ func (r *tokenReader) inputObject(prefix string) (*Input, error) {
 			return nil, err
 		}
 	}
-	if _, err := r.next(); err != nil { // '}'
-		return nil, err
-	}
+	r.next() // '}'
 
 	for id, name := range inputFieldNames {
 		switch inputFieldID(id) {
@@ -518,7 +601,7 @@ func (r *tokenReader) inputObject(prefix string) (*Input, error) {
 	return in, nil
 }
 
-// CutoffBlocks is get_activity_cutoff_blocks: max(factor*tempo/1000, 1), with
+// cutoffBlocks is get_activity_cutoff_blocks: max(factor*tempo/1000, 1), with
 // the product saturating at u64::MAX (yuma-epoch.md §3).
 func cutoffBlocks(factorMilli, tempo uint64) uint64 {
 	prod := uint64(math.MaxUint64)
@@ -528,7 +611,7 @@ func cutoffBlocks(factorMilli, tempo uint64) uint64 {
 	return max(prod/1000, 1)
 }
 
-// prefixed puts prefix ("[i]") before the field of a *FieldError.
+// prefixFieldError puts prefix ("[i]") before the field of a *FieldError.
 func prefixFieldError(prefix string, err error) error {
 	var fe *FieldError
 	if prefix == "" || !errors.As(err, &fe) {
@@ -538,31 +621,30 @@ func prefixFieldError(prefix string, err error) error {
 }
 
 // list calls each for every element of the list that starts with tok.
-func (r *tokenReader) list(field string, tok json.Token, what string, each func(i int, tok json.Token) error) error {
-	if tok != json.Delim('[') {
-		return fieldErr(field, "must be a list of %s, got %s", what, describeToken(tok))
+func (r *jsonReader) list(field string, tok jsonToken, what string, each func(i int, tok jsonToken) error) error {
+	if tok.kind != '[' {
+		return fieldErr(field, "must be a list of %s, got %s", what, tok)
 	}
-	for i := 0; r.dec.More(); i++ {
+	for i := 0; r.more(); i++ {
 		if i == maxListLen {
 			return fieldErr(field, "has more than %d entries", maxListLen)
 		}
-		tok, err := r.next()
-		if err != nil {
-			return err
-		}
-		if err := each(i, tok); err != nil {
+		if err := each(i, r.next()); err != nil {
 			return err
 		}
 	}
-	_, err := r.next() // ']'
-	return err
+	r.next() // ']'
+	return nil
 }
 
 func jsonIndex(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
 
-func (r *tokenReader) uintList(field string, tok json.Token) ([]uint64, error) {
+// Element paths such as "weights[3][1]" are built only for an error: the
+// lists of a large input have millions of elements.
+
+func (r *jsonReader) uintList(field string, tok jsonToken) ([]uint64, error) {
 	var vs []uint64
-	err := r.list(field, tok, "integers", func(i int, tok json.Token) error {
+	err := r.list(field, tok, "integers", func(i int, tok jsonToken) error {
 		v, ok := tokenUint(tok, math.MaxUint64)
 		if !ok {
 			return tokenUintError(jsonIndex(field, i), tok, math.MaxUint64)
@@ -573,31 +655,33 @@ func (r *tokenReader) uintList(field string, tok json.Token) ([]uint64, error) {
 	return vs, err
 }
 
-func (r *tokenReader) boolList(field string, tok json.Token) ([]bool, error) {
+func (r *jsonReader) boolList(field string, tok jsonToken) ([]bool, error) {
 	var vs []bool
-	err := r.list(field, tok, "true/false values", func(i int, tok json.Token) error {
-		v, err := tokenBoolField(jsonIndex(field, i), tok)
-		vs = append(vs, v)
-		return err
+	err := r.list(field, tok, "true/false values", func(i int, tok jsonToken) error {
+		if tok.kind != 't' && tok.kind != 'f' {
+			return tokenBoolError(jsonIndex(field, i), tok)
+		}
+		vs = append(vs, tok.kind == 't')
+		return nil
 	})
 	return vs, err
 }
 
 // commitBlocks reads null (no commits) or a list of blocks with null for
 // NoCommit. An empty list stays distinct from null.
-func (r *tokenReader) commitBlocks(field string, tok json.Token) ([]uint64, error) {
-	if tok == nil {
+func (r *jsonReader) commitBlocks(field string, tok jsonToken) ([]uint64, error) {
+	if tok.kind == 'n' {
 		return nil, nil
 	}
 	vs := []uint64{}
-	err := r.list(field, tok, "blocks or nulls", func(i int, tok json.Token) error {
-		if tok == nil {
+	err := r.list(field, tok, "blocks or nulls", func(i int, tok jsonToken) error {
+		if tok.kind == 'n' {
 			vs = append(vs, NoCommit)
 			return nil
 		}
 		v, ok := tokenUint(tok, math.MaxUint64)
 		if !ok {
-			return fieldErr(jsonIndex(field, i), "must be a block number in [0, %d] or null, got %s", uint64(math.MaxUint64), describeToken(tok))
+			return fieldErr(jsonIndex(field, i), "must be a block number in [0, %d] or null, got %s", uint64(math.MaxUint64), tok)
 		}
 		vs = append(vs, v)
 		return nil
@@ -605,57 +689,72 @@ func (r *tokenReader) commitBlocks(field string, tok json.Token) ([]uint64, erro
 	return vs, err
 }
 
-// pair reads a list of exactly two u16 values.
-func (r *tokenReader) pair(field string, tok json.Token, shape string) (a, b uint16, err error) {
+// pair reads a list of exactly two u16 values; field gives its path.
+func (r *jsonReader) pair(field func() string, tok jsonToken, shape string) (a, b uint16, err error) {
+	if tok.kind != '[' {
+		return 0, 0, fieldErr(field(), "must be a list of two integers %s, got %s", shape, tok)
+	}
 	var got [2]uint16
 	n := 0
-	err = r.list(field, tok, "two integers "+shape, func(i int, tok json.Token) error {
-		if i >= 2 {
-			return fieldErr(field, "must have exactly 2 entries %s, got more", shape)
+	for ; r.more(); n++ {
+		if n == 2 {
+			return 0, 0, fieldErr(field(), "must have exactly 2 entries %s, got more", shape)
 		}
-		v, err := tokenU16Field(jsonIndex(field, i), tok)
-		got[i] = v
-		n++
-		return err
-	})
-	if err == nil && n != 2 {
-		err = fieldErr(field, "must have exactly 2 entries %s, got %d", shape, n)
+		tok := r.next()
+		v, ok := tokenUint(tok, math.MaxUint16)
+		if !ok {
+			return 0, 0, tokenUintError(jsonIndex(field(), n), tok, math.MaxUint16)
+		}
+		got[n] = uint16(v)
 	}
-	return got[0], got[1], err
+	r.next() // ']'
+	if n != 2 {
+		return 0, 0, fieldErr(field(), "must have exactly 2 entries %s, got %d", shape, n)
+	}
+	return got[0], got[1], nil
 }
 
 // matrix reads sparse rows: a list of rows, each a list of [uid, value] pairs.
-func (r *tokenReader) matrix(field string, tok json.Token) ([][]Entry, error) {
+func (r *jsonReader) matrix(field string, tok jsonToken) ([][]Entry, error) {
 	var rows [][]Entry
-	err := r.list(field, tok, "rows", func(i int, tok json.Token) error {
-		rowField := jsonIndex(field, i)
+	err := r.list(field, tok, "rows", func(i int, tok jsonToken) error {
+		rowField := func() string { return jsonIndex(field, i) }
+		if tok.kind != '[' {
+			return fieldErr(rowField(), "must be a list of [uid, value] pairs, got %s", tok)
+		}
 		var row []Entry
-		err := r.list(rowField, tok, "[uid, value] pairs", func(k int, tok json.Token) error {
-			uid, v, err := r.pair(jsonIndex(rowField, k), tok, "[uid, value]")
+		for k := 0; r.more(); k++ {
+			if k == maxListLen {
+				return fieldErr(rowField(), "has more than %d entries", maxListLen)
+			}
+			uid, v, err := r.pair(func() string { return jsonIndex(rowField(), k) }, r.next(), "[uid, value]")
+			if err != nil {
+				return err
+			}
 			row = append(row, Entry{UID: uid, Value: v})
-			return err
-		})
+		}
+		r.next() // ']'
 		rows = append(rows, row)
-		return err
+		return nil
 	})
 	return rows, err
 }
 
-// parseUint returns the value of an integer token in [0, max].
-func tokenUint(tok json.Token, max uint64) (uint64, bool) {
-	num, ok := tok.(json.Number)
-	if !ok {
+// tokenUint returns the value of an integer jsonToken in [0, max]; "-1", "1.5"
+// and "1e3" are not.
+func tokenUint(tok jsonToken, max uint64) (uint64, bool) {
+	if tok.kind != '0' {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(string(num), 10, 64) // rejects "-1", "1.5", "1e3"
-	return v, err == nil && v <= max
+	v, ok := jsonDigits(tok.raw)
+	return v, ok && v <= max
 }
 
-func tokenUintError(field string, tok json.Token, max uint64) error {
-	return fieldErr(field, "must be an integer in [0, %d], got %s", max, describeToken(tok))
+func tokenUintError(field string, tok jsonToken, max uint64) error {
+	return fieldErr(field, "must be an integer in [0, %d], got %s", max, tok)
 }
 
-func tokenUintField(field string, tok json.Token, max uint64) (uint64, error) {
+func tokenUintField(field string, tok jsonToken, max uint64) (uint64, error) {
 	v, ok := tokenUint(tok, max)
 	if !ok {
 		return 0, tokenUintError(field, tok, max)
@@ -663,66 +762,50 @@ func tokenUintField(field string, tok json.Token, max uint64) (uint64, error) {
 	return v, nil
 }
 
-func tokenU16Field(field string, tok json.Token) (uint16, error) {
+func tokenU16Field(field string, tok jsonToken) (uint16, error) {
 	v, err := tokenUintField(field, tok, math.MaxUint16)
 	return uint16(v), err
 }
 
-func tokenI16Field(field string, tok json.Token) (int16, error) {
-	if num, ok := tok.(json.Number); ok {
-		if v, err := strconv.ParseInt(string(num), 10, 16); err == nil {
-			return int16(v), nil
+func tokenI16Field(field string, tok jsonToken) (int16, error) {
+	if tok.kind == '0' {
+		if tok.raw[0] != '-' {
+			if v, ok := jsonDigits(tok.raw); ok && v <= math.MaxInt16 {
+				return int16(v), nil
+			}
+		} else if v, ok := jsonDigits(tok.raw[1:]); ok && v <= -math.MinInt16 {
+			return int16(-int64(v)), nil
 		}
 	}
-	return 0, fieldErr(field, "must be an integer in [%d, %d], got %s", math.MinInt16, math.MaxInt16, describeToken(tok))
+	return 0, fieldErr(field, "must be an integer in [%d, %d], got %s", math.MinInt16, math.MaxInt16, tok)
 }
 
-func tokenBoolField(field string, tok json.Token) (bool, error) {
-	v, ok := tok.(bool)
-	if !ok {
-		return false, fieldErr(field, "must be true or false, got %s", describeToken(tok))
+func tokenBoolError(field string, tok jsonToken) error {
+	return fieldErr(field, "must be true or false, got %s", tok)
+}
+
+func tokenBoolField(field string, tok jsonToken) (bool, error) {
+	if tok.kind != 't' && tok.kind != 'f' {
+		return false, tokenBoolError(field, tok)
 	}
-	return v, nil
+	return tok.kind == 't', nil
 }
 
-// variantValue accepts the vectors' descriptive names, such as
+// tokenVariantField accepts the vectors' descriptive names, such as
 // "sparse (epoch_mechanism / Pallet::epoch)", by their first word.
-func tokenVariantField(field string, tok json.Token) (Variant, error) {
-	if s, ok := tok.(string); ok {
-		switch {
+func tokenVariantField(field string, tok jsonToken) (Variant, error) {
+	if tok.kind == '"' {
+		switch s := tok.str(); {
 		case strings.HasPrefix(s, "sparse"):
 			return Sparse, nil
 		case strings.HasPrefix(s, "dense"):
 			return Dense, nil
 		}
 	}
-	return 0, fieldErr(field, `must be a string starting with "sparse" or "dense", got %s`, describeToken(tok))
+	return 0, fieldErr(field, `must be a string starting with "sparse" or "dense", got %s`, tok)
 }
 
-// describe names a token for an error message, on one line and briefly.
-func describeToken(tok json.Token) string {
-	switch v := tok.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return strconv.FormatBool(v)
-	case json.Number:
-		return clipString(string(v))
-	case string:
-		return "the string " + strconv.Quote(clipString(v))
-	case json.Delim:
-		switch v {
-		case '{':
-			return "an object"
-		case '[':
-			return "a list"
-		}
-		return "the end of a list or object"
-	}
-	return fmt.Sprintf("%v", tok)
-}
-
-// clip shortens s to at most 40 bytes (plus an ellipsis).
+// clipString shortens s to at most 40 bytes (plus an ellipsis).
 func clipString(s string) string {
 	const limit = 40
 	if len(s) <= limit {
@@ -731,7 +814,7 @@ func clipString(s string) string {
 	return s[:limit] + "..."
 }
 
-// quoteKey returns a field name as is when it is a plain identifier, and
+// quoteFieldName returns a field name as is when it is a plain identifier, and
 // quoted otherwise, so an error message stays on one line.
 func quoteFieldName(s string) string {
 	for _, c := range []byte(s) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -271,6 +272,29 @@ func TestJSONDecodeInputOptionalFields(t *testing.T) {
 	}
 }
 
+func TestJSONDecodeInputEscapesAndSpace(t *testing.T) {
+	plain, err := json.Marshal(validInputJSON(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := yuma.DecodeInput(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Escaped keys and strings, and white space everywhere, read the same.
+	odd := bytes.ReplaceAll(plain, []byte(`"kappa"`), []byte(`"\u006bappa"`))
+	odd = bytes.ReplaceAll(odd, []byte(`"sparse"`), []byte(`"spars\u0065 (epoch_mechanism)"`))
+	odd = bytes.ReplaceAll(odd, []byte(`,`), []byte(" ,\n\t"))
+	odd = bytes.ReplaceAll(odd, []byte(`:`), []byte("\r: "))
+	got, err := yuma.DecodeInput(odd)
+	if err != nil {
+		t.Fatalf("%v in %s", err, odd)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("escapes and white space changed the input:\n got %+v\nwant %+v", got, want)
+	}
+}
+
 func TestJSONDecodeInputSizeLimit(t *testing.T) {
 	data := make([]byte, yuma.MaxJSONSize+1) // untouched pages: no real memory
 	_, err := yuma.DecodeInput(data)
@@ -414,7 +438,11 @@ func FuzzDecodeInput(f *testing.F) {
 	for _, c := range loadJSONVectorCases(f) {
 		f.Add([]byte(c.Input))
 	}
-	for _, s := range []string{``, `{}`, `[]`, `null`, `{"n":0}`, `{"n":1e3}`, `{"weights":[[[0,1]]]}`} {
+	small := yuma.Synthetic(yuma.SynthConfig{N: 3, Validators: 1, Seed: 1, WeightsPerValidator: 2})
+	if data, err := yuma.EncodeInput(&small); err == nil {
+		f.Add(data)
+	}
+	for _, s := range []string{``, `{}`, `[]`, `null`, `{"n":0}`, `{"n":1e3}`, `{"weights":[[[0,1]]]}`, `{"\u006e": -0}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -440,5 +468,42 @@ func FuzzDecodeInput(f *testing.F) {
 		if !reflect.DeepEqual(in, again) {
 			t.Fatalf("round trip changed the input\n in: %+v\nout: %+v", in, again)
 		}
+
+		// Differential check against encoding/json: what was accepted
+		// says what the encoding says, up to the documented defaults.
+		want, ok := genericJSON(t, data).(map[string]any)
+		if !ok {
+			t.Fatalf("accepted a document that is not an object: %q", data)
+		}
+		delete(want, "activity_cutoff_factor_milli")
+		want["activity_cutoff_blocks"] = json.Number(strconv.FormatUint(in.ActivityCutoffBlocks, 10))
+		want["variant"] = in.Variant.String()
+		if _, ok := want["commit_blocks"]; !ok {
+			want["commit_blocks"] = nil
+		}
+		if got := genericJSON(t, enc); !reflect.DeepEqual(canonicalNumbers(got), canonicalNumbers(want)) {
+			t.Fatalf("encoding/json reads the input differently:\n got %s\nfrom %q", enc, data)
+		}
 	})
+}
+
+// canonicalNumbers rewrites integer json.Numbers in canonical form ("-0"
+// becomes "0") so that equal values compare equal.
+func canonicalNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return json.Number(strconv.FormatInt(i, 10))
+		}
+		return v
+	case []any:
+		for i := range v {
+			v[i] = canonicalNumbers(v[i])
+		}
+	case map[string]any:
+		for k := range v {
+			v[k] = canonicalNumbers(v[k])
+		}
+	}
+	return v
 }

@@ -178,8 +178,8 @@ func (in *Input) Validate() error {
 	if in.CommitBlocks != nil && len(in.CommitBlocks) != n {
 		return fieldErr("commit_blocks", "has %d entries, want n = %d", len(in.CommitBlocks), n)
 	}
-	if in.OwnerUID < -1 || in.OwnerUID >= MaxUIDs {
-		return fieldErr("owner_uid", "must be a uid or null, got %d", in.OwnerUID)
+	if in.OwnerUID < -1 || in.OwnerUID >= n {
+		return fieldErr("owner_uid", "must be null or a uid below n = %d, got %d", n, in.OwnerUID)
 	}
 	if in.Variant != Sparse && in.Variant != Dense {
 		return fieldErr("variant", "unknown variant %d", in.Variant)
