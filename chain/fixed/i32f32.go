@@ -104,16 +104,13 @@ func (a I32F32) SatNeg() I32F32 {
 // CheckedMul is checked_mul: floor(a*b / 2^32), or false if it does not fit.
 func (a I32F32) CheckedMul(b I32F32) (I32F32, bool) {
 	hi, lo := bits.Mul64(uint64(a), uint64(b))
-	// Correct the unsigned high word to the signed product's high word.
-	if a < 0 {
-		hi -= uint64(b)
-	}
-	if b < 0 {
-		hi -= uint64(a)
-	}
+	// Correct the unsigned high word to the signed product's high word:
+	// subtract b when a < 0 and a when b < 0 (masks instead of branches).
+	hi -= uint64(b) & uint64(int64(a)>>63)
+	hi -= uint64(a) & uint64(int64(b)>>63)
 	// The result is bits 32..95 of the 128-bit product. It fits iff bits
-	// 95..127 are all equal, i.e. the high word is within [-2^31, 2^31).
-	if h := int64(hi) >> 31; h != 0 && h != -1 {
+	// 95..127 are all equal, i.e. hi >> 31 (arithmetic) is 0 or -1.
+	if uint64(int64(hi)>>31)+1 > 1 {
 		return 0, false
 	}
 	return I32F32(hi<<32 | lo>>32), true

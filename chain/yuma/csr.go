@@ -104,7 +104,14 @@ func sumOf(x []fixed.I32F32) fixed.I32F32 {
 const u16Max = fixed.I32F32(65535 << 32)
 
 // proportionToU16 is fixed_proportion_to_u16: floor_u16_sat(x ⊗ 65535).
-func proportionToU16(x fixed.I32F32) uint16 { return x.SatMul(u16Max).FloorU16() }
+// For 0 <= x <= 1 (every bond and normalized share) the product is below 2^48
+// and its floor is a shift, which is what the general path computes too.
+func proportionToU16(x fixed.I32F32) uint16 {
+	if uint64(x) <= 1<<32 {
+		return uint16(uint64(x) * 65535 >> 32)
+	}
+	return x.SatMul(u16Max).FloorU16()
+}
 
 // u16Proportion is u16_proportion_to_fixed: I32F32(x) safe_div I32F32(65535)
 // = trunc((x·2^32·2^32) / (65535·2^32)) = trunc(x·2^32 / 65535), a division

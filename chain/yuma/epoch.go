@@ -28,7 +28,7 @@ type Workspace struct {
 	// weighted median
 	score                []fixed.I32F32 // column-major n × k
 	colNonzero           []bool
-	wmCur, wmLow, wmHigh []int32
+	wmCur, wmLow, wmHigh []wmPair
 
 	// dense row scratch for the row-wise sparse operations
 	rowA, rowB, rowC []fixed.I32F32
@@ -423,16 +423,17 @@ func (ws *Workspace) weightedMedianCols(n int, kappa fixed.I32F32) {
 // integer adds are exact. That lets the partition loop run without branches.
 func (ws *Workspace) weightedMedian(stake, score []fixed.I32F32, minority, lo, hi fixed.I32F32) fixed.I32F32 {
 	n := len(stake)
-	// The three index buffers trade places as partitions shrink; they keep
-	// their arrays between calls, so the loop allocates nothing when warm.
+	// The partitions hold (score, stake) pairs in their Rust order rather
+	// than indices, so the loop reads memory in sequence. The three buffers
+	// trade places as partitions shrink and keep their arrays between calls.
 	if len(ws.wmCur) < n {
-		ws.wmCur = make([]int32, n)
-		ws.wmLow = make([]int32, n)
-		ws.wmHigh = make([]int32, n)
+		ws.wmCur = make([]wmPair, n)
+		ws.wmLow = make([]wmPair, n)
+		ws.wmHigh = make([]wmPair, n)
 	}
 	cur, lower, upper := ws.wmCur[:n], ws.wmLow[:n], ws.wmHigh[:n]
 	for i := range cur {
-		cur[i] = int32(i)
+		cur[i] = wmPair{score[i], stake[i]}
 	}
 	for iter := 0; ; {
 		m := len(cur)
@@ -440,19 +441,18 @@ func (ws *Workspace) weightedMedian(stake, score []fixed.I32F32, minority, lo, h
 			return 0
 		}
 		if m == 1 {
-			return score[cur[0]]
+			return cur[0].score
 		}
-		pivot := score[cur[m/2]]
+		pivot := cur[m/2].score
 		var loStake, hiStake fixed.I32F32
 		nl, nh := 0, 0
-		for _, idx := range cur {
-			s, st := score[idx], stake[idx]
-			lower[nl], upper[nh] = idx, idx
-			isLo, isHi := b2i(s < pivot), b2i(s > pivot)
+		for _, p := range cur {
+			lower[nl], upper[nh] = p, p
+			isLo, isHi := b2i(p.score < pivot), b2i(p.score > pivot)
 			nl += isLo
 			nh += isHi
-			loStake += st & fixed.I32F32(-isLo)
-			hiStake += st & fixed.I32F32(-isHi)
+			loStake += p.stake & fixed.I32F32(-isLo)
+			hiStake += p.stake & fixed.I32F32(-isHi)
 		}
 		switch {
 		case minority < lo+loStake && nl > 0:
@@ -471,6 +471,9 @@ func (ws *Workspace) weightedMedian(stake, score []fixed.I32F32, minority, lo, h
 	}
 }
 
+// wmPair is one row's score and stake inside weightedMedian.
+type wmPair struct{ score, stake fixed.I32F32 }
+
 // b2i is 1 for true and 0 for false, without a branch.
 func b2i(b bool) int {
 	if b {
@@ -480,26 +483,25 @@ func b2i(b bool) int {
 }
 
 // colClip is col_clip_sparse: an entry above its column's consensus becomes
-// the consensus, or is dropped when the consensus is zero.
+// the consensus, or is dropped when the consensus is zero. The loop writes
+// every entry and advances past it only when it is kept, without branches.
 func (ws *Workspace) colClip() {
 	c := &ws.clipped
-	ptr, col, val := c.builder()
+	nnz := len(ws.w.col)
+	ptr := append(c.ptr[:0], 0)
+	col, val := grow(c.col, nnz), grow(c.val, nnz)
+	k := 0
 	for i := range ws.w.rows() {
 		lo, hi := ws.w.row(i)
-		for k := lo; k < hi; k++ {
-			j, v := ws.w.col[k], ws.w.val[k]
+		for e := lo; e < hi; e++ {
+			j, v := ws.w.col[e], ws.w.val[e]
 			th := ws.consensus[j]
-			if th < v {
-				if th > 0 {
-					col, val = append(col, j), append(val, th)
-				}
-			} else {
-				col, val = append(col, j), append(val, v)
-			}
+			col[k], val[k] = j, min(th, v)
+			k += 1 - b2i(th < v && th <= 0)
 		}
-		ptr = append(ptr, int32(len(col)))
+		ptr = append(ptr, int32(k))
 	}
-	c.set(ptr, col, val)
+	c.set(ptr, col[:k], val[:k])
 }
 
 // rowScratch makes the dense row buffers at least n long.
