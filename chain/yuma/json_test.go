@@ -4,57 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
 	"taobox/chain/yuma"
+	"taobox/internal/vectors"
 )
 
-// jsonVectorCase is one whole-epoch record of vectors/yuma/epochs.json.
-type jsonVectorCase struct {
-	Name    string
-	Input   json.RawMessage // input_state
-	Outputs json.RawMessage // python_port_outputs
-}
-
-// loadJSONVectorCases reads the epoch vectors from ../shared when the
-// checkout sits beside it, else from the copy in testdata.
-func loadJSONVectorCases(t testing.TB) []jsonVectorCase {
+// loadJSONVectorCases returns the whole-epoch vectors.
+func loadJSONVectorCases(t testing.TB) []vectors.Epoch {
 	t.Helper()
-	var data []byte
-	var err error
-	for _, p := range []string{"../../../shared/vectors/yuma/epochs.json", "testdata/epochs.json"} {
-		if data, err = os.ReadFile(p); err == nil {
-			break
-		}
-	}
+	cases, err := vectors.Epochs()
 	if err != nil {
-		t.Fatalf("no epoch vectors: %v", err)
-	}
-	var file struct {
-		Epoch []struct {
-			Test   string `json:"test"`
-			Epochs []struct {
-				Label   string          `json:"label"`
-				Input   json.RawMessage `json:"input_state"`
-				Outputs json.RawMessage `json:"python_port_outputs"`
-			} `json:"epochs"`
-		} `json:"epoch"`
-	}
-	if err := json.Unmarshal(data, &file); err != nil {
-		t.Fatalf("epoch vectors: %v", err)
-	}
-	var cases []jsonVectorCase
-	for _, rec := range file.Epoch {
-		for _, ep := range rec.Epochs {
-			cases = append(cases, jsonVectorCase{Name: rec.Test + "/" + ep.Label, Input: ep.Input, Outputs: ep.Outputs})
-		}
-	}
-	if len(cases) == 0 {
-		t.Fatal("epoch vectors hold no input_state")
+		t.Fatal(err)
 	}
 	return cases
 }
@@ -75,18 +39,18 @@ func TestJSONInputVectorsRoundTrip(t *testing.T) {
 	for _, c := range loadJSONVectorCases(t) {
 		in, err := yuma.DecodeInput(c.Input)
 		if err != nil {
-			t.Fatalf("%s: DecodeInput: %v", c.Name, err)
+			t.Fatalf("%s: DecodeInput: %v", c.Name(), err)
 		}
 		enc, err := yuma.EncodeInput(in)
 		if err != nil {
-			t.Fatalf("%s: EncodeInput: %v", c.Name, err)
+			t.Fatalf("%s: EncodeInput: %v", c.Name(), err)
 		}
 		again, err := yuma.DecodeInput(enc)
 		if err != nil {
-			t.Fatalf("%s: DecodeInput(EncodeInput): %v\n%s", c.Name, err, enc)
+			t.Fatalf("%s: DecodeInput(EncodeInput): %v\n%s", c.Name(), err, enc)
 		}
 		if !reflect.DeepEqual(in, again) {
-			t.Fatalf("%s: round trip changed the input:\n got %+v\nwant %+v", c.Name, again, in)
+			t.Fatalf("%s: round trip changed the input:\n got %+v\nwant %+v", c.Name(), again, in)
 		}
 
 		// The encoding says what the vector says, except that the cutoff
@@ -95,7 +59,7 @@ func TestJSONInputVectorsRoundTrip(t *testing.T) {
 		delete(want, "activity_cutoff_factor_milli")
 		want["variant"] = in.Variant.String()
 		if got := genericJSON(t, enc); !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s: encoding differs from the vector:\n got %s\nwant %s", c.Name, enc, c.Input)
+			t.Fatalf("%s: encoding differs from the vector:\n got %s\nwant %s", c.Name(), enc, c.Input)
 		}
 	}
 }
@@ -382,7 +346,7 @@ func TestJSONEncodeOutputMatchesVectors(t *testing.T) {
 	for _, c := range loadJSONVectorCases(t) {
 		var py pythonOutputs
 		if err := json.Unmarshal(c.Outputs, &py); err != nil {
-			t.Fatalf("%s: %v", c.Name, err)
+			t.Fatalf("%s: %v", c.Name(), err)
 		}
 		out := &yuma.Output{
 			StakeWeight: py.StakeWeight, Consensus: py.Consensus, Incentive: py.Incentive,
@@ -405,7 +369,7 @@ func TestJSONEncodeOutputMatchesVectors(t *testing.T) {
 		delete(want, "last_tempo")
 		delete(want, "raw_I32F32")
 		if got := genericJSON(t, enc); !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s:\n got %s\nwant %s", c.Name, enc, c.Outputs)
+			t.Fatalf("%s:\n got %s\nwant %s", c.Name(), enc, c.Outputs)
 		}
 	}
 }

@@ -6,23 +6,22 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"testing"
 
 	"taobox/chain/fixed"
+	"taobox/internal/vectors"
 )
 
-// vectorPath returns the shared vector file when ../shared is present (the
-// ground truth), else the copy under testdata so a fresh clone still tests.
+// vectorPath returns the path of a vector file (../shared first, else testdata).
 func vectorPath(t testing.TB, name string) string {
 	t.Helper()
-	shared := filepath.Join("..", "..", "..", "shared", "vectors", "yuma", name)
-	if _, err := os.Stat(shared); err == nil {
-		return shared
+	p, err := vectors.Path(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return filepath.Join("testdata", name)
+	return p
 }
 
 type vectorEpoch struct {

@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"taobox/internal/vectors"
 )
 
 // The CLI contract is tested on the real binary, built once.
@@ -69,41 +71,20 @@ type vectorCase struct {
 	outputs map[string]any // python_port_outputs, the fields taobox writes
 }
 
-// loadVectors reads the epoch vectors from ../shared beside the checkout,
-// else from chain/yuma's testdata copy.
+// loadVectors returns the whole-epoch vectors with the output fields
+// taobox writes.
 func loadVectors(t *testing.T) []vectorCase {
 	t.Helper()
-	var data []byte
-	var err error
-	for _, p := range []string{"../../../shared/vectors/yuma/epochs.json", "../../chain/yuma/testdata/epochs.json"} {
-		if data, err = os.ReadFile(p); err == nil {
-			break
-		}
-	}
+	eps, err := vectors.Epochs()
 	if err != nil {
-		t.Fatalf("no epoch vectors: %v", err)
-	}
-	var file struct {
-		Epoch []struct {
-			Test   string `json:"test"`
-			Epochs []struct {
-				Label   string          `json:"label"`
-				Input   json.RawMessage `json:"input_state"`
-				Outputs json.RawMessage `json:"python_port_outputs"`
-			} `json:"epochs"`
-		} `json:"epoch"`
-	}
-	if err := json.Unmarshal(data, &file); err != nil {
 		t.Fatal(err)
 	}
 	var cases []vectorCase
-	for _, rec := range file.Epoch {
-		for _, ep := range rec.Epochs {
-			out := decodeJSON(t, ep.Outputs).(map[string]any)
-			delete(out, "last_tempo")
-			delete(out, "raw_I32F32")
-			cases = append(cases, vectorCase{rec.Test + "/" + ep.Label, ep.Input, out})
-		}
+	for _, ep := range eps {
+		out := decodeJSON(t, ep.Outputs).(map[string]any)
+		delete(out, "last_tempo")
+		delete(out, "raw_I32F32")
+		cases = append(cases, vectorCase{ep.Name(), ep.Input, out})
 	}
 	return cases
 }
