@@ -3,9 +3,7 @@ package ymath
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"math/big"
 	"os"
@@ -14,14 +12,8 @@ import (
 	"testing"
 
 	"taobox/chain/fixed"
+	"taobox/internal/vectors"
 )
-
-// The vectors are read from the shared checkout when it exists, else from
-// the copy kept with the package so that a bare clone still tests.
-var mathVectorPaths = []string{
-	"../../../../shared/vectors/yuma/math.json",
-	"../testdata/math.json",
-}
 
 type mathCase struct {
 	Test             string         `json:"test"`
@@ -45,27 +37,24 @@ type mathFile struct {
 
 func loadMathVectors(t *testing.T) *mathFile {
 	t.Helper()
-	for _, p := range mathVectorPaths {
-		data, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("read %s: %v", p, err)
-		}
-		// UseNumber keeps raw I32F32 integers above 2^53 exact and keeps the
-		// literal text of f32 inputs written as JSON numbers.
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		var f mathFile
-		if err := dec.Decode(&f); err != nil {
-			t.Fatalf("decode %s: %v", p, err)
-		}
-		t.Logf("vectors: %s (commit %s)", p, f.Meta.Commit)
-		return &f
+	p, err := vectors.Path("math.json")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("math.json not found in %v", mathVectorPaths)
-	return nil
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read %s: %v", p, err)
+	}
+	// UseNumber keeps raw I32F32 integers above 2^53 exact and keeps the
+	// literal text of f32 inputs written as JSON numbers.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var f mathFile
+	if err := dec.Decode(&f); err != nil {
+		t.Fatalf("parse %s: %v", p, err)
+	}
+	t.Logf("vectors: %s (commit %s)", p, f.Meta.Commit)
+	return &f
 }
 
 // TestMathVectors runs every math_helpers case of math.json and requires our
