@@ -1,0 +1,138 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"taobox/chain/types"
+)
+
+// Genesis is the initial state of a chain. Its hash is the chain id that
+// every transaction signs over.
+type Genesis struct {
+	ChainName      string           `json:"chain_name"`
+	TimeMs         uint64           `json:"time_ms"` // genesis time, unix milliseconds
+	Balances       []GenesisBalance `json:"balances"`
+	Params         GlobalParams     `json:"params"`
+	SubnetDefaults Hyperparams      `json:"subnet_defaults"`
+}
+
+// GenesisBalance is an account funded at genesis.
+type GenesisBalance struct {
+	Account types.AccountID `json:"account"`
+	Free    uint64          `json:"free"`
+}
+
+// DefaultParams are the chain-wide defaults (chain-rules.md §9).
+func DefaultParams() GlobalParams {
+	return GlobalParams{
+		TransferFee:           100_000, // 0.0001 TAO
+		NetworkMinLock:        1000 * types.RaoPerTAO,
+		NetworkRateLimit:      7200,
+		LockReductionInterval: 100_800,
+		SubnetLimit:           128,
+		StakeThreshold:        0,
+		MaxDelegateTake:       11796,
+		TakeRateLimit:         216_000,
+		VotingPeriod:          7200,
+		QuorumPermille:        330,
+		RootTempo:             100,
+		RootValidators:        64,
+		MinStake:              2_000_000, // 0.002 TAO
+		ExistentialDeposit:    500,
+	}
+}
+
+// DefaultSubnetHyperparams are the values init_new_network gives a new
+// subnet (yuma-epoch.md §9, chain-rules.md §1.3 and §6.2).
+func DefaultSubnetHyperparams() Hyperparams {
+	return Hyperparams{
+		Tempo: 360, Kappa: 32767, ImmunityPeriod: 5000, MinAllowedWeights: 1, MaxWeightLimit: 65535,
+		WeightsRateLimit: 100, ActivityCutoffMilli: 13_889, MaxAllowedUIDs: 256, MaxAllowedValidators: 64,
+		BondsMovingAverage: 900_000, BondsPenalty: 65535, Yuma3: 1, AlphaLow: 45875, AlphaHigh: 58982,
+		AlphaSteepness: 1000, CommitReveal: 0, RevealPeriod: 1, MinBurn: 500_000, MaxBurn: 100 * types.RaoPerTAO,
+		ServingRateLimit: 50, BurnHalfLife: 360, BurnIncreaseMult: 1260,
+	}
+}
+
+func (g *Genesis) enc(w *types.Writer) {
+	w.String("taobox/genesis/v1")
+	w.String(g.ChainName)
+	w.U64(g.TimeMs)
+	w.Len(len(g.Balances))
+	for _, b := range g.Balances {
+		w.Fixed(b.Account[:])
+		w.U64(b.Free)
+	}
+	for _, f := range g.Params.fields() {
+		w.U64(*f)
+	}
+	for _, f := range g.SubnetDefaults.fields() {
+		w.U64(*f)
+	}
+}
+
+// ID is the chain id: the hash of the genesis' canonical encoding.
+func (g *Genesis) ID() types.Hash {
+	w := types.NewWriter(nil)
+	g.enc(w)
+	return types.HashBytes(w.Bytes())
+}
+
+// Validate checks the genesis: names, unique funded accounts, the supply
+// cap, and parameters within their bounds.
+func (g *Genesis) Validate() error {
+	if g.ChainName == "" || len(g.ChainName) > 64 {
+		return errors.New("genesis: chain_name must be 1 to 64 bytes")
+	}
+	var total uint64
+	seen := map[types.AccountID]bool{}
+	for i, b := range g.Balances {
+		if seen[b.Account] {
+			return fmt.Errorf("genesis: balances[%d]: account %s is funded twice", i, b.Account)
+		}
+		seen[b.Account] = true
+		if b.Free > MaxSupply-total {
+			return fmt.Errorf("genesis: balances exceed the 21M TAO supply at balances[%d]", i)
+		}
+		total += b.Free
+	}
+	h := g.SubnetDefaults
+	if h.Tempo < minTempo || h.Tempo > maxTempo {
+		return fmt.Errorf("genesis: subnet_defaults.tempo must be in [%d, %d]", minTempo, maxTempo)
+	}
+	if h.MaxAllowedUIDs == 0 || h.MaxAllowedUIDs > maxUIDs || h.MaxAllowedValidators == 0 || h.MaxAllowedValidators > h.MaxAllowedUIDs {
+		return errors.New("genesis: subnet_defaults needs 1 <= max_allowed_validators <= max_allowed_uids <= 256")
+	}
+	if h.MinBurn == 0 || h.MinBurn >= h.MaxBurn {
+		return errors.New("genesis: subnet_defaults needs 0 < min_burn < max_burn")
+	}
+	if g.Params.RootValidators == 0 || g.Params.RootValidators > 1024 {
+		return errors.New("genesis: params.root_validators must be in [1, 1024]")
+	}
+	if g.Params.QuorumPermille > 1000 {
+		return errors.New("genesis: params.quorum_permille must be at most 1000")
+	}
+	return nil
+}
+
+// Changes returns the state of block 0.
+func (g *Genesis) Changes() ([]Change, error) {
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	o := newOverlay(MemState{})
+	var issuance uint64
+	bal := slices.Clone(g.Balances)
+	for _, b := range bal {
+		issuance += b.Free
+		if b.Free > 0 {
+			o.store(key(pAccount, b.Account[:]), &Account{Free: b.Free})
+		}
+	}
+	o.store(key(pGlobals), &Globals{Issuance: issuance, Params: g.Params})
+	h := g.SubnetDefaults
+	o.store(key(pDefaults), &h)
+	return o.changes(), nil
+}

@@ -1,0 +1,201 @@
+package types
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func sampleHeader() Header {
+	return Header{
+		Version:    HeaderVersion,
+		ChainID:    testChain,
+		Height:     12,
+		TimeMs:     1_700_000_000_000,
+		Parent:     HashBytes([]byte("parent")),
+		TxRoot:     HashBytes([]byte("txs")),
+		StateRoot:  HashBytes([]byte("state")),
+		EventsRoot: HashBytes([]byte("events")),
+	}
+}
+
+func sampleBlock() Block {
+	_, priv := testKey(2)
+	b := Block{Header: sampleHeader(), Txs: sampleTxs()}
+	b.Header.TxRoot = TxRoot(b.Txs)
+	SignHeader(&b.Header, priv)
+	return b
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	h := sampleBlock().Header
+	enc := h.Encode()
+	if len(enc) != HeaderSize {
+		t.Fatalf("header encodes to %d bytes, HeaderSize is %d", len(enc), HeaderSize)
+	}
+	got, err := DecodeHeader(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got != h || !bytes.Equal(got.Encode(), enc) {
+		t.Errorf("round trip: %+v, want %+v", *got, h)
+	}
+	if err := VerifyHeader(got); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestHeaderHash(t *testing.T) {
+	h := sampleBlock().Header
+	want := HashBytes([]byte("taobox/header/v1"), h.Encode()[:HeaderSize-64])
+	if h.Hash() != want {
+		t.Error("Hash is not HashBytes(tag ‖ encoding without the signature)")
+	}
+	h2 := h
+	h2.ProposerSig[5] ^= 1
+	if h2.Hash() != h.Hash() {
+		t.Error("the signature changes the hash")
+	}
+	h2 = h
+	h2.StateRoot[0] ^= 1
+	if h2.Hash() == h.Hash() {
+		t.Error("the state root does not change the hash")
+	}
+}
+
+func TestVerifyHeaderFails(t *testing.T) {
+	base := sampleBlock().Header
+	other, _ := testKey(7)
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Header)
+	}{
+		{"chain id", func(h *Header) { h.ChainID[0] ^= 1 }},
+		{"height", func(h *Header) { h.Height++ }},
+		{"time", func(h *Header) { h.TimeMs++ }},
+		{"parent", func(h *Header) { h.Parent[31] ^= 1 }},
+		{"tx root", func(h *Header) { h.TxRoot[1] ^= 1 }},
+		{"state root", func(h *Header) { h.StateRoot[1] ^= 1 }},
+		{"events root", func(h *Header) { h.EventsRoot[1] ^= 1 }},
+		{"proposer", func(h *Header) { h.Proposer = other }},
+		{"version", func(h *Header) { h.Version = 2 }},
+		{"sig bit", func(h *Header) { h.ProposerSig[10] ^= 4 }},
+	} {
+		h := base
+		tc.mutate(&h)
+		if err := VerifyHeader(&h); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("%s: VerifyHeader = %v, want ErrBadSignature", tc.name, err)
+		}
+	}
+}
+
+func TestDecodeHeaderRejects(t *testing.T) {
+	sh := sampleHeader()
+	enc := sh.Encode()
+	v2 := append([]byte{}, enc...)
+	v2[1] = 2
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		is   error
+	}{
+		{"empty", nil, ErrShort},
+		{"short", enc[:HeaderSize-1], ErrShort},
+		{"trailing", append(append([]byte{}, enc...), 0), ErrTrailing},
+		{"version 2", v2, ErrBadFormat},
+		{"over cap", make([]byte, MaxHeaderSize+1), ErrTooLong},
+	} {
+		if _, err := DecodeHeader(tc.in); !errors.Is(err, tc.is) {
+			t.Errorf("%s: DecodeHeader = %v, want %v", tc.name, err, tc.is)
+		}
+	}
+}
+
+func TestBlockRoundTrip(t *testing.T) {
+	for _, b := range []Block{sampleBlock(), {Header: sampleHeader()}} {
+		enc := b.Encode()
+		got, err := DecodeBlock(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(*got, b) {
+			t.Errorf("round trip: %+v, want %+v", *got, b)
+		}
+		if !bytes.Equal(got.Encode(), enc) {
+			t.Error("re-encoding differs")
+		}
+		if got.Hash() != b.Header.Hash() {
+			t.Error("Block.Hash is not the header's")
+		}
+		if TxRoot(got.Txs) != got.Header.TxRoot && len(got.Txs) > 0 {
+			t.Error("TxRoot changed in the round trip")
+		}
+	}
+}
+
+func TestTxRoot(t *testing.T) {
+	txs := sampleTxs()
+	leaves := make([]Hash, len(txs))
+	for i := range txs {
+		leaves[i] = txs[i].Hash()
+	}
+	if TxRoot(txs) != MerkleRoot(leaves) {
+		t.Error("TxRoot is not MerkleRoot of the tx hashes")
+	}
+	if !TxRoot(nil).IsZero() {
+		t.Error("TxRoot of no txs is not zero")
+	}
+	txs[3].Sig[0] ^= 1
+	if TxRoot(txs) == MerkleRoot(leaves) {
+		t.Error("TxRoot ignores signatures")
+	}
+}
+
+func TestDecodeBlockRejects(t *testing.T) {
+	b := sampleBlock()
+	enc := b.Encode()
+	countAt := HeaderSize
+	withCount := func(n uint32) []byte {
+		c := append([]byte{}, enc...)
+		binary.BigEndian.PutUint32(c[countAt:], n)
+		return c
+	}
+	badTx := append([]byte{}, enc...)
+	badTx[countAt+4+32+16] = 99 // first tx's call kind
+	for _, tc := range []struct {
+		name, want string
+		in         []byte
+		is         error
+	}{
+		{"empty", "header.version", nil, ErrShort},
+		{"trailing", "trailing", append(append([]byte{}, enc...), 1), ErrTrailing},
+		{"count too high", "txs[18]", withCount(uint32(len(b.Txs) + 1)), ErrShort},
+		{"count too low", "trailing", withCount(uint32(len(b.Txs) - 1)), ErrTrailing},
+		{"count over cap", "block.txs", withCount(MaxBlockTxs + 1), ErrTooLong},
+		{"count past input", "cannot fit", withCount(2000), ErrShort},
+		{"bad tx", "block.txs[0]: call.kind", badTx, ErrBadFormat},
+		{"over cap", "bytes >", make([]byte, MaxBlockSize+1), ErrTooLong},
+	} {
+		_, err := DecodeBlock(tc.in)
+		if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: DecodeBlock = %v, want %v mentioning %q", tc.name, err, tc.is, tc.want)
+		}
+	}
+}
+
+func TestDecodeBlockTxOverMaxTxSize(t *testing.T) {
+	// A set_weights of 4090 pairs encodes to more than MaxTxSize: DecodeTx
+	// refuses it, so a block must too.
+	big := make([]uint16, 4090)
+	tx := Tx{Call: SetWeights{UIDs: big, Weights: big}}
+	b := Block{Header: sampleHeader(), Txs: []Tx{tx}}
+	if _, err := DecodeTx(tx.Encode()); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("DecodeTx = %v, want ErrTooLong", err)
+	}
+	if _, err := DecodeBlock(b.Encode()); !errors.Is(err, ErrTooLong) || !strings.Contains(err.Error(), "block.txs[0]") {
+		t.Errorf("DecodeBlock = %v, want ErrTooLong at block.txs[0]", err)
+	}
+}
