@@ -597,3 +597,19 @@ func TestApplyIsPure(t *testing.T) {
 		}
 	}
 }
+
+// TestSigVerifiedSkipsOnlyKnownTxs: a transaction the predicate does not
+// vouch for is still verified.
+func TestSigVerifiedSkipsOnlyKnownTxs(t *testing.T) {
+	h := newHarness(t, testGenesis(2, 10*tao))
+	good := h.tx(0, types.Transfer{To: h.id(1), Amount: 1})
+	bad := good
+	bad.Sig[0] ^= 1
+	h.env.SigVerified = func(x types.Hash) bool { return x == good.Hash() }
+	if err := h.block(bad); err == nil || !strings.Contains(err.Error(), "signature") {
+		t.Fatalf("an unvouched bad signature must be rejected: %v", err)
+	}
+	if err := h.block(good); err != nil {
+		t.Fatal(err)
+	}
+}
