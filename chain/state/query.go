@@ -161,8 +161,8 @@ func QueryMetagraph(r Reader, n types.Netuid) (*Metagraph, error) {
 // CLI and API show it.
 func HyperparamNames() map[types.Hyperparam]string {
 	out := make(map[types.Hyperparam]string, len(hyperparamRules))
-	for p, r := range hyperparamRules {
-		out[p] = r.name
+	for p := range hyperparamRules {
+		out[p] = p.String()
 	}
 	return out
 }

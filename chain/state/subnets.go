@@ -189,9 +189,9 @@ func (x *exec) appendNeuron(n types.Netuid, s *Subnet, hotkey types.AccountID) u
 	return uid
 }
 
-// hyperparamRule gives the bounds of an owner-settable parameter.
+// hyperparamRule gives the field and bounds of an owner-settable parameter;
+// its name is types.Hyperparam.String.
 type hyperparamRule struct {
-	name  string
 	field func(*Hyperparams) *uint64
 	check func(s *Subnet, v uint64) error
 }
@@ -206,57 +206,57 @@ func between(lo, hi uint64) func(*Subnet, uint64) error {
 }
 
 var hyperparamRules = map[types.Hyperparam]hyperparamRule{
-	types.ParamTempo:             {"tempo", func(h *Hyperparams) *uint64 { return &h.Tempo }, between(minTempo, maxTempo)},
-	types.ParamKappa:             {"kappa", func(h *Hyperparams) *uint64 { return &h.Kappa }, between(0, math.MaxUint16)},
-	types.ParamImmunityPeriod:    {"immunity_period", func(h *Hyperparams) *uint64 { return &h.ImmunityPeriod }, between(0, math.MaxUint16)},
-	types.ParamMinAllowedWeights: {"min_allowed_weights", func(h *Hyperparams) *uint64 { return &h.MinAllowedWeights }, between(0, maxUIDs)},
-	types.ParamMaxWeightLimit:    {"max_weight_limit", func(h *Hyperparams) *uint64 { return &h.MaxWeightLimit }, between(1, math.MaxUint16)},
-	types.ParamWeightsVersion:    {"weights_version", func(h *Hyperparams) *uint64 { return &h.WeightsVersion }, between(0, math.MaxUint64)},
-	types.ParamWeightsRateLimit:  {"weights_rate_limit", func(h *Hyperparams) *uint64 { return &h.WeightsRateLimit }, between(0, maxTempo)},
-	types.ParamActivityCutoff:    {"activity_cutoff_milli", func(h *Hyperparams) *uint64 { return &h.ActivityCutoffMilli }, between(1000, 50_000)},
-	types.ParamMaxAllowedUIDs: {"max_allowed_uids", func(h *Hyperparams) *uint64 { return &h.MaxAllowedUIDs }, func(s *Subnet, v uint64) error {
+	types.ParamTempo:             {func(h *Hyperparams) *uint64 { return &h.Tempo }, between(minTempo, maxTempo)},
+	types.ParamKappa:             {func(h *Hyperparams) *uint64 { return &h.Kappa }, between(0, math.MaxUint16)},
+	types.ParamImmunityPeriod:    {func(h *Hyperparams) *uint64 { return &h.ImmunityPeriod }, between(0, math.MaxUint16)},
+	types.ParamMinAllowedWeights: {func(h *Hyperparams) *uint64 { return &h.MinAllowedWeights }, between(0, maxUIDs)},
+	types.ParamMaxWeightLimit:    {func(h *Hyperparams) *uint64 { return &h.MaxWeightLimit }, between(1, math.MaxUint16)},
+	types.ParamWeightsVersion:    {func(h *Hyperparams) *uint64 { return &h.WeightsVersion }, between(0, math.MaxUint64)},
+	types.ParamWeightsRateLimit:  {func(h *Hyperparams) *uint64 { return &h.WeightsRateLimit }, between(0, maxTempo)},
+	types.ParamActivityCutoff:    {func(h *Hyperparams) *uint64 { return &h.ActivityCutoffMilli }, between(1000, 50_000)},
+	types.ParamMaxAllowedUIDs: {func(h *Hyperparams) *uint64 { return &h.MaxAllowedUIDs }, func(s *Subnet, v uint64) error {
 		if v < max(s.N, 1) || v > maxUIDs {
 			return fmt.Errorf("must be in [%d (registered uids), %d], got %d", max(s.N, 1), maxUIDs, v)
 		}
 		return nil
 	}},
-	types.ParamMaxAllowedValidators: {"max_allowed_validators", func(h *Hyperparams) *uint64 { return &h.MaxAllowedValidators }, func(s *Subnet, v uint64) error {
+	types.ParamMaxAllowedValidators: {func(h *Hyperparams) *uint64 { return &h.MaxAllowedValidators }, func(s *Subnet, v uint64) error {
 		return between(1, s.Hyper.MaxAllowedUIDs)(s, v)
 	}},
-	types.ParamBondsMovingAverage: {"bonds_moving_average", func(h *Hyperparams) *uint64 { return &h.BondsMovingAverage }, between(0, maxBondsMA)},
-	types.ParamBondsPenalty:       {"bonds_penalty", func(h *Hyperparams) *uint64 { return &h.BondsPenalty }, between(0, math.MaxUint16)},
-	types.ParamYuma3:              {"yuma3", func(h *Hyperparams) *uint64 { return &h.Yuma3 }, between(0, 1)},
-	types.ParamLiquidAlpha:        {"liquid_alpha", func(h *Hyperparams) *uint64 { return &h.LiquidAlpha }, between(0, 1)},
-	types.ParamAlphaLow: {"alpha_low", func(h *Hyperparams) *uint64 { return &h.AlphaLow }, func(s *Subnet, v uint64) error {
+	types.ParamBondsMovingAverage: {func(h *Hyperparams) *uint64 { return &h.BondsMovingAverage }, between(0, maxBondsMA)},
+	types.ParamBondsPenalty:       {func(h *Hyperparams) *uint64 { return &h.BondsPenalty }, between(0, math.MaxUint16)},
+	types.ParamYuma3:              {func(h *Hyperparams) *uint64 { return &h.Yuma3 }, between(0, 1)},
+	types.ParamLiquidAlpha:        {func(h *Hyperparams) *uint64 { return &h.LiquidAlpha }, between(0, 1)},
+	types.ParamAlphaLow: {func(h *Hyperparams) *uint64 { return &h.AlphaLow }, func(s *Subnet, v uint64) error {
 		if s.Hyper.LiquidAlpha == 0 {
 			return errors.New("liquid alpha is off; turn it on first")
 		}
 		return between(minAlpha, s.Hyper.AlphaHigh)(s, v)
 	}},
-	types.ParamAlphaHigh: {"alpha_high", func(h *Hyperparams) *uint64 { return &h.AlphaHigh }, func(s *Subnet, v uint64) error {
+	types.ParamAlphaHigh: {func(h *Hyperparams) *uint64 { return &h.AlphaHigh }, func(s *Subnet, v uint64) error {
 		if s.Hyper.LiquidAlpha == 0 {
 			return errors.New("liquid alpha is off; turn it on first")
 		}
 		return between(max(minAlpha, s.Hyper.AlphaLow), math.MaxUint16)(s, v)
 	}},
-	types.ParamAlphaSteepness: {"alpha_sigmoid_steepness", func(h *Hyperparams) *uint64 { return &h.AlphaSteepness }, between(0, math.MaxInt16)},
-	types.ParamCommitReveal:   {"commit_reveal", func(h *Hyperparams) *uint64 { return &h.CommitReveal }, between(0, 1)},
-	types.ParamRevealPeriod:   {"reveal_period", func(h *Hyperparams) *uint64 { return &h.RevealPeriod }, between(1, maxReveal)},
-	types.ParamMinBurn: {"min_burn", func(h *Hyperparams) *uint64 { return &h.MinBurn }, func(s *Subnet, v uint64) error {
+	types.ParamAlphaSteepness: {func(h *Hyperparams) *uint64 { return &h.AlphaSteepness }, between(0, math.MaxInt16)},
+	types.ParamCommitReveal:   {func(h *Hyperparams) *uint64 { return &h.CommitReveal }, between(0, 1)},
+	types.ParamRevealPeriod:   {func(h *Hyperparams) *uint64 { return &h.RevealPeriod }, between(1, maxReveal)},
+	types.ParamMinBurn: {func(h *Hyperparams) *uint64 { return &h.MinBurn }, func(s *Subnet, v uint64) error {
 		if v >= types.RaoPerTAO || v >= s.Hyper.MaxBurn {
 			return fmt.Errorf("must be below 1 TAO and below max_burn (%d), got %d", s.Hyper.MaxBurn, v)
 		}
 		return nil
 	}},
-	types.ParamMaxBurn: {"max_burn", func(h *Hyperparams) *uint64 { return &h.MaxBurn }, func(s *Subnet, v uint64) error {
+	types.ParamMaxBurn: {func(h *Hyperparams) *uint64 { return &h.MaxBurn }, func(s *Subnet, v uint64) error {
 		if v <= types.RaoPerTAO/10 || v <= s.Hyper.MinBurn {
 			return fmt.Errorf("must be above 0.1 TAO and above min_burn (%d), got %d", s.Hyper.MinBurn, v)
 		}
 		return nil
 	}},
-	types.ParamServingRateLimit: {"serving_rate_limit", func(h *Hyperparams) *uint64 { return &h.ServingRateLimit }, between(0, maxTempo)},
-	types.ParamBurnHalfLife:     {"burn_half_life", func(h *Hyperparams) *uint64 { return &h.BurnHalfLife }, between(1, maxHalfLife)},
-	types.ParamBurnIncreaseMult: {"burn_increase_mult", func(h *Hyperparams) *uint64 { return &h.BurnIncreaseMult }, between(minBurnMult, maxBurnMult)},
+	types.ParamServingRateLimit: {func(h *Hyperparams) *uint64 { return &h.ServingRateLimit }, between(0, maxTempo)},
+	types.ParamBurnHalfLife:     {func(h *Hyperparams) *uint64 { return &h.BurnHalfLife }, between(1, maxHalfLife)},
+	types.ParamBurnIncreaseMult: {func(h *Hyperparams) *uint64 { return &h.BurnIncreaseMult }, between(minBurnMult, maxBurnMult)},
 }
 
 // setHyperparam lets a subnet's owner change one parameter within bounds.
@@ -273,7 +273,7 @@ func (x *exec) setHyperparam(coldkey types.AccountID, c types.SetHyperparam) err
 		return fmt.Errorf("unknown hyperparameter %d", c.Param)
 	}
 	if err := rule.check(s, c.Value); err != nil {
-		return fmt.Errorf("%s %w", rule.name, err)
+		return fmt.Errorf("%s %w", c.Param, err)
 	}
 	*rule.field(&s.Hyper) = c.Value
 	if c.Param == types.ParamTempo {

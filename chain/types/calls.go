@@ -53,22 +53,22 @@ const (
 // Transfer moves free balance from the signer (coldkey) to To. A flat fee
 // is burned on top of Amount.
 type Transfer struct {
-	To     AccountID
-	Amount uint64
+	To     AccountID `json:"to"`
+	Amount uint64    `json:"amount"`
 }
 
 // RegisterNetwork creates a subnet owned by the signer (coldkey), with
 // Hotkey as its owner hotkey (uid 0). The lock cost is taken and never
 // returned.
 type RegisterNetwork struct {
-	Hotkey AccountID
+	Hotkey AccountID `json:"hotkey"`
 }
 
 // SetHyperparam sets one hyperparameter of a subnet the signer owns.
 type SetHyperparam struct {
-	Netuid Netuid
-	Param  Hyperparam
-	Value  uint64
+	Netuid Netuid     `json:"netuid"`
+	Param  Hyperparam `json:"param"`
+	Value  uint64     `json:"value"`
 }
 
 // Hyperparam names an owner-settable subnet parameter.
@@ -106,88 +106,88 @@ const (
 // paid by the signer (coldkey). MaxPrice > 0 caps the price the signer
 // accepts (subtensor's register_limit).
 type BurnedRegister struct {
-	Netuid   Netuid
-	Hotkey   AccountID
-	MaxPrice uint64
+	Netuid   Netuid    `json:"netuid"`
+	Hotkey   AccountID `json:"hotkey"`
+	MaxPrice uint64    `json:"max_price"`
 }
 
 // Serve publishes the signer's (hotkey) QUIC endpoint on a subnet: host,
 // port and the ed25519 key its TLS certificate uses.
 type Serve struct {
-	Netuid Netuid
-	Host   string
-	Port   uint16
-	TLSKey AccountID
+	Netuid Netuid    `json:"netuid"`
+	Host   string    `json:"host"`
+	Port   uint16    `json:"port"`
+	TLSKey AccountID `json:"tls_key"`
 }
 
 // AddStake moves Amount of the signer's (coldkey) free balance to stake on
 // Hotkey.
 type AddStake struct {
-	Hotkey AccountID
-	Amount uint64
+	Hotkey AccountID `json:"hotkey"`
+	Amount uint64    `json:"amount"`
 }
 
 // RemoveStake moves Amount of the signer's stake on Hotkey back to its free
 // balance.
 type RemoveStake struct {
-	Hotkey AccountID
-	Amount uint64
+	Hotkey AccountID `json:"hotkey"`
+	Amount uint64    `json:"amount"`
 }
 
 // SetTake sets the delegate take of a hotkey the signer (coldkey) owns, in
 // u16 parts of 65535 (at most 11796 = 18%).
 type SetTake struct {
-	Hotkey AccountID
-	Take   uint16
+	Hotkey AccountID `json:"hotkey"`
+	Take   uint16    `json:"take"`
 }
 
 // SetWeights sets the signer's (hotkey) weights on a subnet.
 type SetWeights struct {
-	Netuid     Netuid
-	UIDs       []uint16
-	Weights    []uint16
-	VersionKey uint64
+	Netuid     Netuid   `json:"netuid"`
+	UIDs       []uint16 `json:"uids"`
+	Weights    []uint16 `json:"weights"`
+	VersionKey uint64   `json:"version_key"`
 }
 
 // CommitWeights commits to weights by hash (commit-reveal subnets); the hash
 // is CommitHash of the revealed weights.
 type CommitWeights struct {
-	Netuid Netuid
-	Commit Hash
+	Netuid Netuid `json:"netuid"`
+	Commit Hash   `json:"commit"`
 }
 
 // RevealWeights reveals weights committed earlier.
 type RevealWeights struct {
-	Netuid     Netuid
-	UIDs       []uint16
-	Weights    []uint16
-	Salt       []byte
-	VersionKey uint64
+	Netuid     Netuid   `json:"netuid"`
+	UIDs       []uint16 `json:"uids"`
+	Weights    []uint16 `json:"weights"`
+	Salt       []byte   `json:"salt"`
+	VersionKey uint64   `json:"version_key"`
 }
 
 // SetRootWeights sets the root-network weights of a hotkey the signer
 // (coldkey) owns: how much each subnet should get of the block reward.
 type SetRootWeights struct {
-	Hotkey  AccountID
-	Netuids []uint16
-	Weights []uint16
+	Hotkey  AccountID `json:"hotkey"`
+	Netuids []uint16  `json:"netuids"`
+	Weights []uint16  `json:"weights"`
 }
 
 // Propose opens a governance proposal (signer: coldkey).
 type Propose struct {
-	Action      ProposalAction
-	Description string
+	Action      ProposalAction `json:"action"`
+	Description string         `json:"description"`
 }
 
 // ProposalAction is what a passed proposal does.
 type ProposalAction struct {
-	Kind ActionKind
+	Kind ActionKind `json:"kind"`
 	// ActionSetParam: the global parameter and its new value.
-	Param GlobalParam
-	Value uint64
+	Param GlobalParam `json:"param"`
+	Value uint64      `json:"value"`
 	// ActionApproveFirmware: the release's hash and version.
-	FirmwareHash    Hash
-	FirmwareVersion string
+	FirmwareHash    Hash   `json:"firmware_hash"`
+	FirmwareVersion string `json:"firmware_version"`
 }
 
 // ActionKind tags a ProposalAction.
@@ -215,8 +215,8 @@ const (
 
 // Vote votes on a proposal with the signer's (coldkey) stake.
 type Vote struct {
-	Proposal uint64
-	Aye      bool
+	Proposal uint64 `json:"proposal"`
+	Aye      bool   `json:"aye"`
 }
 
 func (Transfer) Kind() CallKind        { return KindTransfer }

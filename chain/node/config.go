@@ -1,0 +1,135 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"taobox/chain/state"
+	"taobox/chain/yuma"
+)
+
+// Defaults of Config.
+const (
+	DefaultBlockTime  = 12 * time.Second
+	DefaultKeepBlocks = 7200 // 24 h of 12 s blocks
+)
+
+// Config configures Open. Zero values of the optional fields select the
+// documented defaults.
+type Config struct {
+	// DataDir is the directory of the goleveldb store; it is created if
+	// needed. Required.
+	DataDir string
+
+	// Genesis is the chain's initial state. Required. On an existing data
+	// dir its ID must equal the chain id of the stored blocks.
+	Genesis *state.Genesis
+
+	// Authority is the ed25519 key of the single block producer; it signs
+	// every header. Required.
+	Authority ed25519.PrivateKey
+
+	// BlockTime is the interval between blocks produced by Run. If zero,
+	// DefaultBlockTime (12 s) is used.
+	BlockTime time.Duration
+
+	// APIAddr is the host:port of the local JSON API. "" serves no API;
+	// port 0 picks a free port (see Node.APIAddr). The host must be a
+	// loopback address ("127.0.0.1", "::1" or "localhost"): the API has
+	// no authentication.
+	APIAddr string
+
+	// Logger receives the node's logs. If nil, slog.Default() is used.
+	Logger *slog.Logger
+
+	// Engine runs the Yuma epochs. If nil, the CPU engine on all cores.
+	Engine yuma.Engine
+
+	// Now is the clock for block timestamps. If nil, time.Now. Block
+	// timestamps never go backwards: a block's TimeMs is at least its
+	// parent's.
+	Now func() time.Time
+
+	// KeepBlocks is how many recent blocks keep their body and events
+	// (the store's pruning window), and how far back GET /v1/tx/{hash}
+	// finds transactions. If zero, DefaultKeepBlocks (7200) is used;
+	// store.KeepAll keeps every block (an archive node).
+	KeepBlocks uint64
+
+	// MempoolMax caps the pending transactions. If zero,
+	// DefaultMempoolMax (10000) is used. Each account may have at most
+	// PerAccountMax (64) pending, each at most types.MaxTxSize bytes.
+	MempoolMax int
+}
+
+// Validate reports every problem of c at once. It does not change c.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("DataDir is required (the directory that holds the chain)"))
+	}
+	if c.Genesis == nil {
+		errs = append(errs, errors.New("Genesis is required (the chain's genesis file)"))
+	} else if err := c.Genesis.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Authority) != ed25519.PrivateKeySize {
+		errs = append(errs, fmt.Errorf("Authority must be an ed25519 private key of %d bytes, got %d bytes", ed25519.PrivateKeySize, len(c.Authority)))
+	}
+	if c.BlockTime < 0 {
+		errs = append(errs, fmt.Errorf("BlockTime (%v) must not be negative (zero means %v)", c.BlockTime, DefaultBlockTime))
+	} else if c.BlockTime > 0 && c.BlockTime < time.Millisecond {
+		errs = append(errs, fmt.Errorf("BlockTime (%v) must be at least 1ms", c.BlockTime))
+	}
+	if c.APIAddr != "" {
+		if err := checkLoopback(c.APIAddr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.MempoolMax < 0 {
+		errs = append(errs, fmt.Errorf("MempoolMax (%d) must not be negative (zero means %d)", c.MempoolMax, DefaultMempoolMax))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("node: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// withDefaults returns c with its zero fields filled.
+func (c Config) withDefaults() Config {
+	if c.BlockTime == 0 {
+		c.BlockTime = DefaultBlockTime
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.KeepBlocks == 0 {
+		c.KeepBlocks = DefaultKeepBlocks
+	}
+	if c.MempoolMax == 0 {
+		c.MempoolMax = DefaultMempoolMax
+	}
+	return c
+}
+
+// checkLoopback reports whether addr is host:port with a loopback host.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("APIAddr %q must be host:port, for example 127.0.0.1:8650: %v", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("APIAddr %q must be on a loopback address (127.0.0.1, ::1 or localhost): the API has no authentication", addr)
+}
