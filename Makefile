@@ -9,10 +9,11 @@ GO       ?= go
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/taobox ./cmd/taobox
 
-# The main job: today the Yuma demonstration on a synthetic 256-uid subnet;
-# the local devnet replaces it.
+# The main job: a local devnet in one process (a chain with 1 s blocks, two
+# subnets, scripted validators and miners) that prints each subnet's
+# metagraph after its epochs and stops on its own after 3 epochs of each.
 run: build
-	bin/taobox yuma demo
+	bin/taobox devnet --epochs 3
 
 test:
 	$(GO) test -count=1 ./...

@@ -75,7 +75,7 @@ func crashTxs(n *Node, h uint64) []types.Tx {
 		switch r.IntN(7) {
 		case 0:
 			to, _ := crashKey(r.IntN(14))
-			c = types.Transfer{To: to, Amount: uint64(1 + r.IntN(1000)) * 1_000_000}
+			c = types.Transfer{To: to, Amount: uint64(1+r.IntN(1000)) * 1_000_000}
 		case 1:
 			c = types.RegisterNetwork{Hotkey: hot}
 		case 2:

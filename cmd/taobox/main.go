@@ -1,6 +1,7 @@
 // Command taobox is the appliance binary: one program for the chain node,
 // miner, validator, wallet and firmware of a Bittensor-style network. Today
-// it exposes the Yuma consensus epoch; `taobox help` lists every command.
+// it runs the Yuma consensus epoch, a single-authority chain node, wallets,
+// transactions and a one-process devnet; `taobox help` lists every command.
 //
 // Exit status: 0 on success; 2 when the input or the command line is
 // malformed, with exactly one line on stderr, "taobox: <cmd>: <field>:
@@ -38,6 +39,10 @@ type command struct {
 	// runs it once they are parsed. A nil setup makes a group: the command
 	// prints the list of its subcommands.
 	setup func(fs *flag.FlagSet) func(e *env) error
+	// minArgs and maxArgs bound the positional arguments (named in args,
+	// such as NAME); they may come before, between or after the flags and
+	// reach the command as env.args. Both zero: no positional arguments.
+	minArgs, maxArgs int
 }
 
 // env is what a running command may touch.
@@ -45,6 +50,8 @@ type env struct {
 	ctx    context.Context
 	stdin  io.Reader
 	stdout io.Writer
+	stderr io.Writer // logs and progress of long-running commands
+	args   []string  // positional arguments (see command.minArgs)
 }
 
 // commands is the command table, in the order `taobox help` lists it.
@@ -54,6 +61,32 @@ var commands = []*command{
 	yumaEpochCommand,
 	yumaBatchCommand,
 	yumaDemoCommand,
+	walletCommand,
+	walletCreateCommand,
+	walletNewHotkeyCommand,
+	walletListCommand,
+	walletShowCommand,
+	genesisCommand,
+	nodeCommand,
+	devnetCommand,
+	metagraphCommand,
+	txCommand,
+	txTransferCommand,
+	txRegisterNetworkCommand,
+	txHyperparamCommand,
+	txRegisterCommand,
+	txServeCommand,
+	txStakeCommand,
+	txStakeAddCommand,
+	txStakeRemoveCommand,
+	txTakeCommand,
+	txWeightsCommand,
+	txWeightsSetCommand,
+	txWeightsCommitCommand,
+	txWeightsRevealCommand,
+	txRootWeightsCommand,
+	txProposeCommand,
+	txVoteCommand,
 	helpCommand,
 }
 
@@ -128,17 +161,36 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	runCmd := cmd.setup(fs)
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			writeHelp(stdout, cmd)
-			return 0
+	var positional []string
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				writeHelp(stdout, cmd)
+				return 0
+			}
+			return fail(stderr, cmd.name, &usageError{"flags", fmt.Sprintf("%v (see 'taobox help %s')", err, cmd.name)})
 		}
-		return fail(stderr, cmd.name, &usageError{"flags", fmt.Sprintf("%v (see 'taobox help %s')", err, cmd.name)})
+		if fs.NArg() == 0 {
+			break
+		}
+		// After "--" every argument is positional; otherwise take one and
+		// parse the flags after it.
+		take := 1
+		if used := len(rest) - fs.NArg(); used > 0 && rest[used-1] == "--" {
+			take = fs.NArg()
+		}
+		for _, a := range fs.Args()[:take] {
+			if len(positional) == cmd.maxArgs {
+				return fail(stderr, cmd.name, &usageError{"args", fmt.Sprintf("unexpected argument %q (see 'taobox help %s')", a, cmd.name)})
+			}
+			positional = append(positional, a)
+		}
+		rest = fs.Args()[take:]
 	}
-	if fs.NArg() > 0 {
-		return fail(stderr, cmd.name, &usageError{"args", fmt.Sprintf("unexpected argument %q (see 'taobox help %s')", fs.Arg(0), cmd.name)})
+	if len(positional) < cmd.minArgs {
+		return fail(stderr, cmd.name, &usageError{"args", fmt.Sprintf("missing arguments: usage: taobox %s %s (see 'taobox help %s')", cmd.name, cmd.args, cmd.name)})
 	}
-	if err := runCmd(&env{ctx: ctx, stdin: stdin, stdout: stdout}); err != nil {
+	if err := runCmd(&env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, args: positional}); err != nil {
 		return fail(stderr, cmd.name, err)
 	}
 	return 0
@@ -199,7 +251,9 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 func writeOverview(w io.Writer) {
 	var b bytes.Buffer
 	b.WriteString("taobox is one appliance binary for a Bittensor-style network. Today it runs\n" +
-		"the Yuma consensus epoch, bit for bit as subtensor does.\n\n" +
+		"the Yuma consensus epoch (bit for bit as subtensor does), a chain node with\n" +
+		"its local API, wallets, transactions, and a whole devnet in one process\n" +
+		"('taobox devnet').\n\n" +
 		"Usage:\n  taobox <command> [flags]\n\nCommands:\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 3, ' ', 0)
 	for _, c := range commands {
