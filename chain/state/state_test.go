@@ -485,11 +485,11 @@ func TestGovernance(t *testing.T) {
 // TestConservationRandom applies many random transaction sequences (valid
 // and failing calls of every kind, with epochs and emission running) and
 // checks conservation and the stake totals after every block
-// (harness.block does). TAOBOX_LONG=1 runs 20 times more sequences.
+// (harness.block does). TAOBOX_LONG=1 runs 2000 sequences.
 func TestConservationRandom(t *testing.T) {
 	seeds, blocks := 12, 150
 	if os.Getenv("TAOBOX_LONG") != "" {
-		seeds = 240
+		seeds = 2000
 	}
 	txs := 0
 	applied := map[types.CallKind]int{}
