@@ -13,9 +13,9 @@ func TestRejections(t *testing.T) {
 	g := testGenesis(8, 100_000*tao)
 	g.Params.StakeThreshold = 10 * tao
 	h := newHarness(t, g)
-	h.mustRun(0, types.RegisterNetwork{Hotkey: h.id(1)})               // subnet 1, owner 0
-	h.mustRun(2, types.BurnedRegister{Netuid: 1, Hotkey: h.id(10)})    // uid 1, coldkey 2
-	h.mustRun(3, types.BurnedRegister{Netuid: 1, Hotkey: h.id(11)})    // uid 2, coldkey 3
+	h.mustRun(0, types.RegisterNetwork{Hotkey: h.id(1)})              // subnet 1, owner 0
+	h.mustRun(2, types.BurnedRegister{Netuid: 1, Hotkey: h.id(10)})   // uid 1, coldkey 2
+	h.mustRun(3, types.BurnedRegister{Netuid: 1, Hotkey: h.id(11)})   // uid 2, coldkey 3
 	h.mustRun(2, types.AddStake{Hotkey: h.id(10), Amount: 100 * tao}) // enough for the threshold
 	h.advance(12)                                                     // an epoch: uid 1 gets a permit
 
