@@ -104,7 +104,7 @@ func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ut *unknownTx
 	switch {
 	case errors.As(err, &ut):
-		writeJSON(w, http.StatusNotFound, txStatusJSON{Status: "unknown", Hash: ut.hash, Error: ut.msg})
+		writeJSON(w, http.StatusNotFound, TxStatus{Status: "unknown", Hash: ut.hash, Error: ut.msg})
 	case errors.As(err, &he):
 		writeJSON(w, he.status, map[string]string{"error": he.msg})
 	case errors.As(err, &re):
@@ -211,8 +211,8 @@ func parseHeight(s string) (uint64, error) {
 	return v, nil
 }
 
-// headJSON is GET /v1/head.
-type headJSON struct {
+// HeadInfo is GET /v1/head.
+type HeadInfo struct {
 	Height    uint64     `json:"height"`
 	Hash      types.Hash `json:"hash"`
 	StateRoot types.Hash `json:"state_root"`
@@ -223,7 +223,7 @@ type headJSON struct {
 func (n *Node) apiHead(*http.Request) (any, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return headJSON{Height: n.head.Height, Hash: n.headID, StateRoot: n.head.StateRoot, TimeMs: n.head.TimeMs, ChainID: n.chainID}, nil
+	return HeadInfo{Height: n.head.Height, Hash: n.headID, StateRoot: n.head.StateRoot, TimeMs: n.head.TimeMs, ChainID: n.chainID}, nil
 }
 
 // apiSubmit is POST /v1/tx {"tx": "<hex>"}.
@@ -254,8 +254,8 @@ func (n *Node) apiSubmit(r *http.Request) (any, error) {
 	return map[string]types.Hash{"hash": h}, nil
 }
 
-// txStatusJSON is GET /v1/tx/{hash}.
-type txStatusJSON struct {
+// TxStatus is GET /v1/tx/{hash}.
+type TxStatus struct {
 	Status string     `json:"status"` // pending, included or unknown
 	Hash   types.Hash `json:"hash"`
 	Height *uint64    `json:"height,omitempty"`
@@ -272,10 +272,10 @@ func (n *Node) apiTx(r *http.Request) (any, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.pool.Has(h) {
-		return txStatusJSON{Status: "pending", Hash: h}, nil
+		return TxStatus{Status: "pending", Hash: h}, nil
 	}
 	if loc, ok := n.index.lookup(h); ok {
-		return txStatusJSON{Status: "included", Hash: h, Height: &loc.height, Index: &loc.index, OK: &loc.ok, Error: loc.err}, nil
+		return TxStatus{Status: "included", Hash: h, Height: &loc.height, Index: &loc.index, OK: &loc.ok, Error: loc.err}, nil
 	}
 	msg := fmt.Sprintf("transaction %s is not pending and not in the last %d blocks", h, n.cfg.KeepBlocks)
 	if reason, ok := n.index.dropReason(h); ok {
@@ -293,9 +293,9 @@ type unknownTx struct {
 
 func (e *unknownTx) Error() string { return e.msg }
 
-// accountJSON is GET /v1/account/{address}. PendingNonce is the nonce for
+// AccountInfo is GET /v1/account/{address}. PendingNonce is the nonce for
 // the account's next new transaction, counting its pending ones.
-type accountJSON struct {
+type AccountInfo struct {
 	Address      types.AccountID `json:"address"`
 	Free         uint64          `json:"free"`
 	Nonce        uint64          `json:"nonce"`
@@ -315,12 +315,12 @@ func (n *Node) apiAccount(r *http.Request) (any, error) {
 	n.mu.Lock()
 	pn := n.pool.PendingNonce(id, a.Nonce) // from the nonce read above, so pn >= a.Nonce
 	n.mu.Unlock()
-	return accountJSON{Address: id, Free: a.Free, Nonce: a.Nonce, Staked: a.Staked, PendingNonce: pn}, nil
+	return AccountInfo{Address: id, Free: a.Free, Nonce: a.Nonce, Staked: a.Staked, PendingNonce: pn}, nil
 }
 
-// subnetJSON is one subnet of GET /v1/subnets and, with Hyperparams and
+// SubnetInfo is one subnet of GET /v1/subnets and, with Hyperparams and
 // Share, GET /v1/subnet/{netuid}.
-type subnetJSON struct {
+type SubnetInfo struct {
 	Netuid       types.Netuid      `json:"netuid"`
 	Owner        types.AccountID   `json:"owner"`
 	OwnerHotkey  types.AccountID   `json:"owner_hotkey"`
@@ -336,8 +336,8 @@ type subnetJSON struct {
 	Share        *uint16           `json:"share,omitempty"` // of 65535
 }
 
-func subnetView(id types.Netuid, s *state.Subnet) subnetJSON {
-	return subnetJSON{
+func subnetView(id types.Netuid, s *state.Subnet) SubnetInfo {
+	return SubnetInfo{
 		Netuid: id, Owner: s.Owner, OwnerHotkey: s.OwnerHotkey, N: s.N, Burn: s.Burn, Pending: s.Pending,
 		Tempo: s.Hyper.Tempo, LastEpoch: s.LastEpoch, EpochIndex: s.EpochIndex, Lock: s.Lock, RegisteredAt: s.RegisteredAt,
 	}
@@ -349,7 +349,7 @@ func (n *Node) apiSubnets(*http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		out := make([]subnetJSON, 0, len(ids))
+		out := make([]SubnetInfo, 0, len(ids))
 		for _, id := range ids {
 			s, ok, err := state.QuerySubnet(sn, id)
 			if err != nil {
@@ -398,8 +398,8 @@ func (n *Node) apiSubnet(r *http.Request) (any, error) {
 	})
 }
 
-// neuronJSON is one uid of GET /v1/metagraph/{netuid}.
-type neuronJSON struct {
+// NeuronInfo is one uid of GET /v1/metagraph/{netuid}.
+type NeuronInfo struct {
 	UID             uint16          `json:"uid"`
 	Hotkey          types.AccountID `json:"hotkey"`
 	Coldkey         types.AccountID `json:"coldkey"`
@@ -415,22 +415,25 @@ type neuronJSON struct {
 	StakeWeight     uint16          `json:"stake_weight"`
 	LastUpdate      uint64          `json:"last_update"`
 	RegisteredAt    uint64          `json:"registered_at"`
-	Axon            axonJSON        `json:"axon"`
+	Axon            AxonInfo        `json:"axon"`
 	Weights         [][2]uint16     `json:"weights"`
 	Bonds           [][2]uint16     `json:"bonds"`
 }
 
-type axonJSON struct {
+// AxonInfo is a neuron's published endpoint.
+type AxonInfo struct {
 	Host   string          `json:"host"`
 	Port   uint16          `json:"port"`
 	TLSKey types.AccountID `json:"tls_key"`
 	Block  uint64          `json:"block"`
 }
 
-type metagraphJSON struct {
+// MetagraphInfo is GET /v1/metagraph/{netuid}. These wire types are
+// exported so that clients (the CLI) decode exactly what the server writes.
+type MetagraphInfo struct {
 	Netuid  types.Netuid `json:"netuid"`
 	Block   uint64       `json:"block"`
-	Neurons []neuronJSON `json:"neurons"`
+	Neurons []NeuronInfo `json:"neurons"`
 }
 
 func pairs(es []state.WeightEntry) [][2]uint16 {
@@ -457,14 +460,14 @@ func (n *Node) apiMetagraph(r *http.Request) (any, error) {
 			return nil, err
 		}
 		block, _, _ := sn.Head()
-		out := metagraphJSON{Netuid: id, Block: block, Neurons: make([]neuronJSON, len(m.Neurons))}
+		out := MetagraphInfo{Netuid: id, Block: block, Neurons: make([]NeuronInfo, len(m.Neurons))}
 		for i, nr := range m.Neurons {
-			out.Neurons[i] = neuronJSON{
+			out.Neurons[i] = NeuronInfo{
 				UID: nr.UID, Hotkey: nr.Hotkey, Coldkey: nr.Coldkey, Stake: nr.Stake, Take: nr.Take, Active: nr.Active,
 				ValidatorPermit: nr.ValidatorPermit, ValidatorTrust: nr.ValidatorTrust, Consensus: nr.Consensus,
 				Incentive: nr.Incentive, Dividends: nr.Dividends, Emission: nr.Emission, StakeWeight: nr.StakeWeight,
 				LastUpdate: nr.LastUpdate, RegisteredAt: nr.RegisteredAt,
-				Axon:    axonJSON{Host: nr.Axon.Host, Port: nr.Axon.Port, TLSKey: nr.Axon.TLSKey, Block: nr.Axon.Block},
+				Axon:    AxonInfo{Host: nr.Axon.Host, Port: nr.Axon.Port, TLSKey: nr.Axon.TLSKey, Block: nr.Axon.Block},
 				Weights: pairs(nr.Weights), Bonds: pairs(nr.Bonds),
 			}
 		}
@@ -472,8 +475,8 @@ func (n *Node) apiMetagraph(r *http.Request) (any, error) {
 	})
 }
 
-// globalsJSON is GET /v1/globals.
-type globalsJSON struct {
+// GlobalsInfo is GET /v1/globals.
+type GlobalsInfo struct {
 	Issuance              uint64             `json:"issuance"`
 	Burned                uint64             `json:"burned"`
 	Locked                uint64             `json:"locked"`
@@ -489,7 +492,7 @@ func (n *Node) apiGlobals(*http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return globalsJSON{
+	return GlobalsInfo{
 		Issuance: g.Issuance, Burned: g.Burned, Locked: g.Locked, TotalStake: g.TotalStake, LastLock: g.LastLock,
 		NetworkLastRegistered: g.NetworkLastRegistered, NextProposal: g.NextProposal, Params: g.Params,
 	}, nil

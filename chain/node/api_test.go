@@ -156,7 +156,7 @@ func TestSubnetAPI(t *testing.T) {
 	mustSubmit(t, n, sign(3, 0, 20, types.Serve{Netuid: 1, Host: "127.0.0.1", Port: 8091, TLSKey: id(3)}, chain))
 	mustProduce(t, n)
 
-	var subnets []subnetJSON
+	var subnets []SubnetInfo
 	c.mustGet("/v1/subnets", &subnets)
 	if len(subnets) != 1 || subnets[0].Netuid != 1 || subnets[0].Owner != id(0) || subnets[0].OwnerHotkey != id(1) ||
 		subnets[0].N != 2 || subnets[0].Tempo != 10 || subnets[0].Lock != 10*tao || subnets[0].RegisteredAt != 1 ||
@@ -171,7 +171,7 @@ func TestSubnetAPI(t *testing.T) {
 			t.Errorf("subnet lacks %q", k)
 		}
 	}
-	var sn subnetJSON
+	var sn SubnetInfo
 	c.mustGet("/v1/subnet/1", &sn)
 	if sn.Hyperparams["tempo"] != 10 || sn.Hyperparams["max_allowed_uids"] != 256 || sn.Share == nil {
 		t.Fatalf("subnet 1 %+v", sn)
@@ -181,7 +181,7 @@ func TestSubnetAPI(t *testing.T) {
 	for range 12 {
 		mustProduce(t, n)
 	}
-	var m metagraphJSON
+	var m MetagraphInfo
 	c.mustGet("/v1/metagraph/1", &m)
 	head, _ := n.Head()
 	if m.Netuid != 1 || m.Block != head || len(m.Neurons) != 2 {
@@ -217,7 +217,7 @@ func TestSubnetAPI(t *testing.T) {
 	if !epoch {
 		t.Fatalf("block %d has no epoch event: %+v", eb[0], evs)
 	}
-	var gl globalsJSON
+	var gl GlobalsInfo
 	c.mustGet("/v1/globals", &gl)
 	if gl.Locked != 10*tao || gl.TotalStake < 100*tao || gl.Params.NetworkMinLock != 10*tao {
 		t.Fatalf("globals %+v", gl)

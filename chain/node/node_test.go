@@ -184,7 +184,7 @@ func TestTransfersViaAPI(t *testing.T) {
 	if inc.Status != "included" || inc.Height != 1 || !inc.OK {
 		t.Fatalf("tx status %+v", inc)
 	}
-	var head headJSON
+	var head HeadInfo
 	c.mustGet("/v1/head", &head)
 	if head.Height != 1 || head.Hash != blk.Hash() || head.StateRoot != n.Store().StateRoot() || head.ChainID != chain || head.TimeMs != blk.Header.TimeMs {
 		t.Fatalf("head %+v", head)
@@ -271,7 +271,7 @@ func TestRestartResumes(t *testing.T) {
 	}
 	n2.bg.Wait() // the tx index rebuild
 	c := serve(t, n2)
-	var st txStatusJSON
+	var st TxStatus
 	c.mustGet("/v1/tx/"+txHash.String(), &st)
 	if st.Status != "included" || *st.Height != 3 {
 		t.Fatalf("tx index after restart: %+v", st)
@@ -429,7 +429,7 @@ func TestFailedCallIncluded(t *testing.T) {
 	if len(blk.Txs) != 1 {
 		t.Fatalf("block has %d txs", len(blk.Txs))
 	}
-	var st txStatusJSON
+	var st TxStatus
 	c.mustGet("/v1/tx/"+h.String(), &st)
 	if st.Status != "included" || st.OK == nil || *st.OK || !strings.Contains(st.Error, "insufficient balance") {
 		t.Fatalf("status %+v", st)
@@ -484,7 +484,7 @@ func TestInvalidTxNeverStalls(t *testing.T) {
 	}
 	// broke is gone with its reason; afterBroke and gapped wait; expiring
 	// (valid until block 1) has expired.
-	var st txStatusJSON
+	var st TxStatus
 	if code := c.get("/v1/tx/"+broke.String(), &st); code != 404 || st.Status != "unknown" || !strings.Contains(st.Error, "dropped at block 1") {
 		t.Fatalf("dropped tx: %d %+v", code, st)
 	}
@@ -603,7 +603,7 @@ func TestPruningWindow(t *testing.T) {
 	if st := c.get("/v1/block/99", &e); st != 404 || !strings.Contains(e["error"], "does not exist yet") {
 		t.Fatalf("future block: %d %v", st, e)
 	}
-	var st txStatusJSON
+	var st TxStatus
 	if code := c.get("/v1/tx/"+h.String(), &st); code != 404 || st.Status != "unknown" {
 		t.Fatalf("tx of a pruned block: %d %+v", code, st)
 	}

@@ -449,7 +449,7 @@ func TestTxAgainstNode(t *testing.T) {
 		t.Fatalf("metagraph: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	r = taobox(t, nil, "metagraph", "1", "--node", url, "--json")
-	var mg metagraphJSON
+	var mg node.MetagraphInfo
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &mg) != nil || len(mg.Neurons) != 1 || mg.Neurons[0].Stake < 7500*types.RaoPerTAO/1000 ||
 		len(mg.Neurons[0].Weights) != 1 {
 		t.Fatalf("metagraph --json: exit %d, stdout %q", r.code, r.stdout)

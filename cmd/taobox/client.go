@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"taobox/chain/node"
 	"taobox/chain/types"
 )
 
@@ -34,88 +35,6 @@ func nodeFlag(fs *flag.FlagSet) *string {
 		def = v
 	}
 	return fs.String("node", def, "the `URL` of the node's API (taobox node --api, or the address taobox devnet prints; env "+EnvNode+")")
-}
-
-type headJSON struct {
-	Height    uint64     `json:"height"`
-	Hash      types.Hash `json:"hash"`
-	StateRoot types.Hash `json:"state_root"`
-	TimeMs    uint64     `json:"time_ms"`
-	ChainID   types.Hash `json:"chain_id"`
-}
-
-type accountJSON struct {
-	Address      types.AccountID `json:"address"`
-	Free         uint64          `json:"free"`
-	Nonce        uint64          `json:"nonce"`
-	Staked       uint64          `json:"staked"`
-	PendingNonce uint64          `json:"pending_nonce"`
-}
-
-type txStatusJSON struct {
-	Status string     `json:"status"` // pending, included or unknown
-	Hash   types.Hash `json:"hash"`
-	Height *uint64    `json:"height"`
-	Index  *int       `json:"index"`
-	OK     *bool      `json:"ok"`
-	Error  string     `json:"error"`
-}
-
-type subnetJSON struct {
-	Netuid       types.Netuid      `json:"netuid"`
-	Owner        types.AccountID   `json:"owner"`
-	OwnerHotkey  types.AccountID   `json:"owner_hotkey"`
-	N            uint64            `json:"n"`
-	Burn         uint64            `json:"burn"`
-	Pending      uint64            `json:"pending"`
-	Tempo        uint64            `json:"tempo"`
-	LastEpoch    uint64            `json:"last_epoch"`
-	EpochIndex   uint64            `json:"epoch_index"`
-	Lock         uint64            `json:"lock"`
-	RegisteredAt uint64            `json:"registered_at"`
-	Hyperparams  map[string]uint64 `json:"hyperparams"`
-	Share        *uint16           `json:"share"`
-}
-
-type axonJSON struct {
-	Host   string          `json:"host"`
-	Port   uint16          `json:"port"`
-	TLSKey types.AccountID `json:"tls_key"`
-	Block  uint64          `json:"block"`
-}
-
-type neuronJSON struct {
-	UID             uint16          `json:"uid"`
-	Hotkey          types.AccountID `json:"hotkey"`
-	Coldkey         types.AccountID `json:"coldkey"`
-	Stake           uint64          `json:"stake"`
-	Take            uint16          `json:"take"`
-	Active          bool            `json:"active"`
-	ValidatorPermit bool            `json:"validator_permit"`
-	ValidatorTrust  uint16          `json:"validator_trust"`
-	Consensus       uint16          `json:"consensus"`
-	Incentive       uint16          `json:"incentive"`
-	Dividends       uint16          `json:"dividends"`
-	Emission        uint64          `json:"emission"`
-	StakeWeight     uint16          `json:"stake_weight"`
-	LastUpdate      uint64          `json:"last_update"`
-	RegisteredAt    uint64          `json:"registered_at"`
-	Axon            axonJSON        `json:"axon"`
-	Weights         [][2]uint16     `json:"weights"`
-	Bonds           [][2]uint16     `json:"bonds"`
-}
-
-type metagraphJSON struct {
-	Netuid  types.Netuid `json:"netuid"`
-	Block   uint64       `json:"block"`
-	Neurons []neuronJSON `json:"neurons"`
-}
-
-type globalsJSON struct {
-	Issuance   uint64 `json:"issuance"`
-	Burned     uint64 `json:"burned"`
-	Locked     uint64 `json:"locked"`
-	TotalStake uint64 `json:"total_stake"`
 }
 
 // apiClient talks to one node.
@@ -206,13 +125,13 @@ func (c *apiClient) get(ctx context.Context, path string, out any) error {
 	return c.do(ctx, http.MethodGet, path, nil, out)
 }
 
-func (c *apiClient) head(ctx context.Context) (*headJSON, error) {
-	var h headJSON
+func (c *apiClient) head(ctx context.Context) (*node.HeadInfo, error) {
+	var h node.HeadInfo
 	return &h, c.get(ctx, "/v1/head", &h)
 }
 
-func (c *apiClient) account(ctx context.Context, id types.AccountID) (*accountJSON, error) {
-	var a accountJSON
+func (c *apiClient) account(ctx context.Context, id types.AccountID) (*node.AccountInfo, error) {
+	var a node.AccountInfo
 	return &a, c.get(ctx, "/v1/account/"+id.String(), &a)
 }
 
@@ -226,12 +145,12 @@ func (c *apiClient) submit(ctx context.Context, tx *types.Tx) (types.Hash, error
 
 // txStatus returns the status of a transaction; an unknown one (404) is
 // {Status: "unknown", Error: why} without an error.
-func (c *apiClient) txStatus(ctx context.Context, h types.Hash) (*txStatusJSON, error) {
-	var st txStatusJSON
+func (c *apiClient) txStatus(ctx context.Context, h types.Hash) (*node.TxStatus, error) {
+	var st node.TxStatus
 	err := c.get(ctx, "/v1/tx/"+h.String(), &st)
 	var ae *apiError
 	if errors.As(err, &ae) && ae.status == http.StatusNotFound {
-		return &txStatusJSON{Status: "unknown", Hash: h, Error: ae.msg}, nil
+		return &node.TxStatus{Status: "unknown", Hash: h, Error: ae.msg}, nil
 	}
 	return &st, err
 }

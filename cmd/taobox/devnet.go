@@ -404,8 +404,8 @@ func (d *devnet) printEpoch(ctx context.Context, s *devSubnet, height uint64, ep
 		s.netuid, s.owner.name, s.epochs, of, height, formatTAO(s.emission), note)
 	c, err := newClient(d.api)
 	if err == nil {
-		var mg metagraphJSON
-		var sn subnetJSON
+		var mg node.MetagraphInfo
+		var sn node.SubnetInfo
 		if err = c.get(ctx, fmt.Sprintf("/v1/metagraph/%d", s.netuid), &mg); err == nil {
 			if err = c.get(ctx, fmt.Sprintf("/v1/subnet/%d", s.netuid), &sn); err == nil {
 				writeMetagraph(&b, &sn, &mg)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"taobox/chain/node"
 	"taobox/chain/types"
 )
 
@@ -29,14 +30,14 @@ var metagraphCommand = &command{
 		"  taobox metagraph 1\n" +
 		"  taobox metagraph 1 --node http://127.0.0.1:7744 --json | jq '.neurons[0]'",
 	setup: func(fs *flag.FlagSet) func(*env) error {
-		node := nodeFlag(fs)
+		nodeURL := nodeFlag(fs)
 		asJSON := fs.Bool("json", false, "print the node's JSON instead of a table")
 		return func(e *env) error {
 			v, err := strconv.ParseUint(e.args[0], 10, 16)
 			if err != nil {
 				return &usageError{"netuid", fmt.Sprintf("%q is not a subnet id (a number, for example 1)", e.args[0])}
 			}
-			c, err := newClient(*node)
+			c, err := newClient(*nodeURL)
 			if err != nil {
 				return err
 			}
@@ -49,11 +50,11 @@ var metagraphCommand = &command{
 				_, err := e.stdout.Write(append(bytes.TrimSpace(raw), '\n'))
 				return err
 			}
-			var mg metagraphJSON
+			var mg node.MetagraphInfo
 			if err := json.Unmarshal(raw, &mg); err != nil {
 				return fmt.Errorf("the node's metagraph is not what this taobox expects: %v", err)
 			}
-			var sn subnetJSON
+			var sn node.SubnetInfo
 			if err := c.get(e.ctx, fmt.Sprintf("/v1/subnet/%d", v), &sn); err != nil {
 				return err
 			}
@@ -72,7 +73,7 @@ func shortKey(a types.AccountID) string {
 }
 
 // writeMetagraph writes a btcli-like table of a subnet's metagraph.
-func writeMetagraph(b *bytes.Buffer, sn *subnetJSON, mg *metagraphJSON) {
+func writeMetagraph(b *bytes.Buffer, sn *node.SubnetInfo, mg *node.MetagraphInfo) {
 	share := ""
 	if sn.Share != nil {
 		share = fmt.Sprintf(" · share %.1f%%", float64(*sn.Share)*100/65535)

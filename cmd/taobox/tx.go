@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"taobox/chain/node"
 	"taobox/chain/state"
 	"taobox/chain/types"
 	"taobox/wallet"
@@ -147,7 +148,7 @@ func deref(p *uint64) uint64 {
 
 // waitTx polls the node until the transaction is included, dropped, or
 // past its validity window.
-func waitTx(ctx context.Context, c *apiClient, h types.Hash, validUntil uint64) (*txStatusJSON, error) {
+func waitTx(ctx context.Context, c *apiClient, h types.Hash, validUntil uint64) (*node.TxStatus, error) {
 	t := time.NewTicker(txPollInterval)
 	defer t.Stop()
 	for {

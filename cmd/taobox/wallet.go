@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"taobox/chain/node"
 	"taobox/chain/types"
 	"taobox/wallet"
 )
@@ -146,19 +147,19 @@ var walletNewHotkeyCommand = &command{
 
 // walletView is the JSON of one wallet in wallet list and show.
 type walletView struct {
-	Name    string       `json:"name"`
-	Path    string       `json:"path"`
-	Coldkey string       `json:"coldkey,omitempty"`
-	Hotkeys []hotkeyView `json:"hotkeys"`
-	Error   string       `json:"error,omitempty"`
-	Account *accountJSON `json:"account,omitempty"` // with --node
+	Name    string            `json:"name"`
+	Path    string            `json:"path"`
+	Coldkey string            `json:"coldkey,omitempty"`
+	Hotkeys []hotkeyView      `json:"hotkeys"`
+	Error   string            `json:"error,omitempty"`
+	Account *node.AccountInfo `json:"account,omitempty"` // with --node
 }
 
 type hotkeyView struct {
-	Name    string       `json:"name"`
-	Address string       `json:"address,omitempty"`
-	Error   string       `json:"error,omitempty"`
-	Account *accountJSON `json:"account,omitempty"`
+	Name    string            `json:"name"`
+	Address string            `json:"address,omitempty"`
+	Error   string            `json:"error,omitempty"`
+	Account *node.AccountInfo `json:"account,omitempty"`
 }
 
 // viewWallet reads a wallet's keys; a key that cannot be read is reported
@@ -256,13 +257,13 @@ var walletShowCommand = &command{
 		"  taobox wallet show alice --node http://127.0.0.1:7744",
 	setup: func(fs *flag.FlagSet) func(*env) error {
 		dir := walletsFlag(fs)
-		node := fs.String("node", "", "also show balances from the node at `URL` (for example "+defaultNodeURL+")")
+		nodeURL := fs.String("node", "", "also show balances from the node at `URL` (for example "+defaultNodeURL+")")
 		asJSON := fs.Bool("json", false, "print JSON instead of a table")
 		return func(e *env) error {
 			var c *apiClient
-			if *node != "" {
+			if *nodeURL != "" {
 				var err error
-				if c, err = newClient(*node); err != nil {
+				if c, err = newClient(*nodeURL); err != nil {
 					return err
 				}
 			}
@@ -300,7 +301,7 @@ var walletShowCommand = &command{
 				} else {
 					fmt.Fprintln(tw, "KEY\tADDRESS")
 				}
-				row := func(key, addr string, a *accountJSON) {
+				row := func(key, addr string, a *node.AccountInfo) {
 					if a != nil {
 						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", key, addr, formatTAO(a.Free), formatTAO(a.Staked), a.Nonce)
 					} else {
