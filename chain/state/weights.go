@@ -103,15 +103,24 @@ func (x *exec) setWeights(hotkey types.AccountID, c types.SetWeights) error {
 	return nil
 }
 
+// commitRevealSubnet returns subnet n if it exists and uses commit-reveal.
+func (x *exec) commitRevealSubnet(n types.Netuid) (*Subnet, error) {
+	s, ok := x.subnet(n)
+	if !ok {
+		return nil, fmt.Errorf("subnet %d does not exist", n)
+	}
+	if s.Hyper.CommitReveal == 0 {
+		return nil, fmt.Errorf("subnet %d does not use commit-reveal: set weights directly", n)
+	}
+	return s, nil
+}
+
 // commitWeights records a weights hash (chain-rules.md §4.2): at most 10
 // pending, LastUpdate = the commit block.
 func (x *exec) commitWeights(hotkey types.AccountID, c types.CommitWeights) error {
-	s, ok := x.subnet(c.Netuid)
-	if !ok {
-		return fmt.Errorf("subnet %d does not exist", c.Netuid)
-	}
-	if s.Hyper.CommitReveal == 0 {
-		return fmt.Errorf("subnet %d does not use commit-reveal: set weights directly", c.Netuid)
+	s, err := x.commitRevealSubnet(c.Netuid)
+	if err != nil {
+		return err
 	}
 	uid, ok := x.uidOf(c.Netuid, hotkey)
 	if !ok {
@@ -141,12 +150,9 @@ func (x *exec) commitWeights(hotkey types.AccountID, c types.CommitWeights) erro
 // (current epoch == commit epoch + reveal period). Every older pending
 // commit up to the match is dropped.
 func (x *exec) revealWeights(hotkey types.AccountID, c types.RevealWeights) error {
-	s, ok := x.subnet(c.Netuid)
-	if !ok {
-		return fmt.Errorf("subnet %d does not exist", c.Netuid)
-	}
-	if s.Hyper.CommitReveal == 0 {
-		return fmt.Errorf("subnet %d does not use commit-reveal", c.Netuid)
+	s, err := x.commitRevealSubnet(c.Netuid)
+	if err != nil {
+		return err
 	}
 	k := key(pCommits, u16b(uint16(c.Netuid)), hotkey[:])
 	var q commits
