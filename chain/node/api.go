@@ -17,6 +17,7 @@ import (
 	"taobox/chain/state"
 	"taobox/chain/store"
 	"taobox/chain/types"
+	"taobox/chain/yuma"
 )
 
 // The local JSON API (see the package doc for the endpoints). Addresses are
@@ -436,7 +437,7 @@ type MetagraphInfo struct {
 	Neurons []NeuronInfo `json:"neurons"`
 }
 
-func pairs(es []state.WeightEntry) [][2]uint16 {
+func pairs(es []yuma.Entry) [][2]uint16 {
 	out := make([][2]uint16, len(es))
 	for i, e := range es {
 		out[i] = [2]uint16{e.UID, e.Value}
@@ -464,7 +465,7 @@ func (n *Node) apiMetagraph(r *http.Request) (any, error) {
 		for i, nr := range m.Neurons {
 			out.Neurons[i] = NeuronInfo{
 				UID: nr.UID, Hotkey: nr.Hotkey, Coldkey: nr.Coldkey, Stake: nr.Stake, Take: nr.Take, Active: nr.Active,
-				ValidatorPermit: nr.ValidatorPermit, ValidatorTrust: nr.ValidatorTrust, Consensus: nr.Consensus,
+				ValidatorPermit: nr.Permit, ValidatorTrust: nr.ValidatorTrust, Consensus: nr.Consensus,
 				Incentive: nr.Incentive, Dividends: nr.Dividends, Emission: nr.Emission, StakeWeight: nr.StakeWeight,
 				LastUpdate: nr.LastUpdate, RegisteredAt: nr.RegisteredAt,
 				Axon:    AxonInfo{Host: nr.Axon.Host, Port: nr.Axon.Port, TLSKey: nr.Axon.TLSKey, Block: nr.Axon.Block},

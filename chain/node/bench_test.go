@@ -165,7 +165,7 @@ func BenchmarkBlock1000SetWeights(b *testing.B) {
 			b.Fatalf("subnet %d has %d uids", s, len(m.Neurons))
 		}
 		for _, nr := range m.Neurons[1:] {
-			if !nr.ValidatorPermit {
+			if !nr.Permit {
 				b.Fatalf("subnet %d uid %d has no validator permit", s, nr.UID)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"taobox/chain/types"
+	"taobox/chain/yuma"
 )
 
 // Read-only queries over a committed state, for the node's API and tools.
@@ -88,33 +89,17 @@ func QueryProposal(r Reader, id uint64) (Proposal, bool, error) {
 	return v.p, v.ok, err
 }
 
-// NeuronInfo is one uid of a metagraph, with every field the bittensor SDK's
-// metagraph shows (rank and trust are no longer computed by subtensor).
+// NeuronInfo is one uid of a metagraph: its stored record plus what the
+// bittensor SDK's metagraph also shows (owner, stake, take, weights and bonds;
+// rank and trust are no longer computed by subtensor).
 type NeuronInfo struct {
-	UID             uint16
-	Hotkey          types.AccountID
-	Coldkey         types.AccountID
-	Stake           uint64 // total stake on the hotkey (rao)
-	Take            uint16
-	Active          bool
-	ValidatorPermit bool
-	RegisteredAt    uint64
-	LastUpdate      uint64
-	Emission        uint64 // rao at the last epoch
-	Incentive       uint16
-	Dividends       uint16
-	Consensus       uint16
-	ValidatorTrust  uint16
-	StakeWeight     uint16
-	Axon            Axon
-	Weights         []WeightEntry
-	Bonds           []WeightEntry
-}
-
-// WeightEntry is one stored weight or bond.
-type WeightEntry struct {
-	UID   uint16
-	Value uint16
+	Neuron
+	UID     uint16
+	Coldkey types.AccountID
+	Stake   uint64 // total stake on the hotkey (rao)
+	Take    uint16
+	Weights []yuma.Entry
+	Bonds   []yuma.Entry
 }
 
 // Metagraph is a subnet's full view at a height.
@@ -136,21 +121,11 @@ func QueryMetagraph(r Reader, n types.Netuid) (*Metagraph, error) {
 		for uid := range uint16(s.N) {
 			nr, _ := x.neuron(n, uid)
 			ck, _ := x.owner(nr.Hotkey)
-			info := NeuronInfo{
-				UID: uid, Hotkey: nr.Hotkey, Coldkey: ck, Stake: x.hotkeyStake(nr.Hotkey), Take: x.take(nr.Hotkey).Take,
-				Active: nr.Active, ValidatorPermit: nr.Permit, RegisteredAt: nr.RegisteredAt, LastUpdate: nr.LastUpdate,
-				Emission: nr.Emission, Incentive: nr.Incentive, Dividends: nr.Dividends, Consensus: nr.Consensus,
-				ValidatorTrust: nr.ValidatorTrust, StakeWeight: nr.StakeWeight, Axon: nr.Axon,
-			}
+			info := NeuronInfo{Neuron: *nr, UID: uid, Coldkey: ck, Stake: x.hotkeyStake(nr.Hotkey), Take: x.take(nr.Hotkey).Take}
 			var w, b entries
 			x.o.load(key(pWeights, nb, u16b(uid)), &w)
 			x.o.load(key(pBonds, nb, u16b(uid)), &b)
-			for _, e := range w {
-				info.Weights = append(info.Weights, WeightEntry{e.UID, e.Value})
-			}
-			for _, e := range b {
-				info.Bonds = append(info.Bonds, WeightEntry{e.UID, e.Value})
-			}
+			info.Weights, info.Bonds = w, b
 			m.Neurons = append(m.Neurons, info)
 		}
 		return m, nil
