@@ -1,8 +1,6 @@
 package model
 
 import (
-	"encoding/binary"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,111 +11,13 @@ import (
 	"taobox/model/gguf"
 )
 
-// ggufExport controls exportGGUF; the zero value writes a faithful F32 file.
-type ggufExport struct {
-	typ      gguf.GGMLType // type of the 2-D tensors (1-D norms stay F32, as in llama.cpp)
-	arch     string        // general.architecture; "" = "llama"
-	skip     string        // tensor name left out
-	badShape string        // tensor written with ne0 and ne1 swapped
-	nTokens  int           // length of tokenizer.ggml.tokens; 0 = vocab size
-	tied     bool          // omit output.weight
-}
+// ggufExport is GGUFExport in the tests' words.
+type ggufExport = GGUFExport
 
-// exportGGUF writes m as a llama.cpp-style GGUF: llama.cpp's tensor names
-// and metadata keys, dims innermost first ([in, out] for a [out][in] matrix).
+// exportGGUF is ExportGGUF failing the test on error.
 func exportGGUF(tb testing.TB, m *Model, o ggufExport) []byte {
 	tb.Helper()
-	c, w := m.Config, m.Weights
-	if o.arch == "" {
-		o.arch = "llama"
-	}
-	if o.nTokens == 0 {
-		o.nTokens = c.VocabSize
-	}
-	g := gguf.NewWriter()
-	g.AddString("general.architecture", o.arch)
-	g.AddString("general.name", "taobox-test")
-	g.AddUint32(o.arch+".context_length", uint32(c.SeqLen))
-	g.AddUint32(o.arch+".embedding_length", uint32(c.Dim))
-	g.AddUint32(o.arch+".block_count", uint32(c.NLayers))
-	g.AddUint32(o.arch+".feed_forward_length", uint32(c.HiddenDim))
-	g.AddUint32(o.arch+".rope.dimension_count", uint32(c.HeadSize()))
-	g.AddUint32(o.arch+".attention.head_count", uint32(c.NHeads))
-	g.AddUint32(o.arch+".attention.head_count_kv", uint32(c.NKVHeads))
-	g.AddFloat32(o.arch+".attention.layer_norm_rms_epsilon", 1e-5)
-	g.AddFloat32(o.arch+".rope.freq_base", 10000)
-	toks := make([]string, o.nTokens)
-	scores := make([]float32, o.nTokens)
-	types := make([]int32, o.nTokens)
-	for i := range toks {
-		toks[i] = fmt.Sprintf("<t%d>", i)
-		types[i] = 1
-	}
-	g.AddString("tokenizer.ggml.model", "llama")
-	g.AddArray("tokenizer.ggml.tokens", toks)
-	g.AddArray("tokenizer.ggml.scores", scores)
-	g.AddArray("tokenizer.ggml.token_type", types)
-
-	add := func(name string, data []float32, in, out int) {
-		if name == o.skip {
-			return
-		}
-		dims := []uint64{uint64(in)}
-		typ := gguf.TypeF32
-		if out > 0 {
-			dims = append(dims, uint64(out))
-			typ = o.typ
-		}
-		if name == o.badShape && out > 0 {
-			dims[0], dims[1] = dims[1], dims[0]
-			typ = gguf.TypeF32 // any row length is fine for F32
-		}
-		var raw []byte
-		var err error
-		switch typ {
-		case gguf.TypeF32:
-			raw = make([]byte, 4*len(data))
-			for i, x := range data {
-				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
-			}
-		case gguf.TypeF16:
-			raw = make([]byte, 2*len(data))
-			for i, x := range data {
-				binary.LittleEndian.PutUint16(raw[2*i:], gguf.Float32ToHalf(x))
-			}
-		case gguf.TypeQ8_0:
-			raw, err = gguf.QuantizeQ8_0(data)
-		case gguf.TypeQ4_0:
-			raw, err = gguf.QuantizeQ4_0(data)
-		default:
-			tb.Fatalf("exportGGUF: type %s", typ)
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := g.AddTensor(name, typ, dims, raw); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	d, hd, kv := c.Dim, c.HiddenDim, c.KVDim()
-	add("token_embd.weight", w.TokenEmbedding, d, c.VocabSize)
-	for l := 0; l < c.NLayers; l++ {
-		p := fmt.Sprintf("blk.%d.", l)
-		add(p+"attn_norm.weight", w.RMSAtt[l*d:(l+1)*d], d, 0)
-		add(p+"attn_q.weight", w.WQ[l*d*d:(l+1)*d*d], d, d)
-		add(p+"attn_k.weight", w.WK[l*kv*d:(l+1)*kv*d], d, kv)
-		add(p+"attn_v.weight", w.WV[l*kv*d:(l+1)*kv*d], d, kv)
-		add(p+"attn_output.weight", w.WO[l*d*d:(l+1)*d*d], d, d)
-		add(p+"ffn_norm.weight", w.RMSFFN[l*d:(l+1)*d], d, 0)
-		add(p+"ffn_gate.weight", w.W1[l*hd*d:(l+1)*hd*d], d, hd)
-		add(p+"ffn_down.weight", w.W2[l*hd*d:(l+1)*hd*d], hd, d)
-		add(p+"ffn_up.weight", w.W3[l*hd*d:(l+1)*hd*d], d, hd)
-	}
-	add("output_norm.weight", w.RMSFinal, d, 0)
-	if !o.tied && !c.SharedClassifier {
-		add("output.weight", w.WCls, d, c.VocabSize)
-	}
-	b, err := g.Bytes()
+	b, err := ExportGGUF(m, o)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -181,7 +81,7 @@ func TestGGUFF32MatchesLlama2C(t *testing.T) {
 	}{{"gqa48", gqaConfig, 42}, {"gqa64", quantConfig, 7}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ref := randomLlama2C(t, tc.c, tc.seed)
-			m, err := loadGGUFBytes(t, exportGGUF(t, ref, ggufExport{typ: gguf.TypeF32}))
+			m, err := loadGGUFBytes(t, exportGGUF(t, ref, ggufExport{Type: gguf.TypeF32}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -214,7 +114,7 @@ func TestGGUFTiedOutput(t *testing.T) {
 	c := gqaConfig
 	c.SharedClassifier = true
 	ref := randomLlama2C(t, c, 11)
-	m, err := loadGGUFBytes(t, exportGGUF(t, ref, ggufExport{typ: gguf.TypeF32}))
+	m, err := loadGGUFBytes(t, exportGGUF(t, ref, ggufExport{Type: gguf.TypeF32}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +164,7 @@ func TestGGUFQuantizedCloseToF32(t *testing.T) {
 		{gguf.TypeQ4_0, 1.0, false},
 	} {
 		t.Run(tc.typ.String(), func(t *testing.T) {
-			m, err := loadGGUFBytes(t, exportGGUF(t, ref, ggufExport{typ: tc.typ}))
+			m, err := loadGGUFBytes(t, exportGGUF(t, ref, ggufExport{Type: tc.typ}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -309,7 +209,7 @@ func TestGGUFModelErrors(t *testing.T) {
 		{"vocab mismatch", ggufExport{nTokens: 96}, []string{"tokenizer.ggml.tokens", "96", "97"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.o.typ = gguf.TypeF32
+			tc.o.Type = gguf.TypeF32
 			_, err := loadGGUFBytes(t, exportGGUF(t, ref, tc.o))
 			if err == nil {
 				t.Fatal("loaded without error")
@@ -331,7 +231,7 @@ func TestGGUFModelErrors(t *testing.T) {
 		{"llama.attention.layer_norm_rms_epsilon", 1e-6},
 		{"llama.rope.freq_base", 500000},
 	} {
-		b := exportGGUF(t, ref, ggufExport{typ: gguf.TypeF32})
+		b := exportGGUF(t, ref, ggufExport{Type: gguf.TypeF32})
 		f, err := gguf.Parse(b)
 		if err != nil {
 			t.Fatal(err)
@@ -351,7 +251,7 @@ func TestGGUFModelErrors(t *testing.T) {
 // tied) and requires the same greedy ids and log-probs as the llama2.c path.
 func TestGGUFStories260K(t *testing.T) {
 	ref := loadStories260K(t)
-	b := exportGGUF(t, ref, ggufExport{typ: gguf.TypeF32})
+	b := exportGGUF(t, ref, ggufExport{Type: gguf.TypeF32})
 	m, err := loadGGUFBytes(t, b)
 	if err != nil {
 		t.Fatal(err)

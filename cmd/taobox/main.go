@@ -87,6 +87,11 @@ var commands = []*command{
 	txRootWeightsCommand,
 	txProposeCommand,
 	txVoteCommand,
+	modelCommand,
+	modelInfoCommand,
+	modelGenerateCommand,
+	modelScoreCommand,
+	modelConvertCommand,
 	helpCommand,
 }
 
