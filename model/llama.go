@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 )
 
 // Model is an F32 LLaMA model with its run state (activations and KV cache).
@@ -24,7 +25,67 @@ type Model struct {
 	valueCache []float32 // [layers][seq_len][kv_dim]
 	ropeFreq   []float32 // [head_size/2]: 1/10000^(2i/head_size)
 	attScale   float32   // sqrtf(head_size)
+
+	// threading (see SetThreads); pool is nil with one thread
+	threads int
+	pool    *pool
+	cleanup runtime.Cleanup
+	mm      mmTask
+	mmFn    func(lo, hi int) // m.mmRows, built once so runs do not allocate
+	attFn   func(lo, hi int) // m.attnHeads, likewise
+	attLoff int              // layer offset into the KV cache for attnHeads
+	attPos  int              // position for attnHeads
 }
+
+// mmTask is up to three matmuls that share their input x (n columns), run
+// as one job over their concatenated output rows.
+type mmTask struct {
+	x    []float32
+	n    int
+	segs [3]mmSeg
+	nseg int
+	rows int
+}
+
+type mmSeg struct {
+	out, w []float32
+	d      int
+}
+
+// parallelMinWork is the number of multiply-adds below which a matmul (or
+// the attention of one layer) runs inline on the calling goroutine: waking a
+// parked helper costs a few microseconds, more than small products take.
+// Tests lower it to force the pooled path on tiny models.
+var parallelMinWork = 1 << 17
+
+// SetThreads sets the number of threads the forward pass uses: 1 (the
+// default) computes everything on the calling goroutine; n ≤ 0 means
+// runtime.GOMAXPROCS(0). Helpers are persistent goroutines parked between
+// jobs (they never spin). Results are bit-identical for every n: each
+// output element is computed by one thread in the same order as with one.
+func (m *Model) SetThreads(n int) {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	if n == m.threads && (n == 1) == (m.pool == nil) {
+		return
+	}
+	if m.pool != nil {
+		m.cleanup.Stop()
+		m.pool.close()
+		m.pool = nil
+	}
+	m.threads = n
+	if n > 1 {
+		m.pool = newPool(n)
+		// The helpers reference only the pool, so an unreachable Model is
+		// collected and its helpers stopped.
+		m.cleanup = runtime.AddCleanup(m, func(p *pool) { p.close() }, m.pool)
+	}
+}
+
+// Threads reports the number of threads the forward pass uses.
+func (m *Model) Threads() int { return m.threads }
 
 // NewModel checks the weight sizes against c and allocates the run state.
 func NewModel(c Config, w Weights) (*Model, error) {
@@ -74,7 +135,10 @@ func NewModel(c Config, w Weights) (*Model, error) {
 		valueCache: make([]float32, l*c.SeqLen*kv),
 		ropeFreq:   make([]float32, hs/2),
 		attScale:   sqrtf(float32(hs)),
+		threads:    1,
 	}
+	m.mmFn = m.mmRows
+	m.attFn = m.attnHeads
 	for i := range m.ropeFreq {
 		// run.c: 1.0f / powf(10000.0f, head_dim / (float)head_size)
 		e := float32(2*i) / float32(hs)
@@ -94,7 +158,12 @@ func expf(x float32) float32  { return float32(math.Exp(float64(x))) }
 // measured 10-25% faster on stories260K but 25-40% slower on the 15M shape
 // here, so the plain loop stays until the SIMD kernels replace it.
 func matmul(xout, x, w []float32, n, d int) {
-	for i := 0; i < d; i++ {
+	matmulRows(xout, x, w, n, 0, d)
+}
+
+// matmulRows computes rows [lo, hi) of matmul, each exactly as matmul does.
+func matmulRows(xout, x, w []float32, n, lo, hi int) {
+	for i := lo; i < hi; i++ {
 		row := w[i*n : i*n+n]
 		xr := x[:len(row)] // lets the compiler drop the bounds check on x[j]
 		var val float32
@@ -164,7 +233,6 @@ func (m *Model) forward(token, pos int) {
 	c := &m.Config
 	w := &m.Weights
 	dim, hidden, kvDim, hs := c.Dim, c.HiddenDim, c.KVDim(), c.HeadSize()
-	kvMul := c.NHeads / c.NKVHeads
 	x := m.x
 	copy(x, w.TokenEmbedding[token*dim:(token+1)*dim])
 	fpos := float32(pos)
@@ -175,9 +243,11 @@ func (m *Model) forward(token, pos int) {
 		loff := l * c.SeqLen * kvDim
 		k := m.keyCache[loff+pos*kvDim : loff+(pos+1)*kvDim]
 		v := m.valueCache[loff+pos*kvDim : loff+(pos+1)*kvDim]
-		matmul(m.q, m.xb, w.WQ[l*dim*dim:], dim, dim)
-		matmul(k, m.xb, w.WK[l*dim*kvDim:], dim, kvDim)
-		matmul(v, m.xb, w.WV[l*dim*kvDim:], dim, kvDim)
+		m.setMM(m.xb, dim)
+		m.addMM(m.q, w.WQ[l*dim*dim:], dim)
+		m.addMM(k, w.WK[l*dim*kvDim:], kvDim)
+		m.addMM(v, w.WV[l*dim*kvDim:], kvDim)
+		m.runMM()
 
 		// RoPE: rotate consecutive pairs (i, i+1) within each head.
 		for i := 0; i < dim; i += 2 {
@@ -195,53 +265,115 @@ func (m *Model) forward(token, pos int) {
 			}
 		}
 
-		// Grouped-query attention.
-		for h := 0; h < c.NHeads; h++ {
-			q := m.q[h*hs : (h+1)*hs]
-			att := m.att[h*c.SeqLen : h*c.SeqLen+pos+1]
-			kvOff := loff + (h/kvMul)*hs
-			for t := range att {
-				kt := m.keyCache[kvOff+t*kvDim : kvOff+t*kvDim+hs]
-				kt = kt[:len(q)]
-				var score float32
-				for i, qi := range q {
-					score += float32(qi * kt[i])
-				}
-				att[t] = score / m.attScale
-			}
-			softmax(att)
-			xb := m.xb[h*hs : (h+1)*hs]
-			clear(xb)
-			for t, a := range att {
-				vt := m.valueCache[kvOff+t*kvDim : kvOff+t*kvDim+hs]
-				vt = vt[:len(xb)]
-				for i, vi := range vt {
-					xb[i] += float32(a * vi)
-				}
-			}
+		// Grouped-query attention, heads split across the threads.
+		m.attLoff, m.attPos = loff, pos
+		if m.pool != nil && c.NHeads*(pos+1)*hs*2 >= parallelMinWork {
+			m.pool.run(c.NHeads, m.attFn)
+		} else {
+			m.attnHeads(0, c.NHeads)
 		}
 
-		matmul(m.xb2, m.xb, w.WO[l*dim*dim:], dim, dim)
+		m.setMM(m.xb, dim)
+		m.addMM(m.xb2, w.WO[l*dim*dim:], dim)
+		m.runMM()
 		for i := range x {
 			x[i] += m.xb2[i]
 		}
 
 		rmsnorm(m.xb, x, w.RMSFFN[l*dim:(l+1)*dim])
-		matmul(m.hb, m.xb, w.W1[l*dim*hidden:], dim, hidden)
-		matmul(m.hb2, m.xb, w.W3[l*dim*hidden:], dim, hidden)
+		m.setMM(m.xb, dim)
+		m.addMM(m.hb, w.W1[l*dim*hidden:], hidden)
+		m.addMM(m.hb2, w.W3[l*dim*hidden:], hidden)
+		m.runMM()
 		for i, val := range m.hb {
 			val *= 1 / (1 + expf(-val))
 			val *= m.hb2[i]
 			m.hb[i] = val
 		}
-		matmul(m.xb, m.hb, w.W2[l*dim*hidden:], hidden, dim)
+		m.setMM(m.hb, hidden)
+		m.addMM(m.xb, w.W2[l*dim*hidden:], dim)
+		m.runMM()
 		for i := range x {
 			x[i] += m.xb[i]
 		}
 	}
 
 	rmsnorm(x, x, w.RMSFinal)
-	matmul(m.logits, x, w.WCls, dim, c.VocabSize)
+	m.setMM(x, dim)
+	m.addMM(m.logits, w.WCls, c.VocabSize)
+	m.runMM()
+}
+
+// attnHeads computes the attention of heads [lo, hi) for layer offset
+// m.attLoff at position m.attPos, writing att and xb of those heads only.
+func (m *Model) attnHeads(lo, hi int) {
+	c := &m.Config
+	kvDim, hs := c.KVDim(), c.HeadSize()
+	kvMul := c.NHeads / c.NKVHeads
+	loff, pos := m.attLoff, m.attPos
+	for h := lo; h < hi; h++ {
+		q := m.q[h*hs : (h+1)*hs]
+		att := m.att[h*c.SeqLen : h*c.SeqLen+pos+1]
+		kvOff := loff + (h/kvMul)*hs
+		for t := range att {
+			kt := m.keyCache[kvOff+t*kvDim : kvOff+t*kvDim+hs]
+			kt = kt[:len(q)]
+			var score float32
+			for i, qi := range q {
+				score += float32(qi * kt[i])
+			}
+			att[t] = score / m.attScale
+		}
+		softmax(att)
+		xb := m.xb[h*hs : (h+1)*hs]
+		clear(xb)
+		for t, a := range att {
+			vt := m.valueCache[kvOff+t*kvDim : kvOff+t*kvDim+hs]
+			vt = vt[:len(xb)]
+			for i, vi := range vt {
+				xb[i] += float32(a * vi)
+			}
+		}
+	}
+}
+
+// setMM starts a matmul job on input x of n columns; addMM adds an output.
+func (m *Model) setMM(x []float32, n int) {
+	m.mm.x, m.mm.n, m.mm.nseg, m.mm.rows = x, n, 0, 0
+}
+
+func (m *Model) addMM(out, w []float32, d int) {
+	m.mm.segs[m.mm.nseg] = mmSeg{out: out, w: w, d: d}
+	m.mm.nseg++
+	m.mm.rows += d
+}
+
+// runMM computes the job's rows, split across the pool when large enough.
+func (m *Model) runMM() {
+	t := &m.mm
+	if m.pool != nil && t.rows*t.n >= parallelMinWork {
+		m.pool.run(t.rows, m.mmFn)
+	} else {
+		m.mmRows(0, t.rows)
+	}
+	for i := range t.segs[:t.nseg] {
+		t.segs[i] = mmSeg{} // hold no references between jobs
+	}
+	t.x = nil
+}
+
+// mmRows computes rows [lo, hi) of the concatenated outputs of m.mm.
+func (m *Model) mmRows(lo, hi int) {
+	t := &m.mm
+	base := 0
+	for i := range t.segs[:t.nseg] {
+		s := &t.segs[i]
+		a, b := max(lo-base, 0), min(hi-base, s.d)
+		if a < b {
+			matmulRows(s.out, t.x, s.w, t.n, a, b)
+		}
+		base += s.d
+	}
 }
 
 // Argmax returns the index of the largest logit, the lowest index on ties.

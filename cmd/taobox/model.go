@@ -156,7 +156,7 @@ var modelGenerateCommand = &command{
 		topK := fs.Int("top-k", 0, "sample among the K most probable ids only (0: all)")
 		topP := fs.Float64("top-p", 1, "sample within the smallest set of ids whose probability reaches P (1: all)")
 		seed := fs.Uint64("seed", 0, "seed of the sampler's random generator")
-		threads := fs.Int("threads", 1, "worker threads (the engine is single-threaded today; results never depend on it)")
+		threads := fs.Int("threads", 1, "worker `threads` for the matrix products (results never depend on it)")
 		ignoreEOS := fs.Bool("ignore-eos", false, "do not stop at the end-of-sequence token")
 		asJSON := fs.Bool("json", false, "print one JSON object")
 		return func(e *env) error {
@@ -187,6 +187,7 @@ var modelGenerateCommand = &command{
 			if err != nil {
 				return err
 			}
+			mf.m.SetThreads(*threads)
 			if *prompt != "" {
 				return &usageError{"--prompt", "text prompts need a tokenizer; this model file has none: use --prompt-ids"}
 			}

@@ -297,3 +297,13 @@ func TestModelConvertGGUF(t *testing.T) {
 		t.Fatalf("bad type: exit %d, %q", r.code, r.stderr)
 	}
 }
+
+// TestModelThreadsSameOutput: --threads changes nothing in the output.
+func TestModelThreadsSameOutput(t *testing.T) {
+	path, _ := writeCheckpoint(t)
+	one := checkGenerateScore(t, path, []int{1, 2}, "--max-tokens", "16", "--ignore-eos", "--threads", "1")
+	two := checkGenerateScore(t, path, []int{1, 2}, "--max-tokens", "16", "--ignore-eos", "--threads", "2")
+	if !slices.Equal(one.IDs, two.IDs) || !slices.Equal(one.LogProbs, two.LogProbs) {
+		t.Fatalf("threads 1 and 2 differ:\n%v %v\n%v %v", one.IDs, one.LogProbs, two.IDs, two.LogProbs)
+	}
+}
