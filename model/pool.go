@@ -3,6 +3,7 @@ package model
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // pool is a persistent worker pool for the forward pass. Its helper
@@ -25,6 +26,7 @@ type pool struct {
 	start   []chan span   // one per helper goroutine, buffered 1
 	done    chan struct{} // one token per finished helper chunk
 	fn      func(lo, hi int)
+	live    atomic.Int32 // helper goroutines running (for tests)
 
 	closeOnce sync.Once
 }
@@ -42,6 +44,7 @@ func newPool(threads int) *pool {
 	for i := range p.start {
 		ch := make(chan span, 1)
 		p.start[i] = ch
+		p.live.Add(1)
 		go p.worker(ch)
 	}
 	return p
@@ -49,6 +52,7 @@ func newPool(threads int) *pool {
 
 // worker parks on its start channel; it exits when close closes it.
 func (p *pool) worker(ch <-chan span) {
+	defer p.live.Add(-1)
 	for s := range ch {
 		p.fn(s.lo, s.hi)
 		p.done <- struct{}{}

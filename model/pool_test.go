@@ -85,17 +85,18 @@ func TestPoolIdleDoesNotSpin(t *testing.T) {
 	}
 }
 
+// TestPoolCloseStopsHelpers: newPool starts threads-1 helpers and close
+// ends every one of them.
 func TestPoolCloseStopsHelpers(t *testing.T) {
-	before := runtime.NumGoroutine()
 	p := newPool(5)
-	if got := runtime.NumGoroutine(); got < before+4 {
-		t.Fatalf("goroutines %d after newPool(5), want ≥ %d", got, before+4)
+	if got := p.live.Load(); got != 4 {
+		t.Fatalf("%d helpers after newPool(5), want 4", got)
 	}
 	p.close()
 	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > before {
+	for p.live.Load() > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("helpers still running after close: %d goroutines, want %d", runtime.NumGoroutine(), before)
+			t.Fatalf("%d helpers still running 2 s after close", p.live.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}
