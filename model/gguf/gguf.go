@@ -511,18 +511,22 @@ func (r *reader) value(key string, vt ValueType, depth int) any {
 	return nil
 }
 
+// fixedArray decodes len(b)/size little-endian elements of one fixed size.
+func fixedArray[T any](b []byte, size int, dec func([]byte) T) []T {
+	v := make([]T, len(b)/size)
+	for i := range v {
+		v[i] = dec(b[size*i:])
+	}
+	return v
+}
+
 func (r *reader) array(key string, et ValueType, n int, depth int) any {
 	what := "key " + key
 	switch et {
 	case TypeUint8:
 		return append([]uint8(nil), r.need(uint64(n), what)...)
 	case TypeInt8:
-		b := r.need(uint64(n), what)
-		v := make([]int8, n)
-		for i := range v {
-			v[i] = int8(b[i])
-		}
-		return v
+		return fixedArray(r.need(uint64(n), what), 1, func(b []byte) int8 { return int8(b[0]) })
 	case TypeBool:
 		b := r.need(uint64(n), what)
 		v := make([]bool, n)
@@ -533,62 +537,22 @@ func (r *reader) array(key string, et ValueType, n int, depth int) any {
 			v[i] = b[i] == 1
 		}
 		return v
-	case TypeUint16, TypeInt16:
-		b := r.need(uint64(n)*2, what)
-		if et == TypeUint16 {
-			v := make([]uint16, n)
-			for i := range v {
-				v[i] = binary.LittleEndian.Uint16(b[2*i:])
-			}
-			return v
-		}
-		v := make([]int16, n)
-		for i := range v {
-			v[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
-		}
-		return v
-	case TypeUint32, TypeInt32, TypeFloat32:
-		b := r.need(uint64(n)*4, what)
-		switch et {
-		case TypeUint32:
-			v := make([]uint32, n)
-			for i := range v {
-				v[i] = binary.LittleEndian.Uint32(b[4*i:])
-			}
-			return v
-		case TypeInt32:
-			v := make([]int32, n)
-			for i := range v {
-				v[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
-			}
-			return v
-		}
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-		return v
-	case TypeUint64, TypeInt64, TypeFloat64:
-		b := r.need(uint64(n)*8, what)
-		switch et {
-		case TypeUint64:
-			v := make([]uint64, n)
-			for i := range v {
-				v[i] = binary.LittleEndian.Uint64(b[8*i:])
-			}
-			return v
-		case TypeInt64:
-			v := make([]int64, n)
-			for i := range v {
-				v[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
-			}
-			return v
-		}
-		v := make([]float64, n)
-		for i := range v {
-			v[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
-		}
-		return v
+	case TypeUint16:
+		return fixedArray(r.need(uint64(n)*2, what), 2, binary.LittleEndian.Uint16)
+	case TypeInt16:
+		return fixedArray(r.need(uint64(n)*2, what), 2, func(b []byte) int16 { return int16(binary.LittleEndian.Uint16(b)) })
+	case TypeUint32:
+		return fixedArray(r.need(uint64(n)*4, what), 4, binary.LittleEndian.Uint32)
+	case TypeInt32:
+		return fixedArray(r.need(uint64(n)*4, what), 4, func(b []byte) int32 { return int32(binary.LittleEndian.Uint32(b)) })
+	case TypeFloat32:
+		return fixedArray(r.need(uint64(n)*4, what), 4, func(b []byte) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b)) })
+	case TypeUint64:
+		return fixedArray(r.need(uint64(n)*8, what), 8, binary.LittleEndian.Uint64)
+	case TypeInt64:
+		return fixedArray(r.need(uint64(n)*8, what), 8, func(b []byte) int64 { return int64(binary.LittleEndian.Uint64(b)) })
+	case TypeFloat64:
+		return fixedArray(r.need(uint64(n)*8, what), 8, func(b []byte) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b)) })
 	case TypeString:
 		v := make([]string, n)
 		for i := range v {
