@@ -223,7 +223,8 @@ func TestSetThreads(t *testing.T) {
 	}
 }
 
-func TestForwardDoesNotAllocateThreaded(t *testing.T) {
+// TestForwardDoesNotAllocate: no allocation per token, with or without helpers.
+func TestForwardDoesNotAllocate(t *testing.T) {
 	forceParallel(t)
 	c := Config{Dim: 16, HiddenDim: 24, NLayers: 2, NHeads: 4, NKVHeads: 2, VocabSize: 32, SeqLen: 16}
 	path := filepath.Join(t.TempDir(), "m.bin")
@@ -232,7 +233,7 @@ func TestForwardDoesNotAllocateThreaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, threads := range []int{2, 3} {
+	for _, threads := range []int{1, 2, 3} {
 		m.SetThreads(threads)
 		pos := 0
 		allocs := testing.AllocsPerRun(50, func() {
