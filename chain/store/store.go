@@ -8,6 +8,8 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -104,6 +106,9 @@ func Open(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data dir: %w", err)
 	}
+	if err := clearInterruptedCreate(dir); err != nil {
+		return nil, err
+	}
 	lo := &opt.Options{
 		BlockCacheCapacity:     o.CacheMiB / 2 * opt.MiB,
 		WriteBuffer:            o.CacheMiB / 4 * opt.MiB,
@@ -131,6 +136,56 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// clearInterruptedCreate removes the files of a leveldb database whose
+// creation was cut short (a killed process, a full disk): goleveldb writes
+// CURRENT.<n>, then renames it to CURRENT, and never deletes CURRENT after
+// that, so a directory with neither CURRENT nor CURRENT.bak has never
+// completed an Open, and no write to it was ever acknowledged. Such a
+// directory holds only a manifest, a pending CURRENT.<n> (possibly empty),
+// the LOG and LOCK; anything else (a table file, an unknown file) means it is
+// not that case, and it is left alone for Open to judge.
+func clearInterruptedCreate(dir string) error {
+	// Hold leveldb's own lock while looking, so a process that is creating
+	// the database right now is never mistaken for one that died doing it.
+	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("store: data dir %s: %w", dir, err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return nil // held by another process: Open reports it
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("store: read data dir: %w", err)
+	}
+	var leftovers []string
+	for _, e := range ents {
+		n := e.Name()
+		switch {
+		case n == "CURRENT" || n == "CURRENT.bak":
+			return nil // created: leveldb decides
+		case n == "LOCK" || n == "LOG" || n == "LOG.old":
+		case strings.HasPrefix(n, "CURRENT.") || strings.HasPrefix(n, "MANIFEST-"):
+			leftovers = append(leftovers, n)
+		case strings.HasSuffix(n, ".log"):
+			if info, err := e.Info(); err != nil || info.Size() != 0 {
+				return nil // a journal with data: not a bare creation
+			}
+			leftovers = append(leftovers, n)
+		default:
+			return nil
+		}
+	}
+	for _, n := range leftovers {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil {
+			return fmt.Errorf("store: data dir %s: remove %s left by an interrupted creation: %w", dir, n, err)
+		}
+	}
+	return nil
 }
 
 // load reads the format, head and bucket cache and checks them.

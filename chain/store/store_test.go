@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -736,4 +738,52 @@ func TestPlanCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	commit(4, []KV{{Key: []byte("a"), Value: []byte{}}})
+}
+
+// TestInterruptedCreate: a process killed while goleveldb creates the
+// database leaves a manifest and an empty or partial CURRENT.<n> but no
+// CURRENT; nothing was ever acknowledged, so Open starts afresh. A CURRENT
+// that exists but is damaged is a different matter and stays an error.
+func TestInterruptedCreate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		files   map[string]string
+		wantErr bool
+	}{
+		{"empty pending CURRENT", map[string]string{"MANIFEST-000000": "x", "CURRENT.0": "", "LOG": "l"}, false},
+		{"partial pending CURRENT", map[string]string{"MANIFEST-000000": "x", "CURRENT.0": "MANIF"}, false},
+		{"manifest only", map[string]string{"MANIFEST-000000": "x", "000001.log": ""}, false},
+		{"damaged CURRENT", map[string]string{"MANIFEST-000000": "x", "CURRENT": "MANIF"}, true},
+		{"table file without CURRENT", map[string]string{"MANIFEST-000000": "x", "CURRENT.0": "", "000005.ldb": "t"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for n, c := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := Open(dir, Options{NoSync: true, Buckets: 16})
+			if tc.wantErr {
+				if err == nil {
+					s.Close()
+					t.Fatal("Open succeeded on a damaged directory")
+				}
+				for n := range tc.files {
+					if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+						t.Fatalf("Open removed %s from a directory it refused: %v", n, err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open after an interrupted creation: %v", err)
+			}
+			defer s.Close()
+			if _, _, ok := s.Head(); ok {
+				t.Fatal("fresh store has a head")
+			}
+			mustCommit(t, s, testBlock(0, randChanges(rand.New(rand.NewPCG(1, 1)), 5, 10), false))
+		})
+	}
 }
