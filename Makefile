@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 60s
 GO       ?= go
 
-.PHONY: build run test test-long bench lint fuzz clean
+.PHONY: build run test test-long bench lint fuzz clean cuda cuda-toolchain ptx ptx-check train-tiny
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/taobox ./cmd/taobox
@@ -41,3 +41,62 @@ fuzz:
 
 clean:
 	rm -rf bin dist
+
+# Retrains the embedded model, assets/tiny.gguf, from scratch (about 7
+# minutes on 2 cores; bit-identical on the same machine). If the bytes
+# change, put the SHA-256 it prints into assets.TinySHA256.
+train-tiny: build
+	bin/taobox model train-tiny --out assets/tiny.gguf --force
+
+# ---- CUDA build (taobox-cuda); see scripts/cuda-toolchain.sh. Needs no GPU
+# and no CUDA install: the pinned nvcc 11.8, headers and a generated libcuda
+# link stub are fetched from Debian non-free into .cuda/ (cached, ignored).
+CUDA      ?= $(CURDIR)/.cuda
+NVCC      := $(CUDA)/usr/lib/nvidia-cuda-toolkit/bin/nvcc
+PTXAS     := $(CUDA)/usr/bin/ptxas
+NVCCFLAGS := -ccbin g++ -allow-unsupported-compiler -ptx -arch=compute_80
+CUDA_ENV  := CGO_ENABLED=1 CGO_CFLAGS="-I$(CUDA)/usr/include" CGO_LDFLAGS="-L$(CUDA)/stub"
+
+# bin/taobox-cuda: the committed PTX must be what nvcc makes of kernels/*.cu,
+# the cuda-tagged code must vet, and the binary may need only libcuda.so.1
+# and libc.so.6 (the GPU host has the driver, not the toolkit). Then package
+# gpu's tests and the smoke selftest run against scripts/fakecuda, a CPU
+# stand-in for libcuda.so.1 (in .cuda/fake; never ship it), which checks the
+# Go side of the GPU path on machines without one.
+cuda: ptx-check
+	$(CUDA_ENV) $(GO) vet -tags cuda ./gpu/... ./kernels/... ./cmd/...
+	$(CUDA_ENV) $(GO) build -trimpath -tags cuda -ldflags "-X main.version=$(VERSION)" -o bin/taobox-cuda ./cmd/taobox
+	@needed="$$(readelf -d bin/taobox-cuda | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | LC_ALL=C sort | tr '\n' ' ')"; \
+	if [ "$$needed" != "libc.so.6 libcuda.so.1 " ]; then \
+		echo "bin/taobox-cuda needs $$needed; it may need only libc.so.6 and libcuda.so.1"; exit 1; fi; \
+	echo "bin/taobox-cuda: NEEDED $$needed"
+	@scripts/fakecuda/build.sh $(CUDA)/fake
+	LD_LIBRARY_PATH=$(CUDA)/fake $(CUDA_ENV) $(GO) test -count=1 -tags cuda -run '^(TestDo|TestSelftests)$$' ./gpu/
+	LD_LIBRARY_PATH=$(CUDA)/fake bin/taobox-cuda selftest --run smoke/ >/dev/null
+
+cuda-toolchain:
+	@scripts/cuda-toolchain.sh $(CUDA)
+
+# Regenerates every kernels/*.ptx in a temporary folder, diffs it against the
+# committed one and assembles it for sm_90 (H100/H200) with ptxas.
+ptx-check: cuda-toolchain
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; status=0; \
+	for p in kernels/*.ptx; do \
+		[ -f "$${p%.ptx}.cu" ] || { echo "$$p has no $${p%.ptx}.cu"; status=1; }; \
+	done; \
+	for src in kernels/*.cu; do \
+		n="$$(basename "$$src" .cu)"; \
+		$(NVCC) $(NVCCFLAGS) "$$src" -o "$$tmp/$$n.ptx" || { status=1; continue; }; \
+		if ! diff -u "kernels/$$n.ptx" "$$tmp/$$n.ptx"; then \
+			echo "kernels/$$n.ptx is not what nvcc makes of $$src: run make ptx and commit it"; status=1; fi; \
+		$(PTXAS) -arch=sm_90 "$$tmp/$$n.ptx" -o "$$tmp/$$n.cubin" || status=1; \
+	done; \
+	[ "$$status" = 0 ] && echo "ptx-check: kernels/*.ptx match kernels/*.cu and assemble for sm_90"; \
+	exit $$status
+
+# Regenerates kernels/*.ptx in place (commit them with their .cu).
+ptx: cuda-toolchain
+	@set -e; for src in kernels/*.cu; do \
+		$(NVCC) $(NVCCFLAGS) "$$src" -o "kernels/$$(basename "$$src" .cu).ptx"; \
+		echo "wrote kernels/$$(basename "$$src" .cu).ptx"; \
+	done

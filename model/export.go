@@ -15,6 +15,16 @@ type GGUFExport struct {
 	// norm weights stay F32, as llama.cpp writes them.
 	Type gguf.GGMLType
 
+	// Tokenizer, when set, is written as the tokenizer.ggml.* keys; it must
+	// have one token per vocabulary entry and pass NewTokenizer. When nil, a
+	// placeholder vocabulary is written (token i is "<ti>"), marked with
+	// tokenizer.taobox.placeholder so that TokenizerFromGGUF reports
+	// ErrNoTokenizer; llama.cpp ignores the mark and loads the file as before.
+	Tokenizer *TokenizerConfig
+
+	// Name is general.name; "" writes "taobox-test".
+	Name string
+
 	// Fault injection for the loader's tests.
 	arch     string // general.architecture; "" = "llama"
 	skip     string // tensor name left out
@@ -25,11 +35,10 @@ type GGUFExport struct {
 
 // ExportGGUF writes m as a llama.cpp-style GGUF v3 file: llama.cpp's tensor
 // names and metadata keys, dims innermost first ([in, out] for an [out][in]
-// matrix), and a placeholder vocabulary (token i is "<ti>") when the model
-// has no tokenizer. LoadGGUF reads it back to the same model (bit for bit for
-// F32).
+// matrix), and o.Tokenizer's vocabulary or a placeholder (token i is "<ti>").
+// LoadGGUF reads it back to the same model (bit for bit for F32).
 func ExportGGUF(m *Model, o GGUFExport) ([]byte, error) {
-	c, w := m.Config, m.Weights
+	c, w := m.Config, m.F32Weights()
 	if o.Type == 0 && o.arch == "" {
 		o.Type = gguf.TypeF32
 	}
@@ -41,7 +50,10 @@ func ExportGGUF(m *Model, o GGUFExport) ([]byte, error) {
 	}
 	g := gguf.NewWriter()
 	g.AddString("general.architecture", o.arch)
-	g.AddString("general.name", "taobox-test")
+	if o.Name == "" {
+		o.Name = "taobox-test"
+	}
+	g.AddString("general.name", o.Name)
 	g.AddUint32(o.arch+".context_length", uint32(c.SeqLen))
 	g.AddUint32(o.arch+".embedding_length", uint32(c.Dim))
 	g.AddUint32(o.arch+".block_count", uint32(c.NLayers))
@@ -51,17 +63,30 @@ func ExportGGUF(m *Model, o GGUFExport) ([]byte, error) {
 	g.AddUint32(o.arch+".attention.head_count_kv", uint32(c.NKVHeads))
 	g.AddFloat32(o.arch+".attention.layer_norm_rms_epsilon", 1e-5)
 	g.AddFloat32(o.arch+".rope.freq_base", 10000)
-	toks := make([]string, o.nTokens)
-	scores := make([]float32, o.nTokens)
-	types := make([]int32, o.nTokens)
-	for i := range toks {
-		toks[i] = fmt.Sprintf("<t%d>", i)
-		types[i] = 1
+	if o.Tokenizer != nil {
+		if len(o.Tokenizer.Tokens) != o.nTokens {
+			return nil, fmt.Errorf("model: export: the tokenizer has %d tokens but the model's vocabulary %d; give one token per embedding row", len(o.Tokenizer.Tokens), o.nTokens)
+		}
+		if _, err := NewTokenizer(*o.Tokenizer); err != nil {
+			return nil, fmt.Errorf("model: export: %w", err)
+		}
+		if err := addTokenizerKVs(g, o.Tokenizer); err != nil {
+			return nil, fmt.Errorf("model: export: %w", err)
+		}
+	} else {
+		toks := make([]string, o.nTokens)
+		scores := make([]float32, o.nTokens)
+		types := make([]int32, o.nTokens)
+		for i := range toks {
+			toks[i] = fmt.Sprintf("<t%d>", i)
+			types[i] = 1
+		}
+		g.AddString("tokenizer.ggml.model", "llama")
+		g.AddArray("tokenizer.ggml.tokens", toks)
+		g.AddArray("tokenizer.ggml.scores", scores)
+		g.AddArray("tokenizer.ggml.token_type", types)
+		g.AddBool(placeholderKey, true)
 	}
-	g.AddString("tokenizer.ggml.model", "llama")
-	g.AddArray("tokenizer.ggml.tokens", toks)
-	g.AddArray("tokenizer.ggml.scores", scores)
-	g.AddArray("tokenizer.ggml.token_type", types)
 
 	var failed error
 	add := func(name string, data []float32, in, out int) {

@@ -21,6 +21,32 @@ type Config struct {
 	// SharedClassifier is true when the output classifier is the token
 	// embedding table (tied weights).
 	SharedClassifier bool
+
+	// RMSEps is the RMSNorm epsilon; 0 means 1e-5 (run.c's constant).
+	// Loaders store 0 for 1e-5, so that Configs compare equal across file
+	// formats.
+	RMSEps float32
+	// RopeBase is the RoPE frequency base θ; 0 means 10000 (run.c's), and
+	// loaders store 0 for 10000 likewise.
+	RopeBase float32
+	// RopeNeox selects the NEOX RoPE pairing, (i, i+head_size/2) within
+	// each head, used by e.g. qwen2; false is run.c's and llama's pairing
+	// of consecutive values (i, i+1).
+	RopeNeox bool
+}
+
+func (c Config) rmsEps() float32 {
+	if c.RMSEps == 0 {
+		return 1e-5
+	}
+	return c.RMSEps
+}
+
+func (c Config) ropeBase() float32 {
+	if c.RopeBase == 0 {
+		return 10000
+	}
+	return c.RopeBase
 }
 
 // HeadSize is Dim / NHeads.

@@ -33,7 +33,11 @@ func TestPoolCoversRangeOnce(t *testing.T) {
 					t.Fatalf("threads %d n %d: index %d covered %d times", threads, n, i, h)
 				}
 			}
-			if want := int32(min(threads, n)); calls.Load() != want {
+			want := int32(min(n, chunksPerT*threads))
+			if threads == 1 {
+				want = int32(min(n, 1))
+			}
+			if calls.Load() != want {
 				t.Errorf("threads %d n %d: %d chunks, want %d", threads, n, calls.Load(), want)
 			}
 		}
@@ -302,5 +306,40 @@ func BenchmarkDecodeThreads(b *testing.B) {
 				})
 			}
 		})
+	}
+}
+
+// TestPoolLateHelpers: helpers woken late, or spuriously between jobs,
+// never run a chunk of a job that has returned and never run a chunk
+// twice.
+func TestPoolLateHelpers(t *testing.T) {
+	p := newPool(3)
+	defer p.close()
+	var active atomic.Bool
+	for job := range 300 {
+		n := 1 + job%37
+		hits := make([]int32, n)
+		fn := func(lo, hi int) {
+			if !active.Load() {
+				t.Errorf("job %d: chunk [%d,%d) run outside its job", job, lo, hi)
+			}
+			for i := lo; i < hi; i++ {
+				atomic.AddInt32(&hits[i], 1)
+			}
+		}
+		active.Store(true)
+		p.run(n, fn)
+		active.Store(false)
+		for i, h := range hits {
+			if h != 1 {
+				t.Fatalf("job %d: index %d covered %d times", job, i, h)
+			}
+		}
+		for _, ch := range p.start { // spurious wake-ups between jobs
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
 	}
 }

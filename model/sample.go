@@ -232,9 +232,7 @@ func (m *Model) GenerateSampled(prompt []int, opt GenerateOptions) (*Generation,
 	}
 	s := opt.Sampler
 	s.Reset()
-	for pos, t := range prompt {
-		m.forward(t, pos)
-	}
+	m.prefill(prompt)
 	pos := len(prompt)
 	n := min(opt.MaxTokens, m.Config.SeqLen-pos+1)
 	g := &Generation{IDs: make([]int, 0, n), LogProbs: make([]float64, 0, n)}

@@ -20,6 +20,7 @@ import (
 	"taobox/chain/node"
 	"taobox/chain/state"
 	"taobox/chain/types"
+	"taobox/chain/yuma"
 	"taobox/wallet"
 )
 
@@ -448,6 +449,7 @@ var devnetCommand = &command{
 		blockTime := fs.Duration("block-time", time.Second, "the `interval` between blocks")
 		data := fs.String("data", "", "keep the chain and the devnet wallets in `DIR` (empty or new; default: a temporary directory)")
 		level := logLevelFlag(fs, "warn")
+		backend := backendFlag(fs)
 		return func(e *env) error {
 			if *epochs < 0 {
 				return &usageError{"epochs", "must be 0 (run until Ctrl-C) or more"}
@@ -470,12 +472,17 @@ var devnetCommand = &command{
 			}
 			ctx, stop := withTermSignal(e.ctx)
 			defer stop()
-			return runDevnet(ctx, e, dir, *epochs, *blockTime, *asJSON, lvl)
+			engine, err := startEngine(ctx, *backend, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl})))
+			if err != nil {
+				return err
+			}
+			defer engine.Close()
+			return runDevnet(ctx, e, dir, *epochs, *blockTime, *asJSON, lvl, engine)
 		}
 	},
 }
 
-func runDevnet(ctx context.Context, e *env, dir string, epochs int, blockTime time.Duration, asJSON bool, lvl slog.Level) error {
+func runDevnet(ctx context.Context, e *env, dir string, epochs int, blockTime time.Duration, asJSON bool, lvl slog.Level, engine yuma.Engine) error {
 	start := time.Now()
 	d := newCast()
 	d.out = e.stdout
@@ -489,7 +496,7 @@ func runDevnet(ctx context.Context, e *env, dir string, epochs int, blockTime ti
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
 	n, err := node.Open(node.Config{
 		DataDir: filepath.Join(dir, "chain"), Genesis: g, Authority: devKey("authority"),
-		BlockTime: blockTime, APIAddr: "127.0.0.1:0", Logger: log,
+		BlockTime: blockTime, APIAddr: "127.0.0.1:0", Logger: log, Engine: engine,
 	})
 	if err != nil {
 		return err

@@ -61,6 +61,7 @@ var commands = []*command{
 	yumaEpochCommand,
 	yumaBatchCommand,
 	yumaDemoCommand,
+	yumaCheckCommand,
 	walletCommand,
 	walletCreateCommand,
 	walletNewHotkeyCommand,
@@ -92,6 +93,15 @@ var commands = []*command{
 	modelGenerateCommand,
 	modelScoreCommand,
 	modelConvertCommand,
+	modelTrainTinyCommand,
+	modelSynthCommand,
+	benchCommand,
+	benchModelCommand,
+	benchGPUCommand,
+	gpuCommand,
+	gpuInfoCommand,
+	selftestCommand,
+	runnerCommand,
 	helpCommand,
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"taobox/assets"
 	"taobox/model"
 	"taobox/model/gguf"
 )
@@ -33,8 +35,10 @@ var modelCommand = &command{
 	summary: "inspect LLM checkpoints, generate tokens and score token sequences",
 	help: "Runs the CPU inference engine on a model file: llama2.c version-0\n" +
 		"checkpoints, or LLaMA-architecture GGUF files (F32, F16, BF16, Q8_0 and\n" +
-		"Q4_0 tensors, computed in F32 today). There is no tokenizer yet: prompts\n" +
-		"are token ids. 'model convert' writes a llama2.c checkpoint as GGUF.",
+		"Q4_0 tensors, computed in F32 today). Text prompts need the tokenizer of a\n" +
+		"GGUF file (tokenizer.ggml.*: SentencePiece or GPT-2 byte-level BPE);\n" +
+		"otherwise prompts are token ids. 'model convert' writes a llama2.c\n" +
+		"checkpoint as GGUF.",
 }
 
 var modelConvertCommand = &command{
@@ -84,16 +88,21 @@ var modelConvertCommand = &command{
 
 var modelInfoCommand = &command{
 	name:    "model info",
-	args:    "FILE [--json]",
-	minArgs: 1, maxArgs: 1,
+	args:    "[FILE] [--json]",
+	minArgs: 0, maxArgs: 1,
 	summary: "show a model file's architecture, size, quantization and SHA-256",
 	help: "Prints the architecture, shape (dim, layers, heads, kv heads, vocabulary,\n" +
 		"context length), parameter count, whether the output classifier is tied\n" +
-		"to the token embedding, the quantization and the file's SHA-256.",
+		"to the token embedding, the quantization and the file's SHA-256. Without\n" +
+		"FILE it describes the embedded tiny model (see 'taobox help model train-tiny').",
 	setup: func(fs *flag.FlagSet) func(*env) error {
 		asJSON := fs.Bool("json", false, "print one JSON object")
 		return func(e *env) error {
-			mf, err := loadModelFile("file", e.args[0])
+			path := ""
+			if len(e.args) > 0 {
+				path = e.args[0]
+			}
+			mf, err := loadModelFile("file", path)
 			if err != nil {
 				return err
 			}
@@ -131,24 +140,29 @@ var modelInfoCommand = &command{
 
 var modelGenerateCommand = &command{
 	name:    "model generate",
-	args:    "--model FILE (--prompt TEXT | --prompt-ids 1,2,3) --max-tokens N [flags] [--json]",
+	args:    "[--model FILE] (--prompt TEXT | --prompt-ids 1,2,3) --max-tokens N [flags] [--json]",
 	summary: "generate tokens from a prompt, with per-token log-probs",
 	help: "Feeds the prompt from position 0 and generates up to --max-tokens tokens,\n" +
-		"stopping after the end-of-sequence token (id 2 for llama2.c files; it is\n" +
-		"included in the output) unless --ignore-eos, or at the end of the context.\n" +
-		"Prompt ids are fed exactly as given (no BOS added). --temperature 0, the\n" +
-		"default, is greedy (the lowest id on a tie); otherwise the token is drawn\n" +
-		"from softmax(logits/T) cut to --top-k ids, then to the top-p nucleus, with\n" +
-		"a PCG seeded by --seed: the same seed gives the same tokens. Each token's\n" +
-		"log-prob is the natural log-softmax of the unmodified logits, what 'taobox\n" +
-		"model score' recomputes. Without --json it prints the generated ids, comma-\n" +
-		"separated. --json prints one object: prompt_ids, ids, logprobs, top (the 5\n" +
-		"most probable ids per generated position, {\"id\", \"logprob\"}), text (\"\"\n" +
-		"without a tokenizer) and tokens_per_second (generated tokens over the\n" +
-		"wall time of prompt and generation). Example:\n\n" +
+		"stopping after the end-of-sequence token (id 2 for llama2.c files; with a\n" +
+		"tokenizer, any end-of-generation token such as </s> or <|im_end|>; it is\n" +
+		"included in the ids) unless --ignore-eos, or at the end of the context.\n" +
+		"--prompt TEXT is encoded with the file's tokenizer, BOS added as its\n" +
+		"metadata says; --prompt-ids are fed exactly as given (no BOS added).\n" +
+		"--temperature 0, the default, is greedy (the lowest id on a tie);\n" +
+		"otherwise the token is drawn from softmax(logits/T) cut to --top-k ids,\n" +
+		"then to the top-p nucleus, with a PCG seeded by --seed: the same seed\n" +
+		"gives the same tokens. Each token's log-prob is the natural log-softmax\n" +
+		"of the unmodified logits, what 'taobox model score' recomputes. Without\n" +
+		"--json it prints the generated text (the ids, comma-separated, when the\n" +
+		"file has no tokenizer). --json prints one object: prompt_ids, ids,\n" +
+		"logprobs, top (the 5 most probable ids per generated position, {\"id\",\n" +
+		"\"logprob\"}), text (the generated tokens' text, which continues the\n" +
+		"prompt, less a final end-of-generation token; \"\" without a tokenizer)\n" +
+		"and tokens_per_second (generated tokens over the wall time of prompt and\n" +
+		"generation). Example:\n\n" +
 		"  taobox model generate --model stories260K.bin --prompt-ids 1,403,407 --max-tokens 20 --json",
 	setup: func(fs *flag.FlagSet) func(*env) error {
-		path := fs.String("model", "", "the model `FILE`")
+		path := fs.String("model", "", "the model `FILE` (default: the embedded tiny model)")
 		prompt := fs.String("prompt", "", "a text prompt (needs a tokenizer in the model file; BOS added as its metadata says)")
 		promptIDs := fs.String("prompt-ids", "", "the prompt as comma-separated token `ids`, fed as given")
 		maxTokens := fs.Int("max-tokens", -1, "the most tokens to generate (required)")
@@ -160,9 +174,6 @@ var modelGenerateCommand = &command{
 		ignoreEOS := fs.Bool("ignore-eos", false, "do not stop at the end-of-sequence token")
 		asJSON := fs.Bool("json", false, "print one JSON object")
 		return func(e *env) error {
-			if *path == "" {
-				return &usageError{"--model", "required: the model file"}
-			}
 			if *maxTokens < 0 {
 				return &usageError{"--max-tokens", "required: the most tokens to generate, ≥ 0"}
 			}
@@ -188,17 +199,30 @@ var modelGenerateCommand = &command{
 				return err
 			}
 			mf.m.SetThreads(*threads)
+			var ids []int
+			promptFlag := "--prompt-ids"
 			if *prompt != "" {
-				return &usageError{"--prompt", "text prompts need a tokenizer; this model file has none: use --prompt-ids"}
-			}
-			ids, err := parseIDs("--prompt-ids", *promptIDs, mf.m.Config.VocabSize)
-			if err != nil {
+				promptFlag = "--prompt"
+				if mf.tok == nil {
+					msg := "text prompts need a tokenizer; this model file has none: use --prompt-ids"
+					if mf.tokErr != nil && !errors.Is(mf.tokErr, model.ErrNoTokenizer) {
+						msg = fmt.Sprintf("this model file's tokenizer cannot be used (%v): use --prompt-ids", mf.tokErr)
+					}
+					return &usageError{"--prompt", msg}
+				}
+				if ids = mf.tok.Encode(*prompt, true); len(ids) == 0 {
+					return &usageError{"--prompt", "the text encodes to no tokens and the model adds no BOS: give some text"}
+				}
+			} else if ids, err = parseIDs("--prompt-ids", *promptIDs, mf.m.Config.VocabSize); err != nil {
 				return err
 			}
 			if len(ids) > mf.m.Config.SeqLen {
-				return &usageError{"--prompt-ids", fmt.Sprintf("%d ids exceed the model's context of %d", len(ids), mf.m.Config.SeqLen)}
+				return &usageError{promptFlag, fmt.Sprintf("%d ids exceed the model's context of %d", len(ids), mf.m.Config.SeqLen)}
 			}
 			eos := llama2cEOS
+			if mf.tok != nil {
+				eos = mf.tok.EOS()
+			}
 			if *ignoreEOS {
 				eos = -1
 			}
@@ -208,6 +232,22 @@ var modelGenerateCommand = &command{
 				return err
 			}
 			elapsed := time.Since(start).Seconds()
+			text := ""
+			if mf.tok != nil {
+				// Generation stops at EOS only; cut at the first other
+				// end-of-generation token (the ids before it are the same).
+				n := len(g.IDs)
+				for i, id := range g.IDs {
+					if !*ignoreEOS && mf.tok.IsEOG(id) {
+						g.IDs, g.LogProbs, n = g.IDs[:i+1], g.LogProbs[:i+1], i
+						if g.Top != nil {
+							g.Top = g.Top[:i+1]
+						}
+						break
+					}
+				}
+				text = mf.tok.DecodeContinuation(g.IDs[:n]) // continues the prompt: its leading space stays
+			}
 			var b bytes.Buffer
 			if *asJSON {
 				tps := 0.0
@@ -225,9 +265,12 @@ var modelGenerateCommand = &command{
 					Top             [][]model.Alt `json:"top"`
 					Text            string        `json:"text"`
 					TokensPerSecond float64       `json:"tokens_per_second"`
-				}{ids, g.IDs, g.LogProbs, top, "", tps}); err != nil {
+				}{ids, g.IDs, g.LogProbs, top, text, tps}); err != nil {
 					return err
 				}
+			} else if mf.tok != nil {
+				b.WriteString(text)
+				b.WriteByte('\n')
 			} else {
 				b.WriteString(joinIDs(g.IDs))
 				b.WriteByte('\n')
@@ -315,14 +358,22 @@ type modelFile struct {
 	size   int64
 	sha256 string
 	m      *model.Model
+	tok    *model.Tokenizer // nil when the file has none
+	tokErr error            // why tok is nil
 }
 
-// loadModelFile reads a model file; every failure is a usage error naming
-// field (the flag or argument that gave the path).
+// loadModelFile reads a model file, or the embedded tiny model when path is
+// ""; every failure is a usage error naming field (the flag or argument that
+// gave the path).
 func loadModelFile(field, path string) (*modelFile, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &usageError{field, err.Error()}
+	var data []byte
+	if path == "" {
+		data, path = assets.TinyModel(), assets.TinyName
+	} else {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, &usageError{field, err.Error()}
+		}
 	}
 	sum := sha256.Sum256(data)
 	mf := &modelFile{path: path, size: int64(len(data)), sha256: hex.EncodeToString(sum[:])}
@@ -336,6 +387,7 @@ func loadModelFile(field, path string) (*modelFile, error) {
 			return nil, &usageError{field, fmt.Sprintf("%s: %v", path, err)}
 		}
 		mf.format, mf.m, mf.quant = fmt.Sprintf("GGUF v%d", f.Version), m, ggufQuant(f)
+		mf.tok, mf.tokErr = model.TokenizerFromGGUF(f)
 		return mf, nil
 	}
 	m, err := model.ParseLlama2C(data)
@@ -380,19 +432,16 @@ type modelInfo struct {
 
 func (mf *modelFile) info() modelInfo {
 	c := mf.m.Config
-	w := &mf.m.Weights
-	var params int64
-	for _, s := range [][]float32{w.TokenEmbedding, w.RMSAtt, w.WQ, w.WK, w.WV, w.WO, w.RMSFFN, w.W1, w.W2, w.W3, w.RMSFinal} {
-		params += int64(len(s))
-	}
-	if !c.SharedClassifier {
-		params += int64(len(w.WCls))
+	params := mf.m.ParamCount() // GGUF models keep no F32 Weights
+	bos, eos := llama2cBOS, llama2cEOS
+	if mf.tok != nil {
+		bos, eos = mf.tok.BOS(), mf.tok.EOS()
 	}
 	return modelInfo{
 		File: mf.path, Format: mf.format, Architecture: "llama", Parameters: params,
 		Quantization: mf.quant, ContextLength: c.SeqLen, VocabSize: c.VocabSize,
 		Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.NLayers, Heads: c.NHeads, KVHeads: c.NKVHeads,
-		TiedEmbeddings: c.SharedClassifier, Tokenizer: "", BOS: llama2cBOS, EOS: llama2cEOS,
+		TiedEmbeddings: c.SharedClassifier, Tokenizer: tokenizerName(mf.tok), BOS: bos, EOS: eos,
 		FileSize: mf.size, SHA256: mf.sha256,
 	}
 }
@@ -423,6 +472,21 @@ func joinIDs(ids []int) string {
 		b.WriteString(strconv.Itoa(id))
 	}
 	return b.String()
+}
+
+// tokenizerName describes t for `model info` ("" when nil).
+func tokenizerName(t *model.Tokenizer) string {
+	switch {
+	case t == nil:
+		return ""
+	case t.Kind() == "llama":
+		return fmt.Sprintf("llama (SentencePiece), %d tokens", t.VocabSize())
+	}
+	pre := t.Pre()
+	if pre == "" {
+		pre = "default"
+	}
+	return fmt.Sprintf("%s (byte-level BPE, pre-tokenizer %s), %d tokens", t.Kind(), pre, t.VocabSize())
 }
 
 func orNone(s string) string {

@@ -224,12 +224,12 @@ func TestModelErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"model", "info"}, "taobox: model info: args: "},
+		{[]string{"model", "info", path, path}, "taobox: model info: args: "},
 		{[]string{"model", "info", "/nonexistent/m.bin"}, "taobox: model info: file: "},
 		{[]string{"model", "info", bad}, "taobox: model info: file: "},
 		{[]string{"model", "info", gguf}, "taobox: model info: file: "},
 		{[]string{"model", "frob"}, "taobox: model: command: "},
-		{[]string{"model", "generate", "--prompt-ids", "1", "--max-tokens", "3"}, "taobox: model generate: --model: "},
+		{[]string{"model", "generate", "--prompt-ids", "99999", "--max-tokens", "3"}, "taobox: model generate: --prompt-ids: "},
 		{gen("--prompt-ids", "1"), "taobox: model generate: --max-tokens: "},
 		{gen("--max-tokens", "3"), "taobox: model generate: prompt: "},
 		{gen("--prompt", "hi", "--prompt-ids", "1", "--max-tokens", "3"), "taobox: model generate: prompt: "},

@@ -59,6 +59,7 @@ var nodeCommand = &command{
 		api := fs.String("api", "127.0.0.1:7744", "the `host:port` of the JSON API, on loopback (port 0: any free port)")
 		keep := fs.Uint64("keep-blocks", node.DefaultKeepBlocks, "keep the bodies and events of the last `N` blocks")
 		level := logLevelFlag(fs, "info")
+		backend := backendFlag(fs)
 		return func(e *env) error {
 			var missing []string
 			for _, f := range []struct{ name, v string }{{"--data", *data}, {"--genesis", *genesis}, {"--authority", *authority}} {
@@ -88,9 +89,14 @@ var nodeCommand = &command{
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+			engine, err := startEngine(e.ctx, *backend, log)
+			if err != nil {
+				return err
+			}
+			defer engine.Close()
 			n, err := node.Open(node.Config{
 				DataDir: *data, Genesis: g, Authority: key, BlockTime: *blockTime,
-				APIAddr: *api, Logger: log, KeepBlocks: *keep,
+				APIAddr: *api, Logger: log, KeepBlocks: *keep, Engine: engine,
 			})
 			if err != nil {
 				return err

@@ -1,0 +1,102 @@
+package gpuplan
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"taobox/chain/yuma"
+)
+
+// Validate checks every input as yuma.CPUEngine does, with the same error.
+func Validate(ins []yuma.Input) error {
+	for i := range ins {
+		if err := ins[i].Validate(); err != nil {
+			if fe, ok := err.(*yuma.FieldError); ok {
+				return &yuma.FieldError{Field: fmt.Sprintf("[%d].%s", i, fe.Field), Problem: fe.Problem}
+			}
+			return fmt.Errorf("[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// Split returns the indices of the inputs the kernels run and of those the
+// CPU engine runs (see Eligible).
+func Split(ins []yuma.Input) (dev, cpu []int) {
+	for i := range ins {
+		if Eligible(&ins[i]) {
+			dev = append(dev, i)
+		} else {
+			cpu = append(cpu, i)
+		}
+	}
+	return dev, cpu
+}
+
+// RunCPU computes ins[idx[k]] on the CPU engine into outs[idx[k]].
+func RunCPU(ctx context.Context, e *yuma.CPUEngine, ins []yuma.Input, idx []int, outs []yuma.Output) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	sub := make([]yuma.Input, len(idx))
+	for k, i := range idx {
+		sub[k] = ins[i]
+	}
+	res, err := e.Epochs(ctx, sub)
+	if err != nil {
+		return err
+	}
+	for k, i := range idx {
+		outs[i] = res[k]
+	}
+	return nil
+}
+
+// Engine is the batched GPU engine's reference path: the same packing, the
+// same kernels (in Go) and the same decoding, with the same CPU fallback.
+// It implements yuma.Engine.
+type Engine struct {
+	cpu *yuma.CPUEngine
+	// poison fills the work arena with garbage before the kernels run, as
+	// device memory reused between batches is: a kernel that reads a work
+	// array its launch did not write then fails the tests.
+	poison bool
+}
+
+// NewEngine returns the Go reference engine.
+func NewEngine() *Engine { return &Engine{cpu: yuma.NewCPUEngine(1)} }
+
+// Epochs implements yuma.Engine.
+func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
+	if err := Validate(ins); err != nil {
+		return nil, err
+	}
+	outs := make([]yuma.Output, len(ins))
+	dev, cpu := Split(ins)
+	for _, chunk := range Chunks(ins, dev) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var reuse []int64
+		if e.poison { // a reused input arena holds the previous batch's words
+			reuse = make([]int64, InWords(ins, chunk))
+			for i := range reuse {
+				reuse[i] = int64(0x5a5a5a5a5a5a5a5a) ^ int64(i)
+			}
+		}
+		b := Pack(ins, chunk, true, reuse)
+		if e.poison {
+			r := rand.New(rand.NewPCG(uint64(len(b.Work)), 7))
+			for i := range b.Work {
+				b.Work[i] = int64(r.Uint64())
+			}
+		}
+		b.Run()
+		b.Unpack(chunk, outs)
+	}
+	if err := RunCPU(ctx, e.cpu, ins, cpu, outs); err != nil {
+		return nil, err
+	}
+	return outs, ctx.Err()
+}

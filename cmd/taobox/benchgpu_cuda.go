@@ -1,0 +1,180 @@
+//go:build cuda
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"gorgonia.org/cu"
+
+	"taobox/chain/yuma"
+	"taobox/gpu"
+	"taobox/gpu/runner"
+	"taobox/model/gguf"
+)
+
+type yumaGPUBench struct {
+	Shape         string  `json:"shape"`
+	Subnets       int     `json:"subnets"`
+	UIDs          int     `json:"uids"`
+	GPUEpochsPerS float64 `json:"gpu_epochs_per_s"`
+	GPUMsPerBatch float64 `json:"gpu_ms_per_batch"` // transfers and packing included
+	CPUEpochsPerS float64 `json:"cpu_epochs_per_s"`
+	CPUMsPerBatch float64 `json:"cpu_ms_per_batch"`
+	CPUWorkers    int     `json:"cpu_workers"`
+	Speedup       float64 `json:"speedup"`
+	GPUTimings    string  `json:"gpu_timings,omitempty"`
+	Error         string  `json:"error,omitempty"`
+}
+
+type benchGPUReport struct {
+	Device          gpu.Info               `json:"device"`
+	Driver          string                 `json:"driver"`
+	Yuma            []yumaGPUBench         `json:"yuma"`
+	Boundary        *runner.Boundary       `json:"runner_boundary,omitempty"`
+	Llama           []gpu.LlamaBenchResult `json:"llama"`
+	GPUMemUsedBytes int64                  `json:"gpu_mem_used_bytes"`
+	GPUMemTotal     int64                  `json:"gpu_mem_total_bytes"`
+	Errors          []string               `json:"errors,omitempty"`
+	Seconds         float64                `json:"seconds"`
+}
+
+func runBenchGPU(e *env, o benchGPUOptions) error {
+	start := time.Now()
+	d, err := gpu.Open(o.device)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	r := &benchGPUReport{Device: d.Info(), Driver: gpu.DriverString(gpu.DriverVersion()), Yuma: []yumaGPUBench{}, Llama: []gpu.LlamaBenchResult{}}
+	progress := func(format string, args ...any) { fmt.Fprintf(e.stderr, format+"\n", args...) }
+	progress("device %s", r.Device)
+	memSample := func() {
+		d.Do(func() error {
+			free, total, err := cu.MemInfo()
+			if err == nil {
+				r.GPUMemTotal = total
+				r.GPUMemUsedBytes = max(r.GPUMemUsedBytes, total-free)
+			}
+			return nil
+		})
+	}
+	memSample()
+
+	for _, s := range []struct {
+		name          string
+		subnets, uids int
+	}{{"128x256", 128, 256}, {"1x4096", 1, 4096}} {
+		y := yumaGPUBench{Shape: s.name, Subnets: s.subnets, UIDs: s.uids}
+		y.GPUEpochsPerS, y.GPUMsPerBatch, err = gpu.BenchYuma(d, s.subnets, s.uids, o.iters)
+		if err != nil {
+			y.Error = err.Error()
+			r.Errors = append(r.Errors, fmt.Sprintf("yuma %s: %v", s.name, err))
+		} else if t, err := gpu.BenchYumaTimings(d, s.subnets, s.uids); err == nil {
+			y.GPUTimings = fmt.Sprintf("%+v", t)
+		}
+		memSample()
+		// The CPU baseline on the same batch, in the same run.
+		ins := gpu.BigYumaBatch(s.subnets, s.uids, false)
+		cpu := yuma.NewCPUEngine(0)
+		y.CPUWorkers = cpu.Workers()
+		if _, err := cpu.Epochs(context.Background(), ins); err == nil {
+			n := max(1, min(o.iters, 5))
+			t0 := time.Now()
+			for range n {
+				cpu.Epochs(context.Background(), ins)
+			}
+			el := time.Since(t0)
+			y.CPUMsPerBatch = el.Seconds() * 1000 / float64(n)
+			y.CPUEpochsPerS = float64(s.subnets*n) / el.Seconds()
+		}
+		if y.GPUMsPerBatch > 0 {
+			y.Speedup = y.CPUMsPerBatch / y.GPUMsPerBatch
+		}
+		progress("yuma %s: GPU %.3f ms/batch (%.0f epochs/s), CPU %.2f ms/batch (%.0f epochs/s, %d workers)%s",
+			s.name, y.GPUMsPerBatch, y.GPUEpochsPerS, y.CPUMsPerBatch, y.CPUEpochsPerS, y.CPUWorkers, errSuffix(y.Error))
+		r.Yuma = append(r.Yuma, y)
+	}
+
+	if b, err := runner.MeasureBoundary(gpu.BigYumaBatch(128, 256, false), max(3, o.iters/2)); err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("runner boundary: %v", err))
+	} else {
+		r.Boundary = &b
+		progress("runner boundary: %s", b)
+	}
+
+	llama := func(name string, f func() (gpu.LlamaBenchResult, error)) {
+		res, err := f()
+		memSample()
+		if err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("llama %s: %v", name, err))
+			progress("llama %s: %v", name, err)
+			return
+		}
+		r.Llama = append(r.Llama, res)
+		progress("%s", res)
+	}
+	if !o.noLlama {
+		c := gpu.LlamaBenchConfig(max(512, o.decode+o.prompt))
+		llama("synthetic 1B f16", func() (gpu.LlamaBenchResult, error) {
+			return gpu.BenchLlamaSynthetic(d, c, "f16", o.decode, o.prompt)
+		})
+	}
+	if o.model != "" {
+		llama(o.model, func() (gpu.LlamaBenchResult, error) {
+			f, err := gguf.Open(o.model)
+			if err != nil {
+				return gpu.LlamaBenchResult{}, err
+			}
+			defer f.Close()
+			res, err := gpu.BenchLlamaFile(d, f, o.decode, o.prompt)
+			res.Model = o.model
+			return res, err
+		})
+	}
+	r.Seconds = time.Since(start).Seconds()
+
+	var out bytes.Buffer
+	if o.asJSON {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		out.Write(b)
+		out.WriteByte('\n')
+	} else {
+		fmt.Fprintf(&out, "device %s (driver CUDA %s)\n", r.Device, r.Driver)
+		for _, y := range r.Yuma {
+			fmt.Fprintf(&out, "yuma %-8s GPU %8.3f ms/batch %10.0f epochs/s | CPU %8.2f ms/batch %8.0f epochs/s (%d workers) | ×%.1f%s\n",
+				y.Shape, y.GPUMsPerBatch, y.GPUEpochsPerS, y.CPUMsPerBatch, y.CPUEpochsPerS, y.CPUWorkers, y.Speedup, errSuffix(y.Error))
+		}
+		if r.Boundary != nil {
+			fmt.Fprintf(&out, "runner boundary: %s\n", r.Boundary)
+		}
+		for _, l := range r.Llama {
+			fmt.Fprintf(&out, "%s\n", l)
+		}
+		fmt.Fprintf(&out, "GPU memory used: %.2f GiB of %.1f GiB (highest seen)\n", float64(r.GPUMemUsedBytes)/(1<<30), float64(r.GPUMemTotal)/(1<<30))
+		for _, e := range r.Errors {
+			fmt.Fprintf(&out, "ERROR %s\n", e)
+		}
+	}
+	if _, err := e.stdout.Write(out.Bytes()); err != nil {
+		return err
+	}
+	if len(r.Errors) > 0 {
+		return fmt.Errorf("%d benchmarks failed; first: %s", len(r.Errors), r.Errors[0])
+	}
+	return nil
+}
+
+func errSuffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " ERROR " + s
+}

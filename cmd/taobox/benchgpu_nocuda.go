@@ -1,0 +1,5 @@
+//go:build !cuda
+
+package main
+
+func runBenchGPU(*env, benchGPUOptions) error { return errNoCUDA }

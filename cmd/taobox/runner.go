@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"taobox/gpu"
+	"taobox/gpu/runner"
+)
+
+// The GPU runner: `taobox-cuda runner` serves GPU work to a parent taobox
+// over a unix socket (gpu/runner, docs/gpu-runner.md); --backend picks
+// where `node` and `devnet` run their Yuma epochs.
+
+var runnerCommand = &command{
+	name:    "runner",
+	args:    "--socket PATH [--device N] [--selftest SUBSTRING]",
+	summary: "serve GPU work to a parent taobox over a unix socket (taobox-cuda only; started by taobox)",
+	help: "Started by taobox node and devnet (--backend auto or cuda), not by hand:\n" +
+		"opens --device, runs every kernel's self-test, listens on the unix socket\n" +
+		"PATH, writes one ready line to stdout and serves requests (yuma.epochs,\n" +
+		"health; docs/gpu-runner.md) until its stdin closes or its parent dies.\n" +
+		"Exit status 1 when the GPU cannot be opened or a self-test fails.",
+	setup: func(fs *flag.FlagSet) func(*env) error {
+		socket := fs.String("socket", "", "the unix socket `PATH` to listen on (required)")
+		device := fs.Int("device", 0, "the CUDA device `ordinal`")
+		only := fs.String("selftest", "", "run only the selftests whose name contains this `substring` (default: all)")
+		return func(e *env) error {
+			if *socket == "" {
+				return &usageError{"socket", "required (the runner is started by taobox node and devnet)"}
+			}
+			return runRunner(e, *socket, *device, *only)
+		}
+	},
+}
+
+// backendFlag defines --backend on fs.
+func backendFlag(fs *flag.FlagSet) *string {
+	return fs.String("backend", runner.BackendAuto, "where Yuma epochs run: `auto` (the GPU runner when an NVIDIA GPU and taobox-cuda are here, else the CPU), cpu or cuda")
+}
+
+// startEngine returns the Yuma engine for --backend: the CPU engine, or
+// the GPU runner's with CPU fallback. Close it when done.
+func startEngine(ctx context.Context, backend string, log *slog.Logger) (*runner.Engine, error) {
+	switch backend {
+	case runner.BackendAuto, runner.BackendCPU, runner.BackendCUDA:
+	default:
+		return nil, &usageError{"backend", fmt.Sprintf("%q: want auto, cpu or cuda", backend)}
+	}
+	opts := runner.Options{Backend: backend, Logger: log}
+	if gpu.Available() {
+		// taobox-cuda itself: its runner is itself, whatever its name.
+		if exe, err := os.Executable(); err == nil {
+			opts.Binary = exe
+		}
+	}
+	e, err := runner.Start(ctx, opts)
+	if errors.Is(err, runner.ErrNoGPU) {
+		return nil, &usageError{"backend", err.Error()}
+	}
+	return e, err
+}

@@ -1,0 +1,5 @@
+//go:build !cuda
+
+package main
+
+func runRunner(*env, string, int, string) error { return errNoCUDA }

@@ -1,0 +1,1146 @@
+//go:build cuda
+
+package gpu
+
+/*
+#cgo LDFLAGS: -lcuda
+#include <cuda.h>
+
+// taobox_launch launches f on stream s with n 64-bit parameters, without
+// the two mallocs per launch of gorgonia's Launch.
+static CUresult taobox_launch(CUfunction f, unsigned grid, unsigned block, unsigned shared, CUstream s, unsigned long long *vals, int n) {
+	void *args[32];
+	for (int i = 0; i < n && i < 32; i++) args[i] = &vals[i];
+	return cuLaunchKernel(f, grid, 1, 1, block, 1, 1, shared, s, args, 0);
+}
+
+static CUresult taobox_occupancy(CUfunction f, int block, int shared, int *blocks) {
+	return cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks, f, block, (size_t)shared);
+}
+
+// A blocking stream (CU_STREAM_DEFAULT): ordered with the legacy default
+// stream, which gorgonia's synchronous copies use.
+static CUresult taobox_stream(CUstream *s) { return cuStreamCreate(s, CU_STREAM_DEFAULT); }
+static CUresult taobox_stream_destroy(CUstream s) { return cuStreamDestroy(s); }
+
+static CUresult taobox_capture_begin(CUstream s) {
+	return cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_RELAXED);
+}
+
+// taobox_capture_end ends the capture on s and instantiates the graph.
+static CUresult taobox_capture_end(CUstream s, CUgraphExec *exec) {
+	CUgraph g;
+	CUresult r = cuStreamEndCapture(s, &g);
+	if (r != CUDA_SUCCESS) return r;
+	r = cuGraphInstantiateWithFlags(exec, g, 0);
+	cuGraphDestroy(g);
+	return r;
+}
+
+static CUresult taobox_graph_launch(CUgraphExec e, CUstream s) { return cuGraphLaunch(e, s); }
+static CUresult taobox_graph_destroy(CUgraphExec e) { return cuGraphExecDestroy(e); }
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"time"
+	"unsafe"
+
+	"gorgonia.org/cu"
+
+	"taobox/model"
+	"taobox/model/gguf"
+)
+
+// Llama is a LLaMA model whose weights live on the GPU: the forward pass of
+// model.Model (model/llama.go) as CUDA kernels (kernels/llama.cu), for the
+// "llama" and "qwen2" GGUF architectures the CPU engine runs (RMSNorm
+// epsilon and RoPE base from the file, llama or NEOX RoPE pairs, optional
+// q/k/v biases, GQA, tied or separate classifier). Matrices are the GGUF
+// tensors uploaded byte for byte (F32, F16, BF16, Q8_0, Q4_0, multiplied
+// in place; Q8_0/Q4_0 products quantize the activations to Q8 blocks as the
+// CPU engine and ggml do); norms, activations, the KV cache and the logits
+// are float32. Results are deterministic: no float atomics, every
+// reduction in a fixed order, so repeated runs give identical bits.
+//
+// A step's launches do not depend on the position (it lives on the device
+// and the step advances it), so the prompt step and the decode step (logits,
+// greedy choice, advance) are each captured once as a CUDA graph and
+// replayed: one host call per token (TAOBOX_LLAMA_GRAPHS=0 launches the
+// kernels one by one instead). Generate enqueues the whole generation and
+// synchronizes once; the chosen tokens stay on the device.
+//
+// The prompt runs one token at a time (matrix-vector products; there is no
+// batched matrix-matrix path yet), computing the logits only for its last
+// token. A Llama is not safe for concurrent use; all its work runs inside
+// Device.Do.
+type Llama struct {
+	d   *Device
+	cfg model.Config
+
+	fn struct {
+		embed, prep, matvec3, rope, attention, argmaxPartial, argmax, logsoftmax, fill, advance cu.Function
+	}
+
+	tensors     []llamaTensor
+	byName      map[string]*llamaTensor
+	wmem        cu.DevicePtr // every weight, one allocation
+	wbytes      int64
+	smem        cu.DevicePtr // state, one allocation
+	sbytes      int64
+	bytesPerTok int64
+
+	// state buffers (inside smem)
+	x, xb, q, hb, hb2, att, logits, kc, vc, rope, toks, lps, lsm, posp cu.DevicePtr
+	xin, xq, xd                                                        cu.DevicePtr // a product's prepared input
+	pv, pi, ps                                                         cu.DevicePtr // argmax partials
+
+	sms  int
+	eps  uint64 // RMSNorm epsilon, float64 bits
+	neox uint64 // 1: NEOX RoPE pairing
+
+	layers            []llamaLayer
+	emb, cls, outNorm devW
+	clsPF             pfRange
+	prefetch          bool // warm each product's first weights in L2
+
+	hostLogits []float32
+	argv       [32]C.ulonglong
+	closed     bool
+
+	stream  C.CUstream
+	occ     map[int]int // blocks per SM of matvec3
+	graphs  bool        // replay decode steps as CUDA graphs
+	decodeG C.CUgraphExec
+	promptG C.CUgraphExec
+
+	forceWpr  int // tests: warps per row, 0 = automatic
+	gridScale int // tests: resident blocks per SM multiplier, 0 = 1
+}
+
+// devW is a weight on the device: its address and kernel type id.
+type devW struct{ p, t uint64 }
+
+type llamaLayer struct {
+	attnNorm, q, k, v, o, ffnNorm, gate, up, down devW
+	bq, bk, bv                                    uint64 // biases, 0 if none
+
+	// L2 prefetch ranges warmed by the small kernel before each product
+	qkvPF, oPF, gateupPF, downPF pfRange
+}
+
+// pfRange is a device byte range to prefetch into L2.
+type pfRange struct{ p, n uint64 }
+
+// llamaPrefetchMax bounds a prefetch (H100's L2 holds 50 MB).
+const llamaPrefetchMax = 16 << 20
+
+// kernel type ids are the GGML type ids (kernels/llama.cu T_*).
+func ktype(t gguf.GGMLType) uint64 { return uint64(t) }
+
+func dptr(p cu.DevicePtr, byteOff int64) uint64 { return uint64(p) + uint64(byteOff) }
+
+// NewLlama uploads the weights of a "llama" GGUF file to d. Matrices must be
+// F32, F16, BF16, Q8_0 or Q4_0 (the error names the tensor otherwise); f may
+// be closed once NewLlama returns.
+func NewLlama(d *Device, f *gguf.File) (*Llama, error) {
+	c, err := model.GGUFConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	// Attention biases (qwen2; llama.cpp accepts them for llama too): q, k
+	// and v of every layer, or none.
+	_, _, berr := f.Tensor("blk.0.attn_q.bias")
+	ts := llamaTensors(c, berr == nil)
+	infos := map[string]*gguf.TensorInfo{}
+	for _, t := range ts {
+		info, _, err := f.Tensor(t.name)
+		if err != nil {
+			return nil, fmt.Errorf("gpu: llama: %w", err)
+		}
+		want := []uint64{uint64(t.cols)}
+		if !t.norm {
+			want = append(want, uint64(t.rows))
+		}
+		dims := info.Dims
+		for len(dims) > len(want) && dims[len(dims)-1] == 1 {
+			dims = dims[:len(dims)-1]
+		}
+		if fmt.Sprint(dims) != fmt.Sprint(want) {
+			return nil, fmt.Errorf("gpu: llama: tensor %q has shape %v, want %v (ne0 first)", t.name, info.Dims, want)
+		}
+		if t.norm && !info.Type.Supported() || !t.norm && !llamaTypeOK(info.Type) {
+			return nil, fmt.Errorf("gpu: llama: tensor %q has type %s; the GPU kernels support F32, F16, BF16, Q8_0 and Q4_0", t.name, info.Type)
+		}
+		infos[t.name] = info
+	}
+	l, err := newLlama(d, c, ts, func(name string) gguf.GGMLType { return infos[name].Type })
+	if err != nil {
+		return nil, err
+	}
+	err = d.Do(func() error {
+		for i := range l.tensors {
+			t := &l.tensors[i]
+			_, raw, err := f.Tensor(t.name)
+			if err != nil {
+				return fmt.Errorf("gpu: llama: %w", err)
+			}
+			if t.norm {
+				v := make([]float32, t.cols)
+				if err := gguf.ToFloat32(infos[t.name].Type, raw, t.cols, v); err != nil {
+					return fmt.Errorf("gpu: llama: tensor %q: %w", t.name, err)
+				}
+				raw = unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+			}
+			if int64(len(raw)) != t.bytes {
+				return fmt.Errorf("gpu: llama: tensor %q has %d bytes, want %d", t.name, len(raw), t.bytes)
+			}
+			if err := cu.MemcpyHtoD(l.wmem+cu.DevicePtr(t.off), unsafe.Pointer(&raw[0]), t.bytes); err != nil {
+				return fmt.Errorf("gpu: llama: uploading %q: %v", t.name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// NewLlamaSynthetic makes a model of shape c whose matrices (of type typ)
+// are filled on the device from seed by a hash generator, so that a large
+// benchmark model needs no file. Its outputs are meaningless but its memory
+// traffic is a real model's.
+func NewLlamaSynthetic(d *Device, c model.Config, typ gguf.GGMLType, seed uint64) (*Llama, error) {
+	if !llamaTypeOK(typ) {
+		return nil, fmt.Errorf("gpu: llama: synthetic type %s; the GPU kernels support F32, F16, BF16, Q8_0 and Q4_0", typ)
+	}
+	l, err := newLlama(d, c, llamaTensors(c, false), func(string) gguf.GGMLType { return typ })
+	if err != nil {
+		return nil, err
+	}
+	err = d.Do(func() error {
+		for i := range l.tensors {
+			t := &l.tensors[i]
+			scale, offset := math.Sqrt(3/float64(t.cols)), 0.0
+			switch {
+			case t.norm:
+				scale, offset = 0.25, 1
+			case t.name == "token_embd.weight":
+				scale = 1
+			}
+			n := int64(t.rows) * int64(t.cols)
+			blocks := min((n+255)/256, 4096)
+			if err := l.launch(l.fn.fill, "fill_weights", int(blocks), 256, 0,
+				dptr(l.wmem, t.off), ktype(t.typ), uint64(n), seed+uint64(i)*0x9e3779b97f4a7c15, math.Float64bits(scale), math.Float64bits(offset)); err != nil {
+				return err
+			}
+		}
+		if err := cu.Synchronize(); err != nil {
+			return fmt.Errorf("gpu: llama: filling synthetic weights: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// newLlama lays out and allocates the weights and the state and loads the
+// kernels; the caller fills the weights.
+func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) gguf.GGMLType) (*Llama, error) {
+	if err := checkLlamaConfig(c); err != nil {
+		return nil, err
+	}
+	wbytes, err := layoutLlama(ts, typeOf)
+	if err != nil {
+		return nil, err
+	}
+	l := &Llama{d: d, cfg: c, tensors: ts, byName: map[string]*llamaTensor{}, wbytes: wbytes}
+	for i := range l.tensors {
+		l.byName[l.tensors[i].name] = &l.tensors[i]
+	}
+	l.bytesPerTok = weightBytesPerToken(ts, c)
+	l.eps = math.Float64bits(float64(llamaEps(c)))
+	if c.RopeNeox {
+		l.neox = 1
+	}
+	l.sms = max(d.Info().SMs, 1)
+	l.hostLogits = make([]float32, c.VocabSize)
+	l.occ = map[int]int{}
+	l.graphs = os.Getenv("TAOBOX_LLAMA_GRAPHS") != "0"
+	// L2 prefetch of each product's first weights by the kernel before it:
+	// off by default until measured on a GPU (TAOBOX_LLAMA_PREFETCH=1).
+	l.prefetch = os.Getenv("TAOBOX_LLAMA_PREFETCH") == "1"
+
+	// State layout (float32 unless noted).
+	kv := int64(c.NLayers) * int64(c.SeqLen) * int64(c.KVDim()) * 4
+	sizes := []struct {
+		p *cu.DevicePtr
+		n int64
+	}{
+		{&l.x, int64(c.Dim) * 4},
+		{&l.xb, int64(c.Dim) * 4},
+		{&l.q, int64(c.Dim) * 4},
+		{&l.hb, int64(c.HiddenDim) * 4},
+		{&l.hb2, int64(c.HiddenDim) * 4},
+		{&l.att, int64(c.NHeads) * int64(c.SeqLen) * 4},
+		{&l.logits, int64(c.VocabSize) * 4},
+		{&l.kc, kv},
+		{&l.vc, kv},
+		{&l.rope, int64(c.SeqLen) * int64(c.HeadSize()) * 4},
+		{&l.toks, int64(c.SeqLen+2) * 8}, // int64 token ids; the last slot is Forward's
+		{&l.lps, int64(c.SeqLen+1) * 8},  // float64 log-probs of generated tokens
+		{&l.lsm, int64(c.VocabSize) * 8}, // float64 log-softmax
+		{&l.pv, int64(argmaxBlocks(c.VocabSize)) * 4},
+		{&l.pi, int64(argmaxBlocks(c.VocabSize)) * 8},
+		{&l.ps, int64(argmaxBlocks(c.VocabSize)) * 8},
+		{&l.posp, 8}, // int64: the current position
+		{&l.xin, int64(max(c.Dim, c.HiddenDim)) * 4},
+		{&l.xq, int64(max(c.Dim, c.HiddenDim))},
+		{&l.xd, int64(max(c.Dim, c.HiddenDim)/32+1) * 4},
+	}
+	offs := make([]int64, len(sizes))
+	for i, s := range sizes {
+		offs[i] = l.sbytes
+		l.sbytes += alignUp(s.n, llamaAlign)
+	}
+	err = d.Do(func() error {
+		m, err := d.Module("llama")
+		if err != nil {
+			return err
+		}
+		for _, k := range []struct {
+			f    *cu.Function
+			name string
+		}{
+			{&l.fn.embed, "embed"}, {&l.fn.prep, "prep_input"}, {&l.fn.matvec3, "matvec3"},
+			{&l.fn.rope, "rope_pairs"}, {&l.fn.attention, "attention"}, {&l.fn.argmax, "argmax_logprob"}, {&l.fn.argmaxPartial, "argmax_partial"},
+			{&l.fn.logsoftmax, "log_softmax"}, {&l.fn.fill, "fill_weights"}, {&l.fn.advance, "advance_pos"},
+		} {
+			if *k.f, err = m.Function(k.name); err != nil {
+				return fmt.Errorf("gpu: llama.ptx: kernel %s: %v", k.name, err)
+			}
+		}
+		if r := C.taobox_stream(&l.stream); r != C.CUDA_SUCCESS {
+			return fmt.Errorf("gpu: llama: creating a stream: CUDA error %d", int(r))
+		}
+		if l.wmem, err = alloc("llama weights", wbytes); err != nil {
+			return err
+		}
+		if l.smem, err = alloc("llama state (KV cache, activations)", l.sbytes); err != nil {
+			return err
+		}
+		for i, s := range sizes {
+			*s.p = l.smem + cu.DevicePtr(offs[i])
+		}
+		l.resolve()
+		if err := cu.MemsetD8(l.smem, 0, l.sbytes); err != nil {
+			return fmt.Errorf("gpu: llama: clearing state: %v", err)
+		}
+		rt := ropeTable(c)
+		if err := cu.MemcpyHtoD(l.rope, unsafe.Pointer(&rt[0]), int64(len(rt))*4); err != nil {
+			return fmt.Errorf("gpu: llama: uploading the RoPE table: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// llamaAttnThreads is the attention kernel's block size: one block per
+// head, one thread per position for the scores, blockDim/hs groups for the
+// weighted sum of the values.
+const llamaAttnThreads = 1024
+
+// argmaxChunk is the number of logits one argmax_partial block scans.
+const argmaxChunk = 512
+
+func argmaxBlocks(vocab int) int { return (vocab + argmaxChunk - 1) / argmaxChunk }
+
+// argmax enqueues the greedy choice over the logits: the id goes to
+// toks[pos+1], its log-prob (float64) to lps[pos+1], pos the device's
+// current position.
+func (l *Llama) argmax() error {
+	v := l.cfg.VocabSize
+	nb := argmaxBlocks(v)
+	if err := l.launch(l.fn.argmaxPartial, "argmax_partial", nb, 256, 0,
+		uint64(l.logits), uint64(v), argmaxChunk, uint64(l.pv), uint64(l.pi), uint64(l.ps)); err != nil {
+		return err
+	}
+	return l.launch(l.fn.argmax, "argmax_logprob", 1, 256, 0,
+		uint64(l.pv), uint64(l.pi), uint64(l.ps), uint64(nb), uint64(v), uint64(l.toks), uint64(l.lps), uint64(l.posp))
+}
+
+func alloc(what string, n int64) (cu.DevicePtr, error) {
+	p, err := cu.MemAlloc(n)
+	if err == cu.OutOfMemory {
+		free, total, _ := cu.MemInfo()
+		return 0, fmt.Errorf("%w: %s need %d bytes, %d of %d are free; use a smaller or more quantized model, or stop other GPU processes (nvidia-smi)", ErrOutOfMemory, what, n, free, total)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("gpu: allocating %d bytes for %s: %v", n, what, err)
+	}
+	return p, nil
+}
+
+// Config returns the model's hyper-parameters.
+func (l *Llama) Config() model.Config { return l.cfg }
+
+// MemBytes returns the device memory the model holds: weights, KV cache,
+// activations and scratch.
+func (l *Llama) MemBytes() int64 { return l.wbytes + l.sbytes }
+
+// WeightBytes returns the bytes of the weights on the device.
+func (l *Llama) WeightBytes() int64 { return l.wbytes }
+
+// launch runs kernel fn with 64-bit parameters vals (inside Do), through
+// taobox_launch: cu.Function is a struct holding only the CUfunction handle.
+func (l *Llama) launch(fn cu.Function, name string, grid, block, shared int, vals ...uint64) error {
+	if len(vals) > len(l.argv) {
+		return fmt.Errorf("gpu: llama: %s: %d parameters", name, len(vals))
+	}
+	for i, v := range vals {
+		l.argv[i] = C.ulonglong(v)
+	}
+	f := *(*C.CUfunction)(unsafe.Pointer(&fn))
+	if r := C.taobox_launch(f, C.uint(grid), C.uint(block), C.uint(shared), l.stream, &l.argv[0], C.int(len(vals))); r != C.CUDA_SUCCESS {
+		return fmt.Errorf("gpu: llama: launching %s: CUDA error %d", name, int(r))
+	}
+	return nil
+}
+
+// wpr chooses how many warps share a row (1, 2, 4 or 8) so that a product
+// of rows rows gives each SM at least 16 warps.
+func (l *Llama) wpr(rows int) int {
+	w := 1
+	for w < 8 && rows*w < l.sms*16 {
+		w *= 2
+	}
+	return w
+}
+
+// span is the prefetch range from the start of tensor a to the end of b,
+// at most llamaPrefetchMax bytes (0 when prefetching is off).
+func (l *Llama) span(a, b string) pfRange {
+	ta, tb := l.byName[a], l.byName[b]
+	if ta == nil || tb == nil || !l.prefetch {
+		return pfRange{}
+	}
+	n := tb.off + tb.bytes - ta.off
+	return pfRange{dptr(l.wmem, ta.off), uint64(min(n, llamaPrefetchMax))}
+}
+
+func (l *Llama) w(name string) devW {
+	t, ok := l.byName[name]
+	if !ok {
+		return devW{}
+	}
+	return devW{dptr(l.wmem, t.off), ktype(t.typ)}
+}
+
+// resolve computes the device addresses of the weights (after wmem exists).
+func (l *Llama) resolve() {
+	c := l.cfg
+	l.emb = l.w("token_embd.weight")
+	l.outNorm = l.w("output_norm.weight")
+	if c.SharedClassifier {
+		l.cls = l.emb
+	} else {
+		l.cls = l.w("output.weight")
+	}
+	if c.SharedClassifier {
+		l.clsPF = l.span("token_embd.weight", "token_embd.weight")
+	} else {
+		l.clsPF = l.span("output.weight", "output.weight")
+	}
+	l.layers = make([]llamaLayer, c.NLayers)
+	for i := range l.layers {
+		p := fmt.Sprintf("blk.%d.", i)
+		l.layers[i] = llamaLayer{
+			attnNorm: l.w(p + "attn_norm.weight"), q: l.w(p + "attn_q.weight"), k: l.w(p + "attn_k.weight"),
+			v: l.w(p + "attn_v.weight"), o: l.w(p + "attn_output.weight"), ffnNorm: l.w(p + "ffn_norm.weight"),
+			gate: l.w(p + "ffn_gate.weight"), up: l.w(p + "ffn_up.weight"), down: l.w(p + "ffn_down.weight"),
+			bq: l.w(p + "attn_q.bias").p, bk: l.w(p + "attn_k.bias").p, bv: l.w(p + "attn_v.bias").p,
+			qkvPF:    l.span(p+"attn_q.weight", p+"attn_v.weight"),
+			oPF:      l.span(p+"attn_output.weight", p+"attn_output.weight"),
+			gateupPF: l.span(p+"ffn_gate.weight", p+"ffn_up.weight"),
+			downPF:   l.span(p+"ffn_down.weight", p+"ffn_down.weight"),
+		}
+	}
+}
+
+// matvec launches matvec3 for up to three stacked products sharing x.
+type mvSeg struct {
+	w, t, y, b uint64 // weight, type, output, bias (0: none)
+	rows       int
+}
+
+func posArg(l *Llama, kvstride int) uint64 {
+	if kvstride > 0 {
+		return uint64(l.posp)
+	}
+	return 0
+}
+
+func isQuant(t uint64) bool {
+	return t == uint64(gguf.TypeQ8_0) || t == uint64(gguf.TypeQ4_0)
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// prep enqueues prep_input: the input of the next product, RMSNorm(x)*normw
+// (normw != 0), silu(x)*glu (glu != 0) or x itself, and its Q8 blocks in
+// l.xq/l.xd when quant. It returns the input's address.
+// Further blocks prefetch pf into L2.
+func (l *Llama) prep(x, normw, glu uint64, n int, quant bool, pf pfRange) (uint64, error) {
+	out := x
+	if normw != 0 || glu != 0 {
+		out = uint64(l.xin)
+	} else if !quant && pf.n == 0 {
+		return x, nil
+	}
+	xq, xd := uint64(0), uint64(0)
+	if quant {
+		xq, xd = uint64(l.xq), uint64(l.xd)
+	}
+	err := l.launch(l.fn.prep, "prep_input", (n+255)/256+l.pfBlocks(pf, 256), 256, 0,
+		x, normw, glu, l.eps, uint64(n), out, xq, xd, pf.p, pf.n)
+	return out, err
+}
+
+// pfBlocks is the number of extra blocks of threads threads that prefetch
+// pf: one 128-byte line per thread, at most two blocks per SM.
+func (l *Llama) pfBlocks(pf pfRange, threads int) int {
+	if pf.n == 0 {
+		return 0
+	}
+	return min(int((pf.n+uint64(threads)*128-1)/(uint64(threads)*128)), 2*l.sms)
+}
+
+func segsQuant(segs ...devW) bool {
+	for _, s := range segs {
+		if isQuant(s.t) {
+			return true
+		}
+	}
+	return false
+}
+
+// matvec launches matvec3: segs (up to three) times the prepared input x
+// (and l.xq/l.xd for Q8_0/Q4_0 segments), see prep.
+func (l *Llama) matvec(segs []mvSeg, x uint64, n int, accumulate bool) error {
+	return l.matvecKV(segs, x, n, accumulate, 0)
+}
+
+// matvecKV is matvec where segments 1 and 2 write the K and V cache rows of
+// the device's current position (kvstride = kv_dim) when kvstride > 0.
+func (l *Llama) matvecKV(segs []mvSeg, x uint64, n int, accumulate bool, kvstride int) error {
+	var s [3]mvSeg
+	copy(s[:], segs)
+	total := s[0].rows + s[1].rows + s[2].rows
+	wpr := l.wpr(total)
+	if l.forceWpr > 0 {
+		wpr = l.forceWpr
+	}
+	// One wave of resident blocks looping over the rows.
+	occ, ok := l.occ[0]
+	if !ok {
+		var b C.int
+		f := *(*C.CUfunction)(unsafe.Pointer(&l.fn.matvec3))
+		if r := C.taobox_occupancy(f, 256, 0, &b); r != C.CUDA_SUCCESS || b < 1 {
+			b = 4
+		}
+		occ = int(b)
+		l.occ[0] = occ
+	}
+	grid := min((total*wpr+7)/8, l.sms*occ*max(l.gridScale, 1))
+	acc := uint64(0)
+	if accumulate {
+		acc = 1
+	}
+	return l.launch(l.fn.matvec3, "matvec3", grid, 256, 0,
+		s[0].w, s[0].t, s[0].y, s[0].b, uint64(s[0].rows),
+		s[1].w, s[1].t, s[1].y, s[1].b, uint64(s[1].rows),
+		s[2].w, s[2].t, s[2].y, s[2].b, uint64(s[2].rows),
+		x, uint64(l.xq), uint64(l.xd), uint64(n), acc, uint64(wpr), posArg(l, kvstride), uint64(kvstride))
+}
+
+// step enqueues one token's forward pass at the device's current position
+// pos (*posp) for the token toks[pos]; with logits false the classifier is
+// skipped (prompt tokens before the last). The launches do not depend on
+// pos, so a step can be captured once as a CUDA graph. Inside Do.
+func (l *Llama) step(logits bool) error {
+	c := l.cfg
+	dim, hidden, kvDim, hs, seq := c.Dim, c.HiddenDim, c.KVDim(), c.HeadSize(), c.SeqLen
+	x, xb, q, hb, hb2 := uint64(l.x), uint64(l.xb), uint64(l.q), uint64(l.hb), uint64(l.hb2)
+	posp := uint64(l.posp)
+	if err := l.launch(l.fn.embed, "embed", (dim+255)/256, 256, 0, l.emb.p, l.emb.t, uint64(l.toks), posp, x, uint64(dim)); err != nil {
+		return err
+	}
+	G := max(1, llamaAttnThreads/hs)
+	attShared := (hs + G*hs) * 4
+	for layer := range l.layers {
+		w := &l.layers[layer]
+		loff := int64(layer) * int64(seq) * int64(kvDim) * 4
+		kc, vc := dptr(l.kc, loff), dptr(l.vc, loff)
+		in, err := l.prep(x, w.attnNorm.p, 0, dim, segsQuant(w.q, w.k, w.v), w.qkvPF)
+		if err != nil {
+			return err
+		}
+		if err := l.matvecKV([]mvSeg{{w.q.p, w.q.t, q, w.bq, dim}, {w.k.p, w.k.t, kc, w.bk, kvDim}, {w.v.p, w.v.t, vc, w.bv, kvDim}}, in, dim, false, kvDim); err != nil {
+			return err
+		}
+		if err := l.launch(l.fn.rope, "rope_pairs", (dim/2+255)/256, 256, 0,
+			q, kc, uint64(l.rope), posp, uint64(dim), uint64(kvDim), uint64(hs), l.neox); err != nil {
+			return err
+		}
+		if err := l.launch(l.fn.attention, "attention", c.NHeads+l.pfBlocks(w.oPF, llamaAttnThreads), llamaAttnThreads, attShared,
+			q, kc, vc, uint64(l.att), xb,
+			posp, uint64(hs), uint64(kvDim), uint64(c.NHeads/c.NKVHeads), uint64(seq), uint64(c.NHeads), w.oPF.p, w.oPF.n); err != nil {
+			return err
+		}
+		if in, err = l.prep(xb, 0, 0, dim, segsQuant(w.o), pfRange{}); err != nil {
+			return err
+		}
+		if err := l.matvec([]mvSeg{{w.o.p, w.o.t, x, 0, dim}}, in, dim, true); err != nil {
+			return err
+		}
+		// FFN: gate and up in one launch, then down of their SwiGLU with
+		// the residual added.
+		if in, err = l.prep(x, w.ffnNorm.p, 0, dim, segsQuant(w.gate, w.up), w.gateupPF); err != nil {
+			return err
+		}
+		if err := l.matvec([]mvSeg{{w.gate.p, w.gate.t, hb, 0, hidden}, {w.up.p, w.up.t, hb2, 0, hidden}}, in, dim, false); err != nil {
+			return err
+		}
+		if in, err = l.prep(hb, 0, hb2, hidden, segsQuant(w.down), w.downPF); err != nil {
+			return err
+		}
+		if err := l.matvec([]mvSeg{{w.down.p, w.down.t, x, 0, dim}}, in, hidden, true); err != nil {
+			return err
+		}
+	}
+	if !logits {
+		return nil
+	}
+	in, err := l.prep(x, l.outNorm.p, 0, dim, segsQuant(l.cls), l.clsPF)
+	if err != nil {
+		return err
+	}
+	return l.matvec([]mvSeg{{l.cls.p, l.cls.t, uint64(l.logits), 0, c.VocabSize}}, in, dim, false)
+}
+
+func (l *Llama) advance() error {
+	return l.launch(l.fn.advance, "advance_pos", 1, 32, 0, uint64(l.posp))
+}
+
+// promptStep runs a prompt token without logits and advances; decodeStep
+// runs the token at pos with logits, picks the next token into toks[pos+1]
+// and advances. Both are replayed from a CUDA graph captured on first use
+// (unless TAOBOX_LLAMA_GRAPHS=0).
+func (l *Llama) promptStep() error {
+	return l.replay(&l.promptG, func() error {
+		if err := l.step(false); err != nil {
+			return err
+		}
+		return l.advance()
+	})
+}
+
+func (l *Llama) decodeStep() error {
+	return l.replay(&l.decodeG, func() error {
+		if err := l.step(true); err != nil {
+			return err
+		}
+		if err := l.argmax(); err != nil {
+			return err
+		}
+		return l.advance()
+	})
+}
+
+func (l *Llama) replay(g *C.CUgraphExec, body func() error) error {
+	if !l.graphs {
+		return body()
+	}
+	if *g == nil {
+		if r := C.taobox_capture_begin(l.stream); r != C.CUDA_SUCCESS {
+			return fmt.Errorf("gpu: llama: starting a graph capture: CUDA error %d", int(r))
+		}
+		err := body()
+		var exec C.CUgraphExec
+		r := C.taobox_capture_end(l.stream, &exec)
+		if err != nil {
+			return err
+		}
+		if r != C.CUDA_SUCCESS {
+			return fmt.Errorf("gpu: llama: capturing a decode step as a graph: CUDA error %d (TAOBOX_LLAMA_GRAPHS=0 launches kernels one by one)", int(r))
+		}
+		*g = exec
+	}
+	if r := C.taobox_graph_launch(*g, l.stream); r != C.CUDA_SUCCESS {
+		return fmt.Errorf("gpu: llama: launching a graph: CUDA error %d", int(r))
+	}
+	return nil
+}
+
+// setPos sets the device's current position (a synchronous copy, ordered
+// with the stream).
+func (l *Llama) setPos(pos int) error {
+	p := int64(pos)
+	if err := cu.MemcpyHtoD(l.posp, unsafe.Pointer(&p), 8); err != nil {
+		return fmt.Errorf("gpu: llama: %v", err)
+	}
+	return nil
+}
+
+func (l *Llama) checkOpen() error {
+	if l.closed {
+		return errors.New("gpu: llama: model is closed")
+	}
+	return nil
+}
+
+// Forward runs one token at position pos (using and extending the KV cache
+// for positions < pos, as model.Model.Forward) and returns the logits. The
+// slice is owned by l and overwritten by the next call.
+func (l *Llama) Forward(token, pos int) ([]float32, error) {
+	c := l.cfg
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if token < 0 || token >= c.VocabSize {
+		return nil, fmt.Errorf("gpu: llama: token %d outside the vocabulary [0,%d)", token, c.VocabSize)
+	}
+	if pos < 0 || pos >= c.SeqLen {
+		return nil, fmt.Errorf("gpu: llama: %w: %d not in [0,%d)", model.ErrPosition, pos, c.SeqLen)
+	}
+	err := l.d.Do(func() error {
+		t := int64(token)
+		if err := cu.MemcpyHtoD(l.toks+cu.DevicePtr(pos*8), unsafe.Pointer(&t), 8); err != nil {
+			return fmt.Errorf("gpu: llama: %v", err)
+		}
+		if err := l.setPos(pos); err != nil {
+			return err
+		}
+		if err := l.step(true); err != nil {
+			return err
+		}
+		if err := cu.MemcpyDtoH(unsafe.Pointer(&l.hostLogits[0]), l.logits, int64(c.VocabSize)*4); err != nil {
+			return fmt.Errorf("gpu: llama: forward: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l.hostLogits, nil
+}
+
+// LogSoftmax returns log-softmax (float64, natural log) of the logits of the
+// last Forward or Generate step, computed on the device.
+func (l *Llama) LogSoftmax() ([]float64, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	out := make([]float64, l.cfg.VocabSize)
+	err := l.d.Do(func() error {
+		if err := l.launch(l.fn.logsoftmax, "log_softmax", 1, 1024, 0, uint64(l.logits), uint64(l.cfg.VocabSize), uint64(l.lsm)); err != nil {
+			return err
+		}
+		if err := cu.MemcpyDtoH(unsafe.Pointer(&out[0]), l.lsm, int64(len(out))*8); err != nil {
+			return fmt.Errorf("gpu: llama: log-softmax: %v", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Generate feeds prompt from position 0 and then generates n tokens
+// greedily (argmax, lowest id on ties, as model.Argmax), returning the ids
+// and each one's log-prob (log-softmax in float64, as model.LogProb). Like
+// model.Model.Generate it stops early only at the end of the context. The
+// whole generation is enqueued without host round trips (each step's token
+// id stays on the device) and synchronized once.
+func (l *Llama) Generate(prompt []int, n int) ([]int, []float64, error) {
+	c := l.cfg
+	if err := l.checkOpen(); err != nil {
+		return nil, nil, err
+	}
+	if len(prompt) == 0 {
+		return nil, nil, errors.New("gpu: llama: generate: empty prompt")
+	}
+	if n < 0 {
+		return nil, nil, fmt.Errorf("gpu: llama: generate: negative token count %d", n)
+	}
+	if len(prompt) > c.SeqLen {
+		return nil, nil, fmt.Errorf("gpu: llama: generate: %w: prompt of %d tokens exceeds context %d", model.ErrPosition, len(prompt), c.SeqLen)
+	}
+	toks := make([]int64, len(prompt))
+	for i, t := range prompt {
+		if t < 0 || t >= c.VocabSize {
+			return nil, nil, fmt.Errorf("gpu: llama: generate: prompt token %d (index %d) outside the vocabulary [0,%d)", t, i, c.VocabSize)
+		}
+		toks[i] = int64(t)
+	}
+	if room := c.SeqLen - len(prompt) + 1; n > room {
+		n = room
+	}
+	ids := make([]int64, n)
+	lps := make([]float64, n)
+	err := l.d.Do(func() error {
+		if err := l.enqueueGenerate(toks, n); err != nil {
+			return err
+		}
+		if err := cu.Synchronize(); err != nil {
+			return fmt.Errorf("gpu: llama: generate: %v", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		if err := cu.MemcpyDtoH(unsafe.Pointer(&ids[0]), l.toks+cu.DevicePtr(len(prompt)*8), int64(n)*8); err != nil {
+			return fmt.Errorf("gpu: llama: generate: %v", err)
+		}
+		if err := cu.MemcpyDtoH(unsafe.Pointer(&lps[0]), l.lps+cu.DevicePtr(len(prompt)*8), int64(n)*8); err != nil {
+			return fmt.Errorf("gpu: llama: generate: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]int, n)
+	for i, id := range ids {
+		out[i] = int(id)
+	}
+	return out, lps, nil
+}
+
+// enqueueGenerate uploads the prompt and enqueues the prompt steps and n
+// decode steps (inside Do; no synchronization).
+func (l *Llama) enqueueGenerate(prompt []int64, n int) error {
+	if err := l.enqueuePrompt(prompt); err != nil {
+		return err
+	}
+	return l.enqueueDecode(n)
+}
+
+// enqueuePrompt uploads the prompt to toks[0..], sets the position to 0
+// and runs all but the last prompt token (that one is the first decode
+// step's).
+func (l *Llama) enqueuePrompt(prompt []int64) error {
+	if err := cu.MemcpyHtoD(l.toks, unsafe.Pointer(&prompt[0]), int64(len(prompt))*8); err != nil {
+		return fmt.Errorf("gpu: llama: uploading the prompt: %v", err)
+	}
+	if err := l.setPos(0); err != nil {
+		return err
+	}
+	for range len(prompt) - 1 {
+		if err := l.promptStep(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueueDecode enqueues n decode steps: step k runs the token at the
+// current position p+k and writes the next one to toks[p+k+1].
+func (l *Llama) enqueueDecode(n int) error {
+	for range n {
+		if err := l.decodeStep(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reset clears the KV cache and the activations.
+func (l *Llama) Reset() error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	return l.d.Do(func() error {
+		if err := cu.MemsetD8(l.smem, 0, l.sbytes); err != nil {
+			return fmt.Errorf("gpu: llama: reset: %v", err)
+		}
+		rt := ropeTable(l.cfg)
+		if err := cu.MemcpyHtoD(l.rope, unsafe.Pointer(&rt[0]), int64(len(rt))*4); err != nil {
+			return fmt.Errorf("gpu: llama: reset: %v", err)
+		}
+		return nil
+	})
+}
+
+// Close frees the model's device memory. Later calls return nil.
+func (l *Llama) Close() error {
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	return l.d.Do(func() error {
+		var errs []error
+		for _, g := range []*C.CUgraphExec{&l.decodeG, &l.promptG} {
+			if *g != nil {
+				C.taobox_graph_destroy(*g)
+				*g = nil
+			}
+		}
+		if l.stream != nil {
+			if err := cu.Synchronize(); err != nil {
+				errs = append(errs, fmt.Errorf("gpu: llama: %v", err))
+			}
+			C.taobox_stream_destroy(l.stream)
+			l.stream = nil
+		}
+		for _, p := range []*cu.DevicePtr{&l.wmem, &l.smem} {
+			if *p != 0 {
+				if err := cu.MemFree(*p); err != nil {
+					errs = append(errs, fmt.Errorf("gpu: llama: freeing device memory: %v", err))
+				}
+				*p = 0
+			}
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// bench times a prompt of prompt tokens (one at a time) and then decode
+// greedy tokens.
+func (l *Llama) bench(decode, prompt int) (r LlamaBenchResult, err error) {
+	c := l.cfg
+	prompt, decode = max(prompt, 2), max(decode, 1)
+	if prompt+decode > c.SeqLen { // fit the context: shorten, decode first
+		if c.SeqLen < 3 {
+			return r, fmt.Errorf("gpu: llama bench: context %d too short", c.SeqLen)
+		}
+		prompt = min(prompt, c.SeqLen/2)
+		decode = min(decode, c.SeqLen-prompt)
+	}
+	toks := make([]int64, prompt)
+	for i := range toks {
+		toks[i] = int64((i*7919 + 1) % c.VocabSize)
+	}
+	// Warm-up: the JIT, first launches, clocks.
+	if _, _, err := l.Generate([]int{1, 2}, min(4, c.SeqLen-1)); err != nil {
+		return r, err
+	}
+	var tp, td, te time.Duration
+	err = l.d.Do(func() error {
+		if err := cu.Synchronize(); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := l.enqueuePrompt(toks); err != nil {
+			return err
+		}
+		if err := cu.Synchronize(); err != nil {
+			return fmt.Errorf("gpu: llama bench: %v", err)
+		}
+		t1 := time.Now()
+		if err := l.enqueueDecode(decode); err != nil {
+			return err
+		}
+		te = time.Since(t1)
+		if err := cu.Synchronize(); err != nil {
+			return fmt.Errorf("gpu: llama bench: %v", err)
+		}
+		tp, td = t1.Sub(t0), time.Since(t1)
+		return nil
+	})
+	if err != nil {
+		return r, err
+	}
+	var params int64
+	for _, t := range l.tensors {
+		params += int64(t.rows) * int64(t.cols)
+	}
+	r = LlamaBenchResult{
+		Shape: shapeString(c), Params: params, WeightBytes: l.wbytes, BytesPerToken: l.bytesPerTok, MemBytes: l.MemBytes(),
+		PromptTokens: prompt, DecodeTokens: decode, Graphs: l.graphs,
+		// The prompt's last token is the first decode step's, so prompt-1
+		// token steps (no logits) were timed.
+		PromptTokPerSec: float64(prompt-1) / tp.Seconds(),
+		DecodeTokPerSec: float64(decode) / td.Seconds(),
+		PeakGBPerSec:    HBMBandwidth(l.d.Info().Name) / 1e9,
+		EnqueueUsPerTok: float64(te.Microseconds()) / float64(decode),
+	}
+	r.DecodeGBPerSec = float64(r.BytesPerToken) * r.DecodeTokPerSec / 1e9
+	if r.PeakGBPerSec > 0 {
+		r.FractionOfPeak = r.DecodeGBPerSec / r.PeakGBPerSec
+	}
+	r.DType = l.dtypeString()
+	return r, nil
+}
+
+func (l *Llama) dtypeString() string {
+	seen := map[gguf.GGMLType]bool{}
+	s := ""
+	for _, t := range l.tensors {
+		if !t.norm && !seen[t.typ] {
+			seen[t.typ] = true
+			if s != "" {
+				s += "+"
+			}
+			s += t.typ.String()
+		}
+	}
+	return s
+}
+
+// BenchLlama loads f onto d and measures greedy decode (decode tokens) and
+// prompt processing (prompt tokens, one at a time: no batched matmul yet).
+func BenchLlama(d *Device, f *gguf.File, decode, prompt int) (decodeTokPerSec, promptTokPerSec float64, memBytes int64, err error) {
+	r, err := BenchLlamaFile(d, f, decode, prompt)
+	return r.DecodeTokPerSec, r.PromptTokPerSec, r.MemBytes, err
+}
+
+// BenchLlamaFile is BenchLlama with the whole result.
+func BenchLlamaFile(d *Device, f *gguf.File, decode, prompt int) (LlamaBenchResult, error) {
+	l, err := NewLlama(d, f)
+	if err != nil {
+		return LlamaBenchResult{}, err
+	}
+	defer l.Close()
+	r, err := l.bench(decode, prompt)
+	r.Model = "gguf"
+	return r, err
+}
+
+// BenchLlamaSynthetic builds a model of shape c with random weights of type
+// dtype ("f16", "q8_0", ...) on the device (LlamaBenchConfig gives the
+// Llama-3.2-1B-like shape) and measures it as BenchLlama does.
+func BenchLlamaSynthetic(d *Device, c model.Config, dtype string, decode, prompt int) (LlamaBenchResult, error) {
+	typ, err := ParseLlamaDType(dtype)
+	if err != nil {
+		return LlamaBenchResult{}, err
+	}
+	l, err := NewLlamaSynthetic(d, c, typ, 0x5eed)
+	if err != nil {
+		return LlamaBenchResult{}, err
+	}
+	defer l.Close()
+	r, err := l.bench(decode, prompt)
+	r.Model = "synthetic"
+	return r, err
+}
+
+func init() {
+	RegisterSelftest("llama/forward", selftestLlama)
+}
+
+// selftestLlama runs each random test model (llamaTestModels) on the CPU
+// engine and on the GPU: the 32 greedy tokens must be equal and every
+// log-prob within the model's bound; a second GPU run must give identical
+// bits; Forward's logits and LogSoftmax are checked against the CPU's too.
+// It prints one line per model to stderr with the measured differences.
+func selftestLlama(d *Device) error {
+	for _, tm := range llamaTestModels() {
+		rep, err := checkLlamaModel(d, tm, 32)
+		if err != nil {
+			return fmt.Errorf("%s: %w", tm.name, err)
+		}
+		fmt.Fprintf(os.Stderr, "     llama/%s: %s\n", tm.name, rep)
+	}
+	return nil
+}
+
+func checkLlamaModel(d *Device, tm llamaTestModel, n int) (string, error) {
+	raw, err := RandomLlamaGGUF(tm.cfg, tm.typ, tm.seed)
+	if err != nil {
+		return "", err
+	}
+	f, err := gguf.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	cpu, err := model.ModelFromGGUF(f)
+	if err != nil {
+		return "", err
+	}
+	wantIDs, wantLPs, err := cpu.Generate(tm.prompt, n)
+	if err != nil {
+		return "", err
+	}
+	g, err := NewLlama(d, f)
+	if err != nil {
+		return "", err
+	}
+	defer g.Close()
+	ids, lps, err := g.Generate(tm.prompt, n)
+	if err != nil {
+		return "", err
+	}
+	if len(ids) != len(wantIDs) {
+		return "", fmt.Errorf("GPU generated %d tokens, CPU %d", len(ids), len(wantIDs))
+	}
+	diffs := make([]float64, len(ids))
+	for i := range ids {
+		if ids[i] != wantIDs[i] {
+			return "", fmt.Errorf("token %d: GPU %d, CPU %d (GPU %v, CPU %v)", i, ids[i], wantIDs[i], ids, wantIDs)
+		}
+		diffs[i] = lps[i] - wantLPs[i]
+	}
+	maxLP, medLP, err := tm.check(diffs)
+	if err != nil {
+		return "", fmt.Errorf("%v; per token: %.1e", err, diffs)
+	}
+	ids2, lps2, err := g.Generate(tm.prompt, n)
+	if err != nil {
+		return "", err
+	}
+	for i := range ids2 {
+		if ids2[i] != ids[i] || math.Float64bits(lps2[i]) != math.Float64bits(lps[i]) {
+			return "", fmt.Errorf("not deterministic: second run differs at token %d", i)
+		}
+	}
+	// Forward and LogSoftmax over the prompt, logits compared elementwise.
+	var maxLogit, maxLS float64
+	for pos, t := range tm.prompt {
+		want, err := cpu.Forward(t, pos)
+		if err != nil {
+			return "", err
+		}
+		got, err := g.Forward(t, pos)
+		if err != nil {
+			return "", err
+		}
+		for i := range want {
+			maxLogit = max(maxLogit, math.Abs(float64(got[i])-float64(want[i])))
+		}
+		ls, err := g.LogSoftmax()
+		if err != nil {
+			return "", err
+		}
+		wls := make([]float64, len(want))
+		model.LogSoftmax(wls, want)
+		for i := range wls {
+			maxLS = max(maxLS, math.Abs(ls[i]-wls[i]))
+		}
+	}
+	const promptBound = 1e-3
+	if !(maxLogit <= promptBound) || !(maxLS <= promptBound) {
+		return "", fmt.Errorf("Forward over the prompt: max |GPU - CPU| logit %.3g, log-softmax %.3g; bound %g", maxLogit, maxLS, promptBound)
+	}
+	mb := tm.median
+	if mb == 0 {
+		mb = tm.bound
+	}
+	return fmt.Sprintf("%d tokens equal, |dlogprob| max %.2g (bound %g) median %.2g (bound %g), prompt |dlogit| max %.2g, |dlogsoftmax| max %.2g (bound %g), deterministic",
+		len(ids), maxLP, tm.bound, medLP, mb, maxLogit, maxLS, promptBound), nil
+}

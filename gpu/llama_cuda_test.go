@@ -1,0 +1,234 @@
+//go:build cuda
+
+package gpu
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"gorgonia.org/cu"
+)
+
+// These run only on a GPU machine (a cuda build cannot even start without
+// the driver): go test -tags cuda -run Llama ./gpu/, or the test binary
+// (go test -tags cuda -c) copied there.
+
+func openTestDevice(t *testing.T) *Device {
+	d, err := Open(0)
+	if err != nil {
+		t.Skipf("no usable GPU: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestLlamaGPUvsCPU(t *testing.T) {
+	d := openTestDevice(t)
+	t.Logf("device %s", d.Info())
+	for _, tm := range llamaTestModels() {
+		rep, err := checkLlamaModel(d, tm, 32)
+		if err != nil {
+			t.Errorf("%s: %v", tm.name, err)
+			continue
+		}
+		t.Logf("%s: %s", tm.name, rep)
+	}
+}
+
+// TestLlamaBenchSynthetic measures decode on the Llama-3.2-1B-like shape
+// (TAOBOX_BENCH_DTYPES, default "f16 q8_0"; TAOBOX_BENCH_DECODE tokens,
+// default 256).
+func TestLlamaBenchSynthetic(t *testing.T) {
+	if os.Getenv("TAOBOX_BENCH") == "" {
+		t.Skip("set TAOBOX_BENCH=1")
+	}
+	d := openTestDevice(t)
+	decode := 256
+	if s := os.Getenv("TAOBOX_BENCH_DECODE"); s != "" {
+		decode, _ = strconv.Atoi(s)
+	}
+	dtypes := []string{"f16", "q8_0"}
+	if s := os.Getenv("TAOBOX_BENCH_DTYPES"); s != "" {
+		dtypes = splitFields(s)
+	}
+	for _, dt := range dtypes {
+		r, err := BenchLlamaSynthetic(d, LlamaBenchConfig(1024), dt, decode, 128)
+		if err != nil {
+			t.Errorf("%s: %v", dt, err)
+			continue
+		}
+		t.Logf("%s", r)
+	}
+}
+
+func splitFields(s string) []string {
+	var out []string
+	cur := ""
+	for _, r := range s + " " {
+		if r == ' ' || r == ',' {
+			if cur != "" {
+				out = append(out, cur)
+			}
+			cur = ""
+			continue
+		}
+		cur += string(r)
+	}
+	return out
+}
+
+// TestLlamaProfile times each kernel of a decode step on the synthetic
+// 1B-like model (TAOBOX_BENCH=1), repeated back to back.
+func TestLlamaProfile(t *testing.T) {
+	if os.Getenv("TAOBOX_BENCH") == "" {
+		t.Skip("set TAOBOX_BENCH=1")
+	}
+	d := openTestDevice(t)
+	dt := "f16"
+	if s := os.Getenv("TAOBOX_PROFILE_DTYPE"); s != "" {
+		dt = s
+	}
+	typ, _ := ParseLlamaDType(dt)
+	c := LlamaBenchConfig(1024)
+	l, err := NewLlamaSynthetic(d, c, typ, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, _, err := l.Generate([]int{1, 2, 3}, 4); err != nil {
+		t.Fatal(err)
+	}
+	dim, hidden, kvDim, hs := c.Dim, c.HiddenDim, c.KVDim(), c.HeadSize()
+	w := &l.layers[0]
+	x, xb, q, hb, hb2 := uint64(l.x), uint64(l.xb), uint64(l.q), uint64(l.hb), uint64(l.hb2)
+	pos := 100
+	if err := d.Do(func() error { return l.setPos(pos) }); err != nil {
+		t.Fatal(err)
+	}
+	posp := uint64(l.posp)
+	kc, vc := uint64(l.kc), uint64(l.vc)
+	rb := func(name string) float64 { return float64(l.byName[name].bytes) }
+	G := max(1, llamaAttnThreads/hs)
+	q8 := isQuant(w.q.t)
+	pr := func(x, normw, glu uint64, n int) uint64 {
+		in, err := l.prep(x, normw, glu, n, q8, pfRange{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	cases := []struct {
+		name  string
+		bytes float64
+		fn    func() error
+	}{
+		{"prep(norm)", 0, func() error { _, err := l.prep(x, w.attnNorm.p, 0, dim, q8, pfRange{}); return err }},
+		{"prep(glu)", 0, func() error { _, err := l.prep(hb, 0, hb2, hidden, q8, pfRange{}); return err }},
+		{"qkv", rb("blk.0.attn_q.weight") + 2*rb("blk.0.attn_k.weight"), func() error {
+			return l.matvecKV([]mvSeg{{w.q.p, w.q.t, q, w.bq, dim}, {w.k.p, w.k.t, kc, w.bk, kvDim}, {w.v.p, w.v.t, vc, w.bv, kvDim}}, pr(x, w.attnNorm.p, 0, dim), dim, false, kvDim)
+		}},
+		{"rope", 0, func() error {
+			return l.launch(l.fn.rope, "rope", (dim/2+255)/256, 256, 0, q, kc, uint64(l.rope), posp, uint64(dim), uint64(kvDim), uint64(hs), l.neox)
+		}},
+		{"attention@100", 0, func() error {
+			return l.launch(l.fn.attention, "attention", c.NHeads, llamaAttnThreads, (hs+G*hs)*4, q, kc, vc, uint64(l.att), xb,
+				posp, uint64(hs), uint64(kvDim), uint64(c.NHeads/c.NKVHeads), uint64(c.SeqLen), uint64(c.NHeads), 0, 0)
+		}},
+		{"o", rb("blk.0.attn_output.weight"), func() error {
+			return l.matvec([]mvSeg{{w.o.p, w.o.t, x, 0, dim}}, pr(xb, 0, 0, dim), dim, true)
+		}},
+		{"gateup", 2 * rb("blk.0.ffn_gate.weight"), func() error {
+			return l.matvec([]mvSeg{{w.gate.p, w.gate.t, hb, 0, hidden}, {w.up.p, w.up.t, hb2, 0, hidden}}, pr(x, w.ffnNorm.p, 0, dim), dim, false)
+		}},
+		{"down", rb("blk.0.ffn_down.weight"), func() error {
+			return l.matvec([]mvSeg{{w.down.p, w.down.t, x, 0, dim}}, pr(hb, 0, hb2, hidden), hidden, true)
+		}},
+		{"logits", rb("token_embd.weight"), func() error {
+			return l.matvec([]mvSeg{{l.cls.p, l.cls.t, uint64(l.logits), 0, c.VocabSize}}, pr(x, l.outNorm.p, 0, dim), dim, false)
+		}},
+		{"down 16 layers", 16 * rb("blk.0.ffn_down.weight"), func() error {
+			in := pr(hb, 0, hb2, hidden)
+			for i := range l.layers {
+				if err := l.matvec([]mvSeg{{l.layers[i].down.p, w.down.t, x, 0, dim}}, in, hidden, true); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"gateup 16 layers", 16 * 2 * rb("blk.0.ffn_gate.weight"), func() error {
+			in := pr(x, w.ffnNorm.p, 0, dim)
+			for i := range l.layers {
+				v := &l.layers[i]
+				if err := l.matvec([]mvSeg{{v.gate.p, v.gate.t, hb, 0, hidden}, {v.up.p, v.up.t, hb2, 0, hidden}}, in, dim, false); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"gateup16 wpr2", 16 * 2 * rb("blk.0.ffn_gate.weight"), func() error {
+			l.forceWpr = 2
+			defer func() { l.forceWpr = 0 }()
+			in := pr(x, w.ffnNorm.p, 0, dim)
+			for i := range l.layers {
+				v := &l.layers[i]
+				if err := l.matvec([]mvSeg{{v.gate.p, v.gate.t, hb, 0, hidden}, {v.up.p, v.up.t, hb2, 0, hidden}}, in, dim, false); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"gateup16 grid2x", 16 * 2 * rb("blk.0.ffn_gate.weight"), func() error {
+			l.gridScale = 2
+			defer func() { l.gridScale = 0 }()
+			in := pr(x, w.ffnNorm.p, 0, dim)
+			for i := range l.layers {
+				v := &l.layers[i]
+				if err := l.matvec([]mvSeg{{v.gate.p, v.gate.t, hb, 0, hidden}, {v.up.p, v.up.t, hb2, 0, hidden}}, in, dim, false); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"argmax", 0, func() error { return l.argmax() }},
+		{"embed", 0, func() error {
+			return l.launch(l.fn.embed, "embed", (dim+255)/256, 256, 0, l.emb.p, l.emb.t, uint64(l.toks), posp, x, uint64(dim))
+		}},
+		{"step(no logits)", float64(l.bytesPerTok) - rb("token_embd.weight"), func() error {
+			return l.step(false)
+		}},
+		{"decode step graph", float64(l.bytesPerTok), func() error {
+			return l.decodeStep() // positions 100..299
+		}},
+	}
+	const reps = 200
+	for _, k := range cases {
+		var dt time.Duration
+		err := d.Do(func() error {
+			if err := cu.Synchronize(); err != nil {
+				return err
+			}
+			t0 := time.Now()
+			for range reps {
+				if err := k.fn(); err != nil {
+					return err
+				}
+			}
+			if err := cu.Synchronize(); err != nil {
+				return err
+			}
+			dt = time.Since(t0)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", k.name, err)
+		}
+		us := float64(dt.Microseconds()) / reps
+		gbs := 0.0
+		if k.bytes > 0 {
+			gbs = k.bytes / (us * 1e-6) / 1e9
+		}
+		t.Logf("%-16s %8.1f us  %7.0f GB/s", k.name, us, gbs)
+	}
+}

@@ -1,0 +1,73 @@
+package runner
+
+import (
+	"context"
+	"testing"
+
+	"taobox/chain/yuma"
+	"taobox/chain/yuma/gpuplan"
+)
+
+// batch128 is the maintainers' mainnet model: 128 subnets of 256 uids, 64
+// validators weighting every uid, Yuma 3 with liquid alpha, aged 1-2 epochs
+// (gpu.BigYumaBatch's shape).
+func batch128() []yuma.Input {
+	ins := make([]yuma.Input, 128)
+	for i := range ins {
+		ins[i] = gpuplan.AgedSynthetic(yuma.SynthConfig{N: 256, Validators: 64, Seed: uint64(i + 1), Yuma3: true, LiquidAlpha: true}, 1+i%2)
+	}
+	return ins
+}
+
+// BenchmarkBoundary128x256: the CPU engine in this process, the same engine
+// behind a fake runner subprocess (the difference is the boundary), and
+// the boundary alone (a server replaying precomputed outputs).
+func BenchmarkBoundary128x256(b *testing.B) {
+	ins := batch128()
+	ctx := context.Background()
+	b.Run("cpu-in-process", func(b *testing.B) {
+		e := yuma.NewCPUEngine(0)
+		for b.Loop() {
+			if _, err := e.Epochs(ctx, ins); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cpu-behind-runner", func(b *testing.B) {
+		e, err := Start(ctx, fakeOptions(b, "ok"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer e.Close()
+		for b.Loop() {
+			if _, err := e.Epochs(ctx, ins); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if st := e.Stats(); st.CPUBatches != 0 {
+			b.Fatalf("fell back: %+v", st)
+		}
+	})
+	b.Run("boundary-only", func(b *testing.B) {
+		var r Boundary
+		var err error
+		for b.Loop() {
+			if r, err = MeasureBoundary(ins, 5); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(r.BatchMs, "ms/batch")
+		b.ReportMetric(r.BatchCPUMs, "cpu-ms/batch")
+		b.ReportMetric(r.SmallUs, "µs/small")
+		b.ReportMetric(r.TokenUs, "µs/token")
+		b.ReportMetric(float64(r.RequestBytes+r.ResponseBytes)/1e6, "MB/roundtrip")
+	})
+}
+
+func TestMeasureBoundary(t *testing.T) {
+	r, err := MeasureBoundary(gpuplan.RandomBatch(1, 4), 2)
+	if err != nil || r.BatchMs <= 0 || r.SmallUs <= 0 || r.TokenUs <= 0 {
+		t.Fatalf("%+v, %v", r, err)
+	}
+	t.Log(r)
+}

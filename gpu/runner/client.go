@@ -1,0 +1,200 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"taobox/chain/yuma"
+)
+
+// ErrBroken: the connection failed earlier (a transport error, a timeout
+// or a confused peer); dial again.
+var ErrBroken = errors.New("runner: connection broken by an earlier error")
+
+// ErrRequestTooLarge: a request above the frame cap was not sent; the
+// connection is still good.
+var ErrRequestTooLarge = errors.New("request too large for the runner protocol")
+
+func (c *Client) maxFrame() int {
+	if c.MaxFrame > 0 {
+		return c.MaxFrame
+	}
+	return DefaultMaxFrame
+}
+
+// RemoteError is an error response: the runner ran the request and failed.
+type RemoteError struct {
+	Op  Op
+	Msg string
+}
+
+func (e *RemoteError) Error() string { return fmt.Sprintf("runner: %s: %s", e.Op, e.Msg) }
+
+// Client sends requests to a runner over one connection, one at a time.
+// It is safe for concurrent use. After any transport error, a timeout or
+// a cancelled context the connection is closed and every later call
+// returns an error wrapping ErrBroken.
+type Client struct {
+	// MaxFrame caps the payload of a request and of a response (it should
+	// match the server's); 0: DefaultMaxFrame.
+	MaxFrame int
+
+	mu     sync.Mutex
+	conn   net.Conn
+	r      *bufio.Reader
+	nextID uint64
+	broken error
+	wbuf   []byte // request frames, reused
+	rbuf   []byte // response payloads, reused (decoded into fresh memory)
+}
+
+// Dial connects to the runner listening on the unix socket path.
+func Dial(ctx context.Context, path string) (*Client, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
+	}
+	return NewClient(c), nil
+}
+
+// NewClient returns a client on an open connection.
+func NewClient(c net.Conn) *Client {
+	return &Client{conn: c, r: bufio.NewReaderSize(c, 64<<10)}
+}
+
+// Close closes the connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken == nil {
+		c.broken = errors.New("runner: client closed")
+	}
+	return c.conn.Close()
+}
+
+// Call sends one request and returns the response's payload. The
+// context's deadline and cancellation bound the whole exchange.
+func (c *Client) Call(ctx context.Context, op Op, payload []byte) ([]byte, error) {
+	var out []byte
+	err := c.call(ctx, op, func(b []byte) []byte { return append(b, payload...) }, func(p []byte) error {
+		out = append([]byte(nil), p...)
+		return nil
+	})
+	return out, err
+}
+
+// call sends the request whose payload encode appends to its argument
+// and hands the response's payload (valid only during the call) to decode.
+func (c *Client) call(ctx context.Context, op Op, encode func([]byte) []byte, decode func([]byte) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken != nil {
+		return fmt.Errorf("%w: %v", ErrBroken, c.broken)
+	}
+	c.wbuf = encode(append(c.wbuf[:0], make([]byte, HeaderSize)...))
+	if n, max := len(c.wbuf)-HeaderSize, c.maxFrame(); n > max {
+		// Refused here, before the runner refuses it and the connection.
+		c.wbuf = nil
+		return fmt.Errorf("runner: %s: %w: request of %d bytes, cap %d", op, ErrRequestTooLarge, n, max)
+	}
+	resp, err := c.exchange(ctx, op, c.wbuf)
+	if cap(c.wbuf) > keepBuf {
+		c.wbuf = nil
+	}
+	if err == nil {
+		c.rbuf = resp
+		err = decode(resp)
+		if cap(c.rbuf) > keepBuf {
+			c.rbuf = nil
+		}
+		if err != nil {
+			err = fmt.Errorf("runner: %s response: %w", op, err)
+		}
+	}
+	if err != nil {
+		var re *RemoteError
+		if !errors.As(err, &re) {
+			c.broken = err
+			c.conn.Close()
+		}
+		return err
+	}
+	return nil
+}
+
+func (c *Client) exchange(ctx context.Context, op Op, frame []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dl, _ := ctx.Deadline()
+	c.conn.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	c.nextID++
+	id := c.nextID
+	n := len(frame) - HeaderSize
+	if uint64(n) > 1<<32-1 {
+		return nil, fmt.Errorf("runner: %s: %w: %d bytes of payload", op, ErrFrameTooLarge, n)
+	}
+	putHeader(frame, Frame{Kind: KindRequest, Op: op, ID: id}, n)
+	if _, err := c.conn.Write(frame); err != nil {
+		return nil, c.ctxErr(ctx, op, err)
+	}
+	f, err := ReadFrameInto(c.r, c.MaxFrame, c.rbuf)
+	if err != nil {
+		return nil, c.ctxErr(ctx, op, err)
+	}
+	if f.Kind == KindError {
+		if f.ID != id {
+			// An error about the connection itself (bad frame).
+			return nil, fmt.Errorf("runner: %s: the runner refused the request: %s", op, f.Payload)
+		}
+		return nil, &RemoteError{Op: op, Msg: string(f.Payload)}
+	}
+	if f.Kind != KindResponse || f.ID != id || f.Op != op {
+		return nil, fmt.Errorf("%w: response kind %d op %s id %d to request %s id %d", ErrBadFrame, f.Kind, f.Op, f.ID, op, id)
+	}
+	return f.Payload, nil
+}
+
+func (c *Client) ctxErr(ctx context.Context, op Op, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("runner: %s: %w", op, context.Cause(ctx))
+	}
+	return fmt.Errorf("runner: %s: %w", op, err)
+}
+
+// Health returns the runner's description.
+func (c *Client) Health(ctx context.Context) (string, error) {
+	var s string
+	err := c.call(ctx, OpHealth, func(b []byte) []byte { return b }, func(p []byte) error {
+		s = string(p)
+		return nil
+	})
+	return s, err
+}
+
+// Epochs runs a Yuma batch on the runner.
+func (c *Client) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
+	var outs []yuma.Output
+	err := c.call(ctx, OpYumaEpochs, func(b []byte) []byte { return EncodeInputs(b, ins) }, func(p []byte) error {
+		var err error
+		if outs, err = DecodeOutputs(p); err != nil {
+			return err
+		}
+		if len(outs) != len(ins) {
+			return fmt.Errorf("%w: %d outputs for %d inputs", ErrBadPayload, len(outs), len(ins))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return outs, nil
+}

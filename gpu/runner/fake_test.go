@@ -1,0 +1,118 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"taobox/chain/yuma"
+)
+
+// The fake runner: the test binary re-executed as `runner --socket PATH`
+// with TAOBOX_FAKE_RUNNER set to a comma list of modes; the nth start uses
+// the nth mode (the last one repeats), counted in the file
+// TAOBOX_FAKE_RUNNER_STATE. It serves Yuma with the CPU engine, so the
+// launcher's whole path (process, socket, protocol, fallback) runs without
+// a GPU. Modes:
+//
+//	ok             serve
+//	selftest-fail  print a selftest failure to stderr, exit 1
+//	crash          exit(3) on the first yuma.epochs request, mid-batch
+//	hang           never answer yuma.epochs
+//	garbage        answer yuma.epochs with bytes that do not decode
+//	slow-start     never become ready
+func TestMain(m *testing.M) {
+	if os.Getenv("TAOBOX_FAKE_PARENT") != "" {
+		os.Exit(fakeParent())
+	}
+	if modes := os.Getenv("TAOBOX_FAKE_RUNNER"); modes != "" {
+		os.Exit(fakeRunner(modes))
+	}
+	os.Exit(m.Run())
+}
+
+func fakeRunner(modes string) int {
+	var socket string
+	for i, a := range os.Args {
+		if a == "--socket" && i+1 < len(os.Args) {
+			socket = os.Args[i+1]
+		}
+	}
+	if len(os.Args) < 2 || os.Args[1] != "runner" || socket == "" {
+		fmt.Fprintln(os.Stderr, "fake runner: want runner --socket PATH, got", os.Args[1:])
+		return 2
+	}
+	list := strings.Split(modes, ",")
+	n := 0
+	if st := os.Getenv("TAOBOX_FAKE_RUNNER_STATE"); st != "" {
+		b, _ := os.ReadFile(st)
+		n, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		os.WriteFile(st, []byte(strconv.Itoa(n+1)), 0o600)
+	}
+	mode := list[min(n, len(list)-1)]
+	fmt.Fprintf(os.Stderr, "fake runner start %d: %s\n", n, mode)
+	cpu := yuma.NewCPUEngine(0)
+	s := &Server{Info: "fake runner (CPU engine), mode " + mode, Yuma: cpu}
+	switch mode {
+	case "ok":
+	case "selftest-fail":
+		fmt.Fprintln(os.Stderr, "FAIL yuma/epochs (12ms): 3 of 200 epochs differ from the CPU engine")
+		return 1
+	case "slow-start":
+		select {}
+	case "crash":
+		s.Ops = map[Op]Handler{OpYumaEpochs: func(context.Context, []byte, []byte) ([]byte, error) {
+			fmt.Fprintln(os.Stderr, "fake runner: CUDA_ERROR_ILLEGAL_ADDRESS (simulated)")
+			os.Exit(3)
+			return nil, nil
+		}}
+	case "hang":
+		s.Ops = map[Op]Handler{OpYumaEpochs: func(ctx context.Context, _, _ []byte) ([]byte, error) {
+			<-ctx.Done()
+			select {}
+		}}
+	case "garbage":
+		s.Ops = map[Op]Handler{OpYumaEpochs: func(context.Context, []byte, []byte) ([]byte, error) {
+			return []byte{1, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef}, nil
+		}}
+	default:
+		fmt.Fprintln(os.Stderr, "fake runner: unknown mode", mode)
+		return 2
+	}
+	if err := ServeProcess(context.Background(), socket, s, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "fake runner:", err)
+		return 1
+	}
+	return 0
+}
+
+// fakeParent starts the engine with a fake runner, prints the runner's pid
+// and waits to be killed (TestRunnerDiesWithParent).
+func fakeParent() int {
+	exe, _ := os.Executable()
+	e, err := Start(context.Background(), Options{Backend: BackendCUDA, Env: []string{"TAOBOX_FAKE_PARENT=", "TAOBOX_FAKE_RUNNER=ok"},
+		Detect: func() (GPU, error) { return GPU{Binary: exe}, nil }})
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println(e.RunnerPID())
+	select {}
+}
+
+// fakeOptions are Options that start the fake runner with modes.
+func fakeOptions(t testing.TB, modes string) Options {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir() + "/starts"
+	return Options{
+		Backend: BackendCUDA,
+		Env:     []string{"TAOBOX_FAKE_RUNNER=" + modes, "TAOBOX_FAKE_RUNNER_STATE=" + state},
+		Detect:  func() (GPU, error) { return GPU{Devices: []string{"/dev/nvidia0"}, Library: "fake", Binary: exe}, nil },
+	}
+}

@@ -1,0 +1,355 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"taobox/chain/yuma"
+)
+
+// Backends that Options.Backend names.
+const (
+	BackendAuto = "auto" // the GPU runner when Detect finds one, else the CPU
+	BackendCPU  = "cpu"  // never start a runner
+	BackendCUDA = "cuda" // the GPU runner; an error if there is none
+)
+
+// Options configure Start. The zero value is BackendAuto with the defaults
+// below.
+type Options struct {
+	// Backend is BackendAuto (""), BackendCPU or BackendCUDA.
+	Backend string
+	// Binary is the taobox-cuda to run; "" lets Detect find it (beside the
+	// running executable, then on PATH).
+	Binary string
+	// Args are appended to `runner --socket PATH`; Env to the runner's
+	// environment (os.Environ()).
+	Args, Env []string
+	// Logger gets the engine's few lines; nil discards them.
+	Logger *slog.Logger
+	// Workers is the CPU engine's goroutines (0: GOMAXPROCS).
+	Workers int
+	// StartTimeout bounds a runner's start, self-test included. Default 120 s.
+	StartTimeout time.Duration
+	// CallTimeout bounds one batch on the runner; past it the runner counts
+	// as hung. Default 30 s.
+	CallTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait before restarting a failed
+	// runner; it doubles after each failure and resets after a batch
+	// succeeds. Defaults 1 s and 5 min.
+	MinBackoff, MaxBackoff time.Duration
+	// After is the clock for the backoff; nil: time.After. Tests inject it.
+	After func(time.Duration) <-chan time.Time
+	// Detect finds the GPU; nil: DetectWith(DetectConfig{Binary: Binary}).
+	Detect func() (GPU, error)
+}
+
+func (o *Options) ensureDefaults() error {
+	switch o.Backend {
+	case "":
+		o.Backend = BackendAuto
+	case BackendAuto, BackendCPU, BackendCUDA:
+	default:
+		return fmt.Errorf("runner: backend %q: want auto, cpu or cuda", o.Backend)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 120 * time.Second
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 30 * time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = time.Second
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(5*time.Minute, o.MinBackoff)
+	}
+	if o.After == nil {
+		o.After = time.After
+	}
+	if o.Detect == nil {
+		bin := o.Binary
+		o.Detect = func() (GPU, error) { return DetectWith(DetectConfig{Binary: bin}) }
+	}
+	return nil
+}
+
+// Engine is a yuma.Engine that runs batches on a GPU runner when one is up
+// and on the CPU engine otherwise: its outputs are the CPU engine's, bit
+// for bit, either way. It is safe for concurrent use.
+type Engine struct {
+	opts Options
+	cpu  *yuma.CPUEngine
+	gpu  GPU
+	log  *slog.Logger
+
+	mu         sync.Mutex
+	proc       *process      // nil while no runner is up
+	backoff    time.Duration // wait before the next restart
+	restarting bool
+	closed     bool
+	stop       chan struct{} // closed by Close
+	wg         sync.WaitGroup
+
+	stats Stats
+}
+
+// Stats count what the engine did.
+type Stats struct {
+	RunnerBatches int // batches the runner answered
+	CPUBatches    int // batches run on the CPU engine
+	Failures      int // runner failures (start, self-test, call, death)
+	Restarts      int // runners started after a failure
+}
+
+// Start returns the engine for opts.Backend. With BackendCPU it is the CPU
+// engine. With BackendAuto it logs one info line and uses the CPU when
+// Detect finds no GPU; when it finds one it starts the runner and waits
+// for it (its self-test included), falling back to the CPU with one warning
+// and restarting in the background if the runner fails. BackendCUDA is the
+// same, except that no GPU, or a first runner that fails to start, is an
+// error saying what to do. Close stops the runner.
+func Start(ctx context.Context, opts Options) (*Engine, error) {
+	if err := opts.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, cpu: yuma.NewCPUEngine(opts.Workers), log: opts.Logger, backoff: opts.MinBackoff, stop: make(chan struct{})}
+	if opts.Backend == BackendCPU {
+		return e, nil
+	}
+	g, err := opts.Detect()
+	if err != nil {
+		if opts.Backend == BackendCUDA {
+			return nil, fmt.Errorf("--backend cuda: %w; use --backend cpu (or auto, which falls back to the CPU)", err)
+		}
+		e.log.Info("no GPU runner; Yuma epochs run on the CPU", "reason", err)
+		return e, nil
+	}
+	e.gpu = g
+	p, err := startProcess(ctx, g.Binary, opts.Args, opts.Env, opts.StartTimeout)
+	if err != nil {
+		if opts.Backend == BackendCUDA {
+			return nil, fmt.Errorf("--backend cuda: the GPU runner failed to start: %w; run '%s selftest' to see why, or use --backend cpu", err, g.Binary)
+		}
+		e.mu.Lock()
+		e.failLocked(nil, fmt.Errorf("start: %w", err))
+		e.mu.Unlock()
+		return e, nil
+	}
+	e.proc = p
+	e.log.Info("GPU runner up; Yuma epochs run on the GPU", "runner", p.info, "binary", g.Binary)
+	return e, nil
+}
+
+// Backend returns "cuda" while a runner is up, "cpu" otherwise.
+func (e *Engine) Backend() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.proc != nil {
+		return BackendCUDA
+	}
+	return BackendCPU
+}
+
+// RunnerPID returns the runner's process id, 0 while none is up.
+func (e *Engine) RunnerPID() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.proc == nil {
+		return 0
+	}
+	return e.proc.cmd.Process.Pid
+}
+
+// Stats returns the counters so far.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+// Epochs implements yuma.Engine: on the runner when it is up, on the CPU
+// engine when it is not or when it fails during the batch (the batch is
+// then rerun on the CPU, the runner killed and restarted with backoff).
+// Invalid inputs get the CPU engine's error without reaching the runner.
+func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
+	valid := true
+	for i := range ins {
+		if ins[i].Validate() != nil {
+			valid = false
+			break
+		}
+	}
+	e.mu.Lock()
+	p := e.proc
+	e.mu.Unlock()
+	if p != nil && valid && len(ins) > 0 {
+		cctx, cancel := context.WithTimeoutCause(ctx, e.opts.CallTimeout, fmt.Errorf("no answer within %v", e.opts.CallTimeout))
+		outs, err := p.client.Epochs(cctx, ins)
+		cancel()
+		if err == nil {
+			e.mu.Lock()
+			e.stats.RunnerBatches++
+			e.backoff = e.opts.MinBackoff
+			e.mu.Unlock()
+			return outs, nil
+		}
+		if errors.Is(err, ErrRequestTooLarge) {
+			// Not the runner's fault: this batch runs on the CPU.
+			e.log.Debug("Yuma batch too large for the GPU runner; it runs on the CPU", "err", err)
+			return e.cpuEpochs(ctx, ins)
+		}
+		if ctx.Err() != nil {
+			// The caller gave up; the connection is unusable now.
+			e.mu.Lock()
+			e.failLocked(p, fmt.Errorf("batch cancelled by the caller: %w", err))
+			e.mu.Unlock()
+			return nil, ctx.Err()
+		}
+		var re *RemoteError
+		if !errors.As(err, &re) {
+			// A transport error: give a dying runner a moment to be
+			// reaped, so that the log line has its status and last words.
+			select {
+			case <-p.done:
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		if dead, why := p.exited(); dead {
+			err = fmt.Errorf("%w (%v): %s", err, why, p.stderr)
+		}
+		e.mu.Lock()
+		e.failLocked(p, err)
+		e.mu.Unlock()
+	}
+	return e.cpuEpochs(ctx, ins)
+}
+
+func (e *Engine) cpuEpochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
+	outs, err := e.cpu.Epochs(ctx, ins)
+	if err == nil {
+		e.mu.Lock()
+		e.stats.CPUBatches++
+		e.mu.Unlock()
+	}
+	return outs, err
+}
+
+// failLocked retires p (nil: a start that failed) after err: it logs the
+// one warning, kills the runner and schedules its restart. e.mu must be held.
+func (e *Engine) failLocked(p *process, err error) {
+	if p != nil && e.proc != p {
+		return // someone else retired it already
+	}
+	e.stats.Failures++
+	if p != nil {
+		e.proc = nil
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			p.kill()
+		}()
+	}
+	if e.closed {
+		return
+	}
+	e.log.Warn("GPU runner failed; Yuma epochs fall back to the CPU engine (bit-identical) until it restarts",
+		"err", err, "restart_in", e.backoff)
+	if !e.restarting {
+		e.restarting = true
+		e.wg.Add(1)
+		go e.restartLoop()
+	}
+}
+
+// restartLoop waits the backoff and starts a runner until one is up or
+// the engine is closed; the backoff doubles after each failed start.
+func (e *Engine) restartLoop() {
+	defer e.wg.Done()
+	for {
+		e.mu.Lock()
+		wait := e.backoff
+		e.backoff = min(2*e.backoff, e.opts.MaxBackoff)
+		e.mu.Unlock()
+		select {
+		case <-e.stop:
+			e.finishRestart()
+			return
+		case <-e.opts.After(wait):
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-e.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		p, err := startProcess(ctx, e.gpu.Binary, e.opts.Args, e.opts.Env, e.opts.StartTimeout)
+		cancel()
+		e.mu.Lock()
+		if err == nil && !e.closed {
+			e.proc = p
+			e.restarting = false
+			e.stats.Restarts++
+			e.mu.Unlock()
+			e.log.Info("GPU runner restarted; Yuma epochs run on the GPU again", "runner", p.info)
+			return
+		}
+		closed := e.closed
+		if err != nil {
+			e.stats.Failures++
+		}
+		next := e.backoff
+		e.mu.Unlock()
+		if closed {
+			if p != nil {
+				p.kill()
+			}
+			e.finishRestart()
+			return
+		}
+		e.log.Debug("GPU runner restart failed", "err", err, "next_try_in", next)
+	}
+}
+
+func (e *Engine) finishRestart() {
+	e.mu.Lock()
+	e.restarting = false
+	e.mu.Unlock()
+}
+
+// Close stops the runner and the restarts. The engine keeps working on the
+// CPU afterwards.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	close(e.stop)
+	p := e.proc
+	e.proc = nil
+	st := e.stats
+	e.mu.Unlock()
+	if p != nil {
+		p.kill()
+	}
+	e.wg.Wait()
+	if e.gpu.Binary != "" {
+		e.log.Info("GPU runner stopped", "gpu_batches", st.RunnerBatches, "cpu_batches", st.CPUBatches,
+			"failures", st.Failures, "restarts", st.Restarts)
+	}
+	return nil
+}
+
+var _ yuma.Engine = (*Engine)(nil)

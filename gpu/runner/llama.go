@@ -1,0 +1,171 @@
+package runner
+
+// Inference over the runner: OpLlamaLoad and OpLlamaForward.
+//
+//	llama.load     request: the GGUF file's path (UTF-8), read by the runner
+//	               response: a UTF-8 description of the model now loaded
+//	llama.forward  request: u32 token, u32 position
+//	               response: u32 n, n float32 logits (IEEE bits, LE)
+//	llama.generate request: u32 n (tokens to generate), u32 count, count × u32
+//	               prompt tokens; response: u32 count, count × u32 tokens,
+//	               count × f64 log-probs (IEEE bits, LE), greedy from
+//	               position 0 (gpu.Llama.Generate)
+//
+// One model per runner: a load replaces the previous one. Forward extends
+// the KV cache as model.Model.Forward does (positions below pos are reused).
+// Generate is the op to use for serving: a whole answer in one round trip,
+// 12 bytes per token back, where forward returns every logit (0.5 MB per
+// token for a 128k vocabulary).
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// EncodeForward is llama.forward's request.
+func EncodeForward(buf []byte, token, pos int) []byte {
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(token))
+	return binary.LittleEndian.AppendUint32(buf, uint32(pos))
+}
+
+// DecodeForward reads llama.forward's request.
+func DecodeForward(p []byte) (token, pos int, err error) {
+	if len(p) != 8 {
+		return 0, 0, fmt.Errorf("%w: llama.forward request of %d bytes, want 8", ErrBadPayload, len(p))
+	}
+	return int(binary.LittleEndian.Uint32(p)), int(binary.LittleEndian.Uint32(p[4:])), nil
+}
+
+// EncodeLogits appends llama.forward's response.
+func EncodeLogits(buf []byte, logits []float32) []byte {
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(logits)))
+	if littleEndian && len(logits) > 0 {
+		return append(buf, unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), 4*len(logits))...)
+	}
+	for _, v := range logits {
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+	}
+	return buf
+}
+
+// DecodeLogits reads llama.forward's response into fresh memory.
+func DecodeLogits(p []byte) ([]float32, error) {
+	if len(p) < 4 {
+		return nil, fmt.Errorf("%w: llama.forward response of %d bytes", ErrBadPayload, len(p))
+	}
+	n := binary.LittleEndian.Uint32(p)
+	if uint64(len(p)-4) != 4*uint64(n) {
+		return nil, fmt.Errorf("%w: %d logits in %d bytes", ErrBadPayload, n, len(p)-4)
+	}
+	vs := make([]float32, n)
+	if littleEndian && n > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), 4*len(vs)), p[4:])
+		return vs, nil
+	}
+	for i := range vs {
+		vs[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4+4*i:]))
+	}
+	return vs, nil
+}
+
+// LlamaLoad has the runner load the GGUF file at path (a path on the
+// runner's machine: the same one) onto its GPU.
+func (c *Client) LlamaLoad(ctx context.Context, path string) (string, error) {
+	var s string
+	err := c.call(ctx, OpLlamaLoad, func(b []byte) []byte { return append(b, path...) }, func(p []byte) error {
+		s = string(p)
+		return nil
+	})
+	return s, err
+}
+
+// LlamaForward runs one token at position pos on the runner's model and
+// returns the logits.
+func (c *Client) LlamaForward(ctx context.Context, token, pos int) ([]float32, error) {
+	var logits []float32
+	err := c.call(ctx, OpLlamaForward, func(b []byte) []byte { return EncodeForward(b, token, pos) }, func(p []byte) error {
+		var err error
+		logits, err = DecodeLogits(p)
+		return err
+	})
+	return logits, err
+}
+
+// MaxGenerate bounds llama.generate's prompt and output lengths.
+const MaxGenerate = 1 << 20
+
+// EncodeGenerate is llama.generate's request.
+func EncodeGenerate(buf []byte, prompt []int, n int) []byte {
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(n))
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(prompt)))
+	for _, t := range prompt {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(t))
+	}
+	return buf
+}
+
+// DecodeGenerate reads llama.generate's request.
+func DecodeGenerate(p []byte) (prompt []int, n int, err error) {
+	if len(p) < 8 {
+		return nil, 0, fmt.Errorf("%w: llama.generate request of %d bytes", ErrBadPayload, len(p))
+	}
+	n = int(binary.LittleEndian.Uint32(p))
+	count := binary.LittleEndian.Uint32(p[4:])
+	if uint64(len(p)-8) != 4*uint64(count) || n > MaxGenerate {
+		return nil, 0, fmt.Errorf("%w: llama.generate request: %d prompt tokens in %d bytes, n = %d", ErrBadPayload, count, len(p)-8, n)
+	}
+	prompt = make([]int, count)
+	for i := range prompt {
+		prompt[i] = int(binary.LittleEndian.Uint32(p[8+4*i:]))
+	}
+	return prompt, n, nil
+}
+
+// EncodeGenerated appends llama.generate's response.
+func EncodeGenerated(buf []byte, tokens []int, logprobs []float64) []byte {
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(tokens)))
+	for _, t := range tokens {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(t))
+	}
+	for i := range tokens {
+		var lp float64
+		if i < len(logprobs) {
+			lp = logprobs[i]
+		}
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(lp))
+	}
+	return buf
+}
+
+// DecodeGenerated reads llama.generate's response.
+func DecodeGenerated(p []byte) (tokens []int, logprobs []float64, err error) {
+	if len(p) < 4 {
+		return nil, nil, fmt.Errorf("%w: llama.generate response of %d bytes", ErrBadPayload, len(p))
+	}
+	count := binary.LittleEndian.Uint32(p)
+	if uint64(len(p)-4) != 12*uint64(count) {
+		return nil, nil, fmt.Errorf("%w: %d generated tokens in %d bytes", ErrBadPayload, count, len(p)-4)
+	}
+	tokens, logprobs = make([]int, count), make([]float64, count)
+	for i := range tokens {
+		tokens[i] = int(binary.LittleEndian.Uint32(p[4+4*i:]))
+		logprobs[i] = math.Float64frombits(binary.LittleEndian.Uint64(p[4+4*int(count)+8*i:]))
+	}
+	return tokens, logprobs, nil
+}
+
+// LlamaGenerate has the runner's model generate n tokens greedily after
+// prompt (from position 0) and returns them with their log-probs.
+func (c *Client) LlamaGenerate(ctx context.Context, prompt []int, n int) ([]int, []float64, error) {
+	var toks []int
+	var lps []float64
+	err := c.call(ctx, OpLlamaGenerate, func(b []byte) []byte { return EncodeGenerate(b, prompt, n) }, func(p []byte) error {
+		var err error
+		toks, lps, err = DecodeGenerated(p)
+		return err
+	})
+	return toks, lps, err
+}

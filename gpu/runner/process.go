@@ -1,0 +1,178 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// process is one running `taobox-cuda runner` and the client connected to it.
+type process struct {
+	cmd    *exec.Cmd
+	stdin  *os.File // closing it tells the runner to exit
+	dir    string   // holds the socket
+	client *Client
+	info   string
+	done   chan struct{} // closed when the process has exited
+	err    error         // its exit status, after done
+	stderr *tailWriter
+}
+
+// tailWriter keeps the last bytes written to it (the runner's stderr, for
+// error messages).
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailBytes = 2048
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if len(w.buf) > tailBytes {
+		w.buf = append(w.buf[:0], w.buf[len(w.buf)-tailBytes:]...)
+	}
+	return len(p), nil
+}
+
+func (w *tailWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := strings.TrimSpace(string(w.buf))
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 && len(s)-i < 400 {
+		// The last line says why; the rest is progress.
+		if j := strings.LastIndexByte(s[:i], '\n'); j >= 0 {
+			s = s[j+1:]
+		}
+	}
+	return strings.ReplaceAll(s, "\n", " | ")
+}
+
+// startProcess runs `bin runner --socket DIR/runner.sock args...`, waits
+// for its ready line (after its self-test) and connects. On any failure
+// the process is gone when it returns.
+func startProcess(ctx context.Context, bin string, args, env []string, timeout time.Duration) (*process, error) {
+	dir, err := os.MkdirTemp("", "taobox-runner-")
+	if err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
+	}
+	socket := filepath.Join(dir, "runner.sock")
+	p := &process{dir: dir, done: make(chan struct{}), stderr: &tailWriter{}}
+	p.cmd = exec.Command(bin, append([]string{"runner", "--socket", socket}, args...)...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = p.stderr
+	setParentDeath(p.cmd)
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("runner: %w", err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		stdinR.Close()
+		stdinW.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("runner: %w", err)
+	}
+	p.cmd.Stdin, p.cmd.Stdout, p.stdin = stdinR, outW, stdinW
+	err = p.cmd.Start()
+	stdinR.Close()
+	outW.Close()
+	if err != nil {
+		stdinW.Close()
+		outR.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("runner: start %s: %w", bin, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+
+	ready := make(chan string, 1)
+	go func() {
+		defer outR.Close()
+		r := bufio.NewReader(outR)
+		for {
+			line, err := r.ReadString('\n')
+			if strings.HasPrefix(line, ReadyPrefix) {
+				ready <- strings.TrimSpace(strings.TrimPrefix(line, ReadyPrefix))
+				break
+			}
+			if err != nil {
+				return
+			}
+		}
+		// Drain whatever else it prints so that it never blocks on stdout.
+		r.WriteTo(discard{})
+	}()
+
+	fail := func(err error) (*process, error) {
+		p.kill()
+		return nil, err
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case p.info = <-ready:
+	case <-p.done:
+		return fail(fmt.Errorf("runner: %s exited before it was ready (%v): %s", bin, p.err, p.stderr))
+	case <-timer.C:
+		return fail(fmt.Errorf("runner: %s not ready after %v (self-test or driver hung?): %s", bin, timeout, p.stderr))
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := Dial(dctx, socket)
+	if err != nil {
+		return fail(err)
+	}
+	p.client = c
+	if _, err := c.Health(dctx); err != nil {
+		return fail(fmt.Errorf("runner: health check: %w", err))
+	}
+	return p, nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// kill stops the runner (stdin EOF, then SIGKILL), waits for it and
+// removes its socket directory. It may be called more than once.
+func (p *process) kill() {
+	if p.client != nil {
+		p.client.Close()
+	}
+	p.stdin.Close()
+	select {
+	case <-p.done:
+	default:
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	os.RemoveAll(p.dir)
+}
+
+// exited reports whether the process has ended, and how.
+func (p *process) exited() (bool, error) {
+	select {
+	case <-p.done:
+		if p.err == nil {
+			return true, errors.New("runner exited")
+		}
+		return true, p.err
+	default:
+		return false, nil
+	}
+}

@@ -1,0 +1,594 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"taobox/chain/yuma"
+	"taobox/chain/yuma/gpuplan"
+)
+
+func cpuOutputs(t testing.TB, ins []yuma.Input) []yuma.Output {
+	t.Helper()
+	outs, err := yuma.NewCPUEngine(0).Epochs(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return outs
+}
+
+func sameOutputs(t testing.TB, got, want []yuma.Output) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d outputs, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if d := gpuplan.Diff(&got[i], &want[i]); d != "" {
+			t.Fatalf("output %d: %s", i, d)
+		}
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		ins := gpuplan.RandomBatch(seed, 12)
+		if seed == 1 {
+			ins = append(ins, gpuplan.AgedSynthetic(yuma.SynthConfig{N: 256, Validators: 64, Seed: 1, Yuma3: true, LiquidAlpha: true}, 2))
+			ins[0].CommitBlocks = nil
+			ins[1].ValidatorPermit = []bool{}
+		}
+		b := EncodeInputs(nil, ins)
+		got, err := DecodeInputs(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, ins) {
+			t.Fatalf("seed %d: inputs differ after the round trip", seed)
+		}
+		outs := cpuOutputs(t, ins)
+		ob := EncodeOutputs(nil, outs)
+		gotOuts, err := DecodeOutputs(ob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameOutputs(t, gotOuts, outs)
+		if !bytes.Equal(EncodeOutputs(nil, gotOuts), ob) {
+			t.Fatalf("seed %d: outputs re-encode differently", seed)
+		}
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	ins := gpuplan.RandomBatch(7, 3)
+	b := EncodeInputs(nil, ins)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"empty", nil, "needs 4 bytes"},
+		{"truncated", b[:len(b)-1], "left"},
+		{"trailing", append(append([]byte{}, b...), 0), "after the last record"},
+		{"huge count", []byte{0xff, 0xff, 0xff, 0x7f}, "more than the 0 bytes left hold"},
+	} {
+		_, err := DecodeInputs(tc.b)
+		if !errors.Is(err, ErrBadPayload) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want ErrBadPayload with %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := DecodeOutputs([]byte{1, 0, 0, 0}); !errors.Is(err, ErrBadPayload) {
+		t.Errorf("outputs: err %v", err)
+	}
+}
+
+func TestFrames(t *testing.T) {
+	var buf bytes.Buffer
+	f := Frame{Kind: KindRequest, Op: OpYumaEpochs, ID: 42, Payload: []byte("hello")}
+	if err := WriteFrame(&buf, f); err != nil {
+		t.Fatal(err)
+	}
+	raw := append([]byte{}, buf.Bytes()...)
+	got, err := ReadFrame(&buf, 0)
+	if err != nil || !reflect.DeepEqual(got, f) {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(raw), 4); !errors.Is(err, ErrFrameTooLarge) {
+		t.Errorf("cap 4: %v, want ErrFrameTooLarge", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(raw[:len(raw)-1]), 0); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated: %v", err)
+	}
+	bad := append([]byte{}, raw...)
+	bad[4] = 'X'
+	if _, err := ReadFrame(bytes.NewReader(bad), 0); !errors.Is(err, ErrBadFrame) || !strings.Contains(err.Error(), "magic") {
+		t.Errorf("bad magic: %v", err)
+	}
+	bad = append([]byte{}, raw...)
+	bad[6] = 9
+	if _, err := ReadFrame(bytes.NewReader(bad), 0); !errors.Is(err, ErrBadFrame) || !strings.Contains(err.Error(), "version 9") {
+		t.Errorf("bad version: %v", err)
+	}
+}
+
+// serveInProcess serves s on a unix socket in a temporary directory and
+// returns a client.
+func serveInProcess(t testing.TB, s *Server) *Client {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "r.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Serve(ctx, ln); close(done) }()
+	c, err := Dial(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); cancel(); <-done })
+	return c
+}
+
+func TestServerLimitsAndErrors(t *testing.T) {
+	s := &Server{Info: "test", Yuma: yuma.NewCPUEngine(1), MaxFrame: 64 << 10}
+	c := serveInProcess(t, s)
+	ctx := context.Background()
+	if info, err := c.Health(ctx); err != nil || info != "test" {
+		t.Fatalf("health: %q, %v", info, err)
+	}
+	// An op the runner does not serve: a RemoteError, the connection stays.
+	_, err := c.Call(ctx, OpLlamaForward, nil)
+	var re *RemoteError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "llama.forward is not served") {
+		t.Fatalf("unknown op: %v", err)
+	}
+	// A malformed payload: a RemoteError naming the problem.
+	_, err = c.Call(ctx, OpYumaEpochs, []byte{1, 2, 3})
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "malformed payload") {
+		t.Fatalf("bad payload: %v", err)
+	}
+	// An invalid input: the CPU engine's validation error.
+	bad := gpuplan.RandomBatch(3, 2)
+	bad[1].LastUpdate = bad[1].LastUpdate[:0]
+	if _, err := c.Epochs(ctx, bad); !errors.As(err, &re) || !strings.Contains(err.Error(), "last_update") {
+		t.Fatalf("invalid input: %v", err)
+	}
+	// A frame above the server's cap: a clear refusal, then the connection ends.
+	_, err = c.Call(ctx, OpYumaEpochs, make([]byte, 65<<10))
+	if err == nil || !strings.Contains(err.Error(), "frame too large") {
+		t.Fatalf("oversized: %v", err)
+	}
+	if _, err := c.Health(ctx); !errors.Is(err, ErrBroken) {
+		t.Fatalf("after the refusal: %v, want ErrBroken", err)
+	}
+	// A request above the client's cap is not sent; the connection stays.
+	c3 := serveInProcess(t, &Server{Info: "x", Yuma: yuma.NewCPUEngine(1)})
+	c3.MaxFrame = 100
+	if _, err := c3.Epochs(ctx, gpuplan.RandomBatch(1, 3)); !errors.Is(err, ErrRequestTooLarge) {
+		t.Fatalf("client request cap: %v", err)
+	}
+	if _, err := c3.Health(ctx); err != nil {
+		t.Fatalf("after a refused request: %v", err)
+	}
+	// A response above the client's cap.
+	c2 := serveInProcess(t, &Server{Info: strings.Repeat("x", 100)})
+	c2.MaxFrame = 10
+	if _, err := c2.Health(ctx); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("client cap: %v", err)
+	}
+}
+
+// syncBuffer is a log sink for tests.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) count(sub string) int { return strings.Count(s.String(), sub) }
+
+func testLogger(buf *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// fakeClock hands each backoff wait to the test.
+type fakeClock struct {
+	waits chan time.Duration
+	fire  chan time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{waits: make(chan time.Duration, 16), fire: make(chan time.Time)}
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.waits <- d
+	return c.fire
+}
+
+func (c *fakeClock) expect(t *testing.T, want time.Duration) {
+	t.Helper()
+	select {
+	case d := <-c.waits:
+		if d != want {
+			t.Fatalf("backoff %v, want %v", d, want)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no backoff wait of %v", want)
+	}
+}
+
+func waitBackend(t *testing.T, e *Engine, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for e.Backend() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %s, want %s", e.Backend(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestEngineEqualsCPU(t *testing.T) {
+	opts := fakeOptions(t, "ok")
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.Backend() != BackendCUDA {
+		t.Fatalf("backend %s", e.Backend())
+	}
+	for seed := uint64(1); seed <= 30; seed++ {
+		ins := gpuplan.RandomBatch(seed, 8)
+		got, err := e.Epochs(context.Background(), ins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameOutputs(t, got, cpuOutputs(t, ins))
+	}
+	// Invalid input: the CPU engine's error, without the runner.
+	bad := gpuplan.RandomBatch(1, 2)
+	bad[0].N++
+	_, err = e.Epochs(context.Background(), bad)
+	_, want := yuma.NewCPUEngine(1).Epochs(context.Background(), bad)
+	if err == nil || err.Error() != want.Error() {
+		t.Fatalf("invalid batch: %v, want %v", err, want)
+	}
+	if st := e.Stats(); st.RunnerBatches != 30 || st.Failures != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// failover runs the first batch on a runner that fails in mode, checks the
+// CPU fallback's result and the one warning, then lets the restart happen.
+func failover(t *testing.T, mode string, opts Options) {
+	var logs syncBuffer
+	clock := newFakeClock()
+	opts.Logger = testLogger(&logs)
+	opts.After = clock.After
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ins := gpuplan.RandomBatch(5, 10)
+	want := cpuOutputs(t, ins)
+	got, err := e.Epochs(context.Background(), ins)
+	if err != nil {
+		t.Fatalf("%s: %v", mode, err)
+	}
+	sameOutputs(t, got, want)
+	if n := logs.count("fall back to the CPU engine"); n != 1 {
+		t.Fatalf("%s: %d fallback lines, want 1:\n%s", mode, n, logs.String())
+	}
+	if e.Backend() != BackendCPU {
+		t.Fatalf("%s: backend %s after the failure", mode, e.Backend())
+	}
+	// While the runner is down: CPU, no more warnings.
+	got, err = e.Epochs(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOutputs(t, got, want)
+	clock.expect(t, opts.MinBackoff)
+	clock.fire <- time.Now()
+	waitBackend(t, e, BackendCUDA)
+	got, err = e.Epochs(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOutputs(t, got, want)
+	st := e.Stats()
+	if st.RunnerBatches != 1 || st.CPUBatches != 2 || st.Failures != 1 || st.Restarts != 1 {
+		t.Fatalf("%s: stats %+v", mode, st)
+	}
+	if n := logs.count("fall back"); n != 1 || logs.count("restarted") != 1 {
+		t.Fatalf("%s: logs:\n%s", mode, logs.String())
+	}
+	t.Logf("%s: %s", mode, logs.String())
+}
+
+func TestRunnerKilledMidBatch(t *testing.T) {
+	opts := fakeOptions(t, "crash,ok")
+	opts.MinBackoff = 250 * time.Millisecond
+	failover(t, "crash", opts)
+}
+
+func TestRunnerHangs(t *testing.T) {
+	opts := fakeOptions(t, "hang,ok")
+	opts.MinBackoff = time.Second
+	opts.CallTimeout = 300 * time.Millisecond
+	failover(t, "hang", opts)
+}
+
+func TestRunnerGarbage(t *testing.T) {
+	opts := fakeOptions(t, "garbage,ok")
+	opts.MinBackoff = 2 * time.Second
+	failover(t, "garbage", opts)
+}
+
+func TestSelftestFailFallsBackWithBackoff(t *testing.T) {
+	var logs syncBuffer
+	clock := newFakeClock()
+	opts := fakeOptions(t, "selftest-fail,selftest-fail,selftest-fail,ok")
+	opts.Backend = BackendAuto
+	opts.Logger = testLogger(&logs)
+	opts.After = clock.After
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.Backend() != BackendCPU {
+		t.Fatal("backend is not cpu after a failed self-test")
+	}
+	if !strings.Contains(logs.String(), "3 of 200 epochs differ") || logs.count("level=WARN") != 1 {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+	ins := gpuplan.RandomBatch(9, 6)
+	got, err := e.Epochs(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOutputs(t, got, cpuOutputs(t, ins))
+	// Two more failed starts: 1 s, 2 s, then 4 s before the one that works.
+	for _, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		clock.expect(t, d)
+		clock.fire <- time.Now()
+	}
+	waitBackend(t, e, BackendCUDA)
+	if st := e.Stats(); st.Failures != 3 || st.Restarts != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if logs.count("level=WARN") != 1 {
+		t.Fatalf("more than one warning:\n%s", logs.String())
+	}
+}
+
+func TestBackendCUDAWithoutGPU(t *testing.T) {
+	opts := Options{Backend: BackendCUDA, Detect: func() (GPU, error) {
+		return DetectWith(DetectConfig{DevDir: t.TempDir()})
+	}}
+	_, err := Start(context.Background(), opts)
+	if !errors.Is(err, ErrNoGPU) || !strings.Contains(err.Error(), "--backend cpu") || !strings.Contains(err.Error(), "nvidiactl is missing") {
+		t.Fatalf("err %v", err)
+	}
+	// A runner that fails its self-test is an error too with --backend cuda.
+	_, err = Start(context.Background(), fakeOptions(t, "selftest-fail"))
+	if err == nil || !strings.Contains(err.Error(), "3 of 200 epochs differ") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestAutoWithoutGPU(t *testing.T) {
+	var logs syncBuffer
+	e, err := Start(context.Background(), Options{Logger: testLogger(&logs), Detect: func() (GPU, error) {
+		return DetectWith(DetectConfig{DevDir: t.TempDir()})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.Backend() != BackendCPU || logs.count("level=INFO") != 1 || logs.count("level=WARN") != 0 {
+		t.Fatalf("backend %s, logs:\n%s", e.Backend(), logs.String())
+	}
+	ins := gpuplan.RandomBatch(2, 4)
+	got, err := e.Epochs(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOutputs(t, got, cpuOutputs(t, ins))
+	if _, err := Start(context.Background(), Options{Backend: "gpu"}); err == nil {
+		t.Fatal("backend gpu accepted")
+	}
+}
+
+func TestStartTimeout(t *testing.T) {
+	opts := fakeOptions(t, "slow-start")
+	opts.StartTimeout = 300 * time.Millisecond
+	_, err := Start(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "not ready after") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// The runner exits when its stdin closes (the parent died or closed it).
+func TestRunnerExitsOnStdinEOF(t *testing.T) {
+	opts := fakeOptions(t, "ok")
+	opts.ensureDefaults()
+	g, _ := opts.Detect()
+	p, err := startProcess(context.Background(), g.Binary, nil, opts.Env, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.kill()
+	p.stdin.Close()
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("exit: %v", p.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("runner still running after stdin EOF")
+	}
+	if _, err := os.Stat(filepath.Join(p.dir, "runner.sock")); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+func TestDetect(t *testing.T) {
+	dev, lib, bin := t.TempDir(), t.TempDir(), t.TempDir()
+	exe := filepath.Join(bin, "taobox")
+	touch := func(p string, mode os.FileMode) {
+		if err := os.WriteFile(p, nil, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := DetectConfig{DevDir: dev, LibDirs: []string{lib}, LDCache: filepath.Join(lib, "ld.so.cache"), Executable: exe, Path: "/nonexistent"}
+	check := func(want string) {
+		t.Helper()
+		g, err := DetectWith(cfg)
+		if want == "" {
+			if err != nil {
+				t.Fatalf("detect: %v", err)
+			}
+			return
+		}
+		if !errors.Is(err, ErrNoGPU) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("detect: %+v, %v; want %q", g, err, want)
+		}
+	}
+	check("nvidiactl is missing")
+	touch(filepath.Join(dev, "nvidiactl"), 0o600)
+	check("no " + filepath.Join(dev, "nvidia0"))
+	touch(filepath.Join(dev, "nvidia0"), 0o600)
+	check("libcuda.so.1 is not where the loader looks")
+	touch(cfg.LDCache, 0o600)
+	os.WriteFile(cfg.LDCache, []byte("ld.so-1.7.0\x00libcuda.so.1\x00"), 0o600)
+	check("taobox-cuda is not")
+	os.Remove(cfg.LDCache)
+	touch(filepath.Join(lib, "libcuda.so.1"), 0o644)
+	touch(filepath.Join(bin, BinaryName), 0o755)
+	check("")
+	g, _ := DetectWith(cfg)
+	if g.Binary != filepath.Join(bin, BinaryName) || g.Library != filepath.Join(lib, "libcuda.so.1") {
+		t.Fatalf("%+v", g)
+	}
+}
+
+// A parent killed with SIGKILL takes the runner with it (PR_SET_PDEATHSIG,
+// and the kernel closing the runner's stdin pipe).
+func TestRunnerDiesWithParent(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "TAOBOX_FAKE_PARENT=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil || pid <= 0 {
+		cmd.Process.Kill()
+		t.Fatalf("runner pid: %d, %v", pid, err)
+	}
+	alive := func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// A zombie (state Z) has exited; its parent is gone, init reaps it.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		return len(f) > 0 && f[0] != "Z"
+	}
+	if !alive() {
+		t.Fatal("runner not running")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive() {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatal("runner outlived its parent")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The inference ops' client side and payloads, against handlers that
+// compute the answer from the request.
+func TestLlamaOps(t *testing.T) {
+	s := &Server{Ops: map[Op]Handler{
+		OpLlamaLoad: func(_ context.Context, p, out []byte) ([]byte, error) {
+			return append(append(out, "loaded "...), p...), nil
+		},
+		OpLlamaForward: func(_ context.Context, p, out []byte) ([]byte, error) {
+			tok, pos, err := DecodeForward(p)
+			if err != nil {
+				return nil, err
+			}
+			return EncodeLogits(out, []float32{float32(tok), float32(pos), -1.5}), nil
+		},
+		OpLlamaGenerate: func(_ context.Context, p, out []byte) ([]byte, error) {
+			prompt, n, err := DecodeGenerate(p)
+			if err != nil {
+				return nil, err
+			}
+			toks, lps := make([]int, n), make([]float64, n)
+			for i := range toks {
+				toks[i], lps[i] = prompt[len(prompt)-1]+i+1, -float64(i)/3
+			}
+			return EncodeGenerated(out, toks, lps), nil
+		},
+	}}
+	c := serveInProcess(t, s)
+	ctx := context.Background()
+	if info, err := c.LlamaLoad(ctx, "/models/x.gguf"); err != nil || info != "loaded /models/x.gguf" {
+		t.Fatalf("load: %q, %v", info, err)
+	}
+	logits, err := c.LlamaForward(ctx, 7, 3)
+	if err != nil || !reflect.DeepEqual(logits, []float32{7, 3, -1.5}) {
+		t.Fatalf("forward: %v, %v", logits, err)
+	}
+	toks, lps, err := c.LlamaGenerate(ctx, []int{1, 2, 40}, 3)
+	if err != nil || !reflect.DeepEqual(toks, []int{41, 42, 43}) || !reflect.DeepEqual(lps, []float64{0, -1.0 / 3, -2.0 / 3}) {
+		t.Fatalf("generate: %v %v, %v", toks, lps, err)
+	}
+	var re *RemoteError
+	if _, err := c.Call(ctx, OpLlamaForward, []byte{1}); !errors.As(err, &re) || !strings.Contains(err.Error(), "want 8") {
+		t.Fatalf("bad forward: %v", err)
+	}
+}

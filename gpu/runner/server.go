@@ -1,0 +1,166 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+
+	"taobox/chain/yuma"
+)
+
+// Handler serves one op: it gets a request's payload and returns the
+// response's payload appended to out (a buffer the connection reuses; the
+// payload is only read until the handler returns), or an error that goes
+// back as an error response.
+type Handler func(ctx context.Context, payload, out []byte) ([]byte, error)
+
+// Server answers requests on runner connections. The zero value answers
+// only OpHealth.
+type Server struct {
+	// Info is OpHealth's answer: what the runner is and runs on.
+	Info string
+	// Yuma serves OpYumaEpochs; nil: the op is refused.
+	Yuma yuma.Engine
+	// Ops serves further ops (the inference hook: OpLlamaLoad,
+	// OpLlamaForward, ...). It takes precedence over the built-in ops.
+	Ops map[Op]Handler
+	// MaxFrame caps a request's payload; 0: DefaultMaxFrame.
+	MaxFrame int
+}
+
+func (s *Server) handler(op Op) Handler {
+	if h, ok := s.Ops[op]; ok {
+		return h
+	}
+	switch op {
+	case OpHealth:
+		return func(_ context.Context, _, out []byte) ([]byte, error) { return append(out, s.Info...), nil }
+	case OpYumaEpochs:
+		if s.Yuma != nil {
+			return s.yumaEpochs
+		}
+	}
+	return nil
+}
+
+func (s *Server) yumaEpochs(ctx context.Context, p, out []byte) ([]byte, error) {
+	ins, err := DecodeInputs(p)
+	if err != nil {
+		return nil, err
+	}
+	outs, err := s.Yuma.Epochs(ctx, ins)
+	if err != nil {
+		return nil, err
+	}
+	return EncodeOutputs(out, outs), nil
+}
+
+// ServeConn answers the requests on c, one at a time, until c fails or
+// ctx ends. A malformed frame ends the connection (after an error response
+// when the header could be read). It closes c.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	r := bufio.NewReaderSize(c, 64<<10)
+	var in, out []byte // reused between requests
+	for {
+		f, err := ReadFrameInto(r, s.MaxFrame, in)
+		if err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrBadFrame) || errors.Is(err, ErrFrameTooLarge) {
+				WriteFrame(c, Frame{Kind: KindError, Payload: []byte(err.Error())})
+			}
+			return err
+		}
+		resp := Frame{Kind: KindResponse, Op: f.Op, ID: f.ID}
+		h := s.handler(f.Op)
+		switch {
+		case f.Kind != KindRequest:
+			resp.Kind, resp.Payload = KindError, []byte(fmt.Sprintf("runner: frame kind %d where a request was expected", f.Kind))
+		case h == nil:
+			resp.Kind, resp.Payload = KindError, []byte(fmt.Sprintf("runner: op %s is not served by this runner", f.Op))
+		default:
+			p, err := h(ctx, f.Payload, out[:0])
+			if err != nil {
+				resp.Kind, p = KindError, []byte(err.Error())
+			} else {
+				out = p
+			}
+			resp.Payload = p
+		}
+		in = f.Payload
+		if err := WriteFrame(c, resp); err != nil {
+			return err
+		}
+		if cap(in) > keepBuf {
+			in = nil
+		}
+		if cap(out) > keepBuf {
+			out = nil
+		}
+	}
+}
+
+// Serve accepts connections on ln and serves each in its own goroutine
+// until ctx ends; then it closes ln and waits for them.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.ServeConn(ctx, c)
+		}()
+	}
+}
+
+// keepBuf: larger buffers are not kept between requests.
+const keepBuf = 256 << 20
+
+// ReadyPrefix starts the line a runner writes to its stdout once it
+// listens and its self-test passed; the rest of the line is Server.Info.
+const ReadyPrefix = "taobox-runner ready v1 "
+
+// ServeProcess is the body of `taobox-cuda runner --socket PATH`, after the
+// GPU was opened and its self-test passed: it listens on the unix socket
+// PATH, writes the ready line to ready, and serves until ctx ends or stdin
+// reaches EOF or fails (the parent closed it or died: the second signal
+// beside the parent-death signal the launcher sets). It removes the socket.
+func ServeProcess(ctx context.Context, socket string, s *Server, stdin io.Reader, ready io.Writer) error {
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	defer os.Remove(socket)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if stdin != nil {
+		go func() {
+			io.Copy(io.Discard, stdin)
+			cancel()
+		}()
+	}
+	if _, err := fmt.Fprintf(ready, "%s%s\n", ReadyPrefix, s.Info); err != nil {
+		ln.Close()
+		return err
+	}
+	return s.Serve(ctx, ln)
+}

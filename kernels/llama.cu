@@ -1,0 +1,651 @@
+// LLaMA forward-pass kernels for gpu.Llama (gpu/llama_cuda.go).
+//
+// Conventions shared with the Go side:
+//   * every scalar parameter is 64 bits wide (gorgonia.org/cu's Launch copies
+//     exactly 8 bytes per parameter): integers are long long, float scalars
+//     are passed as double;
+//   * weight matrices are GGUF tensors uploaded byte for byte, row-major
+//     [rows][n] with n (ne0) the row length; the element type is a GGML type
+//     id (F32 0, F16 1, Q4_0 2, Q8_0 8, BF16 30) passed at launch;
+//   * activations, the KV cache and the logits are float32;
+//   * no float atomics: every reduction has a fixed order (lane-strided
+//     partial sums, an xor-butterfly across the warp, warps combined in
+//     index order), so repeated runs give identical bits.
+//
+// Kernel list:
+//   embed           x = dequant(E[tok]), tok read from device memory
+//   prep_input      a product's input, once: RMSNorm(x)*w or SwiGLU
+//                   silu(g)*u or x, and its Q8 blocks for Q8_0/Q4_0 weights
+//   matvec3         up to three y_s = W_s·in (+ b_s, or + y_s: the residual
+//                   add) in one launch; F32, F16, BF16, Q8_0, Q4_0 rows;
+//                   groups of 1-8 warps per row
+//   rope_pairs      rotates q and the cached k (llama pairs or NEOX pairs)
+//   attention       one block per query head over the KV cache (GQA)
+//   argmax_partial  per-chunk best logit and sum of exp (two-pass greedy)
+//   argmax_logprob  greedy token (lowest id on ties) and its log-softmax
+//   advance_pos     position += 1 (the position lives on the device, so a
+//                   decode step's launches are the same every step: one
+//                   CUDA graph, replayed)
+//   log_softmax     log-softmax of the logits (float64 out)
+//   fill_weights    seeded synthetic weights for the benchmark model
+
+#include <cuda_fp16.h>
+
+typedef long long i64;
+typedef unsigned long long u64;
+
+#define T_F32 0
+#define T_F16 1
+#define T_Q4_0 2
+#define T_Q8_0 8
+#define T_BF16 30
+
+#define FULL 0xffffffffu
+
+// Dynamic shared memory of every kernel that uses it (16-byte aligned).
+extern __shared__ float4 smem4[];
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+	return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
+	return v;
+}
+
+// block_sum returns the same value to every thread. red holds 32 floats.
+// blockDim.x must be a multiple of 32.
+__device__ float block_sum(float v, float *red) {
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+	v = warp_sum(v);
+	__syncthreads(); // red may still be read by an earlier call
+	if (lane == 0) red[warp] = v;
+	__syncthreads();
+	float t = 0.f;
+	for (int w = 0; w < nw; w++) t += red[w]; // fixed order, every thread alike
+	return t;
+}
+
+__device__ float block_max(float v, float *red) {
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+	v = warp_max(v);
+	__syncthreads();
+	if (lane == 0) red[warp] = v;
+	__syncthreads();
+	float t = red[0];
+	for (int w = 1; w < nw; w++) t = fmaxf(t, red[w]);
+	return t;
+}
+
+// prefetch_l2: blocks [first, gridDim.x) of a kernel pull pfbytes at pf into
+// L2 (one 128-byte line per thread and pass) and the caller returns: a
+// small kernel that precedes a matrix-vector product warms the start of its
+// weights, so the product does not begin with a cold ramp. A hint only.
+__device__ __forceinline__ void prefetch_l2(const char *pf, i64 pfbytes, i64 first) {
+	i64 nthreads = (gridDim.x - first) * (i64)blockDim.x;
+	for (i64 off = ((blockIdx.x - first) * (i64)blockDim.x + threadIdx.x) * 128; off < pfbytes; off += nthreads * 128)
+		asm volatile("prefetch.global.L2 [%0];" ::"l"(pf + off));
+}
+
+__device__ __forceinline__ float half_at(const unsigned short *p) {
+	return __half2float(__ushort_as_half(*p));
+}
+
+// Bytes of one row of n elements of type t.
+__device__ __forceinline__ i64 row_bytes(i64 t, i64 n) {
+	switch (t) {
+	case T_F32: return n * 4;
+	case T_F16: case T_BF16: return n * 2;
+	case T_Q8_0: return n / 32 * 34;
+	case T_Q4_0: return n / 32 * 18;
+	}
+	return 0;
+}
+
+// Lane part of the dot products of R weight rows (of one type t) with x
+// (length n), for lane lid of the nl lanes (a multiple of 32) that share
+// the rows; the caller sums the lanes' parts in a fixed order. Loading R
+// rows in one loop keeps R times more bytes in flight. F32, F16 and BF16
+// rows multiply the float32 x; Q8_0 and Q4_0 rows multiply x's Q8
+// quantization (xq, xd: int8 values and a float32 scale per block of 32,
+// see stage_q8), as the CPU engine and ggml do: per block the integer
+// products are summed exactly (dp4a), then scaled by d_w*d_x.
+template <int R>
+__device__ __forceinline__ void lane_dot(const char *const *row, i64 t, i64 n, const float *x,
+	const signed char *xq, const float *xd, int lid, int nl, float *acc) {
+#pragma unroll
+	for (int r = 0; r < R; r++) acc[r] = 0.f;
+	switch (t) {
+	case T_F32:
+		if ((n & 3) == 0) {
+#pragma unroll 8
+			for (i64 i = lid * 4; i < n; i += nl * 4) {
+				float4 b = *(const float4 *)(x + i);
+#pragma unroll
+				for (int r = 0; r < R; r++) {
+					float4 a = __ldcs((const float4 *)((const float *)row[r] + i));
+					acc[r] += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+				}
+			}
+		} else {
+			for (i64 i = lid; i < n; i += nl)
+#pragma unroll
+				for (int r = 0; r < R; r++) acc[r] += ((const float *)row[r])[i] * x[i];
+		}
+		break;
+	case T_F16:
+		if ((n & 7) == 0) {
+#pragma unroll 8
+			for (i64 i = lid * 8; i < n; i += nl * 8) {
+				uint4 raw[R];
+#pragma unroll
+				for (int r = 0; r < R; r++) raw[r] = __ldcs((const uint4 *)((const __half *)row[r] + i));
+				float4 b0 = *(const float4 *)(x + i);
+				float4 b1 = *(const float4 *)(x + i + 4);
+#pragma unroll
+				for (int r = 0; r < R; r++) {
+					const __half2 *h = (const __half2 *)&raw[r];
+					float2 f0 = __half22float2(h[0]), f1 = __half22float2(h[1]);
+					float2 f2 = __half22float2(h[2]), f3 = __half22float2(h[3]);
+					acc[r] += f0.x * b0.x + f0.y * b0.y + f1.x * b0.z + f1.y * b0.w
+					        + f2.x * b1.x + f2.y * b1.y + f3.x * b1.z + f3.y * b1.w;
+				}
+			}
+		} else {
+			for (i64 i = lid; i < n; i += nl)
+#pragma unroll
+				for (int r = 0; r < R; r++) acc[r] += __half2float(((const __half *)row[r])[i]) * x[i];
+		}
+		break;
+	case T_BF16:
+		for (i64 i = lid; i < n; i += nl)
+#pragma unroll
+			for (int r = 0; r < R; r++)
+				acc[r] += __uint_as_float(((unsigned)((const unsigned short *)row[r])[i]) << 16) * x[i];
+		break;
+	case T_Q8_0: {
+		// Units of 8 quants, 4 per block: neighbouring lanes read
+		// neighbouring bytes. Blocks are 34 bytes, so 2-byte loads.
+		i64 nu = n / 8;
+#pragma unroll 8
+		for (i64 u = lid; u < nu; u += nl) {
+			i64 b = u >> 2, k = u & 3;
+			const int *xv = (const int *)(xq + u * 8);
+			int x0 = xv[0], x1 = xv[1];
+			float dx = xd[b];
+#pragma unroll
+			for (int r = 0; r < R; r++) {
+				const unsigned short *p = (const unsigned short *)(row[r] + b * 34);
+				const unsigned short *qs = p + 1 + 4 * k;
+				int w0 = (int)((unsigned)qs[0] | ((unsigned)qs[1] << 16));
+				int w1 = (int)((unsigned)qs[2] | ((unsigned)qs[3] << 16));
+				int sum = __dp4a(w0, x0, __dp4a(w1, x1, 0));
+				acc[r] += (float)sum * (half_at(p) * dx);
+			}
+		}
+		break;
+	}
+	case T_Q4_0: {
+		// Units of 8 quant bytes (16 values), 2 per block: byte j holds
+		// element j (low nibble) and j+16 (high nibble), both minus 8.
+		i64 nu = n / 16;
+#pragma unroll 8
+		for (i64 u = lid; u < nu; u += nl) {
+			i64 b = u >> 1, k = u & 1;
+			const int *xv = (const int *)(xq + b * 32 + 8 * k);
+			int x0 = xv[0], x1 = xv[1], x4 = xv[4], x5 = xv[5];
+			float dx = xd[b];
+#pragma unroll
+			for (int r = 0; r < R; r++) {
+				const unsigned short *p = (const unsigned short *)(row[r] + b * 18);
+				const unsigned short *qs = p + 1 + 4 * k;
+				unsigned v0 = (unsigned)qs[0] | ((unsigned)qs[1] << 16);
+				unsigned v1 = (unsigned)qs[2] | ((unsigned)qs[3] << 16);
+				int l0 = __vsub4(v0 & 0x0f0f0f0fu, 0x08080808u), h0 = __vsub4((v0 >> 4) & 0x0f0f0f0fu, 0x08080808u);
+				int l1 = __vsub4(v1 & 0x0f0f0f0fu, 0x08080808u), h1 = __vsub4((v1 >> 4) & 0x0f0f0f0fu, 0x08080808u);
+				int sum = __dp4a(l0, x0, __dp4a(l1, x1, __dp4a(h0, x4, __dp4a(h1, x5, 0))));
+				acc[r] += (float)sum * (half_at(p) * dx);
+			}
+		}
+		break;
+	}
+	}
+}
+
+// prep_input makes a matrix-vector product's input once, in global memory
+// (the product's warps then read it through L1):
+//   normw != 0: out = RMSNorm(x)*normw, exactly o = w * (x * 1/sqrt(mean(x^2)
+//               + eps)) as the CPU engine (every block sums x^2 itself, in
+//               the same order, so all blocks use the same scale);
+//   glu != 0:   out = SwiGLU silu(x)*glu, as the CPU engine (a *= 1/(1 +
+//               exp(-a)), a *= glu);
+//   neither:    out is x (not written).
+// xq != 0: out is also quantized to Q8 blocks (xq, xd; n a multiple of 32)
+// for Q8_0/Q4_0 weights, exactly as the CPU engine's quantizeQ8 (ggml's
+// quantize_row_q8_0): per block amax = max|x|, id = 127/amax (0 if amax is
+// 0), q = round-half-even(x*id), d = amax/127 rounded to f16. One warp per
+// 32 values; grid: ceil(n/256) blocks of 256 threads, then any further
+// blocks prefetch pfbytes at pf (the next product's weights) into L2.
+extern "C" __global__ void prep_input(const float *x, const float *normw, const float *glu, double eps, i64 n,
+	float *out, signed char *xq, float *xd, const char *pf, i64 pfbytes)
+{
+	__shared__ float red[32];
+	i64 main = (n + 255) / 256;
+	if (blockIdx.x >= main) {
+		prefetch_l2(pf, pfbytes, main);
+		return;
+	}
+	float s = 0.f;
+	if (normw) {
+		float ss = 0.f;
+		for (i64 i = threadIdx.x; i < n; i += blockDim.x) ss += x[i] * x[i];
+		ss = block_sum(ss, red);
+		s = 1.0f / sqrtf(ss / (float)n + (float)eps);
+	}
+	int lane = threadIdx.x & 31;
+	i64 b = blockIdx.x * (i64)(blockDim.x >> 5) + (threadIdx.x >> 5); // this warp's 32 values
+	i64 i = b * 32 + lane;
+	if (b * 32 >= n) return;
+	float v = 0.f;
+	if (i < n) {
+		v = x[i];
+		if (glu) {
+			v *= 1.0f / (1.0f + expf(-v));
+			v = v * glu[i];
+			out[i] = v;
+		} else if (normw) {
+			v = normw[i] * (s * v);
+			out[i] = v;
+		}
+	}
+	if (xq) {
+		float amax = warp_max(fabsf(v));
+		float id = amax != 0.f ? 127.0f / amax : 0.f;
+		xq[i] = (signed char)__float2int_rn(__fmul_rn(v, id));
+		if (lane == 0) xd[b] = __half2float(__float2half_rn(amax / 127.0f));
+	}
+}
+
+// Rows are computed by groups of wpr warps (wpr = 1, 2, 4 or 8, dividing
+// the 8 warps of a 256-thread block): short matrices split each row over
+// several warps so that enough loads are in flight. group_dot computes R
+// rows' dot products and returns them to lane 0 of the group's first warp
+// (valid there only), summing the warps' parts in warp order. Every thread
+// of the block must call it the same number of times (it synchronizes).
+// part holds 8*R floats.
+template <int R>
+__device__ __forceinline__ void group_dot(const char *const *row, i64 t, i64 n, const float *x,
+	const signed char *xq, const float *xd, int wpr, bool valid, float *part, float *v) {
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	int gw = warp % wpr; // warp index within the group
+	if (valid) {
+		lane_dot<R>(row, t, n, x, xq, xd, gw * 32 + lane, wpr * 32, v);
+#pragma unroll
+		for (int r = 0; r < R; r++) v[r] = warp_sum(v[r]);
+	} else {
+#pragma unroll
+		for (int r = 0; r < R; r++) v[r] = 0.f;
+	}
+	if (wpr == 1) return;
+	__syncthreads(); // part may still be read by the previous row
+	if (lane == 0)
+#pragma unroll
+		for (int r = 0; r < R; r++) part[warp * R + r] = v[r];
+	__syncthreads();
+	if (gw == 0)
+#pragma unroll
+		for (int r = 0; r < R; r++) {
+			float s = part[warp * R + r];
+			for (int k = 1; k < wpr; k++) s += part[(warp + k) * R + r];
+			v[r] = s;
+		}
+}
+
+// matvec3: rows of three products stacked (rows0, then rows1, then rows2);
+// a segment with rows == 0 is absent. y_s[r] = dot + b_s[r] (accumulate ==
+// 0; b_s == 0: no bias) or y_s[r] + dot (accumulate != 0: the residual
+// add). The input x (and, for Q8_0/Q4_0 segments, its Q8 blocks xq, xd)
+// comes from prep_input. Block: 256 threads = 8 warps; groups of wpr warps
+// per row, grid-stride over rows.
+// posp != 0: y1 and y2 are offset by *posp * kvstride values (the K and V
+// cache rows of the current position, read on the device).
+extern "C" __global__ void __launch_bounds__(256) matvec3(
+	const char *w0, i64 t0, float *y0, const float *b0, i64 rows0,
+	const char *w1, i64 t1, float *y1, const float *b1, i64 rows1,
+	const char *w2, i64 t2, float *y2, const float *b2, i64 rows2,
+	const float *x, const signed char *xq, const float *xd, i64 n, i64 accumulate, i64 wpr,
+	const i64 *posp, i64 kvstride)
+{
+	if (posp) { // segments 1 and 2 are the KV cache rows at position *posp
+		i64 off = (*posp) * kvstride;
+		y1 += off;
+		y2 += off;
+	}
+	__shared__ float part[8];
+	const float *xin = x;
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	int W = (int)wpr;
+	i64 rpb = 8 / W; // rows per block and pass
+	i64 total = rows0 + rows1 + rows2;
+	for (i64 base = blockIdx.x * rpb; base < total; base += gridDim.x * rpb) {
+		i64 r = base + warp / W;
+		bool valid = r < total;
+		const char *w = w0; i64 t = t0, rr = r; float *y = y0; const float *b = b0;
+		if (r >= rows0 && r < rows0 + rows1) { w = w1; t = t1; y = y1; b = b1; rr = r - rows0; }
+		else if (r >= rows0 + rows1) { w = w2; t = t2; y = y2; b = b2; rr = r - rows0 - rows1; }
+		const char *row = w + rr * row_bytes(t, n);
+		float v;
+		group_dot<1>(&row, t, n, xin, xq, xd, W, valid, part, &v);
+		if (valid && lane == 0 && warp % W == 0) {
+			if (accumulate) v = y[rr] + v;
+			else if (b) v = v + b[rr];
+			y[rr] = v;
+		}
+	}
+}
+
+// rope_pairs rotates the pairs of q (dim values) and of k (kvdim values)
+// at position pos: consecutive pairs (i, i+1) of each head (neox == 0;
+// llama, run.c) or (i, i+hs/2) within each head (neox != 0; qwen2); pair p
+// of a head turns by the angle of cs[pos][p] = (cos, sin), computed on the
+// host exactly as the CPU engine does. Products are rounded separately (no
+// FMA), as in the CPU engine. One thread per pair of q. pos = *posp; k is
+// kc + pos*kvdim (kc: this layer's key cache).
+extern "C" __global__ void rope_pairs(float *q, float *kc, const float *cs, const i64 *posp, i64 dim, i64 kvdim, i64 hs, i64 neox)
+{
+	i64 pos = *posp;
+	float *k = kc + pos * kvdim;
+	i64 p = blockIdx.x * (i64)blockDim.x + threadIdx.x;
+	if (p * 2 >= dim) return;
+	i64 half = hs / 2, i0, i1, j;
+	if (neox) {
+		i64 h = p / half;
+		j = p % half;
+		i0 = h * hs + j;
+		i1 = i0 + half;
+	} else {
+		i0 = p * 2;
+		i1 = i0 + 1;
+		j = (i0 % hs) / 2;
+	}
+	const float *c = cs + (pos * half + j) * 2;
+	float fcr = c[0], fci = c[1];
+	float v0 = q[i0], v1 = q[i1];
+	q[i0] = __fsub_rn(__fmul_rn(v0, fcr), __fmul_rn(v1, fci));
+	q[i1] = __fadd_rn(__fmul_rn(v0, fci), __fmul_rn(v1, fcr));
+	if (i1 < kvdim) {
+		v0 = k[i0]; v1 = k[i1];
+		k[i0] = __fsub_rn(__fmul_rn(v0, fcr), __fmul_rn(v1, fci));
+		k[i1] = __fadd_rn(__fmul_rn(v0, fci), __fmul_rn(v1, fcr));
+	}
+}
+
+// attention: block h computes head h over positions 0..pos (pos = *posp). kc and vc point
+// at this layer's cache [seq][kvdim]; att is scratch [n_heads][seq]. Scores:
+// one thread per position (the head's q from shared memory, k read as
+// float4 when hs is a multiple of 4); softmax with max subtraction (block
+// reductions in a fixed order); output: G = blockDim.x/hs groups of hs
+// threads each sum every G-th position, then the groups are added in order.
+// Dynamic shared memory: (hs + G*hs) floats. Blocks past the n_heads ones
+// prefetch pfbytes at pf (the output projection's weights) into L2.
+extern "C" __global__ void attention(
+	const float *q, const float *kc, const float *vc, float *att, float *out,
+	const i64 *posp, i64 hs, i64 kvdim, i64 kvmul, i64 seq, i64 nheads, const char *pf, i64 pfbytes)
+{
+	if (blockIdx.x >= nheads) {
+		prefetch_l2(pf, pfbytes, nheads);
+		return;
+	}
+	i64 pos = *posp;
+	__shared__ float red[32];
+	float *qs = (float *)smem4;
+	float *part = qs + hs;
+	i64 h = blockIdx.x;
+	for (i64 i = threadIdx.x; i < hs; i += blockDim.x) qs[i] = q[h * hs + i];
+	__syncthreads();
+	i64 kvoff = (h / kvmul) * hs;
+	float *a = att + h * seq;
+	float scale = sqrtf((float)hs);
+	float m = -INFINITY;
+	for (i64 t = threadIdx.x; t <= pos; t += blockDim.x) {
+		const float *kt = kc + t * kvdim + kvoff;
+		float s = 0.f;
+		if ((hs & 3) == 0 && (kvdim & 3) == 0) {
+#pragma unroll 8
+			for (i64 i = 0; i < hs; i += 4) {
+				float4 kv = *(const float4 *)(kt + i);
+				s += qs[i] * kv.x + qs[i + 1] * kv.y + qs[i + 2] * kv.z + qs[i + 3] * kv.w;
+			}
+		} else {
+			for (i64 i = 0; i < hs; i++) s += qs[i] * kt[i];
+		}
+		s = s / scale;
+		a[t] = s;
+		m = fmaxf(m, s);
+	}
+	m = block_max(m, red);
+	float sum = 0.f;
+	for (i64 t = threadIdx.x; t <= pos; t += blockDim.x) {
+		float e = expf(a[t] - m);
+		a[t] = e;
+		sum += e;
+	}
+	sum = block_sum(sum, red);
+	for (i64 t = threadIdx.x; t <= pos; t += blockDim.x) a[t] = a[t] / sum;
+	__syncthreads();
+	i64 G = blockDim.x / hs;
+	if (G < 1) G = 1;
+	for (i64 idx = threadIdx.x; idx < G * hs; idx += blockDim.x) {
+		i64 g = idx / hs, i = idx % hs;
+		float acc = 0.f;
+#pragma unroll 8
+		for (i64 t = g; t <= pos; t += G) acc += a[t] * vc[t * kvdim + kvoff + i];
+		part[idx] = acc;
+	}
+	__syncthreads();
+	for (i64 i = threadIdx.x; i < hs; i += blockDim.x) {
+		float acc = 0.f;
+		for (i64 g = 0; g < G; g++) acc += part[g * hs + i];
+		out[h * hs + i] = acc;
+	}
+}
+
+// embed: x = row toks[*posp] of the embedding table E (type t, row length
+// dim): the token at the current position.
+extern "C" __global__ void embed(const char *E, i64 t, const i64 *toks, const i64 *posp, float *x, i64 dim)
+{
+	const char *row = E + toks[*posp] * row_bytes(t, dim);
+	for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < dim; i += gridDim.x * (i64)blockDim.x) {
+		float v = 0.f;
+		switch (t) {
+		case T_F32: v = ((const float *)row)[i]; break;
+		case T_F16: v = half_at((const unsigned short *)row + i); break;
+		case T_BF16: v = __uint_as_float(((unsigned)((const unsigned short *)row)[i]) << 16); break;
+		case T_Q8_0: {
+			const char *b = row + (i / 32) * 34;
+			v = (float)(signed char)b[2 + i % 32] * half_at((const unsigned short *)b);
+			break;
+		}
+		case T_Q4_0: {
+			const char *b = row + (i / 32) * 18;
+			int j = i % 32;
+			unsigned char q = (unsigned char)b[2 + (j & 15)];
+			int qi = j < 16 ? (q & 15) : (q >> 4);
+			v = (float)(qi - 8) * half_at((const unsigned short *)b);
+			break;
+		}
+		}
+		x[i] = v;
+	}
+}
+
+// argmax_partial: block b of the grid scans its chunk [b*chunk, (b+1)*chunk)
+// of the logits and writes its best (value, lowest index on ties; NaN never
+// wins) and sum of exp(logit - its best) in float64. argmax_logprob (one
+// block) merges the partials in block order: the best of the bests, and
+// sum = Σ s_b * exp(m_b - m), then the log-softmax of the winner in float64:
+// -log(sum). Fixed orders throughout, so the result is deterministic.
+__device__ __forceinline__ void better(float &v, i64 &id, float ov, i64 oi) {
+	if (ov > v || (ov == v && oi < id)) { v = ov; id = oi; }
+}
+
+__device__ void block_argmax(float &v, i64 &id, float *bv, i64 *bi) {
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1) better(v, id, __shfl_xor_sync(FULL, v, o), __shfl_xor_sync(FULL, id, o));
+	__syncthreads();
+	if (lane == 0) { bv[warp] = v; bi[warp] = id; }
+	__syncthreads();
+	v = bv[0]; id = bi[0];
+	for (int w = 1; w < nw; w++) better(v, id, bv[w], bi[w]);
+}
+
+__device__ double block_sum_d(double s, double *bs) {
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(FULL, s, o);
+	__syncthreads();
+	if (lane == 0) bs[warp] = s;
+	__syncthreads();
+	double t = 0.0;
+	for (int w = 0; w < nw; w++) t += bs[w];
+	return t;
+}
+
+extern "C" __global__ void argmax_partial(const float *logits, i64 n, i64 chunk, float *pv, i64 *pi, double *ps)
+{
+	__shared__ float bv[32];
+	__shared__ i64 bi[32];
+	__shared__ double bs[32];
+	i64 lo = blockIdx.x * chunk, hi = min(n, lo + chunk);
+	float v = -INFINITY;
+	i64 id = n; // sentinel: larger than any index
+	for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+		float x = logits[i];
+		if (x > v || (id == n && x == x)) { v = x; id = i; }
+	}
+	block_argmax(v, id, bv, bi);
+	double s = 0.0;
+	if (id < n) {
+		double m = (double)v;
+		for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) s += exp((double)logits[i] - m);
+	}
+	s = block_sum_d(s, bs);
+	if (threadIdx.x == 0) { pv[blockIdx.x] = v; pi[blockIdx.x] = id; ps[blockIdx.x] = s; }
+}
+
+// The winner goes to toks[*posp + 1] and its log-prob to lps[*posp + 1]:
+// the next position's token.
+extern "C" __global__ void argmax_logprob(const float *pv, const i64 *pi, const double *ps, i64 nb, i64 n, i64 *toks, double *lps, const i64 *posp)
+{
+	__shared__ float bv[32];
+	__shared__ i64 bi[32];
+	__shared__ double bs[32];
+	float v = -INFINITY;
+	i64 id = n;
+	for (i64 b = threadIdx.x; b < nb; b += blockDim.x) better(v, id, pv[b], pi[b]);
+	block_argmax(v, id, bv, bi);
+	double s = 0.0;
+	if (id < n) {
+		double m = (double)v;
+		for (i64 b = threadIdx.x; b < nb; b += blockDim.x)
+			if (pi[b] < n) s += ps[b] * exp((double)pv[b] - m);
+	}
+	s = block_sum_d(s, bs);
+	if (threadIdx.x == 0) {
+		i64 next = *posp + 1;
+		toks[next] = id < n ? id : 0;
+		lps[next] = -log(s); // logits[id] - m == 0
+	}
+}
+
+// advance_pos moves the current position on by one.
+extern "C" __global__ void advance_pos(i64 *posp)
+{
+	if (threadIdx.x == 0 && blockIdx.x == 0) *posp += 1;
+}
+
+// log_softmax: one block; out[i] = logits[i] - max - log(sum exp(logits - max))
+// in float64.
+extern "C" __global__ void log_softmax(const float *logits, i64 n, double *out)
+{
+	__shared__ float red[32];
+	__shared__ double bs[32];
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+	float m = -INFINITY;
+	for (i64 i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, logits[i]);
+	m = block_max(m, red);
+	double s = 0.0;
+	for (i64 i = threadIdx.x; i < n; i += blockDim.x) s += exp((double)logits[i] - (double)m);
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(FULL, s, o);
+	if (lane == 0) bs[warp] = s;
+	__syncthreads();
+	double t = 0.0;
+	for (int w = 0; w < nw; w++) t += bs[w];
+	double ls = (double)m + log(t);
+	for (i64 i = threadIdx.x; i < n; i += blockDim.x) out[i] = (double)logits[i] - ls;
+}
+
+__device__ __forceinline__ u64 splitmix64(u64 z) {
+	z += 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+// uniform in [-1, 1) from 24 random bits
+__device__ __forceinline__ float unif(u64 h) {
+	return (float)(i64)(h >> 40) * (1.0f / 8388608.0f) - 1.0f;
+}
+
+// fill_weights writes n elements of type t at w: uniform values in
+// [offset - scale, offset + scale) from a hash of (seed, index), so the
+// result depends only on the arguments. Quantized types get one scale per
+// block (d = scale/127 for Q8_0, scale/8 for Q4_0) and random quants; offset
+// applies to F32/F16/BF16 only.
+extern "C" __global__ void fill_weights(char *w, i64 t, i64 n, u64 seed, double scale, double offset)
+{
+	i64 stride = gridDim.x * (i64)blockDim.x;
+	i64 start = blockIdx.x * (i64)blockDim.x + threadIdx.x;
+	float sc = (float)scale, off = (float)offset;
+	switch (t) {
+	case T_F32:
+		for (i64 i = start; i < n; i += stride) ((float *)w)[i] = off + sc * unif(splitmix64(seed ^ (u64)i));
+		break;
+	case T_F16:
+		for (i64 i = start; i < n; i += stride) ((__half *)w)[i] = __float2half(off + sc * unif(splitmix64(seed ^ (u64)i)));
+		break;
+	case T_BF16:
+		for (i64 i = start; i < n; i += stride) {
+			float f = off + sc * unif(splitmix64(seed ^ (u64)i));
+			((unsigned short *)w)[i] = (unsigned short)(__float_as_uint(f) >> 16);
+		}
+		break;
+	case T_Q8_0:
+		for (i64 b = start; b < n / 32; b += stride) {
+			char *p = w + b * 34;
+			__half d = __float2half(sc / 127.0f);
+			*(unsigned short *)p = __half_as_ushort(d);
+			u64 h = splitmix64(seed ^ (u64)b);
+			for (int j = 0; j < 32; j++) {
+				if ((j & 7) == 0) h = splitmix64(h);
+				p[2 + j] = (char)(signed char)((int)((h >> (8 * (j & 7))) & 0xff) % 255 - 127);
+			}
+		}
+		break;
+	case T_Q4_0:
+		for (i64 b = start; b < n / 32; b += stride) {
+			char *p = w + b * 18;
+			__half d = __float2half(sc / 8.0f);
+			*(unsigned short *)p = __half_as_ushort(d);
+			u64 h = splitmix64(splitmix64(seed ^ (u64)b));
+			for (int j = 0; j < 16; j++) p[2 + j] = (char)((h >> (4 * j)) & 0xff);
+		}
+		break;
+	}
+}
