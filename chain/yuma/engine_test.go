@@ -20,7 +20,7 @@ func TestCPUEngineMatchesSequential(t *testing.T) {
 		if i%5 == 0 {
 			v = Dense
 		}
-		ins[i] = *randomInput(r, v)
+		ins[i] = *RandomInput(r, v, 0)
 	}
 	want := make([]*Output, len(ins))
 	for i := range ins {
@@ -52,7 +52,7 @@ func TestCPUEngineMatchesSequential(t *testing.T) {
 
 func TestCPUEngineRejectsWholeBatch(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
-	ins := []Input{*randomInput(r, Sparse), *randomInput(r, Sparse)}
+	ins := []Input{*RandomInput(r, Sparse, 0), *RandomInput(r, Sparse, 0)}
 	ins[1].N = 3
 	ins[1].LastUpdate = []uint64{1}
 	outs, err := NewCPUEngine(2).Epochs(context.Background(), ins)
@@ -103,7 +103,7 @@ func FuzzEpochMatchesReference(f *testing.F) {
 	var ws Workspace
 	var out Output
 	f.Fuzz(func(t *testing.T, a, b uint64) {
-		in := randomInput(rand.New(rand.NewPCG(a, b)), Sparse)
+		in := RandomInput(rand.New(rand.NewPCG(a, b)), Sparse, 0)
 		if err := ws.Epoch(in, &out); err != nil {
 			t.Fatal(err)
 		}

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"unsafe"
 
 	"taobox/chain/yuma"
 )
@@ -67,40 +68,25 @@ func (e *enc) extend(n int) []byte {
 	return e.b[l:]
 }
 
-func (e *enc) u16s(vs []uint16) {
-	if e.slen(len(vs), vs == nil) {
-		p := e.extend(2 * len(vs))
-		if littleEndian {
-			copy(p, bytesOf(vs))
-			return
-		}
-		for i, v := range vs {
-			binary.LittleEndian.PutUint16(p[2*i:], v)
-		}
-	}
-}
+func (e *enc) u16s(vs []uint16) { putWords(e, vs) }
+func (e *enc) u64s(vs []uint64) { putWords(e, vs) }
+func (e *enc) i64s(vs []int64)  { putWords(e, vs) }
 
-func (e *enc) u64s(vs []uint64) {
-	if e.slen(len(vs), vs == nil) {
-		p := e.extend(8 * len(vs))
-		if littleEndian {
-			copy(p, bytesOf(vs))
-			return
-		}
-		for i, v := range vs {
-			binary.LittleEndian.PutUint64(p[8*i:], v)
-		}
+// putWords writes a length-prefixed slice of little-endian words.
+func putWords[T word](e *enc, vs []T) {
+	if !e.slen(len(vs), vs == nil) {
+		return
 	}
-}
-
-func (e *enc) i64s(vs []int64) {
-	if e.slen(len(vs), vs == nil) {
-		p := e.extend(8 * len(vs))
-		if littleEndian {
-			copy(p, bytesOf(vs))
-			return
-		}
-		for i, v := range vs {
+	size := int(unsafe.Sizeof(*new(T)))
+	p := e.extend(size * len(vs))
+	if littleEndian {
+		copy(p, bytesOf(vs))
+		return
+	}
+	for i, v := range vs {
+		if size == 2 {
+			binary.LittleEndian.PutUint16(p[2*i:], uint16(v))
+		} else {
 			binary.LittleEndian.PutUint64(p[8*i:], uint64(v))
 		}
 	}
@@ -314,50 +300,28 @@ func (d *dec) slice(size int, what string) (p []byte, n int, ok bool) {
 	return d.take(int(l)*size, what), int(l), true
 }
 
-func (d *dec) u16s(what string) []uint16 {
-	p, n, ok := d.slice(2, what)
-	if !ok {
-		return nil
-	}
-	vs := make([]uint16, n)
-	if littleEndian {
-		copy(bytesOf(vs), p)
-		return vs
-	}
-	for i := range vs {
-		vs[i] = binary.LittleEndian.Uint16(p[2*i:])
-	}
-	return vs
-}
+func (d *dec) u16s(what string) []uint16 { return getWords[uint16](d, what) }
+func (d *dec) u64s(what string) []uint64 { return getWords[uint64](d, what) }
+func (d *dec) i64s(what string) []int64  { return getWords[int64](d, what) }
 
-func (d *dec) u64s(what string) []uint64 {
-	p, n, ok := d.slice(8, what)
+// getWords reads a length-prefixed slice of little-endian words.
+func getWords[T word](d *dec, what string) []T {
+	size := int(unsafe.Sizeof(*new(T)))
+	p, n, ok := d.slice(size, what)
 	if !ok {
 		return nil
 	}
-	vs := make([]uint64, n)
+	vs := make([]T, n)
 	if littleEndian {
 		copy(bytesOf(vs), p)
 		return vs
 	}
 	for i := range vs {
-		vs[i] = binary.LittleEndian.Uint64(p[8*i:])
-	}
-	return vs
-}
-
-func (d *dec) i64s(what string) []int64 {
-	p, n, ok := d.slice(8, what)
-	if !ok {
-		return nil
-	}
-	vs := make([]int64, n)
-	if littleEndian {
-		copy(bytesOf(vs), p)
-		return vs
-	}
-	for i := range vs {
-		vs[i] = int64(binary.LittleEndian.Uint64(p[8*i:]))
+		if size == 2 {
+			vs[i] = T(binary.LittleEndian.Uint16(p[2*i:]))
+		} else {
+			vs[i] = T(binary.LittleEndian.Uint64(p[8*i:]))
+		}
 	}
 	return vs
 }

@@ -19,6 +19,9 @@ func init() {
 	}
 }
 
+// word is an element type the codec writes as fixed-size little-endian words.
+type word interface{ uint16 | uint64 | int64 }
+
 func bytesOf[T uint16 | uint64 | int64 | yuma.Entry](vs []T) []byte {
 	if len(vs) == 0 {
 		return nil
