@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"taobox/chain/node"
+	"taobox/chain/state"
+	"taobox/chain/types"
+	"taobox/miner"
+)
+
+var minerCommand = &command{
+	name:    "miner",
+	args:    "--netuid N --hotkey H [--wallet NAME] [--listen ADDR] [--model FILE] [--serve-host HOST] [--metrics ADDR] [--node URL]",
+	summary: "serve inference tasks to validators over QUIC (the task protocol)",
+	help: "Runs a miner: loads the model (default: the embedded tiny model), listens\n" +
+		"for validators' task requests on UDP --listen (QUIC, ALPN taobox-task/1,\n" +
+		"TLS with the hotkey as certificate key), admits only senders that the node\n" +
+		"lists on --netuid with a validator permit and --min-stake, and streams the\n" +
+		"model's tokens with a signed final frame (docs/task-protocol.md). It\n" +
+		"advertises the SHA-256 of its model file and refuses requests for another.\n" +
+		"With --serve-host it first publishes its endpoint on chain (tx serve, signed\n" +
+		"by the hotkey, waited for). --metrics serves Prometheus text at /metrics.\n" +
+		"Runs until interrupted. Example:\n\n" +
+		"  taobox miner --wallet alice --hotkey miner1 --netuid 1 --listen 0.0.0.0:8091 --serve-host 203.0.113.7",
+	setup: func(fs *flag.FlagSet) func(*env) error {
+		wallets := walletsFlag(fs)
+		walletName := fs.String("wallet", "default", "the `NAME` of the wallet that holds the hotkey")
+		hotkey := fs.String("hotkey", "", "the miner's hotkey `H` (a hotkey name of the wallet)")
+		netuid := netuidFlag(fs)
+		nodeURL := nodeFlag(fs)
+		listen := fs.String("listen", "0.0.0.0:8091", "the UDP `ADDR` to serve tasks on")
+		modelPath := fs.String("model", "", "the model `FILE` (GGUF; default: the embedded tiny model)")
+		serveHost := fs.String("serve-host", "", "publish the endpoint on chain as `HOST` and the --listen port before serving")
+		metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP on `ADDR` (path /metrics)")
+		minStake := fs.Uint64("min-stake", 0, "the least stake in `RAO` a validator needs")
+		return func(e *env) error {
+			if err := need("netuid", netuid); err != nil {
+				return err
+			}
+			c, err := newClient(*nodeURL)
+			if err != nil {
+				return err
+			}
+			w, err := loadWallet(*wallets, *walletName)
+			if err != nil {
+				return err
+			}
+			key, err := hotkeySigner(w, "hotkey", *hotkey)
+			if err != nil {
+				return err
+			}
+			mf, err := loadModelFile("model", *modelPath)
+			if err != nil {
+				return err
+			}
+			var hash [32]byte
+			if _, err := hex.Decode(hash[:], []byte(mf.sha256)); err != nil {
+				return err
+			}
+			stop := []int{2} // LLaMA SentencePiece EOS, as the validator assumes
+			if mf.tok != nil {
+				stop = []int{mf.tok.EOS()}
+			}
+			log := slog.New(slog.NewTextHandler(e.stderr, nil))
+			mn, err := miner.New(miner.Config{
+				Key: key, Netuid: uint16(netuid.v), Model: mf.m, ModelHash: hash, StopIDs: stop,
+				Chain: &apiChain{c: c, ctx: e.ctx}, Limits: miner.Limits{MinStake: *minStake},
+				Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			pc, err := net.ListenPacket("udp", *listen)
+			if err != nil {
+				return &usageError{"listen", err.Error()}
+			}
+			defer pc.Close()
+			if *serveHost != "" {
+				port := pc.LocalAddr().(*net.UDPAddr).Port
+				call := types.Serve{Netuid: types.Netuid(netuid.v), Host: *serveHost, Port: uint16(port), TLSKey: types.AccountIDFromPrivateKey(key)}
+				if err := sendTx(e, c, &txPlan{signer: key, call: call}, true); err != nil {
+					return fmt.Errorf("publishing the endpoint: %w", err)
+				}
+			}
+			if *metricsAddr != "" {
+				ln, err := net.Listen("tcp", *metricsAddr)
+				if err != nil {
+					return &usageError{"metrics", err.Error()}
+				}
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", mn)
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+				go srv.Serve(ln)
+				defer srv.Close()
+			}
+			fmt.Fprintf(e.stdout, "miner %s on netuid %d at %s, model %s (sha256 %s…)\n",
+				types.AccountIDFromPrivateKey(key), netuid.v, pc.LocalAddr(), mf.path, mf.sha256[:16])
+			ctx, cancel := withTermSignal(e.ctx)
+			defer cancel()
+			return mn.Serve(ctx, pc)
+		}
+	},
+}
+
+// apiChain is the miner's view of the chain through a node's JSON API.
+type apiChain struct {
+	c   *apiClient
+	ctx context.Context
+
+	mu sync.Mutex
+}
+
+// Metagraph fetches GET /v1/metagraph/N (the miner caches it).
+func (a *apiChain) Metagraph(netuid uint16) (*state.Metagraph, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
+	defer cancel()
+	var mg node.MetagraphInfo
+	if err := a.c.get(ctx, "/v1/metagraph/"+strconv.Itoa(int(netuid)), &mg); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return nil, fmt.Errorf("metagraph %d: %s", netuid, strings.TrimSpace(ae.msg))
+		}
+		return nil, err
+	}
+	out := &state.Metagraph{Netuid: types.Netuid(netuid), Neurons: make([]state.NeuronInfo, len(mg.Neurons))}
+	for i, n := range mg.Neurons {
+		out.Neurons[i] = state.NeuronInfo{
+			Neuron: state.Neuron{Hotkey: n.Hotkey, Permit: n.ValidatorPermit, Active: n.Active},
+			UID:    n.UID, Coldkey: n.Coldkey, Stake: n.Stake,
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,459 @@
+// Package miner is the task server: a QUIC endpoint that authenticates
+// validators' task requests against the local chain state, admits them
+// cheapest check first, queues them by stake, and streams the model's
+// tokens back with a signed final frame (see package task and
+// docs/task-protocol.md).
+//
+// Serving: one worker per model runs one request at a time (the model is
+// not safe for concurrent use); there is no batching. Tokens are written to
+// the stream as each is generated, by a separate writer per stream, so a
+// slow reader never stalls the model.
+package miner
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"taobox/chain/state"
+	"taobox/chain/types"
+	"taobox/model"
+	"taobox/task"
+)
+
+// ChainView is the miner's read access to the chain: the metagraph of a
+// subnet at the node's current head.
+type ChainView interface {
+	Metagraph(netuid uint16) (*state.Metagraph, error)
+}
+
+// Heighter is optionally implemented by a ChainView: when it is, the miner
+// refreshes its sender table whenever the height changes (and at most every
+// Limits.ChainRefresh otherwise).
+type Heighter interface{ Height() uint64 }
+
+// Limits bounds what one miner accepts. Zero fields take the defaults
+// given.
+type Limits struct {
+	// Window is how far an envelope's timestamp may be from the miner's
+	// clock, either way, and how long a nonce is remembered. Default 10 s.
+	Window time.Duration
+	// ReplayCache is the most nonces remembered; when it is full of
+	// unexpired nonces new requests get CodeBusy. Default 65536.
+	ReplayCache int
+	// Rate is the sustained requests per second admitted per validator
+	// hotkey, with bursts of Burst. Defaults 50/s and 100.
+	Rate  float64
+	Burst int
+	// PerHotkey is the most requests one hotkey may have queued or running
+	// at once. Default 64.
+	PerHotkey int
+	// Queue is the most admitted requests waiting for the model. Default 256.
+	Queue int
+	// MinStake is the least stake (rao) a sender needs. Default 0.
+	MinStake uint64
+	// StreamsPerConn is QUIC's limit on concurrent streams per connection.
+	// Default 256.
+	StreamsPerConn int
+	// MaxConns is the most QUIC connections held at once; more are closed
+	// at once. Default 4096.
+	MaxConns int
+	// Handshakes is the rate of new QUIC connections accepted per second
+	// (all sources together), with bursts of HandshakeBurst; HandshakesPerIP
+	// and HandshakeBurstPerIP do the same per source IP. Connections over
+	// the rate are refused before any cryptography. Validators keep one
+	// connection per miner, so these only bite floods. Defaults 100/s, 200,
+	// 10/s, 50.
+	Handshakes, HandshakesPerIP         float64
+	HandshakeBurst, HandshakeBurstPerIP int
+	// ReadTimeout bounds the arrival of a whole request on a stream after
+	// it opens; a stream that sends nothing is rejected with CodeTimeout
+	// and its slot freed. Default 2 s.
+	ReadTimeout time.Duration
+	// AnswerTimeout bounds one answer from leaving the queue to the final
+	// frame. Default 60 s.
+	AnswerTimeout time.Duration
+	// IdleTimeout is QUIC's idle timeout. Default 30 s.
+	IdleTimeout time.Duration
+	// ChainRefresh is the longest a sender table is used. Default 1 s.
+	ChainRefresh time.Duration
+}
+
+func (l *Limits) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defi := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&l.Window, 10*time.Second)
+	def(&l.ReadTimeout, 2*time.Second)
+	def(&l.AnswerTimeout, 60*time.Second)
+	def(&l.IdleTimeout, 30*time.Second)
+	def(&l.ChainRefresh, time.Second)
+	defi(&l.ReplayCache, 1<<16)
+	defi(&l.Burst, 100)
+	defi(&l.PerHotkey, 64)
+	defi(&l.Queue, 256)
+	defi(&l.StreamsPerConn, 256)
+	defi(&l.MaxConns, 4096)
+	if l.Rate <= 0 {
+		l.Rate = 50
+	}
+	if l.Handshakes <= 0 {
+		l.Handshakes = 100
+	}
+	if l.HandshakesPerIP <= 0 {
+		l.HandshakesPerIP = 10
+	}
+	defi(&l.HandshakeBurst, 200)
+	defi(&l.HandshakeBurstPerIP, 50)
+}
+
+// AnswerFunc produces the tokens for an admitted request, calling emit once
+// per token in order as each is generated; emit fails when the stream is
+// gone. ctx ends when the client goes away or the answer times out. It is
+// called from one worker at a time.
+type AnswerFunc func(ctx context.Context, body task.Body, emit func(task.Token) error) error
+
+// Config configures a Miner.
+type Config struct {
+	Key       ed25519.PrivateKey // the hotkey; also the TLS certificate key
+	Netuid    uint16
+	Model     *model.Model // served honestly unless Answer is set
+	ModelHash [32]byte     // SHA-256 of the GGUF file: requests naming another are refused
+	StopIDs   []int        // token ids that end a generation (EOS); may be empty
+	Chain     ChainView
+	Limits    Limits
+	Logger    *slog.Logger     // nil: discard
+	Now       func() time.Time // nil: time.Now
+
+	// Answer replaces honest generation. DEVNET ONLY: it exists so the
+	// devnet can run cheating miners (see RandomAnswer and ModelAnswer in
+	// devnet.go); a real miner leaves it nil.
+	Answer AnswerFunc
+}
+
+// Miner serves tasks. Make one with New, run it with Serve.
+type Miner struct {
+	cfg    Config
+	id     types.AccountID
+	tls    *tls.Config
+	answer AnswerFunc
+	log    *slog.Logger
+	now    func() time.Time
+
+	senders senderCache
+	replay  *replayCache
+	q       *queue
+	m       metrics
+
+	mu      sync.Mutex
+	hk      map[types.AccountID]*hotkeyState
+	addr    net.Addr
+	conns   map[*quic.Conn]*connState
+	serving bool
+	ready   chan struct{}
+
+	hsMu  sync.Mutex
+	hsAll bucket
+	hsIP  map[string]*bucket
+
+	nconns   atomic.Int64
+	streamWG sync.WaitGroup
+}
+
+// New checks cfg and builds a Miner. It does not open sockets.
+func New(cfg Config) (*Miner, error) {
+	if len(cfg.Key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("miner: key has %d bytes, want %d", len(cfg.Key), ed25519.PrivateKeySize)
+	}
+	if cfg.Chain == nil {
+		return nil, errors.New("miner: no chain view")
+	}
+	if cfg.Model == nil && cfg.Answer == nil {
+		return nil, errors.New("miner: no model")
+	}
+	cfg.Limits.defaults()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	tc, err := task.ServerTLS(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("miner: %w", err)
+	}
+	m := &Miner{
+		cfg: cfg, tls: tc, log: cfg.Logger, now: cfg.Now,
+		replay: newReplayCache(cfg.Limits.ReplayCache),
+		q:      newQueue(cfg.Limits.Queue),
+		hk:     map[types.AccountID]*hotkeyState{},
+		conns:  map[*quic.Conn]*connState{},
+		hsIP:   map[string]*bucket{},
+		ready:  make(chan struct{}),
+	}
+	copy(m.id[:], cfg.Key.Public().(ed25519.PublicKey))
+	m.senders.view, m.senders.netuid, m.senders.ttl = cfg.Chain, cfg.Netuid, cfg.Limits.ChainRefresh
+	m.answer = cfg.Answer
+	if m.answer == nil {
+		m.answer = ModelAnswer(cfg.Model, cfg.StopIDs)
+	}
+	return m, nil
+}
+
+// ID is the miner's hotkey.
+func (m *Miner) ID() types.AccountID { return m.id }
+
+// Addr is the local address Serve listens on, or nil before Serve starts.
+func (m *Miner) Addr() net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addr
+}
+
+// Ready is closed once Serve is accepting connections.
+func (m *Miner) Ready() <-chan struct{} { return m.ready }
+
+// Serve accepts task connections on conn until ctx ends, then rejects what
+// is queued with CodeShuttingDown, cancels answers in flight, closes every
+// connection and returns nil. It returns an error if it cannot start. A
+// Miner serves once. Serve does not close conn.
+func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
+	m.mu.Lock()
+	if m.serving {
+		m.mu.Unlock()
+		return errors.New("miner: already served")
+	}
+	m.serving = true
+	m.mu.Unlock()
+
+	tr := &quic.Transport{
+		Conn: conn,
+		// Ask for a Retry (address validation) once half the connection
+		// budget is used, so spoofed-source floods cost one packet each.
+		VerifySourceAddress: func(net.Addr) bool { return m.nconns.Load() > int64(m.cfg.Limits.MaxConns/2) },
+	}
+	ln, err := tr.Listen(m.tls, &quic.Config{
+		MaxIncomingStreams:    int64(m.cfg.Limits.StreamsPerConn),
+		MaxIncomingUniStreams: -1,
+		MaxIdleTimeout:        m.cfg.Limits.IdleTimeout,
+		HandshakeIdleTimeout:  5 * time.Second,
+		GetConfigForClient:    m.admitHandshake,
+	})
+	if err != nil {
+		return fmt.Errorf("miner: listen: %w", err)
+	}
+	m.mu.Lock()
+	m.addr = ln.Addr()
+	m.mu.Unlock()
+	close(m.ready)
+	m.log.Info("miner serving", "addr", ln.Addr().String(), "hotkey", types.SS58Encode(m.id), "netuid", m.cfg.Netuid)
+
+	wctx, wcancel := context.WithCancel(context.Background())
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); m.worker(wctx) }()
+	// conns counts connections until they are closed (and forgotten);
+	// loops counts their stream-accepting loops, which end with ctx. The
+	// two differ: a connection must stay in m.conns after its loop ends, so
+	// that shutdown closes it with CONNECTION_CLOSE.
+	var conns, loops sync.WaitGroup
+
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		c, err := ln.Accept(ctx)
+		if err != nil {
+			break
+		}
+		if m.nconns.Add(1) > int64(m.cfg.Limits.MaxConns) {
+			m.nconns.Add(-1)
+			m.m.connsRefused.Add(1)
+			c.CloseWithError(1, "too many connections")
+			continue
+		}
+		cs := &connState{}
+		m.mu.Lock()
+		m.conns[c] = cs
+		m.mu.Unlock()
+		m.m.conns.Add(1)
+		conns.Add(1)
+		loops.Add(1)
+		go func() {
+			defer conns.Done()
+			m.serveConn(ctx, c, cs)
+			loops.Done()
+			// The loop ends when the connection does or when Serve is
+			// stopping; in the latter case the connection is still open
+			// and shutdown below closes it.
+			<-c.Context().Done()
+			m.mu.Lock()
+			delete(m.conns, c)
+			m.mu.Unlock()
+			m.nconns.Add(-1)
+		}()
+	}
+	// Shutdown. No stream is accepted any more once the loops are done (and
+	// so streamWG.Add no longer races streamWG.Wait). Refuse what waits,
+	// stop the worker (the answer in flight ends with shutting-down), let
+	// the streams write their last frames, give those frames a moment to
+	// reach the clients, then close every connection with CONNECTION_CLOSE
+	// (tr.Close alone would drop them silently, leaving clients to their
+	// idle timeout).
+	loops.Wait()
+	for _, r := range m.q.drain() {
+		m.release(r.hk)
+		m.m.rejects[task.CodeShuttingDown].Add(1)
+		r.reject(task.CodeShuttingDown, 0, "miner is stopping")
+	}
+	wcancel()
+	<-workerDone
+	flushed := make(chan struct{})
+	go func() { m.streamWG.Wait(); close(flushed) }()
+	select {
+	case <-flushed:
+	case <-time.After(time.Second):
+	}
+	m.mu.Lock()
+	open := make(map[*quic.Conn]*connState, len(m.conns))
+	for c, cs := range m.conns {
+		open[c] = cs
+	}
+	m.mu.Unlock()
+	var closing sync.WaitGroup
+	for c, cs := range open {
+		closing.Go(func() {
+			if d := cs.grace(c); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-c.Context().Done():
+				}
+			}
+			c.CloseWithError(0, "miner stopping")
+		})
+	}
+	closing.Wait()
+	conns.Wait()
+	m.streamWG.Wait() // the connections are closed: every stream ends at once
+	tr.Close()
+	return nil
+}
+
+// connState is what the miner keeps per open connection.
+type connState struct {
+	lastWrite atomic.Int64 // time of the last stream write (sinceStart), 0: none
+}
+
+var epoch = time.Now() // monotonic base for connState times
+
+func sinceStart() time.Duration { return time.Since(epoch) }
+
+// wrote records that a stream of the connection just handed data to QUIC.
+func (cs *connState) wrote() { cs.lastWrite.Store(int64(sinceStart())) }
+
+// grace is how long to wait before closing c so that what its streams last
+// wrote reaches the client: QUIC drops unsent stream data when the
+// connection closes, and the client's streams stop returning buffered data
+// once it has processed the CONNECTION_CLOSE. quic-go has no way to wait
+// for the data to be acknowledged, so the grace covers one probe timeout
+// (srtt + 4 rttvar + the 25 ms default max ack delay, i.e. a retransmission
+// of a lost packet) plus the trip, with a floor of closeGraceMin for
+// scheduling on a loaded host, capped at closeGraceMax. It counts from the
+// last write; a connection that wrote nothing recently is closed at once.
+func (cs *connState) grace(c *quic.Conn) time.Duration {
+	last := cs.lastWrite.Load()
+	if last == 0 {
+		return 0
+	}
+	st := c.ConnectionStats()
+	g := 2*st.SmoothedRTT + 4*st.MeanDeviation + 25*time.Millisecond
+	g = min(max(g, closeGraceMin), closeGraceMax)
+	return time.Duration(last) + g - sinceStart()
+}
+
+const (
+	closeGraceMin = 100 * time.Millisecond
+	closeGraceMax = time.Second
+)
+
+// admitHandshake refuses a new connection over the global or per-IP
+// handshake rate, before the server does any cryptography for it.
+func (m *Miner) admitHandshake(info *quic.ClientInfo) (*quic.Config, error) {
+	l := &m.cfg.Limits
+	ip := info.RemoteAddr.String()
+	if ua, ok := info.RemoteAddr.(*net.UDPAddr); ok {
+		ip = ua.IP.String()
+	}
+	now := time.Now() // network limits run on the wall clock
+	m.hsMu.Lock()
+	defer m.hsMu.Unlock()
+	b := m.hsIP[ip]
+	if b == nil {
+		if len(m.hsIP) >= 1<<16 { // forget idle sources
+			for k, v := range m.hsIP {
+				if now.Sub(v.last) > time.Minute {
+					delete(m.hsIP, k)
+				}
+			}
+		}
+		b = &bucket{tokens: float64(l.HandshakeBurstPerIP), last: now}
+		m.hsIP[ip] = b
+	}
+	if !b.peek(now, l.HandshakesPerIP, l.HandshakeBurstPerIP) || !m.hsAll.peek(now, l.Handshakes, l.HandshakeBurst) {
+		m.m.handshakesRefused.Add(1)
+		return nil, errors.New("miner: handshake rate exceeded")
+	}
+	b.tokens--
+	m.hsAll.tokens--
+	return nil, nil
+}
+
+// bucket is a token bucket.
+type bucket struct {
+	tokens float64
+	last   time.Time
+	init   bool
+}
+
+// peek refills the bucket to now and reports whether a token is there
+// (the caller takes it by decrementing tokens).
+func (b *bucket) peek(now time.Time, rate float64, burst int) bool {
+	if !b.init {
+		b.tokens, b.last, b.init = float64(burst), now, true
+	}
+	b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+	b.last = now
+	return b.tokens >= 1
+}
+
+// serveConn accepts the streams of one connection until it closes or ctx
+// ends.
+func (m *Miner) serveConn(ctx context.Context, c *quic.Conn, cs *connState) {
+	for {
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		m.streamWG.Add(1)
+		go func() {
+			defer m.streamWG.Done()
+			m.serveStream(ctx, s, cs)
+		}()
+	}
+}

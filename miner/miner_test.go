@@ -1,0 +1,539 @@
+package miner
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"taobox/model"
+	"taobox/task"
+)
+
+func newClient(k []byte, o task.ClientOptions) *task.Client {
+	return task.NewClient(k, testNetuid, o)
+}
+
+// An honest miner with the tiny model answers exactly what
+// GenerateSampled does, streamed, with a final frame that verifies.
+func TestHonestAnswerMatchesModel(t *testing.T) {
+	tm := startMiner(t, Config{Model: tinyModel(t)})
+	c := newClient(valKey, task.ClientOptions{})
+	defer c.Close()
+	ref := tinyModel(t)
+	for _, b := range []task.Body{
+		{PromptIDs: []uint32{1, 5, 9}, MaxTokens: 12, ModelHash: testModelHash, TopAlts: 3},
+		{PromptIDs: []uint32{1, 2}, MaxTokens: 8, Temperature: 0.9, TopK: 20, TopP: 0.95, Seed: 7, ModelHash: testModelHash},
+	} {
+		res, err := c.Query(context.Background(), tm.addr, minerID, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := res.Verified(minerID, res.Request); err != nil {
+			t.Fatal(err)
+		}
+		prompt := make([]int, len(b.PromptIDs))
+		for i, id := range b.PromptIDs {
+			prompt[i] = int(id)
+		}
+		g, err := ref.GenerateSampled(prompt, model.GenerateOptions{
+			Sampler:   model.Sampler{Temperature: float64(b.Temperature), TopK: int(b.TopK), TopP: float64(b.TopP), Seed: b.Seed},
+			MaxTokens: int(b.MaxTokens), EOS: -1, Alternatives: int(b.TopAlts),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.IDs) != len(res.Tokens) {
+			t.Fatalf("%d tokens, model made %d", len(res.Tokens), len(g.IDs))
+		}
+		for i, tok := range res.Tokens {
+			if int(tok.ID) != g.IDs[i] || tok.LogProb != logProb32(g.LogProbs[i]) {
+				t.Fatalf("token %d: got %d/%v, model %d/%v", i, tok.ID, tok.LogProb, g.IDs[i], g.LogProbs[i])
+			}
+			if len(tok.Top) != int(b.TopAlts) {
+				t.Fatalf("token %d: %d alternatives", i, len(tok.Top))
+			}
+		}
+		if res.FirstToken <= 0 || res.Total < res.FirstToken {
+			t.Fatalf("latencies %v %v", res.FirstToken, res.Total)
+		}
+	}
+	if got := tm.Metrics()["taobox_miner_connections_total"]; got != 1 {
+		t.Fatalf("client used %v connections, want 1", got)
+	}
+	if got := tm.Metrics()["taobox_miner_tasks_served_total"]; got != 2 {
+		t.Fatalf("served %v", got)
+	}
+	rec := httptest.NewRecorder()
+	tm.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{"taobox_miner_tasks_served_total 2\n", `taobox_miner_rejects_total{code="busy"} 0`, fmt.Sprintf(`model_sha256="%x"`, testModelHash)} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics page lacks %q:\n%s", want, rec.Body.String())
+		}
+	}
+}
+
+// Each attack is refused with its own code, and counted.
+func TestAttacksRejectedWithCodes(t *testing.T) {
+	tm := startMiner(t, Config{})
+	c := rawConn(t, tm.addr)
+	garbageBody := bytes.Repeat([]byte{0xff}, 80)
+	mismatched := body(1)
+	mismatched.ModelHash[0] ^= 1
+	oversized := func(envLen uint16, bodyLen uint32) []byte {
+		req := signedRequest(t, reqOpt{})
+		binary.BigEndian.PutUint16(req, envLen)
+		binary.BigEndian.PutUint32(req[2+task.EnvelopeSize:], bodyLen)
+		return req
+	}
+	for _, tc := range []struct {
+		name string
+		req  []byte
+		want task.Code
+	}{
+		{"honest", signedRequest(t, reqOpt{}), task.CodeOK},
+		{"forged signature", signedRequest(t, reqOpt{mutate: func(e *task.Envelope) { e.Sig[10] ^= 1 }}), task.CodeBadSignature},
+		{"empty signature", signedRequest(t, reqOpt{mutate: func(e *task.Envelope) { e.Sig = [64]byte{} }}), task.CodeBadSignature},
+		{"signed by another key", signedRequest(t, reqOpt{mutate: func(e *task.Envelope) { e.Validator = richID }}), task.CodeBadSignature},
+		{"body swapped", func() []byte {
+			r := signedRequest(t, reqOpt{})
+			r[len(r)-40] ^= 1 // inside the model hash of the body
+			return r
+		}(), task.CodeBadSignature},
+		{"expired timestamp", signedRequest(t, reqOpt{now: time.Now().Add(-time.Minute)}), task.CodeStale},
+		{"future timestamp", signedRequest(t, reqOpt{now: time.Now().Add(time.Minute)}), task.CodeStale},
+		{"unregistered sender", signedRequest(t, reqOpt{key: strangerKey}), task.CodeUnregistered},
+		{"validator without permit", signedRequest(t, reqOpt{key: noPermitKey}), task.CodeNoPermit},
+		{"low stake", signedRequest(t, reqOpt{key: poorKey}), task.CodeLowStake},
+		{"wrong miner", signedRequest(t, reqOpt{miner: richID}), task.CodeWrongMiner},
+		{"wrong netuid", signedRequest(t, reqOpt{netuid: 9}), task.CodeWrongNetuid},
+		{"bad version", signedRequest(t, reqOpt{mutate: func(e *task.Envelope) { e.Version = 99 }, resign: true}), task.CodeBadVersion},
+		{"oversized envelope", oversized(0xffff, 0), task.CodeTooLarge},
+		{"oversized body", oversized(task.EnvelopeSize, 1<<30), task.CodeTooLarge},
+		{"short envelope length", oversized(10, 0), task.CodeMalformed},
+		{"truncated", signedRequest(t, reqOpt{})[:100], task.CodeMalformed},
+		{"garbage body, valid signature", signedRequest(t, reqOpt{body: garbageBody}), task.CodeMalformed},
+		{"model mismatch", signedRequest(t, reqOpt{body: bodyBytes(mismatched)}), task.CodeModelMismatch},
+		{"prompt outside vocabulary", signedRequest(t, reqOpt{body: bodyBytes(task.Body{PromptIDs: []uint32{1}, MaxTokens: 1, ModelHash: testModelHash})}), task.CodeOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tm.Rejects(tc.want)
+			got := rejectCode(t, exchange(t, c, tc.req))
+			if got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			if tc.want != task.CodeOK && tm.Rejects(tc.want) != before+1 {
+				t.Fatalf("metric for %v not counted", tc.want)
+			}
+		})
+	}
+	t.Run("replayed request", func(t *testing.T) {
+		req := signedRequest(t, reqOpt{})
+		if got := rejectCode(t, exchange(t, c, req)); got != task.CodeOK {
+			t.Fatalf("first: %v", got)
+		}
+		if got := rejectCode(t, exchange(t, c, req)); got != task.CodeReplay {
+			t.Fatalf("replay: %v", got)
+		}
+	})
+	t.Run("wrong pinned key", func(t *testing.T) {
+		cl := task.NewClient(valKey, testNetuid, task.ClientOptions{DialTimeout: 2 * time.Second})
+		defer cl.Close()
+		_, err := cl.Query(context.Background(), tm.addr, richID, body(1))
+		if err == nil || !strings.Contains(err.Error(), "pinned") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	m := tm.Metrics()
+	if m[`taobox_miner_rejects_total{code="replay"}`] != 1 || m[`taobox_miner_rejects_total{code="stale"}`] != 2 {
+		t.Fatalf("metrics: %v", m)
+	}
+}
+
+// The model is a real one: prompt ids outside its vocabulary are malformed.
+func TestPromptCheckedAgainstModel(t *testing.T) {
+	tm := startMiner(t, Config{Model: tinyModel(t)})
+	c := rawConn(t, tm.addr)
+	b := task.Body{PromptIDs: []uint32{1, 1 << 30}, MaxTokens: 1, ModelHash: testModelHash}
+	if got := rejectCode(t, exchange(t, c, signedRequest(t, reqOpt{body: bodyBytes(b)}))); got != task.CodeMalformed {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// Streams that open and never send are timed out and their slots freed.
+func TestSilentStreamsTimeOut(t *testing.T) {
+	const slots = 8
+	tm := startMiner(t, Config{Limits: Limits{StreamsPerConn: slots, ReadTimeout: 300 * time.Millisecond}})
+	c := rawConn(t, tm.addr)
+	var wg sync.WaitGroup
+	codes := make([]task.Code, slots)
+	start := time.Now()
+	for i := range slots {
+		s, err := c.OpenStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write([]byte{0}) // one byte, then silence (the stream stays open)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.SetReadDeadline(time.Now().Add(5 * time.Second))
+			codes[i] = rejectCode(t, readFrames(t, s))
+		}()
+	}
+	wg.Wait()
+	for i, code := range codes {
+		if code != task.CodeTimeout {
+			t.Fatalf("stream %d: %v", i, code)
+		}
+	}
+	t.Logf("%d silent streams timed out after %v", slots, time.Since(start))
+	// The slots are free again: a real request on the same connection works.
+	for range slots + 1 {
+		if got := rejectCode(t, exchange(t, c, signedRequest(t, reqOpt{}))); got != task.CodeOK {
+			t.Fatalf("after timeouts: %v", got)
+		}
+	}
+}
+
+// blockingAnswer emits one token, then waits for release (or ctx).
+type blocker struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func newBlocker() *blocker {
+	return &blocker{started: make(chan struct{}, 100), release: make(chan struct{})}
+}
+
+func (b *blocker) answer(ctx context.Context, body task.Body, emit func(task.Token) error) error {
+	if err := emit(task.Token{ID: 1, LogProb: -1}); err != nil {
+		return err
+	}
+	b.started <- struct{}{}
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return emit(task.Token{ID: 2, LogProb: -1})
+}
+
+func waitMetric(t *testing.T, tm *testMiner, name string, want float64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if tm.Metrics()[name] == want {
+			return
+		}
+	}
+	t.Fatalf("%s = %v, want %v", name, tm.Metrics()[name], want)
+}
+
+// A full queue answers busy with a retry-after, and a higher-stake request
+// displaces the lowest-stake waiting one.
+func TestQueueBusyAndStakeOrder(t *testing.T) {
+	b := newBlocker()
+	tm := startMiner(t, Config{Answer: b.answer, Limits: Limits{Queue: 2}})
+	c := newClient(valKey, task.ClientOptions{})
+	rich := newClient(richKey, task.ClientOptions{})
+	defer c.Close()
+	defer rich.Close()
+	type out struct {
+		res *task.Result
+		err error
+	}
+	query := func(cl *task.Client) chan out {
+		ch := make(chan out, 1)
+		go func() {
+			r, err := cl.Query(context.Background(), tm.addr, minerID, body(4))
+			ch <- out{r, err}
+		}()
+		return ch
+	}
+	first := query(c)
+	<-b.started // the worker holds the first
+	q1, q2 := query(c), query(c)
+	waitMetric(t, tm, "taobox_miner_queue_depth", 2)
+	busy := <-query(c)
+	if busy.err != nil || busy.res.Reject == nil || busy.res.Reject.Code != task.CodeBusy || busy.res.Reject.RetryAfterMs == 0 {
+		t.Fatalf("full queue: %+v %v", busy.res, busy.err)
+	}
+	// A richer validator displaces one of the two waiting.
+	r := query(rich)
+	var displaced out
+	select {
+	case displaced = <-q2:
+	case displaced = <-q1:
+	case <-time.After(5 * time.Second):
+		t.Fatal("nobody displaced")
+	}
+	if displaced.err != nil || displaced.res.Reject == nil || displaced.res.Reject.Code != task.CodeBusy {
+		t.Fatalf("displaced: %+v %v", displaced.res, displaced.err)
+	}
+	close(b.release)
+	for _, ch := range []chan out{first, r} {
+		o := <-ch
+		if o.err != nil || o.res.Verified(minerID, o.res.Request) != nil {
+			t.Fatalf("%+v %v", o.res, o.err)
+		}
+	}
+}
+
+func TestRateAndConcurrencyLimits(t *testing.T) {
+	t.Run("rate", func(t *testing.T) {
+		tm := startMiner(t, Config{Limits: Limits{Rate: 1, Burst: 2}})
+		c := newClient(valKey, task.ClientOptions{})
+		defer c.Close()
+		var codes []task.Code
+		for range 3 {
+			r, err := c.Query(context.Background(), tm.addr, minerID, body(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			code := task.CodeOK
+			if r.Reject != nil {
+				code = r.Reject.Code
+				if r.Reject.RetryAfterMs == 0 {
+					t.Fatal("no retry-after")
+				}
+			}
+			codes = append(codes, code)
+		}
+		if codes[0] != task.CodeOK || codes[1] != task.CodeOK || codes[2] != task.CodeRateLimited {
+			t.Fatalf("codes %v", codes)
+		}
+	})
+	t.Run("concurrency", func(t *testing.T) {
+		b := newBlocker()
+		tm := startMiner(t, Config{Answer: b.answer, Limits: Limits{PerHotkey: 1}})
+		c := newClient(valKey, task.ClientOptions{})
+		defer c.Close()
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Query(context.Background(), tm.addr, minerID, body(4))
+			done <- err
+		}()
+		<-b.started
+		r, err := c.Query(context.Background(), tm.addr, minerID, body(4))
+		if err != nil || r.Reject == nil || r.Reject.Code != task.CodeTooManyStreams {
+			t.Fatalf("%+v %v", r, err)
+		}
+		close(b.release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// A miner that dies mid-answer gives the client an error, not a hang:
+// killed (its socket vanishes: detected by the idle timeout) or stopped
+// (connections closed).
+func TestMinerKilledMidAnswer(t *testing.T) {
+	for _, kill := range []string{"socket closed", "serve stopped"} {
+		t.Run(kill, func(t *testing.T) {
+			b := newBlocker()
+			tm := startMiner(t, Config{Answer: b.answer})
+			c := newClient(valKey, task.ClientOptions{IdleTimeout: time.Second})
+			defer c.Close()
+			done := make(chan error, 1)
+			var res *task.Result
+			go func() {
+				var err error
+				res, err = c.Query(context.Background(), tm.addr, minerID, body(4))
+				done <- err
+			}()
+			<-b.started
+			start := time.Now()
+			if kill == "socket closed" {
+				tm.pc.Close()
+			} else {
+				tm.cancel()
+			}
+			select {
+			case err := <-done:
+				if err == nil && (res.Reject == nil || res.Reject.Code != task.CodeShuttingDown || kill != "serve stopped") {
+					t.Fatalf("no error; result %+v", res)
+				}
+				if err == nil {
+					err = res.Reject
+				}
+				t.Logf("client error after %v: %v", time.Since(start), err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("client hangs")
+			}
+		})
+	}
+}
+
+// Shutdown rejects what is queued with shutting-down.
+func TestShutdownRejectsQueued(t *testing.T) {
+	b := newBlocker()
+	tm := startMiner(t, Config{Answer: b.answer})
+	c := rawConn(t, tm.addr)
+	req1, req2 := signedRequest(t, reqOpt{}), signedRequest(t, reqOpt{})
+	s1, err := c.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.Write(req1)
+	s1.Close()
+	<-b.started
+	got := make(chan task.Code, 1)
+	s2, err := c.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Write(req2)
+	s2.Close()
+	go func() {
+		fs := readFrames(t, s2)
+		code := task.CodeOK
+		if len(fs) > 0 && fs[len(fs)-1].typ == task.FrameReject {
+			r, _ := task.DecodeReject(fs[len(fs)-1].payload)
+			code = r.Code
+		}
+		got <- code
+	}()
+	waitMetric(t, tm, "taobox_miner_queue_depth", 1)
+	tm.cancel()
+	if code := <-got; code != task.CodeShuttingDown {
+		t.Fatalf("queued got %v", code)
+	}
+}
+
+// Shutdown closes every connection with CONNECTION_CLOSE (an application
+// error from the miner), idle ones and ones whose streams just got their
+// shutting-down reject alike, so that no client waits for its idle timeout.
+func TestShutdownClosesConnections(t *testing.T) {
+	b := newBlocker()
+	tm := startMiner(t, Config{Answer: b.answer})
+	idle := rawConn(t, tm.addr)
+	busy := rawConn(t, tm.addr)
+	// Both accepted (a connection still in quic-go's accept queue at
+	// shutdown is refused with CONNECTION_REFUSED instead).
+	waitMetric(t, tm, "taobox_miner_connections_open", 2)
+	s, err := busy.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write(signedRequest(t, reqOpt{}))
+	s.Close()
+	<-b.started
+	frames := make(chan []frame, 1)
+	go func() { frames <- readFrames(t, s) }()
+	start := time.Now()
+	tm.cancel()
+	if code := rejectCode(t, <-frames); code != task.CodeShuttingDown {
+		t.Fatalf("answer in flight got %v", code)
+	}
+	for name, c := range map[string]*quic.Conn{"idle": idle, "busy": busy} {
+		select {
+		case <-c.Context().Done():
+		case <-time.After(3 * time.Second): // the client's idle timeout is 5 s
+			t.Fatalf("%s connection not closed after %v", name, time.Since(start))
+		}
+		var ae *quic.ApplicationError
+		if err := context.Cause(c.Context()); !errors.As(err, &ae) || !ae.Remote {
+			t.Fatalf("%s connection ended with %v, want the miner's CONNECTION_CLOSE", name, err)
+		}
+	}
+	t.Logf("connections closed %v after cancel", time.Since(start))
+}
+
+// The chain table is refreshed after ChainRefresh, so a newly registered
+// validator gets in.
+func TestSenderTableRefresh(t *testing.T) {
+	ch := newFakeChain()
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	tm := startMiner(t, Config{Chain: ch, Now: clock, Limits: Limits{ChainRefresh: time.Minute}})
+	c := newClient(strangerKey, task.ClientOptions{Now: clock})
+	defer c.Close()
+	r, err := c.Query(context.Background(), tm.addr, minerID, body(1))
+	if err != nil || r.Reject == nil || r.Reject.Code != task.CodeUnregistered {
+		t.Fatalf("%+v %v", r, err)
+	}
+	_, strangerID := key(6)
+	ch.mu.Lock()
+	mg := *ch.mg
+	mg.Neurons = append(append(mg.Neurons[:0:0], mg.Neurons...), mg.Neurons[1])
+	mg.Neurons[len(mg.Neurons)-1].Hotkey = strangerID
+	ch.mg = &mg
+	calls := ch.n
+	ch.mu.Unlock()
+	if r, _ = c.Query(context.Background(), tm.addr, minerID, body(1)); r.Reject == nil {
+		t.Fatal("table refreshed before ChainRefresh")
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	r, err = c.Query(context.Background(), tm.addr, minerID, body(1))
+	if err != nil || r.Reject != nil {
+		t.Fatalf("%+v %v", r.Reject, err)
+	}
+	ch.mu.Lock()
+	n := ch.n
+	ch.mu.Unlock()
+	if n != calls+1 {
+		t.Fatalf("metagraph fetched %d times", n-calls)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"no key":   {Chain: newFakeChain(), Answer: fixedAnswer(1)},
+		"no chain": {Key: minerKey, Answer: fixedAnswer(1)},
+		"no model": {Key: minerKey, Chain: newFakeChain()},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestReplayCache(t *testing.T) {
+	c := newReplayCache(2)
+	k := func(b byte) replayKey { return replayKey{nonce: [16]byte{b}} }
+	if seen, full := c.add(k(1), 100, 0); seen || full {
+		t.Fatal()
+	}
+	if seen, _ := c.add(k(1), 100, 50); !seen {
+		t.Fatal("duplicate not seen")
+	}
+	c.add(k(2), 200, 0)
+	if _, full := c.add(k(3), 300, 50); !full {
+		t.Fatal("not full")
+	}
+	if seen, full := c.add(k(3), 300, 150); seen || full { // k(1) expired
+		t.Fatal(seen, full)
+	}
+	if seen, _ := c.add(k(1), 400, 150); seen {
+		t.Fatal("expired nonce still seen")
+	}
+}
+
+// Nobody listening: the client fails within its dial timeout.
+func TestQueryNobodyListening(t *testing.T) {
+	c := newClient(valKey, task.ClientOptions{DialTimeout: 300 * time.Millisecond})
+	defer c.Close()
+	start := time.Now()
+	if _, err := c.Query(context.Background(), "127.0.0.1:9", minerID, body(1)); err == nil {
+		t.Fatal("no error")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	c.Close()
+	if _, err := c.Query(context.Background(), "127.0.0.1:9", minerID, body(1)); !errors.Is(err, task.ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+}

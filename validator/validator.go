@@ -1,0 +1,490 @@
+// Package validator is taobox's validator: it sends inference tasks to the
+// miners of a subnet, verifies their answers with its own copy of the
+// model, scores correctness and speed, and sets weights on chain.
+//
+// The package is a pure core with a thin driver:
+//   - prompts.go: the seeded task-set generator;
+//   - verify.go: Verify, one teacher-forced pass per answer (inference.md §6);
+//   - scores.go: the per-uid moving average and its atomic state file;
+//   - weights.go: the incumbent's weight pipeline, bit for bit in the u16
+//     conversion (incumbent-protocol.md §3.1);
+//   - schedule.go: when weights may be set, committed or revealed
+//     (chain-rules.md §4);
+//   - validator.go: Validator, which drives them: Round queries and scores,
+//     MaybeSetWeights submits.
+//
+// The driver takes its chain view, transaction submission, clock, random
+// source and task client as inputs, so the devnet, the CLI and tests run
+// the same code.
+package validator
+
+import (
+	"context"
+	"crypto/ed25519"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"taobox/chain/state"
+	"taobox/chain/types"
+	"taobox/model"
+	"taobox/task"
+)
+
+// Chain is the validator's view of the chain.
+type Chain interface {
+	Metagraph(netuid uint16) (*state.Metagraph, error)
+	Height() uint64 // the latest block the metagraph reflects
+}
+
+// Querier sends one task to one miner; *task.Client is one.
+type Querier interface {
+	Query(ctx context.Context, addr string, miner types.AccountID, body task.Body) (*task.Result, error)
+}
+
+// Config configures a Validator. Zero values take the documented defaults.
+type Config struct {
+	Key       ed25519.PrivateKey // the validator's hotkey (signs tasks; weights calls are signed by Submit)
+	Netuid    uint16
+	Model     *model.Model     // the validator's own copy; used only by the validator
+	Tokenizer *model.Tokenizer // the model's tokenizer (prompts, end-of-sequence)
+	ModelHash [32]byte         // SHA-256 of the model file miners must serve
+	Chain     Chain
+	// Submit sends a call signed by the validator's hotkey (SetWeights,
+	// CommitWeights, RevealWeights). It returns once the call is queued.
+	Submit func(types.Call) error
+	// StateDir holds the state file (StateFile); "" keeps scores in memory.
+	StateDir string
+	// ResetCorrupt starts from empty scores when the state file is corrupt
+	// (the file is kept as <name>.corrupt); otherwise New fails.
+	ResetCorrupt bool
+	// Client queries miners; nil: a task.Client signing with Key.
+	Client Querier
+	// Concurrency bounds the miners queried at once (default 8).
+	Concurrency int
+	// Deadline bounds one task, from sending to the final frame (default 10 s).
+	Deadline time.Duration
+	// Sample is the number of serving miners queried per round (0: all).
+	Sample int
+	// Tasks is the number of tasks each queried miner gets per round
+	// (default 2: a greedy one and a sampled one). Every miner of a round
+	// gets the same task set, so speeds compare.
+	Tasks int
+	// Alpha is the EMA weight of the newest round (default DefaultAlpha).
+	Alpha float64
+	// Tolerance for verification (nil: DefaultTolerance).
+	Tolerance *Tolerance
+	Logger    *slog.Logger
+	Now       func() time.Time // nil: time.Now
+	Rand      *rand.Rand       // task seeds, samples, salts; nil: seeded from crypto/rand
+}
+
+// Validator runs rounds and sets weights for one subnet. Round and
+// MaybeSetWeights may be called from different goroutines.
+type Validator struct {
+	cfg    Config
+	hotkey types.AccountID
+	gen    *Generator
+	ver    *Verifier
+	log    *slog.Logger
+	path   string
+	owned  *task.Client // the client New made, closed by Close
+
+	mu  sync.Mutex // guards st and rng
+	st  *State
+	rng *rand.Rand
+}
+
+// MinerReport is one miner's part of a round.
+type MinerReport struct {
+	UID          uint16
+	Hotkey       types.AccountID
+	Addr         string
+	Tasks        int
+	Tokens       int     // tokens served over the round's tasks
+	Pass         bool    // every task verified
+	Reason       string  // the first failure
+	TokensPerSec float64 // tokens over the sum of the tasks' response times
+	MaxDiff      float64 // largest log-prob difference seen
+	RoundScore   float64 // gate × speed relative to the best this round
+	Score        float64 // the moving average after this round
+}
+
+// RoundReport is what Round did.
+type RoundReport struct {
+	Round    uint64
+	Height   uint64
+	Seed     uint64 // the task set's seed
+	Miners   []MinerReport
+	Reset    []uint16 // uids whose score was reset (hotkey changed) or dropped
+	Duration time.Duration
+}
+
+// New checks cfg, loads the state file and returns a validator.
+func New(cfg Config) (*Validator, error) {
+	var errs []error
+	if len(cfg.Key) != ed25519.PrivateKeySize {
+		errs = append(errs, errors.New("Key: an ed25519 private key is required"))
+	}
+	if cfg.Model == nil {
+		errs = append(errs, errors.New("Model is required"))
+	}
+	if cfg.Chain == nil {
+		errs = append(errs, errors.New("Chain is required"))
+	}
+	if cfg.Submit == nil {
+		errs = append(errs, errors.New("Submit is required"))
+	}
+	if cfg.Concurrency < 0 || cfg.Sample < 0 || cfg.Tasks < 0 || cfg.Deadline < 0 {
+		errs = append(errs, errors.New("Concurrency, Sample, Tasks and Deadline must not be negative"))
+	}
+	if cfg.Alpha < 0 || cfg.Alpha > 1 {
+		errs = append(errs, fmt.Errorf("Alpha %v must be in (0, 1]", cfg.Alpha))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("validator: %w", errors.Join(errs...))
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.Deadline == 0 {
+		cfg.Deadline = 10 * time.Second
+	}
+	if cfg.Tasks == 0 {
+		cfg.Tasks = 2
+	}
+	if cfg.Alpha == 0 {
+		cfg.Alpha = DefaultAlpha
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		var seed [16]byte
+		if _, err := crand.Read(seed[:]); err != nil {
+			return nil, err
+		}
+		cfg.Rand = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	}
+	gen, err := NewGenerator(cfg.Tokenizer, cfg.Model.Config.SeqLen, cfg.ModelHash)
+	if err != nil {
+		return nil, err
+	}
+	v := &Validator{cfg: cfg, hotkey: types.AccountIDFromPrivateKey(cfg.Key), gen: gen, log: cfg.Logger, rng: cfg.Rand}
+	v.ver = NewVerifier(cfg.Model, cfg.Tokenizer)
+	if cfg.Tolerance != nil {
+		v.ver.Tol = *cfg.Tolerance
+	}
+	if v.cfg.Client == nil {
+		v.owned = task.NewClient(cfg.Key, cfg.Netuid, task.ClientOptions{Timeout: cfg.Deadline, Now: cfg.Now})
+		v.cfg.Client = v.owned
+	}
+	if cfg.StateDir != "" {
+		v.path = filepath.Join(cfg.StateDir, StateFile)
+	}
+	v.st = &State{Version: stateVersion, Netuid: cfg.Netuid, Hotkey: v.hotkey}
+	if v.path != "" {
+		st, err := LoadState(v.path, cfg.Netuid, v.hotkey)
+		switch {
+		case errors.Is(err, ErrCorruptState) && cfg.ResetCorrupt:
+			v.log.Warn("validator: starting with empty scores", "err", err, "kept", v.path+".corrupt")
+			if rerr := renameAside(v.path); rerr != nil {
+				return nil, rerr
+			}
+		case err != nil:
+			return nil, fmt.Errorf("%w (set ResetCorrupt, or --reset-state, to start afresh)", err)
+		default:
+			v.st = st
+		}
+	}
+	return v, nil
+}
+
+// Close releases the task client New made.
+func (v *Validator) Close() error {
+	if v.owned != nil {
+		return v.owned.Close()
+	}
+	return nil
+}
+
+// Hotkey is the validator's hotkey.
+func (v *Validator) Hotkey() types.AccountID { return v.hotkey }
+
+// Scores returns a copy of the current per-uid records.
+func (v *Validator) Scores() []Record {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.st.Scores)
+}
+
+// save writes the state file (when there is one); v.mu held.
+func (v *Validator) saveLocked() error {
+	if v.path == "" {
+		return nil
+	}
+	return SaveState(v.path, v.st)
+}
+
+func selfUID(mg *state.Metagraph, hk types.AccountID) (uint16, bool) {
+	for i := range mg.Neurons {
+		if mg.Neurons[i].Hotkey == hk {
+			return mg.Neurons[i].UID, true
+		}
+	}
+	return 0, false
+}
+
+func serving(n *state.NeuronInfo) bool { return n.Axon.Port != 0 && n.Axon.Host != "" }
+
+// Round queries the serving miners (or a sample), verifies their answers,
+// updates the scores and saves them.
+func (v *Validator) Round(ctx context.Context) (RoundReport, error) {
+	start := v.cfg.Now()
+	mg, err := v.cfg.Chain.Metagraph(v.cfg.Netuid)
+	if err != nil {
+		return RoundReport{}, fmt.Errorf("validator: metagraph of subnet %d: %w", v.cfg.Netuid, err)
+	}
+	rep := RoundReport{Height: v.cfg.Chain.Height()}
+	v.mu.Lock()
+	rep.Reset = v.st.Sync(mg)
+	var miners []*state.NeuronInfo
+	for i := range mg.Neurons {
+		n := &mg.Neurons[i]
+		if n.Hotkey != v.hotkey && serving(n) {
+			miners = append(miners, n)
+		}
+	}
+	if v.cfg.Sample > 0 && len(miners) > v.cfg.Sample {
+		v.rng.Shuffle(len(miners), func(i, j int) { miners[i], miners[j] = miners[j], miners[i] })
+		miners = miners[:v.cfg.Sample]
+		slices.SortFunc(miners, func(a, b *state.NeuronInfo) int { return int(a.UID) - int(b.UID) })
+	}
+	rep.Seed = v.rng.Uint64()
+	v.mu.Unlock()
+	for _, u := range rep.Reset {
+		v.log.Info("validator: score reset (uid deregistered or replaced)", "uid", u)
+	}
+	bodies := v.gen.Tasks(rep.Seed, v.cfg.Tasks)
+
+	reports := make([]MinerReport, len(miners))
+	sem := make(chan struct{}, v.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i, n := range miners {
+		reports[i] = MinerReport{UID: n.UID, Hotkey: n.Hotkey, Addr: net.JoinHostPort(n.Axon.Host, strconv.Itoa(int(n.Axon.Port)))}
+		wg.Add(1)
+		go func(r *MinerReport) {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				r.Reason = "round cancelled"
+				return
+			}
+			defer func() { <-sem }()
+			v.queryMiner(ctx, r, bodies)
+		}(&reports[i])
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return RoundReport{}, err
+	}
+
+	var best float64
+	for _, r := range reports {
+		if r.Pass {
+			best = max(best, r.TokensPerSec)
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.st.Round++
+	rep.Round = v.st.Round
+	queried := map[uint16]bool{}
+	for i := range reports {
+		r := &reports[i]
+		queried[r.UID] = true
+		if r.Pass && best > 0 {
+			r.RoundScore = r.TokensPerSec / best
+		}
+		r.Score = v.st.Update(r.UID, r.Hotkey, r.RoundScore, v.cfg.Alpha, r.Pass)
+		v.log.Debug("validator: miner", "uid", r.UID, "pass", r.Pass, "reason", r.Reason, "tok/s", r.TokensPerSec, "score", r.Score)
+	}
+	// a miner that stopped serving earns nothing from now on
+	for _, rec := range slices.Clone(v.st.Scores) {
+		if n := &mg.Neurons[rec.UID]; !queried[rec.UID] && !serving(n) && rec.Score > 0 {
+			v.st.Update(rec.UID, n.Hotkey, 0, v.cfg.Alpha, false)
+		}
+	}
+	rep.Miners = reports
+	rep.Duration = v.cfg.Now().Sub(start)
+	if err := v.saveLocked(); err != nil {
+		return rep, fmt.Errorf("validator: saving scores: %w", err)
+	}
+	return rep, nil
+}
+
+// queryMiner runs the round's tasks against one miner, one after the other.
+func (v *Validator) queryMiner(ctx context.Context, r *MinerReport, bodies []task.Body) {
+	var total time.Duration
+	r.Pass = true
+	for _, b := range bodies {
+		r.Tasks++
+		qctx, cancel := context.WithTimeout(ctx, v.cfg.Deadline)
+		res, err := v.cfg.Client.Query(qctx, r.Addr, r.Hotkey, b)
+		cancel()
+		var vd Verdict
+		if err != nil {
+			vd = Verdict{Reason: "query: " + err.Error()}
+		} else {
+			vd = v.ver.VerifySigned(r.Hotkey, res.Request, b, res)
+			total += res.Total
+		}
+		r.Tokens += vd.Tokens
+		r.MaxDiff = max(r.MaxDiff, vd.MaxDiff)
+		if !vd.Pass && r.Pass {
+			r.Pass, r.Reason = false, vd.Reason
+		}
+	}
+	if total > 0 {
+		r.TokensPerSec = float64(r.Tokens) / total.Seconds()
+	}
+	if r.Pass && r.TokensPerSec == 0 {
+		r.Pass, r.Reason = false, "no measurable response time"
+	}
+}
+
+// resubmitAfter is how many blocks the validator waits for a submitted
+// weights call to show in LastUpdate (or a reveal in its weights row)
+// before it submits again.
+const resubmitAfter = 20
+
+// epochMargin: no commit in the last blocks before an epoch boundary, so
+// that the epoch the commit lands in is the one predicted.
+const epochMargin = 2
+
+// NextWindow returns the next weight window: the block from which the next
+// set_weights, commit or reveal is legal.
+func (v *Validator) NextWindow() (Window, error) {
+	mg, err := v.cfg.Chain.Metagraph(v.cfg.Netuid)
+	if err != nil {
+		return Window{}, err
+	}
+	self, ok := selfUID(mg, v.hotkey)
+	if !ok {
+		return Window{}, fmt.Errorf("validator: hotkey %s is not registered on subnet %d", v.hotkey, v.cfg.Netuid)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return NextWindow(mg, self, v.st.Pending), nil
+}
+
+// MaybeSetWeights submits weights if that is legal at the block after
+// height: set_weights after the rate limit, or on commit-reveal subnets a
+// salted commit and, in its reveal window, the reveal. It reports whether
+// it submitted a call. Nothing is submitted before any miner has a score.
+func (v *Validator) MaybeSetWeights(height uint64) (bool, error) {
+	mg, err := v.cfg.Chain.Metagraph(v.cfg.Netuid)
+	if err != nil {
+		return false, fmt.Errorf("validator: metagraph of subnet %d: %w", v.cfg.Netuid, err)
+	}
+	self, ok := selfUID(mg, v.hotkey)
+	if !ok {
+		return false, fmt.Errorf("validator: hotkey %s is not registered on subnet %d", v.hotkey, v.cfg.Netuid)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.st.Sync(mg)
+	s := &mg.Subnet
+	h := s.Hyper
+	next := height + 1
+	me := &mg.Neurons[self]
+
+	if h.CommitReveal != 0 && v.st.Pending != nil {
+		p := v.st.Pending
+		target := p.Epoch + h.RevealPeriod
+		e := EpochAt(s, next)
+		switch {
+		case e < target:
+			return false, nil // too early
+		case e > target+1:
+			// the commit landed at most one epoch late (epochMargin); past
+			// that it has expired
+			v.log.Warn("validator: weights commit expired unrevealed", "epoch", p.Epoch, "now", e)
+			v.st.Pending = nil
+		case revealed(me, p):
+			v.st.Pending = nil
+		case p.RevealedAt != 0 && height < p.RevealedAt+resubmitAfter:
+			return false, nil // waiting for the reveal to land
+		default:
+			c := types.RevealWeights{Netuid: types.Netuid(v.cfg.Netuid), UIDs: p.UIDs, Weights: p.Weights, Salt: p.Salt, VersionKey: p.VersionKey}
+			if err := v.cfg.Submit(c); err != nil {
+				return false, fmt.Errorf("validator: reveal: %w", err)
+			}
+			p.RevealedAt = height
+			return true, v.saveLocked()
+		}
+	}
+	if next < NextWeightBlock(me.LastUpdate, h.WeightsRateLimit) {
+		return false, nil
+	}
+	if v.st.LastSubmit > me.LastUpdate && height < v.st.LastSubmit+resubmitAfter {
+		return false, nil // the last call has not landed yet
+	}
+	scores := v.st.Vector(len(mg.Neurons))
+	if !slices.ContainsFunc(scores, func(x float64) bool { return x > 0 }) {
+		return false, nil
+	}
+	uids, ws, err := WeightsFor(scores, h.MinAllowedWeights, h.MaxWeightLimit)
+	if err != nil || len(uids) == 0 {
+		return false, err
+	}
+	if h.CommitReveal == 0 {
+		c := types.SetWeights{Netuid: types.Netuid(v.cfg.Netuid), UIDs: uids, Weights: ws, VersionKey: h.WeightsVersion}
+		if err := v.cfg.Submit(c); err != nil {
+			return false, fmt.Errorf("validator: set weights: %w", err)
+		}
+		v.st.LastSubmit = height
+		return true, v.saveLocked()
+	}
+	if h.Tempo > 0 && EpochAt(s, next+epochMargin) != EpochAt(s, next) {
+		return false, nil // too close to an epoch boundary to know the commit's epoch
+	}
+	p := &PendingCommit{UIDs: uids, Weights: ws, Salt: make([]byte, 16), VersionKey: h.WeightsVersion, Epoch: EpochAt(s, next), Submitted: height}
+	for i := range p.Salt {
+		p.Salt[i] = byte(v.rng.Uint32())
+	}
+	p.Hash = types.CommitHash(v.hotkey, types.Netuid(v.cfg.Netuid), uids, ws, p.Salt, p.VersionKey)
+	if err := v.cfg.Submit(types.CommitWeights{Netuid: types.Netuid(v.cfg.Netuid), Commit: p.Hash}); err != nil {
+		return false, fmt.Errorf("validator: commit weights: %w", err)
+	}
+	v.st.Pending, v.st.LastSubmit = p, height
+	return true, v.saveLocked()
+}
+
+// revealed reports whether the neuron's stored weights row is the pending
+// commit's (the chain stores the max-upscaled values, which ConvertWeights
+// already produced).
+func revealed(n *state.NeuronInfo, p *PendingCommit) bool {
+	if p.RevealedAt == 0 || len(n.Weights) != len(p.UIDs) {
+		return false
+	}
+	for i, e := range n.Weights {
+		if e.UID != p.UIDs[i] || e.Value != p.Weights[i] {
+			return false
+		}
+	}
+	return true
+}

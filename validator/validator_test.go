@@ -1,0 +1,378 @@
+package validator
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"taobox/chain/state"
+	"taobox/chain/types"
+	"taobox/chain/yuma"
+	"taobox/model"
+	"taobox/task"
+)
+
+type fakeChain struct {
+	mu     sync.Mutex
+	mg     *state.Metagraph
+	height uint64
+}
+
+func (c *fakeChain) Metagraph(uint16) (*state.Metagraph, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cp := *c.mg
+	cp.Neurons = slices.Clone(c.mg.Neurons)
+	return &cp, nil
+}
+
+func (c *fakeChain) Height() uint64 { c.mu.Lock(); defer c.mu.Unlock(); return c.height }
+
+// fakeMiner answers tasks in-process the way a miner of the given
+// behaviour would, with a simulated response time per token.
+type fakeMiner struct {
+	key      ed25519.PrivateKey
+	behave   string // "honest", "random", "other-model", "down"
+	perToken time.Duration
+	mu       sync.Mutex
+	m        *model.Model
+}
+
+type fakeNet struct {
+	t      testing.TB
+	miners map[string]*fakeMiner
+	n      uint64
+	mu     sync.Mutex
+}
+
+func (f *fakeNet) Query(ctx context.Context, addr string, miner types.AccountID, body task.Body) (*task.Result, error) {
+	fm := f.miners[addr]
+	if fm == nil || fm.behave == "down" {
+		return nil, errors.New("connection refused")
+	}
+	if types.AccountIDFromPrivateKey(fm.key) != miner {
+		return nil, errors.New("key mismatch")
+	}
+	f.mu.Lock()
+	f.n++
+	qn := f.n
+	var req [32]byte
+	binary.LittleEndian.PutUint64(req[:], qn)
+	req = sha256.Sum256(req[:])
+	f.mu.Unlock()
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	var toks []task.Token
+	switch fm.behave {
+	case "honest", "other-model":
+		toks = answer(f.t, fm.m, body, req).Tokens
+	case "random":
+		r := rand.New(rand.NewPCG(qn, 0))
+		for range body.MaxTokens {
+			toks = append(toks, task.Token{ID: uint32(3 + r.IntN(800)), LogProb: -0.3})
+		}
+	}
+	fin := task.NewFinal(fm.key, req, toks)
+	d := time.Duration(len(toks)) * fm.perToken
+	return &task.Result{Request: req, Tokens: toks, Final: &fin, FirstToken: fm.perToken, Total: d}, nil
+}
+
+func keyN(i int) ed25519.PrivateKey {
+	seed := make([]byte, 32)
+	seed[0], seed[1] = byte(i), 0xa5
+	return ed25519.NewKeyFromSeed(seed)
+}
+
+// testNet: uid 0 the validator, uid 1 a fast honest miner, 2 a slow honest
+// one, 3 random tokens, 4 another model, 5 down, 6 registered without axon.
+func testNet(t *testing.T) (*fakeChain, *fakeNet) {
+	fixtures(t)
+	mg := &state.Metagraph{Netuid: 1}
+	mg.Subnet.N = 7
+	mg.Subnet.Hyper = state.Hyperparams{Tempo: 10, WeightsRateLimit: 50, MaxWeightLimit: 65535, MinAllowedWeights: 1, WeightsVersion: 7}
+	fn := &fakeNet{t: t, miners: map[string]*fakeMiner{}}
+	behaviours := []string{"", "honest", "honest", "random", "other-model", "down", ""}
+	for uid, b := range behaviours {
+		n := state.NeuronInfo{UID: uint16(uid)}
+		n.Hotkey = types.AccountIDFromPrivateKey(keyN(uid))
+		n.LastUpdate = 100
+		if uid == 0 {
+			n.Permit = true
+		}
+		if b != "" {
+			n.Axon = state.Axon{Host: "127.0.0.1", Port: uint16(9000 + uid), TLSKey: n.Hotkey}
+			fm := &fakeMiner{key: keyN(uid), behave: b, perToken: time.Millisecond}
+			switch b {
+			case "honest":
+				m, _, err := loadTiny()
+				if err != nil {
+					t.Fatal(err)
+				}
+				fm.m = m
+				if uid == 2 {
+					fm.perToken = 2 * time.Millisecond
+				}
+			case "other-model":
+				fm.m = fix.synth
+			}
+			fn.miners["127.0.0.1:"+strconv.Itoa(9000+uid)] = fm
+		}
+		mg.Neurons = append(mg.Neurons, n)
+	}
+	return &fakeChain{mg: mg, height: 120}, fn
+}
+
+type submitted struct {
+	mu    sync.Mutex
+	calls []types.Call
+}
+
+func (s *submitted) submit(c types.Call) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, c)
+	return nil
+}
+
+func (s *submitted) last() types.Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.calls) == 0 {
+		return nil
+	}
+	return s.calls[len(s.calls)-1]
+}
+
+func newTestValidator(t *testing.T, ch *fakeChain, fn *fakeNet, sub *submitted, dir string) *Validator {
+	t.Helper()
+	v, err := New(Config{
+		Key: keyN(0), Netuid: 1, Model: fix.val, Tokenizer: fix.tok, ModelHash: fix.hash,
+		Chain: ch, Submit: sub.submit, StateDir: dir, Client: fn, Concurrency: 3, Deadline: 5 * time.Second,
+		Rand: rand.New(rand.NewPCG(1, 2)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestRound(t *testing.T) {
+	ch, fn := testNet(t)
+	sub := &submitted{}
+	dir := t.TempDir()
+	v := newTestValidator(t, ch, fn, sub, dir)
+	rep, err := v.Round(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Miners) != 5 {
+		t.Fatalf("%d miners queried, want 5 (uids 1-5)", len(rep.Miners))
+	}
+	want := map[uint16]struct {
+		pass  bool
+		round float64
+		why   string
+	}{
+		1: {true, 1, ""}, 2: {true, 0.5, ""}, 3: {false, 0, "mismatch"}, 4: {false, 0, "mismatch"}, 5: {false, 0, "connection refused"},
+	}
+	for _, m := range rep.Miners {
+		t.Logf("uid %d pass=%v tokens=%d tok/s=%.0f round=%.3f score=%.3f %s", m.UID, m.Pass, m.Tokens, m.TokensPerSec, m.RoundScore, m.Score, m.Reason)
+		w := want[m.UID]
+		if m.Pass != w.pass || !strings.Contains(m.Reason, w.why) || abs(m.RoundScore-w.round) > 1e-9 || abs(m.Score-DefaultAlpha*w.round) > 1e-9 {
+			t.Errorf("uid %d: %+v, want %+v", m.UID, m, w)
+		}
+	}
+	// persisted: a new validator on the same directory has the scores
+	v2 := newTestValidator(t, ch, fn, sub, dir)
+	if got, want := v2.Scores(), v.Scores(); !slices.Equal(got, want) {
+		t.Fatalf("after restart %v, want %v", got, want)
+	}
+	// a second round raises the EMA
+	rep, err = v2.Round(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := v2.Scores()[0]; s.UID != 1 || abs(s.Score-(0.8*0.2+0.2)) > 1e-9 || s.Rounds != 2 || s.Passes != 2 {
+		t.Fatalf("uid 1 after two rounds: %+v", s)
+	}
+	// uid 1 is replaced by a new hotkey: its score restarts
+	ch.mu.Lock()
+	ch.mg.Neurons[1].Hotkey = types.AccountIDFromPrivateKey(keyN(77))
+	ch.mg.Neurons[1].Axon = state.Axon{}
+	ch.mu.Unlock()
+	rep, err = v2.Round(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(rep.Reset, 1) {
+		t.Fatalf("reset %v, want uid 1", rep.Reset)
+	}
+	for _, s := range v2.Scores() {
+		if s.UID == 1 && s.Score != 0 {
+			t.Fatalf("replaced uid 1 kept score %v", s.Score)
+		}
+	}
+	// sampling: one miner per round
+	v2.cfg.Sample = 1
+	rep, err = v2.Round(context.Background())
+	if err != nil || len(rep.Miners) != 1 {
+		t.Fatalf("sampled round: %d miners, %v", len(rep.Miners), err)
+	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func TestStateFile(t *testing.T) {
+	ch, fn := testNet(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, StateFile)
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Config{Key: keyN(0), Netuid: 1, Model: fix.val, Tokenizer: fix.tok, Chain: ch, Submit: (&submitted{}).submit, StateDir: dir, Client: fn})
+	if !errors.Is(err, ErrCorruptState) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("corrupt file: err = %v, want ErrCorruptState naming the file", err)
+	}
+	v, err := New(Config{Key: keyN(0), Netuid: 1, Model: fix.val, Tokenizer: fix.tok, Chain: ch, Submit: (&submitted{}).submit, StateDir: dir, Client: fn, ResetCorrupt: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Scores()) != 0 {
+		t.Fatal("reset state has scores")
+	}
+	if _, err := os.Stat(path + ".corrupt"); err != nil {
+		t.Fatalf("corrupt file not kept: %v", err)
+	}
+	// another validator's file is refused too
+	st := &State{Version: stateVersion, Netuid: 1, Hotkey: types.AccountIDFromPrivateKey(keyN(9))}
+	if err := SaveState(path, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadState(path, 1, types.AccountIDFromPrivateKey(keyN(0))); !errors.Is(err, ErrCorruptState) {
+		t.Fatalf("foreign file: %v", err)
+	}
+	// no temporary files left behind
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Fatalf("left %s", e.Name())
+		}
+	}
+}
+
+func TestMaybeSetWeights(t *testing.T) {
+	ch, fn := testNet(t)
+	sub := &submitted{}
+	v := newTestValidator(t, ch, fn, sub, "")
+	if ok, err := v.MaybeSetWeights(200); ok || err != nil {
+		t.Fatalf("no scores yet: submitted=%v err=%v", ok, err)
+	}
+	if _, err := v.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w, err := v.NextWindow()
+	if err != nil || w.Block != 150 || w.Action != "set" {
+		t.Fatalf("window %+v %v, want set at 150 (LastUpdate 100 + rate limit 50)", w, err)
+	}
+	if ok, _ := v.MaybeSetWeights(148); ok {
+		t.Fatal("submitted at block 149, before the window")
+	}
+	ok, err := v.MaybeSetWeights(149)
+	if !ok || err != nil {
+		t.Fatalf("window open at 150: submitted=%v err=%v", ok, err)
+	}
+	sw, _ := sub.last().(types.SetWeights)
+	// uid 1 round score 1 → EMA 0.2, uid 2 0.5 → 0.1: [65535, 32768]
+	if sw.Netuid != 1 || !slices.Equal(sw.UIDs, []uint16{1, 2}) || !slices.Equal(sw.Weights, []uint16{65535, 32768}) || sw.VersionKey != 7 {
+		t.Fatalf("submitted %+v", sw)
+	}
+	if ok, _ := v.MaybeSetWeights(150); ok {
+		t.Fatal("resubmitted before the first call landed")
+	}
+	ch.mu.Lock()
+	ch.mg.Neurons[0].LastUpdate = 150
+	ch.mu.Unlock()
+	if ok, _ := v.MaybeSetWeights(160); ok {
+		t.Fatal("submitted inside the rate limit")
+	}
+	if ok, _ := v.MaybeSetWeights(199); !ok {
+		t.Fatal("not submitted at 200")
+	}
+}
+
+func TestCommitReveal(t *testing.T) {
+	ch, fn := testNet(t)
+	ch.mg.Subnet.Hyper.CommitReveal = 1
+	ch.mg.Subnet.Hyper.RevealPeriod = 1
+	ch.mg.Subnet.Hyper.WeightsRateLimit = 0
+	ch.mg.Subnet.LastEpoch, ch.mg.Subnet.EpochIndex = 100, 5 // epochs at 110, 120, ...
+	sub := &submitted{}
+	dir := t.TempDir()
+	v := newTestValidator(t, ch, fn, sub, dir)
+	if _, err := v.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := v.MaybeSetWeights(108); ok {
+		t.Fatal("committed two blocks before an epoch boundary")
+	}
+	ok, err := v.MaybeSetWeights(102)
+	if !ok || err != nil {
+		t.Fatalf("commit: %v %v", ok, err)
+	}
+	cw, isCommit := sub.last().(types.CommitWeights)
+	if !isCommit {
+		t.Fatalf("submitted %T, want CommitWeights", sub.last())
+	}
+	w, _ := v.NextWindow()
+	if w.Action != "reveal" || w.Block != 110 {
+		t.Fatalf("window %+v, want reveal at 110", w)
+	}
+	// a restart keeps the salt
+	v = newTestValidator(t, ch, fn, sub, dir)
+	if ok, _ := v.MaybeSetWeights(105); ok {
+		t.Fatal("revealed in the commit's own epoch")
+	}
+	if ok, err := v.MaybeSetWeights(109); !ok || err != nil {
+		t.Fatalf("reveal: %v %v", ok, err)
+	}
+	rw, isReveal := sub.last().(types.RevealWeights)
+	if !isReveal {
+		t.Fatalf("submitted %T, want RevealWeights", sub.last())
+	}
+	if h := types.CommitHash(v.Hotkey(), 1, rw.UIDs, rw.Weights, rw.Salt, rw.VersionKey); h != cw.Commit {
+		t.Fatal("the reveal does not match the commit")
+	}
+	if !slices.Equal(rw.UIDs, []uint16{1, 2}) || !slices.Equal(rw.Weights, []uint16{65535, 32768}) || rw.VersionKey != 7 {
+		t.Fatalf("revealed %+v", rw)
+	}
+	if ok, _ := v.MaybeSetWeights(111); ok {
+		t.Fatal("revealed twice in a row")
+	}
+	// the chain stores the row: the commit is done, the next one may go
+	ch.mu.Lock()
+	ch.mg.Neurons[0].Weights = []yuma.Entry{{UID: 1, Value: 65535}, {UID: 2, Value: 32768}}
+	ch.mg.Neurons[0].LastUpdate = 103
+	ch.mu.Unlock()
+	if ok, _ := v.MaybeSetWeights(112); !ok {
+		t.Fatal("no new commit after the reveal landed")
+	}
+	if _, isCommit := sub.last().(types.CommitWeights); !isCommit {
+		t.Fatalf("submitted %T, want a new commit", sub.last())
+	}
+}

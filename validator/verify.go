@@ -1,0 +1,382 @@
+package validator
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+
+	"taobox/chain/types"
+	"taobox/model"
+	"taobox/task"
+)
+
+// Verification (inference.md §6, incumbent-protocol.md §4): the validator
+// runs its own copy of the model once over prompt + answer, teacher-forced
+// (model.Score, the batched prompt path), and compares the miner's log-prob
+// of every answered token with its own. That one pass also gives the
+// validator's log-prob of every token, which a plausibility floor checks.
+// At a few spot positions (always the first and the last answered token,
+// plus Spot−2 drawn from the request hash, which the miner cannot predict
+// before it answers) the validator also takes the full next-token
+// distribution, by one extra one-token forward pass that reuses the KV cache
+// the teacher-forced pass left behind (Model.Forward at a position below the
+// end of the cache recomputes exactly the logits Score saw). There it checks
+// the decoding rule: a greedy token must be the argmax (up to a near-tie
+// margin), a sampled token must lie inside the request's top-k / top-p cut,
+// and reported alternatives must carry the validator's log-probs.
+//
+// What each check catches:
+//   - another model (a random model of the same vocabulary, perturbed
+//     weights, a coarser quantization): log-prob mismatch;
+//   - random tokens: mismatch, or — if the miner computed honest log-probs
+//     for them — the plausibility floor and the spot decoding-rule checks;
+//   - truncated answers: fewer tokens than max_tokens without EOS (and
+//     without reaching the end of the context window);
+//   - replayed answers: the final frame's signature binds the request hash
+//     (VerifySigned), and an answer for another prompt mismatches anyway.
+//
+// Tolerance. taobox's engine computes bit-identical logits for any thread
+// count and for the batched and one-token paths, so an honest CPU miner on
+// the same file matches to float32 rounding of the reported value (≤ 1e-6;
+// measured 0 for 1 vs 2 threads). Legitimate differences come from other
+// engines (a GPU, another kernel) and from re-quantizing the same weights.
+// The defaults come from measurements over 48 generated tasks
+// (TestToleranceEvidence; -v prints the table):
+//
+//	miner's model          pass  max|Δlp|  largest per-answer mean|Δlp|
+//	F32, 1 or 2 threads    48/48 0         0
+//	Q8_0, same weights     48/48 0.148     0.011
+//	weights ±1% / ±2%      48/48 0.11/0.23 0.006/0.013   (noise ≈ Q8_0's)
+//	weights ±5%            35/48 0.57      0.037
+//	weights ±10%            5/48 4.2       0.13
+//	weights ±20%            0/48 6.2       0.44
+//	Q4_0                    3/48 2.1       0.12
+//	random model, same vocab 0/48 21.9     14.4
+//
+// MaxDiff 0.3 and MeanDiff 0.025 give Q8_0 about 2× headroom; a model
+// within a few percent of the weights is indistinguishable from a
+// re-quantization, which no tolerance that accepts Q8_0 could tell apart.
+// GPU-vs-CPU differences were not measured (no device time was left for
+// this work); a float32 kernel with another summation order is expected to
+// differ far less than Q8_0 does, but that is unverified.
+
+// DefaultEOS is the end-of-sequence id of LLaMA SentencePiece vocabularies,
+// the tiny model's included.
+const DefaultEOS = 2
+
+// Tolerance bounds what an honest answer may differ by.
+type Tolerance struct {
+	// MaxDiff is the largest |miner − validator| log-prob (nats) accepted
+	// at any answered position.
+	MaxDiff float64
+	// MeanDiff bounds the mean |difference| over the answer.
+	MeanDiff float64
+	// GreedyMargin: a greedy token may trail the validator's argmax by up
+	// to this many nats (a near-tie another engine may break the other
+	// way). Also the slack of the top-k and top-p checks.
+	GreedyMargin float64
+	// MinLogProb is the floor on the validator's log-prob of every answered
+	// token: sampled requests carry a temperature ≤ 0.9 and a top-k or
+	// top-p cut, so honest sampling essentially never draws a token this
+	// unlikely, while random tokens almost always include one.
+	MinLogProb float64
+	// Spot is the number of positions whose full distribution is checked
+	// (at least 2: the first and the last).
+	Spot int
+	// All compares the log-prob of every answered token (the classifier
+	// and log-softmax then run at every position of the teacher-forced
+	// pass); otherwise only the Spot positions are compared, which saves
+	// the classifier at the others (most of the cost for a large
+	// vocabulary) but checks a sample.
+	All bool
+}
+
+// DefaultTolerance is the tolerance the validator uses; see the evidence in
+// verify_test.go (TestToleranceEvidence).
+var DefaultTolerance = Tolerance{MaxDiff: 0.3, MeanDiff: 0.025, GreedyMargin: 0.3, MinLogProb: -12, Spot: 4, All: true}
+
+// Verdict is the outcome of verifying one answer.
+type Verdict struct {
+	Pass         bool
+	Reason       string  // why it failed; "" when it passed
+	Tokens       int     // tokens answered
+	Checked      int     // positions whose log-probs were compared
+	Spots        int     // positions whose full distribution was checked
+	MaxDiff      float64 // largest |log-prob difference| seen (nats)
+	MeanDiff     float64
+	TokensPerSec float64 // tokens / total response time
+}
+
+func fail(v Verdict, format string, args ...any) Verdict {
+	v.Pass, v.Reason = false, fmt.Sprintf(format, args...)
+	return v
+}
+
+// Verifier checks answers against its own copy of the model. It is safe
+// for concurrent use: answers are verified one at a time (a Model is not
+// safe for concurrent use).
+type Verifier struct {
+	Model *model.Model
+	// EOG reports whether id ends generation; nil: id == DefaultEOS.
+	EOG func(id int) bool
+	Tol Tolerance
+
+	mu  sync.Mutex
+	buf []float64
+}
+
+// NewVerifier returns a verifier for m with DefaultTolerance; tok (may be
+// nil) supplies the end-of-generation ids.
+func NewVerifier(m *model.Model, tok *model.Tokenizer) *Verifier {
+	v := &Verifier{Model: m, Tol: DefaultTolerance}
+	if tok != nil {
+		v.EOG = tok.IsEOG
+	}
+	return v
+}
+
+// Verify checks res as an answer to body with DefaultTolerance and
+// DefaultEOS. It does not check the final frame's signature (see
+// VerifySigned).
+func Verify(m *model.Model, body task.Body, res *task.Result) Verdict {
+	return NewVerifier(m, nil).Verify(body, res)
+}
+
+// VerifySigned checks that res carries miner's signature over request req
+// and exactly its tokens (so an answer to another request, replayed, fails),
+// then verifies its content.
+func (v *Verifier) VerifySigned(miner types.AccountID, req [32]byte, body task.Body, res *task.Result) Verdict {
+	if res != nil && res.Reject == nil && res.Final != nil {
+		if err := res.Verified(miner, req); err != nil {
+			return fail(Verdict{Tokens: len(res.Tokens)}, "signature: %v", err)
+		}
+	}
+	return v.Verify(body, res)
+}
+
+func (v *Verifier) eog(id int) bool {
+	if v.EOG != nil {
+		return v.EOG(id)
+	}
+	return id == DefaultEOS
+}
+
+// Verify checks the content of res as an answer to body (see the file
+// comment). It does not check signatures.
+func (v *Verifier) Verify(body task.Body, res *task.Result) Verdict {
+	var vd Verdict
+	switch {
+	case res == nil:
+		return fail(vd, "no answer")
+	case res.Reject != nil:
+		return fail(vd, "rejected: %s", res.Reject.Code)
+	case res.Final == nil:
+		return fail(vd, "no final frame (the answer was cut off)")
+	}
+	n := len(res.Tokens)
+	vd.Tokens = n
+	if res.Total > 0 {
+		vd.TokensPerSec = float64(n) / res.Total.Seconds()
+	}
+	m, tol := v.Model, v.Tol
+	c := &m.Config
+	if int(res.Final.Count) != n {
+		return fail(vd, "final frame counts %d tokens, %d arrived", res.Final.Count, n)
+	}
+	if err := body.Validate(); err != nil {
+		return fail(vd, "bad request: %v", err)
+	}
+	np := len(body.PromptIDs)
+	switch {
+	case n == 0:
+		return fail(vd, "empty answer")
+	case n > int(body.MaxTokens):
+		return fail(vd, "%d tokens, %d asked for", n, body.MaxTokens)
+	case np+n > c.SeqLen+1:
+		return fail(vd, "%d prompt + %d answer tokens exceed the context of %d", np, n, c.SeqLen)
+	}
+	ids := make([]int, 0, np+n)
+	for _, id := range body.PromptIDs {
+		if int(id) >= c.VocabSize {
+			return fail(vd, "bad request: prompt token %d outside the vocabulary", id)
+		}
+		ids = append(ids, int(id))
+	}
+	for i, t := range res.Tokens {
+		if int(t.ID) >= c.VocabSize {
+			return fail(vd, "token %d: id %d outside the vocabulary of %d", i, t.ID, c.VocabSize)
+		}
+		if lp := float64(t.LogProb); math.IsNaN(lp) || lp > 0 {
+			return fail(vd, "token %d: log-prob %v is not a log-probability", i, t.LogProb)
+		}
+		if i < n-1 && v.eog(int(t.ID)) {
+			return fail(vd, "token %d is end-of-sequence but the answer goes on", i)
+		}
+		ids = append(ids, int(t.ID))
+	}
+	if n < int(body.MaxTokens) && !v.eog(ids[len(ids)-1]) && np+n < c.SeqLen+1 {
+		return fail(vd, "truncated: %d of %d tokens and no end-of-sequence", n, body.MaxTokens)
+	}
+
+	// Spot positions: the first, the last, and Spot−2 others drawn from the
+	// request hash and the sampling seed.
+	spots := []int{0}
+	if n > 1 {
+		spots = append(spots, n-1)
+	}
+	if extra := min(max(tol.Spot, 2), n) - len(spots); extra > 0 {
+		r := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(res.Request[:8])^body.Seed, binary.LittleEndian.Uint64(res.Request[8:16])))
+		for _, p := range r.Perm(n - 2)[:extra] {
+			spots = append(spots, p+1)
+		}
+	}
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	// The teacher-forced pass. With All, the classifier and log-softmax run
+	// at every answered position; without, only at the last, and the spot
+	// positions get theirs from the one-token passes below.
+	from := np
+	if !tol.All {
+		from = len(ids) - 1
+	}
+	lps, err := m.Score(ids, from)
+	if err != nil {
+		return fail(vd, "scoring: %v", err)
+	}
+	var sum, worstLP float64
+	worst := -1
+	compare := func(i int, lp float64) {
+		d := math.Abs(float64(res.Tokens[i].LogProb) - lp)
+		if math.IsInf(d, 0) {
+			d = math.MaxFloat64
+		}
+		sum += d
+		vd.Checked++
+		if d > vd.MaxDiff || worst < 0 {
+			vd.MaxDiff, worst, worstLP = d, i, lp
+		}
+	}
+	floor := func(i int, lp float64) string {
+		if lp < tol.MinLogProb {
+			return fmt.Sprintf("token %d (id %d) is implausible under the model: log-prob %.1f < %.0f", i, ids[np+i], lp, tol.MinLogProb)
+		}
+		return ""
+	}
+	if tol.All {
+		for i, lp := range lps {
+			compare(i, lp)
+		}
+	}
+	if cap(v.buf) < c.VocabSize {
+		v.buf = make([]float64, c.VocabSize)
+	}
+	dist := v.buf[:c.VocabSize]
+	spotFail := ""
+	for _, p := range spots {
+		q := np + p - 1 // position whose logits predict answer token p
+		logits, err := m.Forward(ids[q], q)
+		if err != nil {
+			return fail(vd, "scoring: %v", err)
+		}
+		model.LogSoftmax(dist, logits)
+		vd.Spots++
+		if !tol.All {
+			compare(p, dist[ids[np+p]])
+		}
+		if spotFail == "" {
+			if reason := checkSpot(dist, res.Tokens[p], body, tol); reason != "" {
+				spotFail = fmt.Sprintf("token %d (id %d): %s", p, res.Tokens[p].ID, reason)
+			} else if !tol.All {
+				spotFail = floor(p, dist[ids[np+p]])
+			}
+		}
+	}
+	vd.MeanDiff = sum / float64(vd.Checked)
+	if vd.MaxDiff > tol.MaxDiff {
+		return fail(vd, "log-prob mismatch at token %d: miner %.3f, validator %.3f (tolerance %.2f)", worst, res.Tokens[worst].LogProb, worstLP, tol.MaxDiff)
+	}
+	if vd.MeanDiff > tol.MeanDiff {
+		return fail(vd, "mean log-prob difference %.3f over tolerance %.3f", vd.MeanDiff, tol.MeanDiff)
+	}
+	if tol.All {
+		for i, lp := range lps {
+			if r := floor(i, lp); r != "" {
+				return fail(vd, "%s", r)
+			}
+		}
+	}
+	if spotFail != "" {
+		return fail(vd, "%s", spotFail)
+	}
+	vd.Pass = true
+	return vd
+}
+
+// checkSpot checks one answered token against the validator's full
+// log-softmax distribution lp at its position: the decoding rule of the
+// request and the reported alternatives. It returns "" when it passes.
+func checkSpot(lp []float64, tok task.Token, body task.Body, tol Tolerance) string {
+	id := int(tok.ID)
+	best := 0
+	for i, x := range lp {
+		if x > lp[best] {
+			best = i
+		}
+	}
+	mine := lp[id]
+	if body.Temperature == 0 {
+		if mine < lp[best]-tol.GreedyMargin {
+			return fmt.Sprintf("greedy answer is not the argmax: log-prob %.3f, argmax id %d has %.3f", mine, best, lp[best])
+		}
+	} else {
+		// tokens certainly ahead of this one (beyond the margin)
+		ahead := 0
+		var aheadMass, mass float64
+		t := float64(body.Temperature)
+		order := make([]float64, 0, len(lp))
+		for _, x := range lp {
+			if x > mine+tol.GreedyMargin {
+				ahead++
+				aheadMass += math.Exp((x - lp[best]) / t)
+			}
+			order = append(order, x)
+		}
+		k := len(lp)
+		if body.TopK > 0 && int(body.TopK) < k {
+			k = int(body.TopK)
+		}
+		if ahead >= k {
+			return fmt.Sprintf("outside the top-%d: %d tokens are more probable", k, ahead)
+		}
+		if p := float64(body.TopP); p > 0 && p < 1 {
+			slices.SortFunc(order, func(a, b float64) int {
+				switch {
+				case a > b:
+					return -1
+				case a < b:
+					return 1
+				}
+				return 0
+			})
+			for _, x := range order[:k] {
+				mass += math.Exp((x - lp[best]) / t)
+			}
+			if aheadMass/mass >= p {
+				return fmt.Sprintf("outside the top-p %.2f nucleus: %.3f of the mass is ahead of it", p, aheadMass/mass)
+			}
+		}
+	}
+	for _, a := range tok.Top {
+		if int(a.ID) >= len(lp) {
+			return fmt.Sprintf("alternative id %d outside the vocabulary", a.ID)
+		}
+		if d := math.Abs(float64(a.LogProb) - lp[a.ID]); !(d <= tol.MaxDiff) {
+			return fmt.Sprintf("alternative %d: miner %.3f, validator %.3f", a.ID, a.LogProb, lp[a.ID])
+		}
+	}
+	return ""
+}

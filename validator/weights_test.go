@@ -1,0 +1,149 @@
+package validator
+
+import (
+	"errors"
+	"math"
+	"slices"
+	"testing"
+
+	"taobox/chain/yuma/ymath"
+)
+
+func rep[T any](v T, n int) []T {
+	out := make([]T, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+// TestConvertWeights pins convert_weights_and_uids_for_emit
+// (incumbent-protocol.md §3.1) on vectors computed by hand.
+func TestConvertWeights(t *testing.T) {
+	cases := []struct {
+		name   string
+		uids   []uint16
+		w      []float32
+		wantU  []uint16
+		wantW  []uint16
+		hasErr bool
+	}{
+		{"max upscale", []uint16{0, 1, 2}, []float32{0.1, 0.2, 0.3}, []uint16{0, 1, 2}, []uint16{21845, 43690, 65535}, false},
+		// 0.5·65535 = 32767.5 → 32768 (the even neighbour)
+		{"half to even up", []uint16{4, 9}, []float32{1, 2}, []uint16{4, 9}, []uint16{32768, 65535}, false},
+		// x/65535·65535 = x exactly: 0.5 → 0 (dropped), 1.5 → 2, 2.5 → 2, 3.5 → 4
+		{"half to even", []uint16{0, 1, 2, 3, 4}, []float32{0.5, 1.5, 2.5, 3.5, 65535}, []uint16{1, 2, 3, 4}, []uint16{2, 2, 4, 65535}, false},
+		{"drop zeros", []uint16{0, 1, 2, 3}, []float32{0, 1, 0.4, 0}, []uint16{1, 2}, []uint16{65535, 26214}, false},
+		{"all zero", []uint16{0, 1}, []float32{0, 0}, nil, nil, false},
+		{"empty", nil, nil, nil, nil, false},
+		{"negative", []uint16{0, 1}, []float32{-1, 1}, nil, nil, true},
+		{"nan", []uint16{0}, []float32{float32(math.NaN())}, nil, nil, true},
+		{"lengths", []uint16{0, 1}, []float32{1}, nil, nil, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			u, w, err := ConvertWeights(c.uids, c.w)
+			if c.hasErr {
+				if !errors.Is(err, ErrBadWeights) {
+					t.Fatalf("err = %v, want ErrBadWeights", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(u, c.wantU) || !slices.Equal(w, c.wantW) {
+				t.Fatalf("got %v %v, want %v %v", u, w, c.wantU, c.wantW)
+			}
+		})
+	}
+}
+
+// TestNormalizeMaxWeight checks the water-filling cap on the spec's example
+// ([10, 1×11], limit 0.2 → [0.2, 0.0727×11], slightly below the limit).
+func TestNormalizeMaxWeight(t *testing.T) {
+	x := append([]float32{10}, rep[float32](1, 11)...)
+	y := NormalizeMaxWeight(x, 0.2)
+	if y[0] > 0.2 || y[0] < 0.2-1e-5 {
+		t.Fatalf("capped weight %v, want just below 0.2", y[0])
+	}
+	for _, v := range y[1:] {
+		if math.Abs(float64(v)-0.8/11) > 1e-5 {
+			t.Fatalf("others %v, want 0.0727", v)
+		}
+	}
+	// under the limit: plain normalisation
+	if got := NormalizeMaxWeight([]float32{1, 1, 2}, 0.6); !slices.Equal(got, []float32{0.25, 0.25, 0.5}) {
+		t.Fatalf("uncapped: %v", got)
+	}
+	// n·limit ≤ 1: uniform
+	if got := NormalizeMaxWeight([]float32{1, 9}, 0.5); !slices.Equal(got, []float32{0.5, 0.5}) {
+		t.Fatalf("uniform: %v", got)
+	}
+	if got := NormalizeMaxWeight([]float32{0, 0, 0}, 0.5); got[0] != float32(1)/3 {
+		t.Fatalf("zero sum: %v", got)
+	}
+}
+
+// TestWeightsFor runs the whole pipeline on hand-computed vectors.
+func TestWeightsFor(t *testing.T) {
+	cases := []struct {
+		name       string
+		scores     []float64
+		minAllowed uint64
+		limit      uint64
+		wantU      []uint16
+		wantW      []uint16
+	}{
+		// two honest miners at speeds 1 and 0.5, one cheater at 0, and the
+		// validator's own uid 0 at 0; no cap
+		{"plain", []float64{0, 1, 0.5, 0}, 1, 65535, []uint16{1, 2}, []uint16{65535, 32768}},
+		// [10, 1×11] at a 0.2 cap: 1/2.7499974·65535 = 23830.93 → 23831
+		{"capped", append([]float64{10}, rep(1.0, 11)...), 1, 13107, []uint16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, append([]uint16{65535}, rep[uint16](23831, 11)...)},
+		// one non-zero of four, min_allowed 2: 1e-5 for everyone, then the
+		// cap 32767/65535: [1e-5, 1e-5, 1+1e-5, 1e-5], m = 3, cutoff =
+		// (lim·3e-5/1.00004 − 1e-7)/(1 − lim)·1.00004 = 2.9799e-5 (the epsilon
+		// matters at this scale), so the others get 1e-5/2.9799e-5·65535 =
+		// 21992.29 → 21992 (a float64 reference in Python agrees)
+		{"min allowed", []float64{0, 0, 7, 0}, 2, 32767, []uint16{0, 1, 2, 3}, []uint16{21992, 21992, 65535, 21992}},
+		// no score at all: uniform over every uid
+		{"all zero", []float64{0, 0, 0}, 1, 65535, []uint16{0, 1, 2}, []uint16{65535, 65535, 65535}},
+		// fewer uids than min_allowed: uniform
+		{"small subnet", []float64{0, 3}, 8, 65535, []uint16{0, 1}, []uint16{65535, 65535}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			u, w, err := WeightsFor(c.scores, c.minAllowed, c.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(u, c.wantU) || !slices.Equal(w, c.wantW) {
+				t.Fatalf("got %v %v, want %v %v", u, w, c.wantU, c.wantW)
+			}
+			if !ymath.CheckVecMaxLimited(w, uint16(c.limit)) {
+				t.Fatalf("%v exceeds the chain's max weight limit %d", w, c.limit)
+			}
+		})
+	}
+}
+
+// TestWeightsForChainLimit: whatever the scores, the vector passes the
+// chain's own max-weight check (the retry below the cap).
+func TestWeightsForChainLimit(t *testing.T) {
+	for n := 2; n <= 40; n++ {
+		for _, lim := range []uint64{6554, 13107, 20000, 32767, 40000} {
+			s := make([]float64, n)
+			for i := range s {
+				s[i] = float64((i*7919)%13 + 1)
+			}
+			s[0] = 1000
+			_, w, err := WeightsFor(s, 1, lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uint64(n)*lim > 65535 && !ymath.CheckVecMaxLimited(w, uint16(lim)) {
+				t.Fatalf("n=%d limit=%d: %v exceeds the limit", n, lim, w)
+			}
+		}
+	}
+}
