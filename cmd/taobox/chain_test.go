@@ -316,7 +316,7 @@ func TestDevnetJSON(t *testing.T) {
 		t.Skip("runs a devnet")
 	}
 	start := time.Now()
-	r := taobox(t, nil, "devnet", "--epochs", "1", "--json", "--block-time", "150ms")
+	r := taobox(t, nil, "devnet", "--cast", "scripted", "--epochs", "1", "--json", "--block-time", "150ms")
 	if r.code != 0 {
 		t.Fatalf("devnet: exit %d, stderr %q", r.code, r.stderr)
 	}

@@ -11,10 +11,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"text/tabwriter"
 	"time"
 
 	"taobox/chain/node"
@@ -25,10 +29,21 @@ import (
 )
 
 // taobox devnet: one process runs a single-authority chain with fast blocks
-// and a scripted cast that submits real signed transactions through
-// node.Submit: two subnet owners, validators that stake, set root weights
-// and set weights every tempo, and miners that serve an endpoint. The
-// miner/validator issue replaces the scripted cast with real neurons.
+// and a cast that submits real signed transactions through node.Submit:
+// two subnet owners, validators that stake and set root weights, and miners
+// that serve an endpoint. Two casts share that script:
+//
+//   - live (the default): 2 validators and 6 miners per subnet. Each miner
+//     is a real miner (package miner) on its own UDP socket on 127.0.0.1,
+//     serving the embedded tiny model over QUIC; 4 are honest, one answers
+//     random tokens and one answers from another model (the miner's devnet
+//     answer hook; see devnet_live.go). Each validator is a real validator
+//     (package validator) that runs task rounds against the miners,
+//     verifies the answers with its own copy of the model and sets weights
+//     when the rate limit allows; Yuma turns them into incentive.
+//   - scripted (--cast scripted): the validators set weights that follow a
+//     fixed quality per miner, with a little seeded noise, after each epoch;
+//     no miner serves anything. It needs no model and no network.
 //
 // The script advances in phases, each one block after the previous one's
 // transactions were all decided:
@@ -39,10 +54,10 @@ import (
 //	3  validators set root weights over the two subnets
 //
 // after which the root epoch (every 5 blocks) gives the subnets their shares
-// of the block reward, and after each epoch of a subnet its validators set
-// new weights that favour some miners, with a little seeded noise. The first
-// epoch of a subnet grants the validator permits, so incentive shows from
-// its second epoch on (the first pays validators by stake).
+// of the block reward. The first epoch of a subnet grants the validator
+// permits, so incentive shows from its second epoch on (the first pays
+// validators by stake); live miners admit a validator's tasks only once it
+// holds a permit.
 
 // devKey is the well-known key of a devnet account: public, for tests only.
 func devKey(name string) ed25519.PrivateKey {
@@ -71,35 +86,45 @@ type devValidator struct {
 	root      []uint16 // root weights over the subnets, in subnet order
 }
 
-// devSubnet is one scripted subnet.
+// devSubnet is one subnet of the cast.
 type devSubnet struct {
 	netuid     types.Netuid
 	owner      *devActor // coldkey
 	ownerHot   *devActor
 	validators []*devValidator
 	miners     []*devActor // hotkeys owned by the miner coldkey
-	scores     []float64   // each miner's true quality; weights follow it
+	scores     []float64   // scripted: each miner's true quality; weights follow it
+	behaviours []string    // live: each miner's behaviour (behaviourHonest, ...)
+	ports      []uint16    // live: each miner's UDP port on 127.0.0.1
 	epochs     int
 	emission   uint64 // rao credited by its epochs
 	lastEpoch  uint64
 }
 
-// devnet is the state of one run.
+// devnet is the state of one run. The main loop owns it; the live cast's
+// goroutines reach it only through submit, fail and the stats, which mu
+// guards.
 type devnet struct {
-	n        *node.Node
-	out      io.Writer // progress and tables; io.Discard with --json
-	api      string
-	subnets  []*devSubnet
-	vals     []*devValidator
-	minerCk  *devActor
-	actors   []*devActor
-	pending  map[types.Hash]*devPending
-	phase    int
-	phaseAt  uint64 // height when the current phase was submitted
-	rng      *rand.Rand
-	blocks   uint64
-	txs      int
-	failures []string
+	n       *node.Node
+	out     io.Writer // progress and tables; io.Discard with --json
+	api     string
+	live    bool // the live cast (real miners and validators) or the scripted one
+	subnets []*devSubnet
+	vals    []*devValidator
+	minerCk *devActor
+	actors  []*devActor
+	phase   int
+	phaseAt uint64 // height when the current phase was submitted
+	rng     *rand.Rand
+	blocks  uint64
+	txs     int
+	neurons *devNeurons // live: the running miners and validators
+	fatal   error       // set by onBlock when the run cannot go on
+
+	mu       sync.Mutex
+	pending  map[types.Hash]*devPending   // mu
+	failures []string                     // mu
+	stats    map[devStatKey]*devTaskStats // mu; live: what the validators saw of each miner
 }
 
 type devPending struct {
@@ -109,6 +134,7 @@ type devPending struct {
 
 // devSummary is the result of a run (--json prints it).
 type devSummary struct {
+	Cast           string           `json:"cast"` // live or scripted
 	ChainID        types.Hash       `json:"chain_id"`
 	API            string           `json:"api"`
 	Blocks         uint64           `json:"blocks"`
@@ -133,11 +159,19 @@ type devSubnetStats struct {
 	Neurons     int          `json:"neurons"`
 	Validators  int          `json:"validators"`
 	Miners      int          `json:"miners"`
+	// Metagraph is the subnet's metagraph at the end of the run, one
+	// record per uid.
+	Metagraph []devNeuron `json:"metagraph"`
+	// IncentiveShares (live cast) sums the incentive of the miners of each
+	// behaviour as a fraction of the subnet's incentive.
+	IncentiveShares map[string]float64 `json:"incentive_shares,omitempty"`
 }
 
-// newCast builds the accounts and subnets of the script.
-func newCast() *devnet {
-	d := &devnet{pending: map[types.Hash]*devPending{}, rng: rand.New(rand.NewPCG(1, 2))}
+// newCast builds the accounts and subnets of the script: the live cast or
+// the scripted one.
+func newCast(live bool) *devnet {
+	d := &devnet{live: live, pending: map[types.Hash]*devPending{}, stats: map[devStatKey]*devTaskStats{},
+		rng: rand.New(rand.NewPCG(1, 2))}
 	add := func(name string) *devActor {
 		a := newActor(name)
 		d.actors = append(d.actors, a)
@@ -156,6 +190,18 @@ func newCast() *devnet {
 			s.miners = append(s.miners, add(fmt.Sprintf("frank/%s-miner%d", owner.name, i+1)))
 		}
 		return s
+	}
+	if live {
+		// 2 validators and 6 miners a subnet (dave validates both); the
+		// cheaters sit at different uids on each.
+		const h, r, o = behaviourHonest, behaviourRandom, behaviourOtherModel
+		d.subnets = []*devSubnet{
+			sn(alice, d.vals[:2], 6, nil),
+			sn(bob, d.vals[1:], 6, nil),
+		}
+		d.subnets[0].behaviours = []string{h, r, h, h, o, h}
+		d.subnets[1].behaviours = []string{o, h, h, h, r, h}
+		return d
 	}
 	d.subnets = []*devSubnet{
 		sn(alice, d.vals, 4, []float64{1.0, 0.7, 0.4, 0.1}),
@@ -194,8 +240,11 @@ func (d *devnet) writeWallets(root string) error {
 	return nil
 }
 
-// submit signs call with a and hands it to the node.
-func (d *devnet) submit(a *devActor, what string, call types.Call) {
+// submit signs call with a and hands it to the node. It is safe for
+// concurrent use.
+func (d *devnet) submit(a *devActor, what string, call types.Call) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if a.inPool == 0 {
 		// Nothing of ours is pending: take the chain's nonce, in case a
 		// transaction was dropped.
@@ -209,11 +258,19 @@ func (d *devnet) submit(a *devActor, what string, call types.Call) {
 	hash, err := d.n.Submit(tx)
 	if err != nil {
 		d.failures = append(d.failures, fmt.Sprintf("%s: refused by the node: %v", what, err))
-		return
+		return err
 	}
 	a.nonce++
 	a.inPool++
 	d.pending[hash] = &devPending{a, what}
+	return nil
+}
+
+// fail records a failure; it is safe for concurrent use.
+func (d *devnet) fail(format string, args ...any) {
+	d.mu.Lock()
+	d.failures = append(d.failures, fmt.Sprintf(format, args...))
+	d.mu.Unlock()
 }
 
 func (d *devnet) subnetOf(owner types.AccountID) *devSubnet {
@@ -259,8 +316,11 @@ func (d *devnet) startPhase(p int, height uint64) {
 		}
 		for _, s := range d.subnets {
 			for i, m := range s.miners {
-				d.submit(m, "serve "+m.name, types.Serve{Netuid: s.netuid, Host: "127.0.0.1",
-					Port: uint16(8000 + 100*int(s.netuid) + i), TLSKey: m.id})
+				port := uint16(8000 + 100*int(s.netuid) + i)
+				if s.ports != nil {
+					port = s.ports[i]
+				}
+				d.submit(m, "serve "+m.name, types.Serve{Netuid: s.netuid, Host: "127.0.0.1", Port: port, TLSKey: m.id})
 			}
 		}
 	case 3:
@@ -279,7 +339,7 @@ func (d *devnet) startPhase(p int, height uint64) {
 func (d *devnet) setWeights(s *devSubnet) {
 	mg, err := state.QueryMetagraph(d.n.State(), s.netuid)
 	if err != nil {
-		d.failures = append(d.failures, fmt.Sprintf("metagraph of subnet %d: %v", s.netuid, err))
+		d.fail("metagraph of subnet %d: %v", s.netuid, err)
 		return
 	}
 	uidOf := map[types.AccountID]uint16{}
@@ -309,6 +369,7 @@ func (d *devnet) setWeights(s *devSubnet) {
 func (d *devnet) onBlock(ctx context.Context, b node.BlockInfo, epochs int) bool {
 	d.blocks = b.Height
 	d.txs += len(b.Txs)
+	d.mu.Lock()
 	for i := range b.Txs {
 		p, ok := d.pending[b.Txs[i].Hash()]
 		if !ok {
@@ -323,6 +384,8 @@ func (d *devnet) onBlock(ctx context.Context, b node.BlockInfo, epochs int) bool
 			}
 		}
 	}
+	npending := len(d.pending)
+	d.mu.Unlock()
 	var due []*devSubnet
 	for _, ev := range b.Events {
 		switch ev.Kind {
@@ -330,6 +393,12 @@ func (d *devnet) onBlock(ctx context.Context, b node.BlockInfo, epochs int) bool
 			if s := d.subnetOf(ev.Account); s != nil {
 				s.netuid = ev.Netuid
 				fmt.Fprintf(d.out, "block %d: %s registered subnet %d (lock τ%s)\n", b.Height, s.owner.name, ev.Netuid, formatTAO(ev.Amount))
+				if d.live {
+					if err := d.neurons.startSubnet(s); err != nil {
+						d.fatal = fmt.Errorf("subnet %d's miners and validators: %v", s.netuid, err)
+						return true
+					}
+				}
 			}
 		case types.EvEpoch:
 			if s := d.byNetuid(ev.Netuid); s != nil {
@@ -342,15 +411,17 @@ func (d *devnet) onBlock(ctx context.Context, b node.BlockInfo, epochs int) bool
 	}
 	// Phases: the next one starts once every transaction of this one is
 	// decided, or after 5 blocks (a dropped transaction never shows).
-	if d.phase < 3 && (len(d.pending) == 0 || b.Height >= d.phaseAt+5) {
+	if d.phase < 3 && (npending == 0 || b.Height >= d.phaseAt+5) {
 		if d.phase == 0 && slices.ContainsFunc(d.subnets, func(s *devSubnet) bool { return s.netuid == 0 }) {
-			d.failures = append(d.failures, "a subnet was not registered; the script stops here")
+			d.fail("a subnet was not registered; the script stops here")
 			return true
 		}
+		d.mu.Lock()
 		clear(d.pending)
 		for _, a := range d.actors {
 			a.inPool = 0
 		}
+		d.mu.Unlock()
 		switch d.phase {
 		case 0:
 			fmt.Fprintf(d.out, "block %d: validators and miners register, owners set max_allowed_validators\n", b.Height+1)
@@ -362,10 +433,13 @@ func (d *devnet) onBlock(ctx context.Context, b node.BlockInfo, epochs int) bool
 		d.startPhase(d.phase+1, b.Height)
 	}
 	for _, s := range due {
-		d.printEpoch(ctx, s, b.Height, epochs)
-		if epochs == 0 || s.epochs < epochs {
+		d.printEpoch(s, b.Height, epochs)
+		if !d.live && (epochs == 0 || s.epochs < epochs) {
 			d.setWeights(s)
 		}
+	}
+	if d.live && d.phase >= 3 {
+		d.neurons.onBlock(b.Height)
 	}
 	if epochs == 0 {
 		return false
@@ -386,9 +460,8 @@ func (d *devnet) stakeList() string {
 	return strings.Join(parts, ", ")
 }
 
-// printEpoch prints the metagraph of s after its epoch, read through the
-// node's API as 'taobox metagraph' does.
-func (d *devnet) printEpoch(ctx context.Context, s *devSubnet, height uint64, epochs int) {
+// printEpoch prints the table of s after its epoch.
+func (d *devnet) printEpoch(s *devSubnet, height uint64, epochs int) {
 	if d.out == io.Discard {
 		return
 	}
@@ -403,45 +476,223 @@ func (d *devnet) printEpoch(ctx context.Context, s *devSubnet, height uint64, ep
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "\n== subnet %d (%s): epoch %d%s at block %d, emission so far τ%s%s\n",
 		s.netuid, s.owner.name, s.epochs, of, height, formatTAO(s.emission), note)
-	c, err := newClient(d.api)
-	if err == nil {
-		var mg node.MetagraphInfo
-		var sn node.SubnetInfo
-		if err = c.get(ctx, fmt.Sprintf("/v1/metagraph/%d", s.netuid), &mg); err == nil {
-			if err = c.get(ctx, fmt.Sprintf("/v1/subnet/%d", s.netuid), &sn); err == nil {
-				writeMetagraph(&b, &sn, &mg)
+	recs, err := d.neuronRecords(s)
+	if err != nil {
+		fmt.Fprintf(&b, "(metagraph unavailable: %v)\n\n", err)
+		d.out.Write(b.Bytes())
+		return
+	}
+	writeDevTable(&b, recs, d.live)
+	if d.live {
+		if sh := incentiveShares(recs); sh == nil {
+			b.WriteString("incentive: none yet (no validator weights counted)\n")
+		} else {
+			fmt.Fprintf(&b, "incentive: honest miners %.1f%%, random %.1f%%, other-model %.1f%%\n",
+				100*sh[behaviourHonest], 100*sh[behaviourRandom], 100*sh[behaviourOtherModel])
+		}
+		for _, r := range recs {
+			if r.LastFailure != "" {
+				fmt.Fprintf(&b, "uid %d (%s) last failed verification: %s\n", r.UID, r.Behaviour, r.LastFailure)
 			}
 		}
-	}
-	if err != nil {
-		fmt.Fprintf(&b, "(metagraph unavailable: %v)\n", err)
 	}
 	b.WriteString("\n")
 	d.out.Write(b.Bytes())
 }
 
+// devNeuron is one uid of a subnet's metagraph as the devnet reports it:
+// the chain's terms beside the cast's name, role and behaviour for the uid
+// and what the validators saw of it.
+type devNeuron struct {
+	UID         uint16  `json:"uid"`
+	Hotkey      string  `json:"hotkey"`
+	Name        string  `json:"name"`                // the cast's wallet/hotkey name
+	Role        string  `json:"role"`                // owner, validator or miner
+	Behaviour   string  `json:"behaviour,omitempty"` // miners of the live cast: honest, random, other-model
+	StakeRao    uint64  `json:"stake_rao"`
+	Incentive   float64 `json:"incentive"` // fractions of 1, from the last epoch
+	Dividends   float64 `json:"dividends"`
+	Consensus   float64 `json:"consensus"`
+	VTrust      float64 `json:"vtrust"`
+	EmissionRao uint64  `json:"emission_rao"` // the last epoch's
+	Permit      bool    `json:"validator_permit"`
+	Axon        string  `json:"axon,omitempty"`
+	// Live miners: tasks the subnet's validators sent it, those it
+	// answered, and those that passed verification (counted by round: a
+	// validator's round passes when every one of its tasks verifies), and
+	// why the last failed round failed.
+	Tasks       int    `json:"tasks"`
+	Served      int    `json:"served"`
+	Passed      int    `json:"passed"`
+	LastFailure string `json:"last_failure,omitempty"`
+}
+
+// devStatKey names a miner of a subnet in devnet.stats.
+type devStatKey struct {
+	netuid types.Netuid
+	hotkey types.AccountID
+}
+
+// devTaskStats is what the validators of a subnet saw of one miner.
+type devTaskStats struct {
+	tasks, served, passed int
+	lastFailure           string
+}
+
+// neuronRecords reads the metagraph of s and labels each uid.
+func (d *devnet) neuronRecords(s *devSubnet) ([]devNeuron, error) {
+	mg, err := state.QueryMetagraph(d.n.State(), s.netuid)
+	if err != nil {
+		return nil, err
+	}
+	type label struct{ name, role, behaviour string }
+	labels := map[types.AccountID]label{s.ownerHot.id: {s.ownerHot.name, "owner", ""}}
+	for _, v := range s.validators {
+		labels[v.hot.id] = label{v.hot.name, "validator", ""}
+	}
+	for i, m := range s.miners {
+		l := label{m.name, "miner", ""}
+		if s.behaviours != nil {
+			l.behaviour = s.behaviours[i]
+		}
+		labels[m.id] = l
+	}
+	frac := func(v uint16) float64 { return float64(v) / 65535 }
+	recs := make([]devNeuron, 0, len(mg.Neurons))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range mg.Neurons {
+		l, ok := labels[n.Hotkey]
+		if !ok {
+			l = label{shortKey(n.Hotkey), "other", ""}
+		}
+		r := devNeuron{UID: n.UID, Hotkey: n.Hotkey.String(), Name: l.name, Role: l.role, Behaviour: l.behaviour,
+			StakeRao: n.Stake, Incentive: frac(n.Incentive), Dividends: frac(n.Dividends), Consensus: frac(n.Consensus),
+			VTrust: frac(n.ValidatorTrust), EmissionRao: n.Emission, Permit: n.Permit}
+		if n.Axon.Host != "" {
+			r.Axon = net.JoinHostPort(n.Axon.Host, strconv.Itoa(int(n.Axon.Port)))
+		}
+		if st := d.stats[devStatKey{s.netuid, n.Hotkey}]; st != nil {
+			r.Tasks, r.Served, r.Passed, r.LastFailure = st.tasks, st.served, st.passed, st.lastFailure
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
+// incentiveShares sums the incentive of the miners of each behaviour, as a
+// fraction of the subnet's total incentive; nil when there is none.
+func incentiveShares(recs []devNeuron) map[string]float64 {
+	var total float64
+	sh := map[string]float64{}
+	for _, r := range recs {
+		total += r.Incentive
+		if r.Behaviour != "" {
+			sh[r.Behaviour] += r.Incentive
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	for k := range sh {
+		sh[k] /= total
+	}
+	return sh
+}
+
+// writeDevTable writes a subnet's devnet table: one row per uid.
+func writeDevTable(b *bytes.Buffer, recs []devNeuron, live bool) {
+	var t bytes.Buffer
+	tw := tabwriter.NewWriter(&t, 0, 0, 2, ' ', tabwriter.AlignRight)
+	// NAME and ROLE read better left-aligned: pad them to one width.
+	roleOf := func(r devNeuron) string {
+		if r.Behaviour != "" {
+			return r.Behaviour + " " + r.Role
+		}
+		return r.Role
+	}
+	nameW, roleW := len("NAME"), len("ROLE")
+	for _, r := range recs {
+		nameW, roleW = max(nameW, len(r.Name)), max(roleW, len(roleOf(r)))
+	}
+	fmt.Fprintf(tw, "UID\t%-*s\t%-*s\tSTAKE τ\tINCENTIVE\tDIVIDENDS\tEMISSION ρ\tVTRUST\tVPERMIT\t", nameW, "NAME", roleW, "ROLE")
+	if live {
+		fmt.Fprint(tw, "TASKS\tPASS\t")
+	}
+	fmt.Fprintln(tw)
+	var stake, emission uint64
+	for _, r := range recs {
+		name, role := fmt.Sprintf("%-*s", nameW, r.Name), fmt.Sprintf("%-*s", roleW, roleOf(r))
+		permit := ""
+		if r.Permit {
+			permit = "*"
+		}
+		stake += r.StakeRao
+		emission += r.EmissionRao
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.5f\t%.5f\t%d\t%.5f\t%s\t", r.UID, name, role, formatTAOFixed(r.StakeRao, 4),
+			r.Incentive, r.Dividends, r.EmissionRao, r.VTrust, permit)
+		if live {
+			if r.Role != "miner" {
+				fmt.Fprint(tw, "\t\t")
+			} else {
+				pass := "-"
+				if r.Tasks > 0 {
+					pass = fmt.Sprintf("%.0f%%", 100*float64(r.Passed)/float64(r.Tasks))
+				}
+				fmt.Fprintf(tw, "%d\t%s\t", r.Served, pass)
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	fmt.Fprintf(tw, "\t%-*s\t\t%s\t\t\t%d\t\t\t", nameW, "total", formatTAOFixed(stake, 4), emission)
+	if live {
+		fmt.Fprint(tw, "\t\t")
+	}
+	fmt.Fprintln(tw)
+	tw.Flush()
+	for _, line := range strings.SplitAfter(t.String(), "\n") {
+		b.WriteString(strings.TrimRight(line, " \n"))
+		if strings.HasSuffix(line, "\n") {
+			b.WriteByte('\n')
+		}
+	}
+}
+
 var devnetCommand = &command{
 	name:    "devnet",
-	args:    "[--epochs N] [--json] [--block-time 1s] [--data DIR]",
-	summary: "run a local devnet in one process: a chain, two subnets, scripted neurons",
+	args:    "[--epochs N] [--json] [--cast live|scripted] [--block-time 1s] [--data DIR]",
+	summary: "run a local devnet in one process: a chain, two subnets, miners and validators",
 	help: "Runs a whole local network in one process: a single-authority chain with\n" +
 		"1-second blocks on a devnet genesis (tempo 10, root epoch every 5 blocks),\n" +
 		"well-known funded accounts, and a script that sends real signed\n" +
 		"transactions: alice and bob each register a subnet; validators carol, dave\n" +
 		"and eve register, stake and set root weights; the miner coldkey frank\n" +
-		"registers 4 and 5 miners that serve an endpoint; after every epoch the\n" +
-		"validators set weights that favour some miners, with a little noise. After\n" +
-		"each epoch of a subnet it prints its metagraph. With --epochs N it stops\n" +
-		"after N epochs of each subnet and prints a summary (issuance, stake,\n" +
-		"emission per subnet, blocks, transactions, failures); --json prints only\n" +
-		"the summary, as one JSON object. Without --epochs it runs until Ctrl-C.\n\n" +
+		"registers miners that serve an endpoint. Who plays the neurons (--cast):\n\n" +
+		"  live      2 validators and 6 miners a subnet, the real thing: each miner\n" +
+		"            serves the embedded tiny model over QUIC on its own UDP port on\n" +
+		"            127.0.0.1 (4 honest, 1 that answers random tokens, 1 that\n" +
+		"            answers from another model); the validators send them tasks,\n" +
+		"            verify the answers with their own copy of the model, score\n" +
+		"            correctness and speed and set weights; Yuma pays the honest.\n" +
+		"  scripted  the validators set weights that favour some miners, with a\n" +
+		"            little noise, after every epoch; no model and no network.\n\n" +
+		"After each epoch of a subnet it prints a table: uid, name, role (and a\n" +
+		"miner's behaviour), stake, incentive, dividends, emission, validator trust\n" +
+		"and, live, the tasks each miner served and the share that passed\n" +
+		"verification. With --epochs N it stops after N epochs of each subnet and\n" +
+		"prints a summary (issuance, stake, emission and incentive per behaviour\n" +
+		"per subnet, blocks, transactions, failures); --json prints only the\n" +
+		"summary, as one JSON object with each subnet's final metagraph (each\n" +
+		"miner's record carries its behaviour beside its incentive). Without\n" +
+		"--epochs it runs until Ctrl-C.\n\n" +
 		"It prints the API address: while it runs, query it from another terminal\n" +
 		"with 'taobox metagraph 1 --node URL', or send transactions as the devnet\n" +
 		"accounts with --wallets DIR (the keys are public: for testing only). The\n" +
 		"chain lives in a temporary directory removed at exit, unless --data DIR\n" +
 		"(empty or new) keeps it. Examples:\n\n" +
-		"  taobox devnet --epochs 3\n" +
-		"  taobox devnet --epochs 2 --json | jq .subnets\n" +
+		"  taobox devnet --epochs 5\n" +
+		"  taobox devnet --epochs 5 --json | jq '.subnets[].incentive_shares'\n" +
+		"  taobox devnet --cast scripted --epochs 2\n" +
 		"  taobox devnet --data ./devnet        # until Ctrl-C",
 	setup: func(fs *flag.FlagSet) func(*env) error {
 		epochs := fs.Int("epochs", 0, "stop after `N` epochs of each subnet (0: run until Ctrl-C)")
@@ -450,7 +701,11 @@ var devnetCommand = &command{
 		data := fs.String("data", "", "keep the chain and the devnet wallets in `DIR` (empty or new; default: a temporary directory)")
 		level := logLevelFlag(fs, "warn")
 		backend := backendFlag(fs)
+		cast := fs.String("cast", devDefaultCast, "who plays the neurons: `live` (real miners and validators over QUIC) or scripted (weights from a script)")
 		return func(e *env) error {
+			if *cast != "live" && *cast != "scripted" {
+				return &usageError{"cast", fmt.Sprintf("%q: want live or scripted", *cast)}
+			}
 			if *epochs < 0 {
 				return &usageError{"epochs", "must be 0 (run until Ctrl-C) or more"}
 			}
@@ -477,14 +732,17 @@ var devnetCommand = &command{
 				return err
 			}
 			defer engine.Close()
-			return runDevnet(ctx, e, dir, *epochs, *blockTime, *asJSON, lvl, engine)
+			return runDevnet(ctx, e, dir, *cast == "live", *epochs, *blockTime, *asJSON, lvl, engine)
 		}
 	},
 }
 
-func runDevnet(ctx context.Context, e *env, dir string, epochs int, blockTime time.Duration, asJSON bool, lvl slog.Level, engine yuma.Engine) error {
+// devDefaultCast is the cast 'taobox devnet' runs without --cast.
+const devDefaultCast = "live"
+
+func runDevnet(ctx context.Context, e *env, dir string, live bool, epochs int, blockTime time.Duration, asJSON bool, lvl slog.Level, engine yuma.Engine) error {
 	start := time.Now()
-	d := newCast()
+	d := newCast(live)
 	d.out = e.stdout
 	if asJSON {
 		d.out = io.Discard
@@ -505,12 +763,31 @@ func runDevnet(ctx context.Context, e *env, dir string, epochs int, blockTime ti
 	d.api = "http://" + n.APIAddr()
 	blocks, cancel := n.Subscribe()
 	defer cancel()
+	if live {
+		// The miners listen before they serve their endpoints on chain.
+		if d.neurons, err = startNeurons(ctx, d, dir, blockTime, log); err != nil {
+			n.Close()
+			return err
+		}
+		defer d.neurons.stop()
+	}
 
 	fmt.Fprintf(d.out, "taobox devnet: chain %q (id %s), a block every %v, tempo %d, root epoch every %d blocks\n",
 		g.ChainName, n.ChainID(), blockTime, g.SubnetDefaults.Tempo, g.Params.RootTempo)
 	fmt.Fprintf(d.out, "API %s    try: taobox metagraph 1 --node %s\n", d.api, d.api)
 	fmt.Fprintf(d.out, "Wallets in %s (public test keys): alice, bob own the subnets; carol, dave, eve validate; frank mines\n", dir)
 	fmt.Fprintf(d.out, "    try: taobox wallet show carol --wallets %s --node %s\n", dir, d.api)
+	if live {
+		for _, s := range d.subnets {
+			var ms []string
+			for i := range s.miners {
+				ms = append(ms, fmt.Sprintf("%d %s", s.ports[i], s.behaviours[i]))
+			}
+			fmt.Fprintf(d.out, "Miners of %s's subnet, QUIC on 127.0.0.1: %s\n", s.owner.name, strings.Join(ms, ", "))
+		}
+		fmt.Fprintf(d.out, "Validators send tasks in rounds, %v apart, once they hold a permit, and set weights every %d blocks\n",
+			blockTime, g.SubnetDefaults.WeightsRateLimit+1)
+	}
 	if epochs > 0 {
 		plural := "s"
 		if epochs == 1 {
@@ -546,11 +823,15 @@ loop:
 				break loop
 			}
 			if d.onBlock(ctx, b, epochs) {
+				failErr = d.fatal
 				break loop
 			}
 		}
 	}
 	sum := d.summary(ctx, start, interrupted)
+	if d.neurons != nil {
+		d.neurons.stop() // before the node closes: miners read its state
+	}
 	stopRun()
 	if err := <-runErr; err != nil && failErr == nil && !errors.Is(err, node.ErrClosed) {
 		failErr = err
@@ -571,8 +852,14 @@ loop:
 }
 
 func (d *devnet) summary(ctx context.Context, start time.Time, interrupted bool) *devSummary {
-	s := &devSummary{ChainID: d.n.ChainID(), API: d.api, Blocks: d.blocks, Txs: d.txs, FailedTxs: len(d.failures),
+	cast := "scripted"
+	if d.live {
+		cast = "live"
+	}
+	d.mu.Lock()
+	s := &devSummary{Cast: cast, ChainID: d.n.ChainID(), API: d.api, Blocks: d.blocks, Txs: d.txs, FailedTxs: len(d.failures),
 		Failures: append([]string{}, d.failures...), ElapsedSeconds: time.Since(start).Round(time.Millisecond).Seconds(), Interrupted: interrupted}
+	d.mu.Unlock()
 	if g, err := state.QueryGlobals(d.n.State()); err == nil {
 		s.IssuanceRao, s.TotalStakeRao, s.BurnedRao, s.LockedRao = g.Issuance, g.TotalStake, g.Burned, g.Locked
 	}
@@ -582,6 +869,15 @@ func (d *devnet) summary(ctx context.Context, start time.Time, interrupted bool)
 			Validators: len(sn.validators), Miners: len(sn.miners)}
 		if sub, ok, err := state.QuerySubnet(d.n.State(), sn.netuid); err == nil && ok {
 			st.Neurons = int(sub.N)
+		}
+		st.Metagraph = []devNeuron{}
+		if sn.netuid != 0 {
+			if recs, err := d.neuronRecords(sn); err == nil {
+				st.Metagraph = recs
+				if d.live {
+					st.IncentiveShares = incentiveShares(recs)
+				}
+			}
 		}
 		s.Subnets = append(s.Subnets, st)
 	}
@@ -600,6 +896,10 @@ func (d *devnet) writeSummary(s *devSummary) {
 	for _, sn := range s.Subnets {
 		fmt.Fprintf(&b, "  subnet %d (%s): %d epochs, emission τ%s, %d neurons (%d validators, %d miners)\n",
 			sn.Netuid, sn.Owner, sn.Epochs, formatTAO(sn.EmissionRao), sn.Neurons, sn.Validators, sn.Miners)
+		if sh := sn.IncentiveShares; sh != nil {
+			fmt.Fprintf(&b, "    incentive of the last epoch: honest miners %.1f%%, random %.1f%%, other-model %.1f%%\n",
+				100*sh[behaviourHonest], 100*sh[behaviourRandom], 100*sh[behaviourOtherModel])
+		}
 	}
 	for _, f := range s.Failures {
 		fmt.Fprintf(&b, "  failure: %s\n", f)
