@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,29 +45,11 @@ var minerCommand = &command{
 		metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP on `ADDR` (path /metrics)")
 		minStake := fs.Uint64("min-stake", 0, "the least stake in `RAO` a validator needs")
 		return func(e *env) error {
-			if err := need("netuid", netuid); err != nil {
-				return err
-			}
-			c, err := newClient(*nodeURL)
+			n, err := openNeuron(netuid, *nodeURL, *wallets, *walletName, *hotkey, *modelPath)
 			if err != nil {
 				return err
 			}
-			w, err := loadWallet(*wallets, *walletName)
-			if err != nil {
-				return err
-			}
-			key, err := hotkeySigner(w, "hotkey", *hotkey)
-			if err != nil {
-				return err
-			}
-			mf, err := loadModelFile("model", *modelPath)
-			if err != nil {
-				return err
-			}
-			var hash [32]byte
-			if _, err := hex.Decode(hash[:], []byte(mf.sha256)); err != nil {
-				return err
-			}
+			c, key, mf, hash := n.c, n.key, n.mf, n.hash
 			stop := []int{2} // LLaMA SentencePiece EOS, as the validator assumes
 			if mf.tok != nil {
 				stop = []int{mf.tok.EOS()}

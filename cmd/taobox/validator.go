@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -49,33 +48,15 @@ var validatorCommand = &command{
 		deadline := fs.Duration("deadline", 10*time.Second, "time limit of one task")
 		once := fs.Bool("once", false, "run one round, set weights if the window is open, and exit")
 		return func(e *env) error {
-			if err := need("netuid", netuid); err != nil {
-				return err
-			}
-			c, err := newClient(*nodeURL)
+			n, err := openNeuron(netuid, *nodeURL, *wallets, *walletName, *hotkey, *modelPath)
 			if err != nil {
 				return err
 			}
-			w, err := loadWallet(*wallets, *walletName)
-			if err != nil {
-				return err
-			}
-			key, err := hotkeySigner(w, "hotkey", *hotkey)
-			if err != nil {
-				return err
-			}
-			mf, err := loadModelFile("model", *modelPath)
-			if err != nil {
-				return err
-			}
+			c, key, mf, hash := n.c, n.key, n.mf, n.hash
 			if mf.tok == nil {
 				return &usageError{"model", fmt.Sprintf("%s has no tokenizer, which the task generator needs: %v", mf.path, mf.tokErr)}
 			}
 			mf.m.SetThreads(0)
-			var hash [32]byte
-			if _, err := hex.Decode(hash[:], []byte(mf.sha256)); err != nil {
-				return err
-			}
 			dir := *stateDir
 			if dir == "" {
 				root, err := walletRoot(*wallets)

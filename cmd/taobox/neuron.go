@@ -1,0 +1,45 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+)
+
+// neuron is what `taobox miner` and `taobox validator` both start from: a
+// node client, the hotkey that signs, and the model with its SHA-256.
+type neuron struct {
+	c    *apiClient
+	key  ed25519.PrivateKey
+	mf   *modelFile
+	hash [32]byte // SHA-256 of the model file, as tasks name it
+}
+
+// openNeuron checks --netuid, connects to the node, unlocks the hotkey of
+// the wallet and loads the model (the embedded tiny model when path is "").
+func openNeuron(netuid *optUint, nodeURL, wallets, walletName, hotkey, modelPath string) (*neuron, error) {
+	if err := need("netuid", netuid); err != nil {
+		return nil, err
+	}
+	c, err := newClient(nodeURL)
+	if err != nil {
+		return nil, err
+	}
+	w, err := loadWallet(wallets, walletName)
+	if err != nil {
+		return nil, err
+	}
+	key, err := hotkeySigner(w, "hotkey", hotkey)
+	if err != nil {
+		return nil, err
+	}
+	mf, err := loadModelFile("model", modelPath)
+	if err != nil {
+		return nil, err
+	}
+	n := &neuron{c: c, key: key, mf: mf}
+	if _, err := hex.Decode(n.hash[:], []byte(mf.sha256)); err != nil {
+		return nil, fmt.Errorf("model hash %q: %w", mf.sha256, err)
+	}
+	return n, nil
+}
