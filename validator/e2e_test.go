@@ -78,6 +78,9 @@ func TestRoundOverQUIC(t *testing.T) {
 		if w := want[m.UID]; m.Pass != (w == "") || !strings.Contains(m.Reason, w) {
 			t.Errorf("uid %d: pass=%v %q, want %q", m.UID, m.Pass, m.Reason, w)
 		}
+		if want[m.UID] == "" && (m.Passed != m.Tasks || m.Answered != m.Tasks) || want[m.UID] != "" && m.Passed == m.Tasks {
+			t.Errorf("uid %d: %d tasks, %d answered, %d passed (want %q)", m.UID, m.Tasks, m.Answered, m.Passed, want[m.UID])
+		}
 	}
 	if len(rep.Miners) != 3 {
 		t.Fatalf("%d miners queried", len(rep.Miners))

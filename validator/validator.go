@@ -109,7 +109,9 @@ type MinerReport struct {
 	UID          uint16
 	Hotkey       types.AccountID
 	Addr         string
-	Tasks        int
+	Tasks        int     // tasks sent this round
+	Answered     int     // tasks that came back with at least one token
+	Passed       int     // tasks whose answer verified
 	Tokens       int     // tokens served over the round's tasks
 	Pass         bool    // every task verified
 	Reason       string  // the first failure
@@ -353,6 +355,12 @@ func (v *Validator) queryMiner(ctx context.Context, r *MinerReport, bodies []tas
 			total += res.Total
 		}
 		r.Tokens += vd.Tokens
+		if vd.Tokens > 0 {
+			r.Answered++
+		}
+		if vd.Pass {
+			r.Passed++
+		}
 		r.MaxDiff = max(r.MaxDiff, vd.MaxDiff)
 		if !vd.Pass && r.Pass {
 			r.Pass, r.Reason = false, vd.Reason

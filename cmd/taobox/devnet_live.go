@@ -193,12 +193,9 @@ func (d *devnet) record(netuid types.Netuid, hotkey types.AccountID, m validator
 		d.stats[k] = st
 	}
 	st.tasks += m.Tasks
-	if m.Tokens > 0 {
-		st.served += m.Tasks
-	}
-	if m.Pass {
-		st.passed += m.Tasks
-	} else if m.Reason != "" {
+	st.served += m.Answered
+	st.passed += m.Passed
+	if !m.Pass && m.Reason != "" {
 		st.lastFailure = m.Reason
 	}
 }
