@@ -118,21 +118,35 @@ func preSplit(text string, steps ...preSplitter) []string {
 	return words
 }
 
-// splitGPT2 is 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-// (unicode_regex_split_custom_gpt2).
-func splitGPT2(c []tokChar, fl []tokFlags, lo, hi int, emit func(int)) {
-	get := func(p int) rune {
-		if p >= lo && p < hi {
-			return c[p].r
+// charWindow is the characters [lo, hi) of a pre-tokenizer's input; reads
+// outside it see rune -1 with no flags, as llama.cpp's splitters do.
+type charWindow struct {
+	c      []tokChar
+	fl     []tokFlags
+	lo, hi int
+}
+
+// accessors returns the window's rune and flag readers.
+func (w charWindow) accessors() (get func(int) rune, flags func(int) tokFlags) {
+	get = func(p int) rune {
+		if p >= w.lo && p < w.hi {
+			return w.c[p].r
 		}
 		return -1
 	}
-	flags := func(p int) tokFlags {
-		if p >= lo && p < hi {
-			return fl[p]
+	flags = func(p int) tokFlags {
+		if p >= w.lo && p < w.hi {
+			return w.fl[p]
 		}
 		return 0
 	}
+	return get, flags
+}
+
+// splitGPT2 is 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// (unicode_regex_split_custom_gpt2).
+func splitGPT2(c []tokChar, fl []tokFlags, lo, hi int, emit func(int)) {
+	get, flags := charWindow{c, fl, lo, hi}.accessors()
 	for pos := lo; pos < hi; {
 		r := get(pos)
 		if r == '\'' && pos+1 < hi {
@@ -208,18 +222,7 @@ func splitGPT2(c []tokChar, fl []tokFlags, lo, hi int, emit func(int)) {
 // (unicode_regex_split_custom_llama3; D = 1 is qwen2's pattern).
 func splitLlama3(maxDigits int) preSplitter {
 	return func(c []tokChar, fl []tokFlags, lo, hi int, emit func(int)) {
-		get := func(p int) rune {
-			if p >= lo && p < hi {
-				return c[p].r
-			}
-			return -1
-		}
-		flags := func(p int) tokFlags {
-			if p >= lo && p < hi {
-				return fl[p]
-			}
-			return 0
-		}
+		get, flags := charWindow{c, fl, lo, hi}.accessors()
 		lower := func(r rune) rune {
 			if r < 0 {
 				return r
@@ -363,18 +366,7 @@ func splitDigits3(c []tokChar, fl []tokFlags, lo, hi int, emit func(int)) {
 // contraction ('s, 't, 're, 've, 'm, 'll, 'd, any case). The alternatives
 // are tried in order with the backtracking a regex engine does.
 func splitGPT4o(c []tokChar, fl []tokFlags, lo, hi int, emit func(int)) {
-	get := func(p int) rune {
-		if p >= lo && p < hi {
-			return c[p].r
-		}
-		return -1
-	}
-	flags := func(p int) tokFlags {
-		if p >= lo && p < hi {
-			return fl[p]
-		}
-		return 0
-	}
+	get, flags := charWindow{c, fl, lo, hi}.accessors()
 	isU := func(p int) bool { r := get(p); return flags(p)&fLetter != 0 && !(r >= 'a' && r <= 'z') }
 	isL := func(p int) bool { r := get(p); return flags(p)&fLetter != 0 && !(r >= 'A' && r <= 'Z') }
 	run := func(p int, in func(int) bool) int {
