@@ -1061,11 +1061,7 @@ func selftestLlama(d *Device) error {
 }
 
 func checkLlamaModel(d *Device, tm llamaTestModel, n int) (string, error) {
-	raw, err := RandomLlamaGGUF(tm.cfg, tm.typ, tm.seed)
-	if err != nil {
-		return "", err
-	}
-	f, err := gguf.Parse(raw)
+	f, err := tm.file()
 	if err != nil {
 		return "", err
 	}

@@ -119,6 +119,17 @@ func TestLlamaProfile(t *testing.T) {
 		}
 		return in
 	}
+	// gateUp runs the gate and up products of every layer.
+	gateUp := func() error {
+		in := pr(x, w.ffnNorm.p, 0, dim)
+		for i := range l.layers {
+			v := &l.layers[i]
+			if err := l.matvec([]mvSeg{{v.gate.p, v.gate.t, hb, 0, hidden}, {v.up.p, v.up.t, hb2, 0, hidden}}, in, dim, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	cases := []struct {
 		name  string
 		bytes float64
@@ -157,39 +168,16 @@ func TestLlamaProfile(t *testing.T) {
 			}
 			return nil
 		}},
-		{"gateup 16 layers", 16 * 2 * rb("blk.0.ffn_gate.weight"), func() error {
-			in := pr(x, w.ffnNorm.p, 0, dim)
-			for i := range l.layers {
-				v := &l.layers[i]
-				if err := l.matvec([]mvSeg{{v.gate.p, v.gate.t, hb, 0, hidden}, {v.up.p, v.up.t, hb2, 0, hidden}}, in, dim, false); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
+		{"gateup 16 layers", 16 * 2 * rb("blk.0.ffn_gate.weight"), gateUp},
 		{"gateup16 wpr2", 16 * 2 * rb("blk.0.ffn_gate.weight"), func() error {
 			l.forceWpr = 2
 			defer func() { l.forceWpr = 0 }()
-			in := pr(x, w.ffnNorm.p, 0, dim)
-			for i := range l.layers {
-				v := &l.layers[i]
-				if err := l.matvec([]mvSeg{{v.gate.p, v.gate.t, hb, 0, hidden}, {v.up.p, v.up.t, hb2, 0, hidden}}, in, dim, false); err != nil {
-					return err
-				}
-			}
-			return nil
+			return gateUp()
 		}},
 		{"gateup16 grid2x", 16 * 2 * rb("blk.0.ffn_gate.weight"), func() error {
 			l.gridScale = 2
 			defer func() { l.gridScale = 0 }()
-			in := pr(x, w.ffnNorm.p, 0, dim)
-			for i := range l.layers {
-				v := &l.layers[i]
-				if err := l.matvec([]mvSeg{{v.gate.p, v.gate.t, hb, 0, hidden}, {v.up.p, v.up.t, hb2, 0, hidden}}, in, dim, false); err != nil {
-					return err
-				}
-			}
-			return nil
+			return gateUp()
 		}},
 		{"argmax", 0, func() error { return l.argmax() }},
 		{"embed", 0, func() error {

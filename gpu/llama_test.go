@@ -16,11 +16,7 @@ import (
 func TestLlamaTestModelsMargins(t *testing.T) {
 	for _, tm := range llamaTestModels() {
 		t.Run(tm.name, func(t *testing.T) {
-			raw, err := RandomLlamaGGUF(tm.cfg, tm.typ, tm.seed)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Parse(raw)
+			f, err := tm.file()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -424,11 +420,7 @@ func (r *refLlama) forward(tok, pos int) []float32 {
 func TestLlamaReference(t *testing.T) {
 	for _, tm := range llamaTestModels() {
 		t.Run(tm.name, func(t *testing.T) {
-			raw, err := RandomLlamaGGUF(tm.cfg, tm.typ, tm.seed)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Parse(raw)
+			f, err := tm.file()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -474,11 +466,7 @@ func TestLlamaQuantSensitivity(t *testing.T) {
 		if tm.typ != gguf.TypeQ8_0 {
 			continue
 		}
-		raw, err := RandomLlamaGGUF(tm.cfg, tm.typ, tm.seed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := gguf.Parse(raw)
+		f, err := tm.file()
 		if err != nil {
 			t.Fatal(err)
 		}

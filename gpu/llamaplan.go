@@ -296,6 +296,15 @@ type llamaTestModel struct {
 	median float64 // bound on the median |GPU - CPU| (0: bound)
 }
 
+// file builds the model's GGUF file in memory.
+func (tm llamaTestModel) file() (*gguf.File, error) {
+	raw, err := RandomLlamaGGUF(tm.cfg, tm.typ, tm.seed)
+	if err != nil {
+		return nil, err
+	}
+	return gguf.Parse(raw)
+}
+
 // check applies the model's bounds to the per-token |GPU - CPU| log-prob
 // differences d and returns the max and the median.
 func (tm llamaTestModel) check(d []float64) (maxd, median float64, err error) {

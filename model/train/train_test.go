@@ -59,18 +59,7 @@ func TestLossMatchesEngine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, err := tr.GGUF()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := gguf.Parse(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := model.ModelFromGGUF(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, m := exported(t, tr)
 		want := scoreLoss(t, m, held, c.Batch)
 		t.Logf("round %d: trainer %.7f engine %.7f", round, loss, want)
 		if math.Abs(loss-want) > 1e-4 {
@@ -169,18 +158,7 @@ func TestGGUFExport(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw, err := tr.GGUF()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loaded, err := model.ModelFromGGUF(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, loaded := exported(t, tr)
 	m, err := tr.Model()
 	if err != nil {
 		t.Fatal(err)
@@ -264,4 +242,23 @@ func TestDeterministicAcrossThreads(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatal("1 and 2 threads trained different weights")
 	}
+}
+
+// exported returns the trainer's GGUF export parsed and loaded; it loads the trainer's current weights through the GGUF export, as
+// the inference engine would.
+func exported(t *testing.T, tr *Trainer) (*gguf.File, *model.Model) {
+	t.Helper()
+	raw, err := tr.GGUF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.ModelFromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, m
 }
