@@ -1,10 +1,14 @@
 package miner
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
-	"slices"
+	"strings"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"taobox/chain/types"
 	"taobox/task"
@@ -23,29 +27,152 @@ type metrics struct {
 	serviceEWMA       atomic.Int64 // ns, mean time to answer one request
 }
 
-// Metrics returns every metric by its Prometheus name (with labels):
-// taobox_miner_rejects_total{code="..."} for each rejection code, tasks
-// served, tokens streamed, an info metric naming the hotkey, netuid and the
-// model's SHA-256 it advertises, abandoned tasks, streams and connections
-// accepted, connections refused, queue depth, open connections, and the
-// mean answer time in seconds.
-func (m *Miner) Metrics() map[string]float64 {
-	out := map[string]float64{}
-	for c := task.Code(1); int(c) < task.NumCodes; c++ {
-		out[fmt.Sprintf("taobox_miner_rejects_total{code=%q}", c.String())] = float64(m.m.rejects[c].Load())
+// The miner's metric descriptions; docs/metrics.md lists them.
+var (
+	descRejects = prometheus.NewDesc("taobox_miner_rejects_total",
+		"Task requests refused (or answers abandoned), by task reject code.", []string{"code"}, nil)
+	descInfo = prometheus.NewDesc("taobox_miner_info",
+		"The miner's hotkey, subnet and the SHA-256 of the model it serves; always 1.", []string{"hotkey", "netuid", "model_sha256"}, nil)
+	descServed = prometheus.NewDesc("taobox_miner_tasks_served_total",
+		"Tasks answered to the end (signed final frame).", nil, nil)
+	descTokens = prometheus.NewDesc("taobox_miner_tokens_total",
+		"Tokens generated and streamed in answers served.", nil, nil)
+	descAbandoned = prometheus.NewDesc("taobox_miner_tasks_abandoned_total",
+		"Admitted tasks whose client left before the model started.", nil, nil)
+	descStreams = prometheus.NewDesc("taobox_miner_streams_total",
+		"QUIC streams (task requests) accepted.", nil, nil)
+	descConns = prometheus.NewDesc("taobox_miner_connections_total",
+		"QUIC connections accepted.", nil, nil)
+	descConnsRefused = prometheus.NewDesc("taobox_miner_connections_refused_total",
+		"QUIC connections closed at once because MaxConns were open.", nil, nil)
+	descHandshakesRefused = prometheus.NewDesc("taobox_miner_handshakes_refused_total",
+		"QUIC handshakes refused over the handshake rate, before any cryptography.", nil, nil)
+	descConnsOpen = prometheus.NewDesc("taobox_miner_connections_open",
+		"QUIC connections open now.", nil, nil)
+	descQueue = prometheus.NewDesc("taobox_miner_queue_depth",
+		"Admitted tasks waiting for the model.", nil, nil)
+	descInFlight = prometheus.NewDesc("taobox_miner_in_flight",
+		"Admitted tasks not waiting in the queue: the one the model is answering, and any between admission and the queue.", nil, nil)
+	descReplay = prometheus.NewDesc("taobox_miner_replay_cache_entries",
+		"Nonces remembered against replays.", nil, nil)
+	descAnswer = prometheus.NewDesc("taobox_miner_answer_seconds_mean",
+		"Moving average (weight 1/8) of the time from leaving the queue to the final frame.", nil, nil)
+	descTokRate = prometheus.NewDesc("taobox_miner_tokens_per_second",
+		"Generation speed estimate: mean tokens per served answer over taobox_miner_answer_seconds_mean; 0 before the first answer.", nil, nil)
+)
+
+// Collector returns the miner's metrics as a Prometheus collector that
+// reads the miner's counters at each scrape. Register it once on the
+// process registry (in the one-process devnet, through
+// prometheus.WrapRegistererWith with a label that tells miners apart).
+func (m *Miner) Collector() prometheus.Collector { return (*minerCollector)(m) }
+
+type minerCollector Miner
+
+func (c *minerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRejects, descInfo, descServed, descTokens, descAbandoned, descStreams,
+		descConns, descConnsRefused, descHandshakesRefused, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate} {
+		ch <- d
 	}
-	out[fmt.Sprintf("taobox_miner_info{hotkey=%q,netuid=\"%d\",model_sha256=\"%x\"}", types.SS58Encode(m.id), m.cfg.Netuid, m.cfg.ModelHash)] = 1
-	out["taobox_miner_tasks_served_total"] = float64(m.m.served.Load())
-	out["taobox_miner_tokens_total"] = float64(m.m.tokens.Load())
-	out["taobox_miner_tasks_abandoned_total"] = float64(m.m.abandoned.Load())
-	out["taobox_miner_streams_total"] = float64(m.m.streams.Load())
-	out["taobox_miner_connections_total"] = float64(m.m.conns.Load())
-	out["taobox_miner_connections_refused_total"] = float64(m.m.connsRefused.Load())
-	out["taobox_miner_handshakes_refused_total"] = float64(m.m.handshakesRefused.Load())
-	out["taobox_miner_connections_open"] = float64(m.nconns.Load())
-	out["taobox_miner_queue_depth"] = float64(m.q.len())
-	out["taobox_miner_replay_cache_entries"] = float64(m.replay.len())
-	out["taobox_miner_answer_seconds_mean"] = float64(m.m.serviceEWMA.Load()) / 1e9
+}
+
+func (c *minerCollector) Collect(ch chan<- prometheus.Metric) {
+	m := (*Miner)(c)
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for code := task.Code(1); int(code) < task.NumCodes; code++ {
+		counter(descRejects, m.m.rejects[code].Load(), code.String())
+	}
+	gauge(descInfo, 1, types.SS58Encode(m.id), fmt.Sprint(m.cfg.Netuid), fmt.Sprintf("%x", m.cfg.ModelHash))
+	served, tokens := m.m.served.Load(), m.m.tokens.Load()
+	counter(descServed, served)
+	counter(descTokens, tokens)
+	counter(descAbandoned, m.m.abandoned.Load())
+	counter(descStreams, m.m.streams.Load())
+	counter(descConns, m.m.conns.Load())
+	counter(descConnsRefused, m.m.connsRefused.Load())
+	counter(descHandshakesRefused, m.m.handshakesRefused.Load())
+	gauge(descConnsOpen, float64(m.nconns.Load()))
+	queued := m.q.len()
+	gauge(descQueue, float64(queued))
+	gauge(descInFlight, float64(max(0, m.admitted()-queued)))
+	gauge(descReplay, float64(m.replay.len()))
+	svc := float64(m.m.serviceEWMA.Load()) / 1e9
+	gauge(descAnswer, svc)
+	rate := 0.0
+	if served > 0 && svc > 0 {
+		rate = float64(tokens) / float64(served) / svc
+	}
+	gauge(descTokRate, rate)
+}
+
+// admitted is the number of admitted requests not yet released: queued or
+// being answered.
+func (m *Miner) admitted() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, hk := range m.hk {
+		n += hk.inflight
+	}
+	return n
+}
+
+// Healthy is the miner's /healthz check: "serving" once Serve accepts
+// connections, an error before.
+func (m *Miner) Healthy() (string, error) {
+	select {
+	case <-m.ready:
+		return "serving", nil
+	default:
+		return "starting", errors.New("not serving yet")
+	}
+}
+
+// registry is a registry of the miner's collector alone (Metrics and
+// ServeHTTP use it).
+func (m *Miner) registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Collector())
+	return reg
+}
+
+// Metrics returns every metric of Collector by its Prometheus series name,
+// labels in name order: taobox_miner_rejects_total{code="..."} for each
+// rejection code, taobox_miner_info{hotkey=...,model_sha256=...,netuid=...}
+// and the rest (docs/metrics.md). It is for tests and tools; daemons
+// register Collector instead.
+func (m *Miner) Metrics() map[string]float64 {
+	mfs, err := m.registry().Gather()
+	if err != nil {
+		panic(fmt.Sprintf("miner: gathering the miner's own metrics: %v", err)) // a bug in Collect
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			name := mf.GetName()
+			if lp := mt.GetLabel(); len(lp) > 0 {
+				var b strings.Builder
+				for i, l := range lp {
+					if i > 0 {
+						b.WriteByte(',')
+					}
+					fmt.Fprintf(&b, "%s=%q", l.GetName(), l.GetValue())
+				}
+				name += "{" + b.String() + "}"
+			}
+			switch {
+			case mt.Counter != nil:
+				out[name] = mt.Counter.GetValue()
+			case mt.Gauge != nil:
+				out[name] = mt.Gauge.GetValue()
+			}
+		}
+	}
 	return out
 }
 
@@ -57,16 +184,8 @@ func (m *Miner) Rejects(c task.Code) int64 {
 	return m.m.rejects[c].Load()
 }
 
-// ServeHTTP writes Metrics in the Prometheus text format.
-func (m *Miner) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	mt := m.Metrics()
-	keys := make([]string, 0, len(mt))
-	for k := range mt {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	for _, k := range keys {
-		fmt.Fprintf(w, "%s %g\n", k, mt[k])
-	}
+// ServeHTTP writes the miner's metrics (Collector alone, without the Go
+// and process metrics) in the Prometheus exposition format.
+func (m *Miner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	promhttp.HandlerFor(m.registry(), promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }

@@ -47,11 +47,12 @@ type Client struct {
 	netuid uint16
 	opt    ClientOptions
 
-	mu     sync.Mutex
-	tr     *quic.Transport
-	ownTr  bool
-	conns  map[connKey]*connEntry
-	closed bool
+	mu      sync.Mutex
+	tr      *quic.Transport
+	ownTr   bool
+	ownConn net.PacketConn // the socket the client opened itself, if any
+	conns   map[connKey]*connEntry
+	closed  bool
 }
 
 type connKey struct {
@@ -98,6 +99,7 @@ func (c *Client) transport() (*quic.Transport, error) {
 		if pc, err = net.ListenUDP("udp", &net.UDPAddr{}); err != nil {
 			return nil, fmt.Errorf("task: client socket: %w", err)
 		}
+		c.ownConn = pc // quic.Transport.Close leaves its socket open
 	}
 	c.tr, c.ownTr = &quic.Transport{Conn: pc}, true
 	return c.tr, nil
@@ -276,7 +278,8 @@ func (c *Client) Close() error {
 	c.closed = true
 	conns := c.conns
 	c.conns = map[connKey]*connEntry{}
-	tr, own := c.tr, c.ownTr
+	tr, own, conn := c.tr, c.ownTr, c.ownConn
+	c.ownTr, c.ownConn = false, nil // a second Close closes nothing again
 	c.mu.Unlock()
 	for _, e := range conns {
 		<-e.ready
@@ -284,8 +287,12 @@ func (c *Client) Close() error {
 			e.conn.CloseWithError(0, "client closed")
 		}
 	}
+	var err error
 	if own && tr != nil {
-		return tr.Close()
+		err = tr.Close()
 	}
-	return nil
+	if conn != nil {
+		err = errors.Join(err, conn.Close())
+	}
+	return err
 }

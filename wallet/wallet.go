@@ -2,27 +2,44 @@
 // bittensor wallet uses, under a root directory:
 //
 //	<root>/wallets/<name>/coldkey
+//	<root>/wallets/<name>/coldkeypub.txt  (the coldkey's address only)
 //	<root>/wallets/<name>/hotkeys/<hotkey>
 //	<root>/wallets/<name>/commits/<netuid>-<hotkey address>.json   (weights commits awaiting reveal)
 //
 // The root is $TAOBOX_HOME, or ~/.taobox when that is unset (DefaultRoot);
 // the CLI's --wallets flag overrides it.
 //
-// A key file is one JSON object, {"address": "5…", "seed": "<64 hex digits>"}:
-// the ed25519 seed and the SS58 address (prefix 42) of its public key, which
-// Load checks against the seed so a damaged or edited file is caught. Files
-// are written atomically (a temporary file, fsync, then a hard link or
-// rename into place, and an fsync of the directory), with mode 0600 in
+// A key file holds one ed25519 seed in one of two formats:
+//
+//   - encrypted (the default for coldkeys and hotkeys; see keyfile.go):
+//     Argon2id with a per-file random salt derives the key of an
+//     XChaCha20-Poly1305 box with a random nonce; the header (magic,
+//     version, KDF parameters, salt, nonce, address) is the box's
+//     additional data, and a trailing SHA-256 tells damage (ErrCorrupt)
+//     from a wrong password (ErrWrongPassword);
+//   - plain JSON {"address": "5…", "seed": "<64 hex digits>"}, which earlier
+//     releases wrote and devnets still write for their throwaway keys.
+//     Anyone who can read such a file can sign with it; 'taobox wallet
+//     encrypt' converts it in place.
+//
+// Either format carries the key's SS58 address (prefix 42), so addresses
+// are known without a password and a damaged or edited file is caught.
+// Files are written atomically (a temporary file, fsync, then a hard link
+// or rename into place, and an fsync of the directory), with mode 0600 in
 // directories of mode 0700. A key is never overwritten, and a key file that
-// the group or others may read is refused until the user runs chmod 600.
+// the group or others may access is refused until the user runs chmod 600.
 //
-// Keys are stored in plain text for now: encryption at rest (a password,
-// Argon2 and a secretbox, like btwallet's coldkey) comes in a later issue.
-// Until then, anyone who can read the file can spend from the coldkey.
+// Seeds come from BIP-39 mnemonics (mnemonic.go) the way Substrate's
+// ed25519 from_phrase derives them, so a phrase restores the same account
+// in taobox and in Substrate tools. Passwords come from an Unlocker
+// (unlock.go): a file descriptor, a file, systemd's credentials directory,
+// or a terminal prompt, never an environment variable.
 //
-// A coldkey owns funds and stake and signs transfers, staking, registration
-// and governance; a hotkey identifies a neuron and signs weights and serve
-// calls, so a miner or validator box needs only its hotkey.
+// Signing policy: a coldkey owns funds and stake and signs transfers,
+// staking, registration and governance; a hotkey identifies a neuron and
+// signs weights, serve calls and tasks, so a miner or validator box needs
+// only its hotkey (and, to show balances, coldkeypub.txt). Load reads
+// addresses only; a key is decrypted when Coldkey or Hotkey is called.
 package wallet
 
 import (
@@ -39,6 +56,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 
 	"taobox/chain/types"
 )
@@ -54,15 +72,18 @@ var (
 	ErrBadName = errors.New("wallet: bad name")
 	// ErrPermissions: a key file that the group or others may access.
 	ErrPermissions = errors.New("wallet: key file permissions too open")
-	// ErrCorrupt: a key file that is not valid JSON, has a bad seed, or
-	// whose address does not match its seed.
+	// ErrCorrupt: a key file that is damaged or edited: a plain file that
+	// is not valid JSON, has a bad seed or an address that is not its
+	// seed's; an encrypted file of the wrong length, version, KDF bounds or
+	// checksum.
 	ErrCorrupt = errors.New("wallet: corrupt key file")
 )
 
 // EnvHome names the environment variable that sets the default root.
 const EnvHome = "TAOBOX_HOME"
 
-// maxKeyFileSize bounds what Load reads: a key file is about 130 bytes.
+// maxKeyFileSize bounds what a key file read takes in: a plain key file is
+// about 130 bytes, an encrypted one 171.
 const maxKeyFileSize = 4096
 
 // DefaultRoot returns $TAOBOX_HOME if set, else ~/.taobox.
@@ -98,32 +119,108 @@ func CheckName(name string) error {
 	return nil
 }
 
-// Wallet is a loaded wallet: its coldkey, and its hotkeys read on demand.
+// Wallet is an opened wallet: its coldkey's address, and its keys read on
+// demand. Load reads no secret; Coldkey and Hotkey decrypt with Unlock.
 type Wallet struct {
-	Name    string
-	Root    string
-	coldkey ed25519.PrivateKey
+	Name string
+	Root string
+	// Unlock gives the password of encrypted keys; nil means only plain
+	// key files can be used (an encrypted one then fails with
+	// ErrNoPassword).
+	Unlock *Unlocker
+
+	coldAddr types.AccountID
+	hasCold  bool               // the coldkey file is here (not only coldkeypub.txt)
+	coldkey  ed25519.PrivateKey // cached once unlocked
 }
 
 // Dir returns the wallet's directory.
 func (w *Wallet) Dir() string { return Dir(w.Root, w.Name) }
 
-// Coldkey returns the coldkey's private key. The caller must not modify it.
-func (w *Wallet) Coldkey() ed25519.PrivateKey { return w.coldkey }
+// ColdkeyPath returns the path of the wallet's coldkey file.
+func (w *Wallet) ColdkeyPath() string { return filepath.Join(w.Dir(), "coldkey") }
+
+// HotkeyPath returns the path of hotkey name's file.
+func (w *Wallet) HotkeyPath(name string) string { return filepath.Join(w.Dir(), "hotkeys", name) }
+
+// HasColdkey reports whether the coldkey itself is on this machine, not only
+// its address (coldkeypub.txt), as on an appliance that holds hotkeys only.
+func (w *Wallet) HasColdkey() bool { return w.hasCold }
 
 // ColdkeyAddress returns the coldkey's account.
-func (w *Wallet) ColdkeyAddress() types.AccountID { return types.AccountIDFromPrivateKey(w.coldkey) }
+func (w *Wallet) ColdkeyAddress() types.AccountID { return w.coldAddr }
 
-// Hotkey loads hotkey name of the wallet; the error wraps ErrNotFound when
-// there is none, and ErrPermissions or ErrCorrupt as LoadKeyFile says.
-func (w *Wallet) Hotkey(name string) (ed25519.PrivateKey, error) {
-	if err := CheckName(name); err != nil {
+// Coldkey returns the coldkey's private key, decrypting it (with
+// w.Unlock) the first time. The caller must not modify it. Without the
+// coldkey file the error wraps ErrNotFound and says how to sign elsewhere.
+func (w *Wallet) Coldkey() (ed25519.PrivateKey, error) {
+	if w.coldkey != nil {
+		return w.coldkey, nil
+	}
+	if !w.hasCold {
+		return nil, fmt.Errorf("%w: wallet %q holds only the coldkey's address on this machine, so it cannot sign this; "+
+			"sign on the machine that holds the coldkey (taobox tx ... --offline --out FILE) and submit it here (taobox tx submit FILE)",
+			ErrNotFound, w.Name)
+	}
+	k, err := LoadKeyFile(w.ColdkeyPath(), w.Unlock.named("the coldkey of wallet "+strconv.Quote(w.Name)))
+	if err != nil {
 		return nil, err
 	}
-	p := filepath.Join(w.Dir(), "hotkeys", name)
-	k, err := LoadKeyFile(p)
+	if types.AccountIDFromPrivateKey(k) != w.coldAddr {
+		return nil, fmt.Errorf("%w: %s changed while in use", ErrCorrupt, w.ColdkeyPath())
+	}
+	w.coldkey = k
+	return k, nil
+}
+
+// ColdkeyInfo says whether the coldkey file is encrypted.
+func (w *Wallet) ColdkeyInfo() (KeyInfo, error) { return ReadKeyInfo(w.ColdkeyPath()) }
+
+// Hotkey loads and, if encrypted, decrypts hotkey name of the wallet with
+// w.Unlock; the error wraps ErrNotFound when there is none, and
+// ErrPermissions, ErrCorrupt, ErrWrongPassword or ErrNoPassword as
+// LoadKeyFile says.
+func (w *Wallet) Hotkey(name string) (ed25519.PrivateKey, error) {
+	return LoadHotkey(w.Root, w.Name, name, w.Unlock)
+}
+
+// HotkeyAddress returns hotkey name's account without decrypting it.
+func (w *Wallet) HotkeyAddress(name string) (types.AccountID, error) {
+	info, err := w.HotkeyInfo(name)
+	return info.Address, err
+}
+
+// HotkeyInfo reads hotkey name's address and format without a password.
+func (w *Wallet) HotkeyInfo(name string) (KeyInfo, error) {
+	if err := CheckName(name); err != nil {
+		return KeyInfo{}, err
+	}
+	info, err := ReadKeyInfo(w.HotkeyPath(name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: wallet %q has no hotkey %q (create it: taobox wallet new-hotkey %s %s)", ErrNotFound, w.Name, name, w.Name, name)
+		return KeyInfo{}, noHotkey(w.Name, name)
+	}
+	return info, err
+}
+
+func noHotkey(wallet, name string) error {
+	return fmt.Errorf("%w: wallet %q has no hotkey %q (create it: taobox wallet new-hotkey %s %s)", ErrNotFound, wallet, name, wallet, name)
+}
+
+// LoadHotkey reads hotkey of wallet under root and decrypts it with u (nil:
+// plain files only). It needs neither the coldkey nor coldkeypub.txt, so it
+// is what a miner or validator appliance calls. Errors wrap ErrNotFound,
+// ErrBadName, ErrPermissions, ErrCorrupt, ErrWrongPassword or ErrNoPassword.
+func LoadHotkey(root, wallet, hotkey string, u *Unlocker) (ed25519.PrivateKey, error) {
+	if err := CheckName(wallet); err != nil {
+		return nil, err
+	}
+	if err := CheckName(hotkey); err != nil {
+		return nil, err
+	}
+	k, err := LoadKeyFile(filepath.Join(Dir(root, wallet), "hotkeys", hotkey),
+		u.named("hotkey "+strconv.Quote(hotkey)+" of wallet "+strconv.Quote(wallet)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, noHotkey(wallet, hotkey)
 	}
 	return k, err
 }
@@ -146,8 +243,9 @@ func (w *Wallet) HotkeyNames() ([]string, error) {
 	return names, nil
 }
 
-// Create makes wallet name under root with a new random coldkey. It fails
-// with ErrExists if the wallet already has a coldkey.
+// Create makes wallet name under root with a new random coldkey in a PLAIN
+// key file; it fails with ErrExists if the wallet already has a coldkey.
+// It is for devnets and tests: users get encrypted keys from SaveColdkey.
 func Create(root, name string) (*Wallet, error) {
 	seed := make([]byte, ed25519.SeedSize)
 	if _, err := rand.Read(seed); err != nil {
@@ -156,31 +254,17 @@ func Create(root, name string) (*Wallet, error) {
 	return Import(root, name, seed)
 }
 
-// Import makes wallet name under root with the coldkey of seed (32 bytes),
-// as Create does. Devnets use it for their deterministic accounts.
+// Import makes wallet name under root with the coldkey of seed (32 bytes)
+// in a PLAIN key file, as Create does. Devnets use it for their
+// deterministic, throwaway accounts.
 func Import(root, name string, seed []byte) (*Wallet, error) {
-	if err := CheckName(name); err != nil {
-		return nil, err
-	}
-	if len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("wallet: seed of %d bytes, want %d", len(seed), ed25519.SeedSize)
-	}
-	dir := Dir(root, name)
-	if err := mkdirPrivate(dir); err != nil {
-		return nil, err
-	}
-	if err := writeKeyFile(filepath.Join(dir, "coldkey"), seed); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("%w: wallet %q (%s) has a coldkey already; it is never overwritten", ErrExists, name, dir)
-		}
-		return nil, err
-	}
-	return &Wallet{Name: name, Root: root, coldkey: ed25519.NewKeyFromSeed(seed)}, nil
+	return SaveColdkey(root, name, seed, nil)
 }
 
-// CreateHotkey adds a new random hotkey to an existing wallet and returns
-// its account. It fails with ErrNotFound if the wallet does not exist and
-// with ErrExists if the hotkey does.
+// CreateHotkey adds a new random hotkey, in a PLAIN key file, to an
+// existing wallet and returns its account. It fails with ErrNotFound if the
+// wallet does not exist and with ErrExists if the hotkey does. It is for
+// devnets and tests: users get encrypted keys from SaveHotkey.
 func CreateHotkey(root, wallet, hotkey string) (types.AccountID, error) {
 	seed := make([]byte, ed25519.SeedSize)
 	if _, err := rand.Read(seed); err != nil {
@@ -189,53 +273,214 @@ func CreateHotkey(root, wallet, hotkey string) (types.AccountID, error) {
 	return ImportHotkey(root, wallet, hotkey, seed)
 }
 
-// ImportHotkey adds the hotkey of seed to an existing wallet, as
-// CreateHotkey does.
+// ImportHotkey adds the hotkey of seed, in a PLAIN key file, to an
+// existing wallet, as CreateHotkey does.
 func ImportHotkey(root, wallet, hotkey string, seed []byte) (types.AccountID, error) {
+	return SaveHotkey(root, wallet, hotkey, seed, nil)
+}
+
+// SaveColdkey makes wallet name under root with the coldkey of seed (32
+// bytes), encrypted under seal (nil: a plain file, for devnets only), and
+// writes coldkeypub.txt beside it. It fails with ErrExists if the wallet
+// already has a coldkey (it is never overwritten), and with ErrCorrupt if a
+// coldkeypub.txt there names another account.
+func SaveColdkey(root, name string, seed []byte, seal *Seal) (*Wallet, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	data, addr, err := encodeKey(seed, seal)
+	if err != nil {
+		return nil, err
+	}
+	dir := Dir(root, name)
+	if err := mkdirPrivate(dir); err != nil {
+		return nil, err
+	}
+	if exists(filepath.Join(dir, "coldkey")) {
+		return nil, fmt.Errorf("%w: wallet %q (%s) has a coldkey already; it is never overwritten", ErrExists, name, dir)
+	}
+	pubPath := filepath.Join(dir, "coldkeypub.txt")
+	if pub, err := readColdkeyPub(pubPath); err == nil && pub != addr {
+		return nil, fmt.Errorf("%w: %s names %s but this coldkey is %s; move that file away if this key is the one you want",
+			ErrCorrupt, pubPath, pub, addr)
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, "coldkey"), data, false); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("%w: wallet %q (%s) has a coldkey already; it is never overwritten", ErrExists, name, dir)
+		}
+		return nil, err
+	}
+	if err := SaveColdkeyPub(root, name, addr); err != nil {
+		return nil, err
+	}
+	return &Wallet{Name: name, Root: root, coldAddr: addr, hasCold: true, coldkey: ed25519.NewKeyFromSeed(seed)}, nil
+}
+
+// SaveColdkeyPub writes (or rewrites) coldkeypub.txt of wallet name: the
+// coldkey's address only, so a machine without the coldkey knows the
+// account its hotkeys belong to.
+func SaveColdkeyPub(root, name string, addr types.AccountID) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	dir := Dir(root, name)
+	if err := mkdirPrivate(dir); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(struct {
+		Address string `json:"address"`
+	}{addr.String()})
+	return WriteFileAtomic(filepath.Join(dir, "coldkeypub.txt"), append(data, '\n'), true)
+}
+
+// SaveHotkey adds the hotkey of seed to an existing wallet (one with a
+// coldkey or a coldkeypub.txt), encrypted under seal (nil: a plain file),
+// and returns its account. It fails with ErrNotFound if the wallet does not
+// exist and with ErrExists if the hotkey does.
+func SaveHotkey(root, wallet, hotkey string, seed []byte, seal *Seal) (types.AccountID, error) {
 	if err := CheckName(wallet); err != nil {
 		return types.AccountID{}, err
 	}
 	if err := CheckName(hotkey); err != nil {
 		return types.AccountID{}, err
 	}
-	if len(seed) != ed25519.SeedSize {
-		return types.AccountID{}, fmt.Errorf("wallet: seed of %d bytes, want %d", len(seed), ed25519.SeedSize)
-	}
 	dir := Dir(root, wallet)
-	if _, err := os.Stat(filepath.Join(dir, "coldkey")); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return types.AccountID{}, notFound(root, wallet)
-		}
-		return types.AccountID{}, fmt.Errorf("wallet: %w", err)
+	if !exists(filepath.Join(dir, "coldkey")) && !exists(filepath.Join(dir, "coldkeypub.txt")) {
+		return types.AccountID{}, notFound(root, wallet)
+	}
+	data, addr, err := encodeKey(seed, seal)
+	if err != nil {
+		return types.AccountID{}, err
 	}
 	hdir := filepath.Join(dir, "hotkeys")
 	if err := mkdirPrivate(hdir); err != nil {
 		return types.AccountID{}, err
 	}
-	if err := writeKeyFile(filepath.Join(hdir, hotkey), seed); err != nil {
+	if err := WriteFileAtomic(filepath.Join(hdir, hotkey), data, false); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return types.AccountID{}, fmt.Errorf("%w: wallet %q has a hotkey %q already; it is never overwritten", ErrExists, wallet, hotkey)
 		}
 		return types.AccountID{}, err
 	}
-	return types.AccountIDFromPrivateKey(ed25519.NewKeyFromSeed(seed)), nil
+	return addr, nil
 }
 
-// Load reads wallet name's coldkey. The error wraps ErrNotFound when the
-// wallet does not exist, and ErrPermissions or ErrCorrupt as LoadKeyFile
-// says.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// encodeKey returns the key file of seed: sealed, or plain JSON with seal
+// nil.
+func encodeKey(seed []byte, seal *Seal) ([]byte, types.AccountID, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, types.AccountID{}, fmt.Errorf("wallet: seed of %d bytes, want %d", len(seed), ed25519.SeedSize)
+	}
+	addr := types.AccountIDFromPrivateKey(ed25519.NewKeyFromSeed(seed))
+	if seal != nil {
+		data, err := SealSeed(seed, *seal)
+		return data, addr, err
+	}
+	data, err := json.Marshal(keyFile{Address: addr.String(), Seed: hex.EncodeToString(seed)})
+	if err != nil {
+		return nil, types.AccountID{}, fmt.Errorf("wallet: %w", err)
+	}
+	return append(data, '\n'), addr, nil
+}
+
+// EncryptKeyFile converts the plain key file at path to an encrypted one
+// under seal, in place and atomically (a crash leaves the plain or the
+// encrypted file, never neither). It reports false, changing nothing, when
+// the file is encrypted already. The plain seed may survive on disk blocks
+// the file system does not reuse at once; a key that was ever plain should
+// be moved to a new one if the disk may fall into other hands.
+func EncryptKeyFile(path string, seal Seal) (bool, error) {
+	data, err := readKeyBytes(path)
+	if err != nil {
+		return false, err
+	}
+	if isSealed(data) {
+		if _, err := parseSealedHeader(data); err != nil {
+			return false, fmt.Errorf("%s: %w", path, err)
+		}
+		return false, nil
+	}
+	priv, err := parsePlain(data)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	sealed, err := SealSeed(priv.Seed(), seal)
+	if err != nil {
+		return false, err
+	}
+	return true, WriteFileAtomic(path, sealed, true)
+}
+
+// Load opens wallet name under root: it reads the coldkey's address from
+// the coldkey file or, on a machine without the coldkey, coldkeypub.txt. It
+// reads no secret and needs no password (keys are decrypted when Coldkey or
+// Hotkey is called, with Unlock, which the caller may set). The error wraps
+// ErrNotFound when the wallet does not exist, and ErrPermissions or
+// ErrCorrupt as ReadKeyInfo says.
 func Load(root, name string) (*Wallet, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	k, err := LoadKeyFile(filepath.Join(Dir(root, name), "coldkey"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, notFound(root, name)
-	}
-	if err != nil {
+	w := &Wallet{Name: name, Root: root}
+	info, err := ReadKeyInfo(w.ColdkeyPath())
+	switch {
+	case err == nil:
+		w.coldAddr, w.hasCold = info.Address, true
+	case errors.Is(err, fs.ErrNotExist):
+		pub, perr := readColdkeyPub(filepath.Join(w.Dir(), "coldkeypub.txt"))
+		if errors.Is(perr, fs.ErrNotExist) {
+			return nil, notFound(root, name)
+		}
+		if perr != nil {
+			return nil, perr
+		}
+		w.coldAddr = pub
+	default:
 		return nil, err
 	}
-	return &Wallet{Name: name, Root: root, coldkey: k}, nil
+	return w, nil
+}
+
+// readColdkeyPub reads a coldkeypub.txt: {"address": "5…"}.
+func readColdkeyPub(path string) (types.AccountID, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return types.AccountID{}, fmt.Errorf("wallet: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return types.AccountID{}, fmt.Errorf("wallet: reading %s: %w", path, err)
+	}
+	id, err := parseColdkeyPub(data)
+	if err != nil {
+		return types.AccountID{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return id, nil
+}
+
+// parseColdkeyPub decodes coldkeypub.txt, at most maxKeyFileSize bytes.
+// Errors wrap ErrCorrupt.
+func parseColdkeyPub(data []byte) (types.AccountID, error) {
+	if len(data) > maxKeyFileSize {
+		return types.AccountID{}, fmt.Errorf("%w: coldkeypub.txt over %d bytes", ErrCorrupt, maxKeyFileSize)
+	}
+	var v struct {
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return types.AccountID{}, fmt.Errorf("%w: not {\"address\": \"5…\"}: %v", ErrCorrupt, err)
+	}
+	id, err := types.ParseAddress(v.Address)
+	if err != nil {
+		return types.AccountID{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return id, nil
 }
 
 func notFound(root, name string) error {
@@ -243,8 +488,8 @@ func notFound(root, name string) error {
 		ErrNotFound, name, filepath.Join(root, "wallets"), name)
 }
 
-// List returns the names of the wallets under root that have a coldkey
-// file, sorted. A missing root is an empty list.
+// List returns the names of the wallets under root that have a coldkey or
+// a coldkeypub.txt, sorted. A missing root is an empty list.
 func List(root string) ([]string, error) {
 	ents, err := os.ReadDir(filepath.Join(root, "wallets"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -258,7 +503,8 @@ func List(root string) ([]string, error) {
 		if !e.IsDir() || CheckName(e.Name()) != nil {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(root, "wallets", e.Name(), "coldkey")); err == nil {
+		d := filepath.Join(root, "wallets", e.Name())
+		if exists(filepath.Join(d, "coldkey")) || exists(filepath.Join(d, "coldkeypub.txt")) {
 			names = append(names, e.Name())
 		}
 	}
@@ -266,19 +512,17 @@ func List(root string) ([]string, error) {
 	return names, nil
 }
 
-// keyFile is the JSON form of a key file.
+// keyFile is the JSON form of a plain key file.
 type keyFile struct {
 	Address string `json:"address"`
 	Seed    string `json:"seed"`
 }
 
-// LoadKeyFile reads one key file and returns its private key. It refuses,
-// with an error that says what to do, a file that the group or others may
-// access (ErrPermissions; not checked on Windows), a file that is not the
-// JSON object {"address", "seed"} or whose seed is not 64 hex digits, and a
-// file whose address is not the seed's (ErrCorrupt). A missing file gives
-// an error wrapping fs.ErrNotExist.
-func LoadKeyFile(path string) (ed25519.PrivateKey, error) {
+// readKeyBytes reads a key file, refusing (ErrPermissions; not checked on
+// Windows) one that the group or others may access, and (ErrCorrupt) one
+// that is not a regular file or is larger than any key file. A missing file
+// gives an error wrapping fs.ErrNotExist.
+func readKeyBytes(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("wallet: %w", err)
@@ -296,46 +540,82 @@ func LoadKeyFile(path string) (ed25519.PrivateKey, error) {
 			ErrPermissions, path, perm, path)
 	}
 	if st.Size() > maxKeyFileSize {
-		return nil, fmt.Errorf("%w: %s is %d bytes, a key file is about 130", ErrCorrupt, path, st.Size())
+		return nil, fmt.Errorf("%w: %s is %d bytes, a key file is at most %d", ErrCorrupt, path, st.Size(), sealedSize)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize))
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("wallet: reading %s: %w", path, err)
 	}
-	return parseKeyFile(path, data)
+	if len(data) > maxKeyFileSize {
+		return nil, fmt.Errorf("%w: %s grew past %d bytes while being read", ErrCorrupt, path, maxKeyFileSize)
+	}
+	return data, nil
 }
 
-func parseKeyFile(path string, data []byte) (ed25519.PrivateKey, error) {
+// ReadKeyInfo reads one key file's address and format without a password,
+// checking what can be checked without one (a plain file's seed against
+// its address; an encrypted file's checksum and header). Errors are those
+// of LoadKeyFile, less the password ones.
+func ReadKeyInfo(path string) (KeyInfo, error) {
+	data, err := readKeyBytes(path)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	info, err := DecodeKeyInfo(data)
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return info, nil
+}
+
+// LoadKeyFile reads one key file and returns its private key, decrypting
+// an encrypted file with a password from u (nil: plain files only). It
+// refuses, with an error that says what to do, a file that the group or
+// others may access (ErrPermissions; not checked on Windows), a damaged
+// file (ErrCorrupt: bad JSON or seed, an address that is not the seed's,
+// a bad length, header or checksum), a password that does not open the
+// file (ErrWrongPassword, naming where the password came from), and an
+// encrypted file with no password source (ErrNoPassword). A missing file
+// gives an error wrapping fs.ErrNotExist.
+func LoadKeyFile(path string, u *Unlocker) (ed25519.PrivateKey, error) {
+	data, err := readKeyBytes(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := DecodeKey(data, func() ([]byte, error) { return u.Password() })
+	switch {
+	case err == nil:
+		return k, nil
+	case errors.Is(err, ErrWrongPassword):
+		return nil, fmt.Errorf("%w for %s (%s; the password came from %s)", ErrWrongPassword, u.what(), path, u.Source())
+	case errors.Is(err, ErrNoPassword):
+		return nil, err
+	default:
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+}
+
+// parsePlain decodes a plain JSON key file. Errors wrap ErrCorrupt.
+func parsePlain(data []byte) (ed25519.PrivateKey, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var kf keyFile
 	if err := dec.Decode(&kf); err != nil {
-		return nil, fmt.Errorf("%w: %s is not a key file ({\"address\", \"seed\"}): %v", ErrCorrupt, path, err)
+		return nil, fmt.Errorf("%w: not a key file ({\"address\", \"seed\"} or an encrypted key): %v", ErrCorrupt, err)
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("%w: %s has data after the key object", ErrCorrupt, path)
+		return nil, fmt.Errorf("%w: data after the key object", ErrCorrupt)
 	}
 	seed, err := hex.DecodeString(kf.Seed)
 	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("%w: %s: seed must be %d hex digits", ErrCorrupt, path, 2*ed25519.SeedSize)
+		return nil, fmt.Errorf("%w: seed must be %d hex digits", ErrCorrupt, 2*ed25519.SeedSize)
 	}
 	priv := ed25519.NewKeyFromSeed(seed)
 	if got := types.AccountIDFromPrivateKey(priv).String(); got != kf.Address {
-		return nil, fmt.Errorf("%w: %s: the address %q is not the seed's (%s); the file was edited or damaged, restore it from a backup",
-			ErrCorrupt, path, kf.Address, got)
+		return nil, fmt.Errorf("%w: the address %q is not the seed's (%s); the file was edited or damaged, restore it from a backup",
+			ErrCorrupt, kf.Address, got)
 	}
 	return priv, nil
-}
-
-// writeKeyFile writes the key file of seed at path, which must not exist
-// (the error then wraps fs.ErrExist).
-func writeKeyFile(path string, seed []byte) error {
-	priv := ed25519.NewKeyFromSeed(seed)
-	data, err := json.Marshal(keyFile{Address: types.AccountIDFromPrivateKey(priv).String(), Seed: hex.EncodeToString(seed)})
-	if err != nil {
-		return fmt.Errorf("wallet: %w", err)
-	}
-	return WriteFileAtomic(path, append(data, '\n'), false)
 }
 
 // WriteFileAtomic writes data to path with mode 0600 so that a crash leaves

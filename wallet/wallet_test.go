@@ -56,7 +56,12 @@ func TestCreateLoadList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got.Coldkey(), w.Coldkey()) || got.ColdkeyAddress() != w.ColdkeyAddress() {
+	gk, err := got.Coldkey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wk, _ := w.Coldkey()
+	if !bytes.Equal(gk, wk) || got.ColdkeyAddress() != w.ColdkeyAddress() {
 		t.Fatal("loaded coldkey differs from the created one")
 	}
 	priv, err := got.Hotkey("miner1")
@@ -189,7 +194,7 @@ func TestLoadKeyFileRejects(t *testing.T) {
 		if err := os.Chmod(path, tc.mode); err != nil {
 			t.Fatal(err)
 		}
-		priv, err := LoadKeyFile(path)
+		priv, err := LoadKeyFile(path, nil)
 		if tc.want == nil {
 			if err != nil || types.AccountIDFromPrivateKey(priv).String() != addr {
 				t.Errorf("%s: LoadKeyFile = %v", tc.name, err)
@@ -200,10 +205,10 @@ func TestLoadKeyFileRejects(t *testing.T) {
 			t.Errorf("%s: err = %v, want %v mentioning %q", tc.name, err, tc.want, tc.mention)
 		}
 	}
-	if _, err := LoadKeyFile(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := LoadKeyFile(filepath.Join(t.TempDir(), "missing"), nil); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: err = %v", err)
 	}
-	if _, err := LoadKeyFile(t.TempDir()); !errors.Is(err, ErrCorrupt) {
+	if _, err := LoadKeyFile(t.TempDir(), nil); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("a directory: err = %v", err)
 	}
 }
@@ -260,7 +265,8 @@ func TestCommitRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hk := types.AccountIDFromPrivateKey(w.Coldkey())
+	ck, _ := w.Coldkey()
+	hk := types.AccountIDFromPrivateKey(ck)
 	c := &Commit{Netuid: 3, Hotkey: hk, UIDs: []uint16{1, 2}, Weights: []uint16{65535, 100}, VersionKey: 7}
 	c.Salt[0] = 9
 	c.Hash = types.CommitHash(hk, 3, c.UIDs, c.Weights, c.Salt[:], 7)

@@ -152,7 +152,7 @@ func VerifyEvidence(chainID types.Hash, vs *ValidatorSet, e *Evidence) error {
 			return ErrNotValidator
 		}
 		for _, p := range []*Proposal{pa, pb} {
-			if err := VerifyProposal(chainID, p); err != nil {
+			if err := VerifyProposalSig(chainID, p); err != nil { // the signature covers BlockID; the block bytes are not needed
 				return err
 			}
 		}

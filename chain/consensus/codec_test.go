@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"reflect"
 	"testing"
@@ -129,6 +130,48 @@ func FuzzDecodeMessage(f *testing.F) {
 		ev2, err := DecodeMessage(b2)
 		if err != nil || !reflect.DeepEqual(ev, ev2) {
 			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
+
+func TestValidatorsCodecAndHash(t *testing.T) {
+	vals := []Validator{{ID: types.AccountID{2}, Stake: 5}, {ID: types.AccountID{1}, Stake: 5}, {ID: types.AccountID{3}, Stake: 9}}
+	vs, err := NewValidatorSet(vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeValidators(EncodeValidators(vs.Members()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].ID != (types.AccountID{3}) || got[1].ID != (types.AccountID{1}) || got[2].Stake != 5 {
+		t.Fatalf("round trip = %+v", got)
+	}
+	// The hash ignores input order and priorities, but not stakes or members.
+	vs.IncrementProposerPriority(3)
+	if vs.Hash() != ValidatorSetHash(vals) {
+		t.Error("hash depends on order or priorities")
+	}
+	changed := append([]Validator(nil), vals...)
+	changed[0].Stake++
+	if ValidatorSetHash(changed) == vs.Hash() {
+		t.Error("hash ignores a stake")
+	}
+	if ValidatorSetHash(vals[:2]) == vs.Hash() {
+		t.Error("hash ignores a member")
+	}
+}
+
+func FuzzDecodeValidators(f *testing.F) {
+	f.Add(EncodeValidators([]Validator{{ID: types.AccountID{1}, Stake: 7}}))
+	f.Add([]byte{0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vals, err := DecodeValidators(b)
+		if err != nil {
+			return
+		}
+		if enc := EncodeValidators(vals); !bytes.Equal(enc, b) {
+			t.Fatalf("not canonical: %x -> %x", b, enc)
 		}
 	})
 }

@@ -48,6 +48,12 @@ type Config struct {
 	// MaxFutureRounds bounds how far past the current round messages are
 	// kept (default 64); later ones are dropped (spec §8, unbounded rounds).
 	MaxFutureRounds uint32
+	// BlockID names a block: the id that proposals, votes and certificates
+	// carry. If nil, types.HashBytes of the block bytes. A host whose
+	// blocks carry a header may name them by the header hash (so a header
+	// and its certificate prove a block without its body); it must then
+	// check that the body is bound to the header (roots) before stepping.
+	BlockID func(block []byte) types.Hash
 }
 
 // DefaultConfig fills CometBFT's default timeouts.
@@ -248,6 +254,9 @@ func NewNode(cfg Config, hs *HardState) (*Node, error) {
 	if cfg.StartHeight == 0 {
 		cfg.StartHeight = 1
 	}
+	if cfg.BlockID == nil {
+		cfg.BlockID = func(b []byte) types.Hash { return types.HashBytes(b) }
+	}
 	n := &Node{cfg: cfg, self: -1}
 	if cfg.Signer != nil {
 		n.self = cfg.Validators.Index(cfg.Signer.ID())
@@ -272,11 +281,11 @@ func NewNode(cfg Config, hs *HardState) (*Node, error) {
 	// Restart.
 	n.round, n.step = hs.Round, hs.Step
 	if hs.LockedRound >= 0 && hs.LockedBlock != nil {
-		n.lockedRound, n.lockedID = hs.LockedRound, types.HashBytes(hs.LockedBlock)
+		n.lockedRound, n.lockedID = hs.LockedRound, n.blockID(hs.LockedBlock)
 		n.blocks[n.lockedID], n.valid[n.lockedID] = hs.LockedBlock, 1
 	}
 	if hs.ValidRound >= 0 && hs.ValidBlock != nil {
-		n.validRound, n.validID = hs.ValidRound, types.HashBytes(hs.ValidBlock)
+		n.validRound, n.validID = hs.ValidRound, n.blockID(hs.ValidBlock)
 		n.blocks[n.validID], n.valid[n.validID] = hs.ValidBlock, 1
 	}
 	if n.step == 0 {
@@ -338,7 +347,7 @@ func (n *Node) onCommit(c Commit) error {
 		return nil
 	}
 	id := c.Cert.BlockID
-	if id.IsZero() || types.HashBytes(c.Block) != id {
+	if id.IsZero() || n.blockID(c.Block) != id {
 		return errors.New("consensus: commit block does not match its certificate")
 	}
 	seen := map[int]bool{}
@@ -359,6 +368,8 @@ func (n *Node) onCommit(c Commit) error {
 	n.addBlock(id, c.Block)
 	return nil
 }
+
+func (n *Node) blockID(b []byte) types.Hash { return n.cfg.BlockID(b) }
 
 // Position reports the node's height, round and step.
 func (n *Node) Position() (uint64, uint32, StepKind) { return n.h, n.round, n.step }
@@ -438,7 +449,7 @@ func (n *Node) Step(ev Event) error {
 			n.propose(e.Block, -1)
 		}
 	case BlockFetched:
-		if e.Height == n.h && types.HashBytes(e.Block) == e.BlockID && n.fetching[e.BlockID] {
+		if e.Height == n.h && n.blockID(e.Block) == e.BlockID && n.fetching[e.BlockID] {
 			n.addBlock(e.BlockID, e.Block)
 		}
 	case Commit:
@@ -478,7 +489,7 @@ func (n *Node) onProposal(p Proposal) error {
 	if ok, err := n.admit(p.Height, p.Round, p); !ok {
 		return err
 	}
-	if types.HashBytes(p.Block) != p.BlockID {
+	if n.blockID(p.Block) != p.BlockID {
 		return errors.New("consensus: proposal block id mismatch")
 	}
 	pi := n.proposerIdx(p.Round)
@@ -632,7 +643,7 @@ func (n *Node) propose(block []byte, vr int32) {
 	if !n.signable(StepPropose) {
 		return
 	}
-	p := Proposal{Height: n.h, Round: n.round, POLRound: vr, BlockID: types.HashBytes(block), Block: block, Proposer: n.base.At(n.self).ID}
+	p := Proposal{Height: n.h, Round: n.round, POLRound: vr, BlockID: n.blockID(block), Block: block, Proposer: n.base.At(n.self).ID}
 	p.Signature = n.cfg.Signer.Sign(p.SignBytes(n.cfg.ChainID))
 	n.markSigned(StepPropose)
 	n.hs.Proposal = &p

@@ -69,7 +69,7 @@ func (v *Vote) SignBytes(chainID types.Hash) []byte {
 }
 
 // Proposal is a signed proposal of Block (opaque bytes, BlockID =
-// types.HashBytes(Block)) for (Height, Round); POLRound is -1 or the round of
+// Config.BlockID(Block), by default types.HashBytes(Block)) for (Height, Round); POLRound is -1 or the round of
 // the polka that justifies re-proposing a valid value.
 type Proposal struct {
 	Height    uint64
@@ -124,11 +124,21 @@ func VerifyVote(chainID types.Hash, v *Vote) error {
 	return nil
 }
 
-// VerifyProposal checks p's signature and that BlockID is the hash of Block.
+// VerifyProposal checks p's signature and that BlockID is the hash of Block
+// (types.HashBytes; see VerifyProposalSig for hosts with another BlockID).
 func VerifyProposal(chainID types.Hash, p *Proposal) error {
 	if types.HashBytes(p.Block) != p.BlockID {
 		return fmt.Errorf("consensus: proposal h=%d r=%d: block id is not the hash of the block", p.Height, p.Round)
 	}
+	if !ed25519.Verify(p.Proposer.PublicKey(), p.SignBytes(chainID), p.Signature[:]) {
+		return fmt.Errorf("%w: proposal h=%d r=%d by %x", ErrBadSignature, p.Height, p.Round, p.Proposer[:4])
+	}
+	return nil
+}
+
+// VerifyProposalSig checks only p's signature (the host checks that
+// BlockID names Block).
+func VerifyProposalSig(chainID types.Hash, p *Proposal) error {
 	if !ed25519.Verify(p.Proposer.PublicKey(), p.SignBytes(chainID), p.Signature[:]) {
 		return fmt.Errorf("%w: proposal h=%d r=%d by %x", ErrBadSignature, p.Height, p.Round, p.Proposer[:4])
 	}

@@ -159,3 +159,67 @@ func subSat(a, b int64) int64 {
 	}
 	return addSat(a, -b)
 }
+
+// MaxValidators caps the validators an encoded set may hold.
+const MaxValidators = 1024
+
+// Hash returns ValidatorSetHash of vs's members.
+func (vs *ValidatorSet) Hash() types.Hash { return ValidatorSetHash(vs.vals) }
+
+// ValidatorSetHash returns HashBytes of "taobox/valset/v1" ‖ the members in
+// the set's order (stake descending, then ID ascending; priorities are not
+// part of it): count u32, then (ID 32, stake u64) each. A header's
+// ValSetHash and NextValSetHash commit to it.
+func ValidatorSetHash(vals []Validator) types.Hash {
+	return types.HashBytes([]byte("taobox/valset/v1"), EncodeValidators(sortedMembers(vals)))
+}
+
+func sortedMembers(vals []Validator) []Validator {
+	out := make([]Validator, len(vals))
+	for i, v := range vals {
+		out[i] = Validator{ID: v.ID, Stake: v.Stake}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Stake != b.Stake {
+			return a.Stake > b.Stake
+		}
+		return bytes.Compare(a.ID[:], b.ID[:]) < 0
+	})
+	return out
+}
+
+// Members returns the validators (ID and stake, priorities zeroed) in the
+// set's order.
+func (vs *ValidatorSet) Members() []Validator { return sortedMembers(vs.vals) }
+
+// EncodeValidators encodes vals in the given order (count u32, then ID 32 ‖
+// stake u64 each); priorities are left out.
+func EncodeValidators(vals []Validator) []byte {
+	w := types.NewWriter(make([]byte, 0, 4+40*len(vals)))
+	w.Len(len(vals))
+	for _, v := range vals {
+		w.Fixed(v.ID[:])
+		w.U64(v.Stake)
+	}
+	return w.Bytes()
+}
+
+// DecodeValidators reads what EncodeValidators wrote (at most
+// MaxValidators, nothing trailing). It checks no set rules: build a set
+// with NewValidatorSet.
+func DecodeValidators(b []byte) ([]Validator, error) {
+	r := types.NewReader(b)
+	n := r.Len("validators", MaxValidators)
+	out := make([]Validator, 0, n)
+	for i := 0; i < n && r.Err() == nil; i++ {
+		var v Validator
+		r.Fixed("validator id", v.ID[:])
+		v.Stake = r.U64("validator stake")
+		out = append(out, v)
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("consensus: decode validators: %w", err)
+	}
+	return out, nil
+}

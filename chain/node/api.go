@@ -58,6 +58,7 @@ func (n *Node) newServer(base context.Context) *http.Server {
 		"GET /v1/globals":            n.apiGlobals,
 		"GET /v1/block/{height}":     n.apiBlock,
 		"GET /v1/events/{height}":    n.apiEvents,
+		"GET /v1/firmware/{hash}":    n.apiFirmware,
 	} {
 		mux.Handle(pattern, n.jsonHandler(f))
 	}
@@ -583,6 +584,9 @@ type blockJSON struct {
 	TxRoot      types.Hash      `json:"tx_root"`
 	StateRoot   types.Hash      `json:"state_root"`
 	EventsRoot  types.Hash      `json:"events_root"`
+	ValSet      types.Hash      `json:"val_set_hash"`
+	NextValSet  types.Hash      `json:"next_val_set_hash"`
+	LastCommit  types.Hash      `json:"last_commit_hash"`
 	Proposer    types.AccountID `json:"proposer"`
 	ProposerSig types.Signature `json:"proposer_sig"`
 	Txs         []txJSON        `json:"txs"`
@@ -615,7 +619,8 @@ func (n *Node) apiBlock(r *http.Request) (any, error) {
 	h := &blk.Header
 	return blockJSON{
 		Height: h.Height, Hash: h.Hash(), ChainID: h.ChainID, Parent: h.Parent, TimeMs: h.TimeMs, TxRoot: h.TxRoot,
-		StateRoot: h.StateRoot, EventsRoot: h.EventsRoot, Proposer: h.Proposer, ProposerSig: h.ProposerSig,
+		StateRoot: h.StateRoot, EventsRoot: h.EventsRoot, ValSet: h.ValSetHash, NextValSet: h.NextValSetHash,
+		LastCommit: h.LastCommitHash, Proposer: h.Proposer, ProposerSig: h.ProposerSig,
 		Txs: txViews(blk.Txs, evs),
 	}, nil
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/ed25519"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -207,4 +208,32 @@ func BenchmarkBlock1000SetWeights(b *testing.B) {
 		bt.block(b, n, txs, len(txs))
 	}
 	bt.report(b)
+}
+
+// BenchmarkBFTFinality measures the time per finalized block of 1 and 4
+// validators over the in-memory network (each node on its own goleveldb
+// dir, fsync on, empty blocks, BlockTime 1 ms so the wait between heights
+// does not count): the finality latency of a height — propose, execute,
+// prevote, precommit, commit.
+func BenchmarkBFTFinality(b *testing.B) {
+	for _, vals := range []int{1, 4} {
+		b.Run(fmt.Sprintf("validators=%d", vals), func(b *testing.B) {
+			g := bftGenesis(vals, 10)
+			tn := newTestNet(b, 1)
+			tn.maxDelay = 0
+			idxs := make([]int, vals)
+			for i := range vals {
+				cfg := bftConfig(b, g, validatorKey(i))
+				cfg.BlockTime = time.Millisecond
+				tn.add(i, cfg)
+				idxs[i] = i
+			}
+			tn.waitHeight(3, idxs...)
+			start, _ := tn.node(0).Head()
+			b.ResetTimer()
+			tn.waitHeight(start+uint64(b.N), idxs...)
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/block")
+		})
+	}
 }

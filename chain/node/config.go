@@ -16,6 +16,9 @@ import (
 const (
 	DefaultBlockTime  = 12 * time.Second
 	DefaultKeepBlocks = 7200 // 24 h of 12 s blocks
+
+	DefaultProposeTimeout = 3 * time.Second
+	DefaultVoteTimeout    = time.Second
 )
 
 // Config configures Open. Zero values of the optional fields select the
@@ -29,13 +32,34 @@ type Config struct {
 	// dir its ID must equal the chain id of the stored blocks.
 	Genesis *state.Genesis
 
-	// Authority is the ed25519 key of the single block producer; it signs
-	// every header. Required.
+	// Authority is the validator's ed25519 signing key: the hotkey of an
+	// authority (the consensus key is the hotkey; a separately bound key is
+	// future work). It signs proposals, votes and the headers it proposes.
+	// Nil makes a follower, which verifies and applies finalized blocks
+	// only. A key outside the current authority set also follows. With a
+	// legacy genesis (no Genesis.Authorities) the key is required and is
+	// the chain's only authority.
 	Authority ed25519.PrivateKey
 
-	// BlockTime is the interval between blocks produced by Run. If zero,
+	// BlockTime is the interval between blocks: after a block is final the
+	// next height's proposal waits until BlockTime has passed since the
+	// previous commit (Tendermint's timeout_commit). If zero,
 	// DefaultBlockTime (12 s) is used.
 	BlockTime time.Duration
+
+	// ProposeTimeout is how long a validator waits for the proposal of a
+	// round (round r waits ProposeTimeout·(1+r/2)), counted after the
+	// BlockTime wait in round 0. If zero, DefaultProposeTimeout (3 s).
+	ProposeTimeout time.Duration
+
+	// VoteTimeout is how long a validator waits for more votes once it
+	// has votes from more than 2/3 (prevote and precommit steps; grows by
+	// half per round). If zero, DefaultVoteTimeout (1 s).
+	VoteTimeout time.Duration
+
+	// Network carries gossip and requests to peers (chain/p2p implements
+	// it). Nil: no peers, a lone validator.
+	Network Network
 
 	// APIAddr is the host:port of the local JSON API. "" serves no API;
 	// port 0 picks a free port (see Node.APIAddr). The host must be a
@@ -77,8 +101,14 @@ func (c *Config) Validate() error {
 	} else if err := c.Genesis.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.Authority) != ed25519.PrivateKeySize {
+	if c.Authority != nil && len(c.Authority) != ed25519.PrivateKeySize {
 		errs = append(errs, fmt.Errorf("Authority must be an ed25519 private key of %d bytes, got %d bytes", ed25519.PrivateKeySize, len(c.Authority)))
+	}
+	if c.Authority == nil && c.Genesis != nil && len(c.Genesis.Authorities) == 0 {
+		errs = append(errs, errors.New("Authority must be an ed25519 private key: the genesis lists no authorities, so this node's key is the chain's only authority (add authorities to the genesis to run followers)"))
+	}
+	if c.ProposeTimeout < 0 || c.VoteTimeout < 0 {
+		errs = append(errs, fmt.Errorf("ProposeTimeout (%v) and VoteTimeout (%v) must not be negative (zero means %v and %v)", c.ProposeTimeout, c.VoteTimeout, DefaultProposeTimeout, DefaultVoteTimeout))
 	}
 	if c.BlockTime < 0 {
 		errs = append(errs, fmt.Errorf("BlockTime (%v) must not be negative (zero means %v)", c.BlockTime, DefaultBlockTime))
@@ -115,6 +145,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MempoolMax == 0 {
 		c.MempoolMax = DefaultMempoolMax
+	}
+	if c.ProposeTimeout == 0 {
+		c.ProposeTimeout = DefaultProposeTimeout
+	}
+	if c.VoteTimeout == 0 {
+		c.VoteTimeout = DefaultVoteTimeout
 	}
 	return c
 }

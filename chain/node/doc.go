@@ -1,22 +1,62 @@
-// Package node runs a chain: it drives the pure state machine
-// (chain/state) with a clock, the goleveldb store (chain/store), a mempool
-// and a local JSON API. In this issue the chain has a single authority that
-// produces every block; BFT consensus and sync plug in here later.
+// Package node runs a chain: it drives the pure cores — the state machine
+// (chain/state) and Tendermint BFT consensus (chain/consensus) — with a
+// clock, the goleveldb store (chain/store), a mempool, a Network to its
+// peers and a local JSON API. Every node runs the same code path: a set of
+// one validator finalizes alone, so a single-node chain is just the
+// smallest network. See docs/consensus.md.
 //
-// # Blocks
+// # Blocks and finality
 //
 // Open commits block 0 on an empty store: the genesis state (state.Genesis
-// Changes), a header of height 0 with a zero Parent, TimeMs = Genesis.TimeMs
-// and no transactions, signed by the authority. Block 0 is stored as an
-// epoch boundary, so its header (and the chain id in it) is kept forever.
-// On an existing store Open reads the head header and refuses a genesis
-// whose ID differs from the stored chain id.
+// Changes), an unsigned header of height 0 with a zero Parent, TimeMs =
+// Genesis.TimeMs, no transactions and NextValSetHash committing the first
+// authority set. Block 0 is an epoch boundary whose epoch data is that set;
+// it is identical on every node of the chain. On an existing store Open
+// reads the head, refuses a genesis whose ID differs from the stored chain
+// id, and restores the authority sets and the persisted hard state.
 //
-// ProduceBlock builds block head+1 (see its doc). The store gets, in one
-// atomic batch: the encoded header, the whole encoded block
-// (types.Block.Encode, header included) as the body, the encoded events
-// (types.EncodeEvents), the state changes, and the epoch-boundary mark
-// when a subnet (not the root network) ran its epoch in the block.
+// For each height the proposer of the round builds a block (the mempool's
+// executable transactions, state.ApplyBlock, the state root, the set
+// hashes, and the parent's certificate as LastCommit), signs the header
+// and proposes it; the others execute it (validateLocked: linkage,
+// timestamps, proposer, LastCommit against the parent's set, roots) and
+// vote. Both cache the executed result by block id, the header hash, so
+// the decision commits without executing again. A decision is committed in
+// one atomic store batch: the encoded header, the whole encoded block
+// (types.Block.Encode) as the body, the events, the state changes, and the
+// certificate; the epoch-boundary mark when a subnet ran its epoch or the
+// block ends an authority epoch (then with the next set as epoch data, so
+// header, certificate and set form the handoff proof). Subscribers are then
+// notified and the finalized block is gossiped (MsgBlock); the next
+// proposal waits until BlockTime has passed since this commit.
+//
+// The consensus hard state (height, round, step, locks, what was signed) is
+// written with an fsync before any message it signed leaves, so a validator
+// that crashes and restarts resumes its round and never signs twice.
+//
+// # Authority sets
+//
+// Genesis.Authorities is the first set (weights: their power) and the
+// candidate list. At the last block of each authority epoch
+// (Genesis.EpochBlocks heights) the next set is state.NextAuthorities of
+// the state after that block: candidates weighted by delegated stake plus
+// power, top Genesis.AuthorityCap, never empty. A node's key is its hotkey;
+// a key outside the set makes the node a follower until it is elected.
+// A legacy genesis without authorities makes the node's own key the only
+// authority.
+//
+// # Network
+//
+// Config.Network (chain/p2p, or an in-memory network in tests) carries
+// gossip — transactions, proposals, votes, finalized blocks — and requests
+// — ReqHeaders, ReqBlocks, ReqEpochProof (payloads in wire.go). HandleGossip
+// verifies before it steps and relays what is new; ServeRequest answers from
+// the store. A node that sees messages from later heights, or needs a block
+// it lacks, fetches finalized blocks with ReqBlocks, verifies each
+// certificate against the set it knows (following set changes at epoch
+// ends), executes and commits them, then rejoins consensus. Each validator
+// re-sends its current round's messages every VoteTimeout, so rounds whose
+// messages were lost still end.
 //
 // # Mempool
 //
@@ -56,6 +96,7 @@
 //	                           "network_last_registered","next_proposal","params":{…}}
 //	GET  /v1/block/{height}    header fields ("height","hash","chain_id","parent",
 //	                           "time_ms","tx_root","state_root","events_root",
+//	                           "val_set_hash","next_val_set_hash","last_commit_hash",
 //	                           "proposer","proposer_sig") and "txs":[{"hash","signer",
 //	                           "nonce","valid_until","kind","call","ok","error"}];
 //	                           404 when pruned or not yet produced
@@ -63,6 +104,8 @@
 //	                           "other","uid","amount","value","error"}]
 //	GET  /v1/stream            newline-delimited JSON, one {"height","hash","time_ms",
 //	                           "state_root","txs","events"} per new block, flushed
+//	GET  /v1/firmware/{sha256} whether governance approved the firmware release
+//	                           with that binary hash (see FirmwareApproval)
 //
 // "call" is the call struct as encoding/json writes it (Go field names, for
 // example {"To":"5…","Amount":1000}). "pending_nonce" is the nonce the

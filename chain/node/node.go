@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"taobox/chain/consensus"
 	"taobox/chain/state"
 	"taobox/chain/store"
 	"taobox/chain/types"
@@ -22,13 +24,9 @@ var ErrClosed = errors.New("node: closed")
 // blocks.
 const subscriberBuffer = 64
 
-// maxApplyRetries bounds how often ProduceBlock re-applies a block after
+// maxApplyRetries bounds how often a proposer re-applies a block after
 // dropping an invalid transaction; after that it keeps the valid prefix.
 const maxApplyRetries = 8
-
-// maxRunFailures is how many blocks in a row Run may fail to produce before
-// it gives up and returns the error.
-const maxRunFailures = 3
 
 // BlockInfo is a committed block as subscribers see it. Receivers must not
 // modify it: every subscriber gets the same slices.
@@ -38,23 +36,57 @@ type BlockInfo struct {
 	Header types.Header
 	Txs    []types.Tx
 	Events []types.Event
+
+	// Where this node's time on the block went: executing it (zero when
+	// the block was executed earlier, as a proposal), computing its state
+	// root, and the store commit.
+	Apply, Root, Commit time.Duration
 }
 
-// Node is a running single-authority chain node: the store, the mempool,
-// block production and the local API. Its methods are safe for concurrent
-// use.
+// Node is a running chain node: the store, the mempool, the BFT consensus
+// driver (chain/consensus), gossip and requests through Config.Network, and
+// the local API. Its methods are safe for concurrent use.
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	store   *store.Store
 	chainID types.Hash
 	ln      net.Listener // nil: no API
+	net     Network      // nil: no peers
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	bg     sync.WaitGroup // background work (the tx index rebuild)
+	bg     sync.WaitGroup // background work (the tx index rebuild, catch-up)
 
-	produceMu sync.Mutex // serialises ProduceBlock and Close
+	epochBlocks uint64
+	signer      consensus.Signer // nil: a follower
+
+	// consMu guards the consensus driver: the fields below down to mu.
+	// It is taken before mu, never after.
+	consMu       sync.Mutex
+	cons         *consensus.Node
+	curSet       *consensus.ValidatorSet // the set of height head+1
+	headSet      *consensus.ValidatorSet // the set that finalized the head
+	lastCert     []byte                  // the head's encoded certificate (nil at genesis)
+	lastHS       *consensus.HardState    // the last persisted hard state
+	lastCommitAt time.Time               // local clock at the last commit
+	lastBlock    *types.Block
+	cache        map[types.Hash]*executed // blocks of height head+1 executed, by id
+	pendingValue *consensus.ValueRequest  // the proposal the driver owes
+	timers       map[int]*time.Timer
+	nextTimer    int
+	deferred     []deferredTimer // timers asked for before Run
+	timersOn     bool
+	future       []consensus.Event // messages for height head+2 and above, replayed after a set change
+	aheadSince   time.Time         // when a message of a later height was first seen at this height
+	halted       error             // why consensus stopped (a decided block did not commit)
+	consClosed   bool
+
+	seenMu   sync.Mutex
+	seen     map[types.Hash]struct{} // gossip already handled (dedupe)
+	prevSeen map[types.Hash]struct{}
+
+	catching atomic.Bool
 
 	mu      sync.Mutex // guards the fields below
 	head    types.Header
@@ -65,22 +97,24 @@ type Node struct {
 	nextSub int
 	running bool
 	closed  bool
-	stats   blockStats // of the last produced block
+	stats   blockStats // of the last committed block
 }
 
-// blockStats is where the time of the last ProduceBlock went.
+// blockStats is where the time of the last block went.
 type blockStats struct {
 	txs, failed, dropped, epochs, retries int
 	selectT, apply, root, commit, total   time.Duration
 }
 
 // Open opens (or creates) the chain in cfg.DataDir. On an empty store it
-// commits block 0: the genesis state, a header at height 0 with a zero
-// Parent, TimeMs = Genesis.TimeMs and no transactions, signed by the
-// authority and kept forever (an epoch boundary for the store). On an
-// existing store it checks that the stored chain is the genesis' chain.
-// With an APIAddr it binds the API listener now (Run serves it), so a busy
-// port fails here.
+// commits block 0: the genesis state, an unsigned header at height 0 with a
+// zero Parent, TimeMs = Genesis.TimeMs, no transactions and NextValSetHash
+// committing the genesis authority set, kept forever as an epoch boundary
+// whose epoch data is that set. Every node of a chain thus has the same
+// block 0. On an existing store it checks that the stored chain is the
+// genesis' chain, restores the authority sets and the persisted consensus
+// hard state (so a restarted validator never signs twice). With an APIAddr
+// it binds the API listener now (Run serves it), so a busy port fails here.
 func Open(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -91,28 +125,53 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: opening the chain store: %w", err)
 	}
 	n := &Node{
-		cfg: cfg, log: cfg.Logger, store: st, chainID: cfg.Genesis.ID(),
+		cfg: cfg, log: cfg.Logger, store: st, chainID: cfg.Genesis.ID(), net: cfg.Network,
 		pool: NewMempool(cfg.MempoolMax, PerAccountMax), index: newTxIndex(cfg.KeepBlocks),
-		subs: map[int]chan BlockInfo{},
+		subs: map[int]chan BlockInfo{}, epochBlocks: cfg.Genesis.EpochBlocks(),
+		cache: map[types.Hash]*executed{}, timers: map[int]*time.Timer{}, seen: map[types.Hash]struct{}{},
+		lastCommitAt: time.Now(),
 	}
-	if err := n.loadHead(); err != nil {
+	if cfg.Authority != nil {
+		n.signer = consensus.Ed25519Signer{Key: cfg.Authority}
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	fail := func(err error) (*Node, error) {
+		n.cancel()
 		st.Close()
 		return nil, err
+	}
+	if err := n.loadHead(); err != nil {
+		return fail(err)
+	}
+	if err := n.loadConsensus(); err != nil {
+		return fail(err)
 	}
 	if cfg.APIAddr != "" {
 		ln, err := net.Listen("tcp", cfg.APIAddr)
 		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("node: the API address %s: %w (is another node running? pick another port)", cfg.APIAddr, err)
+			return fail(fmt.Errorf("node: the API address %s: %w (is another node running? pick another port)", cfg.APIAddr, err))
 		}
 		n.ln = ln
 	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.bg.Add(1)
 	go n.rebuildIndex()
+	n.consMu.Lock()
+	out := n.drainLocked() // the restored node re-sends what it signed in its round
+	n.consMu.Unlock()
+	n.sendAll(out)
 	n.log.Info("node open", "data", cfg.DataDir, "chain_id", n.chainID, "height", n.head.Height,
-		"hash", n.headID, "state_root", n.head.StateRoot, "api", n.APIAddr())
+		"hash", n.headID, "state_root", n.head.StateRoot, "api", n.APIAddr(),
+		"validator", n.signer != nil, "authorities", n.curSet.Len())
 	return n, nil
+}
+
+// genesisSet returns the authority set of the first epoch: the genesis
+// authorities, or for a legacy genesis the node's own key alone.
+func (n *Node) genesisSet() []consensus.Validator {
+	if len(n.cfg.Genesis.Authorities) == 0 {
+		return []consensus.Validator{{ID: signerID(n.cfg.Authority), Stake: 1}}
+	}
+	return toValidators(state.GenesisSet(n.cfg.Genesis))
 }
 
 // loadHead reads the head block, committing genesis on an empty store.
@@ -136,10 +195,17 @@ func (n *Node) loadHead() error {
 		return fmt.Errorf("node: data dir %s holds chain %s, but the genesis (%q) is chain %s: start the node with the genesis file that created this chain, or use a new data directory for a new chain",
 			n.cfg.DataDir, h.ChainID, n.cfg.Genesis.ChainName, n.chainID)
 	}
-	if auth := types.AccountIDFromPrivateKey(n.cfg.Authority); h.Proposer != auth {
-		n.log.Warn("the authority key differs from the head block's proposer", "authority", auth, "head_proposer", h.Proposer)
-	}
 	n.head, n.headID = *h, h.Hash()
+	if height > 0 {
+		cert, ok, err := n.store.Cert(height)
+		if err != nil || !ok {
+			return fmt.Errorf("node: the certificate of head block %d is missing from %s (%v): %w", height, n.cfg.DataDir, err, store.ErrCorrupt)
+		}
+		n.lastCert = cert
+		if body, ok, err := n.store.Body(height); err == nil && ok {
+			n.lastBlock, _ = types.DecodeBlock(body)
+		}
+	}
 	return nil
 }
 
@@ -153,19 +219,20 @@ func (n *Node) commitGenesis() error {
 	if err != nil {
 		return fmt.Errorf("node: genesis state: %w", err)
 	}
-	h := types.Header{Version: types.HeaderVersion, ChainID: n.chainID, TimeMs: n.cfg.Genesis.TimeMs, StateRoot: root}
-	types.SignHeader(&h, n.cfg.Authority)
+	set := n.genesisSet()
+	h := types.Header{Version: types.HeaderVersion, ChainID: n.chainID, TimeMs: n.cfg.Genesis.TimeMs, StateRoot: root,
+		NextValSetHash: consensus.ValidatorSetHash(set)}
 	blk := types.Block{Header: h}
 	id := h.Hash()
 	if _, err := n.store.CommitBlock(store.BlockCommit{
 		Height: 0, Hash: id, Header: h.Encode(), Body: blk.Encode(), Events: types.EncodeEvents(nil),
-		Changes: kvs, EpochBoundary: true,
+		Changes: kvs, EpochBoundary: true, EpochData: consensus.EncodeValidators(set),
 	}); err != nil {
 		return fmt.Errorf("node: committing the genesis block: %w", err)
 	}
 	n.head, n.headID = h, id
 	n.log.Info("genesis committed", "chain", n.cfg.Genesis.ChainName, "chain_id", n.chainID, "state_root", root,
-		"accounts", len(n.cfg.Genesis.Balances))
+		"accounts", len(n.cfg.Genesis.Balances), "authorities", len(set))
 	return nil
 }
 
@@ -283,6 +350,13 @@ func (n *Node) nonces() func(types.AccountID) uint64 {
 	}
 }
 
+// PendingTxs returns how many transactions wait in the mempool.
+func (n *Node) PendingTxs() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pool.Len()
+}
+
 // PendingNonce returns the nonce for the account's next new transaction:
 // its committed nonce, plus one for each of its pending transactions that
 // follow it without a gap.
@@ -296,7 +370,8 @@ func (n *Node) PendingNonce(id types.AccountID) (uint64, error) {
 	return n.pool.PendingNonce(id, a.Nonce), nil
 }
 
-// Submit adds tx to the mempool and returns its hash. A refusal is a
+// Submit adds tx to the mempool, gossips it to the peers, and returns its
+// hash. A refusal is a
 // *RejectError with a reason for users: malformed, too large, bad
 // signature, expired or too far ahead, nonce already used, duplicate,
 // another transaction pending with the nonce, account queue full, mempool
@@ -313,12 +388,33 @@ func (n *Node) Submit(tx *types.Tx) (types.Hash, error) {
 	if len(enc) > types.MaxTxSize {
 		return types.Hash{}, reject(RejectTooLarge, "too large: %d bytes, the limit is %d", len(enc), types.MaxTxSize)
 	}
-	return n.submit(tx, types.HashBytes(enc))
+	h, err := n.submit(tx, types.HashBytes(enc))
+	if err == nil {
+		n.gossipTx(enc)
+	}
+	return h, err
 }
 
 // SubmitEncoded decodes a transaction (types.Tx.Encode) and submits it, as
-// POST /v1/tx does.
+// POST /v1/tx does. Like Submit, an admitted transaction is gossiped to the
+// peers (MsgTx) so that whoever proposes next can include it.
 func (n *Node) SubmitEncoded(b []byte) (types.Hash, error) {
+	h, err := n.submitEncoded(b)
+	if err == nil {
+		n.gossipTx(b)
+	}
+	return h, err
+}
+
+// gossipTx sends an admitted local transaction to the peers.
+func (n *Node) gossipTx(enc []byte) {
+	if n.net != nil {
+		n.markSeen(types.MsgTx, enc)
+		n.net.Broadcast(types.MsgTx, enc)
+	}
+}
+
+func (n *Node) submitEncoded(b []byte) (types.Hash, error) {
 	if len(b) > types.MaxTxSize {
 		return types.Hash{}, reject(RejectTooLarge, "too large: %d bytes, the limit is %d", len(b), types.MaxTxSize)
 	}
@@ -362,131 +458,6 @@ func (n *Node) submit(tx *types.Tx, hash types.Hash) (types.Hash, error) {
 	return hash, nil
 }
 
-// ProduceBlock produces, commits and announces one block now. It takes the
-// executable mempool transactions (Mempool.Select, within types.MaxBlockTxs
-// and types.MaxBlockSize), applies them with state.ApplyBlock (a
-// transaction the evolving state rejects is dropped from the block and the
-// mempool, and the block applied again), computes the state root, signs the
-// header, commits the block in one store batch (an epoch boundary when a
-// subnet ran its epoch), prunes the mempool (included, stale nonces,
-// expired) and notifies subscribers. Calls are serialised.
-func (n *Node) ProduceBlock() (*types.Block, error) {
-	n.produceMu.Lock()
-	defer n.produceMu.Unlock()
-	start := time.Now()
-	var st blockStats
-
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return nil, ErrClosed
-	}
-	parent, parentID := n.head, n.headID
-	height := parent.Height + 1
-	nonce := n.nonces()
-	n.pruneLocked(nonce, height)
-	txs := n.pool.Select(nonce, types.MaxBlockTxs)
-	n.mu.Unlock()
-	txs = fitBlock(txs)
-	hashes := txHashes(txs)
-	verified := make(map[types.Hash]bool, len(txs))
-	for _, h := range hashes {
-		verified[h] = true // the mempool verified their signatures
-	}
-	st.selectT = time.Since(start)
-
-	env := state.Env{ChainID: n.chainID, Engine: n.cfg.Engine, SigVerified: func(h types.Hash) bool { return verified[h] }}
-	dropped := map[types.Hash]string{}
-	var res *state.Result
-	t := time.Now()
-	for {
-		var err error
-		res, err = state.ApplyBlock(n.ctx, n.store, env, height, txs)
-		var te *state.TxError
-		if errors.As(err, &te) && te.Index >= 0 && te.Index < len(txs) {
-			bad := txs[te.Index]
-			dropped[bad.Hash()] = fmt.Sprintf("dropped at block %d: %s", height, te.Reason)
-			n.log.Debug("tx dropped", "height", height, "signer", bad.Signer, "nonce", bad.Nonce, "reason", te.Reason)
-			st.retries++
-			if st.retries >= maxApplyRetries {
-				txs = txs[:te.Index] // the prefix before the failure applied
-			} else {
-				txs = withoutFrom(txs, te.Index)
-			}
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("node: applying block %d: %w", height, err)
-		}
-		break
-	}
-	st.apply = time.Since(t)
-	if st.retries > 0 {
-		hashes = txHashes(txs)
-	}
-
-	t = time.Now()
-	kvs := toKVs(res.Changes)
-	root, err := n.store.RootAfter(kvs)
-	if err != nil {
-		return nil, fmt.Errorf("node: state root of block %d: %w", height, err)
-	}
-	st.root = time.Since(t)
-
-	t = time.Now()
-	hdr := types.Header{
-		Version: types.HeaderVersion, ChainID: n.chainID, Height: height,
-		TimeMs: max(uint64(n.cfg.Now().UnixMilli()), parent.TimeMs), Parent: parentID,
-		TxRoot:    types.MerkleRoot(hashes), // = types.TxRoot(txs), without hashing again
-		StateRoot: root, EventsRoot: types.EventsRoot(res.Events),
-	}
-	types.SignHeader(&hdr, n.cfg.Authority)
-	blk := &types.Block{Header: hdr, Txs: txs}
-	id := hdr.Hash()
-	for _, ev := range res.Events {
-		switch {
-		case ev.Kind == types.EvEpoch && ev.Netuid != 0:
-			st.epochs++
-		case ev.Kind == types.EvTxFailed:
-			st.failed++
-		}
-	}
-	if _, err := n.store.CommitBlock(store.BlockCommit{
-		Height: height, Hash: id, Header: hdr.Encode(), Body: blk.Encode(), Events: types.EncodeEvents(res.Events),
-		Changes: kvs, EpochBoundary: st.epochs > 0,
-	}); err != nil {
-		return nil, fmt.Errorf("node: committing block %d: %w", height, err)
-	}
-	st.commit = time.Since(t)
-
-	info := BlockInfo{Height: height, Hash: id, Header: hdr, Txs: txs, Events: res.Events}
-	n.mu.Lock()
-	n.head, n.headID = hdr, id
-	n.pool.Remove(hashes...)
-	for h, reason := range dropped {
-		if n.pool.Remove(h) > 0 {
-			n.index.drop(h, reason)
-		}
-	}
-	n.pruneLocked(n.nonces(), height+1)
-	n.index.addBlock(height, hashes, res.Events)
-	pending := n.pool.Len()
-	st.txs, st.dropped, st.total = len(txs), len(dropped), time.Since(start)
-	n.stats = st
-	for _, c := range n.subs { // under n.mu, so no cancel closes c meanwhile
-		select {
-		case c <- info:
-		default: // a slow subscriber loses this block
-		}
-	}
-	n.mu.Unlock()
-
-	n.log.Info("block", "height", height, "hash", id, "txs", len(txs), "failed", st.failed,
-		"dropped", len(dropped), "epochs", st.epochs, "pending", pending,
-		"apply_ms", ms(st.apply), "root_ms", ms(st.root), "commit_ms", ms(st.commit), "total_ms", ms(st.total))
-	return blk, nil
-}
-
 // pruneLocked prunes the mempool for a next block at height and remembers
 // why. n.mu must be held.
 func (n *Node) pruneLocked(nonce func(types.AccountID) uint64, height uint64) {
@@ -501,10 +472,10 @@ func (n *Node) pruneLocked(nonce func(types.AccountID) uint64, height uint64) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// fitBlock returns the longest prefix of txs whose block encoding fits
-// types.MaxBlockSize. A prefix of Select's result stays executable.
-func fitBlock(txs []types.Tx) []types.Tx {
-	size := types.HeaderSize + 4
+// fitBlock returns the longest prefix of txs whose block encoding (with a
+// LastCommit of lastCommit bytes) fits types.MaxBlockSize. A prefix of Select's result stays executable.
+func fitBlock(txs []types.Tx, lastCommit int) []types.Tx {
+	size := types.HeaderSize + 8 + lastCommit
 	for i := range txs {
 		size += len(txs[i].Encode())
 		if size > types.MaxBlockSize {
@@ -557,11 +528,13 @@ func (n *Node) Subscribe() (<-chan BlockInfo, func()) {
 	}
 }
 
-// Run serves the API (if configured) and produces a block every BlockTime
-// until ctx is done, then stops the API server (waiting up to 5 s for
-// requests to finish; streams end at once) and returns nil. It returns an
-// error if the API server fails or if maxRunFailures blocks in a row fail.
-// Run may be called once; Close the node afterwards.
+// Run serves the API (if configured) and drives consensus — it starts the
+// timers: proposals every BlockTime, round timeouts — until ctx is done,
+// then stops the timers and the API server (waiting up to 5 s for requests
+// to finish; streams end at once) and returns nil. It returns an error if
+// the API server fails or consensus halts (a decided block that does not
+// commit here). Run may be called once; Close the node afterwards. Without
+// Run a lone validator still makes blocks through ProduceBlock.
 func (n *Node) Run(ctx context.Context) error {
 	n.mu.Lock()
 	switch {
@@ -586,6 +559,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.log.Info("API listening", "addr", n.APIAddr())
 	}
 	shutdown := func() {
+		n.stopTimers()
 		if srv == nil {
 			return
 		}
@@ -596,12 +570,23 @@ func (n *Node) Run(ctx context.Context) error {
 			srv.Close()
 		}
 	}
-	n.log.Info("producing blocks", "every", n.cfg.BlockTime, "authority", types.AccountIDFromPrivateKey(n.cfg.Authority))
-	tick := time.NewTicker(n.cfg.BlockTime)
-	defer tick.Stop()
-	failures := 0
+	n.startTimers()
+	n.consMu.Lock()
+	alone := n.soleValidatorLocked()
+	n.consMu.Unlock()
+	if n.net == nil && !alone {
+		n.log.Warn("no network and this key does not hold more than 2/3 of the authority stake: no block can be finalized; configure peers")
+	}
+	n.log.Info("consensus running", "block_time", n.cfg.BlockTime, "validator", signerID(n.cfg.Authority),
+		"authorities", n.ConsensusState().Validators)
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	gossip := time.NewTicker(n.cfg.VoteTimeout)
+	defer gossip.Stop()
 	for {
 		select {
+		case <-gossip.C:
+			n.regossip()
 		case <-ctx.Done():
 			shutdown()
 			return nil
@@ -613,33 +598,29 @@ func (n *Node) Run(ctx context.Context) error {
 				shutdown()
 				return ErrClosed // Close closed the listener
 			}
+			n.stopTimers()
 			return fmt.Errorf("node: API server: %w", err)
-		case <-tick.C:
-			if _, err := n.ProduceBlock(); err != nil {
-				if errors.Is(err, ErrClosed) {
-					shutdown()
-					return ErrClosed
-				}
-				failures++
-				n.log.Error("block production failed", "err", err, "failures_in_a_row", failures)
-				if failures >= maxRunFailures {
-					shutdown()
-					return err
-				}
-				continue
+		case <-check.C:
+			n.consMu.Lock()
+			err := n.halted
+			n.consMu.Unlock()
+			if err != nil {
+				shutdown()
+				return err
 			}
-			failures = 0
 		}
 	}
 }
 
-// Close stops the node: it waits for a block in production, closes the
-// subscriptions, the API listener (when Run is not serving it) and the
-// store. Closing twice is a no-op.
+// Close stops the node: it stops consensus (waiting for a block being
+// built or committed), closes the subscriptions, the API listener (when Run
+// is not serving it) and the store. Closing twice is a no-op.
 func (n *Node) Close() error {
 	n.cancel()
-	n.produceMu.Lock()
-	defer n.produceMu.Unlock()
+	n.consMu.Lock()
+	n.consClosed = true
+	n.stopTimersLocked()
+	n.consMu.Unlock()
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"taobox/chain/consensus"
 	"taobox/chain/state"
 	"taobox/chain/types"
 )
@@ -26,7 +27,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no data dir", func(c *Config) { c.DataDir = "" }, "DataDir is required"},
 		{"no genesis", func(c *Config) { c.Genesis = nil }, "Genesis is required"},
 		{"bad genesis", func(c *Config) { g := *c.Genesis; g.ChainName = ""; c.Genesis = &g }, "chain_name"},
-		{"no authority", func(c *Config) { c.Authority = nil }, "Authority must be an ed25519 private key"},
+		{"no authority with a legacy genesis", func(c *Config) { c.Authority = nil }, "Authority must be an ed25519 private key"},
 		{"short authority", func(c *Config) { c.Authority = make(ed25519.PrivateKey, 32) }, "got 32 bytes"},
 		{"negative block time", func(c *Config) { c.BlockTime = -time.Second }, "BlockTime (-1s) must not be negative"},
 		{"tiny block time", func(c *Config) { c.BlockTime = time.Microsecond }, "at least 1ms"},
@@ -79,17 +80,19 @@ func TestOpenCommitsGenesis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := types.VerifyHeader(h); err != nil {
-		t.Fatal(err)
-	}
-	want := types.AccountIDFromPrivateKey(authorityKey())
+	// Block 0 is unsigned, so every node of the chain has the same one; its
+	// NextValSetHash commits to the first authority set (for this legacy
+	// genesis without authorities: the node's own key).
+	set := []consensus.Validator{{ID: types.AccountIDFromPrivateKey(authorityKey()), Stake: 1}}
 	switch {
 	case h.Hash() != hash:
 		t.Fatal("head hash is not the genesis header's hash")
 	case h.ChainID != g.ID() || h.Height != 0 || !h.Parent.IsZero() || h.TimeMs != g.TimeMs:
 		t.Fatalf("genesis header %+v", h)
-	case h.Proposer != want:
-		t.Fatalf("proposer %s, want the authority %s", h.Proposer, want)
+	case !h.Proposer.IsZero() || h.ProposerSig != (types.Signature{}):
+		t.Fatalf("genesis header is signed by %s", h.Proposer)
+	case h.NextValSetHash != consensus.ValidatorSetHash(set):
+		t.Fatal("genesis header does not commit to the authority set")
 	case h.StateRoot != n.Store().StateRoot():
 		t.Fatal("genesis state root differs from the store's")
 	case !h.TxRoot.IsZero() || !h.EventsRoot.IsZero():

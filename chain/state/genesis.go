@@ -16,6 +16,53 @@ type Genesis struct {
 	Balances       []GenesisBalance `json:"balances"`
 	Params         GlobalParams     `json:"params"`
 	SubnetDefaults Hyperparams      `json:"subnet_defaults"`
+
+	// Authorities is the initial authority set, which finalizes the
+	// blocks of the first authority epoch, and the candidate list of every
+	// later epoch (see NextAuthorities). A genesis without authorities is
+	// a legacy single-authority chain: the node then uses its own key as
+	// the only authority, and followers cannot verify it.
+	Authorities []GenesisAuthority `json:"authorities,omitempty"`
+	// AuthorityEpoch is the length of an authority epoch in blocks: the
+	// set changes only after heights that are multiples of it. If zero,
+	// DefaultAuthorityEpoch (360).
+	AuthorityEpoch uint64 `json:"authority_epoch,omitempty"`
+	// MaxAuthorities is K, the size cap of the set. If zero,
+	// DefaultMaxAuthorities (64).
+	MaxAuthorities uint64 `json:"max_authorities,omitempty"`
+}
+
+// GenesisAuthority is a member of the initial authority set. Its consensus
+// key is the hotkey itself (a separately bound consensus key is future
+// work). Power is added to the hotkey's delegated stake when the set of a
+// later epoch is chosen; at genesis, the set's weights are the powers, so
+// a zero-power authority is only a candidate until stake is delegated to it.
+type GenesisAuthority struct {
+	Hotkey types.AccountID `json:"hotkey"`
+	Power  uint64          `json:"power"`
+}
+
+// Authority-set defaults.
+const (
+	DefaultAuthorityEpoch = 360
+	DefaultMaxAuthorities = 64
+	maxAuthoritiesCap     = 1024
+)
+
+// EpochBlocks returns AuthorityEpoch, or its default.
+func (g *Genesis) EpochBlocks() uint64 {
+	if g.AuthorityEpoch == 0 {
+		return DefaultAuthorityEpoch
+	}
+	return g.AuthorityEpoch
+}
+
+// AuthorityCap returns MaxAuthorities, or its default.
+func (g *Genesis) AuthorityCap() int {
+	if g.MaxAuthorities == 0 {
+		return DefaultMaxAuthorities
+	}
+	return int(g.MaxAuthorities)
 }
 
 // GenesisBalance is an account funded at genesis.
@@ -71,6 +118,17 @@ func (g *Genesis) enc(w *types.Writer) {
 	for _, f := range g.SubnetDefaults.fields() {
 		w.U64(*f)
 	}
+	// Appended only when set, so a legacy genesis keeps its chain id.
+	if len(g.Authorities) > 0 || g.AuthorityEpoch != 0 || g.MaxAuthorities != 0 {
+		w.String("authorities/v1")
+		w.Len(len(g.Authorities))
+		for _, a := range g.Authorities {
+			w.Fixed(a.Hotkey[:])
+			w.U64(a.Power)
+		}
+		w.U64(g.AuthorityEpoch)
+		w.U64(g.MaxAuthorities)
+	}
 }
 
 // ID is the chain id: the hash of the genesis' canonical encoding.
@@ -113,6 +171,27 @@ func (g *Genesis) Validate() error {
 	}
 	if g.Params.QuorumPermille > 1000 {
 		return errors.New("genesis: params.quorum_permille must be at most 1000")
+	}
+	if g.MaxAuthorities > maxAuthoritiesCap {
+		return fmt.Errorf("genesis: max_authorities must be at most %d", maxAuthoritiesCap)
+	}
+	if len(g.Authorities) > maxAuthoritiesCap {
+		return fmt.Errorf("genesis: at most %d authorities", maxAuthoritiesCap)
+	}
+	seenAuth := map[types.AccountID]bool{}
+	var power uint64
+	for i, a := range g.Authorities {
+		if seenAuth[a.Hotkey] {
+			return fmt.Errorf("genesis: authorities[%d]: hotkey %s is listed twice", i, a.Hotkey)
+		}
+		seenAuth[a.Hotkey] = true
+		if a.Power > maxAuthorityWeight-power {
+			return fmt.Errorf("genesis: the authorities' total power exceeds %d", uint64(maxAuthorityWeight))
+		}
+		power += a.Power
+	}
+	if len(g.Authorities) > 0 && power == 0 {
+		return errors.New("genesis: the authorities' total power must be positive: the first authority set is the authorities with power (a zero-power authority is only a candidate for later epochs)")
 	}
 	return nil
 }

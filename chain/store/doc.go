@@ -57,15 +57,22 @@
 //	h hash             u64 height
 //	B height           body bytes
 //	V height           events bytes
-//	E height           empty: marks an epoch boundary (its header is kept forever)
+//	C height           finality certificate bytes (pruned with the body, except
+//	                   at an epoch boundary)
+//	E height           marks an epoch boundary (its header and certificate are
+//	                   kept forever); value: BlockCommit.EpochData (the node's
+//	                   next authority set), possibly empty
+//	M hardstate        the consensus hard state (PutHardState)
+//	M import           a snapshot import session; M importbits its progress
+//	                   bitmap; M synced the height synced at (see Snapshot import)
 //	S bucket key       state value; bucket is u32 big-endian for every B, so a
 //	                   bucket's keys are contiguous and a rehash is one prefix scan
 //	R bucket           cached bucket hash [32]; absent for an empty bucket
 //
 // The block hash is stored in front of the header because the store does not
 // decode headers: pruning needs it to delete the h index entry. Adapted from
-// §6 of the spec: certificates (C) and undo logs (U) arrive with the BFT
-// work; E is keyed by height rather than epoch number, because the store does
+// §6 of the spec: undo logs (U) are not needed since BFT finality is
+// instant (no block is ever reverted); E is keyed by height rather than epoch number, because the store does
 // not know the tempo.
 //
 // # Crash safety
@@ -89,6 +96,19 @@
 // and says what to do; it never repairs silently. TestCrashKill9 kills a
 // real importing process with SIGKILL at random moments and checks all of
 // this against an in-memory replay of the same blocks.
+//
+// # Snapshot import
+//
+// A new node fills an empty store from a state snapshot instead of
+// replaying blocks (chain/snapsync drives it; import.go has the details).
+// BeginImport records the target (height, block hash, state root, header,
+// bucket count, chunk count); each ImportChunk writes one chunk's entries
+// together with its bit of the progress bitmap in one fsynced batch, so a
+// killed node resumes without fetching a finished chunk again; FinishImport
+// rehashes the whole state, checks the root, and makes the snapshot block
+// head and base (header kept, body and events never stored, like a pruned
+// block). While a session is open, Open accepts the partial state and
+// CommitBlock refuses with ErrImporting; AbortImport wipes it.
 //
 // # Pruning
 //

@@ -13,6 +13,7 @@ const (
 	pHashIdx = 'h'
 	pBody    = 'B'
 	pEvents  = 'V'
+	pCert    = 'C'
 	pEpoch   = 'E'
 	pState   = 'S'
 	pBucket  = 'R'
@@ -25,6 +26,8 @@ var (
 	keyFormat = []byte("Mformat")
 	keyHead   = []byte("Mhead")
 	keyBase   = []byte("Mbase")
+	// keyHardState holds the consensus hard state (PutHardState).
+	keyHardState = []byte("Mhardstate")
 )
 
 func heightKey(prefix byte, h uint64) []byte {

@@ -67,8 +67,20 @@ type BlockCommit struct {
 	Changes []KV
 
 	// EpochBoundary keeps this block's header (and hash index entry)
-	// forever; its body and events are pruned like any other block's.
+	// and its certificate forever; its body and events are pruned like any
+	// other block's.
 	EpochBoundary bool
+
+	// Cert is the block's encoded finality certificate (chain/consensus
+	// EncodeCertificate); empty stores none (genesis). It is pruned with
+	// the body, except at an epoch boundary, where it is kept forever.
+	Cert []byte
+
+	// EpochData is stored as the value of the epoch-boundary marker (only
+	// with EpochBoundary): the node keeps the next authority set there, so
+	// the boundary's header, certificate and next set form the handoff
+	// proof a syncing node follows.
+	EpochData []byte
 }
 
 // Store is the chain's goleveldb store. Its methods are safe for concurrent
@@ -90,6 +102,8 @@ type Store struct {
 	closed  bool
 	failed  error  // the write error that broke the store, if any
 	version uint64 // commits since Open
+
+	imp importState // snapshot import session and synced height (import.go)
 
 	planMu   sync.Mutex  // guards lastPlan (RootAfter holds s.mu only for reading)
 	lastPlan *cachedPlan // RootAfter's last result, for CommitBlock
@@ -268,6 +282,9 @@ func (s *Store) load() error {
 // check verifies the invariants that every committed batch keeps. It runs
 // in Open, before the store is shared.
 func (s *Store) check() error {
+	if importing, err := s.loadImport(); importing || err != nil {
+		return err // a partial state under an import session (import.go)
+	}
 	if !s.hasHead {
 		it := s.db.NewIterator(nil, nil)
 		defer it.Release()
@@ -292,11 +309,11 @@ func (s *Store) check() error {
 	for _, p := range []byte{pBody, pEvents} {
 		if _, ok, err := s.dbGet(s.db, heightKey(p, h)); err != nil {
 			return err
-		} else if !ok {
+		} else if !ok && !s.bodylessLocked(h) {
 			return s.corrupt("the %s of head block %d is missing", recordName(p), h)
 		}
 	}
-	for _, p := range []byte{pHeader, pBody, pEvents, pEpoch} {
+	for _, p := range []byte{pHeader, pBody, pEvents, pEpoch, pCert} {
 		it := s.db.NewIterator(&util.Range{Start: heightKey(p, h+1), Limit: []byte{p + 1}}, nil)
 		above := it.First()
 		it.Release()
@@ -309,7 +326,7 @@ func (s *Store) check() error {
 	}
 	if _, ok, err := s.dbGet(s.db, heightKey(pBody, s.base)); err != nil {
 		return err
-	} else if !ok {
+	} else if !ok && !s.bodylessLocked(s.base) {
 		return s.corrupt("the body of base block %d is missing", s.base)
 	}
 	if s.tree[1] != s.head.root {
@@ -379,6 +396,8 @@ func recordName(p byte) string {
 		return "events"
 	case pEpoch:
 		return "epoch marker"
+	case pCert:
+		return "certificate"
 	}
 	return string(p)
 }
@@ -465,7 +484,7 @@ func (s *Store) usableLocked() error {
 	if s.failed != nil {
 		return fmt.Errorf("%w (%v)", ErrFailed, s.failed)
 	}
-	return nil
+	return s.importingErrLocked()
 }
 
 // planLocked computes the plan of changes over the committed state. s.mu
@@ -578,7 +597,7 @@ func (s *Store) CommitBlock(c BlockCommit) (types.Hash, error) {
 		return types.Hash{}, fmt.Errorf("%w: block %d has an empty header", ErrInvalid, h)
 	case len(c.Header) > MaxHeaderSize:
 		return types.Hash{}, fmt.Errorf("%w: block %d: header of %d bytes, the limit is %d", ErrTooLarge, h, len(c.Header), MaxHeaderSize)
-	case len(c.Body) > MaxBlobSize || len(c.Events) > MaxBlobSize:
+	case len(c.Body) > MaxBlobSize || len(c.Events) > MaxBlobSize || len(c.Cert) > MaxBlobSize || len(c.EpochData) > MaxBlobSize:
 		return types.Hash{}, fmt.Errorf("%w: block %d: body of %d bytes or events of %d bytes, the limit is %d", ErrTooLarge, h, len(c.Body), len(c.Events), MaxBlobSize)
 	}
 	p := s.takePlanLocked(c.Changes)
@@ -610,8 +629,11 @@ func (s *Store) CommitBlock(c BlockCommit) (types.Hash, error) {
 	b.Put(hashKey(c.Hash), encodeU64(h))
 	b.Put(heightKey(pBody, h), c.Body)
 	b.Put(heightKey(pEvents, h), c.Events)
+	if len(c.Cert) > 0 {
+		b.Put(heightKey(pCert, h), c.Cert)
+	}
 	if c.EpochBoundary {
-		b.Put(heightKey(pEpoch, h), nil)
+		b.Put(heightKey(pEpoch, h), c.EpochData)
 	}
 	base, err := s.pruneLocked(b, h)
 	if err != nil {
@@ -654,6 +676,7 @@ func (s *Store) pruneLocked(b *leveldb.Batch, h uint64) (uint64, error) {
 		b.Delete(heightKey(pBody, base))
 		b.Delete(heightKey(pEvents, base))
 		if !epoch {
+			b.Delete(heightKey(pCert, base))
 			b.Delete(heightKey(pHeader, base))
 			if ok && len(hv) >= 32 {
 				b.Delete(hashKey(types.Hash(hv[:32])))
@@ -711,6 +734,37 @@ func (s *Store) Body(h uint64) ([]byte, bool, error) { return s.blockRecord(pBod
 // Events returns the encoded events of block h, under the same rules as Body.
 func (s *Store) Events(h uint64) ([]byte, bool, error) { return s.blockRecord(pEvents, h) }
 
+// Cert returns the encoded finality certificate of block h; ok is false
+// when none was stored, the block is above the head, or it was pruned with
+// the body (an epoch boundary's certificate is kept forever).
+func (s *Store) Cert(h uint64) ([]byte, bool, error) { return s.blockRecord(pCert, h) }
+
+// EpochData returns the value stored with the epoch-boundary marker of
+// block h (BlockCommit.EpochData); ok is false when h is not an epoch
+// boundary. The value may be empty.
+func (s *Store) EpochData(h uint64) ([]byte, bool, error) { return s.blockRecord(pEpoch, h) }
+
+// PutHardState stores the consensus hard state b (opaque bytes, at most
+// MaxBlobSize) in one fsynced write, whatever Options.NoSync says: a
+// validator must persist it before any message it signed leaves.
+func (s *Store) PutHardState(b []byte) error {
+	if len(b) > MaxBlobSize {
+		return fmt.Errorf("%w: hard state of %d bytes, the limit is %d", ErrTooLarge, len(b), MaxBlobSize)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usableLocked(); err != nil {
+		return err
+	}
+	if err := s.db.Put(keyHardState, b, &opt.WriteOptions{Sync: true}); err != nil {
+		return fmt.Errorf("store: writing the consensus hard state: %w", err)
+	}
+	return nil
+}
+
+// HardState returns what PutHardState stored last; ok is false if nothing.
+func (s *Store) HardState() ([]byte, bool, error) { return s.dbGet(s.db, keyHardState) }
+
 // EpochBoundaries returns up to max heights, ascending from from, of blocks
 // committed with EpochBoundary (their headers are kept forever).
 func (s *Store) EpochBoundaries(from uint64, max int) ([]uint64, error) {
@@ -738,6 +792,7 @@ func (s *Store) CompactPruned() error {
 		{Start: heightKey(pHeader, 0), Limit: heightKey(pHeader, base)},
 		{Start: heightKey(pBody, 0), Limit: heightKey(pBody, base)},
 		{Start: heightKey(pEvents, 0), Limit: heightKey(pEvents, base)},
+		{Start: heightKey(pCert, 0), Limit: heightKey(pCert, base)},
 		*util.BytesPrefix([]byte{pHashIdx}),
 	} {
 		if err := s.db.CompactRange(r); err != nil {

@@ -8,9 +8,11 @@ import (
 // Header and block encoding (all integers big-endian):
 //
 //	Header = Version u16 ‖ ChainID[32] ‖ Height u64 ‖ TimeMs u64 ‖ Parent[32] ‖
-//	         TxRoot[32] ‖ StateRoot[32] ‖ EventsRoot[32] ‖ Proposer[32] ‖
-//	         ProposerSig[64]                                  (274 bytes)
-//	Block  = Header ‖ u32 tx count ‖ each Tx as in tx.go, back to back
+//	         TxRoot[32] ‖ StateRoot[32] ‖ EventsRoot[32] ‖ ValSetHash[32] ‖
+//	         NextValSetHash[32] ‖ LastCommitHash[32] ‖ Proposer[32] ‖
+//	         ProposerSig[64]                                  (370 bytes)
+//	Block  = Header ‖ u32 length ‖ LastCommit (at most MaxCertificate bytes) ‖
+//	         u32 tx count ‖ each Tx as in tx.go, back to back
 
 // HeaderVersion is the only header version this code reads and writes.
 const HeaderVersion = 1
@@ -23,7 +25,7 @@ const (
 )
 
 // HeaderSize is the length of an encoded header.
-const HeaderSize = 2 + 32 + 8 + 8 + 4*32 + 32 + 64
+const HeaderSize = 2 + 32 + 8 + 8 + 7*32 + 32 + 64
 
 const headerDomain = "taobox/header/v1"
 
@@ -35,16 +37,26 @@ const minTxSize = 32 + 8 + 8 + 1 + 8 + 1 + 64
 // Header is a block's header. Its hash (Hash) names the block; the proposer
 // signs the same bytes (SignHeader).
 type Header struct {
-	Version     uint16    // HeaderVersion
-	ChainID     Hash      // the genesis hash
-	Height      uint64    // genesis is 0
-	TimeMs      uint64    // proposer's clock, Unix milliseconds
-	Parent      Hash      // hash of the header at Height-1; zero at genesis
-	TxRoot      Hash      // TxRoot of the block's transactions
-	StateRoot   Hash      // state root after applying the block
-	EventsRoot  Hash      // EventsRoot of the events the block emitted
-	Proposer    AccountID // the authority that proposed it
-	ProposerSig Signature // Proposer's signature of SigningBytes
+	Version    uint16 // HeaderVersion
+	ChainID    Hash   // the genesis hash
+	Height     uint64 // genesis is 0
+	TimeMs     uint64 // proposer's clock, Unix milliseconds
+	Parent     Hash   // hash of the header at Height-1; zero at genesis
+	TxRoot     Hash   // TxRoot of the block's transactions
+	StateRoot  Hash   // state root after applying the block
+	EventsRoot Hash   // EventsRoot of the events the block emitted
+	// ValSetHash is the hash of the authority set that finalizes this
+	// block (chain/consensus ValidatorSetHash).
+	ValSetHash Hash
+	// NextValSetHash is the hash of the set that finalizes the next
+	// block: equal to ValSetHash except at the last block of an authority
+	// epoch, where it commits the next epoch's set.
+	NextValSetHash Hash
+	// LastCommitHash is HashBytes of the parent's encoded finality
+	// certificate (Block.LastCommit); zero at height 1 and at genesis.
+	LastCommitHash Hash
+	Proposer       AccountID // the authority that proposed it
+	ProposerSig    Signature // Proposer's signature of SigningBytes
 }
 
 func (h *Header) encodeUnsigned(w *Writer) {
@@ -56,6 +68,9 @@ func (h *Header) encodeUnsigned(w *Writer) {
 	w.Fixed(h.TxRoot[:])
 	w.Fixed(h.StateRoot[:])
 	w.Fixed(h.EventsRoot[:])
+	w.Fixed(h.ValSetHash[:])
+	w.Fixed(h.NextValSetHash[:])
+	w.Fixed(h.LastCommitHash[:])
 	w.Fixed(h.Proposer[:])
 }
 
@@ -94,6 +109,9 @@ func decodeHeader(r *Reader, h *Header) {
 	r.Fixed("header.tx_root", h.TxRoot[:])
 	r.Fixed("header.state_root", h.StateRoot[:])
 	r.Fixed("header.events_root", h.EventsRoot[:])
+	r.Fixed("header.val_set_hash", h.ValSetHash[:])
+	r.Fixed("header.next_val_set_hash", h.NextValSetHash[:])
+	r.Fixed("header.last_commit_hash", h.LastCommitHash[:])
 	r.Fixed("header.proposer", h.Proposer[:])
 	r.Fixed("header.proposer_sig", h.ProposerSig[:])
 }
@@ -134,10 +152,15 @@ func VerifyHeader(h *Header) error {
 	return nil
 }
 
-// Block is a header and the transactions it commits to (through TxRoot).
+// Block is a header, the finality certificate of its parent and the
+// transactions it commits to (through TxRoot).
 type Block struct {
 	Header Header
-	Txs    []Tx
+	// LastCommit is the parent's encoded finality certificate (chain/consensus
+	// EncodeCertificate); empty at height 1 (genesis has no certificate).
+	// Header.LastCommitHash commits to it.
+	LastCommit []byte
+	Txs        []Tx
 }
 
 // Hash returns the block's id, its header's Hash.
@@ -146,9 +169,10 @@ func (b *Block) Hash() Hash { return b.Header.Hash() }
 // Encode returns the canonical encoding of b. It panics if a transaction's
 // Call is not a call value (see EncodeCall).
 func (b *Block) Encode() []byte {
-	w := NewWriter(make([]byte, 0, HeaderSize+4+len(b.Txs)*160))
+	w := NewWriter(make([]byte, 0, HeaderSize+8+len(b.LastCommit)+len(b.Txs)*160))
 	b.Header.encodeUnsigned(w)
 	w.Fixed(b.Header.ProposerSig[:])
+	w.VarBytes(b.LastCommit)
 	w.Len(len(b.Txs))
 	for i := range b.Txs {
 		encodeTx(w, &b.Txs[i])
@@ -157,7 +181,8 @@ func (b *Block) Encode() []byte {
 }
 
 // DecodeBlock decodes a block from exactly b. It rejects an input over
-// MaxBlockSize bytes, more than MaxBlockTxs transactions, a transaction
+// MaxBlockSize bytes, a LastCommit over MaxCertificate bytes, more than
+// MaxBlockTxs transactions, a transaction
 // whose encoding exceeds MaxTxSize or that DecodeTx would reject, a header
 // DecodeHeader would reject, and trailing bytes, so Encode of the result is
 // b. It checks neither signatures nor that TxRoot matches the transactions
@@ -170,6 +195,10 @@ func DecodeBlock(b []byte) (*Block, error) {
 	r := NewReader(b)
 	blk := new(Block)
 	decodeHeader(r, &blk.Header)
+	blk.LastCommit = r.VarBytes("block.last_commit", MaxCertificate)
+	if len(blk.LastCommit) == 0 {
+		blk.LastCommit = nil
+	}
 	n := r.Len("block.txs", MaxBlockTxs)
 	if n > r.Remaining()/minTxSize {
 		r.Fail("block.txs", fmt.Errorf("%w: %d transactions cannot fit in %d bytes", ErrShort, n, r.Remaining()))
@@ -203,4 +232,15 @@ func TxRoot(txs []Tx) Hash {
 		leaves[i] = txs[i].Hash()
 	}
 	return MerkleRoot(leaves)
+}
+
+// BlockHashOf returns the hash of the header that starts the encoded block
+// b (what Block.Hash returns for the decoded block) without decoding the
+// rest; ok is false when b is shorter than a header. It does not check
+// that b decodes, nor that the body matches the header's roots.
+func BlockHashOf(b []byte) (h Hash, ok bool) {
+	if len(b) < HeaderSize {
+		return Hash{}, false
+	}
+	return HashBytes([]byte(headerDomain), b[:HeaderSize-64]), true
 }

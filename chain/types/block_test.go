@@ -157,7 +157,7 @@ func TestTxRoot(t *testing.T) {
 func TestDecodeBlockRejects(t *testing.T) {
 	b := sampleBlock()
 	enc := b.Encode()
-	countAt := HeaderSize
+	countAt := HeaderSize + 4 // after the empty LastCommit's length
 	withCount := func(n uint32) []byte {
 		c := append([]byte{}, enc...)
 		binary.BigEndian.PutUint32(c[countAt:], n)
@@ -197,5 +197,52 @@ func TestDecodeBlockTxOverMaxTxSize(t *testing.T) {
 	}
 	if _, err := DecodeBlock(b.Encode()); !errors.Is(err, ErrTooLong) || !strings.Contains(err.Error(), "block.txs[0]") {
 		t.Errorf("DecodeBlock = %v, want ErrTooLong at block.txs[0]", err)
+	}
+}
+
+func TestBlockLastCommitRoundTrip(t *testing.T) {
+	b := sampleBlock()
+	b.Header.ValSetHash = HashBytes([]byte("set"))
+	b.Header.NextValSetHash = HashBytes([]byte("next set"))
+	b.LastCommit = []byte("parent certificate bytes")
+	b.Header.LastCommitHash = HashBytes(b.LastCommit)
+	enc := b.Encode()
+	got, err := DecodeBlock(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Encode(), enc) || !bytes.Equal(got.LastCommit, b.LastCommit) ||
+		got.Header.ValSetHash != b.Header.ValSetHash || got.Header.NextValSetHash != b.Header.NextValSetHash ||
+		got.Header.LastCommitHash != b.Header.LastCommitHash {
+		t.Fatalf("round trip changed the block: %+v", got.Header)
+	}
+	// Each new header field is covered by the hash.
+	for i, mut := range []func(h *Header){
+		func(h *Header) { h.ValSetHash[0] ^= 1 },
+		func(h *Header) { h.NextValSetHash[0] ^= 1 },
+		func(h *Header) { h.LastCommitHash[0] ^= 1 },
+	} {
+		h := b.Header
+		mut(&h)
+		if h.Hash() == b.Header.Hash() {
+			t.Errorf("field %d is not covered by Header.Hash", i)
+		}
+	}
+	// An oversized LastCommit is refused before reading it.
+	big := Block{Header: sampleHeader(), LastCommit: make([]byte, MaxCertificate+1)}
+	if _, err := DecodeBlock(big.Encode()); !errors.Is(err, ErrTooLong) || !strings.Contains(err.Error(), "last_commit") {
+		t.Errorf("DecodeBlock(oversized LastCommit) = %v, want ErrTooLong at block.last_commit", err)
+	}
+}
+
+func TestBlockHashOf(t *testing.T) {
+	b := sampleBlock()
+	b.LastCommit = []byte("cert")
+	got, ok := BlockHashOf(b.Encode())
+	if !ok || got != b.Hash() {
+		t.Fatalf("BlockHashOf = %s %v, want %s", got, ok, b.Hash())
+	}
+	if _, ok := BlockHashOf(b.Encode()[:HeaderSize-1]); ok {
+		t.Fatal("BlockHashOf accepted a short input")
 	}
 }

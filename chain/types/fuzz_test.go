@@ -36,6 +36,7 @@ func FuzzDecodeBlock(f *testing.F) {
 		f.Add(one.Encode())
 	}
 	f.Add((&Block{Header: sampleHeader()}).Encode())
+	f.Add((&Block{Header: sampleHeader(), LastCommit: []byte("a certificate"), Txs: blk.Txs[:1]}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		blk, err := DecodeBlock(b)
 		if err != nil {

@@ -23,8 +23,11 @@ import (
 
 var benchCommand = &command{
 	name:    "bench",
-	summary: "measure the engine's speed and memory",
-	help:    "Benchmarks of the inference engine; each subcommand below measures one\nside of it and prints a table (or JSON) when done.",
+	args:    benchAllArgs,
+	summary: "measure this machine for this network: Yuma on CPU and GPU, model tokens/s, QUIC, disk",
+	help: benchAllHelp + "\n\nThe subcommands below go deeper into one side: model files beside\n" +
+		"llama.cpp, and the GPU's own figures.",
+	setup: benchAllSetup,
 }
 
 var benchModelCommand = &command{

@@ -66,7 +66,9 @@ func TestBenchModel(t *testing.T) {
 		if res.DecodeTPS <= 0 || res.PromptTPS != 0 || res.Threads != 1 || res.LlamaDecodeTPS != nil || res.FileBytes <= 0 {
 			t.Errorf("--json result %+v", res)
 		}
-		if runtime.GOOS == "linux" && (res.RSSBytes <= 0 || res.HWMBytes < res.RSSBytes) {
+		// The RSS delta of a tiny model may be 0 (its pages reuse freed
+		// memory); the high-water mark is always there on Linux.
+		if runtime.GOOS == "linux" && (res.RSSBytes < 0 || res.HWMBytes <= 0 || res.HWMBytes < res.RSSBytes) {
 			t.Errorf("--json result %+v: want resident memory figures on Linux", res)
 		}
 	}

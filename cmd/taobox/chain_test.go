@@ -145,15 +145,19 @@ func oneLine(t *testing.T, r result, want int, cmd, mention string) {
 
 func TestWalletCLI(t *testing.T) {
 	dir := t.TempDir()
-	r := taobox(t, nil, "wallet", "create", "alice", "--wallets", dir, "--hotkey", "miner1")
+	// Keys are encrypted: a password file, and a cheap KDF for the test.
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("test password\n"), 0o600)
+	enc := []string{"--password-file", pw, "--kdf-memory", "1", "--kdf-time", "1"}
+	r := taobox(t, nil, append([]string{"wallet", "create", "alice", "--wallets", dir, "--hotkey", "miner1"}, enc...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "coldkey") || !strings.Contains(r.stdout, "hotkey miner1") {
 		t.Fatalf("wallet create: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	// Flags may come before the name too.
-	if r := taobox(t, nil, "wallet", "create", "--wallets", dir, "bob"); r.code != 0 {
+	if r := taobox(t, nil, append([]string{"wallet", "create", "--wallets", dir, "bob"}, enc...)...); r.code != 0 {
 		t.Fatalf("wallet create bob: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := taobox(t, nil, "wallet", "new-hotkey", "bob", "validator", "--wallets", dir); r.code != 0 || !strings.Contains(r.stdout, "validator") {
+	if r := taobox(t, nil, append([]string{"wallet", "new-hotkey", "bob", "validator", "--wallets", dir}, enc...)...); r.code != 0 || !strings.Contains(r.stdout, "validator") {
 		t.Fatalf("wallet new-hotkey: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if runtime.GOOS != "windows" {
@@ -174,6 +178,7 @@ func TestWalletCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	cold := w.ColdkeyAddress().String()
+	w.Unlock = &wallet.Unlocker{PasswordFile: pw}
 	hk, _ := w.Hotkey("miner1")
 	hot := types.AccountIDFromPrivateKey(hk).String()
 
@@ -264,7 +269,7 @@ func TestTxUsageErrors(t *testing.T) {
 		{[]string{"genesis", "--fund", "nobody=1"}, "genesis", "neither an SS58 address"},
 		{[]string{"genesis", "--fund", addr}, "genesis", "ADDR=TAO"},
 		{[]string{"genesis", "--fund", addr + "=1", "--fund", addr + "=2"}, "genesis", "funded twice"},
-		{[]string{"node", "--data", dir}, "node", "--genesis, --authority required"},
+		{[]string{"node", "--data", dir}, "node", "--genesis required"},
 		{[]string{"devnet", "--epochs", "-1"}, "devnet", "epochs"},
 	} {
 		args := tc.args

@@ -9,11 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +23,7 @@ import (
 	"taobox/chain/state"
 	"taobox/chain/types"
 	"taobox/chain/yuma"
+	"taobox/internal/obs"
 	"taobox/wallet"
 )
 
@@ -120,6 +119,7 @@ type devnet struct {
 	txs     int
 	neurons *devNeurons // live: the running miners and validators
 	fatal   error       // set by onBlock when the run cannot go on
+	metrics *node.Metrics
 
 	mu       sync.Mutex
 	pending  map[types.Hash]*devPending   // mu
@@ -257,6 +257,9 @@ func (d *devnet) submit(a *devActor, what string, call types.Call) error {
 	tx.Sign(a.key, d.n.ChainID())
 	hash, err := d.n.Submit(tx)
 	if err != nil {
+		if d.metrics != nil {
+			d.metrics.CountReject(err)
+		}
 		d.failures = append(d.failures, fmt.Sprintf("%s: refused by the node: %v", what, err))
 		return err
 	}
@@ -698,8 +701,9 @@ var devnetCommand = &command{
 		epochs := fs.Int("epochs", 0, "stop after `N` epochs of each subnet (0: run until Ctrl-C)")
 		asJSON := fs.Bool("json", false, "print only a JSON summary at the end")
 		blockTime := fs.Duration("block-time", time.Second, "the `interval` between blocks")
+		validators := fs.Int("validators", 4, "run `N` chain validators in this process, finalizing each block by BFT over QUIC on 127.0.0.1")
 		data := fs.String("data", "", "keep the chain and the devnet wallets in `DIR` (empty or new; default: a temporary directory)")
-		level := logLevelFlag(fs, "warn")
+		of := addObsFlags(fs, "warn")
 		backend := backendFlag(fs)
 		cast := fs.String("cast", devDefaultCast, "who plays the neurons: `live` (real miners and validators over QUIC) or scripted (weights from a script)")
 		return func(e *env) error {
@@ -709,13 +713,17 @@ var devnetCommand = &command{
 			if *epochs < 0 {
 				return &usageError{"epochs", "must be 0 (run until Ctrl-C) or more"}
 			}
+			if *validators < 1 || *validators > 16 {
+				return &usageError{"validators", fmt.Sprintf("%d: want 1 to 16", *validators)}
+			}
 			if *blockTime < time.Millisecond {
 				return &usageError{"block-time", fmt.Sprintf("%v is too short (at least 1ms)", *blockTime)}
 			}
-			lvl, err := parseLogLevel(*level)
+			o, err := of.open(e)
 			if err != nil {
 				return err
 			}
+			defer o.Close()
 			dir := *data
 			if dir == "" {
 				if dir, err = os.MkdirTemp("", "taobox-devnet-"); err != nil {
@@ -727,12 +735,12 @@ var devnetCommand = &command{
 			}
 			ctx, stop := withTermSignal(e.ctx)
 			defer stop()
-			engine, err := startEngine(ctx, *backend, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl})))
+			engine, err := startEngine(ctx, *backend, o.log)
 			if err != nil {
 				return err
 			}
 			defer engine.Close()
-			return runDevnet(ctx, e, dir, *cast == "live", *epochs, *blockTime, *asJSON, lvl, engine)
+			return runDevnet(ctx, e, dir, *cast == "live", *epochs, *validators, *blockTime, *asJSON, o, engine)
 		}
 	},
 }
@@ -740,7 +748,7 @@ var devnetCommand = &command{
 // devDefaultCast is the cast 'taobox devnet' runs without --cast.
 const devDefaultCast = "live"
 
-func runDevnet(ctx context.Context, e *env, dir string, live bool, epochs int, blockTime time.Duration, asJSON bool, lvl slog.Level, engine yuma.Engine) error {
+func runDevnet(ctx context.Context, e *env, dir string, live bool, epochs, validators int, blockTime time.Duration, asJSON bool, o *daemonObs, engine yuma.Engine) error {
 	start := time.Now()
 	d := newCast(live)
 	d.out = e.stdout
@@ -751,15 +759,22 @@ func runDevnet(ctx context.Context, e *env, dir string, live bool, epochs int, b
 		return err
 	}
 	g := devnetGenesis("taobox-devnet", uint64(time.Now().UnixMilli()), d.genesisBalances())
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
-	n, err := node.Open(node.Config{
-		DataDir: filepath.Join(dir, "chain"), Genesis: g, Authority: devKey("authority"),
-		BlockTime: blockTime, APIAddr: "127.0.0.1:0", Logger: log, Engine: engine,
-	})
+	withDevAuthorities(g, validators)
+	log := o.log
+	chain, err := startDevChain(ctx, dir, g, blockTime, log, engine)
 	if err != nil {
 		return err
 	}
+	defer chain.stop()
+	n := chain.nodes[0]
 	d.n = n
+	d.metrics = node.NewMetrics(n, node.MetricsOptions{BlockTime: blockTime})
+	o.reg.MustRegister(d.metrics)
+	if es, ok := engine.(obs.EngineStats); ok {
+		o.reg.MustRegister(obs.GPUCollector(es))
+	}
+	o.health.Add("node", d.metrics.Healthy)
+	go d.metrics.Follow(ctx)
 	d.api = "http://" + n.APIAddr()
 	blocks, cancel := n.Subscribe()
 	defer cancel()
@@ -769,13 +784,17 @@ func runDevnet(ctx context.Context, e *env, dir string, live bool, epochs int, b
 			n.Close()
 			return err
 		}
+		d.neurons.reg = o.reg
 		defer d.neurons.stop()
 	}
 
 	fmt.Fprintf(d.out, "taobox devnet: chain %q (id %s), a block every %v, tempo %d, root epoch every %d blocks\n",
 		g.ChainName, n.ChainID(), blockTime, g.SubnetDefaults.Tempo, g.Params.RootTempo)
+	if validators > 1 {
+		fmt.Fprintf(d.out, "%d chain validators finalize each block by BFT (Tendermint, > 2/3 of stake precommits) over QUIC on 127.0.0.1\n", validators)
+	}
 	fmt.Fprintf(d.out, "API %s    try: taobox metagraph 1 --node %s\n", d.api, d.api)
-	fmt.Fprintf(d.out, "Wallets in %s (public test keys): alice, bob own the subnets; carol, dave, eve validate; frank mines\n", dir)
+	fmt.Fprintf(d.out, "Wallets in %s (public test keys, stored unencrypted): alice, bob own the subnets; carol, dave, eve validate; frank mines\n", dir)
 	fmt.Fprintf(d.out, "    try: taobox wallet show carol --wallets %s --node %s\n", dir, d.api)
 	if live {
 		for _, s := range d.subnets {
@@ -815,11 +834,19 @@ loop:
 			break loop
 		case err := <-runErr:
 			runErr <- err
+			if ctx.Err() != nil { // Run saw the interrupt first
+				interrupted = true
+				break loop
+			}
 			failErr = fmt.Errorf("the node stopped: %v", err)
 			break loop
 		case b, ok := <-blocks:
 			if !ok {
 				failErr = errors.New("the node closed its block stream")
+				break loop
+			}
+			if err := chain.Err(); err != nil {
+				failErr = err
 				break loop
 			}
 			if d.onBlock(ctx, b, epochs) {

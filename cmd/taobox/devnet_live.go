@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"taobox/chain/node"
 	"taobox/chain/state"
 	"taobox/chain/types"
@@ -57,6 +59,7 @@ type devNeurons struct {
 	vwg    sync.WaitGroup // the validators
 	conns  map[*devSubnet][]net.PacketConn
 	vals   []*devLiveValidator
+	reg    prometheus.Registerer // the neurons' metrics, labelled neuron=NAME; nil: none
 	once   sync.Once
 }
 
@@ -122,6 +125,9 @@ func (nn *devNeurons) startSubnet(s *devSubnet) error {
 		mn, err := miner.New(cfg)
 		if err != nil {
 			return fmt.Errorf("miner %s: %v", m.name, err)
+		}
+		if nn.reg != nil {
+			prometheus.WrapRegistererWith(prometheus.Labels{"neuron": m.name}, nn.reg).MustRegister(mn.Collector())
 		}
 		conn := nn.conns[s][i]
 		nn.wg.Add(1)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"taobox/assets"
 	"taobox/chain/state"
 	"taobox/chain/types"
@@ -34,6 +36,7 @@ type devLiveValidator struct {
 	v   *devValidator
 	val *validator.Validator
 	log *slog.Logger
+	m   *validator.Metrics
 }
 
 func (nn *devNeurons) newValidator(s *devSubnet, v *devValidator) (*devLiveValidator, error) {
@@ -52,9 +55,13 @@ func (nn *devNeurons) newValidator(s *devSubnet, v *devValidator) (*devLiveValid
 	what := fmt.Sprintf("weights of %s on subnet %d", v.hot.name, s.netuid)
 	log := nn.log.With("validator", v.hot.name, "netuid", s.netuid)
 	seed := binary.LittleEndian.Uint64(v.hot.id[:8])
+	vm := validator.NewMetrics(v.hot.id, uint16(s.netuid))
+	if nn.reg != nil {
+		prometheus.WrapRegistererWith(prometheus.Labels{"neuron": fmt.Sprintf("%s@%d", v.hot.name, s.netuid)}, nn.reg).MustRegister(vm)
+	}
 	val, err := validator.New(validator.Config{
 		Key: v.hot.key, Netuid: uint16(s.netuid), Model: mdl, Tokenizer: tok, ModelHash: hash, Chain: nn.chain,
-		Submit:   func(c types.Call) error { return nn.d.submit(v.hot, what, c) },
+		Submit:   vm.CountSubmit(func(c types.Call) error { return nn.d.submit(v.hot, what, c) }, rejectStatus),
 		StateDir: filepath.Join(nn.dir, "validators", fmt.Sprintf("%s-subnet%d", strings.ReplaceAll(v.hot.name, "/", "-"), s.netuid)),
 		Logger:   log,
 		Rand:     rand.New(rand.NewPCG(seed, uint64(s.netuid))),
@@ -62,7 +69,7 @@ func (nn *devNeurons) newValidator(s *devSubnet, v *devValidator) (*devLiveValid
 	if err != nil {
 		return nil, err
 	}
-	return &devLiveValidator{nn: nn, s: s, v: v, val: val, log: log}, nil
+	return &devLiveValidator{nn: nn, s: s, v: v, val: val, log: log, m: vm}, nil
 }
 
 // run runs rounds until quit is closed or ctx ends, once the validator
@@ -75,6 +82,7 @@ func (lv *devLiveValidator) run(ctx context.Context, quit <-chan struct{}, pause
 		mg, err := lv.nn.chain.Metagraph(uint16(lv.s.netuid))
 		if err == nil && devHasPermit(mg, lv.v.hot.id) {
 			rep, err := lv.val.Round(ctx)
+			lv.m.ObserveRound(rep, err, lv.val.Scores())
 			if err != nil && ctx.Err() == nil {
 				lv.log.Warn("round failed", "err", err)
 			}

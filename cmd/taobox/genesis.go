@@ -41,6 +41,13 @@ func devnetGenesis(name string, timeMs uint64, balances []state.GenesisBalance) 
 	return &state.Genesis{ChainName: name, TimeMs: timeMs, Balances: balances, Params: p, SubnetDefaults: h}
 }
 
+// The devnet's authority epoch (blocks) and a genesis authority's default
+// power (rao).
+const (
+	devnetAuthorityEpoch  = 20
+	defaultAuthorityPower = 1000 * types.RaoPerTAO
+)
+
 // fundFlag collects --fund ADDR=TAO values.
 type fundFlag []string
 
@@ -49,7 +56,7 @@ func (f *fundFlag) Set(v string) error { *f = append(*f, v); return nil }
 
 var genesisCommand = &command{
 	name:    "genesis",
-	args:    "[--out FILE] [--chain-name N] [--fund ADDR=TAO]... [--devnet]",
+	args:    "[--out FILE] [--chain-name N] [--fund ADDR=TAO]... [--authority ADDR[=TAO]]... [--authority-epoch N] [--devnet]",
 	summary: "write a genesis file: the chain's name, funded accounts and parameters",
 	help: "Writes a genesis: the first state of a chain, whose hash is the chain id\n" +
 		"every transaction signs over. It holds the chain name, the funded accounts,\n" +
@@ -60,14 +67,25 @@ var genesisCommand = &command{
 		"for a local chain with 1-second blocks: tempo 10, root epoch every 5 blocks,\n" +
 		"a 10 TAO lock and short rate limits.\n\n" +
 		"--fund takes an SS58 address or the name of a wallet (its coldkey) and an\n" +
-		"amount of TAO; repeat it for more accounts. Examples:\n\n" +
+		"amount of TAO; repeat it for more accounts.\n\n" +
+		"--authority names a validator of the first authority epoch (an SS58\n" +
+		"address or a wallet name: the key its node signs with) and its voting\n" +
+		"power in TAO (default 1000); repeat it for more. Each authority epoch\n" +
+		"(--authority-epoch blocks: 360 by default, 20 with --devnet) the set is\n" +
+		"chosen again among these candidates by power plus delegated stake, top 64.\n" +
+		"Without --authority the chain has one authority, the key of the node that\n" +
+		"runs it, and no followers. Examples:\n\n" +
 		"  taobox genesis --devnet --fund alice=1000 --out genesis.json\n" +
+		"  taobox genesis --devnet --authority v1 --authority v2 --authority v3 --authority v4 --out g.json\n" +
 		"  taobox genesis --chain-name mynet --fund 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY=21000 > g.json",
 	setup: func(fs *flag.FlagSet) func(*env) error {
 		out := fs.String("out", "-", "write to `FILE` (- for stdout)")
 		name := fs.String("chain-name", "", "the chain's `name` (default taobox-devnet with --devnet, else taobox)")
 		var funds fundFlag
 		fs.Var(&funds, "fund", "fund an account: `ADDR=TAO`, ADDR an SS58 address or a wallet name (repeatable)")
+		var auths fundFlag
+		fs.Var(&auths, "authority", "an authority of the first epoch: `ADDR[=TAO]`, ADDR an SS58 address or a wallet name (repeatable)")
+		epoch := fs.Uint64("authority-epoch", 0, "blocks per authority epoch (0: 360, or 20 with --devnet)")
 		devnet := fs.Bool("devnet", false, "fast parameters for a local chain (tempo 10, small lock, short rate limits)")
 		dir := walletsFlag(fs)
 		return func(e *env) error {
@@ -103,6 +121,26 @@ var genesisCommand = &command{
 			if *name != "" {
 				g.ChainName = *name
 			}
+			for _, a := range auths {
+				addr, power, hasPower := strings.Cut(a, "=")
+				rao := uint64(defaultAuthorityPower)
+				if hasPower {
+					var err error
+					if rao, err = parseTAO(power); err != nil {
+						return &usageError{"authority", err.Error()}
+					}
+				}
+				id, err := resolveAccount(*dir, addr)
+				if err != nil {
+					return err
+				}
+				g.Authorities = append(g.Authorities, state.GenesisAuthority{Hotkey: id, Power: rao})
+			}
+			if *epoch > 0 {
+				g.AuthorityEpoch = *epoch
+			} else if *devnet && len(g.Authorities) > 0 {
+				g.AuthorityEpoch = devnetAuthorityEpoch
+			}
 			if err := g.Validate(); err != nil {
 				return &usageError{"genesis", err.Error()}
 			}
@@ -124,6 +162,9 @@ var genesisCommand = &command{
 			os.Chmod(*out, 0o644) // a genesis is public
 			_, err = fmt.Fprintf(e.stdout, "Wrote the genesis of chain %q to %s\n  chain id  %s\n  accounts  %d funded, %s TAO in all\n",
 				g.ChainName, *out, g.ID(), len(balances), formatTAO(total(balances)))
+			if err == nil && len(g.Authorities) > 0 {
+				_, err = fmt.Fprintf(e.stdout, "  authorities %d, a new set every %d blocks\n", len(g.Authorities), g.EpochBlocks())
+			}
 			return err
 		}
 	},

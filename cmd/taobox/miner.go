@@ -5,9 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +28,7 @@ var minerCommand = &command{
 		"model's tokens with a signed final frame (docs/task-protocol.md). It\n" +
 		"advertises the SHA-256 of its model file and refuses requests for another.\n" +
 		"With --serve-host it first publishes its endpoint on chain (tx serve, signed\n" +
-		"by the hotkey, waited for). --metrics serves Prometheus text at /metrics.\n" +
+		"by the hotkey, waited for). --metrics serves Prometheus metrics at /metrics and health at /healthz.\n" +
 		"Runs until interrupted. Example:\n\n" +
 		"  taobox miner --wallet alice --hotkey miner1 --netuid 1 --listen 0.0.0.0:8091 --serve-host 203.0.113.7",
 	setup: func(fs *flag.FlagSet) func(*env) error {
@@ -42,10 +40,16 @@ var minerCommand = &command{
 		listen := fs.String("listen", "0.0.0.0:8091", "the UDP `ADDR` to serve tasks on")
 		modelPath := fs.String("model", "", "the model `FILE` (GGUF; default: the embedded tiny model)")
 		serveHost := fs.String("serve-host", "", "publish the endpoint on chain as `HOST` and the --listen port before serving")
-		metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP on `ADDR` (path /metrics)")
+		of := addObsFlags(fs, "info")
 		minStake := fs.Uint64("min-stake", 0, "the least stake in `RAO` a validator needs")
+		unlock := unlockFlags(fs)
 		return func(e *env) error {
-			n, err := openNeuron(netuid, *nodeURL, *wallets, *walletName, *hotkey, *modelPath)
+			o, err := of.open(e)
+			if err != nil {
+				return err
+			}
+			defer o.Close()
+			n, err := openNeuron(netuid, *nodeURL, *wallets, *walletName, *hotkey, *modelPath, unlock.unlocker(e))
 			if err != nil {
 				return err
 			}
@@ -54,7 +58,7 @@ var minerCommand = &command{
 			if mf.tok != nil {
 				stop = []int{mf.tok.EOS()}
 			}
-			log := slog.New(slog.NewTextHandler(e.stderr, nil))
+			log := o.log
 			mn, err := miner.New(miner.Config{
 				Key: key, Netuid: uint16(netuid.v), Model: mf.m, ModelHash: hash, StopIDs: stop,
 				Chain: &apiChain{c: c, ctx: e.ctx}, Limits: miner.Limits{MinStake: *minStake},
@@ -63,6 +67,8 @@ var minerCommand = &command{
 			if err != nil {
 				return err
 			}
+			o.reg.MustRegister(mn.Collector())
+			o.health.Add("miner", mn.Healthy)
 			pc, err := net.ListenPacket("udp", *listen)
 			if err != nil {
 				return &usageError{"listen", err.Error()}
@@ -74,17 +80,6 @@ var minerCommand = &command{
 				if err := sendTx(e, c, &txPlan{signer: key, call: call}, true); err != nil {
 					return fmt.Errorf("publishing the endpoint: %w", err)
 				}
-			}
-			if *metricsAddr != "" {
-				ln, err := net.Listen("tcp", *metricsAddr)
-				if err != nil {
-					return &usageError{"metrics", err.Error()}
-				}
-				mux := http.NewServeMux()
-				mux.Handle("/metrics", mn)
-				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-				go srv.Serve(ln)
-				defer srv.Close()
 			}
 			fmt.Fprintf(e.stdout, "miner %s on netuid %d at %s, model %s (sha256 %s…)\n",
 				types.AccountIDFromPrivateKey(key), netuid.v, pc.LocalAddr(), mf.path, mf.sha256[:16])

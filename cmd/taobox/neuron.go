@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+
+	"taobox/wallet"
 )
 
 // neuron is what `taobox miner` and `taobox validator` both start from: a
@@ -16,8 +18,10 @@ type neuron struct {
 }
 
 // openNeuron checks --netuid, connects to the node, unlocks the hotkey of
-// the wallet and loads the model (the embedded tiny model when path is "").
-func openNeuron(netuid *optUint, nodeURL, wallets, walletName, hotkey, modelPath string) (*neuron, error) {
+// the wallet with u and loads the model (the embedded tiny model when path
+// is ""). A hotkey named by name needs only its file, not the coldkey
+// (wallet.LoadHotkey); one named by address is looked up in the wallet.
+func openNeuron(netuid *optUint, nodeURL, wallets, walletName, hotkey, modelPath string, u *wallet.Unlocker) (*neuron, error) {
 	if err := need("netuid", netuid); err != nil {
 		return nil, err
 	}
@@ -25,11 +29,7 @@ func openNeuron(netuid *optUint, nodeURL, wallets, walletName, hotkey, modelPath
 	if err != nil {
 		return nil, err
 	}
-	w, err := loadWallet(wallets, walletName)
-	if err != nil {
-		return nil, err
-	}
-	key, err := hotkeySigner(w, "hotkey", hotkey)
+	key, err := neuronHotkey(wallets, walletName, hotkey, u)
 	if err != nil {
 		return nil, err
 	}

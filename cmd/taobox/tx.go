@@ -37,6 +37,8 @@ const txPollInterval = 250 * time.Millisecond
 type txOpts struct {
 	wallets, wallet, node *string
 	wait                  *bool
+	unlock                *unlockOpts  // the password of encrypted keys
+	offline               *offlineOpts // --offline: sign into a file (txoffline.go)
 }
 
 func addTxFlags(fs *flag.FlagSet) *txOpts {
@@ -45,12 +47,14 @@ func addTxFlags(fs *flag.FlagSet) *txOpts {
 		wallet:  fs.String("wallet", "default", "the `NAME` of the wallet that signs"),
 		node:    nodeFlag(fs),
 		wait:    fs.Bool("wait", true, "wait until the transaction is in a block and report its result (exit 1 if it failed)"),
+		unlock:  unlockFlags(fs),
+		offline: offlineFlags(fs),
 	}
 }
 
 // txPlan is what a tx command sends.
 type txPlan struct {
-	signer ed25519.PrivateKey
+	signer ed25519.PrivateKey // nil: the wallet's coldkey, unlocked once the plan is built
 	call   types.Call
 	notes  []string     // printed before the result
 	before func() error // runs before the transaction is sent
@@ -65,17 +69,30 @@ func txSetup(define func(fs *flag.FlagSet) func(e *env, w *wallet.Wallet) (*txPl
 		o := addTxFlags(fs)
 		build := define(fs)
 		return func(e *env) error {
-			c, err := newClient(*o.node)
-			if err != nil {
+			var c *apiClient
+			if err := o.offline.validate(); err != nil {
 				return err
+			} else if !o.offline.on() {
+				if c, err = newClient(*o.node); err != nil {
+					return err
+				}
 			}
 			w, err := loadWallet(*o.wallets, *o.wallet)
 			if err != nil {
 				return err
 			}
+			w.Unlock = o.unlock.unlocker(e)
 			p, err := build(e, w)
 			if err != nil {
 				return err
+			}
+			if p.signer == nil {
+				if p.signer, err = w.Coldkey(); err != nil {
+					return err
+				}
+			}
+			if o.offline.on() {
+				return signOffline(e, o.offline, p)
 			}
 			return sendTx(e, c, p, *o.wait)
 		}
@@ -98,12 +115,19 @@ func sendTx(e *env, c *apiClient, p *txPlan, wait bool) error {
 	}
 	tx := &types.Tx{Nonce: acct.PendingNonce, ValidUntil: head.Height + txValidity, Call: p.call}
 	tx.Sign(p.signer, head.ChainID)
-	kind := p.call.Kind().String()
 	if p.before != nil {
 		if err := p.before(); err != nil {
 			return err
 		}
 	}
+	return submitTx(e, c, tx, p.notes, p.after, wait)
+}
+
+// submitTx submits a signed transaction and, with wait, follows it into a
+// block, printing notes first; after runs once the call succeeded.
+func submitTx(e *env, c *apiClient, tx *types.Tx, notes []string, after func() error, wait bool) error {
+	kind := tx.Call.Kind().String()
+	signer := tx.Signer
 	hash, err := c.submit(e.ctx, tx)
 	if err != nil {
 		var ae *apiError
@@ -113,7 +137,7 @@ func sendTx(e *env, c *apiClient, p *txPlan, wait bool) error {
 		return err
 	}
 	var b bytes.Buffer
-	for _, n := range p.notes {
+	for _, n := range notes {
 		fmt.Fprintln(&b, n)
 	}
 	fmt.Fprintf(&b, "%s %s\n  signer %s, nonce %d, valid until block %d\n", kind, hash, signer, tx.Nonce, tx.ValidUntil)
@@ -130,8 +154,8 @@ func sendTx(e *env, c *apiClient, p *txPlan, wait bool) error {
 		return fmt.Errorf("%s %s failed in block %d: %s", kind, hash, deref(st.Height), st.Error)
 	}
 	fmt.Fprintf(&b, "  included in block %d: ok\n", deref(st.Height))
-	if p.after != nil {
-		if err := p.after(); err != nil {
+	if after != nil {
+		if err := after(); err != nil {
 			return err
 		}
 	}
@@ -248,9 +272,9 @@ func hotkeyAccount(w *wallet.Wallet, field, s string) (types.AccountID, error) {
 		return id, nil
 	}
 	if wallet.CheckName(s) == nil {
-		k, err := w.Hotkey(s)
+		id, err := w.HotkeyAddress(s)
 		if err == nil {
-			return types.AccountIDFromPrivateKey(k), nil
+			return id, nil
 		}
 		if !errors.Is(err, wallet.ErrNotFound) {
 			return types.AccountID{}, err
@@ -277,8 +301,8 @@ func hotkeySigner(w *wallet.Wallet, field, s string) (ed25519.PrivateKey, error)
 	if id, err := types.ParseAddress(s); err == nil {
 		names, _ := w.HotkeyNames()
 		for _, n := range names {
-			if k, err := w.Hotkey(n); err == nil && types.AccountIDFromPrivateKey(k) == id {
-				return k, nil
+			if a, err := w.HotkeyAddress(n); err == nil && a == id {
+				return w.Hotkey(n)
 			}
 		}
 		return nil, &usageError{field, fmt.Sprintf("wallet %q does not hold hotkey %s, and this call must be signed by the hotkey (%s)", w.Name, s, hotkeyList(w))}
@@ -344,7 +368,11 @@ const commonTxHelp = "\n\nEvery tx command signs with wallet --wallet (default \
 	"node at --node for the nonce and the head (the transaction stays valid for\n" +
 	"64 blocks), and by default waits until it is in a block: it prints \"ok\", or\n" +
 	"the chain's reason and exits 1. Amounts are TAO with up to 9 decimals.\n" +
-	"Hotkey flags take a hotkey name of the wallet or an SS58 address."
+	"Hotkey flags take a hotkey name of the wallet or an SS58 address.\n" +
+	"Encrypted keys take their password from --password-fd, --password-file, the\n" +
+	"systemd credential taobox-wallet, or a prompt. --offline --nonce N\n" +
+	"--valid-until B --chain-id HEX --out FILE signs without a node, for\n" +
+	"'taobox tx submit FILE' on a machine that has one (docs/wallet.md)."
 
 var txCommand = &command{
 	name:    "tx",
@@ -375,7 +403,7 @@ var txTransferCommand = &command{
 			if err != nil {
 				return nil, err
 			}
-			return &txPlan{signer: w.Coldkey(), call: types.Transfer{To: id, Amount: rao},
+			return &txPlan{call: types.Transfer{To: id, Amount: rao},
 				notes: []string{fmt.Sprintf("Sending %s TAO to %s", formatTAO(rao), id)}}, nil
 		}
 	}),
@@ -395,7 +423,7 @@ var txRegisterNetworkCommand = &command{
 			if err != nil {
 				return nil, err
 			}
-			return &txPlan{signer: w.Coldkey(), call: types.RegisterNetwork{Hotkey: hk}}, nil
+			return &txPlan{call: types.RegisterNetwork{Hotkey: hk}}, nil
 		}
 	}),
 }
@@ -422,7 +450,7 @@ var txHyperparamCommand = &command{
 			if err != nil {
 				return nil, err
 			}
-			return &txPlan{signer: w.Coldkey(), call: types.SetHyperparam{Netuid: types.Netuid(netuid.v), Param: p, Value: value.v}}, nil
+			return &txPlan{call: types.SetHyperparam{Netuid: types.Netuid(netuid.v), Param: p, Value: value.v}}, nil
 		}
 	}),
 }
@@ -454,7 +482,7 @@ var txRegisterCommand = &command{
 					return nil, err
 				}
 			}
-			return &txPlan{signer: w.Coldkey(), call: types.BurnedRegister{Netuid: types.Netuid(netuid.v), Hotkey: hk, MaxPrice: limit}}, nil
+			return &txPlan{call: types.BurnedRegister{Netuid: types.Netuid(netuid.v), Hotkey: hk, MaxPrice: limit}}, nil
 		}
 	}),
 }
@@ -520,9 +548,9 @@ func stakeSetup(add bool) func(*flag.FlagSet) func(*env) error {
 				return nil, err
 			}
 			if add {
-				return &txPlan{signer: w.Coldkey(), call: types.AddStake{Hotkey: hk, Amount: rao}}, nil
+				return &txPlan{call: types.AddStake{Hotkey: hk, Amount: rao}}, nil
 			}
-			return &txPlan{signer: w.Coldkey(), call: types.RemoveStake{Hotkey: hk, Amount: rao}}, nil
+			return &txPlan{call: types.RemoveStake{Hotkey: hk, Amount: rao}}, nil
 		}
 	})
 }
@@ -570,7 +598,7 @@ var txTakeCommand = &command{
 			if err != nil {
 				return nil, &usageError{"take", err.Error()}
 			}
-			return &txPlan{signer: w.Coldkey(), call: types.SetTake{Hotkey: hk, Take: t},
+			return &txPlan{call: types.SetTake{Hotkey: hk, Take: t},
 				notes: []string{fmt.Sprintf("Take %s%% = %d/65535", *take, t)}}, nil
 		}
 	}),
@@ -767,7 +795,7 @@ var txRootWeightsCommand = &command{
 			if err != nil {
 				return nil, err
 			}
-			return &txPlan{signer: w.Coldkey(), call: types.SetRootWeights{Hotkey: hk, Netuids: n, Weights: v}}, nil
+			return &txPlan{call: types.SetRootWeights{Hotkey: hk, Netuids: n, Weights: v}}, nil
 		}
 	}),
 }
@@ -822,7 +850,7 @@ var txProposeCommand = &command{
 			if len(*desc) > types.MaxTextLen {
 				return nil, &usageError{"description", fmt.Sprintf("%d bytes, at most %d", len(*desc), types.MaxTextLen)}
 			}
-			return &txPlan{signer: w.Coldkey(), call: types.Propose{Action: a, Description: *desc}}, nil
+			return &txPlan{call: types.Propose{Action: a, Description: *desc}}, nil
 		}
 	}),
 }
@@ -845,7 +873,7 @@ var txVoteCommand = &command{
 			if *aye == *nay {
 				return nil, &usageError{"flags", "give exactly one of --aye and --nay"}
 			}
-			return &txPlan{signer: w.Coldkey(), call: types.Vote{Proposal: id.v, Aye: *aye}}, nil
+			return &txPlan{call: types.Vote{Proposal: id.v, Aye: *aye}}, nil
 		}
 	}),
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"sync"
 	"time"
@@ -20,7 +19,7 @@ import (
 
 var validatorCommand = &command{
 	name:    "validator",
-	args:    "--netuid N --hotkey H [--wallet W] [--node URL] [--model FILE] [--interval D] [--state DIR] [--once]",
+	args:    "--netuid N --hotkey H [--wallet W] [--node URL] [--model FILE] [--interval D] [--state DIR] [--once] [--metrics ADDR]",
 	summary: "run a validator: query miners, verify their answers, score them, set weights",
 	help: "Runs a validator for subnet --netuid with the hotkey --hotkey of wallet\n" +
 		"--wallet, against the node at --node. Every --interval it sends a fresh task\n" +
@@ -47,8 +46,18 @@ var validatorCommand = &command{
 		concurrency := fs.Int("concurrency", 8, "miners queried at once")
 		deadline := fs.Duration("deadline", 10*time.Second, "time limit of one task")
 		once := fs.Bool("once", false, "run one round, set weights if the window is open, and exit")
+		of := addObsFlags(fs, "info")
+		openaiAddr := fs.String("openai", "", "also serve an OpenAI-compatible endpoint for staked callers on `ADDR` (e.g. 127.0.0.1:8090; docs/openai.md)")
+		openaiRate := fs.Float64("openai-rate", 1, "endpoint requests per minute per TAO of the caller's stake")
+		openaiMin := fs.String("openai-min-stake", "0.000000001", "the least stake, in `TAO`, a caller of the endpoint needs")
+		unlock := unlockFlags(fs)
 		return func(e *env) error {
-			n, err := openNeuron(netuid, *nodeURL, *wallets, *walletName, *hotkey, *modelPath)
+			o, err := of.open(e)
+			if err != nil {
+				return err
+			}
+			defer o.Close()
+			n, err := openNeuron(netuid, *nodeURL, *wallets, *walletName, *hotkey, *modelPath, unlock.unlocker(e))
 			if err != nil {
 				return err
 			}
@@ -65,13 +74,16 @@ var validatorCommand = &command{
 				}
 				dir = filepath.Join(root, "validator", fmt.Sprintf("%s-%d", types.AccountIDFromPrivateKey(key), netuid.v))
 			}
+			vm := validator.NewMetrics(types.AccountIDFromPrivateKey(key), uint16(netuid.v))
+			o.reg.MustRegister(vm)
+			o.health.Add("validator", vm.Healthy)
 			ch := &nodeChain{ctx: e.ctx, c: c}
 			sub := &nodeSubmitter{ctx: e.ctx, c: c, key: key, log: e.stderr}
 			v, err := validator.New(validator.Config{
 				Key: key, Netuid: uint16(netuid.v), Model: mf.m, Tokenizer: mf.tok, ModelHash: hash,
-				Chain: ch, Submit: sub.submit, StateDir: dir, ResetCorrupt: *reset,
+				Chain: ch, Submit: vm.CountSubmit(sub.submit, rejectStatus), StateDir: dir, ResetCorrupt: *reset,
 				Concurrency: *concurrency, Deadline: *deadline, Sample: *sample,
-				Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+				Logger: o.log,
 			})
 			if err != nil {
 				return err
@@ -79,10 +91,24 @@ var validatorCommand = &command{
 			defer v.Close()
 			fmt.Fprintf(e.stderr, "validator %s on subnet %d, model %s (sha256 %s…), scores in %s\n",
 				v.Hotkey(), netuid.v, mf.path, mf.sha256[:12], dir)
+			if *openaiAddr != "" {
+				minStake, err := amountFlag("openai-min-stake", *openaiMin)
+				if err != nil {
+					return err
+				}
+				if !(*openaiRate > 0) {
+					return &usageError{"openai-rate", fmt.Sprintf("%v must be more than 0", *openaiRate)}
+				}
+				stop, err := startOpenAI(e, openAIOptions{addr: *openaiAddr, perTAO: *openaiRate, minStake: minStake, obs: o}, v, n, ch, uint16(netuid.v))
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			t := time.NewTicker(*interval)
 			defer t.Stop()
 			for {
-				if err := validatorStep(e, v, ch); err != nil {
+				if err := validatorStep(e, v, ch, vm); err != nil {
 					if e.ctx.Err() != nil {
 						return nil
 					}
@@ -104,9 +130,11 @@ var validatorCommand = &command{
 	},
 }
 
-// validatorStep runs one round, prints it, and sets weights if due.
-func validatorStep(e *env, v *validator.Validator, ch *nodeChain) error {
+// validatorStep runs one round, prints it, and sets weights if due; vm
+// sees the round and the next weight window.
+func validatorStep(e *env, v *validator.Validator, ch *nodeChain, vm *validator.Metrics) error {
 	rep, err := v.Round(e.ctx)
+	vm.ObserveRound(rep, err, v.Scores())
 	if err != nil {
 		return err
 	}
@@ -127,6 +155,7 @@ func validatorStep(e *env, v *validator.Validator, ch *nodeChain) error {
 	if err != nil {
 		return err
 	}
+	vm.ObserveWindow(h, win)
 	if ok {
 		fmt.Fprintf(e.stdout, "  weights submitted at block %d\n", h)
 	}

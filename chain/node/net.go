@@ -1,0 +1,424 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"taobox/chain/consensus"
+	"taobox/chain/types"
+)
+
+// Network carries the node's messages to its peers; chain/p2p implements
+// it over QUIC, tests in memory. Both methods must be safe for concurrent
+// use and must not call back into the node synchronously (deliver from
+// another goroutine).
+type Network interface {
+	// Broadcast gossips payload (a message of type t) to every peer.
+	Broadcast(t types.MsgType, payload []byte)
+	// Request asks one good peer and returns its answer to a request of
+	// type t, at most t.MaxResponse() bytes.
+	Request(ctx context.Context, t types.MsgType, payload []byte) ([]byte, error)
+}
+
+// Errors of HandleGossip and ServeRequest.
+var (
+	// ErrMisbehaving marks input no honest peer sends: undecodable or
+	// oversized messages, bad signatures, forged certificates. The
+	// transport should disconnect and ban the peer.
+	ErrMisbehaving = errors.New("node: peer misbehaves")
+	// ErrNotFound answers a request for something this node does not hold
+	// (pruned, or above its head).
+	ErrNotFound = errors.New("node: not found")
+)
+
+func misbehaving(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMisbehaving, fmt.Sprintf(format, args...))
+}
+
+// seenCap bounds the dedupe set; at the cap the older half is forgotten.
+const seenCap = 1 << 16
+
+// markSeen records a gossip message and reports whether it is new.
+func (n *Node) markSeen(t types.MsgType, payload []byte) bool {
+	k := types.HashBytes([]byte{byte(t)}, payload)
+	n.seenMu.Lock()
+	defer n.seenMu.Unlock()
+	if _, ok := n.seen[k]; ok {
+		return false
+	}
+	if _, ok := n.prevSeen[k]; ok {
+		return false
+	}
+	if len(n.seen) >= seenCap {
+		n.prevSeen, n.seen = n.seen, make(map[types.Hash]struct{}, seenCap/4)
+	}
+	n.seen[k] = struct{}{}
+	return true
+}
+
+// sendAll broadcasts messages this node produced.
+func (n *Node) sendAll(out []outMsg) {
+	if n.net == nil {
+		return
+	}
+	for _, m := range out {
+		n.markSeen(m.t, m.payload)
+		n.net.Broadcast(m.t, m.payload)
+	}
+}
+
+func (n *Node) relay(t types.MsgType, payload []byte) {
+	if n.net != nil && n.ctx.Err() == nil {
+		n.net.Broadcast(t, payload)
+	}
+}
+
+// HandleGossip handles a gossip message from peer from: a transaction
+// (into the mempool), a proposal or vote (into consensus, after its
+// signature is checked), or a finalized block with its certificate (checked
+// against the authority set, executed and committed; a block above head+1
+// starts a catch-up through ReqBlocks). What is new and valid is relayed to
+// the peers; duplicates and stale messages are dropped quietly. An error
+// wrapping ErrMisbehaving means the peer sent something no honest node
+// sends; other errors are not the peer's fault.
+func (n *Node) HandleGossip(from string, t types.MsgType, payload []byte) error {
+	if !t.IsGossip() {
+		return misbehaving("%s sent a %s as gossip", from, t)
+	}
+	if len(payload) > t.MaxMessage() {
+		return misbehaving("%s sent a %s of %d bytes, the limit is %d", from, t, len(payload), t.MaxMessage())
+	}
+	if n.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if !n.markSeen(t, payload) {
+		return nil
+	}
+	switch t {
+	case types.MsgTx:
+		_, err := n.submitEncoded(payload)
+		var re *RejectError
+		switch {
+		case err == nil:
+			n.relay(t, payload)
+			return nil
+		case errors.As(err, &re):
+			switch re.Code {
+			case RejectMalformed, RejectTooLarge, RejectBadSignature:
+				return misbehaving("%s sent a transaction: %v", from, err)
+			}
+			return nil // stale, duplicate, full: not the peer's fault
+		default:
+			return err
+		}
+	case types.MsgProposal, types.MsgVote:
+		ev, err := consensus.DecodeMessage(payload)
+		if err != nil {
+			return misbehaving("%s sent a %s: %v", from, t, err)
+		}
+		return n.handleConsensus(from, t, ev, payload)
+	case types.MsgBlock:
+		ev, err := consensus.DecodeMessage(payload)
+		c, ok := ev.(consensus.Commit)
+		if err != nil || !ok {
+			return misbehaving("%s sent a block message that is not a block with its certificate: %v", from, err)
+		}
+		relayed, err := n.handleFinalized(c)
+		if err == nil && relayed {
+			n.relay(t, payload)
+		}
+		return err
+	case types.MsgEvidence:
+		n.log.Debug("evidence gossip ignored (evidence transactions are future work)", "from", from)
+		return nil
+	}
+	return misbehaving("%s sent an unknown gossip type %s", from, t)
+}
+
+func (n *Node) handleConsensus(from string, t types.MsgType, ev consensus.Event, payload []byte) error {
+	var height uint64
+	switch e := ev.(type) {
+	case consensus.Proposal:
+		if t != types.MsgProposal {
+			return misbehaving("%s sent a proposal as a %s", from, t)
+		}
+		if blockID(e.Block) != e.BlockID {
+			return misbehaving("%s sent a proposal whose block id is not its block's header hash", from)
+		}
+		if _, err := wellFormed(e.Block); err != nil {
+			return misbehaving("%s sent a proposal with a malformed block: %v", from, err)
+		}
+		if err := consensus.VerifyProposalSig(n.chainID, &e); err != nil {
+			return misbehaving("%s: %v", from, err)
+		}
+		height = e.Height
+	case consensus.Vote:
+		if t != types.MsgVote {
+			return misbehaving("%s sent a vote as a %s", from, t)
+		}
+		if err := consensus.VerifyVote(n.chainID, &e); err != nil {
+			return misbehaving("%s: %v", from, err)
+		}
+		height = e.Height
+	default:
+		return misbehaving("%s sent a %T as a %s", from, ev, t)
+	}
+	n.consMu.Lock()
+	if n.consClosed {
+		n.consMu.Unlock()
+		return ErrClosed
+	}
+	h, _, _ := n.cons.Position()
+	switch {
+	case height < h:
+		n.consMu.Unlock()
+		return nil // stale
+	case height > h:
+		if len(n.future) < maxFuture {
+			n.future = append(n.future, ev)
+		}
+		behind := height > h+1
+		if !behind {
+			if n.aheadSince.IsZero() {
+				n.aheadSince = time.Now()
+			} else if time.Since(n.aheadSince) > n.cfg.VoteTimeout {
+				behind = true // peers moved on and no block reached us
+			}
+		}
+		var out []outMsg
+		var err error
+		if height == h+1 {
+			out, err = n.stepLocked(ev) // the stepper keeps the next height's messages
+		}
+		n.consMu.Unlock()
+		n.sendAll(out)
+		if behind {
+			n.triggerCatchUp()
+		}
+		n.relay(t, payload)
+		if err != nil && !errors.Is(err, consensus.ErrNotValidator) {
+			return err
+		}
+		return nil
+	}
+	out, err := n.stepLocked(ev)
+	n.consMu.Unlock()
+	n.sendAll(out)
+	if err != nil {
+		if errors.Is(err, consensus.ErrNotValidator) {
+			return fmt.Errorf("node: %s relayed a message from outside the authority set: %w", from, err)
+		}
+		return err
+	}
+	n.relay(t, payload)
+	return nil
+}
+
+// handleFinalized checks a finalized block of height head+1 against the
+// current authority set and commits it (through the consensus node, which
+// decides it on the certificate once the block validates). A block above
+// head+1 starts a catch-up. It reports whether the block was new here.
+func (n *Node) handleFinalized(c consensus.Commit) (bool, error) {
+	n.consMu.Lock()
+	if n.consClosed {
+		n.consMu.Unlock()
+		return false, ErrClosed
+	}
+	h, _, _ := n.cons.Position()
+	switch {
+	case c.Cert.Height < h:
+		n.consMu.Unlock()
+		return false, nil
+	case c.Cert.Height > h:
+		n.consMu.Unlock()
+		n.triggerCatchUp()
+		return false, nil
+	}
+	if blockID(c.Block) != c.Cert.BlockID {
+		n.consMu.Unlock()
+		return false, misbehaving("a finalized block whose certificate names another block")
+	}
+	if _, err := wellFormed(c.Block); err != nil {
+		n.consMu.Unlock()
+		return false, misbehaving("a finalized block is malformed: %v", err)
+	}
+	if err := consensus.VerifyCertificate(n.chainID, n.curSet, &c.Cert); err != nil {
+		n.consMu.Unlock()
+		return false, misbehaving("the certificate of block %d: %v", c.Cert.Height, err)
+	}
+	out, err := n.stepLocked(c)
+	committed := n.head.Height >= c.Cert.Height
+	halted := n.halted
+	n.consMu.Unlock()
+	n.sendAll(out)
+	if err != nil {
+		return false, err
+	}
+	if !committed {
+		if halted != nil {
+			return false, halted
+		}
+		return false, fmt.Errorf("node: finalized block %d did not commit", c.Cert.Height)
+	}
+	return true, nil
+}
+
+// triggerCatchUp starts fetching finalized blocks from peers (ReqBlocks
+// from head+1) unless a catch-up is already running.
+func (n *Node) triggerCatchUp() {
+	if n.net == nil || n.ctx.Err() != nil || !n.catching.CompareAndSwap(false, true) {
+		return
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		defer n.catching.Store(false)
+		n.catchUp()
+	}()
+}
+
+// catchUp requests blocks from head+1 in batches of MaxBlocksPerReq and
+// commits each after checking its certificate (following authority-set
+// changes at epoch ends), until a peer has nothing newer.
+func (n *Node) catchUp() {
+	for n.ctx.Err() == nil {
+		from, _ := n.Head()
+		from++
+		ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
+		resp, err := n.net.Request(ctx, types.ReqBlocks, RangeRequest{From: from, Count: types.MaxBlocksPerReq}.Encode())
+		cancel()
+		if err != nil {
+			n.log.Debug("catch-up request failed", "from", from, "err", err)
+			return
+		}
+		bs, err := DecodeBlocksResponse(resp)
+		if err != nil {
+			n.log.Warn("catch-up: a peer sent a bad blocks response", "err", err)
+			return
+		}
+		for i, b := range bs {
+			cert, err := decodeCert(b.Cert)
+			if err != nil {
+				n.log.Warn("catch-up: a peer sent a bad certificate", "height", from+uint64(i), "err", err)
+				return
+			}
+			if cert.Height != from+uint64(i) {
+				n.log.Warn("catch-up: a peer sent blocks out of order", "want", from+uint64(i), "got", cert.Height)
+				return
+			}
+			if _, err := n.handleFinalized(consensus.Commit{Block: b.Block, Cert: cert}); err != nil {
+				n.log.Warn("catch-up: a finalized block was refused", "height", cert.Height, "err", err)
+				return
+			}
+		}
+		if len(bs) > 0 {
+			n.log.Info("caught up", "from", from, "blocks", len(bs))
+		}
+		if len(bs) < types.MaxBlocksPerReq {
+			return
+		}
+	}
+}
+
+// ServeRequest answers a peer's request: ReqHeaders and ReqBlocks (a
+// RangeRequest of heights; blocks come with their certificates, up to
+// types.MaxBlocksRespBytes) and ReqEpochProof (a RangeRequest of authority
+// epochs, see wire.go). ErrNotFound when the first item asked for is not
+// held; an undecodable request wraps ErrMisbehaving.
+func (n *Node) ServeRequest(ctx context.Context, t types.MsgType, payload []byte) ([]byte, error) {
+	if !t.IsRequest() || len(payload) > t.MaxMessage() {
+		return nil, misbehaving("a %s request of %d bytes", t, len(payload))
+	}
+	if n.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	switch t {
+	case types.ReqHeaders, types.ReqBlocks, types.ReqEpochProof:
+	default:
+		return nil, fmt.Errorf("%w: this node does not serve %s requests", ErrNotFound, t)
+	}
+	q, err := DecodeRangeRequest(payload)
+	if err != nil {
+		return nil, misbehaving("%v", err)
+	}
+	if q.Count == 0 {
+		return nil, misbehaving("a %s request for 0 items", t)
+	}
+	head, _ := n.Head()
+	switch t {
+	case types.ReqHeaders:
+		var hs [][]byte
+		for h := q.From; h <= head && len(hs) < int(min(q.Count, types.MaxHeadersPerReq)) && ctx.Err() == nil; h++ {
+			raw, ok, err := n.store.Header(h)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			hs = append(hs, raw)
+		}
+		if len(hs) == 0 {
+			return nil, fmt.Errorf("%w: header %d", ErrNotFound, q.From)
+		}
+		return EncodeHeadersResponse(hs), nil
+	case types.ReqBlocks:
+		var bs []BlockWithCert
+		size := 4
+		for h := max(q.From, 1); h <= head && len(bs) < int(min(q.Count, types.MaxBlocksPerReq)) && ctx.Err() == nil; h++ {
+			body, ok, err := n.store.Body(h)
+			if err != nil {
+				return nil, err
+			}
+			cert, ok2, err := n.store.Cert(h)
+			if err != nil {
+				return nil, err
+			}
+			if !ok || !ok2 {
+				break
+			}
+			if len(bs) > 0 && size+8+len(body)+len(cert) > types.MaxBlocksRespBytes {
+				break
+			}
+			size += 8 + len(body) + len(cert)
+			bs = append(bs, BlockWithCert{Block: body, Cert: cert})
+		}
+		if len(bs) == 0 {
+			return nil, fmt.Errorf("%w: block %d", ErrNotFound, q.From)
+		}
+		return EncodeBlocksResponse(bs), nil
+	}
+	// ReqEpochProof
+	var fs []EpochFragment
+	size := 4
+	for e := max(q.From, 1); e*n.epochBlocks <= head && len(fs) < int(min(q.Count, maxEpochFragments)) && ctx.Err() == nil; e++ {
+		h := e * n.epochBlocks
+		hdr, ok, err := n.store.Header(h)
+		if err != nil {
+			return nil, err
+		}
+		cert, ok2, err := n.store.Cert(h)
+		if err != nil {
+			return nil, err
+		}
+		set, ok3, err := n.store.EpochData(h)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || !ok2 || !ok3 {
+			break
+		}
+		f := EpochFragment{Header: hdr, Cert: cert, NextSet: set}
+		if size+12+len(hdr)+len(cert)+len(set) > types.MaxEpochProof {
+			break
+		}
+		size += 12 + len(hdr) + len(cert) + len(set)
+		fs = append(fs, f)
+	}
+	if len(fs) == 0 {
+		return nil, fmt.Errorf("%w: epoch %d's handoff", ErrNotFound, q.From)
+	}
+	return EncodeEpochProof(fs), nil
+}

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"taobox/chain/node"
+	"taobox/chain/p2p"
+	"taobox/chain/snapsync"
+	"taobox/chain/state"
+	"taobox/chain/store"
+	"taobox/chain/types"
+)
+
+// chainNet joins a chain node to its peers: it is the node's
+// node.Network (over a chain/p2p Host) and the Host's p2p.Handler (into
+// the node and the snapshot exporter). The Host exists before the node
+// (the node's Config needs the Network), so the node is attached after
+// Open; until then gossip is ignored and requests are refused as "not
+// found".
+type chainNet struct {
+	host  *p2p.Host
+	node  atomic.Pointer[node.Node]
+	snaps *snapsync.Exporter // nil: this node serves no snapshots
+	log   *slog.Logger
+
+	takeMu  sync.Mutex // one snapshot at a time
+	lastErr atomic.Pointer[string]
+}
+
+// netConfig is what startChainNet needs.
+type netConfig struct {
+	Key       ed25519.PrivateKey // node key (peer id); the validator's hotkey or a fresh key
+	ChainID   types.Hash
+	Listen    string   // UDP host:port
+	Bootstrap []string // peers to dial
+	DataDir   string   // snapshots go under DataDir/snapshots
+	Logger    *slog.Logger
+}
+
+// startChainNet binds the p2p host and starts it; attach the node with
+// cn.attach once it is open.
+func startChainNet(ctx context.Context, c netConfig) (*chainNet, error) {
+	cn := &chainNet{log: c.Logger}
+	if c.DataDir != "" {
+		ex, err := snapsync.NewExporter(snapsync.ExporterConfig{
+			Dir: filepath.Join(c.DataDir, "snapshots"), ChainID: c.ChainID, Logger: c.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("snapshots: %w", err)
+		}
+		cn.snaps = ex
+	}
+	h, err := p2p.New(p2p.Config{
+		Key: c.Key, ChainID: c.ChainID, Listen: c.Listen, Bootstrap: c.Bootstrap, Logger: c.Logger,
+	}, cn)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: %w (is another node using UDP %s? pick another --p2p address)", err, c.Listen)
+	}
+	cn.host = h
+	h.Start(ctx)
+	return cn, nil
+}
+
+// attach connects the opened node: from now on gossip and requests reach
+// it, and it takes a snapshot at each authority epoch boundary.
+func (cn *chainNet) attach(ctx context.Context, n *node.Node, epochBlocks uint64) {
+	cn.node.Store(n)
+	if cn.snaps == nil || epochBlocks == 0 {
+		return
+	}
+	blocks, cancel := n.Subscribe()
+	go func() {
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case b, ok := <-blocks:
+				if !ok {
+					return
+				}
+				if b.Height > 0 && b.Height%epochBlocks == 0 {
+					go cn.takeSnapshot(n, b.Height)
+				}
+			}
+		}
+	}()
+}
+
+// takeSnapshot exports the state at the node's head (an epoch boundary
+// just committed); a later boundary's snapshot replaces older ones (the
+// exporter keeps two).
+func (cn *chainNet) takeSnapshot(n *node.Node, height uint64) {
+	if !cn.takeMu.TryLock() {
+		return // the previous one is still being written; skip this boundary
+	}
+	defer cn.takeMu.Unlock()
+	start := time.Now()
+	m, err := cn.snaps.Take(n.Store())
+	if err != nil {
+		msg := err.Error()
+		cn.lastErr.Store(&msg)
+		cn.log.Warn("snapshot failed; peers cannot sync from this node until the next epoch", "height", height, "err", err)
+		return
+	}
+	cn.log.Info("snapshot taken", "height", m.Height, "chunks", len(m.Chunks), "ms", time.Since(start).Milliseconds())
+}
+
+// Close stops the host.
+func (cn *chainNet) Close() error { return cn.host.Close() }
+
+// Broadcast implements node.Network.
+func (cn *chainNet) Broadcast(t types.MsgType, payload []byte) { cn.host.Broadcast(t, payload) }
+
+// Request implements node.Network: it asks the connected peers that claim
+// the highest heads first, up to three of them, until one answers.
+func (cn *chainNet) Request(ctx context.Context, t types.MsgType, payload []byte) ([]byte, error) {
+	peers := cn.host.Peers()
+	if len(peers) == 0 {
+		return nil, p2p.ErrNoPeer
+	}
+	slices.SortStableFunc(peers, func(a, b p2p.PeerInfo) int { return cmp.Compare(b.Status.Head, a.Status.Head) })
+	var errs []error
+	notFound := 0
+	for i, p := range peers {
+		if i == 3 || ctx.Err() != nil {
+			break
+		}
+		b, err := cn.host.Request(ctx, p.ID, t, payload)
+		if err == nil {
+			return b, nil
+		}
+		if errors.Is(err, p2p.ErrNotFound) {
+			notFound++
+		}
+		errs = append(errs, fmt.Errorf("peer %s: %w", p.ID, err))
+	}
+	if notFound == len(errs) && notFound > 0 {
+		return nil, fmt.Errorf("%w: %v", node.ErrNotFound, errors.Join(errs...))
+	}
+	return nil, errors.Join(errs...)
+}
+
+// Gossip implements p2p.Handler.
+func (cn *chainNet) Gossip(from p2p.PeerID, t types.MsgType, payload []byte) error {
+	n := cn.node.Load()
+	if n == nil {
+		return nil
+	}
+	return toP2PErr(n.HandleGossip(from.String(), t, payload))
+}
+
+// Serve implements p2p.Handler: snapshot requests go to the exporter,
+// chain requests to the node.
+func (cn *chainNet) Serve(ctx context.Context, from p2p.PeerID, t types.MsgType, payload []byte) ([]byte, error) {
+	switch t {
+	case types.ReqManifest, types.ReqChunk:
+		if cn.snaps == nil {
+			return nil, fmt.Errorf("%w: this node keeps no snapshots", p2p.ErrNotFound)
+		}
+		b, err := cn.snaps.Serve(t, payload)
+		switch {
+		case err == nil:
+			return b, nil
+		case errors.Is(err, snapsync.ErrNotFound):
+			return nil, fmt.Errorf("%w: %v", p2p.ErrNotFound, err)
+		case isDecodeErr(err):
+			return nil, fmt.Errorf("%w: %v", p2p.ErrMisbehaving, err)
+		}
+		return nil, err
+	}
+	n := cn.node.Load()
+	if n == nil {
+		return nil, fmt.Errorf("%w: the node is starting", p2p.ErrNotFound)
+	}
+	b, err := n.ServeRequest(ctx, t, payload)
+	return b, toP2PErr(err)
+}
+
+// Status implements p2p.Handler.
+func (cn *chainNet) Status() p2p.Status {
+	n := cn.node.Load()
+	if n == nil {
+		return p2p.Status{}
+	}
+	h, hash := n.Head()
+	f, _ := n.Finalized()
+	return p2p.Status{Head: h, Finalized: f, HeadHash: hash}
+}
+
+// toP2PErr maps the node's error kinds onto the transport's.
+func toP2PErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, node.ErrMisbehaving):
+		return fmt.Errorf("%w: %v", p2p.ErrMisbehaving, err)
+	case errors.Is(err, node.ErrNotFound):
+		return fmt.Errorf("%w: %v", p2p.ErrNotFound, err)
+	}
+	return err
+}
+
+// isDecodeErr reports whether err comes from decoding malformed bytes.
+func isDecodeErr(err error) bool {
+	for _, e := range []error{types.ErrShort, types.ErrTooLong, types.ErrTrailing, types.ErrNonCanon, types.ErrBadFormat} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitPeers waits until the host has at least one peer, or d has passed.
+func (cn *chainNet) waitPeers(ctx context.Context, d time.Duration) int {
+	deadline := time.Now().Add(d)
+	for {
+		if n := len(cn.host.Peers()); n > 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sources returns one snapshot source per connected peer.
+func (cn *chainNet) sources() []snapsync.Source {
+	var out []snapsync.Source
+	for _, p := range cn.host.Peers() {
+		id := p.ID
+		out = append(out, snapsync.PeerSource(id.String(), func(ctx context.Context, t types.MsgType, b []byte) ([]byte, error) {
+			return cn.host.Request(ctx, id, t, b)
+		}))
+	}
+	return out
+}
+
+// syncSnapshot brings an empty store in dir to a recent epoch boundary by
+// snapshot sync from the peers (DESIGN: "a sync"), or finishes one a
+// killed process left half done: epoch handoff proofs from the genesis →
+// the newest proven boundary that a peer holds a snapshot of → its chunks
+// from all peers, verified against the proven state root and imported
+// with the progress marker in one batch each → the store's head is that
+// block. The node opened on dir afterwards fetches the blocks after it.
+// A store that already has a chain is left alone; so is an empty one when
+// no peer can serve a proven snapshot (the node then replays every block
+// from the genesis). progress is set from 0 to 1 as chunks arrive.
+func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genesis, keep uint64, progress *atomic.Uint64) error {
+	log := cn.log
+	setProgress := func(f float64) { progress.Store(math.Float64bits(f)) }
+	st, err := store.Open(dir, store.Options{KeepBlocks: keep})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var points []node.SyncPoint
+	if t, ok := st.Importing(); ok {
+		h, err := types.DecodeHeader(t.Header)
+		if err != nil {
+			return fmt.Errorf("the snapshot import in %s: %w", dir, err)
+		}
+		log.Info("resuming the snapshot sync a stopped process began", "height", t.Height, "chunks_done", countTrue(st.Imported()), "chunks", t.Chunks)
+		points = []node.SyncPoint{{Height: t.Height, Hash: t.Hash, Header: *h, Encoded: t.Header, Cert: t.Cert, NextSet: t.EpochData}}
+	} else if _, _, ok := st.Head(); ok {
+		setProgress(1)
+		return nil // a chain is here already: the node continues it
+	}
+	if cn.waitPeers(ctx, 30*time.Second) == 0 {
+		if len(points) > 0 {
+			return errors.New("no peer answered within 30 s; the half-done snapshot sync resumes at the next start (check --peers and the network)")
+		}
+		log.Warn("no peer answered within 30 s: starting from the genesis block (check --peers)")
+		return nil
+	}
+	if len(points) == 0 {
+		log.Info("sync: proving the authority handoffs from the genesis")
+		points, err = node.ProveEpochs(ctx, cn, g)
+		if err != nil && len(points) == 0 {
+			return fmt.Errorf("sync: %w", err)
+		}
+		if len(points) == 0 {
+			log.Info("sync: the chain has not finished its first authority epoch; replaying blocks from the genesis")
+			return nil
+		}
+		log.Info("sync: authority handoffs proven", "epochs", len(points), "newest", points[len(points)-1].Height)
+	}
+	var lastErr error
+	for i := len(points) - 1; i >= 0 && i >= len(points)-3; i-- {
+		p := points[i]
+		trusted := snapsync.Trusted{
+			Height: p.Height, BlockHash: p.Hash, StateRoot: p.Header.StateRoot, Header: p.Encoded,
+			EpochBoundary: true, Cert: p.Cert, EpochData: p.NextSet,
+		}
+		start := time.Now()
+		var lastPct int
+		err := snapsync.Sync(ctx, snapsync.Config{
+			Logger: log,
+			OnProgress: func(pr snapsync.Progress) {
+				if pr.Total > 0 {
+					setProgress(float64(pr.Done) / float64(pr.Total))
+					if pct := pr.Done * 100 / pr.Total; pct/10 != lastPct/10 || pr.Done == pr.Total {
+						lastPct = pct
+						log.Info("sync: snapshot", "phase", pr.Phase, "chunks", fmt.Sprintf("%d/%d", pr.Done, pr.Total),
+							"percent", pct, "mb", fmt.Sprintf("%.1f", float64(pr.Bytes)/1e6), "peers", pr.Peers)
+					}
+				}
+			},
+			OnBadPeer: func(id string, err error) {
+				if pid, perr := types.ParseAddress(id); perr == nil {
+					cn.host.Ban(pid, err.Error())
+				}
+				log.Warn("sync: a peer served bad snapshot data; banned", "peer", id, "err", err)
+			},
+		}, st, trusted, cn.sources())
+		if err == nil {
+			setProgress(1)
+			log.Info("sync: snapshot imported", "height", p.Height, "state_root", p.Header.StateRoot, "s", time.Since(start).Seconds())
+			return nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("sync: no usable snapshot at this boundary; trying an older one", "height", p.Height, "err", err)
+		if _, ok := st.Importing(); ok {
+			if err := st.AbortImport(); err != nil {
+				return err
+			}
+		}
+	}
+	log.Warn("sync: no peer serves a snapshot of a proven boundary; replaying blocks from the genesis", "err", lastErr)
+	return nil
+}
+
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
