@@ -194,7 +194,20 @@ func (e *Exporter) read(h uint64, name string, limit int) ([]byte, error) {
 // removes all but the Keep newest snapshots. A snapshot of that height
 // that already exists is returned as is. The node calls Take at epoch
 // boundaries, from a goroutine of its own (it can take seconds).
-func (e *Exporter) Take(st *store.Store) (*Manifest, error) {
+func (e *Exporter) Take(st *store.Store) (*Manifest, error) { return e.take(st, 0, false) }
+
+// ErrMovedOn is TakeAt's answer when the store's head is no longer the
+// height asked for: a later block committed first, and a snapshot of a
+// height peers do not ask for would only push out a useful one.
+var ErrMovedOn = errors.New("snapsync: the store's head moved past the height to snapshot")
+
+// TakeAt is Take for a snapshot of exactly height (an epoch boundary that
+// was just committed): ErrMovedOn when the head is another height.
+func (e *Exporter) TakeAt(st *store.Store, height uint64) (*Manifest, error) {
+	return e.take(st, height, true)
+}
+
+func (e *Exporter) take(st *store.Store, want uint64, exact bool) (*Manifest, error) {
 	e.takeMu.Lock()
 	defer e.takeMu.Unlock()
 	sn, err := st.Snapshot()
@@ -205,6 +218,9 @@ func (e *Exporter) Take(st *store.Store) (*Manifest, error) {
 	height, hash, ok := sn.Head()
 	if !ok {
 		return nil, errors.New("snapsync: the store has no block yet; nothing to export")
+	}
+	if exact && height != want {
+		return nil, fmt.Errorf("%w: head %d, asked for %d", ErrMovedOn, height, want)
 	}
 	if e.has(height) {
 		sn.Release()

@@ -111,3 +111,24 @@ func TestExporterConfigValidate(t *testing.T) {
 		t.Fatal("Config accepted negative values")
 	}
 }
+
+// TestTakeAtRefusesAnotherHeight: a snapshot is only taken of the height
+// asked for.
+func TestTakeAtRefusesAnotherHeight(t *testing.T) {
+	st := sourceStore(t, 64, 3, 20)
+	h, _, _ := st.Head()
+	ex, err := NewExporter(ExporterConfig{Dir: t.TempDir(), ChainID: testChain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ex.TakeAt(st, h+1); !errors.Is(err, ErrMovedOn) {
+		t.Fatalf("TakeAt(head+1) = %v, want ErrMovedOn", err)
+	}
+	if len(ex.Heights()) != 0 {
+		t.Fatalf("a snapshot was written: %v", ex.Heights())
+	}
+	m, err := ex.TakeAt(st, h)
+	if err != nil || m.Height != h {
+		t.Fatalf("TakeAt(head) = %v, %v", m, err)
+	}
+}

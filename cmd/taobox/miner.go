@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,11 +16,12 @@ import (
 	"taobox/chain/state"
 	"taobox/chain/types"
 	"taobox/miner"
+	"taobox/wallet"
 )
 
 var minerCommand = &command{
 	name:    "miner",
-	args:    "--netuid N --hotkey H [--wallet NAME] [--listen ADDR] [--model FILE] [--serve-host HOST] [--metrics ADDR] [--node URL]",
+	args:    "--netuid N --hotkey H [--wallet NAME] [--listen ADDR] [--model FILE] [--register TAO] [--serve-host HOST] [--metrics ADDR] [--node URL]",
 	summary: "serve inference tasks to validators over QUIC (the task protocol)",
 	help: "Runs a miner: loads the model (default: the embedded tiny model), listens\n" +
 		"for validators' task requests on UDP --listen (QUIC, ALPN taobox-task/1,\n" +
@@ -27,7 +29,9 @@ var minerCommand = &command{
 		"lists on --netuid with a validator permit and --min-stake, and streams the\n" +
 		"model's tokens with a signed final frame (docs/task-protocol.md). It\n" +
 		"advertises the SHA-256 of its model file and refuses requests for another.\n" +
-		"With --serve-host it first publishes its endpoint on chain (tx serve, signed\n" +
+		"With --register TAO it first registers the hotkey on the subnet if it has\n" +
+		"no uid there (the coldkey pays the burn, at most TAO). With --serve-host it\n" +
+		"then publishes its endpoint on chain (tx serve, signed\n" +
 		"by the hotkey, waited for). --metrics serves Prometheus metrics at /metrics and health at /healthz.\n" +
 		"Runs until interrupted. Example:\n\n" +
 		"  taobox miner --wallet alice --hotkey miner1 --netuid 1 --listen 0.0.0.0:8091 --serve-host 203.0.113.7",
@@ -40,6 +44,7 @@ var minerCommand = &command{
 		listen := fs.String("listen", "0.0.0.0:8091", "the UDP `ADDR` to serve tasks on")
 		modelPath := fs.String("model", "", "the model `FILE` (GGUF; default: the embedded tiny model)")
 		serveHost := fs.String("serve-host", "", "publish the endpoint on chain as `HOST` and the --listen port before serving")
+		register := fs.String("register", "", "if the hotkey has no uid on --netuid, register it first, paying at most `TAO` (signed by the wallet's coldkey, which must be on this machine)")
 		of := addObsFlags(fs, "info")
 		minStake := fs.Uint64("min-stake", 0, "the least stake in `RAO` a validator needs")
 		unlock := unlockFlags(fs)
@@ -74,6 +79,11 @@ var minerCommand = &command{
 				return &usageError{"listen", err.Error()}
 			}
 			defer pc.Close()
+			if *register != "" {
+				if err := registerHotkey(e, c, *wallets, *walletName, key, uint16(netuid.v), *register, unlock.unlocker(e)); err != nil {
+					return err
+				}
+			}
 			if *serveHost != "" {
 				port := pc.LocalAddr().(*net.UDPAddr).Port
 				call := types.Serve{Netuid: types.Netuid(netuid.v), Host: *serveHost, Port: uint16(port), TLSKey: types.AccountIDFromPrivateKey(key)}
@@ -88,6 +98,41 @@ var minerCommand = &command{
 			return mn.Serve(ctx, pc)
 		}
 	},
+}
+
+// registerHotkey registers the hotkey of key on netuid unless it already
+// has a uid there: a burned registration at most maxPrice TAO, signed by the
+// wallet's coldkey (unlocked only for this), waited for.
+func registerHotkey(e *env, c *apiClient, wallets, walletName string, key ed25519.PrivateKey, netuid uint16, maxPrice string, u *wallet.Unlocker) error {
+	limit, err := amountFlag("register", maxPrice)
+	if err != nil {
+		return err
+	}
+	hk := types.AccountIDFromPrivateKey(key)
+	mg, err := (&apiChain{c: c, ctx: e.ctx}).Metagraph(netuid)
+	if err != nil {
+		return fmt.Errorf("checking the registration: %w", err)
+	}
+	for _, n := range mg.Neurons {
+		if n.Hotkey == hk {
+			fmt.Fprintf(e.stderr, "hotkey %s already has uid %d on subnet %d\n", hk, n.UID, netuid)
+			return nil
+		}
+	}
+	w, err := loadWallet(wallets, walletName)
+	if err != nil {
+		return err
+	}
+	w.Unlock = u
+	ck, err := w.Coldkey()
+	if err != nil {
+		return fmt.Errorf("--register needs the wallet's coldkey to pay the burn: %w", err)
+	}
+	call := types.BurnedRegister{Netuid: types.Netuid(netuid), Hotkey: hk, MaxPrice: limit}
+	if err := sendTx(e, c, &txPlan{signer: ck, call: call}, true); err != nil {
+		return fmt.Errorf("registering the hotkey: %w", err)
+	}
+	return nil
 }
 
 // apiChain is the miner's view of the chain through a node's JSON API.

@@ -107,7 +107,11 @@ func (cn *chainNet) takeSnapshot(n *node.Node, height uint64) {
 	}
 	defer cn.takeMu.Unlock()
 	start := time.Now()
-	m, err := cn.snaps.Take(n.Store())
+	m, err := cn.snaps.TakeAt(n.Store(), height)
+	if errors.Is(err, snapsync.ErrMovedOn) {
+		cn.log.Debug("no snapshot of this epoch boundary: the next block came first", "height", height)
+		return
+	}
 	if err != nil {
 		msg := err.Error()
 		cn.lastErr.Store(&msg)

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"taobox/chain/node"
 	"testing"
+	"time"
 
 	"taobox/wallet"
 )
@@ -46,4 +51,79 @@ func TestValidatorCLI(t *testing.T) {
 		t.Fatalf("--reset-state: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	oneLine(t, taobox(t, nil, "validator", "--wallets", dir, "--wallet", "alice", "--hotkey", "val"), 2, "validator", "netuid")
+}
+
+// TestMinerRegisterCLI: `taobox miner --register` registers its hotkey
+// (the coldkey pays the burn), then serves its endpoint on chain; a second
+// start finds the uid and does not register again.
+func TestMinerRegisterCLI(t *testing.T) {
+	dir := t.TempDir()
+	alice, err := wallet.Create(dir, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"val", "m1"} {
+		if _, err := wallet.CreateHotkey(dir, "alice", h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := startNode(t, alice.ColdkeyAddress())
+	if r := taobox(t, nil, "tx", "register-network", "--hotkey", "val", "--wallets", dir, "--wallet", "alice", "--node", url); r.code != 0 {
+		t.Fatalf("register-network: exit %d, stderr %q", r.code, r.stderr)
+	}
+	start := func() (out *syncBuffer, stop func() string) {
+		cmd := exec.Command(taoboxBin, "miner", "--wallets", dir, "--wallet", "alice", "--hotkey", "m1", "--netuid", "1",
+			"--node", url, "--listen", "127.0.0.1:0", "--register", "10", "--serve-host", "127.0.0.1")
+		out = &syncBuffer{}
+		var errb syncBuffer
+		cmd.Stdout, cmd.Stderr = out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for !strings.Contains(out.String(), "miner ") {
+			if time.Now().After(deadline) || cmd.ProcessState != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("the miner did not start serving: stdout %q, stderr %q", out, &errb)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return out, func() string {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+			return errb.String()
+		}
+	}
+	_, stop := start()
+	stop()
+	r := taobox(t, nil, "metagraph", "1", "--node", url, "--json")
+	if r.code != 0 {
+		t.Fatalf("metagraph: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var mg node.MetagraphInfo
+	if err := json.Unmarshal([]byte(r.stdout), &mg); err != nil {
+		t.Fatal(err)
+	}
+	m1, err := wallet.Load(dir, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, err := m1.HotkeyAddress("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, n := range mg.Neurons {
+		if n.Hotkey == hk {
+			found = n.Axon.Port != 0 && n.Axon.Host == "127.0.0.1"
+		}
+	}
+	if !found {
+		t.Fatalf("m1 (%s) is not registered with its endpoint: %s", hk, r.stdout)
+	}
+	_, stop = start()
+	if errs := stop(); !strings.Contains(errs, "already has uid") {
+		t.Fatalf("second start: stderr %q", errs)
+	}
 }
