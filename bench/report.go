@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"taobox/internal/fsutil"
 )
 
 // Schema names the JSON layout of a Report. It changes only when a field
@@ -224,7 +226,7 @@ func LoadHistory(data string) (runs []Report, skipped []string, err error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		b, err := readCapped(p, MaxReportBytes)
+		b, err := fsutil.ReadCapped(p, MaxReportBytes)
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s: %v", p, err))
 			continue
@@ -238,22 +240,6 @@ func LoadHistory(data string) (runs []Report, skipped []string, err error) {
 	}
 	slices.SortStableFunc(runs, func(a, b Report) int { return a.Time.Compare(b.Time) })
 	return runs, skipped, nil
-}
-
-func readCapped(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("larger than the %d-byte cap", max)
-	}
-	return b, nil
 }
 
 // Comparable returns the runs of history that can be compared with r:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"taobox/chain/yuma"
+	"taobox/internal/fsutil"
 )
 
 // GPUEngine is the GPU side of the Yuma rows: the runner's engine
@@ -206,7 +207,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 func machine(c Config) Machine {
 	m := Machine{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(), GPU: c.GPUName}
 	m.Hostname, _ = os.Hostname()
-	if b, err := readCapped("/proc/cpuinfo", 1<<20); err == nil {
+	if b, err := fsutil.ReadCapped("/proc/cpuinfo", 1<<20); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
 				m.CPUModel = strings.TrimSpace(v)

@@ -3,7 +3,8 @@
 // validator), a subnet's metagraph with the operator's own uids marked,
 // when their next weights are legal, the registration price, how close
 // each of them is to being pruned ("eviction risk"), and whether their
-// served endpoint answers a QUIC handshake.
+// served endpoint answers a QUIC handshake, from this machine and from a
+// peer of the node that connects back.
 //
 // The package has three layers:
 //
@@ -29,10 +30,13 @@
 // burn is multiplied by burn_increase_mult/1000 after each registration
 // (clamped to [min_burn, max_burn]) and halves every burn_half_life blocks.
 //
-// Design note: the reachability check is done from this machine, which
-// proves that the address, the port, the key and the ALPN are right and
-// that the miner is serving, but not that the port is open from the
-// internet (a NAT may hairpin). A connect-back check asked of a peer is
-// future work: no peer service exists yet. A private or loopback address
-// is reported as such, since no one outside can reach it.
+// Design note: reachability is checked twice. ProbeAxon dials from this
+// machine, which proves that the address, the port, the key and the ALPN
+// are right and that the miner is serving, but not that the port is open
+// from the internet (a NAT may hairpin). The connect-back check
+// (Probe.Peer) asks the node (POST /v1/probe), which asks one of its
+// peers to dial the endpoint from outside (ReqProbe, docs/p2p.md); a peer
+// dials only the address the node connects from, so the endpoint must be
+// served from the node's public IP. A private or loopback address is
+// reported as such, since no one outside can reach it.
 package dashboard

@@ -102,7 +102,8 @@ func (p painter) style(st lipgloss.Style, s string) string {
 // Alerts returns the problems an operator must see first, one line each:
 // a node that cannot be read or has stalled, unhealthy or silent roles,
 // our uids at risk of pruning or close to the end of their immunity, and
-// unreachable endpoints.
+// unreachable endpoints (from this machine or, connecting back, from a
+// peer of the node).
 func Alerts(s *Snapshot, o Options) []string {
 	var out []string
 	if s.HeadErr != "" {
@@ -139,6 +140,11 @@ func Alerts(s *Snapshot, o Options) []string {
 		}
 	}
 	for _, p := range s.Probes {
+		if p.Peer != nil && p.Peer.Verdict == types.ProbeUnreachable.String() {
+			out = append(out, fmt.Sprintf("uid %d endpoint %s UNREACHABLE from outside (a peer tried to connect back): %s", p.UID, p.Addr, p.Peer.Reason))
+		} else if p.Peer != nil && p.Peer.Verdict == types.ProbeRefused.String() {
+			out = append(out, fmt.Sprintf("uid %d endpoint %s: no peer would connect back: %s", p.UID, p.Addr, p.Peer.Reason))
+		}
 		if !p.Reachable {
 			out = append(out, fmt.Sprintf("uid %d endpoint %s UNREACHABLE: %s", p.UID, p.Addr, p.Reason))
 		} else if p.Private {
@@ -321,6 +327,9 @@ func Render(s *Snapshot, o Options) string {
 			for _, pb := range s.Probes {
 				if pb.UID == nr.UID {
 					line("      %s", probePhrase(pb, p))
+					if ph := peerProbePhrase(pb, p); ph != "" {
+						line("      %s", ph)
+					}
 				}
 			}
 			if nr.Axon.Host == "" && !nr.ValidatorPermit {
@@ -507,7 +516,42 @@ func probePhrase(pb Probe, p painter) string {
 	if pb.Private {
 		return p.style(styleAlert, s+": but a private address, unreachable from outside")
 	}
-	return p.style(styleOK, s) + p.style(styleDim, " · a connect-back check from a peer is future work")
+	return p.style(styleOK, s)
+}
+
+// peerProbePhrase describes the connect-back check a peer of the node made
+// ("" when none was asked).
+func peerProbePhrase(pb Probe, p painter) string {
+	r := pb.Peer
+	switch {
+	case r == nil && pb.PeerErr == "":
+		return ""
+	case r == nil:
+		return p.style(styleDim, "connect-back check by a peer: cannot ask the node: "+pb.PeerErr)
+	}
+	seen := ""
+	if r.Observed != "" {
+		seen = "; peers see this machine at " + r.Observed
+	}
+	switch r.Verdict {
+	case types.ProbeReachable.String():
+		return p.style(styleOK, fmt.Sprintf("reachable from outside: peer %s connected back (QUIC handshake %.1f ms, key pinned)%s", shortPeer(r.Peer), r.RTTMs, seen))
+	case types.ProbeUnreachable.String():
+		return p.style(styleAlert, fmt.Sprintf("UNREACHABLE from outside: peer %s could not connect back: %s%s (check the UDP port forward, the firewall, --serve-host)", shortPeer(r.Peer), r.Reason, seen))
+	case types.ProbeRefused.String():
+		return p.style(styleAlert, "no peer would connect back: "+r.Reason)
+	case node.ProbeNoPeers:
+		return p.style(styleDim, "connect-back check: no peers to ask ("+r.Reason+")")
+	}
+	return p.style(styleDim, "connect-back check failed: "+r.Reason)
+}
+
+// shortPeer cuts an SS58 peer id for display.
+func shortPeer(s string) string {
+	if len(s) > 12 {
+		return s[:6] + "…" + s[len(s)-4:]
+	}
+	return s
 }
 
 func ascending(c Column) bool { return c == ColUID || c == ColUpdated }

@@ -88,6 +88,15 @@ type Probe struct {
 	RTT       time.Duration // the QUIC handshake time, when reachable
 	Reason    string        // why not reachable, what to do
 	At        time.Time     // when the probe ran
+
+	// Peer is the connect-back check that a peer of the node made (the
+	// node's POST /v1/probe, docs/p2p.md "ReqProbe"): the only check
+	// that proves the endpoint is open from outside. Nil when not asked;
+	// then PeerErr says why the node could not be asked ("" when the
+	// check was not run at all). Peer.Verdict "no-peers" is a state, not
+	// a failure: the node has nobody to ask.
+	Peer    *node.ProbeReport
+	PeerErr string
 }
 
 // Snapshot is everything one dashboard frame shows, read at Taken. A field

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"taobox/internal/fsutil"
 )
 
 // Slot states of Pointer.Status.
@@ -78,7 +80,7 @@ func Other(slot string) string {
 // Load reads the pointer. A missing pointer is the installed binary, good.
 // An unreadable or damaged one is an error (Recover replaces it).
 func (s *Slots) Load() (Pointer, error) {
-	b, err := readCapped(filepath.Join(s.Dir, PointerName), maxPointerBytes)
+	b, err := fsutil.ReadCapped(filepath.Join(s.Dir, PointerName), maxPointerBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Pointer{Status: StatusGood}, nil
 	}
@@ -169,7 +171,7 @@ func orInstalled(slot string) string {
 // SlotManifest reads a slot's manifest.json.
 func (s *Slots) SlotManifest(slot string) (Manifest, error) {
 	var m Manifest
-	b, err := readCapped(filepath.Join(s.SlotDir(slot), ManifestName), MaxManifestBytes)
+	b, err := fsutil.ReadCapped(filepath.Join(s.SlotDir(slot), ManifestName), MaxManifestBytes)
 	if err != nil {
 		return m, err
 	}
@@ -207,23 +209,6 @@ func (s *Slots) CheckSlot(slot string) error {
 		return fmt.Errorf("%w: %s is %d bytes, sha256 %x; manifest says %d, %s", ErrHashMismatch, f.Name(), n, h.Sum(nil), m.Size, m.SHA256)
 	}
 	return nil
-}
-
-// readCapped reads a file of at most max bytes.
-func readCapped(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: over %d bytes", path, max)
-	}
-	return b, nil
 }
 
 // writeAtomic writes data to path durably: path.tmp, fsync, rename, fsync

@@ -24,7 +24,8 @@
 // The package is an adapter: its pure parts (auth.go's parser and signing
 // bytes, limit.go's buckets, route.go's ranking, openai.go's request
 // checks, chat template, stop strings and detokenizer) take time as input;
-// gateway.go and stream.go hold the HTTP server and the QUIC client.
+// gateway.go holds the HTTP server; miners are asked through task.Client
+// (QueryWith streams each token on as it arrives).
 package gateway
 
 import (
@@ -208,7 +209,7 @@ type Gateway struct {
 	cfg    Config
 	self   types.AccountID
 	tmpl   chatTemplate
-	mc     *minerClient
+	mc     *task.Client
 	sem    chan struct{}
 	mux    *http.ServeMux
 	models ModelList
@@ -246,7 +247,11 @@ func New(cfg Config) (*Gateway, error) {
 		stakes: map[types.AccountID]stakeEntry{},
 		m:      newMetrics(),
 	}
-	g.mc = &minerClient{key: cfg.Key, netuid: cfg.Netuid, now: cfg.Now, rnd: cfg.Rand, dial: cfg.DialTimeout, idle: 30 * time.Second, conns: map[minerKey]*minerConn{}}
+	// One task client: one QUIC connection per miner, a stream per
+	// request; the request's context bounds each query (Timeout).
+	g.mc = task.NewClient(cfg.Key, cfg.Netuid, task.ClientOptions{
+		DialTimeout: cfg.DialTimeout, Timeout: cfg.Timeout, IdleTimeout: 30 * time.Second, Now: cfg.Now, Rand: cfg.Rand,
+	})
 	g.models = ModelList{Object: "list", Data: []Model{{
 		ID: cfg.ModelName, Object: "model", OwnedBy: fmt.Sprintf("taobox subnet %d", cfg.Netuid),
 		SHA256: hex.EncodeToString(cfg.ModelHash[:]), Netuid: cfg.Netuid, Context: cfg.ContextLen,
@@ -308,7 +313,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Close closes the gateway's connections to miners.
-func (g *Gateway) Close() error { return g.mc.close() }
+func (g *Gateway) Close() error { return g.mc.Close() }
 
 // Candidates ranks the miners requests would go to now (Rank over the
 // cached metagraph and the current scores).
@@ -651,7 +656,7 @@ func (g *Gateway) answer(ctx context.Context, w http.ResponseWriter, r *http.Req
 			}
 			return stream.event(chunk(CompletionChoice{Text: out, Logprobs: clp}))
 		}
-		res, err := g.mc.query(ctx, c.Addr, c.Hotkey, body, g.cfg.FirstToken, onToken)
+		res, err := g.mc.QueryWith(ctx, c.Addr, c.Hotkey, body, task.QueryOptions{FirstFrame: g.cfg.FirstToken, OnToken: onToken})
 		if err == nil {
 			err = res.Verified(c.Hotkey, res.Request)
 		}

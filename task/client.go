@@ -171,6 +171,24 @@ func (c *Client) dial(tr *quic.Transport, e *connEntry, addr string, miner types
 // comes back as Result.Reject with a nil error. Query does not check the
 // final frame's signature: call Result.Verified.
 func (c *Client) Query(ctx context.Context, addr string, miner types.AccountID, body Body) (*Result, error) {
+	return c.QueryWith(ctx, addr, miner, body, QueryOptions{})
+}
+
+// QueryOptions adjust one QueryWith.
+type QueryOptions struct {
+	// FirstFrame, if positive, bounds the wait for the first frame (the
+	// miner's queue and prompt time), within the query's Timeout.
+	FirstFrame time.Duration
+	// OnToken, if set, is called with each token as its frame arrives,
+	// before the next is read; an error from it abandons the query and
+	// QueryWith returns that error.
+	OnToken func(Token) error
+}
+
+// QueryWith is Query with per-query options: a first-frame deadline and a
+// callback that streams tokens on as they arrive (an OpenAI-style
+// endpoint, for one).
+func (c *Client) QueryWith(ctx context.Context, addr string, miner types.AccountID, body Body, o QueryOptions) (*Result, error) {
 	if err := body.Validate(); err != nil {
 		return nil, fmt.Errorf("task: query: %w", err)
 	}
@@ -180,21 +198,28 @@ func (c *Client) Query(ctx context.Context, addr string, miner types.AccountID, 
 		return nil, err
 	}
 	req := AppendRequest(make([]byte, 0, 2+EnvelopeSize+4+len(bb)), &env, bb)
-	ctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
-	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, c.opt.Timeout)
+	defer cancelTimeout()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var first *time.Timer // stopped by the first frame
+	if o.FirstFrame > 0 {
+		first = time.AfterFunc(o.FirstFrame, func() { cancel(fmt.Errorf("no answer within %v", o.FirstFrame)) })
+		defer first.Stop()
+	}
 
 	var s *quic.Stream
 	for attempt := 0; ; attempt++ {
 		conn, err := c.conn(ctx, addr, miner)
 		if err != nil {
-			return nil, err
+			return nil, c.ctxErr(ctx, err)
 		}
 		s, err = conn.OpenStreamSync(ctx)
 		if err == nil {
 			break
 		}
 		if attempt > 0 || ctx.Err() != nil {
-			return nil, fmt.Errorf("task: query %s: open stream: %w", addr, err)
+			return nil, c.ctxErr(ctx, fmt.Errorf("task: query %s: open stream: %w", addr, err))
 		}
 		// The cached connection died: drop it and dial once more.
 		c.mu.Lock()
@@ -225,6 +250,9 @@ func (c *Client) Query(ctx context.Context, addr string, miner types.AccountID, 
 			s.CancelRead(0)
 			return nil, c.ctxErr(ctx, fmt.Errorf("task: query %s: response ended after %d tokens without a final frame: %w", addr, len(res.Tokens), err))
 		}
+		if first != nil {
+			first.Stop()
+		}
 		now := c.opt.Now()
 		if res.FirstToken == 0 {
 			res.FirstToken = now.Sub(start)
@@ -242,6 +270,12 @@ func (c *Client) Query(ctx context.Context, addr string, miner types.AccountID, 
 				return nil, fmt.Errorf("task: query %s: %w: more tokens or alternatives than asked for", addr, ErrMalformed)
 			}
 			res.Tokens = append(res.Tokens, t)
+			if o.OnToken != nil {
+				if err := o.OnToken(t); err != nil {
+					s.CancelRead(0)
+					return nil, err
+				}
+			}
 		case FrameFinal:
 			f, err := DecodeFinal(p)
 			if err != nil {
@@ -264,9 +298,11 @@ func (c *Client) Query(ctx context.Context, addr string, miner types.AccountID, 
 	}
 }
 
+// ctxErr adds why ctx ended (its cause: a deadline, a first-frame timeout,
+// a cancel) to err.
 func (c *Client) ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", err, ctx.Err())
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%w (%v)", err, cause)
 	}
 	return err
 }

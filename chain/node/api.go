@@ -59,6 +59,7 @@ func (n *Node) newServer(base context.Context) *http.Server {
 		"GET /v1/block/{height}":     n.apiBlock,
 		"GET /v1/events/{height}":    n.apiEvents,
 		"GET /v1/firmware/{hash}":    n.apiFirmware,
+		"POST /v1/probe":             n.apiProbe,
 	} {
 		mux.Handle(pattern, n.jsonHandler(f))
 	}

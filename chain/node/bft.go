@@ -76,7 +76,11 @@ func (n *Node) loadConsensus() error {
 		// then the LastCommit of the next block is checked for its block
 		// only (its signatures were checked by the sync's epoch proof).
 		if n.headSet, err = n.setOfEpoch(n.epochOf(head)); err != nil {
-			n.log.Warn("the authority set that finalized the head is not stored (a synced store?)", "head", head, "err", err)
+			if synced, ok := n.store.SyncedAt(); ok && synced == head {
+				n.log.Info("started from a snapshot: the next block's LastCommit is checked against its block (the epoch proof checked its signatures)", "head", head)
+			} else {
+				n.log.Warn("the authority set that finalized the head is not stored", "head", head, "err", err)
+			}
 			n.headSet = nil
 		}
 	}
@@ -188,6 +192,7 @@ func (n *Node) drainLocked() []outMsg {
 				out = append(out, outMsg{t, b})
 			}
 		}
+		out = append(out, n.onEvidenceLocked(rd.Evidence)...)
 		if reset {
 			n.cons.Advance(rd)
 			if err := n.resetConsLocked(); err != nil {
@@ -222,7 +227,7 @@ func (n *Node) drainLocked() []outMsg {
 			}
 			ok := true
 			if _, cached := n.cache[req.BlockID]; !cached {
-				ex, err := n.validateLocked(req.Block)
+				ex, err := n.validateLocked(req.Block, false)
 				switch {
 				case err == nil:
 					n.cache[ex.hash] = ex
@@ -237,9 +242,6 @@ func (n *Node) drainLocked() []outMsg {
 		}
 		if len(rd.Fetch) > 0 {
 			n.triggerCatchUp()
-		}
-		for _, e := range rd.Evidence {
-			n.log.Warn("equivocation seen (evidence transactions are future work)", "evidence", describeEvidence(e))
 		}
 		n.cons.Advance(rd)
 		for _, ev := range results {
@@ -271,7 +273,7 @@ func (n *Node) commitDecisionLocked(d consensus.Decision) error {
 	ex := n.cache[d.BlockID]
 	if ex == nil {
 		var err error
-		if ex, err = n.validateLocked(d.Block); err != nil {
+		if ex, err = n.validateLocked(d.Block, true); err != nil {
 			if errors.Is(err, ErrClosed) {
 				return err
 			}
@@ -312,6 +314,7 @@ func (n *Node) commitDecisionLocked(d consensus.Decision) error {
 		}
 		n.curSet = vs
 	}
+	n.dropCommittedEvidenceLocked(ex.blk)
 	n.cache = map[types.Hash]*executed{}
 	n.pendingValue = nil
 	n.aheadSince = time.Time{}

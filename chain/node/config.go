@@ -84,6 +84,11 @@ type Config struct {
 	// store.KeepAll keeps every block (an archive node).
 	KeepBlocks uint64
 
+	// Probe asks peers to connect back to an endpoint for POST /v1/probe
+	// (cmd/taobox sets it to the p2p layer's ReqProbe client). Nil: the
+	// endpoint answers verdict "no-peers".
+	Probe ProbeFunc
+
 	// MempoolMax caps the pending transactions. If zero,
 	// DefaultMempoolMax (10000) is used. Each account may have at most
 	// PerAccountMax (64) pending, each at most types.MaxTxSize bytes.

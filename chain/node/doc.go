@@ -106,6 +106,9 @@
 //	                           "state_root","txs","events"} per new block, flushed
 //	GET  /v1/firmware/{sha256} whether governance approved the firmware release
 //	                           with that binary hash (see FirmwareApproval)
+//	POST /v1/probe             {"host","port","key"} → ProbeReport: a peer dials
+//	                           that QUIC endpoint back (is it reachable from
+//	                           outside?); "no-peers" without p2p
 //
 // "call" is the call struct as encoding/json writes it (Go field names, for
 // example {"To":"5…","Amount":1000}). "pending_nonce" is the nonce the

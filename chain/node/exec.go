@@ -66,7 +66,7 @@ func (n *Node) nextSetAfter(h uint64, changes []state.Change) ([]consensus.Valid
 		return n.curSet.Members(), nil
 	}
 	prev := toAuthorities(n.curSet.Members())
-	next, err := state.QueryNextAuthorities(newPostState(n.store, changes), n.cfg.Genesis, prev)
+	next, err := state.QueryNextAuthorities(newPostState(n.store, changes), n.cfg.Genesis, prev, h)
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +110,11 @@ func (n *Node) buildLocked() (*executed, error) {
 	for _, h := range txHashes(txs) {
 		verified[h] = true // the mempool verified their signatures
 	}
+	evidence, equivocations := n.selectEvidenceLocked(height)
 	st.selectT = time.Since(start)
 
-	env := state.Env{ChainID: n.chainID, Engine: n.cfg.Engine, SigVerified: func(h types.Hash) bool { return verified[h] }}
+	env := state.Env{ChainID: n.chainID, Engine: n.cfg.Engine, SigVerified: func(h types.Hash) bool { return verified[h] },
+		Evidence: equivocations}
 	dropped := map[types.Hash]string{}
 	var res *state.Result
 	t := time.Now()
@@ -156,12 +158,13 @@ func (n *Node) buildLocked() (*executed, error) {
 		TxRoot:    types.TxRoot(txs),
 		StateRoot: root, EventsRoot: types.EventsRoot(res.Events),
 		ValSetHash: n.curSet.Hash(), NextValSetHash: consensus.ValidatorSetHash(next),
+		EvidenceHash: types.EvidenceRoot(evidence),
 	}
 	if len(n.lastCert) > 0 {
 		hdr.LastCommitHash = types.HashBytes(n.lastCert)
 	}
 	types.SignHeader(&hdr, n.cfg.Authority)
-	blk := &types.Block{Header: hdr, LastCommit: n.lastCert, Txs: txs}
+	blk := &types.Block{Header: hdr, LastCommit: n.lastCert, Txs: txs, Evidence: evidence}
 	body := blk.Encode()
 	for _, ev := range res.Events {
 		switch {
@@ -183,10 +186,12 @@ var ErrInvalidBlock = errors.New("node: invalid block")
 // checks it against the chain: chain id, height, parent, timestamps
 // (monotonic, at most MaxClockDrift ahead of Config.Now), the proposer's
 // header signature and membership in the set, the set hashes, the parent's
-// certificate (LastCommit, verified against the parent's set), and that
-// applying the transactions gives the header's TxRoot, StateRoot and
-// EventsRoot. Errors wrap ErrInvalidBlock. n.consMu must be held.
-func (n *Node) validateLocked(body []byte) (*executed, error) {
+// certificate (LastCommit, verified against the parent's set), the
+// evidence (checkBlockEvidenceLocked; decided says the block is already
+// finalized), and that applying the evidence and transactions gives the
+// header's TxRoot, StateRoot and EventsRoot. Errors wrap ErrInvalidBlock.
+// n.consMu must be held.
+func (n *Node) validateLocked(body []byte, decided bool) (*executed, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidBlock, fmt.Sprintf(format, args...))
 	}
@@ -221,7 +226,11 @@ func (n *Node) validateLocked(body []byte) (*executed, error) {
 	if err := n.checkLastCommit(blk, parent); err != nil {
 		return nil, bad("block %d: %v", height, err)
 	}
-	env := state.Env{ChainID: n.chainID, Engine: n.cfg.Engine}
+	equivocations, err := n.checkBlockEvidenceLocked(blk, decided)
+	if err != nil {
+		return nil, bad("block %d: %v", height, err)
+	}
+	env := state.Env{ChainID: n.chainID, Engine: n.cfg.Engine, Evidence: equivocations}
 	res, err := state.ApplyBlock(n.ctx, n.store, env, height, blk.Txs)
 	if err != nil {
 		if n.ctx.Err() != nil {
@@ -288,8 +297,8 @@ func (n *Node) checkLastCommit(blk *types.Block, parent types.Header) error {
 }
 
 // wellFormed decodes body and checks that it is bound to its header: the
-// transactions give TxRoot and LastCommit gives LastCommitHash (zero when
-// empty). Then the header hash names exactly this body, which is what lets
+// transactions give TxRoot, LastCommit gives LastCommitHash and the
+// evidence gives EvidenceHash (zero when empty). Then the header hash names exactly this body, which is what lets
 // consensus use the header hash as the block id.
 func wellFormed(body []byte) (*types.Block, error) {
 	blk, err := types.DecodeBlock(body)
@@ -306,6 +315,9 @@ func wellFormed(body []byte) (*types.Block, error) {
 	}
 	if h.LastCommitHash != want {
 		return nil, fmt.Errorf("block %d's LastCommitHash does not match its LastCommit", h.Height)
+	}
+	if types.EvidenceRoot(blk.Evidence) != h.EvidenceHash {
+		return nil, fmt.Errorf("block %d's EvidenceHash does not match its evidence", h.Height)
 	}
 	return blk, nil
 }

@@ -131,8 +131,7 @@ func (n *Node) HandleGossip(from string, t types.MsgType, payload []byte) error 
 		}
 		return err
 	case types.MsgEvidence:
-		n.log.Debug("evidence gossip ignored (evidence transactions are future work)", "from", from)
-		return nil
+		return n.handleEvidence(from, payload)
 	}
 	return misbehaving("%s sent an unknown gossip type %s", from, t)
 }

@@ -77,9 +77,10 @@ type Node struct {
 	nextTimer    int
 	deferred     []deferredTimer // timers asked for before Run
 	timersOn     bool
-	future       []consensus.Event // messages for height head+2 and above, replayed after a set change
-	aheadSince   time.Time         // when a message of a later height was first seen at this height
-	halted       error             // why consensus stopped (a decided block did not commit)
+	future       []consensus.Event                // messages for height head+2 and above, replayed after a set change
+	aheadSince   time.Time                        // when a message of a later height was first seen at this height
+	halted       error                            // why consensus stopped (a decided block did not commit)
+	evidence     map[consensus.EvidenceKey][]byte // pending equivocation evidence, encoded
 	consClosed   bool
 
 	seenMu   sync.Mutex
@@ -128,7 +129,7 @@ func Open(cfg Config) (*Node, error) {
 		cfg: cfg, log: cfg.Logger, store: st, chainID: cfg.Genesis.ID(), net: cfg.Network,
 		pool: NewMempool(cfg.MempoolMax, PerAccountMax), index: newTxIndex(cfg.KeepBlocks),
 		subs: map[int]chan BlockInfo{}, epochBlocks: cfg.Genesis.EpochBlocks(),
-		cache: map[types.Hash]*executed{}, timers: map[int]*time.Timer{}, seen: map[types.Hash]struct{}{},
+		cache: map[types.Hash]*executed{}, evidence: map[consensus.EvidenceKey][]byte{}, timers: map[int]*time.Timer{}, seen: map[types.Hash]struct{}{},
 		lastCommitAt: time.Now(),
 	}
 	if cfg.Authority != nil {
@@ -473,9 +474,10 @@ func (n *Node) pruneLocked(nonce func(types.AccountID) uint64, height uint64) {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // fitBlock returns the longest prefix of txs whose block encoding (with a
-// LastCommit of lastCommit bytes) fits types.MaxBlockSize. A prefix of Select's result stays executable.
+// LastCommit of lastCommit bytes, and room for a full evidence section)
+// fits types.MaxBlockSize. A prefix of Select's result stays executable.
 func fitBlock(txs []types.Tx, lastCommit int) []types.Tx {
-	size := types.HeaderSize + 8 + lastCommit
+	size := types.HeaderSize + 8 + lastCommit + types.MaxEvidenceBytes
 	for i := range txs {
 		size += len(txs[i].Encode())
 		if size > types.MaxBlockSize {

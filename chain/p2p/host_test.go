@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -751,5 +752,35 @@ func TestOversizedResponseBans(t *testing.T) {
 	waitFor(t, "evil server banned and dropped", func() bool { return a.Stats().Bans == 1 && len(a.Peers()) == 0 })
 	if _, err := a.Connect(ctx20(t), addr); !errors.Is(err, ErrBanned) {
 		t.Errorf("reconnect to a banned peer: %v, want ErrBanned", err)
+	}
+}
+
+// TestUnknownRequestTypeNotBanned: a request type this node does not know
+// (a newer revision's) is answered "not found"; the asker stays connected.
+func TestUnknownRequestTypeNotBanned(t *testing.T) {
+	a, _ := newHost(t, nil)
+	b, _ := newHost(t, nil)
+	if _, err := a.Connect(ctx20(t), b.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	p := a.peer(b.ID())
+	if p == nil {
+		t.Fatal("not connected")
+	}
+	s, err := p.conn.OpenStreamSync(ctx20(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write(AppendFrame(nil, 40, []byte("x")))
+	s.Close()
+	resp, err := io.ReadAll(s)
+	if err != nil || len(resp) < FrameHeaderSize || resp[0] != StatusNotFound {
+		t.Fatalf("response to request type 40: %q, %v; want status %d", resp, err, StatusNotFound)
+	}
+	if st := b.Stats(); st.Bans != 0 {
+		t.Fatalf("b banned %d peers", st.Bans)
+	}
+	if a.peer(b.ID()) == nil {
+		t.Fatal("the connection was closed")
 	}
 }

@@ -452,6 +452,13 @@ func (h *Host) handleGossip(p *peer, s *quic.ReceiveStream) {
 	}
 }
 
+// The frame kinds reserved for requests: chain/types numbers them from 16
+// up, and later protocol revisions add types in this range.
+const (
+	firstRequestKind = 16
+	lastRequestKind  = 63
+)
+
 // handleRequest reads one request frame, answers it and closes the stream.
 func (h *Host) handleRequest(p *peer, s *quic.Stream) {
 	defer s.CancelRead(streamDone)
@@ -465,6 +472,14 @@ func (h *Host) handleRequest(p *peer, s *quic.Stream) {
 	max := -1
 	if t.IsRequest() {
 		max = t.MaxMessage()
+	} else if kind >= firstRequestKind && kind <= lastRequestKind && n <= types.MaxRequestMsg {
+		// A request type of a newer protocol revision: answer "not
+		// found" (the asker tries another peer), never ban for it.
+		if _, err := readPayload(s, n); err == nil {
+			h.reject("unknown-request-type")
+			h.respond(s, StatusNotFound, fmt.Sprintf("unsupported request type %d (this node speaks protocol version %d)", kind, ProtocolVersion))
+		}
+		return
 	}
 	if err := checkCap(kind, n, max); err != nil {
 		h.Ban(p.id, fmt.Sprintf("request stream: %v", err))

@@ -22,6 +22,10 @@ type Env struct {
 	// check. The result is the same either way for a correctly signed
 	// transaction, so this only saves time.
 	SigVerified func(types.Hash) bool
+	// Evidence lists the equivocations the block commits, already verified
+	// by the node against the authority set of each offence's height (see
+	// evidence.go). An offence committed before makes the block invalid.
+	Evidence []Equivocation
 }
 
 // Result is the work a block leaves for the node: the state changes to
@@ -50,7 +54,7 @@ var defaultEngine = yuma.NewCPUEngine(0)
 // a storage read error is returned as is.
 //
 // Order within a block: registration prices decay, the block reward accrues
-// to subnets, the transactions run, then the epochs of every subnet whose
+// to subnets, the evidence (Env.Evidence) is committed, the transactions run, then the epochs of every subnet whose
 // tempo is due (and the root epoch) run in one engine call, and finally
 // governance proposals that reached a decision are enacted.
 func ApplyBlock(ctx context.Context, base Reader, env Env, height uint64, txs []types.Tx) (*Result, error) {
@@ -65,6 +69,9 @@ func ApplyBlock(ctx context.Context, base Reader, env Env, height uint64, txs []
 		return nil, errors.New("state: no globals record: the state was not initialised from a genesis")
 	}
 	x.beginBlock()
+	if err := x.applyEvidence(); err != nil {
+		return nil, err
+	}
 	for i := range txs {
 		if err := x.applyTx(i, &txs[i]); err != nil {
 			return nil, err

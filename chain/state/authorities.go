@@ -89,15 +89,28 @@ func NextAuthorities(candidates []GenesisAuthority, stake func(types.AccountID) 
 }
 
 // QueryNextAuthorities reads every candidate's total delegated stake from r
-// (the state after the last block of an epoch) and returns NextAuthorities.
-func QueryNextAuthorities(r Reader, g *Genesis, prev []Authority) ([]Authority, error) {
+// (the state after block epochEnd, the last block of an epoch) and returns
+// NextAuthorities for the epoch that follows, leaving out the candidates
+// jailed for it (Jailed, with g's epoch length and jail period). When every
+// candidate is jailed or weightless, prev stays.
+func QueryNextAuthorities(r Reader, g *Genesis, prev []Authority, epochEnd uint64) ([]Authority, error) {
 	stakes := make(map[types.AccountID]uint64, len(g.Authorities))
+	next := epochEnd / g.EpochBlocks() // the epoch of epochEnd+1
+	cands := make([]GenesisAuthority, 0, len(g.Authorities))
 	for _, a := range g.Authorities {
+		at, err := QueryJail(r, a.Hotkey)
+		if err != nil {
+			return nil, fmt.Errorf("state: jail record of authority candidate %s: %w", a.Hotkey, err)
+		}
+		if Jailed(at, next, g.EpochBlocks(), g.JailPeriod()) {
+			continue
+		}
+		cands = append(cands, a)
 		_, total, err := QueryStake(r, a.Hotkey, types.AccountID{})
 		if err != nil {
 			return nil, fmt.Errorf("state: stake of authority candidate %s: %w", a.Hotkey, err)
 		}
 		stakes[a.Hotkey] = total
 	}
-	return NextAuthorities(g.Authorities, func(id types.AccountID) uint64 { return stakes[id] }, g.AuthorityCap(), prev), nil
+	return NextAuthorities(cands, func(id types.AccountID) uint64 { return stakes[id] }, g.AuthorityCap(), prev), nil
 }

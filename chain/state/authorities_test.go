@@ -92,7 +92,7 @@ func TestQueryNextAuthorities(t *testing.T) {
 	g.MaxAuthorities = 2
 	h := newHarness(t, g)
 	prev := GenesisSet(g)
-	got, err := QueryNextAuthorities(h.st, g, prev)
+	got, err := QueryNextAuthorities(h.st, g, prev, g.EpochBlocks())
 	if err != nil || !reflect.DeepEqual(got, prev) {
 		t.Fatalf("without stake: %v %v, want the genesis set %v", got, err, prev)
 	}
@@ -102,7 +102,7 @@ func TestQueryNextAuthorities(t *testing.T) {
 	if err := h.block(h.tx(0, types.AddStake{Hotkey: cand, Amount: types.RaoPerTAO})); err != nil {
 		t.Fatal(err)
 	}
-	got, err = QueryNextAuthorities(h.st, g, prev)
+	got, err = QueryNextAuthorities(h.st, g, prev, g.EpochBlocks())
 	want := []Authority{{cand, types.RaoPerTAO}, {a, 5}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("after staking: %v %v, want %v", got, err, want)

@@ -30,6 +30,10 @@ type Genesis struct {
 	// MaxAuthorities is K, the size cap of the set. If zero,
 	// DefaultMaxAuthorities (64).
 	MaxAuthorities uint64 `json:"max_authorities,omitempty"`
+	// JailEpochs is how many authority epochs a validator proven to have
+	// equivocated is left out of the set, counted after the epoch of the
+	// block that committed the evidence. If zero, DefaultJailEpochs (4).
+	JailEpochs uint64 `json:"jail_epochs,omitempty"`
 }
 
 // GenesisAuthority is a member of the initial authority set. Its consensus
@@ -46,6 +50,8 @@ type GenesisAuthority struct {
 const (
 	DefaultAuthorityEpoch = 360
 	DefaultMaxAuthorities = 64
+	DefaultJailEpochs     = 4
+	maxJailEpochs         = 1 << 20
 	maxAuthoritiesCap     = 1024
 )
 
@@ -55,6 +61,14 @@ func (g *Genesis) EpochBlocks() uint64 {
 		return DefaultAuthorityEpoch
 	}
 	return g.AuthorityEpoch
+}
+
+// JailPeriod returns JailEpochs, or its default.
+func (g *Genesis) JailPeriod() uint64 {
+	if g.JailEpochs == 0 {
+		return DefaultJailEpochs
+	}
+	return g.JailEpochs
 }
 
 // AuthorityCap returns MaxAuthorities, or its default.
@@ -129,6 +143,10 @@ func (g *Genesis) enc(w *types.Writer) {
 		w.U64(g.AuthorityEpoch)
 		w.U64(g.MaxAuthorities)
 	}
+	if g.JailEpochs != 0 { // likewise
+		w.String("jail/v1")
+		w.U64(g.JailEpochs)
+	}
 }
 
 // ID is the chain id: the hash of the genesis' canonical encoding.
@@ -174,6 +192,9 @@ func (g *Genesis) Validate() error {
 	}
 	if g.MaxAuthorities > maxAuthoritiesCap {
 		return fmt.Errorf("genesis: max_authorities must be at most %d", maxAuthoritiesCap)
+	}
+	if g.JailEpochs > maxJailEpochs {
+		return fmt.Errorf("genesis: jail_epochs must be at most %d", maxJailEpochs)
 	}
 	if len(g.Authorities) > maxAuthoritiesCap {
 		return fmt.Errorf("genesis: at most %d authorities", maxAuthoritiesCap)

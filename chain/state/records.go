@@ -32,6 +32,8 @@ const (
 	pProposal    = 'p' // + id → Proposal
 	pVote        = 'v' // + id + coldkey → Ballot
 	pFirmware    = 'f' // + version → hash of an approved firmware release
+	pEvidence    = 'q' // + offender + height u64 + round u32 + type u8 → u64 block that committed it
+	pJail        = 'j' // + hotkey → u64 the last block that committed evidence against it
 )
 
 func key(prefix byte, parts ...[]byte) []byte {

@@ -9,10 +9,12 @@ import (
 //
 //	Header = Version u16 ‖ ChainID[32] ‖ Height u64 ‖ TimeMs u64 ‖ Parent[32] ‖
 //	         TxRoot[32] ‖ StateRoot[32] ‖ EventsRoot[32] ‖ ValSetHash[32] ‖
-//	         NextValSetHash[32] ‖ LastCommitHash[32] ‖ Proposer[32] ‖
-//	         ProposerSig[64]                                  (370 bytes)
+//	         NextValSetHash[32] ‖ LastCommitHash[32] ‖ EvidenceHash[32] ‖
+//	         Proposer[32] ‖ ProposerSig[64]                   (402 bytes)
 //	Block  = Header ‖ u32 length ‖ LastCommit (at most MaxCertificate bytes) ‖
-//	         u32 tx count ‖ each Tx as in tx.go, back to back
+//	         u32 tx count ‖ each Tx as in tx.go, back to back ‖
+//	         u32 evidence count (at most MaxBlockEvidence) ‖
+//	         each (u32 length ‖ encoded evidence, at most MaxEvidenceMsg bytes)
 
 // HeaderVersion is the only header version this code reads and writes.
 const HeaderVersion = 1
@@ -22,10 +24,15 @@ const (
 	MaxHeaderSize = 1 << 10 // bytes; a header is fixed at HeaderSize today
 	MaxBlockSize  = 4 << 20 // bytes, header included
 	MaxBlockTxs   = 20000
+	// MaxBlockEvidence caps the pieces of equivocation evidence one block
+	// carries (each at most MaxEvidenceMsg bytes).
+	MaxBlockEvidence = 16
+	// MaxEvidenceBytes is the most a block's evidence section can take.
+	MaxEvidenceBytes = 4 + MaxBlockEvidence*(4+MaxEvidenceMsg)
 )
 
 // HeaderSize is the length of an encoded header.
-const HeaderSize = 2 + 32 + 8 + 8 + 7*32 + 32 + 64
+const HeaderSize = 2 + 32 + 8 + 8 + 8*32 + 32 + 64
 
 const headerDomain = "taobox/header/v1"
 
@@ -55,8 +62,11 @@ type Header struct {
 	// LastCommitHash is HashBytes of the parent's encoded finality
 	// certificate (Block.LastCommit); zero at height 1 and at genesis.
 	LastCommitHash Hash
-	Proposer       AccountID // the authority that proposed it
-	ProposerSig    Signature // Proposer's signature of SigningBytes
+	// EvidenceHash is EvidenceRoot of Block.Evidence; zero when the block
+	// carries no evidence.
+	EvidenceHash Hash
+	Proposer     AccountID // the authority that proposed it
+	ProposerSig  Signature // Proposer's signature of SigningBytes
 }
 
 func (h *Header) encodeUnsigned(w *Writer) {
@@ -71,6 +81,7 @@ func (h *Header) encodeUnsigned(w *Writer) {
 	w.Fixed(h.ValSetHash[:])
 	w.Fixed(h.NextValSetHash[:])
 	w.Fixed(h.LastCommitHash[:])
+	w.Fixed(h.EvidenceHash[:])
 	w.Fixed(h.Proposer[:])
 }
 
@@ -112,6 +123,7 @@ func decodeHeader(r *Reader, h *Header) {
 	r.Fixed("header.val_set_hash", h.ValSetHash[:])
 	r.Fixed("header.next_val_set_hash", h.NextValSetHash[:])
 	r.Fixed("header.last_commit_hash", h.LastCommitHash[:])
+	r.Fixed("header.evidence_hash", h.EvidenceHash[:])
 	r.Fixed("header.proposer", h.Proposer[:])
 	r.Fixed("header.proposer_sig", h.ProposerSig[:])
 }
@@ -161,6 +173,11 @@ type Block struct {
 	// Header.LastCommitHash commits to it.
 	LastCommit []byte
 	Txs        []Tx
+	// Evidence holds encoded equivocation evidence (chain/consensus
+	// EncodeEvidence), at most MaxBlockEvidence pieces of at most
+	// MaxEvidenceMsg bytes each; Header.EvidenceHash commits to it. Nil
+	// when the block carries none.
+	Evidence [][]byte
 }
 
 // Hash returns the block's id, its header's Hash.
@@ -177,17 +194,23 @@ func (b *Block) Encode() []byte {
 	for i := range b.Txs {
 		encodeTx(w, &b.Txs[i])
 	}
+	w.Len(len(b.Evidence))
+	for _, e := range b.Evidence {
+		w.VarBytes(e)
+	}
 	return w.Bytes()
 }
 
 // DecodeBlock decodes a block from exactly b. It rejects an input over
 // MaxBlockSize bytes, a LastCommit over MaxCertificate bytes, more than
 // MaxBlockTxs transactions, a transaction
-// whose encoding exceeds MaxTxSize or that DecodeTx would reject, a header
+// whose encoding exceeds MaxTxSize or that DecodeTx would reject, more than
+// MaxBlockEvidence pieces of evidence or one over MaxEvidenceMsg bytes, a header
 // DecodeHeader would reject, and trailing bytes, so Encode of the result is
 // b. It checks neither signatures nor that TxRoot matches the transactions
-// (compare TxRoot(blk.Txs) with blk.Header.TxRoot). A block with no
-// transactions decodes with Txs nil.
+// (compare TxRoot(blk.Txs) with blk.Header.TxRoot, EvidenceRoot(blk.Evidence)
+// with blk.Header.EvidenceHash). A block with no transactions decodes with
+// Txs nil, one with no evidence with Evidence nil.
 func DecodeBlock(b []byte) (*Block, error) {
 	if len(b) > MaxBlockSize {
 		return nil, fmt.Errorf("types: decode block: %w: %d bytes > %d", ErrTooLong, len(b), MaxBlockSize)
@@ -215,6 +238,14 @@ func DecodeBlock(b []byte) (*Block, error) {
 			r.Fail(fmt.Sprintf("block.txs[%d]", i), fmt.Errorf("%w: transaction of %d bytes > %d", ErrTooLong, r.off-start, MaxTxSize))
 		}
 	}
+	ne := r.Len("block.evidence", MaxBlockEvidence)
+	for i := 0; i < ne && r.Err() == nil; i++ {
+		e := r.VarBytes(fmt.Sprintf("block.evidence[%d]", i), MaxEvidenceMsg)
+		if r.Err() == nil && len(e) == 0 {
+			r.Fail(fmt.Sprintf("block.evidence[%d]", i), fmt.Errorf("%w: empty evidence", ErrBadFormat))
+		}
+		blk.Evidence = append(blk.Evidence, e)
+	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("types: decode block: %w", err)
 	}
@@ -230,6 +261,19 @@ func TxRoot(txs []Tx) Hash {
 	leaves := make([]Hash, len(txs))
 	for i := range txs {
 		leaves[i] = txs[i].Hash()
+	}
+	return MerkleRoot(leaves)
+}
+
+// EvidenceRoot returns MerkleRoot of HashBytes of each encoded piece of
+// evidence, in order; the zero Hash for none.
+func EvidenceRoot(ev [][]byte) Hash {
+	if len(ev) == 0 {
+		return Hash{}
+	}
+	leaves := make([]Hash, len(ev))
+	for i, e := range ev {
+		leaves[i] = HashBytes([]byte("taobox/evidence/v1"), e)
 	}
 	return MerkleRoot(leaves)
 }

@@ -173,7 +173,7 @@ func TestDecodeBlockRejects(t *testing.T) {
 		{"empty", "header.version", nil, ErrShort},
 		{"trailing", "trailing", append(append([]byte{}, enc...), 1), ErrTrailing},
 		{"count too high", "txs[18]", withCount(uint32(len(b.Txs) + 1)), ErrShort},
-		{"count too low", "trailing", withCount(uint32(len(b.Txs) - 1)), ErrTrailing},
+		{"count too low", "block.evidence", withCount(uint32(len(b.Txs) - 1)), ErrTooLong}, // the last tx is read as the evidence section
 		{"count over cap", "block.txs", withCount(MaxBlockTxs + 1), ErrTooLong},
 		{"count past input", "cannot fit", withCount(2000), ErrShort},
 		{"bad tx", "block.txs[0]: call.kind", badTx, ErrBadFormat},
@@ -244,5 +244,59 @@ func TestBlockHashOf(t *testing.T) {
 	}
 	if _, ok := BlockHashOf(b.Encode()[:HeaderSize-1]); ok {
 		t.Fatal("BlockHashOf accepted a short input")
+	}
+}
+
+// TestBlockEvidence: the evidence section round-trips, EvidenceRoot commits
+// to each piece and its order, and the decoder enforces its caps.
+func TestBlockEvidence(t *testing.T) {
+	b := sampleBlock()
+	b.Evidence = [][]byte{{1, 2, 3}, bytes.Repeat([]byte{7}, MaxEvidenceMsg)}
+	b.Header.EvidenceHash = EvidenceRoot(b.Evidence)
+	enc := b.Encode()
+	got, err := DecodeBlock(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Evidence) != 2 || !bytes.Equal(got.Evidence[1], b.Evidence[1]) || got.Hash() != b.Hash() {
+		t.Fatalf("evidence did not round-trip: %d pieces", len(got.Evidence))
+	}
+	if !bytes.Equal(got.Encode(), enc) {
+		t.Fatal("re-encoding differs")
+	}
+	if EvidenceRoot(nil) != (Hash{}) {
+		t.Error("EvidenceRoot of nothing is not zero")
+	}
+	swapped := [][]byte{b.Evidence[1], b.Evidence[0]}
+	changed := [][]byte{{1, 2, 4}, b.Evidence[1]}
+	if EvidenceRoot(swapped) == b.Header.EvidenceHash || EvidenceRoot(changed) == b.Header.EvidenceHash {
+		t.Error("EvidenceRoot ignores order or content")
+	}
+	pb := sampleBlock()
+	plain := pb.Encode()
+	evAt := len(plain) - 4 // the evidence count of the block without evidence
+	withEv := func(count uint32, pieces ...[]byte) []byte {
+		c := append([]byte{}, plain[:evAt]...)
+		c = binary.BigEndian.AppendUint32(c, count)
+		for _, p := range pieces {
+			c = binary.BigEndian.AppendUint32(c, uint32(len(p)))
+			c = append(c, p...)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name, want string
+		in         []byte
+		is         error
+	}{
+		{"count over cap", "block.evidence", withEv(MaxBlockEvidence + 1), ErrTooLong},
+		{"piece over cap", "block.evidence[0]", withEv(1, make([]byte, MaxEvidenceMsg+1)), ErrTooLong},
+		{"empty piece", "empty evidence", withEv(1, nil), ErrBadFormat},
+		{"missing piece", "block.evidence[1]", withEv(2, []byte{1}), ErrShort},
+	} {
+		_, err := DecodeBlock(tc.in)
+		if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: DecodeBlock = %v, want %v mentioning %q", tc.name, err, tc.is, tc.want)
+		}
 	}
 }

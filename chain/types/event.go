@@ -42,6 +42,11 @@ const (
 	EvProposalRejected
 	EvParamChanged
 	EvFirmwareApproved
+	// EvEquivocation: a block committed evidence that Account signed two
+	// conflicting consensus messages at height Value, round Amount; UID is
+	// the message type (1 prevote, 2 precommit, 0x20 proposal). The
+	// offender is left out of the authority sets of the next jail epochs.
+	EvEquivocation
 	evKindEnd
 )
 
@@ -109,6 +114,7 @@ var eventKindNames = [...]string{
 	EvProposalRejected:  "ProposalRejected",
 	EvParamChanged:      "ParamChanged",
 	EvFirmwareApproved:  "FirmwareApproved",
+	EvEquivocation:      "Equivocation",
 	evKindEnd:           "",
 }
 

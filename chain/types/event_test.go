@@ -33,10 +33,10 @@ func TestEventKindNames(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	if EvFirmwareApproved != 25 || EvTxApplied != 1 {
+	if EvFirmwareApproved != 25 || EvEquivocation != 26 || EvTxApplied != 1 {
 		t.Error("event numbering moved")
 	}
-	if EventKind(0).String() != "EventKind(0)" || evKindEnd.String() != "EventKind(26)" {
+	if EventKind(0).String() != "EventKind(0)" || evKindEnd.String() != "EventKind(27)" {
 		t.Error("unknown kinds are not shown by number")
 	}
 }
@@ -126,7 +126,7 @@ func TestDecodeEventsRejects(t *testing.T) {
 	}{
 		{"empty", "events", nil, ErrShort},
 		{"kind 0", "unknown event kind 0", mut(4, 0), ErrBadFormat},
-		{"kind end", "unknown event kind 26", mut(4, byte(evKindEnd)), ErrBadFormat},
+		{"kind end", "unknown event kind 27", mut(4, byte(evKindEnd)), ErrBadFormat},
 		{"tx index -2", "events[0]: event.tx_index", withIndex(-2), ErrBadFormat},
 		{"error over cap", "event.error", longErr, ErrTooLong},
 		{"trailing", "trailing", append(append([]byte{}, one...), 0), ErrTrailing},

@@ -37,6 +37,7 @@ func FuzzDecodeBlock(f *testing.F) {
 	}
 	f.Add((&Block{Header: sampleHeader()}).Encode())
 	f.Add((&Block{Header: sampleHeader(), LastCommit: []byte("a certificate"), Txs: blk.Txs[:1]}).Encode())
+	f.Add((&Block{Header: sampleHeader(), Txs: blk.Txs[:1], Evidence: [][]byte{{1, 2}, []byte("evidence")}}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		blk, err := DecodeBlock(b)
 		if err != nil {
@@ -46,6 +47,7 @@ func FuzzDecodeBlock(f *testing.F) {
 			t.Fatalf("not canonical:\n in  %x\n out %x", b, enc)
 		}
 		_ = TxRoot(blk.Txs)
+		_ = EvidenceRoot(blk.Evidence)
 	})
 }
 

@@ -24,13 +24,14 @@ const (
 	ReqEpochProof MsgType = 20 // epoch handoff proofs from an epoch
 	ReqManifest   MsgType = 21 // a snapshot manifest at a height
 	ReqChunk      MsgType = 22 // one snapshot chunk
+	ReqProbe      MsgType = 23 // connect back to the asker's endpoint (ProbeRequest → ProbeResult)
 )
 
 // IsGossip reports whether t is a one-way gossip message.
 func (t MsgType) IsGossip() bool { return t >= MsgTx && t <= MsgEvidence }
 
 // IsRequest reports whether t is a request type.
-func (t MsgType) IsRequest() bool { return t >= ReqHello && t <= ReqChunk }
+func (t MsgType) IsRequest() bool { return t >= ReqHello && t <= ReqProbe }
 
 func (t MsgType) String() string {
 	switch t {
@@ -58,6 +59,8 @@ func (t MsgType) String() string {
 		return "manifest"
 	case ReqChunk:
 		return "chunk"
+	case ReqProbe:
+		return "probe"
 	}
 	return fmt.Sprintf("msg-%d", uint8(t))
 }
@@ -127,6 +130,8 @@ func (t MsgType) MaxResponse() int {
 		return MaxManifestResp
 	case ReqChunk:
 		return MaxChunkResp
+	case ReqProbe:
+		return MaxProbeResult
 	}
 	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -32,7 +33,9 @@ var minerCommand = &command{
 		"With --register TAO it first registers the hotkey on the subnet if it has\n" +
 		"no uid there (the coldkey pays the burn, at most TAO). With --serve-host it\n" +
 		"then publishes its endpoint on chain (tx serve, signed\n" +
-		"by the hotkey, waited for). --metrics serves Prometheus metrics at /metrics and health at /healthz.\n" +
+		"by the hotkey, waited for) and, once serving, asks the node to have a peer\n" +
+		"connect back to it (POST /v1/probe; the node needs --p2p): when no peer\n" +
+		"can reach it, a loud warning on stderr says what to check. --metrics serves Prometheus metrics at /metrics and health at /healthz.\n" +
 		"Runs until interrupted. Example:\n\n" +
 		"  taobox miner --wallet alice --hotkey miner1 --netuid 1 --listen 0.0.0.0:8091 --serve-host 203.0.113.7",
 	setup: func(fs *flag.FlagSet) func(*env) error {
@@ -95,9 +98,44 @@ var minerCommand = &command{
 				types.AccountIDFromPrivateKey(key), netuid.v, pc.LocalAddr(), mf.path, mf.sha256[:16])
 			ctx, cancel := withTermSignal(e.ctx)
 			defer cancel()
+			if *serveHost != "" {
+				// Once serving, ask a peer of the node to connect back to
+				// the published endpoint; warn loudly when it cannot, and
+				// keep serving either way.
+				port := uint16(pc.LocalAddr().(*net.UDPAddr).Port)
+				go func() {
+					select {
+					case <-mn.Ready():
+					case <-ctx.Done():
+						return
+					}
+					checkReachable(ctx, e.stderr, c, *serveHost, port, types.AccountIDFromPrivateKey(key))
+				}()
+			}
 			return mn.Serve(ctx, pc)
 		}
 	},
+}
+
+// checkReachable asks the node to have a peer connect back to the
+// published endpoint and writes the outcome to w: one line when it is
+// reachable or no peer can be asked, the loud warning of
+// reachabilityWarning otherwise.
+func checkReachable(ctx context.Context, w io.Writer, c *apiClient, host string, port uint16, key types.AccountID) {
+	rep, err := c.probe(ctx, host, port, key)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(w, "reachability: cannot ask the node for a connect-back check of %s: %v\n", joinHostPort(host, port), err)
+		return
+	}
+	warning, note := reachabilityWarning(rep)
+	if warning != "" {
+		io.WriteString(w, warning)
+		return
+	}
+	fmt.Fprintf(w, "reachability: %s\n", note)
 }
 
 // registerHotkey registers the hotkey of key on netuid unless it already

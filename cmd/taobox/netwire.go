@@ -10,6 +10,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,9 @@ type chainNet struct {
 	snaps *snapsync.Exporter // nil: this node serves no snapshots
 	log   *slog.Logger
 
+	probes *probeServer // answers ReqProbe (netprobe.go)
+	asked  probeAsked   // when askProbe last asked each peer
+
 	takeMu  sync.Mutex // one snapshot at a time
 	lastErr atomic.Pointer[string]
 }
@@ -46,12 +50,16 @@ type netConfig struct {
 	Bootstrap []string // peers to dial
 	DataDir   string   // snapshots go under DataDir/snapshots
 	Logger    *slog.Logger
+	Probes    *probeServer // answers ReqProbe; nil: newProbeServer() (tests pass their own clock)
 }
 
 // startChainNet binds the p2p host and starts it; attach the node with
 // cn.attach once it is open.
 func startChainNet(ctx context.Context, c netConfig) (*chainNet, error) {
-	cn := &chainNet{log: c.Logger}
+	cn := &chainNet{log: c.Logger, probes: c.Probes}
+	if cn.probes == nil {
+		cn.probes = newProbeServer()
+	}
 	if c.DataDir != "" {
 		ex, err := snapsync.NewExporter(snapsync.ExporterConfig{
 			Dir: filepath.Join(c.DataDir, "snapshots"), ChainID: c.ChainID, Logger: c.Logger,
@@ -145,7 +153,9 @@ func (cn *chainNet) Request(ctx context.Context, t types.MsgType, payload []byte
 		if err == nil {
 			return b, nil
 		}
-		if errors.Is(err, p2p.ErrNotFound) {
+		// "Not found", or refused because the connection is still
+		// saying hello: this peer has nothing for us now.
+		if errors.Is(err, p2p.ErrNotFound) || errors.Is(err, p2p.ErrRefused) {
 			notFound++
 		}
 		errs = append(errs, fmt.Errorf("peer %s: %w", p.ID, err))
@@ -166,9 +176,11 @@ func (cn *chainNet) Gossip(from p2p.PeerID, t types.MsgType, payload []byte) err
 }
 
 // Serve implements p2p.Handler: snapshot requests go to the exporter,
-// chain requests to the node.
+// probes to the probe server, chain requests to the node.
 func (cn *chainNet) Serve(ctx context.Context, from p2p.PeerID, t types.MsgType, payload []byte) ([]byte, error) {
 	switch t {
+	case types.ReqProbe:
+		return cn.serveProbe(ctx, from, payload)
 	case types.ReqManifest, types.ReqChunk:
 		if cn.snaps == nil {
 			return nil, fmt.Errorf("%w: this node keeps no snapshots", p2p.ErrNotFound)
@@ -286,19 +298,63 @@ func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genes
 		log.Warn("no peer answered within 30 s: starting from the genesis block (check --peers)")
 		return nil
 	}
-	if len(points) == 0 {
-		log.Info("sync: proving the authority handoffs from the genesis")
-		points, err = node.ProveEpochs(ctx, cn, g)
-		if err != nil && len(points) == 0 {
-			return fmt.Errorf("sync: %w", err)
-		}
-		if len(points) == 0 {
-			log.Info("sync: the chain has not finished its first authority epoch; replaying blocks from the genesis")
-			return nil
-		}
-		log.Info("sync: authority handoffs proven", "epochs", len(points), "newest", points[len(points)-1].Height)
-	}
+	resumed := len(points) > 0
 	var lastErr error
+	// Peers that are starting too answer with errors: keep asking for a
+	// while. A snapshot can vanish while it downloads (peers keep two
+	// epochs' worth): prove again, and a newer boundary is tried.
+	for round := 0; round < 3 && ctx.Err() == nil; round++ {
+		if !resumed {
+			if points, err = cn.proveEpochs(ctx, g, 30*time.Second); err != nil {
+				log.Warn("sync: the peers did not prove the authority handoffs; replaying blocks from the genesis instead", "err", err)
+				return nil
+			}
+			if len(points) == 0 {
+				log.Info("sync: the chain has not finished its first authority epoch; replaying blocks from the genesis")
+				return nil
+			}
+			log.Info("sync: authority handoffs proven", "epochs", len(points), "newest", points[len(points)-1].Height)
+		}
+		resumed = false
+		done, last, err := cn.trySnapshots(ctx, st, points, setProgress)
+		if done || err != nil {
+			return err
+		}
+		lastErr = last
+	}
+	log.Warn("sync: no peer serves a snapshot of a proven boundary; replaying blocks from the genesis", "err", lastErr)
+	return nil
+}
+
+// proveEpochs asks the peers for the epoch handoff proof until one
+// verifies, for up to wait (peers that start at the same time answer
+// "starting" or "hello first" for a moment).
+func (cn *chainNet) proveEpochs(ctx context.Context, g *state.Genesis, wait time.Duration) ([]node.SyncPoint, error) {
+	cn.log.Info("sync: proving the authority handoffs from the genesis")
+	deadline := time.Now().Add(wait)
+	for {
+		points, err := node.ProveEpochs(ctx, cn, g)
+		if err == nil || len(points) > 0 {
+			return points, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return nil, err
+		}
+		cn.log.Debug("sync: epoch proof not available yet; asking again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// trySnapshots syncs the state of the newest of points that a peer holds
+// a snapshot of (at most the three newest are tried). done reports a
+// finished import; otherwise last is why the newest tried failed, and err
+// a failure that ends the sync (the context, the store).
+func (cn *chainNet) trySnapshots(ctx context.Context, st *store.Store, points []node.SyncPoint, setProgress func(float64)) (done bool, last, err error) {
+	log := cn.log
 	for i := len(points) - 1; i >= 0 && i >= len(points)-3; i-- {
 		p := points[i]
 		trusted := snapsync.Trusted{
@@ -314,7 +370,7 @@ func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genes
 					setProgress(float64(pr.Done) / float64(pr.Total))
 					if pct := pr.Done * 100 / pr.Total; pct/10 != lastPct/10 || pr.Done == pr.Total {
 						lastPct = pct
-						log.Info("sync: snapshot", "phase", pr.Phase, "chunks", fmt.Sprintf("%d/%d", pr.Done, pr.Total),
+						log.Info("sync: snapshot", "phase", pr.Phase, "progress", progressBar(pct), "chunks", fmt.Sprintf("%d/%d", pr.Done, pr.Total),
 							"percent", pct, "mb", fmt.Sprintf("%.1f", float64(pr.Bytes)/1e6), "peers", pr.Peers)
 					}
 				}
@@ -329,21 +385,20 @@ func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genes
 		if err == nil {
 			setProgress(1)
 			log.Info("sync: snapshot imported", "height", p.Height, "state_root", p.Header.StateRoot, "s", time.Since(start).Seconds())
-			return nil
+			return true, nil, nil
 		}
-		lastErr = err
+		last = err
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return false, nil, ctx.Err()
 		}
 		log.Warn("sync: no usable snapshot at this boundary; trying an older one", "height", p.Height, "err", err)
 		if _, ok := st.Importing(); ok {
 			if err := st.AbortImport(); err != nil {
-				return err
+				return false, nil, err
 			}
 		}
 	}
-	log.Warn("sync: no peer serves a snapshot of a proven boundary; replaying blocks from the genesis", "err", lastErr)
-	return nil
+	return false, last, nil
 }
 
 func countTrue(bs []bool) int {
@@ -354,4 +409,10 @@ func countTrue(bs []bool) int {
 		}
 	}
 	return n
+}
+
+// progressBar draws pct (0–100) as a 20-character bar for log lines.
+func progressBar(pct int) string {
+	n := min(max(pct, 0), 100) / 5
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", 20-n) + "]"
 }

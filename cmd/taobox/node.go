@@ -60,7 +60,10 @@ var nodeCommand = &command{
 		"newest proven epoch boundary from several peers in parallel (each chunk\n" +
 		"checked against the state root; a killed sync resumes without fetching a\n" +
 		"finished chunk again), then fetches the blocks after it. --sync blocks\n" +
-		"replays every block from the genesis instead.\n\n" +
+		"replays every block from the genesis instead. With --p2p the node also\n" +
+		"checks endpoints from outside: POST /v1/probe asks a peer to connect back\n" +
+		"(what 'taobox miner --serve-host' and 'taobox status' use), and it connects\n" +
+		"back for its peers, only to their own address, one probe per peer per 10 s.\n\n" +
 		"It serves the local JSON API that 'taobox tx', 'taobox metagraph' and\n" +
 		"'taobox status' use, on a loopback address only. Ctrl-C or SIGTERM stops it\n" +
 		"cleanly; restarted with the same DIR it continues, and a validator never\n" +
@@ -167,6 +170,7 @@ var nodeCommand = &command{
 			mo := node.MetricsOptions{BlockTime: *blockTime}
 			if cn != nil {
 				cfg.Network = cn
+				cfg.Probe = cn.askProbe
 				mo.Peers = func() float64 { return float64(len(cn.host.Peers())) }
 				mo.SyncProgress = func() float64 { return math.Float64frombits(syncProgress.Load()) }
 			}

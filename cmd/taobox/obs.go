@@ -70,6 +70,7 @@ func (f *obsFlags) open(e *env) (*daemonObs, error) {
 		return nil, &usageError{"log-file", err.Error()}
 	}
 	o := &daemonObs{log: log, reg: obs.NewRegistry(), health: &obs.Health{}, logs: logs}
+	o.reg.MustRegister(&obs.GPUDeviceCollector{}) // GPU memory and utilisation, from nvidia-smi
 	if *f.metrics != "" {
 		if o.srv, err = obs.Listen(*f.metrics, obs.Handler(o.reg, o.health)); err != nil {
 			logs.Close()

@@ -40,7 +40,10 @@ var statusCommand = &command{
 		"left; else its place among non-immune uids by emission, and how many\n" +
 		"registrations from now would prune it), and whether its served endpoint\n" +
 		"answers a QUIC handshake with the task protocol's ALPN and its registered\n" +
-		"key (checked from this machine; a peer connect-back check is future work).\n" +
+		"key, twice: from this machine, and from outside by a peer of the node that\n" +
+		"connects back (POST /v1/probe; the node needs --p2p and peers, and the\n" +
+		"endpoint must be served from the node's public IP; \"no peers to ask\" is\n" +
+		"shown as such).\n" +
 		"Problems come first, in red, marked !!.\n\n" +
 		"Your uids are those of --hotkey (SS58 addresses, or hotkey names of\n" +
 		"--wallet) or, with --wallet alone, of every hotkey of that wallet.\n" +
@@ -68,7 +71,7 @@ var statusCommand = &command{
 		width := fs.Int("width", 0, "columns of a --once frame (default $COLUMNS, else 120)")
 		sortBy := fs.String("sort", "emission", "the metagraph's sort `COLUMN`: emission, uid, stake, incentive, dividends, vtrust, updated")
 		risk := fs.Int("risk", 3, "a uid is at risk when the next `K` registrations would prune it")
-		probe := fs.Bool("probe", true, "probe the reachability of your served endpoints over QUIC")
+		probe := fs.Bool("probe", true, "probe the reachability of your served endpoints over QUIC, from here and through a peer of the node")
 		probeTimeout := fs.Duration("probe-timeout", dashboard.DefaultProbeTimeout, "how long a reachability probe waits for a handshake")
 		configPath := fs.String("config", "", "the appliance's config `FILE` (taobox firmware boot --config): the node URL and the roles' --metrics, --wallet, --hotkey and --netuid come from it unless given as flags")
 		return func(e *env) error {
@@ -314,8 +317,20 @@ func (s *statusSource) Snapshot(ctx context.Context, netuid int, probe bool) *da
 				defer wg.Done()
 				sem <- struct{}{}
 				defer func() { <-sem }()
+				// The connect-back check by a peer runs beside the local one.
+				var peer *node.ProbeReport
+				var peerErr error
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					peer, peerErr = s.api.probe(ctx, nr.Axon.Host, nr.Axon.Port, key)
+				}()
 				ps[j] = dashboard.ProbeAxon(ctx, nr.Axon.Host, nr.Axon.Port, key, s.probeTimeout, time.Now)
-				ps[j].UID = nr.UID
+				<-done
+				ps[j].UID, ps[j].Peer = nr.UID, peer
+				if peerErr != nil {
+					ps[j].PeerErr = peerErr.Error()
+				}
 			}()
 		}
 		wg.Wait()

@@ -18,9 +18,8 @@ type EngineStats interface {
 // epochs: the backend in use, whether a runner is up, and its batch,
 // failure and restart counters. It reads e at each scrape.
 //
-// GPU memory and utilisation are not exported: the runner protocol does
-// not report them yet, and asking the driver (NVML, nvidia-smi) costs a
-// cgo link or a subprocess per scrape. See docs/metrics.md.
+// GPU memory and utilisation come from GPUDeviceCollector (nvidia-smi,
+// sampled at most every 10 s).
 func GPUCollector(e EngineStats) prometheus.Collector { return &gpuCollector{e: e} }
 
 type gpuCollector struct{ e EngineStats }
