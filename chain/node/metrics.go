@@ -103,6 +103,8 @@ func NewMetrics(n *Node, o MetricsOptions) *Metrics {
 			Help: "Transactions refused by the mempool, by reject code."}, []string{"code"}),
 	}
 	m.own = []prometheus.Collector{m.blocks, m.txs, m.failedTxs, m.epochs, m.apply, m.root, m.commit, m.rejects}
+	count := func(err error) { m.CountReject(err) }
+	n.onReject.Store(&count) // refusals of Submit and POST /v1/tx
 	for c := RejectMalformed; c <= RejectCannotPayFee; c++ {
 		m.rejects.WithLabelValues(c.String())
 	}

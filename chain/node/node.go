@@ -99,6 +99,8 @@ type Node struct {
 	running bool
 	closed  bool
 	stats   blockStats // of the last committed block
+
+	onReject atomic.Pointer[func(error)] // set by NewMetrics: counts refused local submissions
 }
 
 // blockStats is where the time of the last block went.
@@ -392,8 +394,18 @@ func (n *Node) Submit(tx *types.Tx) (types.Hash, error) {
 	h, err := n.submit(tx, types.HashBytes(enc))
 	if err == nil {
 		n.gossipTx(enc)
+	} else {
+		n.observeReject(err)
 	}
 	return h, err
+}
+
+// observeReject hands a refusal of a local submission (Submit, the API) to
+// the metrics, if any; transactions from gossip are not counted.
+func (n *Node) observeReject(err error) {
+	if f := n.onReject.Load(); f != nil {
+		(*f)(err)
+	}
 }
 
 // SubmitEncoded decodes a transaction (types.Tx.Encode) and submits it, as
@@ -403,6 +415,8 @@ func (n *Node) SubmitEncoded(b []byte) (types.Hash, error) {
 	h, err := n.submitEncoded(b)
 	if err == nil {
 		n.gossipTx(b)
+	} else {
+		n.observeReject(err)
 	}
 	return h, err
 }

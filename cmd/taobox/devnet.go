@@ -257,9 +257,6 @@ func (d *devnet) submit(a *devActor, what string, call types.Call) error {
 	tx.Sign(a.key, d.n.ChainID())
 	hash, err := d.n.Submit(tx)
 	if err != nil {
-		if d.metrics != nil {
-			d.metrics.CountReject(err)
-		}
 		d.failures = append(d.failures, fmt.Sprintf("%s: refused by the node: %v", what, err))
 		return err
 	}
