@@ -200,10 +200,19 @@ type replayCache struct {
 
 // add records the pair, expiring at exp. It fails with ErrReplay when the
 // pair is live, and ErrReplayFull when max live pairs are held.
+// check reports ErrReplay when a's nonce was used within its window,
+// without storing it (add stores it).
+func (c *replayCache) check(a *Auth, now time.Time) error {
+	if e, ok := c.seen[string(a.Account[:])+a.Nonce]; ok && now.Before(e) {
+		return fmt.Errorf("%w: nonce %q of %s was already used; send a fresh nonce with every request", ErrReplay, a.Nonce, types.SS58Encode(a.Account))
+	}
+	return nil
+}
+
 func (c *replayCache) add(a *Auth, now, exp time.Time) error {
 	k := string(a.Account[:]) + a.Nonce
-	if e, ok := c.seen[k]; ok && now.Before(e) {
-		return fmt.Errorf("%w: nonce %q of %s was already used; send a fresh nonce with every request", ErrReplay, a.Nonce, types.SS58Encode(a.Account))
+	if err := c.check(a, now); err != nil {
+		return err
 	}
 	if len(c.seen) >= c.max && !now.Before(c.next) {
 		c.next = exp

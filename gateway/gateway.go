@@ -419,13 +419,13 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) ([]byte, 
 	if err := a.Verify(r.Method, r.URL.RequestURI(), body); err != nil {
 		return nil, a.Account, unauth("bad_signature", err)
 	}
+	// A replay is refused before the stake lookup; the nonce is stored only
+	// once the caller proved stake, so keys without stake cannot fill the
+	// replay cache and lock out everyone else.
 	g.mu.Lock()
-	err = g.replay.add(&a, now, time.UnixMilli(a.TimeMs).Add(g.cfg.Window+time.Millisecond))
+	err = g.replay.check(&a, now)
 	g.mu.Unlock()
-	switch {
-	case errors.Is(err, ErrReplayFull):
-		return nil, a.Account, &httpErr{status: http.StatusServiceUnavailable, typ: "api_error", code: "overloaded", msg: "too many requests in the last window; retry shortly", retryAfterS: 1}
-	case err != nil:
+	if err != nil {
 		return nil, a.Account, unauth("replayed_nonce", err)
 	}
 	st, err := g.stake(r.Context(), a.Account)
@@ -436,6 +436,15 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) ([]byte, 
 	if st < g.cfg.MinStake {
 		return nil, a.Account, &httpErr{status: http.StatusForbidden, typ: "permission_error", code: "insufficient_stake",
 			msg: fmt.Sprintf("account %s holds %s of stake; this endpoint needs at least %s. Stake TAO with this key as coldkey (taobox tx stake add) or to it as a hotkey, then retry", types.SS58Encode(a.Account), fmtTAO(st), fmtTAO(g.cfg.MinStake))}
+	}
+	g.mu.Lock()
+	err = g.replay.add(&a, now, time.UnixMilli(a.TimeMs).Add(g.cfg.Window+time.Millisecond))
+	g.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrReplayFull):
+		return nil, a.Account, &httpErr{status: http.StatusServiceUnavailable, typ: "api_error", code: "overloaded", msg: "too many requests in the last window; retry shortly", retryAfterS: 1}
+	case err != nil:
+		return nil, a.Account, unauth("replayed_nonce", err)
 	}
 	g.mu.Lock()
 	ok, wait := g.lim.take(a.Account, st, now)

@@ -251,6 +251,11 @@ func TestGatewayOverQUIC(t *testing.T) {
 
 		resp, eb = send(signed(kPoor, n.clock.now(), "no-stake-nonce-00001", body))
 		expectError(t, resp, &eb, 403, "insufficient_stake")
+		// The refused request's nonce was not stored (keys without stake
+		// cannot fill the replay cache): the same nonce is refused for the
+		// stake again, not as a replay.
+		resp, eb = send(signed(kPoor, n.clock.now(), "no-stake-nonce-00001", body))
+		expectError(t, resp, &eb, 403, "insufficient_stake")
 
 		var e ErrorBody
 		resp = post(t, holder, "/v1/completions", map[string]any{"prompt": "hi", "n": 2}, &e)

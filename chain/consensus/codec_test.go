@@ -175,3 +175,18 @@ func FuzzDecodeValidators(f *testing.F) {
 		}
 	})
 }
+
+// TestCertificateFitsItsCap: a certificate of the largest authority set
+// stays under types.MaxCertificate, the cap blocks and messages read it
+// with.
+func TestCertificateFitsItsCap(t *testing.T) {
+	c := Certificate{Height: 1 << 40, Round: 1 << 30}
+	for i := range MaxCertSigs {
+		c.Sigs = append(c.Sigs, CommitSig{Index: i})
+	}
+	w := types.NewWriter(nil)
+	EncodeCertificate(w, &c)
+	if n := len(w.Bytes()); n > types.MaxCertificate {
+		t.Fatalf("a certificate of %d signers is %d bytes, over MaxCertificate %d", MaxCertSigs, n, types.MaxCertificate)
+	}
+}

@@ -499,16 +499,22 @@ func (n *Node) onProposal(p Proposal) error {
 	if p.POLRound < -1 || (p.POLRound >= 0 && uint32(p.POLRound) >= p.Round) {
 		return fmt.Errorf("consensus: proposal POL round %d for round %d", p.POLRound, p.Round)
 	}
-	// Any proposal from the proposer supplies its block (bound by hash),
-	// so R7 can decide it even when an equivocating proposer showed us
-	// another value first.
-	n.addBlock(p.BlockID, p.Block)
-	if old := n.proposals[p.Round]; old != nil {
-		if old.BlockID != p.BlockID || old.POLRound != p.POLRound {
-			if !n.propEv[p.Round] {
-				n.propEv[p.Round] = true
-				n.rd.Evidence = append(n.rd.Evidence, newProposalEvidence(*old, p))
-			}
+	// A proposal from the proposer supplies its block (bound by hash), so
+	// R7 can decide it even when an equivocating proposer showed us
+	// another value first. Only the first block and one conflicting block
+	// of a round are kept (and executed): an equivocating proposer cannot
+	// make us store or run more.
+	old := n.proposals[p.Round]
+	if old == nil || (old.BlockID != p.BlockID && !n.propEv[p.Round]) {
+		n.addBlock(p.BlockID, p.Block)
+	}
+	if old != nil {
+		// Two proposals of one block that differ only in POLRound are not
+		// evidence (VerifyEvidence wants two block ids, and peers would
+		// take unverifiable evidence for misbehaviour).
+		if old.BlockID != p.BlockID && !n.propEv[p.Round] {
+			n.propEv[p.Round] = true
+			n.rd.Evidence = append(n.rd.Evidence, newProposalEvidence(*old, p))
 		}
 		return nil
 	}

@@ -76,11 +76,14 @@ func (n *Node) loadConsensus() error {
 		// then the LastCommit of the next block is checked for its block
 		// only (its signatures were checked by the sync's epoch proof).
 		if n.headSet, err = n.setOfEpoch(n.epochOf(head)); err != nil {
-			if synced, ok := n.store.SyncedAt(); ok && synced == head {
-				n.log.Info("started from a snapshot: the next block's LastCommit is checked against its block (the epoch proof checked its signatures)", "head", head)
-			} else {
-				n.log.Warn("the authority set that finalized the head is not stored", "head", head, "err", err)
+			synced, ok := n.store.SyncedAt()
+			if !ok || synced != head {
+				// Only a snapshot sync to this very block may lack it:
+				// anything else is a damaged store, and going on would
+				// skip the signature check of the next LastCommit.
+				return err
 			}
+			n.log.Info("started from a snapshot: the next block's LastCommit is checked against its block (the epoch proof checked its signatures)", "head", head)
 			n.headSet = nil
 		}
 	}
@@ -277,7 +280,7 @@ func (n *Node) commitDecisionLocked(d consensus.Decision) error {
 			if errors.Is(err, ErrClosed) {
 				return err
 			}
-			return fmt.Errorf("node: block %d %s was finalized by the authorities but does not execute here: %w; this node's state differs from the chain's, so move its data dir aside and sync again", d.Height, d.BlockID, err)
+			return fmt.Errorf("node: block %d %s was finalized by the authorities but does not execute here: %w; this node's state differs from the chain's: move its data dir aside and sync again, as a follower (without --validator) until the chain is past height %d, since the new dir has no record of what this key signed", d.Height, d.BlockID, err, d.Height)
 		}
 	}
 	height := ex.blk.Header.Height

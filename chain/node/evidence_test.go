@@ -97,8 +97,11 @@ func TestBFTEquivocationJailed(t *testing.T) {
 		if err != nil || e.Key().Offender != byzID || e.VoteA == nil {
 			t.Fatalf("node %d: the evidence %+v does not name the double vote: %v", i, e, err)
 		}
-		if j, err := state.QueryJail(n.State(), byzID); err != nil || j != at {
-			t.Errorf("node %d: jail record %d %v, want block %d", i, j, err, at)
+		// The record names the block of the latest offence committed: the
+		// Byzantine validator may double-vote again (another round or
+		// vote type) before its first evidence lands.
+		if j, err := state.QueryJail(n.State(), byzID); err != nil || j < at {
+			t.Errorf("node %d: jail record %d %v, want block %d or later", i, j, err, at)
 		}
 		raw, ok, _ := n.Store().EpochData(next * epoch)
 		vals, err := consensus.DecodeValidators(raw)

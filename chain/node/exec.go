@@ -213,7 +213,7 @@ func (n *Node) validateLocked(body []byte, decided bool) (*executed, error) {
 		return nil, bad("block %d's parent %s is not the head %s", height, h.Parent, parentID)
 	case h.TimeMs < parent.TimeMs:
 		return nil, bad("block %d's time %d is before its parent's %d", height, h.TimeMs, parent.TimeMs)
-	case h.TimeMs > uint64(n.cfg.Now().Add(MaxClockDrift).UnixMilli()):
+	case !decided && h.TimeMs > uint64(n.cfg.Now().Add(MaxClockDrift).UnixMilli()):
 		return nil, bad("block %d's time %d is more than %v ahead of this node's clock", height, h.TimeMs, MaxClockDrift)
 	case n.curSet.Index(h.Proposer) < 0:
 		return nil, bad("block %d's proposer %s is not an authority", height, h.Proposer)

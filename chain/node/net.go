@@ -175,7 +175,14 @@ func (n *Node) handleConsensus(from string, t types.MsgType, ev consensus.Event,
 		n.consMu.Unlock()
 		return nil // stale
 	case height > h:
-		if len(n.future) < maxFuture {
+		// Only the next height's messages are kept and relayed, and only
+		// from members of the current set when that height is in the
+		// same authority epoch: a key from outside, or far-future
+		// heights, cannot fill memory or the network. Proposals (up to
+		// a block each) are kept at most maxFutureProposals.
+		next := height == h+1
+		member := n.epochOf(height) != n.epochOf(h) || n.curSet.Index(signerOf(ev)) >= 0
+		if next && member && len(n.future) < maxFuture && (!isProposal(ev) || n.futureProposals() < maxFutureProposals) {
 			n.future = append(n.future, ev)
 		}
 		behind := height > h+1
@@ -188,7 +195,7 @@ func (n *Node) handleConsensus(from string, t types.MsgType, ev consensus.Event,
 		}
 		var out []outMsg
 		var err error
-		if height == h+1 {
+		if next && member {
 			out, err = n.stepLocked(ev) // the stepper keeps the next height's messages
 		}
 		n.consMu.Unlock()
@@ -196,7 +203,9 @@ func (n *Node) handleConsensus(from string, t types.MsgType, ev consensus.Event,
 		if behind {
 			n.triggerCatchUp()
 		}
-		n.relay(t, payload)
+		if next && member {
+			n.relay(t, payload)
+		}
 		if err != nil && !errors.Is(err, consensus.ErrNotValidator) {
 			return err
 		}
@@ -247,7 +256,25 @@ func (n *Node) handleFinalized(c consensus.Commit) (bool, error) {
 		n.consMu.Unlock()
 		return false, misbehaving("the certificate of block %d: %v", c.Cert.Height, err)
 	}
-	out, err := n.stepLocked(c)
+	// The authorities finalized it: judge it again as decided (no clock
+	// check, evidence of an older epoch accepted on the certificate), so
+	// an earlier "invalid" verdict of ours on its proposal (a slow
+	// clock, a set this node lacks) does not leave the node stuck.
+	var out []outMsg
+	if _, cached := n.cache[c.Cert.BlockID]; !cached {
+		if ex, verr := n.validateLocked(c.Block, true); verr == nil {
+			n.cache[ex.hash] = ex
+			o, err := n.stepLocked(consensus.ValidityResult{Height: c.Cert.Height, BlockID: c.Cert.BlockID, OK: true})
+			out = append(out, o...)
+			if err != nil {
+				n.consMu.Unlock()
+				n.sendAll(out)
+				return false, err
+			}
+		}
+	}
+	o, err := n.stepLocked(c)
+	out = append(out, o...)
 	committed := n.head.Height >= c.Cert.Height
 	halted := n.halted
 	n.consMu.Unlock()
@@ -420,4 +447,34 @@ func (n *Node) ServeRequest(ctx context.Context, t types.MsgType, payload []byte
 		return nil, fmt.Errorf("%w: epoch %d's handoff", ErrNotFound, q.From)
 	}
 	return EncodeEpochProof(fs), nil
+}
+
+// maxFutureProposals bounds the next height's proposals kept in n.future.
+const maxFutureProposals = 8
+
+// futureProposals counts the proposals in n.future. n.consMu must be held.
+func (n *Node) futureProposals() int {
+	c := 0
+	for _, ev := range n.future {
+		if isProposal(ev) {
+			c++
+		}
+	}
+	return c
+}
+
+func isProposal(ev consensus.Event) bool {
+	_, ok := ev.(consensus.Proposal)
+	return ok
+}
+
+// signerOf returns who signed a proposal or vote.
+func signerOf(ev consensus.Event) types.AccountID {
+	switch e := ev.(type) {
+	case consensus.Proposal:
+		return e.Proposer
+	case consensus.Vote:
+		return e.Validator
+	}
+	return types.AccountID{}
 }

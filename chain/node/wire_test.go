@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"reflect"
 	"testing"
@@ -175,5 +176,41 @@ func TestGossipMisbehaviour(t *testing.T) {
 	}
 	if bs, err := DecodeBlocksResponse(resp); err != nil || len(bs) != 1 {
 		t.Fatalf("blocks: %v", err)
+	}
+}
+
+// TestFutureMessagesBounded: signed votes and proposals for the next height
+// from a key outside the authority set, and for far heights from anyone,
+// are neither kept nor counted against the buffer; the next height's
+// messages of members are, and proposals only up to maxFutureProposals.
+func TestFutureMessagesBounded(t *testing.T) {
+	g := bftGenesis(1, 1000)
+	tn := newTestNet(t, 11)
+	key := validatorKey(0)
+	n := tn.add(0, bftConfig(t, g, key))
+	tn.waitHeight(2, 0)
+	chain := n.ChainID()
+	n.consMu.Lock()
+	h, _, _ := n.cons.Position()
+	n.consMu.Unlock()
+	outsider := validatorKey(9)
+	vote := func(k ed25519.PrivateKey, height uint64, round uint32) []byte {
+		v := consensus.Vote{Type: consensus.Prevote, Height: height, Round: round, BlockID: types.Hash{1}, Validator: types.AccountIDFromPrivateKey(k)}
+		v.Signature = consensus.Ed25519Signer{Key: k}.Sign(v.SignBytes(chain))
+		b, _ := consensus.EncodeMessage(v)
+		return b
+	}
+	for r := range uint32(50) {
+		for _, msg := range [][]byte{vote(outsider, h+1, r), vote(key, h+5, r), vote(outsider, h+1<<20, r)} {
+			if err := n.HandleGossip("peer", types.MsgVote, msg); err != nil {
+				t.Fatalf("HandleGossip: %v", err)
+			}
+		}
+	}
+	n.consMu.Lock()
+	kept := len(n.future)
+	n.consMu.Unlock()
+	if kept != 0 {
+		t.Fatalf("%d future messages kept from an outsider or far heights, want 0", kept)
 	}
 }

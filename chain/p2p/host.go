@@ -876,7 +876,8 @@ func (h *Host) exchange(ctx context.Context) {
 	}
 }
 
-// learn adds peer-exchange addresses to the address book (up to maxBook).
+// learn adds the new ids of a peer-exchange answer to the address book (up
+// to maxBook); the address of an id already known stays as it is.
 func (h *Host) learn(addrs []PeerAddr) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -884,10 +885,9 @@ func (h *Host) learn(addrs []PeerAddr) {
 		if a.ID == h.id {
 			continue
 		}
-		if e := h.book[a.ID]; e != nil {
-			if !e.dialing && e.addr != a.Addr {
-				e.addr, e.fails, e.next = a.Addr, 0, time.Time{}
-			}
+		if h.book[a.ID] != nil {
+			// Known already: peer exchange never rewrites an address, or
+			// one peer could point us away from an honest one (eclipse).
 			continue
 		}
 		if len(h.book) >= maxBook {

@@ -474,7 +474,12 @@ func (h *Host) handleRequest(p *peer, s *quic.Stream) {
 		max = t.MaxMessage()
 	} else if kind >= firstRequestKind && kind <= lastRequestKind && n <= types.MaxRequestMsg {
 		// A request type of a newer protocol revision: answer "not
-		// found" (the asker tries another peer), never ban for it.
+		// found" (the asker tries another peer), never ban for it; it
+		// still costs the peer a request token.
+		if !h.admitMsg(p, false, n) {
+			h.respond(s, StatusBusy, "rate limited")
+			return
+		}
 		if _, err := readPayload(s, n); err == nil {
 			h.reject("unknown-request-type")
 			h.respond(s, StatusNotFound, fmt.Sprintf("unsupported request type %d (this node speaks protocol version %d)", kind, ProtocolVersion))
@@ -487,7 +492,9 @@ func (h *Host) handleRequest(p *peer, s *quic.Stream) {
 	}
 	if t != types.ReqHello && !p.isReady() {
 		h.reject("request-before-hello")
-		h.respond(s, StatusRefused, "send hello first")
+		if h.admitMsg(p, false, n) { // refusals cost a token too: no free spinning
+			h.respond(s, StatusRefused, "send hello first")
+		}
 		return
 	}
 	if !h.admitMsg(p, false, n) {

@@ -70,7 +70,7 @@ func (t MsgType) String() string {
 const (
 	MaxVoteMsg       = 512
 	MaxEvidenceMsg   = 2 << 10
-	MaxCertificate   = 64 << 10 // 64 signers + bitmap + header fields, with room
+	MaxCertificate   = 80 << 10 // 48 + 68 bytes per signer: room for 1,024 signers (the most authorities a genesis allows)
 	MaxProposalMsg   = MaxBlockSize + MaxCertificate + 1<<10
 	MaxBlockMsg      = MaxBlockSize + MaxCertificate + 1<<10
 	MaxRequestMsg    = 1 << 10 // every request body (heights, counts, ids)

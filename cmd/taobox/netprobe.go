@@ -85,6 +85,15 @@ func (ps *probeServer) serve(ctx context.Context, from p2p.PeerID, fromIP netip.
 	if wait := ps.admit(from); wait > 0 {
 		return refuse("one probe per peer every %v: ask again in %v or ask another peer", ps.interval, wait.Round(time.Second))
 	}
+	// The slot is taken before a DNS lookup (up to 2 s) or a dial (up to
+	// the timeout): a crowd of new peer ids cannot hold more than
+	// probeConcurrency of this node's request slots with probes.
+	select {
+	case ps.sem <- struct{}{}:
+		defer func() { <-ps.sem }()
+	default:
+		return refuse("busy: %d probes are running here; ask another peer or again in a few seconds", cap(ps.sem))
+	}
 	target, err := ps.resolve(ctx, q.Host)
 	if err != nil {
 		return refuse("%v", err)
@@ -96,12 +105,6 @@ func (ps *probeServer) serve(ctx context.Context, from p2p.PeerID, fromIP netip.
 		}
 		return refuse("this node connects back only to the address your connection comes from (%s), not to %s: serve the endpoint from this machine's public address, or check --serve-host",
 			fromIP, what)
-	}
-	select {
-	case ps.sem <- struct{}{}:
-		defer func() { <-ps.sem }()
-	default:
-		return refuse("busy: %d probes are running here; ask another peer or again in a few seconds", cap(ps.sem))
 	}
 	p := ps.dial(ctx, fromIP.String(), q.Port, q.Key, ps.timeout)
 	if !p.Reachable {

@@ -38,8 +38,7 @@ type chainNet struct {
 	probes *probeServer // answers ReqProbe (netprobe.go)
 	asked  probeAsked   // when askProbe last asked each peer
 
-	takeMu  sync.Mutex // one snapshot at a time
-	lastErr atomic.Pointer[string]
+	takeMu sync.Mutex // one snapshot at a time
 }
 
 // netConfig is what startChainNet needs.
@@ -121,8 +120,6 @@ func (cn *chainNet) takeSnapshot(n *node.Node, height uint64) {
 		return
 	}
 	if err != nil {
-		msg := err.Error()
-		cn.lastErr.Store(&msg)
 		cn.log.Warn("snapshot failed; peers cannot sync from this node until the next epoch", "height", height, "err", err)
 		return
 	}
@@ -307,11 +304,11 @@ func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genes
 		if !resumed {
 			if points, err = cn.proveEpochs(ctx, g, 30*time.Second); err != nil {
 				log.Warn("sync: the peers did not prove the authority handoffs; replaying blocks from the genesis instead", "err", err)
-				return nil
+				return abortImport(st)
 			}
 			if len(points) == 0 {
 				log.Info("sync: the chain has not finished its first authority epoch; replaying blocks from the genesis")
-				return nil
+				return abortImport(st)
 			}
 			log.Info("sync: authority handoffs proven", "epochs", len(points), "newest", points[len(points)-1].Height)
 		}
@@ -323,6 +320,15 @@ func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genes
 		lastErr = last
 	}
 	log.Warn("sync: no peer serves a snapshot of a proven boundary; replaying blocks from the genesis", "err", lastErr)
+	return abortImport(st)
+}
+
+// abortImport drops a half-done snapshot import, so that the node can
+// start from the genesis instead (a store with an import refuses blocks).
+func abortImport(st *store.Store) error {
+	if _, ok := st.Importing(); ok {
+		return st.AbortImport()
+	}
 	return nil
 }
 
@@ -361,6 +367,12 @@ func (cn *chainNet) trySnapshots(ctx context.Context, st *store.Store, points []
 			Height: p.Height, BlockHash: p.Hash, StateRoot: p.Header.StateRoot, Header: p.Encoded,
 			EpochBoundary: true, Cert: p.Cert, EpochData: p.NextSet,
 		}
+		if cur, ok := st.Importing(); ok && cur.Height != p.Height {
+			// A half-done import of another boundary: this one replaces it.
+			if err := st.AbortImport(); err != nil {
+				return false, nil, err
+			}
+		}
 		start := time.Now()
 		var lastPct int
 		err := snapsync.Sync(ctx, snapsync.Config{
@@ -391,12 +403,14 @@ func (cn *chainNet) trySnapshots(ctx context.Context, st *store.Store, points []
 		if ctx.Err() != nil {
 			return false, nil, ctx.Err()
 		}
-		log.Warn("sync: no usable snapshot at this boundary; trying an older one", "height", p.Height, "err", err)
-		if _, ok := st.Importing(); ok {
-			if err := st.AbortImport(); err != nil {
-				return false, nil, err
-			}
+		if errors.Is(err, snapsync.ErrNoSources) && countTrue(st.Imported()) > 0 {
+			// The peers stopped serving it (busy, or it rotated out) after
+			// part of it arrived: keep that part; the next round proves
+			// again and resumes it if it is still the newest.
+			log.Warn("sync: the peers stopped serving this snapshot; keeping the chunks imported so far", "height", p.Height, "err", err)
+			return false, err, nil
 		}
+		log.Warn("sync: no usable snapshot at this boundary; trying an older one", "height", p.Height, "err", err)
 	}
 	return false, last, nil
 }
