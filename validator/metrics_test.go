@@ -1,11 +1,9 @@
 package validator
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -16,35 +14,15 @@ import (
 	"taobox/internal/obs"
 )
 
-// scrapeHTTP GETs base+path with a real HTTP client; for /metrics it
-// returns the samples by series, for others the status code only.
+// scrapeHTTP GETs a URL of a metrics listener with a real HTTP client: the
+// status and, for /metrics, the samples by series (obs.Scrape).
 func scrapeHTTP(t *testing.T, base, path string) (int, map[string]float64) {
 	t.Helper()
-	resp, err := http.Get(base + path)
+	code, m, err := obs.Scrape(base + path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if path != "/metrics" {
-		io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode, nil
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		var v float64
-		if _, err := fmt.Sscan(line[i+1:], &v); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return resp.StatusCode, out
+	return code, m
 }
 
 // The validator's collector, fed by a driver loop like the CLI's over the

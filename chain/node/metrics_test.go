@@ -1,13 +1,10 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,35 +13,15 @@ import (
 	"taobox/internal/obs"
 )
 
-// metricsGet GETs base+path with a real HTTP client: the status and, for
-// /metrics, the samples by series.
+// metricsGet GETs a URL of a metrics listener with a real HTTP client: the
+// status and, for /metrics, the samples by series (obs.Scrape).
 func metricsGet(t *testing.T, base, path string) (int, map[string]float64) {
 	t.Helper()
-	resp, err := http.Get(base + path)
+	code, m, err := obs.Scrape(base + path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if path != "/metrics" {
-		io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode, nil
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		var v float64
-		if _, err := fmt.Sscan(line[i+1:], &v); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return resp.StatusCode, out
+	return code, m
 }
 
 // The node's collector on a process registry, scraped over HTTP around

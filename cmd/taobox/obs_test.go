@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,36 +11,22 @@ import (
 	"testing"
 	"time"
 
+	"taobox/internal/obs"
 	"taobox/wallet"
 )
 
-// obsScrape GETs url with a real HTTP client: the status and, for
-// /metrics, the samples by series.
+// obsScrape GETs a URL of a metrics listener with a real HTTP client: the
+// status and, for /metrics, the samples by series (obs.Scrape).
 func obsScrape(t *testing.T, url string) (int, map[string]float64) {
 	t.Helper()
-	resp, err := http.Get(url)
+	code, m, err := obs.Scrape(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	if !strings.HasSuffix(url, "/metrics") {
-		io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode, out
+	if m == nil {
+		m = map[string]float64{}
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		var v float64
-		fmt.Sscan(line[i+1:], &v)
-		out[line[:i]] = v
-	}
-	return resp.StatusCode, out
+	return code, m
 }
 
 // jsonLogRecords reads a JSON log file: every line must be one JSON

@@ -298,3 +298,24 @@ func TestLogConfigValidate(t *testing.T) {
 		t.Error("ParseLevel(loud) passed")
 	}
 }
+
+func TestParseSamples(t *testing.T) {
+	got, err := obs.ParseSamples(strings.NewReader("# HELP x y\n# TYPE x gauge\nx 1.5\ny{a=\"b c\"} 2\n\nz_total 3e+09\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"x": 1.5, `y{a="b c"}`: 2, "z_total": 3e9}
+	if len(got) != len(want) {
+		t.Fatalf("%v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	for _, bad := range []string{"novalue\n", "x abc\n"} {
+		if _, err := obs.ParseSamples(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
