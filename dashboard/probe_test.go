@@ -10,19 +10,11 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"taobox/chain/state"
 	"taobox/chain/types"
 	"taobox/miner"
+	"taobox/miner/minertest"
 	"taobox/task"
 )
-
-// emptyChain is a chain view with an empty metagraph: the probe only
-// handshakes, it sends no task.
-type emptyChain struct{}
-
-func (emptyChain) Metagraph(netuid uint16) (*state.Metagraph, error) {
-	return &state.Metagraph{Netuid: types.Netuid(netuid)}, nil
-}
 
 // startMiner serves a real miner (answering random tokens: no model) on a
 // loopback UDP port and returns its port and hotkey.
@@ -32,24 +24,8 @@ func startMiner(t *testing.T) (uint16, types.AccountID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mn, err := miner.New(miner.Config{Key: key, Netuid: 1, Chain: emptyChain{}, Answer: miner.RandomAnswer(32, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mn.Serve(ctx, conn) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		conn.Close()
-	})
-	<-mn.Ready()
-	return uint16(conn.LocalAddr().(*net.UDPAddr).Port), types.AccountIDFromPrivateKey(key)
+	_, port := minertest.Serve(t, miner.Config{Key: key, Netuid: 1, Chain: minertest.EmptyChain{}, Answer: miner.RandomAnswer(32, 1)})
+	return port, types.AccountIDFromPrivateKey(key)
 }
 
 func TestProbeAxon(t *testing.T) {

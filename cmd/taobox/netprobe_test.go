@@ -20,6 +20,7 @@ import (
 	"taobox/chain/types"
 	"taobox/dashboard"
 	"taobox/miner"
+	"taobox/miner/minertest"
 	"taobox/wallet"
 )
 
@@ -41,14 +42,6 @@ func (c *probeClock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// emptyMetagraph is a miner's chain view with no neurons: probes only
-// handshake, they send no task.
-type emptyMetagraph struct{}
-
-func (emptyMetagraph) Metagraph(netuid uint16) (*state.Metagraph, error) {
-	return &state.Metagraph{Netuid: types.Netuid(netuid)}, nil
-}
-
 // startProbeMiner serves a real miner on a loopback UDP port.
 func startProbeMiner(t *testing.T) (uint16, types.AccountID) {
 	t.Helper()
@@ -56,24 +49,8 @@ func startProbeMiner(t *testing.T) (uint16, types.AccountID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mn, err := miner.New(miner.Config{Key: key, Netuid: 1, Chain: emptyMetagraph{}, Answer: miner.RandomAnswer(32, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mn.Serve(ctx, conn) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		conn.Close()
-	})
-	<-mn.Ready()
-	return uint16(conn.LocalAddr().(*net.UDPAddr).Port), types.AccountIDFromPrivateKey(key)
+	_, port := minertest.Serve(t, miner.Config{Key: key, Netuid: 1, Chain: minertest.EmptyChain{}, Answer: miner.RandomAnswer(32, 1)})
+	return port, types.AccountIDFromPrivateKey(key)
 }
 
 // startProbePair starts two chainNets on loopback over real QUIC, the

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"taobox/chain/types"
 	"taobox/internal/obs"
 	"taobox/miner"
+	"taobox/miner/minertest"
 	"taobox/wallet"
 )
 
@@ -66,23 +66,8 @@ func startStatusNet(t *testing.T) *statusNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mn, err := miner.New(miner.Config{Key: key, Netuid: 1, Chain: devChainView{n}, Answer: miner.RandomAnswer(32, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(context.Background())
-	mdone := make(chan error, 1)
-	go func() { mdone <- mn.Serve(mctx, conn) }()
-	t.Cleanup(func() {
-		mcancel()
-		<-mdone
-		conn.Close()
-	})
-	sn.minerPort = uint16(conn.LocalAddr().(*net.UDPAddr).Port)
+	mn, port := minertest.Serve(t, miner.Config{Key: key, Netuid: 1, Chain: devChainView{n}, Answer: miner.RandomAnswer(32, 1)})
+	sn.minerPort = port
 	reg := obs.NewRegistry()
 	reg.MustRegister(mn.Collector())
 	health := &obs.Health{}
