@@ -22,7 +22,10 @@ test:
 test-long:
 	TAOBOX_LONG=1 $(GO) test -count=1 -timeout 60m ./...
 
-bench:
+# The Yuma table (engine beside the reference port, targets), then the Go
+# benchmarks of the chain packages.
+bench: build
+	bin/taobox yuma bench
 	$(GO) test -run='^$$' -bench=. -benchmem ./chain/...
 
 lint:

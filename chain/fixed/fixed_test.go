@@ -116,6 +116,7 @@ func (s fx) checked(v *big.Int) (*big.Int, bool) {
 }
 
 func (s fx) add(a, b *big.Int) (*big.Int, bool) { return s.checked(new(big.Int).Add(a, b)) }
+func (s fx) sub(a, b *big.Int) (*big.Int, bool) { return s.checked(new(big.Int).Sub(a, b)) }
 func (s fx) satAdd(a, b *big.Int) *big.Int      { return s.clamp(new(big.Int).Add(a, b)) }
 func (s fx) satSub(a, b *big.Int) *big.Int      { return s.clamp(new(big.Int).Sub(a, b)) }
 func (s fx) satNeg(a *big.Int) *big.Int         { return s.clamp(new(big.Int).Neg(a)) }
@@ -717,6 +718,125 @@ func unsignedOps[T any](s fx, mk func(*big.Int) T, bg func(T) *big.Int,
 			q, ok := checkedDiv(mk(a), mk(b))
 			return bg(q), ok
 		}, ref: s.div},
+	}
+}
+
+// fullOps is the operation set every type has: checked and saturating add,
+// sub, mul and div, SafeDiv, and the wrapping add and sub where the type has
+// them (nil otherwise), each against its math/big definition.
+func fullOps[T any](s fx, mk func(*big.Int) T, bg func(T) *big.Int,
+	checkedAdd, checkedSub, checkedMul, checkedDiv func(T, T) (T, bool),
+	satAdd, satSub, satMul, safeDiv, satDiv, add, sub func(T, T) T) []binOp {
+	lift := func(f func(T, T) T) func(a, b *big.Int) (*big.Int, bool) {
+		return func(a, b *big.Int) (*big.Int, bool) { return always(bg(f(mk(a), mk(b)))) }
+	}
+	liftOK := func(f func(T, T) (T, bool)) func(a, b *big.Int) (*big.Int, bool) {
+		return func(a, b *big.Int) (*big.Int, bool) {
+			r, ok := f(mk(a), mk(b))
+			if !ok {
+				if z := bg(r); z.Sign() != 0 {
+					return z, false // a failed checked op must return the zero value
+				}
+				return new(big.Int), false
+			}
+			return bg(r), true
+		}
+	}
+	total := func(f func(a, b *big.Int) *big.Int) func(a, b *big.Int) (*big.Int, bool) {
+		return func(a, b *big.Int) (*big.Int, bool) { return always(f(a, b)) }
+	}
+	ops := []binOp{
+		{name: "CheckedAdd", impl: liftOK(checkedAdd), ref: s.add},
+		{name: "CheckedSub", impl: liftOK(checkedSub), ref: s.sub},
+		{name: "CheckedMul", impl: liftOK(checkedMul), ref: s.mul},
+		{name: "CheckedDiv", impl: liftOK(checkedDiv), ref: s.div},
+		{name: "SatAdd", impl: lift(satAdd), ref: total(s.satAdd)},
+		{name: "SatSub", impl: lift(satSub), ref: total(s.satSub)},
+		{name: "SatMul", impl: lift(satMul), ref: total(s.satMul)},
+		{name: "SafeDiv", impl: lift(safeDiv), ref: total(s.safeDiv)},
+		{name: "SatDiv", nonzero: true, impl: lift(satDiv), ref: total(s.satDiv)},
+	}
+	if add != nil {
+		ops = append(ops,
+			binOp{name: "wrapping Add", impl: lift(add), ref: total(func(a, b *big.Int) *big.Int { return s.wrap(new(big.Int).Add(a, b)) })},
+			binOp{name: "wrapping Sub", impl: lift(sub), ref: total(func(a, b *big.Int) *big.Int { return s.wrap(new(big.Int).Sub(a, b)) })})
+	}
+	return ops
+}
+
+// TestFullOpSets: every type has the whole operation set, each operation
+// equal to its math/big definition on random values (both the in-range and
+// the overflow side of every checked operation are reached).
+func TestFullOpSets(t *testing.T) {
+	t.Parallel()
+	i32b := func(a I32F32) *big.Int { return b32(a) }
+	runBin(t, fxI32F32, fullOps(fxI32F32, i32, i32b,
+		I32F32.CheckedAdd, I32F32.CheckedSub, I32F32.CheckedMul, I32F32.CheckedDiv,
+		I32F32.SatAdd, I32F32.SatSub, I32F32.SatMul, I32F32.SafeDiv, I32F32.SatDiv,
+		func(a, b I32F32) I32F32 { return a + b }, func(a, b I32F32) I32F32 { return a - b }), propN/2, 101)
+
+	i64 := func(v *big.Int) I64F64 { return I64F64{bigU128(v)} }
+	i64b := func(a I64F64) *big.Int { return u128Big(a.r, true) }
+	runBin(t, fxI64F64, fullOps(fxI64F64, i64, i64b,
+		I64F64.CheckedAdd, I64F64.CheckedSub, I64F64.CheckedMul, I64F64.CheckedDiv,
+		I64F64.SatAdd, I64F64.SatSub, I64F64.SatMul, I64F64.SafeDiv, I64F64.SatDiv,
+		I64F64.Add, I64F64.Sub), propN/2, 102)
+
+	i96 := func(v *big.Int) I96F32 { return I96F32{bigU128(v)} }
+	i96b := func(a I96F32) *big.Int { return u128Big(a.r, true) }
+	runBin(t, fxI96F32, fullOps(fxI96F32, i96, i96b,
+		I96F32.CheckedAdd, I96F32.CheckedSub, I96F32.CheckedMul, I96F32.CheckedDiv,
+		I96F32.SatAdd, I96F32.SatSub, I96F32.SatMul, I96F32.SafeDiv, I96F32.SatDiv,
+		I96F32.Add, I96F32.Sub), propN/2, 103)
+
+	u96 := func(v *big.Int) U96F32 { return U96F32{bigU128(v)} }
+	u96b := func(a U96F32) *big.Int { return u128Big(a.r, false) }
+	runBin(t, fxU96F32, fullOps(fxU96F32, u96, u96b,
+		U96F32.CheckedAdd, U96F32.CheckedSub, U96F32.CheckedMul, U96F32.CheckedDiv,
+		U96F32.SatAdd, U96F32.SatSub, U96F32.SatMul, U96F32.SafeDiv, U96F32.SatDiv,
+		nil, nil), propN/2, 104)
+
+	u64 := func(v *big.Int) U64F64 { return U64F64{bigU128(v)} }
+	u64b := func(a U64F64) *big.Int { return u128Big(a.r, false) }
+	runBin(t, fxU64F64, fullOps(fxU64F64, u64, u64b,
+		U64F64.CheckedAdd, U64F64.CheckedSub, U64F64.CheckedMul, U64F64.CheckedDiv,
+		U64F64.SatAdd, U64F64.SatSub, U64F64.SatMul, U64F64.SafeDiv, U64F64.SatDiv,
+		nil, nil), propN/2, 105)
+
+	// Comparisons and zero tests of the types that gained them.
+	cmpOps := func(s fx, cmp func(a, b *big.Int) int, isZero func(a *big.Int) bool) []binOp {
+		return []binOp{
+			{name: "Cmp", impl: func(a, b *big.Int) (*big.Int, bool) { return always(big.NewInt(int64(cmp(a, b)))) },
+				ref: func(a, b *big.Int) (*big.Int, bool) { return always(big.NewInt(int64(a.Cmp(b)))) }},
+			{name: "IsZero", impl: func(a, b *big.Int) (*big.Int, bool) { return always(boolBig(isZero(a))) },
+				ref: func(a, b *big.Int) (*big.Int, bool) { return always(boolBig(a.Sign() == 0)) }},
+		}
+	}
+	runBin(t, fxI96F32, cmpOps(fxI96F32, func(a, b *big.Int) int { return i96(a).Cmp(i96(b)) }, func(a *big.Int) bool { return i96(a).IsZero() }), propN/4, 106)
+	runBin(t, fxU96F32, cmpOps(fxU96F32, func(a, b *big.Int) int { return u96(a).Cmp(u96(b)) }, func(a *big.Int) bool { return u96(a).IsZero() }), propN/4, 107)
+	runBin(t, fxU64F64, cmpOps(fxU64F64, func(a, b *big.Int) int { return u64(a).Cmp(u64(b)) }, func(a *big.Int) bool { return u64(a).IsZero() }), propN/4, 108)
+}
+
+// TestSatDivByZeroPanics: saturating_div panics on a zero divisor for every
+// type, as in Rust; SafeDiv returns zero.
+func TestSatDivByZeroPanics(t *testing.T) {
+	for name, f := range map[string]func(){
+		"I64F64": func() { I64F64FromU64(1).SatDiv(I64F64{}) },
+		"I96F32": func() { I96F32FromU64(1).SatDiv(I96F32{}) },
+		"U96F32": func() { U96F32FromU64(1).SatDiv(U96F32{}) },
+		"U64F64": func() { U64F64FromU64(1).SatDiv(U64F64{}) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s.SatDiv(0) did not panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+	if !I96F32FromU64(5).SafeDiv(I96F32{}).IsZero() {
+		t.Error("I96F32 SafeDiv by zero is not zero")
 	}
 }
 
@@ -1715,6 +1835,70 @@ func TestMulShrSignedCarry(t *testing.T) {
 		}
 		if found == 0 {
 			t.Fatalf("frac %d: no product with magnitude 2^128-1 after the shift found", frac)
+		}
+	}
+}
+
+// FuzzWideOps checks the whole operation set of the four 128-bit types
+// (fullOps) against math/big on the fuzzer's words.
+func FuzzWideOps(f *testing.F) {
+	addWidePairs(f)
+	i64 := func(v *big.Int) I64F64 { return I64F64{bigU128(v)} }
+	i96 := func(v *big.Int) I96F32 { return I96F32{bigU128(v)} }
+	u96 := func(v *big.Int) U96F32 { return U96F32{bigU128(v)} }
+	u64 := func(v *big.Int) U64F64 { return U64F64{bigU128(v)} }
+	sets := []struct {
+		s   fx
+		ops []binOp
+	}{
+		{fxI64F64, fullOps(fxI64F64, i64, func(a I64F64) *big.Int { return u128Big(a.r, true) },
+			I64F64.CheckedAdd, I64F64.CheckedSub, I64F64.CheckedMul, I64F64.CheckedDiv,
+			I64F64.SatAdd, I64F64.SatSub, I64F64.SatMul, I64F64.SafeDiv, I64F64.SatDiv, I64F64.Add, I64F64.Sub)},
+		{fxI96F32, fullOps(fxI96F32, i96, func(a I96F32) *big.Int { return u128Big(a.r, true) },
+			I96F32.CheckedAdd, I96F32.CheckedSub, I96F32.CheckedMul, I96F32.CheckedDiv,
+			I96F32.SatAdd, I96F32.SatSub, I96F32.SatMul, I96F32.SafeDiv, I96F32.SatDiv, I96F32.Add, I96F32.Sub)},
+		{fxU96F32, fullOps(fxU96F32, u96, func(a U96F32) *big.Int { return u128Big(a.r, false) },
+			U96F32.CheckedAdd, U96F32.CheckedSub, U96F32.CheckedMul, U96F32.CheckedDiv,
+			U96F32.SatAdd, U96F32.SatSub, U96F32.SatMul, U96F32.SafeDiv, U96F32.SatDiv, nil, nil)},
+		{fxU64F64, fullOps(fxU64F64, u64, func(a U64F64) *big.Int { return u128Big(a.r, false) },
+			U64F64.CheckedAdd, U64F64.CheckedSub, U64F64.CheckedMul, U64F64.CheckedDiv,
+			U64F64.SatAdd, U64F64.SatSub, U64F64.SatMul, U64F64.SafeDiv, U64F64.SatDiv, nil, nil)},
+	}
+	f.Fuzz(func(t *testing.T, ahi, alo, bhi, blo uint64) {
+		for _, set := range sets {
+			a, b := u128Big(u128{ahi, alo}, set.s.signed), u128Big(u128{bhi, blo}, set.s.signed)
+			for _, op := range set.ops {
+				if op.nonzero && b.Sign() == 0 {
+					continue
+				}
+				got, gotOK := op.impl(a, b)
+				want, wantOK := op.ref(a, b)
+				if gotOK != wantOK || (wantOK && got.Cmp(want) != 0) {
+					t.Fatalf("%s.%s(raw %v, raw %v) = %v, %v; want %v, %v", set.s.name, op.name, a, b, got, gotOK, want, wantOK)
+				}
+			}
+		}
+	})
+}
+
+// TestI64F64StringExact: String writes the exact decimal value, computed
+// with integers only.
+func TestI64F64StringExact(t *testing.T) {
+	for _, c := range []struct{ raw, want string }{
+		{"0", "0"},
+		{"18446744073709551616", "1"},
+		{"-4611686018427387904", "-0.25"},
+		{"1", "0.0000000000000000000542101086242752217003726400434970855712890625"},
+		{"-170141183460469231731687303715884105728", "-9223372036854775808"},
+		{"170141183460469231731687303715884105727", "9223372036854775807.9999999999999999999457898913757247782996273599565029144287109375"},
+		{"27670116110564327424", "1.5"},
+	} {
+		v, err := ParseI64F64Raw(c.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.String(); got != c.want {
+			t.Errorf("I64F64(raw %s).String() = %q, want %q", c.raw, got, c.want)
 		}
 	}
 }

@@ -3,7 +3,7 @@ package fixed
 import (
 	"fmt"
 	"math"
-	"math/big"
+	"math/bits"
 )
 
 // The 128-bit fixed-point types. I64F64 carries stake inside the epoch,
@@ -86,46 +86,90 @@ func sFloorU64(a u128, frac uint) uint64 {
 	return q[0]
 }
 
-// rawBig returns the raw value as a big integer, signed or not (display only).
-func rawBig(a u128, signed bool) *big.Int {
-	v := new(big.Int).SetUint64(a.hi)
-	v.Lsh(v, 64).Or(v, new(big.Int).SetUint64(a.lo))
-	if signed && a.neg() {
-		v.Sub(v, new(big.Int).Lsh(big.NewInt(1), 128))
-	}
-	return v
-}
-
-// rawFromBig converts a raw big integer to 128 bits; false if out of range.
-func rawFromBig(v *big.Int, signed bool) (u128, bool) {
-	lo, hi := new(big.Int), new(big.Int).Lsh(big.NewInt(1), 128)
+// decimal writes the raw value in base 10, as a signed or unsigned integer.
+func (a u128) decimal(signed bool) string {
+	var buf [41]byte // 2^128 has 39 digits; one more for the sign
+	i := len(buf)
+	mag, neg := a, false
 	if signed {
-		lo.Neg(new(big.Int).Lsh(big.NewInt(1), 127))
-		hi.Lsh(big.NewInt(1), 127)
+		mag, neg = a.abs()
 	}
-	if v.Cmp(lo) < 0 || v.Cmp(hi) >= 0 {
-		return u128{}, false
+	for {
+		// Divide by 10^19, the largest power of ten below 2^64, and write
+		// the remainder's 19 digits (all of them except for the last chunk).
+		const chunk = 10_000_000_000_000_000_000
+		qhi, r := bits.Div64(0, mag.hi, chunk)
+		qlo, r := bits.Div64(r, mag.lo, chunk)
+		mag = u128{hi: qhi, lo: qlo}
+		for k := 0; k < 19 && (r != 0 || !mag.isZero()); k++ {
+			i--
+			buf[i] = byte('0' + r%10)
+			r /= 10
+		}
+		if mag.isZero() {
+			break
+		}
 	}
-	w := new(big.Int).Set(v)
-	if w.Sign() < 0 {
-		w.Add(w, new(big.Int).Lsh(big.NewInt(1), 128))
+	if i == len(buf) {
+		i--
+		buf[i] = '0'
 	}
-	mask := new(big.Int).SetUint64(math.MaxUint64)
-	l := new(big.Int).And(w, mask).Uint64()
-	h := new(big.Int).Rsh(w, 64).Uint64()
-	return u128{hi: h, lo: l}, true
+	if neg {
+		i--
+		buf[i] = '-'
+	}
+	return string(buf[i:])
 }
 
+// fracDigits writes a fraction left-aligned in 64 bits (value f / 2^64) as
+// its exact decimal digits after the point; "" when f is zero. Every binary
+// fraction has a finite decimal expansion: at most 64 digits here.
+func fracDigits(f uint64) string {
+	var buf [64]byte
+	n := 0
+	for f != 0 {
+		d, lo := bits.Mul64(f, 10)
+		buf[n] = byte('0' + d)
+		n++
+		f = lo
+	}
+	return string(buf[:n])
+}
+
+// parseRaw parses a raw value written as a decimal integer ("-" allowed when
+// signed), without leading "+", spaces or other bases.
 func parseRaw(s string, signed bool) (u128, error) {
-	v, ok := new(big.Int).SetString(s, 10)
-	if !ok {
+	digits, neg := s, false
+	if signed && len(s) > 0 && s[0] == '-' {
+		digits, neg = s[1:], true
+	}
+	if digits == "" {
 		return u128{}, fmt.Errorf("fixed: %q is not a decimal integer", s)
 	}
-	r, ok := rawFromBig(v, signed)
-	if !ok {
-		return u128{}, fmt.Errorf("fixed: raw value %s is out of range", s)
+	var mag u128
+	for _, c := range []byte(digits) {
+		if c < '0' || c > '9' {
+			return u128{}, fmt.Errorf("fixed: %q is not a decimal integer", s)
+		}
+		p, ok := mul128(mag, u128{lo: 10}).fits128()
+		var carry uint64
+		if ok {
+			p, carry = p.add(u128{lo: uint64(c - '0')})
+		}
+		if !ok || carry != 0 {
+			return u128{}, fmt.Errorf("fixed: raw value %s is out of range", s)
+		}
+		mag = p
 	}
-	return r, nil
+	switch {
+	case !signed:
+		return mag, nil
+	case neg && mag.cmp(i128MinMag) <= 0:
+		return mag.negate(), nil
+	case !neg && !mag.neg():
+		return mag, nil
+	}
+	return u128{}, fmt.Errorf("fixed: raw value %s is out of range", s)
 }
 
 // ---- I64F64 ----
@@ -197,12 +241,20 @@ func (a I64F64) Cmp(b I64F64) int { return a.r.scmp(b.r) }
 func (a I64F64) FloorU64() uint64 { return sFloorU64(a.r, 64) }
 
 // RawString returns the raw value (value * 2^64) in decimal.
-func (a I64F64) RawString() string { return rawBig(a.r, true).String() }
+func (a I64F64) RawString() string { return a.r.decimal(true) }
 
-// String returns an approximate decimal value (display only).
+// String returns the exact decimal value, such as "-0.25" (at most 64
+// digits after the point).
 func (a I64F64) String() string {
-	f, _ := new(big.Float).SetInt(rawBig(a.r, true)).Float64()
-	return fmt.Sprint(f / (1 << 64))
+	mag, neg := a.r.abs()
+	s := u128{lo: mag.hi}.decimal(false)
+	if f := fracDigits(mag.lo); f != "" {
+		s += "." + f
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
 }
 
 // ---- I96F32 ----
@@ -231,7 +283,7 @@ func (a I96F32) CheckedDiv(b I96F32) (I96F32, bool) {
 func (a I96F32) FloorU64() uint64 { return sFloorU64(a.r, 32) }
 
 // RawString returns the raw value (value * 2^32) in decimal.
-func (a I96F32) RawString() string { return rawBig(a.r, true).String() }
+func (a I96F32) RawString() string { return a.r.decimal(true) }
 
 // ---- unsigned helpers ----
 
@@ -311,7 +363,7 @@ func (a U96F32) SafeDiv(b U96F32) U96F32 { q, _ := a.CheckedDiv(b); return q }
 func (a U96F32) FloorU64() uint64 { return uFloorU64(a.r, 32) }
 
 // RawString returns the raw value (value * 2^32) in decimal.
-func (a U96F32) RawString() string { return rawBig(a.r, false).String() }
+func (a U96F32) RawString() string { return a.r.decimal(false) }
 
 // ---- U64F64 ----
 
@@ -352,4 +404,4 @@ func (a U64F64) SafeDiv(b U64F64) U64F64 { q, _ := a.CheckedDiv(b); return q }
 func (a U64F64) FloorU64() uint64 { return uFloorU64(a.r, 64) }
 
 // RawString returns the raw value (value * 2^64) in decimal.
-func (a U64F64) RawString() string { return rawBig(a.r, false).String() }
+func (a U64F64) RawString() string { return a.r.decimal(false) }

@@ -190,6 +190,11 @@ func (g *Genesis) Validate() error {
 	if g.Params.QuorumPermille > 1000 {
 		return errors.New("genesis: params.quorum_permille must be at most 1000")
 	}
+	for _, f := range globalParamFields { // the bounds governance keeps them in
+		if err := checkGlobalParam(f.id, *f.get(&g.Params)); err != nil {
+			return fmt.Errorf("genesis: params.%s: %w", f.name, err)
+		}
+	}
 	if g.MaxAuthorities > maxAuthoritiesCap {
 		return fmt.Errorf("genesis: max_authorities must be at most %d", maxAuthoritiesCap)
 	}

@@ -108,7 +108,7 @@ func TestInvalidTransactionsRejectBlock(t *testing.T) {
 
 // subnetHarness registers subnet 1 owned by account 0 (hotkey 1) and
 // registers hotkeys 10..10+k-1 from coldkeys 2..
-func subnetHarness(t *testing.T, neurons int) *harness {
+func subnetHarness(t testing.TB, neurons int) *harness {
 	h := newHarness(t, testGenesis(8, 100_000*tao))
 	h.mustRun(0, types.RegisterNetwork{Hotkey: h.id(1)})
 	for i := range neurons {
@@ -485,18 +485,22 @@ func TestGovernance(t *testing.T) {
 // TestConservationRandom applies many random transaction sequences (valid
 // and failing calls of every kind, with epochs and emission running) and
 // checks conservation and the stake totals after every block
-// (harness.block does). TAOBOX_LONG=1 runs 2000 sequences.
+// (harness.block does). A normal run applies 40 sequences of 150 blocks
+// (about 15,000 transactions); TAOBOX_LONG=1 runs 2000 sequences.
 func TestConservationRandom(t *testing.T) {
-	seeds, blocks := 12, 150
+	seeds, blocks := 40, 150
 	if os.Getenv("TAOBOX_LONG") != "" {
 		seeds = 2000
 	}
-	txs := 0
+	txs, nblocks := 0, 0
 	applied := map[types.CallKind]int{}
 	for seed := range seeds {
 		r := rand.New(rand.NewPCG(11, uint64(seed)))
 		h := newHarness(t, testGenesis(8, 10_000*tao))
 		h.mustRun(0, types.RegisterNetwork{Hotkey: h.id(1)})
+		if seed%2 == 1 { // half the chains commit and reveal on subnet 1
+			h.mustRun(0, types.SetHyperparam{Netuid: 1, Param: types.ParamCommitReveal, Value: 1})
+		}
 		for range blocks {
 			var batch []types.Tx
 			nonces := map[int]uint64{}
@@ -516,6 +520,7 @@ func TestConservationRandom(t *testing.T) {
 				continue
 			}
 			txs += len(batch)
+			nblocks++
 			for _, ev := range h.events {
 				if ev.Kind == types.EvTxApplied {
 					applied[types.CallKind(ev.Value)]++
@@ -527,12 +532,13 @@ func TestConservationRandom(t *testing.T) {
 		t.Fatalf("only %d transactions ran", txs)
 	}
 	for _, k := range []types.CallKind{types.KindTransfer, types.KindRegisterNetwork, types.KindBurnedRegister,
-		types.KindAddStake, types.KindRemoveStake, types.KindSetRootWeights, types.KindVote} {
+		types.KindAddStake, types.KindRemoveStake, types.KindSetRootWeights, types.KindVote, types.KindSetHyperparam,
+		types.KindSetWeights, types.KindServe, types.KindSetTake, types.KindPropose, types.KindCommitWeights} {
 		if applied[k] == 0 {
 			t.Errorf("no %v call succeeded: the generator does not exercise it", k)
 		}
 	}
-	t.Logf("%d sequences, %d transactions, successes by kind: %v", seeds, txs, applied)
+	t.Logf("%d sequences, %d blocks, %d transactions, successes by kind: %v", seeds, nblocks, txs, applied)
 }
 
 func randomCall(r *rand.Rand, h *harness) types.Call {
@@ -546,7 +552,7 @@ func randomCall(r *rand.Rand, h *harness) types.Call {
 		}
 		return u, w
 	}
-	switch r.IntN(12) {
+	switch r.IntN(15) {
 	case 0:
 		return types.Transfer{To: acct(), Amount: amount()}
 	case 1:
@@ -569,8 +575,22 @@ func randomCall(r *rand.Rand, h *harness) types.Call {
 		return types.Serve{Netuid: types.Netuid(r.IntN(3)), Host: "10.0.0.1", Port: uint16(r.IntN(3))}
 	case 10:
 		return types.Propose{Action: types.ProposalAction{Kind: types.ActionSetParam, Param: types.GlobalStakeThreshold, Value: uint64(r.IntN(10))}}
-	default:
+	case 11:
 		return types.Vote{Proposal: uint64(r.IntN(3)), Aye: r.IntN(2) == 0}
+	case 12:
+		params := []types.Hyperparam{types.ParamTempo, types.ParamCommitReveal, types.ParamWeightsRateLimit,
+			types.ParamMaxAllowedUIDs, types.ParamImmunityPeriod, types.ParamMinBurn, types.ParamMaxBurn, types.ParamKappa}
+		values := []uint64{0, 1, 5, 10, 12, 64, tao / 2, 3 * tao}
+		return types.SetHyperparam{Netuid: types.Netuid(r.IntN(3)), Param: params[r.IntN(len(params))], Value: values[r.IntN(len(values))]}
+	default: // commit, then maybe reveal, weights of a fixed salt
+		u, w := uids()
+		n := types.Netuid(1 + r.IntN(2))
+		salt := []byte{byte(r.IntN(2))}
+		if r.IntN(2) == 0 {
+			hk := h.id(r.IntN(24))
+			return types.CommitWeights{Netuid: n, Commit: types.CommitHash(hk, n, u, w, salt, 0)}
+		}
+		return types.RevealWeights{Netuid: n, UIDs: u, Weights: w, Salt: salt}
 	}
 }
 

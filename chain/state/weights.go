@@ -76,7 +76,8 @@ func (x *exec) checkWeights(hotkey types.AccountID, n types.Netuid, uids, weight
 		return 0, nil, fmt.Errorf("%d weights, the subnet requires at least %d", len(uids), need)
 	}
 	up := ymath.VecU16MaxUpscaleToU16(weights)
-	if !ymath.CheckVecMaxLimited(up, uint16(s.Hyper.MaxWeightLimit)) {
+	// A self-weight may exceed the limit (max_weight_limited in subtensor).
+	if !self && !ymath.CheckVecMaxLimited(up, uint16(s.Hyper.MaxWeightLimit)) {
 		return 0, nil, fmt.Errorf("a weight exceeds the subnet's max weight limit %d/65535", s.Hyper.MaxWeightLimit)
 	}
 	row := make(entries, len(uids))

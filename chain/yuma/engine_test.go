@@ -3,6 +3,7 @@ package yuma
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -120,5 +121,50 @@ func TestU16Proportion(t *testing.T) {
 		if got := u16Proportion(uint16(x)); got != want {
 			t.Fatalf("u16Proportion(%d) = %d, want %d", x, got, want)
 		}
+	}
+}
+
+// TestSpecConstants pins the derived parameters of yuma-epoch.md §2.3 to the
+// raw values the spec gives (computed there with exact integer arithmetic).
+func TestSpecConstants(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"kappa 32767", int64(u16Proportion(32767)), 2147450879},
+		{"kappa 65535", int64(u16Proportion(65535)), 1 << 32},
+		{"alpha_low 45875", int64(u16Proportion(45875)), 3006509875},
+		{"alpha_high 58982", int64(u16Proportion(58982)), 3865503334},
+		{"EMA alpha, bma 900000", int64(emaAlpha(900_000)), 429496730},
+		{"EMA alpha, bma 975000", int64(emaAlpha(975_000)), 107374183},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: raw %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	// TAO weight: U96F32(w) safe_div U96F32(u64::MAX), widened to I64F64.
+	if got := taoWeight(971_718_665_099_567_868).RawString(); got != "971718664044675072" {
+		t.Errorf("tao weight of the runtime default: raw %s, want 971718664044675072 (≈ 0.0526770)", got)
+	}
+	if got := taoWeight(math.MaxUint64).RawString(); got != "18446744073709551616" {
+		t.Errorf("tao weight u64::MAX: raw %s, want 2^64 (exactly 1)", got)
+	}
+}
+
+// TestDenseSizeCap: the dense variant refuses more than MaxDenseUIDs uids
+// (its n × n matrices), naming n; the sparse variant takes the same subnet.
+func TestDenseSizeCap(t *testing.T) {
+	in := Synthetic(SynthConfig{N: MaxDenseUIDs + 1, Validators: 4, Seed: 1, WeightsPerValidator: 4, Variant: Dense})
+	var fe *FieldError
+	if err := in.Validate(); !errors.As(err, &fe) || fe.Field != "n" {
+		t.Fatalf("dense n = %d: got %v, want a FieldError on n", in.N, err)
+	}
+	in.Variant = Sparse
+	if err := in.Validate(); err != nil {
+		t.Fatalf("sparse n = %d: %v", in.N, err)
+	}
+	small := Synthetic(SynthConfig{N: 64, Validators: 4, Seed: 1, Variant: Dense})
+	if err := small.Validate(); err != nil {
+		t.Fatalf("dense n = 64: %v", err)
 	}
 }

@@ -25,10 +25,14 @@ type Workspace struct {
 	// matrices
 	w, clipped, wfb, bonds, ema, delta csr
 
-	// weighted median
-	score                []fixed.I32F32 // column-major n × k
-	colNonzero           []bool
-	wmCur, wmLow, wmHigh []wmPair
+	// weighted median: the column-major n × k score matrix, or for large
+	// subnets the active rows' weights indexed by column and one column's
+	// scores (see weightedMedianCols)
+	score                   []fixed.I32F32
+	colNonzero              []bool
+	colPtr, colFill, colRow []int32
+	colVal                  []fixed.I32F32
+	wmCur, wmLow, wmHigh    []wmPair
 
 	// dense row scratch for the row-wise sparse operations
 	rowA, rowB, rowC []fixed.I32F32
@@ -69,7 +73,7 @@ func grow[T any](s []T, n int) []T {
 }
 
 // lastTempo is the block the recently-registered bond mask compares against
-// (run_epoch.rs:827): LastMechansimStepBlock+1, or current_block - tempo
+// (run_epoch.rs:835-840): LastMechansimStepBlock+1, or current_block - tempo
 // (saturating) when no epoch has distributed yet.
 func lastTempo(in *Input) uint64 {
 	if in.LastMechanismStepBlock == 0 {
@@ -370,7 +374,22 @@ func (ws *Workspace) rowNormalize(m *csr) {
 	}
 }
 
+// maxDenseScores bounds the n × k score matrix of weightedMedianCols
+// (2^24 entries, 128 MiB); larger subnets use the column index instead.
+// Tests lower it to run every input through the column index.
+var maxDenseScores = 1 << 24
+
 // weightedMedianCols is weighted_median_col_sparse into ws.consensus.
+//
+// The Rust code builds a dense columns × k score matrix (k = rows with
+// positive active stake), and so does this function while n·k stays within
+// maxDenseScores: one pass over the rows fills it. Beyond that (a 65535-uid
+// subnet with every uid staked would need 34 GB) the positive-stake rows'
+// entries are first indexed by column with a stable counting sort, so each
+// column's entries keep row order and, within a row, stored order;
+// scattering them into one k-long score vector gives exactly the column of
+// the Rust matrix (for a uid named twice in a row, the later entry wins, as
+// there), in O(nnz + n + k) memory.
 func (ws *Workspace) weightedMedianCols(n int, kappa fixed.I32F32) {
 	use := ws.useStake[:0]
 	for _, s := range ws.active {
@@ -383,6 +402,11 @@ func (ws *Workspace) weightedMedianCols(n int, kappa fixed.I32F32) {
 	k := len(use)
 	stakeSum := sumOf(use)
 	minority := stakeSum.SatSub(kappa)
+	ws.consensus = grow(ws.consensus, n)
+	if n*k > maxDenseScores {
+		ws.weightedMedianColsIndexed(n, k, minority, stakeSum)
+		return
+	}
 
 	ws.score = grow(ws.score, n*k)
 	clear(ws.score)
@@ -401,7 +425,6 @@ func (ws *Workspace) weightedMedianCols(n int, kappa fixed.I32F32) {
 		}
 		r++
 	}
-	ws.consensus = grow(ws.consensus, n)
 	for j := range n {
 		// A column whose scores are all zero has median 0: every path of
 		// weighted_median returns a score, and all of them are 0.
@@ -410,6 +433,63 @@ func (ws *Workspace) weightedMedianCols(n int, kappa fixed.I32F32) {
 			continue
 		}
 		ws.consensus[j] = ws.weightedMedian(use, ws.score[j*k:(j+1)*k], minority, 0, stakeSum)
+	}
+}
+
+// weightedMedianColsIndexed is weightedMedianCols through the column index.
+func (ws *Workspace) weightedMedianColsIndexed(n, k int, minority, stakeSum fixed.I32F32) {
+	use := ws.useStake
+	// Count the entries per column, then place them.
+	ptr := grow(ws.colPtr, n+1)
+	clear(ptr)
+	for i := range n {
+		if ws.active[i] <= 0 {
+			continue
+		}
+		lo, hi := ws.w.row(i)
+		for _, j := range ws.w.col[lo:hi] {
+			ptr[int(j)+1]++
+		}
+	}
+	for j := range n {
+		ptr[j+1] += ptr[j]
+	}
+	total := int(ptr[n])
+	fill := grow(ws.colFill, n)
+	copy(fill, ptr[:n])
+	rowOf := grow(ws.colRow, total)
+	valOf := grow(ws.colVal, total)
+	r := int32(0)
+	for i := range n {
+		if ws.active[i] <= 0 {
+			continue
+		}
+		lo, hi := ws.w.row(i)
+		for e := lo; e < hi; e++ {
+			j := ws.w.col[e]
+			p := fill[j]
+			rowOf[p], valOf[p] = r, ws.w.val[e]
+			fill[j] = p + 1
+		}
+		r++
+	}
+	ws.colPtr, ws.colFill, ws.colRow, ws.colVal = ptr, fill, rowOf, valOf
+
+	score := grow(ws.score, k)
+	ws.score = score
+	for j := range n {
+		lo, hi := ptr[j], ptr[j+1]
+		// A column with no entries has all scores zero, so its median is 0:
+		// every path of weighted_median returns a score, and all are 0.
+		if lo == hi {
+			ws.consensus[j] = 0
+			continue
+		}
+		clear(score)
+		for p := lo; p < hi; p++ {
+			score[rowOf[p]] = valOf[p]
+		}
+		ws.consensus[j] = ws.weightedMedian(use, score, minority, 0, stakeSum)
 	}
 }
 
@@ -719,7 +799,7 @@ func mergeWalk(cols []uint16, vals []fixed.I32F32, dst []fixed.I32F32) {
 }
 
 // emission computes the normalized and rao emissions and the u16 outputs
-// (run_epoch.rs:914-1030), shared by both variants.
+// (run_epoch.rs:925-986, the u16 conversions of :1005-1027), shared by both variants.
 func emission(in *Input, ws *Workspace, incentive []fixed.I32F32, out *Output) {
 	n := in.N
 	ws.combined = grow(ws.combined, n)

@@ -23,7 +23,7 @@ func RandomInput(r *rand.Rand, variant Variant, minN int) *Input {
 		Yuma3:              r.IntN(2) == 0, LiquidAlpha: r.IntN(2) == 0,
 		AlphaSteepness:         int16(pick(r, 1000, 10, uint64(r.IntN(4000)))) - int16(r.IntN(2)*500),
 		LastMechanismStepBlock: pick(r, 0, cur-uint64(r.IntN(50)), 0),
-		CommitReveal:           r.IntN(3) == 0, RaoEmission: pick(r, 1_000_000_000, r.Uint64(), uint64(r.IntN(1e12))),
+		CommitReveal:           r.IntN(3) == 0, RaoEmission: pick(r, 1_000_000_000, r.Uint64(), uint64(r.IntN(1_000_000_000_000))),
 	}
 	lo := uint16(1638 + r.IntN(40000))
 	in.AlphaLow, in.AlphaHigh = lo, lo+uint16(r.IntN(int(65535-lo)))
@@ -42,8 +42,8 @@ func RandomInput(r *rand.Rand, variant Variant, minN int) *Input {
 			in.TaoStake = append(in.TaoStake, 0)
 			continue
 		}
-		in.AlphaStake = append(in.AlphaStake, pick(r, 0, uint64(r.IntN(1e6)), r.Uint64()>>uint(r.IntN(64))))
-		in.TaoStake = append(in.TaoStake, pick(r, 0, 0, uint64(r.IntN(1e9))))
+		in.AlphaStake = append(in.AlphaStake, pick(r, 0, uint64(r.IntN(1_000_000)), r.Uint64()>>uint(r.IntN(64))))
+		in.TaoStake = append(in.TaoStake, pick(r, 0, 0, uint64(r.IntN(1_000_000_000))))
 	}
 	if ties {
 		in.Kappa = []uint16{0, 16384, 21845, 32767, 32768, 43690, 49151, 65535}[r.IntN(8)]

@@ -2,6 +2,7 @@ package yuma
 
 import (
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -92,4 +93,73 @@ func sameOutput(a, b *Output) bool {
 		slices.Equal(a.Raw.Stake, b.Raw.Stake) && slices.Equal(a.Raw.ActiveStake, b.Raw.ActiveStake) &&
 		slices.Equal(a.Raw.Consensus, b.Raw.Consensus) && slices.Equal(a.Raw.Incentive, b.Raw.Incentive) &&
 		slices.Equal(a.Raw.Dividends, b.Raw.Dividends) && slices.Equal(a.Raw.ValidatorTrust, b.Raw.ValidatorTrust)
+}
+
+// TestIndexedMedianPath runs the column-index weighted median (the path of
+// subnets whose n × k score matrix would pass maxDenseScores) on every input:
+// the vectors' sparse epochs must still match the port bit for bit, and
+// adversarial inputs (duplicate uids in a row included) the reference. Both
+// paths share one workspace, alternating, so stale buffers would show.
+func TestIndexedMedianPath(t *testing.T) {
+	saved := maxDenseScores
+	defer func() { maxDenseScores = saved }()
+	var ws Workspace
+	var out Output
+	for _, rec := range loadEpochVectors(t) {
+		for _, ep := range rec.Epochs {
+			in, err := DecodeInput(ep.InputState)
+			if err != nil {
+				t.Fatal(err)
+			}
+			maxDenseScores = 0
+			if err := ws.Epoch(in, &out); err != nil {
+				t.Fatal(err)
+			}
+			comparePort(t, in, &out, &ep.Port)
+		}
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for c := range 600 {
+		in := RandomInput(r, Sparse, 0)
+		maxDenseScores = []int{0, saved}[c%2]
+		if err := ws.Epoch(in, &out); err != nil {
+			t.Fatalf("case %d: %v", c, err)
+		}
+		if want := referenceSparse(in); !sameOutput(&out, want) {
+			t.Fatalf("case %d (n=%d, maxDenseScores %d): engine and reference differ", c, in.N, maxDenseScores)
+		}
+	}
+}
+
+// TestLargeSubnetMemory: a 65535-uid subnet in which every uid holds stake,
+// a permit and a weight runs in bounded memory; the dense n × k score matrix
+// alone would need 34 GB. Only with TAOBOX_LONG=1 (it takes a minute).
+func TestLargeSubnetMemory(t *testing.T) {
+	if os.Getenv("TAOBOX_LONG") == "" {
+		t.Skip("TAOBOX_LONG=1 runs it")
+	}
+	const n = MaxUIDs
+	in := Input{N: n, LastUpdate: make([]uint64, n), BlockAtRegistration: make([]uint64, n),
+		AlphaStake: make([]uint64, n), TaoStake: make([]uint64, n), OwnerUID: -1,
+		MaxAllowedValidators: 64, Kappa: 32767, BondsPenalty: 65535, BondsMovingAverage: 900_000,
+		Weights: make([][]Entry, n), Bonds: make([][]Entry, n), RaoEmission: 1_000_000_000}
+	in.ValidatorPermit = make([]bool, n)
+	in.CurrentBlock, in.ActivityCutoffBlocks = 2, 10
+	for i := range n {
+		in.LastUpdate[i] = 1 // after registration at block 0: weights count
+		in.AlphaStake[i] = 1
+		in.ValidatorPermit[i] = true
+		in.Weights[i] = []Entry{{uint16((i + 1) % n), 65535}}
+	}
+	out, err := Epoch(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every uid is weighted by one uid holding 1/n of the stake, far below
+	// kappa, so consensus is 0 everywhere; the point is that it finishes.
+	for j, c := range out.Consensus {
+		if c != 0 {
+			t.Fatalf("consensus[%d] = %d, want 0", j, c)
+		}
+	}
 }

@@ -137,6 +137,11 @@ type RawTerms struct {
 // MaxUIDs bounds N so that uids fit in u16 and work stays bounded.
 const MaxUIDs = 65535
 
+// MaxDenseUIDs bounds N for the dense variant, which builds n × n matrices
+// as subtensor's test-only epoch_dense does: at 4096 uids an epoch takes
+// about 0.8 GB and seconds; at 65535 it would need hundreds of GB.
+const MaxDenseUIDs = 4096
+
 // FieldError says which input field is wrong and why.
 type FieldError struct {
 	Field   string
@@ -183,6 +188,9 @@ func (in *Input) Validate() error {
 	}
 	if in.Variant != Sparse && in.Variant != Dense {
 		return fieldErr("variant", "unknown variant %d", in.Variant)
+	}
+	if in.Variant == Dense && n > MaxDenseUIDs {
+		return fieldErr("n", "is %d, but the dense variant (n × n matrices, test-only in subtensor) takes at most %d uids; use the sparse variant", n, MaxDenseUIDs)
 	}
 	for _, m := range []struct {
 		name string

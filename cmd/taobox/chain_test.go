@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -337,9 +339,7 @@ func TestDevnetJSON(t *testing.T) {
 			t.Errorf("subnet %+v: want 1 epoch, emission > 0, 8 neurons", sn)
 		}
 	}
-	if d := time.Since(start); d > 30*time.Second {
-		t.Errorf("devnet --epochs 1 took %v", d)
-	}
+	t.Logf("devnet --epochs 1 took %v", time.Since(start)) // a figure, not an assertion (STYLE: no timed assertions)
 	if r.stderr != "" {
 		t.Errorf("devnet wrote to stderr: %q", r.stderr)
 	}
@@ -378,8 +378,10 @@ func TestTxAgainstNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := wallet.CreateHotkey(dir, "alice", "owner"); err != nil {
-		t.Fatal(err)
+	for _, h := range []string{"owner", "miner"} {
+		if _, err := wallet.CreateHotkey(dir, "alice", h); err != nil {
+			t.Fatal(err)
+		}
 	}
 	bob, _ := wallet.Create(dir, "bob")
 	url := startNode(t, alice.ColdkeyAddress())
@@ -410,6 +412,7 @@ func TestTxAgainstNode(t *testing.T) {
 
 	// A call the chain refuses: exit 1 with the chain's reason.
 	oneLine(t, tx("transfer", "--to", "bob", "--amount", "5000"), 1, "tx transfer", "insufficient balance")
+	oneLine(t, tx("transfer", "--to", "bob", "--amount", "5000"), 1, "tx transfer", "5000000000000 rao (5000 TAO) to send")
 	oneLine(t, taobox(t, nil, "metagraph", "1", "--node", url), 1, "metagraph", "subnet 1 does not exist")
 
 	// A subnet, a hyperparameter, then commit-reveal through the saved salt.
@@ -421,6 +424,9 @@ func TestTxAgainstNode(t *testing.T) {
 		{"stake", "remove", "--hotkey", "owner", "--amount", "2.5"},
 		{"take", "--hotkey", "owner", "--take", "9"},
 		{"root-weights", "--hotkey", "owner", "--netuids", "1", "--weights", "1"},
+		{"register", "--netuid", "1", "--hotkey", "miner", "--max-price", "2"},
+		{"propose", "--param", "stake_threshold", "--value", "7", "--description", "test"},
+		{"vote", "--proposal", "0", "--aye"}, // alice holds all the stake: it passes at once
 		{"weights", "commit", "--netuid", "1", "--hotkey", "owner", "--uids", "0", "--weights", "1"},
 	} {
 		if r := tx(args...); r.code != 0 || !strings.Contains(r.stdout, ": ok") {
@@ -455,11 +461,45 @@ func TestTxAgainstNode(t *testing.T) {
 	}
 	r = taobox(t, nil, "metagraph", "1", "--node", url, "--json")
 	var mg node.MetagraphInfo
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &mg) != nil || len(mg.Neurons) != 1 || mg.Neurons[0].Stake < 7500*types.RaoPerTAO/1000 ||
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &mg) != nil || len(mg.Neurons) != 2 || mg.Neurons[0].Stake < 7500*types.RaoPerTAO/1000 ||
 		len(mg.Neurons[0].Weights) != 1 {
 		t.Fatalf("metagraph --json: exit %d, stdout %q", r.code, r.stdout)
 	}
 	if got := strconv.Itoa(int(mg.Neurons[0].Axon.Port)); got != "8091" {
 		t.Errorf("axon port %s", got)
+	}
+	var g node.GlobalsInfo
+	if err := getJSON(url+"/v1/globals", &g); err != nil || g.Params.StakeThreshold != 7 || g.NextProposal != 1 {
+		t.Fatalf("after the vote: stake_threshold %d, next proposal %d (%v); want the proposal enacted", g.Params.StakeThreshold, g.NextProposal, err)
+	}
+	oneLine(t, tx("vote", "--proposal", "0", "--nay"), 1, "tx vote", "proposal 0 is closed")
+	oneLine(t, tx("register", "--netuid", "1", "--hotkey", "miner"), 1, "tx register", "already registered")
+}
+
+// getJSON decodes the JSON answer of a GET.
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// TestWithTAO: the chain's reasons give amounts in rao; the CLI adds TAO.
+func TestWithTAO(t *testing.T) {
+	for in, want := range map[string]string{
+		"insufficient balance: 1500000000 rao free, 5000000000000 rao to send": "insufficient balance: 1500000000 rao (1.5 TAO) free, 5000000000000 rao (5000 TAO) to send",
+		"stake of 1 rao is below the minimum of 2000000 rao":                   "stake of 1 rao (0.000000001 TAO) is below the minimum of 2000000 rao (0.002 TAO)",
+		"weights rate limit: last set at block 12":                             "weights rate limit: last set at block 12",
+		"99999999999999999999 rao":                                             "99999999999999999999 rao",
+		"12 raosomething":                                                      "12 raosomething",
+	} {
+		if got := withTAO(in); got != want {
+			t.Errorf("withTAO(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -1,7 +1,8 @@
 // Command taobox is the appliance binary: one program for the chain node,
-// miner, validator, wallet and firmware of a Bittensor-style network. Today
-// it runs the Yuma consensus epoch, a single-authority chain node, wallets,
-// transactions and a one-process devnet; `taobox help` lists every command.
+// miner, validator, wallet and firmware of a Bittensor-style network: the
+// Yuma consensus epoch, a BFT-finalized chain node, miner and validator,
+// firmware, wallets, transactions, the status dashboard, bench and a
+// one-process devnet; `taobox help` lists every command.
 //
 // Exit status: 0 on success; 2 when the input or the command line is
 // malformed, with exactly one line on stderr, "taobox: <cmd>: <field>:
@@ -61,6 +62,7 @@ var commands = []*command{
 	yumaEpochCommand,
 	yumaBatchCommand,
 	yumaDemoCommand,
+	yumaBenchCommand,
 	yumaCheckCommand,
 	walletCommand,
 	walletCreateCommand,
@@ -276,10 +278,14 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 // writeOverview prints what taobox is and every command.
 func writeOverview(w io.Writer) {
 	var b bytes.Buffer
-	b.WriteString("taobox is one appliance binary for a Bittensor-style network. Today it runs\n" +
-		"the Yuma consensus epoch (bit for bit as subtensor does), a chain node with\n" +
-		"its local API, wallets, transactions, and a whole devnet in one process\n" +
-		"('taobox devnet').\n\n" +
+	b.WriteString("taobox is one appliance binary for a Bittensor-style network. It runs a\n" +
+		"miner (LLM inference from GGUF models over QUIC) and a validator (verifies\n" +
+		"answers by re-scoring log-probs, sets weights); a chain node finalized by\n" +
+		"BFT consensus among the validators, paying miners and validators through\n" +
+		"the Yuma consensus epoch (bit for bit as subtensor, on the CPU or batched\n" +
+		"on the GPU); the appliance firmware (boot, self-test, signed updates);\n" +
+		"encrypted wallets and transactions; the 'status' dashboard; 'bench' for\n" +
+		"this machine; and a whole devnet in one process ('taobox devnet').\n\n" +
 		"Usage:\n  taobox <command> [flags]\n\nCommands:\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 3, ' ', 0)
 	for _, c := range commands {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -108,8 +109,14 @@ var outputKeys = []string{"stake_weight_u16", "consensus_u16", "incentive_u16", 
 	"validator_trust_u16", "server_emission", "validator_emission", "emission",
 	"new_validator_permits", "inactive", "new_bonds_u16"}
 
-func TestEpochVectors(t *testing.T) {
-	for _, c := range loadVectors(t) {
+// TestYumaEpochVectors feeds every input_state of epochs.json (all 80) through
+// `taobox yuma epoch` and compares the output with python_port_outputs.
+func TestYumaEpochVectors(t *testing.T) {
+	cases := loadVectors(t)
+	if len(cases) != 80 {
+		t.Fatalf("%d vector epochs, want the 80 of epochs.json", len(cases))
+	}
+	for _, c := range cases {
 		r := taobox(t, c.input, "yuma", "epoch")
 		if r.code != 0 || r.stderr != "" {
 			t.Fatalf("%s: exit %d, stderr %q", c.name, r.code, r.stderr)
@@ -138,7 +145,7 @@ func TestEpochVectors(t *testing.T) {
 	}
 }
 
-func TestEpochInFile(t *testing.T) {
+func TestYumaEpochInFile(t *testing.T) {
 	c := loadVectors(t)[0]
 	path := filepath.Join(t.TempDir(), "in.json")
 	if err := os.WriteFile(path, c.input, 0o644); err != nil {
@@ -168,7 +175,7 @@ func editInput(t *testing.T, edit func(m map[string]any)) []byte {
 	return data
 }
 
-func TestMalformedInput(t *testing.T) {
+func TestYumaMalformedInput(t *testing.T) {
 	num := func(s string) json.Number { return json.Number(s) }
 	valid := loadVectors(t)[0].input
 	tests := []struct {
@@ -189,11 +196,62 @@ func TestMalformedInput(t *testing.T) {
 		{"uid beyond n", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) {
 			m["weights"] = []any{[]any{}, []any{[]any{num("1"), num("5")}, []any{num("9"), num("7")}}, []any{}, []any{}}
 		}), "taobox: yuma epoch: weights[1][1]: "},
+		{"uid equal to n", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) {
+			m["weights"] = []any{[]any{[]any{num("4"), num("1")}}, []any{}, []any{}, []any{}}
+		}), "taobox: yuma epoch: weights[0][0]: "},
+		{"bond uid beyond n", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) {
+			m["bonds"] = []any{[]any{}, []any{}, []any{}, []any{[]any{num("65535"), num("1")}}}
+		}), "taobox: yuma epoch: bonds[3][0]: "},
+		{"weight value out of range", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) {
+			m["weights"] = []any{[]any{[]any{num("1"), num("65536")}}, []any{}, []any{}, []any{}}
+		}), "taobox: yuma epoch: weights[0][0][1]: "},
+		{"weight entry not a pair", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) {
+			m["weights"] = []any{[]any{[]any{num("1"), num("2"), num("3")}}, []any{}, []any{}, []any{}}
+		}), "taobox: yuma epoch: weights[0][0]: "},
+		{"weights row count", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["weights"] = []any{[]any{}} }), "taobox: yuma epoch: weights: "},
+		{"permits longer than n", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) {
+			m["validator_permit"] = []any{true, true, true, true, true}
+		}), "taobox: yuma epoch: validator_permit: "},
+		{"permit not a bool", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["validator_permit"] = []any{num("1")} }), "taobox: yuma epoch: validator_permit[0]: "},
+		{"commit blocks length", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["commit_blocks"] = []any{num("1")} }), "taobox: yuma epoch: commit_blocks: "},
+		{"n beyond u16", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["n"] = num("65536") }), "taobox: yuma epoch: n: "},
+		{"u64 overflow", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["current_block"] = num("18446744073709551616") }), "taobox: yuma epoch: current_block: "},
+		{"exponent", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["tempo"] = num("1e3") }), "taobox: yuma epoch: tempo: "},
+		{"number as string", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["tempo"] = "360" }), "taobox: yuma epoch: tempo: "},
+		{"steepness out of i16", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["alpha_sigmoid_steepness"] = num("32768") }), "taobox: yuma epoch: alpha_sigmoid_steepness: "},
+		{"alpha values shape", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["alpha_values"] = []any{num("1")} }), "taobox: yuma epoch: alpha_values: "},
+		{"owner uid beyond n", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["owner_uid"] = num("4") }), "taobox: yuma epoch: owner_uid: "},
+		{"cutoff disagrees with factor", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["activity_cutoff_blocks"] = num("7") }), "taobox: yuma epoch: activity_cutoff_blocks: "},
+		{"unknown variant", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) { m["variant"] = "medium" }), "taobox: yuma epoch: variant: "},
+		{"dense variant too large", []string{"yuma", "epoch"}, editInput(t, func(m map[string]any) {
+			const n = 4097
+			zeros, rows := make([]any, n), make([]any, n)
+			for i := range n {
+				zeros[i], rows[i] = num("0"), []any{}
+			}
+			m["n"], m["variant"], m["validator_permit"], m["commit_blocks"] = num("4097"), "dense", []any{}, nil
+			for _, f := range []string{"last_update", "block_at_registration", "alpha_stake", "tao_stake"} {
+				m[f] = zeros
+			}
+			m["weights"], m["bonds"] = rows, rows
+		}), "taobox: yuma epoch: n: "},
+		{"duplicate field", []string{"yuma", "epoch"}, append(bytes.TrimSuffix(bytes.TrimSpace(valid), []byte("}")), []byte(`, "kappa": 1}`)...), "taobox: yuma epoch: kappa: "},
+		{"trailing garbage", []string{"yuma", "epoch"}, append(append([]byte{}, valid...), []byte(" x")...), "taobox: yuma epoch: input: "},
+		{"two documents", []string{"yuma", "epoch"}, append(append([]byte{}, valid...), valid...), "taobox: yuma epoch: input: "},
+		{"list for epoch", []string{"yuma", "epoch"}, []byte("[" + string(valid) + "]"), "taobox: yuma epoch: input: "},
+		{"null document", []string{"yuma", "epoch"}, []byte("null"), "taobox: yuma epoch: input: "},
+		{"white space only", []string{"yuma", "epoch"}, []byte(" \n\t"), "taobox: yuma epoch: input: "},
+		{"invalid UTF-8 key", []string{"yuma", "epoch"}, []byte("{\"n\xff\": 1}"), "taobox: yuma epoch: \"n\\xff\": "},
+		{"nesting too deep", []string{"yuma", "epoch"}, []byte(strings.Repeat("[", 20000) + strings.Repeat("]", 20000)), "taobox: yuma epoch: input: "},
+		{"batch empty input", []string{"yuma", "batch"}, nil, "taobox: yuma batch: input: "},
+		{"batch trailing garbage", []string{"yuma", "batch"}, []byte("[" + string(valid) + "] ]"), "taobox: yuma batch: input: "},
+		{"batch element not an object", []string{"yuma", "batch"}, []byte("[" + string(valid) + ", 7]"), "taobox: yuma batch: [1]: "},
 		{"unknown flag", []string{"yuma", "epoch", "--bogus"}, valid, "taobox: yuma epoch: flags: "},
 		{"extra argument", []string{"yuma", "epoch", "in.json"}, valid, "taobox: yuma epoch: args: "},
 		{"batch not a list", []string{"yuma", "batch"}, valid, "taobox: yuma batch: input: "},
 		{"batch element", []string{"yuma", "batch"}, []byte("[" + string(valid) + "," + string(editInput(t, func(m map[string]any) { m["n"] = num("5") })) + "]"), "taobox: yuma batch: [1].last_update: "},
 		{"batch workers", []string{"yuma", "batch", "--workers", "-2"}, []byte("[]"), "taobox: yuma batch: --workers: "},
+		{"bench negative time", []string{"yuma", "bench", "--time", "-1s"}, nil, "taobox: yuma bench: --time: "},
 		{"batch workers syntax", []string{"yuma", "batch", "--workers", "many"}, []byte("[]"), "taobox: yuma batch: flags: "},
 		{"demo uids", []string{"yuma", "demo", "--uids", "0"}, nil, "taobox: yuma demo: --uids: "},
 		{"demo validators", []string{"yuma", "demo", "--uids", "8", "--validators", "9"}, nil, "taobox: yuma demo: --validators: "},
@@ -221,11 +279,91 @@ func TestMalformedInput(t *testing.T) {
 	}
 }
 
-func TestBatchOrder(t *testing.T) {
-	cases := loadVectors(t)
-	if len(cases) > 24 {
-		cases = cases[:24]
+// TestYumaInputTooLarge: an input over the size cap exits 2 with one line
+// and nothing on stdout, for a file and for stdin, for epoch and batch. The
+// cap is lowered in-process; TAOBOX_LONG=1 also sends a real 256 MiB + 1
+// byte document through the binary.
+func TestYumaInputTooLarge(t *testing.T) {
+	valid := loadVectors(t)[0].input
+	saved := yumaInputLimit
+	yumaInputLimit = len(valid) + 10
+	defer func() { yumaInputLimit = saved }()
+	path := filepath.Join(t.TempDir(), "big.json")
+	big := append(append([]byte{}, valid...), bytes.Repeat([]byte(" "), 11)...)
+	if err := os.WriteFile(path, big, 0o644); err != nil {
+		t.Fatal(err)
 	}
+	for _, args := range [][]string{{"yuma", "epoch"}, {"yuma", "epoch", "--in", path}, {"yuma", "batch"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, bytes.NewReader(big), &stdout, &stderr)
+		want := "taobox: " + strings.Join(args[:2], " ") + ": input: is larger than the limit of "
+		if code != 2 || stdout.Len() != 0 || !strings.HasPrefix(stderr.String(), want) || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+		}
+	}
+	// Exactly at the cap it is read (and here runs: trailing spaces are JSON white space).
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"yuma", "epoch"}, bytes.NewReader(big[:yumaInputLimit]), &stdout, &stderr); code != 0 {
+		t.Errorf("input of exactly the cap: exit %d, stderr %q", code, stderr.String())
+	}
+
+	if os.Getenv("TAOBOX_LONG") == "" {
+		return
+	}
+	huge := bytes.Repeat([]byte(" "), saved+1)
+	copy(huge, valid)
+	r := taobox(t, huge, "yuma", "epoch")
+	if r.code != 2 || r.stdout != "" || !strings.HasPrefix(r.stderr, "taobox: yuma epoch: input: is larger than the limit of 268435456 bytes") {
+		t.Fatalf("256 MiB + 1: exit %d, stdout %.100q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestYumaBench runs the benchmark table on small subnets: every scenario
+// gets a row with figures and the engine's outputs equal the reference's
+// (the command checks that before timing). It asserts no timing.
+func TestYumaBench(t *testing.T) {
+	r := taobox(t, nil, "yuma", "bench", "--quick")
+	if r.code != 0 {
+		t.Fatalf("yuma bench --quick: exit %d, stderr %q", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	header := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "SCENARIO") {
+			header = i
+		}
+	}
+	if header < 0 {
+		t.Fatalf("no table header in:\n%s", r.stdout)
+	}
+	for _, col := range []string{"WORKERS", "ENGINE ms", "REFERENCE ms", "SPEEDUP", "ENGINE ALLOCS", "REFERENCE ALLOCS", "TARGET", "MET"} {
+		if !strings.Contains(lines[header], col) {
+			t.Errorf("header %q lacks %s", lines[header], col)
+		}
+	}
+	rows := lines[header+1:]
+	if want := len(yumaBenchScenarios(true, 1)); len(rows) != want {
+		t.Fatalf("%d rows, want %d:\n%s", len(rows), want, r.stdout)
+	}
+	for i, s := range yumaBenchScenarios(true, 1) {
+		if !strings.HasPrefix(rows[i], s.name) || !strings.HasSuffix(rows[i], "report  -") {
+			t.Errorf("row %d %q, want scenario %q", i, rows[i], s.name)
+		}
+		f := strings.Fields(strings.TrimPrefix(rows[i], s.name))
+		if len(f) != 8 || f[0] != fmt.Sprint(max(s.workers, 1)) || !strings.HasSuffix(f[3], "x") {
+			t.Errorf("row %d %q: want workers, 2 times, a speedup, 2 allocation counts, target and met", i, rows[i])
+			continue
+		}
+		for _, num := range []string{f[1], f[2], strings.TrimSuffix(f[3], "x"), f[4], f[5]} {
+			if _, err := strconv.ParseFloat(num, 64); err != nil {
+				t.Errorf("row %d %q: %q is not a number", i, rows[i], num)
+			}
+		}
+	}
+}
+
+func TestYumaBatchOrder(t *testing.T) {
+	cases := loadVectors(t) // all 80, in one batch
 	for _, reverse := range []bool{false, true} {
 		var doc bytes.Buffer
 		var want []any
@@ -311,7 +449,7 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestDemo(t *testing.T) {
+func TestYumaDemo(t *testing.T) {
 	args := []string{"yuma", "demo", "--uids", "48", "--validators", "6", "--epochs", "2", "--seed", "5"}
 	r := taobox(t, nil, args...)
 	if r.code != 0 || r.stderr != "" {

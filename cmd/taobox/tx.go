@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -151,7 +152,7 @@ func submitTx(e *env, c *apiClient, tx *types.Tx, notes []string, after func() e
 		return fmt.Errorf("%s %s: %w", kind, hash, err)
 	}
 	if st.OK == nil || !*st.OK {
-		return fmt.Errorf("%s %s failed in block %d: %s", kind, hash, deref(st.Height), st.Error)
+		return fmt.Errorf("%s %s failed in block %d: %s", kind, hash, deref(st.Height), withTAO(st.Error))
 	}
 	fmt.Fprintf(&b, "  included in block %d: ok\n", deref(st.Height))
 	if after != nil {
@@ -161,6 +162,22 @@ func submitTx(e *env, c *apiClient, tx *types.Tx, notes []string, after func() e
 	}
 	_, err = e.stdout.Write(b.Bytes())
 	return err
+}
+
+// raoAmount matches an amount in a chain reason: "1500000000 rao".
+var raoAmount = regexp.MustCompile(`\b[0-9]+ rao\b`)
+
+// withTAO adds the TAO value after every amount in rao of a chain reason,
+// so that a user who typed TAO reads the amounts in TAO as well:
+// "1500000000 rao" becomes "1500000000 rao (1.5 TAO)".
+func withTAO(reason string) string {
+	return raoAmount.ReplaceAllStringFunc(reason, func(m string) string {
+		n, err := strconv.ParseUint(strings.TrimSuffix(m, " rao"), 10, 64)
+		if err != nil {
+			return m
+		}
+		return m + " (" + formatTAO(n) + " TAO)"
+	})
 }
 
 func deref(p *uint64) uint64 {

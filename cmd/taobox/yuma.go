@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"taobox/chain/yuma"
+	"taobox/chain/yuma/gpuplan"
 )
 
 const jsonContract = `The input is one JSON object with the fields of an input_state in
@@ -23,7 +27,8 @@ max_allowed_validators, kappa, bonds_penalty, bonds_moving_average, yuma3,
 liquid_alpha, alpha_values ([low, high]), alpha_sigmoid_steepness,
 last_mechanism_step_block, commit_reveal, commit_blocks (optional: null, or
 a block or null per uid), weights and bonds (per uid, a list of [uid, u16]
-pairs in stored order), rao_emission and variant ("sparse" or "dense").
+pairs in stored order), rao_emission and variant ("sparse", or "dense" for
+subtensor's test-only dense epoch, at most 4096 uids).
 Every other field is an error; integers are exact up to 2^64-1.
 
 The output is one JSON object: stake_weight_u16, consensus_u16,
@@ -120,8 +125,12 @@ var yumaBatchCommand = &command{
 	},
 }
 
+// yumaInputLimit caps what `yuma epoch|batch` read: yuma.MaxJSONSize (tests
+// lower it to exercise the cap without a 256 MiB document).
+var yumaInputLimit = yuma.MaxJSONSize
+
 // readInput reads the named file, or stdin for "-" or "", up to
-// yuma.MaxJSONSize bytes.
+// yumaInputLimit bytes; a larger input is a *yuma.FieldError (exit 2).
 func readInput(e *env, name string) ([]byte, error) {
 	r := e.stdin
 	if name != "-" && name != "" {
@@ -132,12 +141,12 @@ func readInput(e *env, name string) ([]byte, error) {
 		defer f.Close()
 		r = f
 	}
-	data, err := io.ReadAll(io.LimitReader(r, yuma.MaxJSONSize+1))
+	data, err := io.ReadAll(io.LimitReader(r, int64(yumaInputLimit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > yuma.MaxJSONSize {
-		return nil, &yuma.FieldError{Field: "input", Problem: fmt.Sprintf("is larger than the limit of %d bytes (256 MiB)", yuma.MaxJSONSize)}
+	if len(data) > yumaInputLimit {
+		return nil, &yuma.FieldError{Field: "input", Problem: fmt.Sprintf("is larger than the limit of %d bytes; split a batch into smaller ones", yumaInputLimit)}
 	}
 	return data, nil
 }
@@ -326,4 +335,208 @@ func groupDigits(v uint64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+var yumaBenchCommand = &command{
+	name:    "yuma bench",
+	args:    "[--time 1s] [--seed 1] [--quick]",
+	summary: "time the Yuma engine beside the literal port of subtensor's code, as a table",
+	help: "Times the issue's Yuma scenarios on this machine and prints one table: the\n" +
+		"production engine (flat slices, warm workspace) beside the reference, a\n" +
+		"literal port of subtensor's Vec<Vec<_>> code (yuma.Reference), on the same\n" +
+		"aged synthetic subnets in the same run. Rows: one 256-uid epoch with 64\n" +
+		"validators weighting every other uid (Yuma 3 with liquid alpha; Yuma 3;\n" +
+		"original Yuma) on one goroutine; a batch of 128 such subnets on 1 and 2\n" +
+		"workers (the reference runs them one after the other); one 4096-uid epoch\n" +
+		"with 256 validators. ENGINE and REFERENCE are milliseconds per epoch (per\n" +
+		"batch on the batch rows), ALLOCS are heap allocations per epoch (per batch)\n" +
+		"once warm, TARGET is the issue's target and MET whether this run meets it.\n" +
+		"Each figure is the mean over at least --time of repetitions (and at least\n" +
+		"10 of the engine, 1 of the reference) after a warm-up run; before timing,\n" +
+		"the engine's outputs must equal the reference's bit for bit. Run it on a\n" +
+		"quiet machine. --quick uses subnets of 64 and 128 uids and the fewest\n" +
+		"repetitions (tests and CI; not for comparing machines).",
+	setup: func(fs *flag.FlagSet) func(*env) error {
+		minTime := fs.Duration("time", time.Second, "time each figure over at least `DURATION` of repetitions")
+		seed := fs.Uint64("seed", 1, "the `seed` of the synthetic subnets")
+		quick := fs.Bool("quick", false, "small subnets, fewest repetitions (tests and CI; not for comparing machines)")
+		return func(e *env) error {
+			if *minTime < 0 {
+				return &usageError{"--time", fmt.Sprintf("must not be negative, got %v", *minTime)}
+			}
+			if *quick {
+				*minTime = 0
+			}
+			return runYumaBench(e, yumaBenchScenarios(*quick, *seed), *minTime)
+		}
+	},
+}
+
+// yumaBenchScenario is one row of `yuma bench`.
+type yumaBenchScenario struct {
+	name     string
+	subnets  int
+	cfg      yuma.SynthConfig
+	workers  int     // engine workers; 0: one epoch on the calling goroutine
+	targetMs float64 // the issue's target for ENGINE, 0: report only
+}
+
+// yumaBenchScenarios returns the issue's performance scenarios (quick:
+// the same shapes scaled down to 64 uids and 8 subnets).
+func yumaBenchScenarios(quick bool, seed uint64) []yumaBenchScenario {
+	n, nv, batch, bigN, bigV := 256, 64, 128, 4096, 256
+	if quick {
+		n, nv, batch, bigN, bigV = 64, 16, 8, 128, 16
+	}
+	cfg := func(n, nv int, y3, la bool) yuma.SynthConfig {
+		return yuma.SynthConfig{N: n, Validators: nv, Seed: seed, Yuma3: y3, LiquidAlpha: la}
+	}
+	one := fmt.Sprintf("1 epoch, %d uids, %d validators", n, nv)
+	many := fmt.Sprintf("%d x %d uids, %d validators", batch, n, nv)
+	s := []yumaBenchScenario{
+		{one + ", Yuma 3 + liquid alpha", 1, cfg(n, nv, true, true), 0, 1},
+		{one + ", Yuma 3", 1, cfg(n, nv, true, false), 0, 0},
+		{one + ", original Yuma", 1, cfg(n, nv, false, false), 0, 0},
+		{many + ", Yuma 3 + liquid alpha", batch, cfg(n, nv, true, true), 1, 0},
+		{many + ", Yuma 3 + liquid alpha", batch, cfg(n, nv, true, true), 2, 60},
+		{fmt.Sprintf("1 epoch, %d uids, %d validators, Yuma 3 + liquid alpha", bigN, bigV), 1, cfg(bigN, bigV, true, true), 0, 0},
+	}
+	if quick {
+		for i := range s {
+			s[i].targetMs = 0
+		}
+	}
+	return s
+}
+
+// yumaBenchInputs builds a scenario's subnets: subnet i is the synthetic
+// subnet of seed cfg.Seed+i, aged by 3 epochs so that bonds, permits and
+// liquid alpha are in a steady state.
+func yumaBenchInputs(s yumaBenchScenario) ([]yuma.Input, error) {
+	ins := make([]yuma.Input, s.subnets)
+	for i := range ins {
+		cfg := s.cfg
+		cfg.Seed += uint64(i)
+		ins[i] = yuma.Synthetic(cfg)
+		for range 3 {
+			out, err := yuma.Epoch(&ins[i])
+			if err != nil {
+				return nil, err
+			}
+			yuma.Advance(&ins[i], out)
+		}
+	}
+	return ins, nil
+}
+
+// yumaBenchFigure is one timed function: mean time and heap allocations
+// (runtime.MemStats.Mallocs, process-wide) per call, over iters calls after
+// one warm-up call.
+type yumaBenchFigure struct {
+	ms, allocs float64
+	iters      int
+}
+
+func measureYuma(ctx context.Context, minTime time.Duration, minIters int, f func() error) (yumaBenchFigure, error) {
+	if err := f(); err != nil { // warm-up: workspaces, outputs, caches
+		return yumaBenchFigure{}, err
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	iters := 0
+	for iters < max(minIters, 1) || time.Since(start) < minTime {
+		if err := ctx.Err(); err != nil {
+			return yumaBenchFigure{}, err
+		}
+		if err := f(); err != nil {
+			return yumaBenchFigure{}, err
+		}
+		iters++
+	}
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	return yumaBenchFigure{
+		ms:     float64(elapsed.Nanoseconds()) / 1e6 / float64(iters),
+		allocs: float64(after.Mallocs-before.Mallocs) / float64(iters),
+		iters:  iters,
+	}, nil
+}
+
+func runYumaBench(e *env, scenarios []yumaBenchScenario, minTime time.Duration) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Yuma epoch benchmarks: taobox %s, %s, %s/%s, %d CPUs, GOMAXPROCS %d, --time %v.\n",
+		version, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), minTime)
+	b.WriteString("ENGINE: the production engine, warm. REFERENCE: the literal port of subtensor's code (yuma.Reference).\n" +
+		"Milliseconds and allocations are per epoch, or per batch on batch rows.\n\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "SCENARIO\tWORKERS\tENGINE ms\tREFERENCE ms\tSPEEDUP\tENGINE ALLOCS\tREFERENCE ALLOCS\tTARGET\tMET\n")
+	built := map[string][]yuma.Input{} // rows that differ only in workers share inputs
+	for _, s := range scenarios {
+		fmt.Fprintf(e.stderr, "yuma bench: %s, %d worker(s)\n", s.name, max(s.workers, 1))
+		key := fmt.Sprintf("%d %+v", s.subnets, s.cfg)
+		ins, ok := built[key]
+		if !ok {
+			var err error
+			if ins, err = yumaBenchInputs(s); err != nil {
+				return err
+			}
+			built[key] = ins
+		}
+		var err error
+		// The reference's outputs, which the engine must equal before it is timed.
+		want := make([]*yuma.Output, len(ins))
+		for i := range ins {
+			if want[i], err = yuma.Reference(&ins[i]); err != nil {
+				return err
+			}
+		}
+		var engine func() error
+		outs := make([]yuma.Output, len(ins))
+		if s.workers == 0 {
+			var ws yuma.Workspace
+			engine = func() error { return ws.Epoch(&ins[0], &outs[0]) }
+		} else {
+			eng := yuma.NewCPUEngine(s.workers)
+			engine = func() error { return eng.EpochsInto(e.ctx, ins, outs) }
+		}
+		if err := engine(); err != nil {
+			return err
+		}
+		for i := range outs {
+			if d := gpuplan.Diff(&outs[i], want[i]); d != "" {
+				return fmt.Errorf("%s: subnet %d: the engine's outputs differ from the reference's (%s); this is a bug, report it", s.name, i, d)
+			}
+		}
+		// At least 10 engine calls, so that the runtime's own occasional
+		// allocations do not show as the engine's.
+		eng, err := measureYuma(e.ctx, minTime, 10, engine)
+		if err != nil {
+			return err
+		}
+		ref, err := measureYuma(e.ctx, minTime, 1, func() error {
+			for i := range ins {
+				if _, err := yuma.Reference(&ins[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		target, met := "report", "-"
+		if s.targetMs > 0 {
+			target, met = fmt.Sprintf("<= %g ms", s.targetMs), "no"
+			if eng.ms <= s.targetMs {
+				met = "yes"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.1fx\t%.0f\t%.0f\t%s\t%s\n", s.name, max(s.workers, 1),
+			eng.ms, ref.ms, ref.ms/eng.ms, eng.allocs, ref.allocs, target, met)
+	}
+	tw.Flush()
+	_, err := e.stdout.Write(b.Bytes())
+	return err
 }

@@ -44,14 +44,16 @@ func Read(name string) ([]byte, error) {
 // Epoch is one whole epoch of epochs.json: the input state right before it
 // and the bit-exact reference outputs.
 type Epoch struct {
+	Record  int             // index of its record in the file's "epoch" list
 	Test    string          // the subtensor test it comes from
 	Label   string          // which epoch of that test
 	Input   json.RawMessage // input_state
 	Outputs json.RawMessage // python_port_outputs
 }
 
-// Name is "test/label", unique across the file.
-func (e Epoch) Name() string { return e.Test + "/" + e.Label }
+// Name is "record_test/label", such as "07_test_yuma_3_kappa_moves_last/epoch 0",
+// unique across the file (a test can have two records: sparse and dense).
+func (e Epoch) Name() string { return fmt.Sprintf("%02d_%s/%s", e.Record, e.Test, e.Label) }
 
 // Epochs returns every whole-epoch record of epochs.json, in file order.
 func Epochs() ([]Epoch, error) {
@@ -73,9 +75,9 @@ func Epochs() ([]Epoch, error) {
 		return nil, fmt.Errorf("vectors: epochs.json: %w", err)
 	}
 	var out []Epoch
-	for _, rec := range file.Epoch {
+	for ri, rec := range file.Epoch {
 		for _, ep := range rec.Epochs {
-			out = append(out, Epoch{rec.Test, ep.Label, ep.Input, ep.Outputs})
+			out = append(out, Epoch{Record: ri, Test: rec.Test, Label: ep.Label, Input: ep.Input, Outputs: ep.Outputs})
 		}
 	}
 	if len(out) == 0 {
