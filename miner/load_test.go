@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -119,11 +124,16 @@ func junkFlood(t testing.TB, addr string, n, conc int) (time.Duration, int) {
 	return time.Since(start), int(failed.Load())
 }
 
-// junkStreams sends n bad requests over a few established connections
-// (conc at a time): forged signatures claiming a registered validator (each
-// costs the miner a signature check), garbage, oversized prefixes, stale
-// and unregistered senders. It returns the rejection codes seen.
-func junkStreams(t testing.TB, conns []*quic.Conn, n, conc int) (time.Duration, map[task.Code]int) {
+// junkStreams sends n bad requests over a few connections (conc at a
+// time): forged signatures claiming a registered validator (each costs the
+// miner a signature check), garbage, oversized prefixes, stale and
+// unregistered senders. The miner closes a connection after
+// Limits.BadRequests of them; the attacker then dials a new one (through
+// the handshake rate limit). It returns the rejection codes seen, with
+// the pseudo-code closedCode for a request lost with its connection when
+// the miner closed it for bad requests, and refusedCode for a new
+// connection the miner refused.
+func junkStreams(t testing.TB, addr string, n, conc int) (time.Duration, map[task.Code]int) {
 	var forged [][]byte
 	for range 64 {
 		forged = append(forged, signedRequest(t, reqOpt{mutate: func(e *task.Envelope) { e.Sig[0] ^= 0x55 }}))
@@ -133,6 +143,37 @@ func junkStreams(t testing.TB, conns []*quic.Conn, n, conc int) (time.Duration, 
 		signedRequest(t, reqOpt{key: strangerKey}),
 		{0xff, 0xff},
 		bytes.Repeat([]byte{0}, 300),
+	}
+	const nconns = 8
+	var cmu sync.Mutex
+	conns := make([]*quic.Conn, nconns)
+	// conn returns connection slot k, dialling a new one when the miner
+	// closed it; nil when the miner refuses the handshake.
+	conn := func(k int) *quic.Conn {
+		cmu.Lock()
+		defer cmu.Unlock()
+		if c := conns[k]; c != nil && c.Context().Err() == nil {
+			return c
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := quic.DialAddr(ctx, addr, task.ClientTLS(minerID), &quic.Config{MaxIdleTimeout: 5 * time.Second})
+		if err != nil {
+			return nil
+		}
+		conns[k] = c
+		return c
+	}
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.CloseWithError(0, "")
+			}
+		}
+	}()
+	closedByMiner := func(c *quic.Conn) bool {
+		var ae *quic.ApplicationError
+		return errors.As(context.Cause(c.Context()), &ae) && ae.Remote && ae.ErrorCode == task.CloseBadRequests
 	}
 	var mu sync.Mutex
 	codes := map[task.Code]int{}
@@ -144,104 +185,205 @@ func junkStreams(t testing.TB, conns []*quic.Conn, n, conc int) (time.Duration, 
 		if i%2 == 1 {
 			req = kinds[(i/2)%len(kinds)]
 		}
+		code := task.Code(255)
+		defer func() {
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		}()
+		c := conn(i % nconns)
+		if c == nil {
+			code = refusedCode
+			return nil
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s, err := conns[i%len(conns)].OpenStreamSync(ctx)
+		s, err := c.OpenStreamSync(ctx)
 		if err != nil {
+			if closedByMiner(c) {
+				code = closedCode
+			}
 			return nil
 		}
 		s.SetDeadline(time.Now().Add(5 * time.Second))
 		s.Write(req)
 		s.Close()
-		code := task.Code(255)
 		fr := task.NewFrameReader(s)
 		if typ, p, err := fr.Next(); err == nil && typ == task.FrameReject {
 			if r, err := task.DecodeReject(p); err == nil {
 				code = r.Code
 			}
+		} else if closedByMiner(c) {
+			code = closedCode
 		}
-		mu.Lock()
-		codes[code]++
-		mu.Unlock()
 		return nil
 	})
 	return time.Since(start), codes
 }
 
-// Under a flood of junk connections a legitimate validator keeps being
-// served; its latency is logged beside the quiet case. Only a generous
-// bound is asserted (timings on a shared 2-core VM are noisy).
+// Pseudo-codes of junkStreams.
+const (
+	closedCode  task.Code = 253 // lost with a connection the miner closed for bad requests
+	refusedCode task.Code = 254 // the miner refused a new connection
+)
+
+// flood is what the attacker did and what it saw.
+type flood struct {
+	Conns, ConnFailed int            // junk connections tried, and refused or failed
+	ConnsTook         time.Duration  // how long they took
+	StreamsTook       time.Duration  // how long the junk streams took
+	Codes             map[string]int // the junk streams' reject codes ("none": no reject frame)
+}
+
+// runFlood is the attacker: n junk connections (32 at a time) and, beside
+// them, n junk streams (junkStreams).
+func runFlood(t testing.TB, addr string, n int) flood {
+	var f flood
+	var codes map[task.Code]int
+	var fw sync.WaitGroup
+	fw.Go(func() { f.StreamsTook, codes = junkStreams(t, addr, n, 32) })
+	f.ConnsTook, f.ConnFailed = junkFlood(t, addr, n, 32)
+	fw.Wait()
+	f.Conns = n
+	f.Codes = map[string]int{}
+	for c, k := range codes {
+		name := c.String()
+		switch c {
+		case 255:
+			name = "none"
+		case closedCode:
+			name = "conn-closed"
+		case refusedCode:
+			name = "conn-refused"
+		}
+		f.Codes[name] += k
+	}
+	return f
+}
+
+// floodAddrEnv makes TestFloodAttacker the attacker of TestJunkFlood's
+// separate-process variant: it floods the miner at that address and prints
+// one JSON line of its flood record.
+const floodAddrEnv = "TAOBOX_TEST_FLOOD_ADDR"
+
+func TestFloodAttacker(t *testing.T) {
+	addr := os.Getenv(floodAddrEnv)
+	if addr == "" {
+		t.Skip("the attacker process of TestJunkFlood/process")
+	}
+	n, _ := strconv.Atoi(os.Getenv("TAOBOX_TEST_FLOOD_N"))
+	line, err := json.Marshal(runFlood(t, addr, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("FLOOD %s\n", line)
+}
+
+// floodProcess runs the attacker as another process of this test binary at
+// the lowest CPU priority (nice 19, when nice is on PATH): the model of an
+// attacker on another machine, which cannot take the miner's CPU, only
+// send it packets.
+func floodProcess(t *testing.T, addr string, n int) flood {
+	args := []string{"-test.run=^TestFloodAttacker$", "-test.count=1"}
+	cmd := exec.Command(os.Args[0], args...)
+	if nice, err := exec.LookPath("nice"); err == nil {
+		cmd = exec.Command(nice, append([]string{"-n", "19", os.Args[0]}, args...)...)
+	}
+	cmd.Env = append(os.Environ(), floodAddrEnv+"="+addr, "TAOBOX_TEST_FLOOD_N="+strconv.Itoa(n))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("attacker process: %v\n%s", err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		if rest, ok := strings.CutPrefix(line, "FLOOD "); ok {
+			var f flood
+			if err := json.Unmarshal([]byte(rest), &f); err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("attacker process printed no record:\n%s", out)
+	return flood{}
+}
+
+// Under a flood of junk connections and junk requests a legitimate
+// validator keeps being served; its latency is logged beside the quiet
+// case. The attacker runs in this process (it shares the miner's CPU: the
+// worst case on a small box) and as a separate low-priority process (the
+// model of an attacker elsewhere). Only a generous bound is asserted
+// (timings on a shared 2-core VM are noisy); the ratio is in the log and
+// in docs/performance.md.
 func TestJunkFlood(t *testing.T) {
 	junk := 1000
 	if os.Getenv("TAOBOX_LONG") != "" {
 		junk = 10000
 	}
-	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{Rate: 1e6, Burst: 1e6}})
-	c := newClient(valKey, task.ClientOptions{})
-	defer c.Close()
-	if err := legitQuery(c, tm.addr)(); err != nil { // warm the connection
-		t.Fatal(err)
-	}
-	quiet, _, err := runLoad(1, 300, legitQuery(c, tm.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var flood []time.Duration
-	var mu sync.Mutex
-	stop := make(chan struct{})
-	legitDone := make(chan error, 1)
-	go func() {
-		q := legitQuery(c, tm.addr)
-		for {
-			select {
-			case <-stop:
-				legitDone <- nil
-				return
-			default:
+	for _, mode := range []string{"in-process", "process"} {
+		t.Run(mode, func(t *testing.T) {
+			tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{Rate: 1e6, Burst: 1e6}})
+			c := newClient(valKey, task.ClientOptions{})
+			defer c.Close()
+			if err := legitQuery(c, tm.addr)(); err != nil { // warm the connection
+				t.Fatal(err)
 			}
-			t0 := time.Now()
-			if err := q(); err != nil {
-				legitDone <- err
-				return
+			quiet, _, err := runLoad(1, 300, legitQuery(c, tm.addr))
+			if err != nil {
+				t.Fatal(err)
 			}
-			mu.Lock()
-			flood = append(flood, time.Since(t0))
-			mu.Unlock()
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	var conns []*quic.Conn
-	for range 8 {
-		conns = append(conns, rawConn(t, tm.addr))
-	}
-	var streamsTook time.Duration
-	var codes map[task.Code]int
-	var fw sync.WaitGroup
-	fw.Add(1)
-	go func() { defer fw.Done(); streamsTook, codes = junkStreams(t, conns, junk, 32) }()
-	took, failed := junkFlood(t, tm.addr, junk, 32)
-	fw.Wait()
-	close(stop)
-	if err := <-legitDone; err != nil {
-		t.Fatalf("legit query failed under flood: %v", err)
-	}
-	qp50, qp99 := percentile(quiet, 0.5), percentile(quiet, 0.99)
-	fp50, fp99 := percentile(flood, 0.5), percentile(flood, 0.99)
-	t.Logf("junk connections: %d in %v (%d failed to connect); legit quiet: n=%d p50=%v p99=%v; under flood: n=%d p50=%v p99=%v (p99 ratio %.2f)",
-		junk, took.Round(time.Millisecond), failed, len(quiet), qp50, qp99, len(flood), fp50, fp99, float64(fp99)/float64(qp99))
-	t.Logf("junk streams: %d in %v over %d connections, codes %v", junk, streamsTook.Round(time.Millisecond), len(conns), codes)
-	if codes[task.CodeOK] != 0 || codes[255] != 0 {
-		t.Errorf("junk streams answered without a reject: %v", codes)
-	}
-	m := tm.Metrics()
-	t.Logf("miner: handshakes refused %v, connections %v, malformed %v, too-large %v, timeout %v",
-		m["taobox_miner_handshakes_refused_total"], m["taobox_miner_connections_total"], m[`taobox_miner_rejects_total{code="malformed"}`],
-		m[`taobox_miner_rejects_total{code="too-large"}`], m[`taobox_miner_rejects_total{code="timeout"}`])
-	if len(flood) < 10 {
-		t.Fatalf("only %d legit queries completed during the flood", len(flood))
-	}
-	if fp99 > 2*time.Second {
-		t.Fatalf("legit p99 under flood %v", fp99)
+			var under []time.Duration
+			var mu sync.Mutex
+			stop := make(chan struct{})
+			legitDone := make(chan error, 1)
+			go func() {
+				q := legitQuery(c, tm.addr)
+				for {
+					select {
+					case <-stop:
+						legitDone <- nil
+						return
+					default:
+					}
+					t0 := time.Now()
+					if err := q(); err != nil {
+						legitDone <- err
+						return
+					}
+					mu.Lock()
+					under = append(under, time.Since(t0))
+					mu.Unlock()
+					time.Sleep(2 * time.Millisecond)
+				}
+			}()
+			var f flood
+			if mode == "process" {
+				f = floodProcess(t, tm.addr, junk)
+			} else {
+				f = runFlood(t, tm.addr, junk)
+			}
+			close(stop)
+			if err := <-legitDone; err != nil {
+				t.Fatalf("legit query failed under flood: %v", err)
+			}
+			qp50, qp99 := percentile(quiet, 0.5), percentile(quiet, 0.99)
+			fp50, fp99 := percentile(under, 0.5), percentile(under, 0.99)
+			t.Logf("junk connections: %d in %v (%d failed to connect); legit quiet: n=%d p50=%v p99=%v; under flood: n=%d p50=%v p99=%v (p99 ratio %.2f)",
+				junk, f.ConnsTook.Round(time.Millisecond), f.ConnFailed, len(quiet), qp50, qp99, len(under), fp50, fp99, float64(fp99)/float64(qp99))
+			t.Logf("junk streams: %d in %v, codes %v", junk, f.StreamsTook.Round(time.Millisecond), f.Codes)
+			if f.Codes[task.CodeOK.String()] != 0 || f.Codes["none"] != 0 {
+				t.Errorf("junk streams answered without a reject: %v", f.Codes)
+			}
+			m := tm.Metrics()
+			t.Logf("miner: handshakes refused %v, connections %v, malformed %v, too-large %v, timeout %v",
+				m["taobox_miner_handshakes_refused_total"], m["taobox_miner_connections_total"], m[`taobox_miner_rejects_total{code="malformed"}`],
+				m[`taobox_miner_rejects_total{code="too-large"}`], m[`taobox_miner_rejects_total{code="timeout"}`])
+			if len(under) < 10 {
+				t.Fatalf("only %d legit queries completed during the flood", len(under))
+			}
+			if fp99 > 2*time.Second {
+				t.Fatalf("legit p99 under flood %v", fp99)
+			}
+		})
 	}
 }
 
@@ -354,4 +496,53 @@ func report(b *testing.B, conc int, fn func() error) {
 	b.ReportMetric(float64(len(lat))/wall.Seconds(), "tasks/s")
 	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds()), "p50-µs")
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds()), "p99-µs")
+}
+
+// A connection whose requests keep failing for sender faults is closed
+// after Limits.BadRequests of them in a row (application error
+// CloseBadRequests); an admitted request resets the count, and load
+// refusals never count.
+func TestBadRequestsCloseConnection(t *testing.T) {
+	const limit = 4
+	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{BadRequests: limit, Rate: 1e6, Burst: 1e6}})
+	forged := func() []byte {
+		return signedRequest(t, reqOpt{mutate: func(e *task.Envelope) { e.Sig[0] ^= 0x55 }})
+	}
+	c := rawConn(t, tm.addr)
+	for round := range 3 { // limit-1 faults, then a good request: never closed
+		for range limit - 1 {
+			if code := rejectCode(t, exchange(t, c, forged())); code != task.CodeBadSignature {
+				t.Fatalf("round %d: forged request got %v", round, code)
+			}
+		}
+		if code := rejectCode(t, exchange(t, c, signedRequest(t, reqOpt{}))); code != task.CodeOK {
+			t.Fatalf("round %d: good request got %v", round, code)
+		}
+	}
+	kinds := [][]byte{forged(), {0xff, 0xff}, signedRequest(t, reqOpt{key: strangerKey}), forged()}
+	for i, req := range kinds[:limit-1] {
+		if code := rejectCode(t, exchange(t, c, req)); !code.SenderFault() {
+			t.Fatalf("bad request %d got %v", i, code)
+		}
+	}
+	if c.Context().Err() != nil {
+		t.Fatal("closed before the limit")
+	}
+	exchange(t, c, kinds[limit-1]) // the limit-th: its reject may be lost with the connection
+	select {
+	case <-c.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection still open after the limit")
+	}
+	var ae *quic.ApplicationError
+	if err := context.Cause(c.Context()); !errors.As(err, &ae) || ae.ErrorCode != task.CloseBadRequests || !ae.Remote {
+		t.Fatalf("closed with %v, want the miner's application error %d", err, task.CloseBadRequests)
+	}
+	if n := tm.Metrics()["taobox_miner_connections_closed_bad_requests_total"]; n != 1 {
+		t.Fatalf("closed-bad-requests counter %v, want 1", n)
+	}
+	// Another connection is served.
+	if code := rejectCode(t, exchange(t, rawConn(t, tm.addr), signedRequest(t, reqOpt{}))); code != task.CodeOK {
+		t.Fatalf("new connection: %v", code)
+	}
 }

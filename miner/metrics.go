@@ -24,6 +24,7 @@ type metrics struct {
 	conns             atomic.Int64
 	connsRefused      atomic.Int64
 	handshakesRefused atomic.Int64
+	connsClosedBad    atomic.Int64
 	serviceEWMA       atomic.Int64 // ns, mean time to answer one request
 }
 
@@ -47,12 +48,14 @@ var (
 		"QUIC connections closed at once because MaxConns were open.", nil, nil)
 	descHandshakesRefused = prometheus.NewDesc("taobox_miner_handshakes_refused_total",
 		"QUIC handshakes refused over the handshake rate, before any cryptography.", nil, nil)
+	descConnsClosedBad = prometheus.NewDesc("taobox_miner_connections_closed_bad_requests_total",
+		"QUIC connections closed because their last Limits.BadRequests requests were all refused for sender faults.", nil, nil)
 	descConnsOpen = prometheus.NewDesc("taobox_miner_connections_open",
 		"QUIC connections open now.", nil, nil)
 	descQueue = prometheus.NewDesc("taobox_miner_queue_depth",
 		"Admitted tasks waiting for the model.", nil, nil)
 	descInFlight = prometheus.NewDesc("taobox_miner_in_flight",
-		"Admitted tasks not waiting in the queue: the one the model is answering, and any between admission and the queue.", nil, nil)
+		"Admitted tasks not waiting in the queue: those the model is answering, and any between admission and the queue.", nil, nil)
 	descReplay = prometheus.NewDesc("taobox_miner_replay_cache_entries",
 		"Nonces remembered against replays.", nil, nil)
 	descAnswer = prometheus.NewDesc("taobox_miner_answer_seconds_mean",
@@ -71,7 +74,7 @@ type minerCollector Miner
 
 func (c *minerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRejects, descInfo, descServed, descTokens, descAbandoned, descStreams,
-		descConns, descConnsRefused, descHandshakesRefused, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate} {
+		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate} {
 		ch <- d
 	}
 }
@@ -96,6 +99,7 @@ func (c *minerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descConns, m.m.conns.Load())
 	counter(descConnsRefused, m.m.connsRefused.Load())
 	counter(descHandshakesRefused, m.m.handshakesRefused.Load())
+	counter(descConnsClosedBad, m.m.connsClosedBad.Load())
 	gauge(descConnsOpen, float64(m.nconns.Load()))
 	queued := m.q.len()
 	gauge(descQueue, float64(queued))

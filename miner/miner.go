@@ -4,10 +4,12 @@
 // tokens back with a signed final frame (see package task and
 // docs/task-protocol.md).
 //
-// Serving: one worker per model runs one request at a time (the model is
-// not safe for concurrent use); there is no batching. Tokens are written to
-// the stream as each is generated, by a separate writer per stream, so a
-// slow reader never stalls the model.
+// Serving: with Config.Model, one scheduler per miner decodes up to
+// Limits.Slots answers together, one token of each per batched step
+// (continuous batching, batch.go), with exactly the tokens and log-probs of
+// one-at-a-time generation; with Config.Answer, one worker answers one
+// request at a time. Tokens are written to the stream as each is generated,
+// by a separate writer per stream, so a slow reader never stalls the model.
 package miner
 
 import (
@@ -86,6 +88,17 @@ type Limits struct {
 	IdleTimeout time.Duration
 	// ChainRefresh is the longest a sender table is used. Default 1 s.
 	ChainRefresh time.Duration
+	// BadRequests is how many requests in a row one connection may have
+	// refused for faults of the sender (malformed, too large, bad
+	// signature, unregistered, stale, replayed, …: task.Code.SenderFault)
+	// before the miner closes it with task.CloseBadRequests. Default 16.
+	BadRequests int
+	// Slots is the most answers Config.Model generates together, decoded
+	// one token each per batched step (continuous batching, batch.go); each
+	// slot holds a KV cache (model.KVCacheBytes), allocated when first
+	// used. 1 answers one request at a time; values above model.MaxBatch
+	// count as model.MaxBatch. Unused with Config.Answer. Default 8.
+	Slots int
 }
 
 func (l *Limits) defaults() {
@@ -110,6 +123,7 @@ func (l *Limits) defaults() {
 	defi(&l.Queue, 256)
 	defi(&l.StreamsPerConn, 256)
 	defi(&l.MaxConns, 4096)
+	defi(&l.BadRequests, 16)
 	if l.Rate <= 0 {
 		l.Rate = 50
 	}
@@ -285,10 +299,10 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 		if m.nconns.Add(1) > int64(m.cfg.Limits.MaxConns) {
 			m.nconns.Add(-1)
 			m.m.connsRefused.Add(1)
-			c.CloseWithError(1, "too many connections")
+			c.CloseWithError(task.CloseTooManyConns, "too many connections")
 			continue
 		}
-		cs := &connState{}
+		cs := &connState{conn: c}
 		m.mu.Lock()
 		m.conns[c] = cs
 		m.mu.Unlock()
@@ -345,7 +359,7 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 				case <-c.Context().Done():
 				}
 			}
-			c.CloseWithError(0, "miner stopping")
+			c.CloseWithError(task.CloseNormal, "miner stopping")
 		})
 	}
 	closing.Wait()
@@ -357,7 +371,24 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 
 // connState is what the miner keeps per open connection.
 type connState struct {
+	conn      *quic.Conn
 	lastWrite atomic.Int64 // time of the last stream write (sinceStart), 0: none
+	faults    atomic.Int64 // requests refused for sender faults since the last admitted one
+}
+
+// refused records that a request of the connection was refused with code;
+// after Limits.BadRequests sender faults in a row (task.Code.SenderFault)
+// it closes the connection with task.CloseBadRequests and reports true. A
+// forged or broken client thus costs the miner a bounded amount of work
+// per connection, and a new connection costs it a handshake, which is
+// rate-limited per source IP.
+func (m *Miner) refused(cs *connState, code task.Code) bool {
+	if !code.SenderFault() || cs.faults.Add(1) != int64(m.cfg.Limits.BadRequests) {
+		return false
+	}
+	m.m.connsClosedBad.Add(1)
+	cs.conn.CloseWithError(task.CloseBadRequests, "too many bad requests")
+	return true
 }
 
 var epoch = time.Now() // monotonic base for connState times

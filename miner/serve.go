@@ -87,6 +87,8 @@ func (w *streamWriter) run(s *quic.Stream, cs *connState) (gone bool) {
 }
 
 // writeReject answers a stream with one reject frame and closes it.
+// A connection whose requests keep being refused for sender faults is
+// closed after the reject (Miner.refused).
 func (m *Miner) writeReject(s *quic.Stream, cs *connState, a admission) {
 	m.m.rejects[a.code].Add(1)
 	s.CancelRead(0)
@@ -94,6 +96,7 @@ func (m *Miner) writeReject(s *quic.Stream, cs *connState, a admission) {
 	s.Write(task.AppendRejectFrame(nil, &task.Reject{Code: a.code, RetryAfterMs: a.retryMs, Message: a.msg}))
 	s.Close()
 	cs.wrote()
+	m.refused(cs, a.code)
 }
 
 // serveStream reads one request, admits it, queues it and streams its
@@ -117,6 +120,7 @@ func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) 
 		m.writeReject(s, cs, a)
 		return
 	}
+	cs.faults.Store(0)
 	r.queued = time.Now()
 	evicted, ok := m.q.push(r)
 	if !ok {
@@ -136,8 +140,14 @@ func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) 
 	r.w.run(s, cs)
 }
 
-// worker serves queued requests one at a time until ctx ends.
+// worker serves queued requests until ctx ends: with the batch scheduler
+// (batch.go) when the answer comes from Config.Model with more than one
+// slot, otherwise one at a time through the AnswerFunc.
 func (m *Miner) worker(ctx context.Context) {
+	if m.parallel() > 1 {
+		m.batchWorker(ctx)
+		return
+	}
 	for {
 		r := m.q.pop(ctx)
 		if r == nil {
@@ -149,64 +159,99 @@ func (m *Miner) worker(ctx context.Context) {
 }
 
 func (m *Miner) serveOne(ctx context.Context, r *request) {
+	a := m.startAnswer(ctx, r)
+	if a == nil {
+		return
+	}
+	a.end(m.answer(a.ctx, r.body, a.emit))
+}
+
+// answerRun is one request between leaving the queue and its last frame:
+// what every emitted token goes through (the token checks, the result
+// chain, the stream) and how the answer ends (final frame, or a reject).
+type answerRun struct {
+	m      *Miner
+	r      *request
+	wctx   context.Context // the worker's: its end means the miner is stopping
+	ctx    context.Context // the answer's: ends with the client, the answer timeout or wctx
+	cancel context.CancelFunc
+	stop   func() bool // undoes the AfterFunc tying ctx to wctx
+	start  time.Time
+
+	chain          task.ResultChain
+	count          uint32
+	payload, frame []byte
+}
+
+// startAnswer starts r's answer, or finishes r and returns nil if its
+// client left while it waited (counted as abandoned). The caller must
+// call end on the result exactly once.
+func (m *Miner) startAnswer(ctx context.Context, r *request) *answerRun {
 	if r.ctx.Err() != nil { // the client left while it waited
 		r.w.finish()
 		m.m.abandoned.Add(1)
-		return
-	}
-	start := time.Now()
-	actx, cancel := context.WithTimeout(r.ctx, m.cfg.Limits.AnswerTimeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, cancel)
-	defer stop()
-
-	chain := task.NewResultChain(r.hash)
-	var count uint32
-	var payload, frame []byte
-	emit := func(t task.Token) error {
-		if err := actx.Err(); err != nil {
-			return err
-		}
-		if count >= r.body.MaxTokens {
-			return fmt.Errorf("miner: answer emitted more than %d tokens", r.body.MaxTokens)
-		}
-		if len(t.Top) > int(r.body.TopAlts) {
-			t.Top = t.Top[:r.body.TopAlts]
-		}
-		payload = t.AppendEncode(payload[:0])
-		if _, err := task.DecodeToken(payload); err != nil {
-			return fmt.Errorf("miner: answer emitted an invalid token: %w", err)
-		}
-		chain.Add(payload)
-		frame = task.AppendFrame(frame[:0], task.FrameToken, payload)
-		r.w.write(frame)
-		count++
 		return nil
 	}
-	err := m.answer(actx, r.body, emit)
-	if err == nil && count == 0 {
+	a := &answerRun{m: m, r: r, wctx: ctx, start: time.Now(), chain: task.NewResultChain(r.hash)}
+	a.ctx, a.cancel = context.WithTimeout(r.ctx, m.cfg.Limits.AnswerTimeout)
+	a.stop = context.AfterFunc(ctx, a.cancel)
+	return a
+}
+
+// emit checks and streams one token of the answer.
+func (a *answerRun) emit(t task.Token) error {
+	r := a.r
+	if err := a.ctx.Err(); err != nil {
+		return err
+	}
+	if a.count >= r.body.MaxTokens {
+		return fmt.Errorf("miner: answer emitted more than %d tokens", r.body.MaxTokens)
+	}
+	if len(t.Top) > int(r.body.TopAlts) {
+		t.Top = t.Top[:r.body.TopAlts]
+	}
+	a.payload = t.AppendEncode(a.payload[:0])
+	if _, err := task.DecodeToken(a.payload); err != nil {
+		return fmt.Errorf("miner: answer emitted an invalid token: %w", err)
+	}
+	a.chain.Add(a.payload)
+	a.frame = task.AppendFrame(a.frame[:0], task.FrameToken, a.payload)
+	r.w.write(a.frame)
+	a.count++
+	return nil
+}
+
+// end finishes the answer: with err nil (and at least one token) a signed
+// final frame, made on the stream's goroutine, and the served metrics;
+// otherwise a reject frame (CodeShuttingDown when the miner is stopping,
+// CodeInternal else).
+func (a *answerRun) end(err error) {
+	defer a.cancel()
+	defer a.stop()
+	m, r := a.m, a.r
+	if err == nil && a.count == 0 {
 		err = errors.New("miner: answer emitted no tokens")
 	}
 	if err != nil {
 		code := task.CodeInternal
-		if ctx.Err() != nil {
+		if a.wctx.Err() != nil {
 			code = task.CodeShuttingDown
 		}
 		if r.ctx.Err() == nil {
-			m.log.Warn("answer failed", "err", err, "tokens", count)
+			m.log.Warn("answer failed", "err", err, "tokens", a.count)
 		}
 		m.m.rejects[code].Add(1)
-		r.reject(code, 0, "answer failed after "+fmt.Sprint(count)+" tokens")
+		r.reject(code, 0, "answer failed after "+fmt.Sprint(a.count)+" tokens")
 		return
 	}
-	sum, key := chain.Sum(), m.cfg.Key
+	count, sum, key := a.count, a.chain.Sum(), m.cfg.Key
 	r.w.finishWith(func() []byte {
 		f := task.SignFinal(key, r.hash, count, sum)
 		return task.AppendFinalFrame(nil, &f)
 	})
 	m.m.served.Add(1)
 	m.m.tokens.Add(int64(count))
-	d := time.Since(start)
+	d := time.Since(a.start)
 	old := m.m.serviceEWMA.Load()
 	if old == 0 {
 		old = int64(d)

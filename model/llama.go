@@ -19,9 +19,11 @@ import (
 //
 // Every output is computed in an order fixed by the model alone, so the
 // logits are bit-identical for any thread count, with or without the SIMD
-// kernels, and between the one-token path (Forward, generation) and the
-// batched prompt path (Score, the prompt of Generate and GenerateSampled).
-// A Model is not safe for concurrent use.
+// kernels, between the one-token path (Forward, generation) and the
+// batched prompt path (Score, the prompt of Generate and GenerateSampled),
+// and between one sequence alone and several decoded together
+// (ForwardBatch over Seqs; see batch.go). A Model is not safe for
+// concurrent use.
 type Model struct {
 	Config Config
 	// Weights holds the F32 weights the model was built from by NewModel
@@ -35,22 +37,27 @@ type Model struct {
 	rmsFinal []float32
 
 	// run state for up to maxBatch tokens, token t at [t*width:], allocated once
-	x, xb, xb2 []float32 // [B][dim]
-	hb, hb2    []float32 // [B][hidden]
-	q          []float32 // [B][dim]
-	xq         []int8    // [B][max(dim, hidden)]: activations quantized to Q8
-	xd         []float32 // [B][max(dim, hidden)/32]: their block scales
-	att        []float32 // [attB][n_heads][seq_len]: scores of (token, head)
-	blogits    []float32 // [B][vocab]
-	logits     []float32 // blogits[:vocab]: the logits Forward returns
-	keyCache   []float32 // [layers][seq_len][kv_dim]
-	valueCache []float32 // [layers][seq_len][kv_dim]
-	ropeFreq   []float32 // [head_size/2]: 1/base^(2i/head_size)
-	ropeCos    []float32 // [B][head_size/2]: cos(pos*ropeFreq[i]) of the block
-	ropeSin    []float32 // likewise sin
-	attScale   float32   // sqrtf(head_size)
-	eps        float32   // RMSNorm epsilon
-	tok1       [1]int    // Forward's one-token block
+	x, xb, xb2 []float32   // [B][dim]
+	hb, hb2    []float32   // [B][hidden]
+	q          []float32   // [B][dim]
+	xq         []int8      // [B][max(dim, hidden)]: activations quantized to Q8
+	xd         []float32   // [B][max(dim, hidden)/32]: their block scales
+	att        []float32   // [attB][n_heads][seq_len]: scores of (token, head)
+	blogits    []float32   // [B][vocab]
+	logits     []float32   // blogits[:vocab]: the logits Forward returns
+	keyCache   []float32   // [layers][seq_len][kv_dim]: Forward's sequence
+	valueCache []float32   // [layers][seq_len][kv_dim]
+	kbuf, vbuf []float32   // [B][kv_dim]: the block's new keys and values
+	bpos       []int       // [B]: position of block token t
+	bkey, bval [][]float32 // [B]: the KV cache of block token t's sequence
+	bwant      []bool      // [B]: whether block token t's logits are computed
+	btok       []int       // [B]: ForwardBatch's tokens
+	ropeFreq   []float32   // [head_size/2]: 1/base^(2i/head_size)
+	ropeCos    []float32   // [B][head_size/2]: cos(pos*ropeFreq[i]) of the block
+	ropeSin    []float32   // likewise sin
+	attScale   float32     // sqrtf(head_size)
+	eps        float32     // RMSNorm epsilon
+	tok1       [1]int      // Forward's one-token block
 
 	// threading (see SetThreads); pool is nil with one thread
 	threads int
@@ -59,8 +66,7 @@ type Model struct {
 	mm      mmTask
 	mmFn    func(lo, hi int) // m.mmRows, built once so runs do not allocate
 	attFn   func(lo, hi int) // m.attnItems, likewise
-	attLoff int              // attention job: layer offset in the KV cache,
-	attPos0 int              // position of block token 0,
+	attLoff int              // attention job: layer offset in the KV caches,
 	attTok0 int              // and first block token of the job
 	attB    int              // tokens whose attention fits att at once
 	siluFn  func(lo, hi int) // m.swiglu
@@ -85,7 +91,11 @@ type layer struct {
 // product together: every weight row is read once per block and reused
 // from cache for each token (the products iterate rows outside, tokens
 // inside, in row chunks that fit L1).
-const maxBatch = 16
+const maxBatch = MaxBatch
+
+// MaxBatch is the most tokens one block (a prompt block, a Score block or a
+// ForwardBatch step) runs through the model together.
+const MaxBatch = 16
 
 // mmTask is up to three products that share their input x (n columns, nt
 // tokens), run as one job over their concatenated output rows.
@@ -223,7 +233,7 @@ func (c *Config) check() error {
 func newModel(c Config, layers []layer, emb, cls matrix, rmsFinal []float32) *Model {
 	d, hd, l, v, kv := c.Dim, c.HiddenDim, c.NLayers, c.VocabSize, c.KVDim()
 	hs := c.HeadSize()
-	b := min(maxBatch, c.SeqLen)
+	b := maxBatch // ForwardBatch takes maxBatch tokens whatever SeqLen is
 	wide := max(d, hd)
 	m := &Model{
 		Config:     c,
@@ -243,6 +253,13 @@ func newModel(c Config, layers []layer, emb, cls matrix, rmsFinal []float32) *Mo
 		blogits:    make([]float32, b*v),
 		keyCache:   make([]float32, l*c.SeqLen*kv),
 		valueCache: make([]float32, l*c.SeqLen*kv),
+		kbuf:       make([]float32, b*kv),
+		vbuf:       make([]float32, b*kv),
+		bpos:       make([]int, b),
+		bkey:       make([][]float32, b),
+		bval:       make([][]float32, b),
+		bwant:      make([]bool, b),
+		btok:       make([]int, b),
 		ropeFreq:   make([]float32, hs/2),
 		ropeCos:    make([]float32, b*hs/2),
 		ropeSin:    make([]float32, b*hs/2),
@@ -390,11 +407,35 @@ func (m *Model) prefill(tokens []int) {
 }
 
 // forwardBlock runs len(toks) ≤ maxBatch consecutive tokens at positions
-// pos0.. through the model, and computes the logits of tokens from.. into
+// pos0.. of Forward's sequence (the model's own KV cache) through the
+// model, and computes the logits of tokens from.. into
 // blogits[(t-from)*vocab:]. Each token's arithmetic is exactly that of a
 // one-token block: the block only changes the order in which independent
 // outputs are computed.
 func (m *Model) forwardBlock(toks []int, pos0, from int) {
+	m.forwardSeqBlock(m.keyCache, m.valueCache, toks, pos0, from)
+}
+
+// forwardSeqBlock is forwardBlock on the sequence whose KV cache is key,
+// value.
+func (m *Model) forwardSeqBlock(key, value []float32, toks []int, pos0, from int) {
+	for t := range toks {
+		m.bpos[t], m.bkey[t], m.bval[t], m.bwant[t] = pos0+t, key, value, t >= from
+	}
+	m.forwardTokens(toks)
+}
+
+// forwardTokens runs block token t = toks[t] (len(toks) ≤ maxBatch) at
+// position m.bpos[t] of the sequence whose KV cache is m.bkey[t],
+// m.bval[t], and computes the logits of the tokens with m.bwant[t], in
+// block order, into blogits[j*vocab:] for the j-th of them. Every token
+// writes its key and value at its position of its own sequence, before
+// any token's attention reads the positions ≤ its own of its own sequence:
+// a sequence may appear several times in one block (at distinct
+// positions), as a prompt block does. Each token's arithmetic is exactly
+// that of a one-token block: the block only changes the order in which
+// independent outputs are computed, and which weight reads they share.
+func (m *Model) forwardTokens(toks []int) {
 	c := &m.Config
 	nt := len(toks)
 	dim, hidden, kvDim, hs := c.Dim, c.HiddenDim, c.KVDim(), c.HeadSize()
@@ -403,7 +444,7 @@ func (m *Model) forwardBlock(toks []int, pos0, from int) {
 	}
 	half := hs / 2
 	for t := range nt {
-		fpos := float32(pos0 + t)
+		fpos := float32(m.bpos[t])
 		cs, sn := m.ropeCos[t*half:(t+1)*half], m.ropeSin[t*half:(t+1)*half]
 		for i, f := range m.ropeFreq {
 			val := fpos * f
@@ -420,22 +461,24 @@ func (m *Model) forwardBlock(toks []int, pos0, from int) {
 		}
 
 		loff := l * c.SeqLen * kvDim
-		kc := m.keyCache[loff+pos0*kvDim : loff+(pos0+nt)*kvDim]
-		vc := m.valueCache[loff+pos0*kvDim : loff+(pos0+nt)*kvDim]
 		m.setMM(m.xb, dim, nt)
 		m.addMM(m.q, dim, &L.wq)
-		m.addMM(kc, kvDim, &L.wk)
-		m.addMM(vc, kvDim, &L.wv)
+		m.addMM(m.kbuf, kvDim, &L.wk)
+		m.addMM(m.vbuf, kvDim, &L.wv)
 		m.runMM()
 		for t := range nt {
 			q := m.q[t*dim : (t+1)*dim]
-			k := kc[t*kvDim : (t+1)*kvDim]
+			k := m.kbuf[t*kvDim : (t+1)*kvDim]
+			v := m.vbuf[t*kvDim : (t+1)*kvDim]
 			if L.bq != nil {
 				addBias(q, L.bq)
 				addBias(k, L.bk)
-				addBias(vc[t*kvDim:(t+1)*kvDim], L.bv)
+				addBias(v, L.bv)
 			}
 			m.rope(q, k, t)
+			at := loff + m.bpos[t]*kvDim
+			copy(m.bkey[t][at:at+kvDim], k)
+			copy(m.bval[t][at:at+kvDim], v)
 		}
 
 		// Grouped-query attention: the (token, head) pairs of up to attB
@@ -443,10 +486,10 @@ func (m *Model) forwardBlock(toks []int, pos0, from int) {
 		// keys and values of positions ≤ its own only, all written above.
 		for t0 := 0; t0 < nt; t0 += m.attB {
 			t1 := min(t0+m.attB, nt)
-			m.attLoff, m.attPos0, m.attTok0 = loff, pos0, t0
+			m.attLoff, m.attTok0 = loff, t0
 			bytes := 0
 			for t := t0; t < t1; t++ {
-				bytes += c.NHeads * (pos0 + t + 1) * hs * 8
+				bytes += c.NHeads * (m.bpos[t] + 1) * hs * 8
 			}
 			if m.pool != nil && bytes >= parallelMinWork {
 				m.pool.run((t1-t0)*c.NHeads, m.attFn)
@@ -483,14 +526,22 @@ func (m *Model) forwardBlock(toks []int, pos0, from int) {
 		}
 	}
 
-	if from >= nt {
+	// The final norm of the tokens whose logits are wanted goes into xb
+	// (free now), packed, so that the classifier runs over them together.
+	nw := 0
+	for t := range nt {
+		if m.bwant[t] {
+			rmsnorm(m.xb[nw*dim:(nw+1)*dim], x[t*dim:(t+1)*dim], m.rmsFinal, m.eps)
+			nw++
+		}
+	}
+	for t := range nt {
+		m.bkey[t], m.bval[t] = nil, nil // hold no caches between blocks
+	}
+	if nw == 0 {
 		return
 	}
-	for t := from; t < nt; t++ {
-		xt := x[t*dim : (t+1)*dim]
-		rmsnorm(xt, xt, m.rmsFinal, m.eps)
-	}
-	m.setMM(x[from*dim:], dim, nt-from)
+	m.setMM(m.xb, dim, nw)
 	m.addMM(m.blogits, c.VocabSize, &m.cls)
 	m.runMM()
 }
@@ -566,9 +617,9 @@ func (m *Model) swiglu(lo, hi int) {
 
 // attnItems computes the attention of items [lo, hi) of the current
 // attention job, item i being head i%n_heads of block token
-// m.attTok0+i/n_heads (position m.attPos0 plus that index, layer offset
-// m.attLoff). It writes the item's att row and the token's xb of that head
-// only.
+// m.attTok0+i/n_heads (at its position m.bpos of its sequence's cache
+// m.bkey/m.bval, layer offset m.attLoff). It writes the item's att row and
+// the token's xb of that head only.
 func (m *Model) attnItems(lo, hi int) {
 	c := &m.Config
 	kvDim, hs := c.KVDim(), c.HeadSize()
@@ -576,17 +627,17 @@ func (m *Model) attnItems(lo, hi int) {
 	loff := m.attLoff
 	for it := lo; it < hi; it++ {
 		tok, h := m.attTok0+it/c.NHeads, it%c.NHeads
-		pos := m.attPos0 + tok
+		pos := m.bpos[tok]
 		q := m.q[tok*c.Dim+h*hs : tok*c.Dim+(h+1)*hs]
 		xb := m.xb[tok*c.Dim+h*hs : tok*c.Dim+(h+1)*hs]
 		att := m.att[it*c.SeqLen : it*c.SeqLen+pos+1]
 		kvOff := loff + (h/kvMul)*hs
-		dotF32Rows(att, m.keyCache[kvOff:], kvDim, q)
+		dotF32Rows(att, m.bkey[tok][kvOff:], kvDim, q)
 		for t := range att {
 			att[t] /= m.attScale
 		}
 		softmax(att)
-		attnValues(xb, m.valueCache[kvOff:], kvDim, att)
+		attnValues(xb, m.bval[tok][kvOff:], kvDim, att)
 	}
 }
 

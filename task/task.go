@@ -391,6 +391,28 @@ var codeNames = [...]string{
 // NumCodes is one past the largest defined code.
 const NumCodes = int(codeEnd)
 
+// SenderFault reports whether c refuses a request for a fault of its sender
+// (bytes, identity, signature, freshness, addressing or model), as opposed
+// to the miner's load or state (rate-limited, too-many-streams, busy,
+// internal, shutting-down). A connection that keeps sending such requests
+// is closed (CloseBadRequests).
+func (c Code) SenderFault() bool {
+	switch c {
+	case CodeTooLarge, CodeMalformed, CodeBadVersion, CodeWrongNetuid, CodeWrongMiner,
+		CodeUnregistered, CodeNoPermit, CodeLowStake, CodeStale, CodeBadSignature,
+		CodeReplay, CodeModelMismatch, CodeTimeout:
+		return true
+	}
+	return false
+}
+
+// The QUIC application error codes a miner closes a connection with.
+const (
+	CloseNormal       = 0 // the miner is stopping, or the client closed
+	CloseTooManyConns = 1 // the miner holds its MaxConns connections
+	CloseBadRequests  = 2 // the connection's last requests were all refused for sender faults
+)
+
 // String is the code's stable lower-case name, used in metrics.
 func (c Code) String() string {
 	if int(c) < len(codeNames) {

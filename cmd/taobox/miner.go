@@ -50,6 +50,7 @@ var minerCommand = &command{
 		register := fs.String("register", "", "if the hotkey has no uid on --netuid, register it first, paying at most `TAO` (signed by the wallet's coldkey, which must be on this machine)")
 		of := addObsFlags(fs, "info")
 		minStake := fs.Uint64("min-stake", 0, "the least stake in `RAO` a validator needs")
+		slots := fs.Int("slots", 8, "answer up to `N` tasks together, one token of each per batched model step (1: one at a time; at most 16; each holds a KV cache)")
 		unlock := unlockFlags(fs)
 		return func(e *env) error {
 			o, err := of.open(e)
@@ -69,7 +70,7 @@ var minerCommand = &command{
 			log := o.log
 			mn, err := miner.New(miner.Config{
 				Key: key, Netuid: uint16(netuid.v), Model: mf.m, ModelHash: hash, StopIDs: stop,
-				Chain: &apiChain{c: c, ctx: e.ctx}, Limits: miner.Limits{MinStake: *minStake},
+				Chain: &apiChain{c: c, ctx: e.ctx}, Limits: miner.Limits{MinStake: *minStake, Slots: *slots},
 				Logger: log,
 			})
 			if err != nil {
