@@ -14,23 +14,31 @@ import (
 	"taobox/chain/types"
 )
 
-// Request signing (the "taobox-openai/1" scheme). A caller proves it holds
-// the key of an account by four headers:
+// Request signing (the "taobox-openai/2" scheme). A caller proves it holds
+// the key of an account by five headers:
 //
 //	X-Taobox-Account    the SS58 address of the ed25519 key that signs
+//	X-Taobox-Gateway    the SS58 address of the gateway the request is for:
+//	                    the hotkey of the validator whose endpoint is called
 //	X-Taobox-Timestamp  the caller's clock, Unix milliseconds (decimal)
 //	X-Taobox-Nonce      16..64 characters of [A-Za-z0-9_-], fresh per request
 //	X-Taobox-Signature  128 hex digits: ed25519 over SigningBytes
 //
-// SigningBytes = "taobox-openai/1 request" ‖ 0x00 ‖ u16 len ‖ method ‖
-// u16 len ‖ request URI (path and query, as sent) ‖ SHA-256(body) ‖
-// i64 timestamp ‖ u8 len ‖ nonce, integers big-endian. The domain prefix
-// keeps these signatures from ever being valid as a chain transaction or a
-// task envelope, and the lengths make the encoding unambiguous.
+// SigningBytes = "taobox-openai/2 request" ‖ 0x00 ‖ gateway hotkey (32
+// bytes) ‖ u16 len ‖ method ‖ u16 len ‖ request URI (path and query, as
+// sent) ‖ SHA-256(body) ‖ i64 timestamp ‖ u8 len ‖ nonce, integers
+// big-endian. The domain prefix keeps these signatures from ever being
+// valid as a chain transaction or a task envelope, and the lengths make the
+// encoding unambiguous. The gateway hotkey binds a request to one
+// validator: a gateway refuses a request signed for another
+// (ErrWrongGateway), so a request seen by one validator (or anyone between
+// the caller and it) cannot be replayed to another validator's endpoint
+// within the window. Version 1 signatures (no gateway) are not accepted.
 
 // Header names.
 const (
 	HeaderAccount   = "X-Taobox-Account"
+	HeaderGateway   = "X-Taobox-Gateway"
 	HeaderTimestamp = "X-Taobox-Timestamp"
 	HeaderNonce     = "X-Taobox-Nonce"
 	HeaderSignature = "X-Taobox-Signature"
@@ -47,7 +55,7 @@ const (
 	maxURILen     = 2048
 )
 
-const domainRequest = "taobox-openai/1 request\x00"
+const domainRequest = "taobox-openai/2 request\x00"
 
 // Sentinel errors of authentication; each maps to HTTP 401 except where said.
 var (
@@ -61,6 +69,9 @@ var (
 	ErrStale = errors.New("gateway: stale timestamp")
 	// ErrReplay: the (account, nonce) pair was seen within the window.
 	ErrReplay = errors.New("gateway: replayed nonce")
+	// ErrWrongGateway: the request was signed for another gateway (another
+	// validator's hotkey in X-Taobox-Gateway).
+	ErrWrongGateway = errors.New("gateway: request signed for another gateway")
 	// ErrReplayFull: the replay cache is full of live nonces (HTTP 503).
 	ErrReplayFull = errors.New("gateway: replay cache full")
 )
@@ -68,20 +79,21 @@ var (
 // Auth is the parsed signed headers of one request.
 type Auth struct {
 	Account types.AccountID
+	Gateway types.AccountID // the gateway (validator hotkey) the caller signed for
 	TimeMs  int64
 	Nonce   string
 	Sig     [64]byte
 }
 
-// ParseAuth reads the four signed headers. It checks their syntax only
+// ParseAuth reads the five signed headers. It checks their syntax only
 // (caps, charset, address checksum); Verify checks the signature and
 // Window the time. A missing header gives ErrUnsigned, a bad one
 // ErrBadHeader.
 func ParseAuth(h http.Header) (Auth, error) {
 	var a Auth
-	acct, ts, nonce, sig := h.Get(HeaderAccount), h.Get(HeaderTimestamp), h.Get(HeaderNonce), h.Get(HeaderSignature)
-	if acct == "" || ts == "" || nonce == "" || sig == "" {
-		return a, fmt.Errorf("%w: send %s, %s, %s and %s (taobox chat does; see docs/openai.md)", ErrUnsigned, HeaderAccount, HeaderTimestamp, HeaderNonce, HeaderSignature)
+	acct, gw, ts, nonce, sig := h.Get(HeaderAccount), h.Get(HeaderGateway), h.Get(HeaderTimestamp), h.Get(HeaderNonce), h.Get(HeaderSignature)
+	if acct == "" || gw == "" || ts == "" || nonce == "" || sig == "" {
+		return a, fmt.Errorf("%w: send %s, %s, %s, %s and %s (taobox chat does; see docs/openai.md)", ErrUnsigned, HeaderAccount, HeaderGateway, HeaderTimestamp, HeaderNonce, HeaderSignature)
 	}
 	if len(acct) > maxAccountLen {
 		return a, fmt.Errorf("%w: %s: %d characters", ErrBadHeader, HeaderAccount, len(acct))
@@ -91,6 +103,12 @@ func ParseAuth(h http.Header) (Auth, error) {
 		return a, fmt.Errorf("%w: %s: %v", ErrBadHeader, HeaderAccount, err)
 	}
 	a.Account = id
+	if len(gw) > maxAccountLen {
+		return a, fmt.Errorf("%w: %s: %d characters", ErrBadHeader, HeaderGateway, len(gw))
+	}
+	if a.Gateway, err = types.ParseAddress(gw); err != nil {
+		return a, fmt.Errorf("%w: %s: %v", ErrBadHeader, HeaderGateway, err)
+	}
 	if len(ts) > maxTimeLen {
 		return a, fmt.Errorf("%w: %s: %d characters", ErrBadHeader, HeaderTimestamp, len(ts))
 	}
@@ -127,16 +145,17 @@ func checkNonce(n string) error {
 	return nil
 }
 
-// SigningBytes is what the caller signs for a request (see the file
-// comment). It panics if method, uri or nonce are over their caps, which
-// ParseAuth and Sign rule out.
-func SigningBytes(method, uri string, body []byte, timeMs int64, nonce string) []byte {
+// SigningBytes is what the caller signs for a request to the gateway whose
+// hotkey is gateway (see the file comment). It panics if method, uri or
+// nonce are over their caps, which ParseAuth and Sign rule out.
+func SigningBytes(gateway types.AccountID, method, uri string, body []byte, timeMs int64, nonce string) []byte {
 	if len(method) > maxMethodLen || len(uri) > maxURILen || len(nonce) > MaxNonceLen {
 		panic("gateway: SigningBytes: method, uri or nonce over its cap")
 	}
 	sum := sha256.Sum256(body)
-	p := make([]byte, 0, len(domainRequest)+2+len(method)+2+len(uri)+32+8+1+len(nonce))
+	p := make([]byte, 0, len(domainRequest)+32+2+len(method)+2+len(uri)+32+8+1+len(nonce))
 	p = append(p, domainRequest...)
+	p = append(p, gateway[:]...)
 	p = binary.BigEndian.AppendUint16(p, uint16(len(method)))
 	p = append(p, method...)
 	p = binary.BigEndian.AppendUint16(p, uint16(len(uri)))
@@ -147,13 +166,25 @@ func SigningBytes(method, uri string, body []byte, timeMs int64, nonce string) [
 	return append(p, nonce...)
 }
 
-// Verify checks a's signature over the request (method, uri, body).
+// For checks that a was signed for the gateway whose hotkey is self; the
+// error (ErrWrongGateway) names both, so the caller can re-sign for the
+// endpoint it calls.
+func (a *Auth) For(self types.AccountID) error {
+	if a.Gateway != self {
+		return fmt.Errorf("%w: signed for gateway %s, but this gateway is %s; sign for the endpoint you call (taobox chat --gateway %s, docs/openai.md)",
+			ErrWrongGateway, types.SS58Encode(a.Gateway), types.SS58Encode(self), types.SS58Encode(self))
+	}
+	return nil
+}
+
+// Verify checks a's signature over the request (a.Gateway, method, uri,
+// body). Whether a.Gateway is this gateway is For's check.
 func (a *Auth) Verify(method, uri string, body []byte) error {
 	if len(method) > maxMethodLen || len(uri) > maxURILen {
 		return fmt.Errorf("%w: method or URI too long", ErrBadSignature)
 	}
-	if !ed25519.Verify(a.Account[:], SigningBytes(method, uri, body, a.TimeMs, a.Nonce), a.Sig[:]) {
-		return fmt.Errorf("%w: not signed by %s over %s %s and this body (sign the exact bytes sent)", ErrBadSignature, types.SS58Encode(a.Account), method, uri)
+	if !ed25519.Verify(a.Account[:], SigningBytes(a.Gateway, method, uri, body, a.TimeMs, a.Nonce), a.Sig[:]) {
+		return fmt.Errorf("%w: not signed by %s over %s %s, this body and gateway %s (sign the exact bytes sent)", ErrBadSignature, types.SS58Encode(a.Account), method, uri, types.SS58Encode(a.Gateway))
 	}
 	return nil
 }
@@ -167,10 +198,11 @@ func (a *Auth) Fresh(now time.Time, window time.Duration) error {
 	return nil
 }
 
-// Sign sets the four signed headers on r for body (the exact bytes r will
-// send), signing with key at time now with nonce (MinNonceLen..MaxNonceLen
+// Sign sets the five signed headers on r for body (the exact bytes r will
+// send), for the gateway whose hotkey is gateway (the validator r goes
+// to), signing with key at time now with nonce (MinNonceLen..MaxNonceLen
 // characters of [A-Za-z0-9_-]).
-func Sign(r *http.Request, body []byte, key ed25519.PrivateKey, now time.Time, nonce string) error {
+func Sign(r *http.Request, body []byte, gateway types.AccountID, key ed25519.PrivateKey, now time.Time, nonce string) error {
 	if len(key) != ed25519.PrivateKeySize {
 		return fmt.Errorf("gateway: sign: private key has %d bytes", len(key))
 	}
@@ -182,8 +214,12 @@ func Sign(r *http.Request, body []byte, key ed25519.PrivateKey, now time.Time, n
 		return fmt.Errorf("gateway: sign: method or URI too long")
 	}
 	ms := now.UnixMilli()
-	sig := ed25519.Sign(key, SigningBytes(r.Method, uri, body, ms, nonce))
+	if gateway == (types.AccountID{}) {
+		return fmt.Errorf("gateway: sign: no gateway hotkey: name the validator whose endpoint you call")
+	}
+	sig := ed25519.Sign(key, SigningBytes(gateway, r.Method, uri, body, ms, nonce))
 	r.Header.Set(HeaderAccount, types.SS58Encode(types.AccountIDFromPrivateKey(key)))
+	r.Header.Set(HeaderGateway, types.SS58Encode(gateway))
 	r.Header.Set(HeaderTimestamp, strconv.FormatInt(ms, 10))
 	r.Header.Set(HeaderNonce, nonce)
 	r.Header.Set(HeaderSignature, hex.EncodeToString(sig))

@@ -14,9 +14,12 @@ import (
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
+// testGateway is the gateway identity the unit tests sign for.
+var testGateway = idN(kValidator)
+
 func signedHeader(t testing.TB, k int, body []byte, now time.Time, nonce string) http.Header {
 	r, _ := http.NewRequest("POST", "http://gw/v1/chat/completions?x=1", bytes.NewReader(body))
-	if err := Sign(r, body, keyN(k), now, nonce); err != nil {
+	if err := Sign(r, body, testGateway, keyN(k), now, nonce); err != nil {
 		t.Fatal(err)
 	}
 	return r.Header
@@ -29,8 +32,14 @@ func TestSignVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Account != idN(7) || a.TimeMs != t0.UnixMilli() || a.Nonce != "abcdefghijklmnop" {
+	if a.Account != idN(7) || a.Gateway != testGateway || a.TimeMs != t0.UnixMilli() || a.Nonce != "abcdefghijklmnop" {
 		t.Fatalf("%+v", a)
+	}
+	if err := a.For(testGateway); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.For(idN(8)); !errors.Is(err, ErrWrongGateway) {
+		t.Errorf("For another gateway: %v, want ErrWrongGateway", err)
 	}
 	if err := a.Verify("POST", "/v1/chat/completions?x=1", body); err != nil {
 		t.Fatal(err)
@@ -63,16 +72,28 @@ func TestSignVerify(t *testing.T) {
 	if err := b.Verify("POST", "/v1/chat/completions?x=1", body); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("other account: %v", err)
 	}
+	// The gateway is signed: claiming another one in the header breaks
+	// the signature (so a replay cannot be re-addressed).
+	b = a
+	b.Gateway = idN(8)
+	if err := b.Verify("POST", "/v1/chat/completions?x=1", body); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("other gateway: %v", err)
+	}
+	r, _ := http.NewRequest("POST", "http://gw/v1/x", nil)
+	if err := Sign(r, nil, types.AccountID{}, keyN(7), t0, "abcdefghijklmnop"); err == nil {
+		t.Error("Sign without a gateway identity succeeded")
+	}
 }
 
 // TestSigningBytesUnambiguous: moving bytes between method, URI and nonce
 // changes the signed bytes.
 func TestSigningBytesUnambiguous(t *testing.T) {
-	a := SigningBytes("POST", "/v1/x", nil, 5, "nonce-nonce-nonce-1")
-	b := SigningBytes("POS", "T/v1/x", nil, 5, "nonce-nonce-nonce-1")
-	c := SigningBytes("POST", "/v1/xn", nil, 5, "once-nonce-nonce-1")
-	if bytes.Equal(a, b) || bytes.Equal(a, c) || !bytes.HasPrefix(a, []byte("taobox-openai/1 request\x00")) {
-		t.Fatal("signing bytes are ambiguous or lack the domain prefix")
+	a := SigningBytes(testGateway, "POST", "/v1/x", nil, 5, "nonce-nonce-nonce-1")
+	b := SigningBytes(testGateway, "POS", "T/v1/x", nil, 5, "nonce-nonce-nonce-1")
+	c := SigningBytes(testGateway, "POST", "/v1/xn", nil, 5, "once-nonce-nonce-1")
+	d := SigningBytes(idN(8), "POST", "/v1/x", nil, 5, "nonce-nonce-nonce-1")
+	if bytes.Equal(a, b) || bytes.Equal(a, c) || bytes.Equal(a, d) || !bytes.HasPrefix(a, []byte("taobox-openai/2 request\x00")) {
+		t.Fatal("signing bytes are ambiguous, do not bind the gateway, or lack the domain prefix")
 	}
 }
 
@@ -95,6 +116,9 @@ func TestParseAuth(t *testing.T) {
 		{"good", good, nil},
 		{"no headers", http.Header{}, ErrUnsigned},
 		{"no account", set(HeaderAccount, ""), ErrUnsigned},
+		{"no gateway", set(HeaderGateway, ""), ErrUnsigned},
+		{"bad gateway", set(HeaderGateway, "5notanaddress"), ErrBadHeader},
+		{"long gateway", set(HeaderGateway, strings.Repeat("5", 65)), ErrBadHeader},
 		{"no timestamp", set(HeaderTimestamp, ""), ErrUnsigned},
 		{"no nonce", set(HeaderNonce, ""), ErrUnsigned},
 		{"no signature", set(HeaderSignature, ""), ErrUnsigned},
@@ -170,13 +194,14 @@ func TestReplayCache(t *testing.T) {
 // re-encode exactly, and a signature over random headers never verifies.
 func FuzzParseAuth(f *testing.F) {
 	h := signedHeader(f, 3, nil, t0, "0123456789abcdef")
-	f.Add(h.Get(HeaderAccount), h.Get(HeaderTimestamp), h.Get(HeaderNonce), h.Get(HeaderSignature))
-	f.Add("", "", "", "")
-	f.Add("5notanaddress", "-1", "short", "zz")
-	f.Add(types.SS58Encode(idN(1)), "18446744073709551615", strings.Repeat("a", 64), strings.Repeat("00", 64))
-	f.Fuzz(func(t *testing.T, acct, ts, nonce, sig string) {
+	f.Add(h.Get(HeaderAccount), h.Get(HeaderGateway), h.Get(HeaderTimestamp), h.Get(HeaderNonce), h.Get(HeaderSignature))
+	f.Add("", "", "", "", "")
+	f.Add("5notanaddress", "5x", "-1", "short", "zz")
+	f.Add(types.SS58Encode(idN(1)), types.SS58Encode(idN(2)), "18446744073709551615", strings.Repeat("a", 64), strings.Repeat("00", 64))
+	f.Fuzz(func(t *testing.T, acct, gw, ts, nonce, sig string) {
 		hh := http.Header{}
 		hh.Set(HeaderAccount, acct)
+		hh.Set(HeaderGateway, gw)
 		hh.Set(HeaderTimestamp, ts)
 		hh.Set(HeaderNonce, nonce)
 		hh.Set(HeaderSignature, sig)
@@ -193,8 +218,8 @@ func FuzzParseAuth(f *testing.F) {
 		if strconv.FormatInt(a.TimeMs, 10) != strings.TrimLeft(hh.Get(HeaderTimestamp), "0") && a.TimeMs != 0 {
 			t.Fatalf("timestamp %q parsed as %d", ts, a.TimeMs)
 		}
-		if types.SS58Encode(a.Account) != hh.Get(HeaderAccount) {
-			t.Fatalf("address %q parsed as %s", acct, types.SS58Encode(a.Account))
+		if types.SS58Encode(a.Account) != hh.Get(HeaderAccount) || types.SS58Encode(a.Gateway) != hh.Get(HeaderGateway) {
+			t.Fatalf("addresses %q, %q parsed as %s, %s", acct, gw, types.SS58Encode(a.Account), types.SS58Encode(a.Gateway))
 		}
 		if hh.Get(HeaderSignature) != h.Get(HeaderSignature) && a.Verify("POST", "/v1/completions", nil) == nil {
 			t.Fatal("a made-up signature verified")

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"taobox/chain/types"
 )
 
 // Client calls a gateway with signed requests (what `taobox chat` uses).
@@ -22,9 +24,16 @@ import (
 type Client struct {
 	BaseURL string             // e.g. "http://127.0.0.1:8090"
 	Key     ed25519.PrivateKey // the staked account's key
-	HTTP    *http.Client       // nil: a client without a timeout (streams are long)
-	Now     func() time.Time   // nil: time.Now
-	Rand    io.Reader          // nonces; nil: crypto/rand
+	// Gateway is the hotkey of the validator whose endpoint BaseURL is;
+	// every request is signed for it, and another gateway refuses it. Zero:
+	// the first Do calls Identify, which takes it from the endpoint's own
+	// X-Taobox-Gateway header (trust on first use: set it from a source you
+	// trust, such as the metagraph or the validator's operator, where that
+	// matters).
+	Gateway types.AccountID
+	HTTP    *http.Client     // nil: a client without a timeout (streams are long)
+	Now     func() time.Time // nil: time.Now
+	Rand    io.Reader        // nonces; nil: crypto/rand
 }
 
 // StatusError is a non-2xx answer of the gateway.
@@ -51,9 +60,50 @@ func NewNonce(rnd io.Reader) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
+// Identify asks the endpoint which gateway it is (GET /v1/models, unsigned;
+// the X-Taobox-Gateway header), sets c.Gateway and returns it.
+func (c *Client) Identify(ctx context.Context) (types.AccountID, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+"/v1/models", nil)
+	if err != nil {
+		return types.AccountID{}, fmt.Errorf("gateway: %w", err)
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return types.AccountID{}, fmt.Errorf("gateway: asking %s for its identity: %w", c.BaseURL, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	v := resp.Header.Get(HeaderGateway)
+	if v == "" {
+		return types.AccountID{}, fmt.Errorf("gateway: %s sent no %s header (not a taobox gateway, or an older one); name its validator hotkey instead", c.BaseURL, HeaderGateway)
+	}
+	if len(v) > maxAccountLen {
+		return types.AccountID{}, fmt.Errorf("gateway: %s: %s header of %d characters", c.BaseURL, HeaderGateway, len(v))
+	}
+	id, err := types.ParseAddress(v)
+	if err != nil {
+		return types.AccountID{}, fmt.Errorf("gateway: %s: %s header: %w", c.BaseURL, HeaderGateway, err)
+	}
+	c.Gateway = id
+	return id, nil
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP == nil {
+		return &http.Client{}
+	}
+	return c.HTTP
+}
+
 // Do sends a signed request with body (nil for none) to path (such as
-// "/v1/chat/completions") and returns the response as is.
+// "/v1/chat/completions") and returns the response as is. The request is
+// signed for c.Gateway (Identify fills it in first when it is zero).
 func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	if c.Gateway == (types.AccountID{}) {
+		if _, err := c.Identify(ctx); err != nil {
+			return nil, err
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -72,14 +122,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 	if err != nil {
 		return nil, err
 	}
-	if err := Sign(req, body, c.Key, now(), nonce); err != nil {
+	if err := Sign(req, body, c.Gateway, c.Key, now(), nonce); err != nil {
 		return nil, err
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{}
-	}
-	return hc.Do(req)
+	return c.httpClient().Do(req)
 }
 
 // maxEventSize bounds one server-sent event line the client reads.

@@ -9,17 +9,20 @@ import (
 	"os"
 	"time"
 
+	"taobox/chain/types"
 	"taobox/gateway"
 )
 
-// A signed request from any Go program: Sign sets the four X-Taobox-*
-// headers over the exact body sent.
+// A signed request from any Go program: Sign sets the five X-Taobox-*
+// headers over the exact body sent, for the validator whose endpoint it
+// goes to (its hotkey; another validator's gateway refuses the request).
 func ExampleSign() {
 	key := ed25519.NewKeyFromSeed(make([]byte, 32)) // a staked account's key
+	validator, _ := types.ParseAddress("5DQcDYQ3wwobcrJ5aE5CzGp34ZWYNeYfYZ1yLbPiU2RcSvwm")
 	body := []byte(`{"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":64}`)
 	req, _ := http.NewRequest("POST", "http://127.0.0.1:8090/v1/chat/completions", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	if err := gateway.Sign(req, body, key, time.Now(), "a-fresh-nonce-every-time"); err != nil {
+	if err := gateway.Sign(req, body, validator, key, time.Now(), "a-fresh-nonce-every-time"); err != nil {
 		panic(err)
 	}
 	fmt.Println(req.Header.Get(gateway.HeaderAccount))

@@ -13,9 +13,11 @@
 // "taobox" field naming the miner (uid, hotkey) and its signed final frame.
 // GET /v1/models lists the subnet's model.
 //
-// Callers sign each request with an ed25519 key (auth.go: four X-Taobox-*
-// headers over method, URI, body hash, timestamp and nonce; ±Window, a
-// replay cache). The key must hold stake: the larger of its total stake as
+// Callers sign each request with an ed25519 key (auth.go: five X-Taobox-*
+// headers over the gateway's hotkey, method, URI, body hash, timestamp and
+// nonce; ±Window, a replay cache). A request signed for another gateway
+// is refused (401 wrong_gateway), so it cannot be replayed across
+// validators. The key must hold stake: the larger of its total stake as
 // a coldkey and the total stake on it as a hotkey (Config.Stake, plus the
 // subnet's metagraph). Without stake a request gets 403; with it, a token
 // bucket whose rate is proportional to the stake (limit.go) answers 429
@@ -280,7 +282,19 @@ func (g *Gateway) Template() string { return g.tmpl.String() }
 func (g *Gateway) ModelName() string { return g.cfg.ModelName }
 
 // Handler is the API as an http.Handler.
-func (g *Gateway) Handler() http.Handler { return g.mux }
+// Every answer carries X-Taobox-Gateway, this gateway's hotkey (the
+// identity requests must be signed for; Client.Identify reads it).
+func (g *Gateway) Handler() http.Handler {
+	self := types.SS58Encode(g.self)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(HeaderGateway, self)
+		g.mux.ServeHTTP(w, r)
+	})
+}
+
+// ID is the gateway's identity: the validator hotkey (Config.Key) that
+// callers sign their requests for (X-Taobox-Gateway).
+func (g *Gateway) ID() types.AccountID { return g.self }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down (waiting up to
 // 5 s for requests in flight) and returns nil. The server has header and
@@ -288,7 +302,7 @@ func (g *Gateway) Handler() http.Handler { return g.mux }
 // bounds each request.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           g.mux,
+		Handler:           g.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -418,6 +432,12 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) ([]byte, 
 	}
 	if err := a.Verify(r.Method, r.URL.RequestURI(), body); err != nil {
 		return nil, a.Account, unauth("bad_signature", err)
+	}
+	// Signed for another validator's gateway: a replay across gateways (or
+	// a misaddressed caller). Refused before the stake lookup and the
+	// replay cache, like a bad signature.
+	if err := a.For(g.self); err != nil {
+		return nil, a.Account, unauth("wrong_gateway", err)
 	}
 	// A replay is refused before the stake lookup; the nonce is stored only
 	// once the caller proved stake, so keys without stake cannot fill the

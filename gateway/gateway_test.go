@@ -213,12 +213,15 @@ func TestGatewayOverQUIC(t *testing.T) {
 			json.NewDecoder(resp.Body).Decode(&eb)
 			return resp, eb
 		}
-		signed := func(k int, now time.Time, nonce string, b []byte) *http.Request {
+		signedFor := func(gw types.AccountID, k int, now time.Time, nonce string, b []byte) *http.Request {
 			r, _ := http.NewRequest("POST", n.url+"/v1/completions", bytes.NewReader(b))
-			if err := Sign(r, b, keyN(k), now, nonce); err != nil {
+			if err := Sign(r, b, gw, keyN(k), now, nonce); err != nil {
 				t.Fatal(err)
 			}
 			return r
+		}
+		signed := func(k int, now time.Time, nonce string, b []byte) *http.Request {
+			return signedFor(n.gw.ID(), k, now, nonce, b)
 		}
 		r, _ := http.NewRequest("POST", n.url+"/v1/completions", bytes.NewReader(body))
 		resp, eb := send(r)
@@ -248,6 +251,24 @@ func TestGatewayOverQUIC(t *testing.T) {
 		}
 		resp, eb = send(again)
 		expectError(t, resp, &eb, 401, "replayed_nonce")
+
+		// Cross-gateway replay: a request the caller signed for another
+		// validator's gateway (which saw it, or anyone on the way did) is
+		// refused here, fresh nonce and all; re-addressing it to this
+		// gateway in the header breaks the signature.
+		other := idN(kMiner1)
+		resp, eb = send(signedFor(other, kHolder, n.clock.now(), "other-gateway-nonce1", body))
+		expectError(t, resp, &eb, 401, "wrong_gateway")
+		if !strings.Contains(eb.Error.Message, types.SS58Encode(n.gw.ID())) {
+			t.Errorf("the refusal does not name this gateway: %q", eb.Error.Message)
+		}
+		r = signedFor(other, kHolder, n.clock.now(), "other-gateway-nonce2", body)
+		r.Header.Set(HeaderGateway, types.SS58Encode(n.gw.ID()))
+		resp, eb = send(r)
+		expectError(t, resp, &eb, 401, "bad_signature")
+		if got := resp.Header.Get(HeaderGateway); got != types.SS58Encode(n.gw.ID()) {
+			t.Errorf("%s = %q, want this gateway's hotkey", HeaderGateway, got)
+		}
 
 		resp, eb = send(signed(kPoor, n.clock.now(), "no-stake-nonce-00001", body))
 		expectError(t, resp, &eb, 403, "insufficient_stake")

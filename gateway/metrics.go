@@ -11,7 +11,7 @@ import (
 // errorCodes are the codes of every error answer (docs/openai.md).
 var errorCodes = []string{
 	"invalid_value", "context_length_exceeded", "body_read", "unsigned", "bad_auth_header", "bad_signature",
-	"stale_timestamp", "replayed_nonce", "insufficient_stake", "model_not_found", "unknown_url",
+	"wrong_gateway", "stale_timestamp", "replayed_nonce", "insufficient_stake", "model_not_found", "unknown_url",
 	"body_too_large", "rate_limit_exceeded", "miners_failed", "timeout", "no_miners", "overloaded", "chain_unavailable",
 }
 

@@ -22,6 +22,28 @@ type Network interface {
 	Request(ctx context.Context, t types.MsgType, payload []byte) ([]byte, error)
 }
 
+// PeerNetwork is a Network that names the peer that answered a request
+// and takes reports about peers. When the node's Network implements it,
+// catch-up reports a peer whose blocks fail verification (undecodable, a
+// bad or misplaced certificate, a block its certificate does not name) and
+// asks another peer for the same heights, instead of stopping at the first
+// liar and asking it again next time.
+type PeerNetwork interface {
+	Network
+	// RequestPeer is Request that asks none of the peers in skip and
+	// returns the id of the peer that answered (as Misbehaved takes it).
+	RequestPeer(ctx context.Context, t types.MsgType, payload []byte, skip []string) (peer string, resp []byte, err error)
+	// Misbehaved reports that peer sent what no honest node sends (the
+	// error wraps ErrMisbehaving and says what); the transport should
+	// disconnect and ban it.
+	Misbehaved(peer string, why error)
+}
+
+// maxCatchUpLiars bounds the peers one catch-up reports and skips before
+// it gives up (the next trigger starts afresh; reported peers are banned
+// by then).
+const maxCatchUpLiars = 8
+
 // Errors of HandleGossip and ServeRequest.
 var (
 	// ErrMisbehaving marks input no honest peer sends: undecodable or
@@ -307,45 +329,79 @@ func (n *Node) triggerCatchUp() {
 
 // catchUp requests blocks from head+1 in batches of MaxBlocksPerReq and
 // commits each after checking its certificate (following authority-set
-// changes at epoch ends), until a peer has nothing newer.
+// changes at epoch ends), until a peer has nothing newer. With a
+// PeerNetwork, a peer whose answer fails verification is reported
+// (Misbehaved) and skipped, and the heights not committed are asked of
+// another peer.
 func (n *Node) catchUp() {
+	pn, _ := n.net.(PeerNetwork)
+	var liars []string
 	for n.ctx.Err() == nil {
 		from, _ := n.Head()
 		from++
 		ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
-		resp, err := n.net.Request(ctx, types.ReqBlocks, RangeRequest{From: from, Count: types.MaxBlocksPerReq}.Encode())
+		req := RangeRequest{From: from, Count: types.MaxBlocksPerReq}.Encode()
+		var peer string
+		var resp []byte
+		var err error
+		if pn != nil {
+			peer, resp, err = pn.RequestPeer(ctx, types.ReqBlocks, req, liars)
+		} else {
+			resp, err = n.net.Request(ctx, types.ReqBlocks, req)
+		}
 		cancel()
 		if err != nil {
 			n.log.Debug("catch-up request failed", "from", from, "err", err)
 			return
 		}
-		bs, err := DecodeBlocksResponse(resp)
+		count, err := n.applyBlocks(from, resp)
+		if count > 0 {
+			n.log.Info("caught up", "from", from, "blocks", count)
+		}
+		if errors.Is(err, ErrMisbehaving) && pn != nil && peer != "" {
+			pn.Misbehaved(peer, err)
+			liars = append(liars, peer)
+			n.log.Warn("catch-up: a peer served blocks that fail verification; reported it, asking another peer", "peer", peer, "from", from+uint64(count), "err", err)
+			if len(liars) >= maxCatchUpLiars {
+				return
+			}
+			continue
+		}
 		if err != nil {
-			n.log.Warn("catch-up: a peer sent a bad blocks response", "err", err)
+			n.log.Warn("catch-up stopped", "peer", peer, "from", from+uint64(count), "err", err)
 			return
 		}
-		for i, b := range bs {
-			cert, err := decodeCert(b.Cert)
-			if err != nil {
-				n.log.Warn("catch-up: a peer sent a bad certificate", "height", from+uint64(i), "err", err)
-				return
-			}
-			if cert.Height != from+uint64(i) {
-				n.log.Warn("catch-up: a peer sent blocks out of order", "want", from+uint64(i), "got", cert.Height)
-				return
-			}
-			if _, err := n.handleFinalized(consensus.Commit{Block: b.Block, Cert: cert}); err != nil {
-				n.log.Warn("catch-up: a finalized block was refused", "height", cert.Height, "err", err)
-				return
-			}
-		}
-		if len(bs) > 0 {
-			n.log.Info("caught up", "from", from, "blocks", len(bs))
-		}
-		if len(bs) < types.MaxBlocksPerReq {
+		if count < types.MaxBlocksPerReq {
 			return
 		}
 	}
+}
+
+// applyBlocks commits the blocks of a ReqBlocks answer for heights from,
+// from+1, … and returns how many it committed. An answer no honest peer
+// sends (undecodable, a certificate that does not decode or is for
+// another height, a block its certificate does not name, a certificate
+// the authority set did not sign) is an error wrapping ErrMisbehaving;
+// the blocks before the bad one stay committed.
+func (n *Node) applyBlocks(from uint64, resp []byte) (int, error) {
+	bs, err := DecodeBlocksResponse(resp)
+	if err != nil {
+		return 0, misbehaving("a blocks response from height %d: %v", from, err)
+	}
+	for i, b := range bs {
+		want := from + uint64(i)
+		cert, err := decodeCert(b.Cert)
+		if err != nil {
+			return i, misbehaving("the certificate of block %d: %v", want, err)
+		}
+		if cert.Height != want {
+			return i, misbehaving("block %d of a blocks response carries the certificate of height %d (blocks out of order or misplaced)", want, cert.Height)
+		}
+		if _, err := n.handleFinalized(consensus.Commit{Block: b.Block, Cert: cert}); err != nil {
+			return i, fmt.Errorf("block %d: %w", want, err)
+		}
+	}
+	return len(bs), nil
 }
 
 // ServeRequest answers a peer's request: ReqHeaders and ReqBlocks (a

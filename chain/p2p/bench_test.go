@@ -146,7 +146,7 @@ func newBareQUIC(b *testing.B, reply []byte) *bareQUIC {
 		return tr
 	}
 	st, ct := udp(), udp()
-	ln, err := st.Listen(serverTLS(cs, func(PeerID) error { return nil }), qc)
+	ln, err := st.Listen(serverTLS(cs, func(PeerID) error { return nil }, func(context.Context) error { return nil }), qc)
 	if err != nil {
 		b.Fatal(err)
 	}

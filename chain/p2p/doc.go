@@ -24,12 +24,18 @@
 //     misbehaviour: the peer is banned (Config.BanDuration) and
 //     disconnected.
 //
-// Limits: MaxInbound and MaxPerIP are enforced in Transport.ConnContext,
-// before the handshake; banned ids are refused during the TLS handshake;
-// per-peer token buckets (gossip messages, requests, bytes) drop what
-// exceeds them and ban a peer that keeps exceeding them; Handler.Serve runs
-// under a global semaphore (Config.ServeConcurrency); every request and
-// gossip stream has a deadline (Config.RequestTimeout).
+// Limits: an inbound connection takes a MaxInbound / MaxPerIP slot only
+// once its source address is proven (when the client's certificate
+// arrives in the TLS handshake); before that, Transport.ConnContext only
+// bounds the handshakes in progress (MaxHandshaking) and, past half of
+// them or HandshakeRate, VerifySourceAddress demands a QUIC Retry, so
+// spoofed-source packets hold no slots. Banned ids are refused during the
+// TLS handshake; per-peer token buckets (gossip messages, requests, bytes)
+// drop what exceeds them and ban a peer that keeps exceeding them;
+// Handler.Serve runs under a global semaphore (Config.ServeConcurrency);
+// every request and gossip stream has a deadline (Config.RequestTimeout);
+// responses a requester does not read are bounded (MaxPendingPerPeer,
+// MaxPendingBytes, ResponseWriteTimeout) and their streams reset.
 //
 // The dialler (Start) keeps bootstrap peers connected with exponential
 // backoff, asks peers for their peers (ReqPeers) every PexInterval, fills

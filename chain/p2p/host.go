@@ -95,6 +95,7 @@ const (
 	streamDone      quic.StreamErrorCode = 0
 	streamCancelled quic.StreamErrorCode = 1
 	streamDropped   quic.StreamErrorCode = 2 // rate limited
+	streamUnread    quic.StreamErrorCode = 3 // the requester does not read its responses (MaxPendingPerPeer, ResponseWriteTimeout)
 )
 
 // PeerInfo describes one connected peer.
@@ -123,6 +124,14 @@ type Stats struct {
 	Rejects           map[string]uint64        // refused connections and messages, by reason
 	Dials, DialErrors uint64                   // outgoing connection attempts and failures
 	Inbound, Outbound int                      // connected peers now
+	// Handshakes in progress that hold no inbound slot yet: Unproven ones
+	// (the source address may be spoofed) and Proven ones (a Retry token
+	// proved it).
+	HandshakesUnproven, HandshakesProven int
+	// PendingResponseBytes are the bytes of responses being written now
+	// (all peers), PeakPendingBytes the most there ever were at once; both
+	// stay within Config.MaxPendingBytes (plus one response per peer).
+	PendingResponseBytes, PeakPendingBytes int64
 }
 
 // counters is the lock-free part of Stats.
@@ -131,6 +140,7 @@ type counters struct {
 	bytesIn, bytesOut   atomic.Uint64
 	drops, limited      atomic.Uint64
 	bans, dials, dialEr atomic.Uint64
+	pending, peak       atomic.Int64 // response bytes being written; the most at once
 }
 
 // Host is a node's p2p endpoint: one UDP socket and quic.Transport that
@@ -171,12 +181,16 @@ type Host struct {
 	started bool
 	peers   map[PeerID]*peer
 	bans    map[PeerID]time.Time
-	perIP   map[string]int // inbound connections (handshaking or up) per IP
-	inbound int
-	rejects map[string]uint64
-	changed chan struct{}         // closed and replaced when a peer becomes ready
-	book    map[PeerID]*dialEntry // learned by peer exchange
-	boot    []*dialEntry
+	perIP   map[string]int // inbound connections whose address is proven, per IP
+	inbound int            // inbound connections whose address is proven
+
+	// handshakes in progress that hold no inbound slot yet, by whether a
+	// Retry token proved the source address
+	hsUnproven, hsProven int
+	rejects              map[string]uint64
+	changed              chan struct{}         // closed and replaced when a peer becomes ready
+	book                 map[PeerID]*dialEntry // learned by peer exchange
+	boot                 []*dialEntry
 }
 
 // dialEntry is an address the dialler keeps trying. h.mu guards it.
@@ -257,7 +271,7 @@ func New(cfg Config, h Handler) (*Host, error) {
 		ConnContext:         host.connContext,
 		VerifySourceAddress: host.demandRetry,
 	}
-	ln, err := host.tr.Listen(serverTLS(cert, host.admit), host.qc)
+	ln, err := host.tr.Listen(serverTLS(cert, host.admit, host.chargeConn), host.qc)
 	if err != nil {
 		host.tr.Close()
 		udp.Close()
@@ -474,50 +488,138 @@ func (h *Host) admit(id PeerID) error {
 	return nil
 }
 
+// inSlot is one inbound connection's admission state. connContext creates
+// it (stored in the connection's context), charge moves it from the
+// handshake pool to an inbound slot once the client proved its address,
+// release undoes whichever it holds when the connection ends. h.mu guards
+// state.
+type inSlot struct {
+	ip       string
+	loop     bool // loopback: exempt from MaxPerIP
+	verified bool // the address was proven by a Retry (or NEW_TOKEN) token
+	state    slotState
+}
+
+type slotState uint8
+
+const (
+	slotHandshaking slotState = iota // in the handshake pool, no inbound slot
+	slotCharged                      // holds an inbound slot (and a per-IP one)
+	slotReleased
+)
+
+type slotKey struct{}
+
 // connContext runs on a new inbound connection's first packet, before the
-// handshake: it enforces MaxInbound and MaxPerIP and releases the slot when
-// the connection ends.
+// handshake. It charges no inbound slot: the source address may be spoofed.
+// It only bounds the handshakes in progress (Config.MaxHandshaking, one
+// pool for unproven addresses and one for addresses a Retry proved, so
+// spoofed packets cannot crowd out proven ones) and attaches the slot that
+// charge fills once the address is proven.
 func (h *Host) connContext(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
-	ip := ""
-	loop := false
+	s := &inSlot{verified: ci.AddrVerified}
 	if ua, ok := ci.RemoteAddr.(*net.UDPAddr); ok {
-		ip, loop = ua.IP.String(), ua.IP.IsLoopback()
+		s.ip, s.loop = ua.IP.String(), ua.IP.IsLoopback()
 	}
 	h.mu.Lock()
+	pool := &h.hsUnproven
+	if s.verified {
+		pool = &h.hsProven
+	}
 	switch {
 	case h.closed:
 		h.mu.Unlock()
 		return nil, ErrClosed
+	case *pool >= h.cfg.MaxHandshaking:
+		h.rejectLocked("handshakes-full")
+		h.mu.Unlock()
+		return nil, fmt.Errorf("p2p: %d handshakes in progress, the maximum", h.cfg.MaxHandshaking)
+	}
+	*pool++
+	h.mu.Unlock()
+	context.AfterFunc(ctx, func() { h.release(s) })
+	return context.WithValue(ctx, slotKey{}, s), nil
+}
+
+// charge takes an inbound slot for a connection whose client has proven
+// its source address: it is called when the client's certificate arrives
+// in the TLS handshake, which the client can only send after reading our
+// Handshake packets at that address (RFC 9000 §8.1). A full table (MaxInbound,
+// or MaxPerIP for a non-loopback IP) fails the handshake.
+func (h *Host) charge(s *inSlot) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case s.state != slotHandshaking:
+		return errors.New("p2p: inbound connection already admitted or closed")
+	case h.closed:
+		return ErrClosed
 	case h.inbound >= h.cfg.MaxInbound:
 		h.rejectLocked("inbound-full")
-		h.mu.Unlock()
-		return nil, fmt.Errorf("p2p: %d inbound connections, the maximum", h.cfg.MaxInbound)
-	case !loop && h.perIP[ip] >= h.cfg.MaxPerIP:
+		return fmt.Errorf("p2p: %d inbound connections, the maximum", h.cfg.MaxInbound)
+	case !s.loop && h.perIP[s.ip] >= h.cfg.MaxPerIP:
 		h.rejectLocked("per-ip")
-		h.mu.Unlock()
-		return nil, fmt.Errorf("p2p: %d inbound connections from %s, the maximum", h.cfg.MaxPerIP, ip)
+		return fmt.Errorf("p2p: %d inbound connections from %s, the maximum", h.cfg.MaxPerIP, s.ip)
 	}
+	h.leavePoolLocked(s)
+	s.state = slotCharged
 	h.inbound++
-	h.perIP[ip]++
-	h.mu.Unlock()
-	context.AfterFunc(ctx, func() {
-		h.mu.Lock()
+	h.perIP[s.ip]++
+	return nil
+}
+
+// chargeConn charges the slot connContext attached to an inbound
+// connection's context; without one it refuses (fail closed).
+func (h *Host) chargeConn(ctx context.Context) error {
+	var s *inSlot
+	if ctx != nil {
+		s, _ = ctx.Value(slotKey{}).(*inSlot)
+	}
+	if s == nil {
+		return errors.New("p2p: inbound handshake without an admission slot")
+	}
+	return h.charge(s)
+}
+
+// release frees what s holds when its connection ends.
+func (h *Host) release(s *inSlot) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch s.state {
+	case slotHandshaking:
+		h.leavePoolLocked(s)
+	case slotCharged:
 		h.inbound--
-		if h.perIP[ip]--; h.perIP[ip] <= 0 {
-			delete(h.perIP, ip)
+		if h.perIP[s.ip]--; h.perIP[s.ip] <= 0 {
+			delete(h.perIP, s.ip)
 		}
-		h.mu.Unlock()
-	})
-	return ctx, nil
+	}
+	s.state = slotReleased
+}
+
+func (h *Host) leavePoolLocked(s *inSlot) {
+	if s.verified {
+		h.hsProven--
+	} else {
+		h.hsUnproven--
+	}
 }
 
 // demandRetry reports whether a new connection attempt must first prove
-// its source address (QUIC Retry): when attempts exceed HandshakeRate.
+// its source address (QUIC Retry): when attempts exceed HandshakeRate, or
+// when half of the unproven handshake pool is in use (a flood of spoofed
+// Initials: from then on only proven addresses start handshakes).
 func (h *Host) demandRetry(net.Addr) bool {
-	h.hsMu.Lock()
-	defer h.hsMu.Unlock()
-	if h.hs.take(1, h.now()) {
-		return false
+	h.mu.Lock()
+	pressure := h.hsUnproven >= max(1, h.cfg.MaxHandshaking/2)
+	h.mu.Unlock()
+	if !pressure {
+		h.hsMu.Lock()
+		ok := h.hs.take(1, h.now())
+		h.hsMu.Unlock()
+		if ok {
+			return false
+		}
 	}
 	h.reject("retry")
 	return true
@@ -704,6 +806,9 @@ func (h *Host) Stats() Stats {
 		Dials:      h.stats.dials.Load(),
 		DialErrors: h.stats.dialEr.Load(),
 		Rejects:    map[string]uint64{},
+
+		PendingResponseBytes: h.stats.pending.Load(),
+		PeakPendingBytes:     h.stats.peak.Load(),
 	}
 	for i := range h.stats.in {
 		if v := h.stats.in[i].Load(); v > 0 {
@@ -717,6 +822,7 @@ func (h *Host) Stats() Stats {
 	for k, v := range h.rejects {
 		s.Rejects[k] = v
 	}
+	s.HandshakesUnproven, s.HandshakesProven = h.hsUnproven, h.hsProven
 	for _, p := range h.peers {
 		if !p.isReady() {
 			continue

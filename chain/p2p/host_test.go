@@ -517,40 +517,57 @@ func TestHandshakeFloodDemandsRetry(t *testing.T) {
 	}
 }
 
-// connContext is the pre-handshake admission check; it is driven here
-// directly with made-up source addresses (loopback tests cannot show
-// several IPs).
+// Admission in two steps, driven here directly with made-up source
+// addresses (loopback tests cannot show several IPs): connContext (first
+// packet, address unproven) only bounds handshakes in progress; charge
+// (the client's certificate arrived: address proven) takes the inbound and
+// per-IP slots.
 func TestInboundAdmission(t *testing.T) {
-	h, _ := newHost(t, func(c *Config) { c.MaxInbound, c.MaxPerIP = 4, 2 })
-	from := func(ip string) *quic.ClientInfo {
-		return &quic.ClientInfo{RemoteAddr: &net.UDPAddr{IP: net.ParseIP(ip), Port: 1}}
-	}
+	h, _ := newHost(t, func(c *Config) { c.MaxInbound, c.MaxPerIP, c.MaxHandshaking = 4, 2, 4 })
 	var cancels []context.CancelFunc
-	admit := func(ip string) error {
+	handshake := func(ip string, verified bool) (*inSlot, error) {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
-		_, err := h.connContext(ctx, from(ip))
-		if err == nil {
-			cancels = append(cancels, cancel)
+		ctx, err := h.connContext(ctx, &quic.ClientInfo{RemoteAddr: &net.UDPAddr{IP: net.ParseIP(ip), Port: 1}, AddrVerified: verified})
+		if err != nil {
+			return nil, err
 		}
-		return err
+		cancels = append(cancels, cancel)
+		return ctx.Value(slotKey{}).(*inSlot), nil
+	}
+	count := func() (unproven, proven, inbound int) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.hsUnproven, h.hsProven, h.inbound
 	}
 	steps := []struct {
-		ip     string
-		ok     bool
-		reason string
+		ip       string
+		verified bool
+		charge   bool // the handshake reaches the client's certificate
+		ok       bool
+		reason   string
 	}{
-		{"10.0.0.1", true, ""},
-		{"10.0.0.1", true, ""},
-		{"10.0.0.1", false, "per-ip"},
-		{"127.0.0.2", true, ""}, // loopback: no per-IP cap
-		{"127.0.0.2", true, ""},
-		{"127.0.0.2", false, "inbound-full"},
-		{"10.0.0.9", false, "inbound-full"},
+		{"10.0.0.1", false, true, true, ""},
+		{"10.0.0.1", false, true, true, ""},
+		{"10.0.0.1", false, true, false, "per-ip"},
+		{"127.0.0.2", false, true, true, ""}, // loopback: no per-IP cap
+		{"127.0.0.2", true, true, true, ""},
+		{"127.0.0.2", false, true, false, "inbound-full"},
+		{"10.0.0.9", false, true, false, "inbound-full"},
+		// Spoofed sources never get to their certificate: they sit in
+		// the unproven pool (of 4; the three refused above are still in
+		// it until their connections end) and take no inbound slot.
+		{"10.9.9.9", false, false, true, ""},
+		{"10.9.9.8", false, false, false, "handshakes-full"},
+		// A Retry-proven address has its own pool.
+		{"10.0.0.7", true, false, true, ""},
 	}
 	for i, s := range steps {
 		before := h.Stats().Rejects[s.reason]
-		err := admit(s.ip)
+		slot, err := handshake(s.ip, s.verified)
+		if err == nil && s.charge {
+			err = h.charge(slot)
+		}
 		if (err == nil) != s.ok {
 			t.Fatalf("step %d (%s): err = %v, want ok=%v", i, s.ip, err, s.ok)
 		}
@@ -558,15 +575,29 @@ func TestInboundAdmission(t *testing.T) {
 			t.Errorf("step %d: %s not counted: %v", i, s.reason, h.Stats().Rejects)
 		}
 	}
-	// A connection from 10.0.0.1 ends: its slot (inbound and per-IP) frees.
-	cancels[0]()
-	waitFor(t, "slot released", func() bool {
+	if u, p, in := count(); u != 4 || p != 1 || in != 4 {
+		t.Fatalf("unproven %d, proven %d, inbound %d; want 4, 1, 4", u, p, in)
+	}
+	// A connection from 10.0.0.1 ends: its slot (inbound and per-IP)
+	// frees; the refused ones end: the pool empties.
+	for _, i := range []int{0, 2, 5, 6} {
+		cancels[i]()
+	}
+	waitFor(t, "slots released", func() bool {
+		u, _, in := count()
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		return h.inbound == 3 && h.perIP["10.0.0.1"] == 1
+		return in == 3 && u == 1 && h.perIP["10.0.0.1"] == 1
 	})
-	if err := admit("10.0.0.1"); err != nil {
+	slot, err := handshake("10.0.0.1", false)
+	if err != nil {
 		t.Fatalf("after release: %v", err)
+	}
+	if err := h.charge(slot); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	if err := h.charge(slot); err == nil {
+		t.Fatal("a slot was charged twice")
 	}
 }
 
@@ -701,7 +732,7 @@ func evilServer(t *testing.T) (addr string) {
 		t.Fatal(err)
 	}
 	tr := &quic.Transport{Conn: pc}
-	ln, err := tr.Listen(serverTLS(cert, func(PeerID) error { return nil }), quicConfig(nil))
+	ln, err := tr.Listen(serverTLS(cert, func(PeerID) error { return nil }, func(context.Context) error { return nil }), quicConfig(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

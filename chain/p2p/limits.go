@@ -29,20 +29,43 @@ type Config struct {
 	// With an id, the peer must present that key.
 	Bootstrap []string
 
-	// MaxInbound caps inbound connections, counted from the first packet
-	// (before the handshake completes). Default 40.
+	// MaxInbound caps inbound connections. A connection takes its slot
+	// only once the client has proven its source address (its certificate
+	// arrived in the handshake, which needs our Handshake packets), so
+	// packets with spoofed sources cannot hold slots. Default 40.
 	MaxInbound int
+	// MaxHandshaking caps the inbound handshakes in progress that hold no
+	// slot yet, twice over: once for unproven source addresses, once for
+	// addresses a QUIC Retry proved. Once half of the unproven pool is in
+	// use, new attempts must answer a Retry first. Default 64.
+	MaxHandshaking int
 	// MaxOutbound caps the connections the dialler opens to peers learned by
 	// peer exchange. Bootstrap peers and explicit Connect calls are not
 	// capped by it. Default 10.
 	MaxOutbound int
-	// MaxPerIP caps inbound connections from one IP address; loopback
-	// addresses are exempt. Default 2.
+	// MaxPerIP caps inbound connections from one IP address (charged, like
+	// MaxInbound, once the address is proven); loopback addresses are
+	// exempt. Default 2.
 	MaxPerIP int
 
 	// RequestTimeout bounds one request (open stream, send, serve, read the
 	// response) and one gossip stream (open, write / read). Default 15 s.
 	RequestTimeout time.Duration
+	// ResponseWriteTimeout bounds writing one response once it is ready. A
+	// requester that does not read its responses keeps its flow-control
+	// window shut and the write blocked; when this passes the stream is
+	// cancelled (RESET_STREAM) and the response's memory freed (counted
+	// in Stats.Rejects["response-timeout"]). Default 10 s.
+	ResponseWriteTimeout time.Duration
+	// MaxPendingPerPeer caps the bytes of responses to one peer that are
+	// being written (held in memory until the peer's flow control takes
+	// them), and MaxPendingBytes the same over all peers. A request that
+	// finds its peer (or the host) at the cap is not served, and a response
+	// that would go over it is not sent: the stream is cancelled (counted
+	// in Stats.Rejects["response-unread"]). One response always goes out
+	// when none is pending to that peer. Defaults 16 MiB (eight 1 MiB
+	// snapshot chunks in flight, or two block ranges) and 256 MiB.
+	MaxPendingPerPeer, MaxPendingBytes int64
 	// BanDuration is how long a banned peer is refused. Default 1 h.
 	BanDuration time.Duration
 
@@ -98,9 +121,13 @@ type Config struct {
 // Defaults.
 const (
 	DefaultMaxInbound       = 40
+	DefaultMaxHandshaking   = 64
 	DefaultMaxOutbound      = 10
 	DefaultMaxPerIP         = 2
 	DefaultRequestTimeout   = 15 * time.Second
+	DefaultResponseWrite    = 10 * time.Second
+	DefaultPendingPerPeer   = 16 << 20
+	DefaultPendingBytes     = 256 << 20
 	DefaultBanDuration      = time.Hour
 	DefaultGossipRate       = 500
 	DefaultGossipBurst      = 1000
@@ -126,9 +153,13 @@ const (
 // entry, negative limits).
 func (c *Config) Validate() error {
 	setDefault(&c.MaxInbound, DefaultMaxInbound)
+	setDefault(&c.MaxHandshaking, DefaultMaxHandshaking)
 	setDefault(&c.MaxOutbound, DefaultMaxOutbound)
 	setDefault(&c.MaxPerIP, DefaultMaxPerIP)
 	setDefault(&c.RequestTimeout, DefaultRequestTimeout)
+	setDefault(&c.ResponseWriteTimeout, DefaultResponseWrite)
+	setDefault(&c.MaxPendingPerPeer, DefaultPendingPerPeer)
+	setDefault(&c.MaxPendingBytes, DefaultPendingBytes)
 	setDefault(&c.BanDuration, DefaultBanDuration)
 	setDefault(&c.GossipRate, DefaultGossipRate)
 	setDefault(&c.GossipBurst, DefaultGossipBurst)
@@ -174,8 +205,11 @@ func (c *Config) Validate() error {
 		v    float64
 	}{
 		{"MaxInbound", float64(c.MaxInbound)}, {"MaxOutbound", float64(c.MaxOutbound)},
+		{"MaxHandshaking", float64(c.MaxHandshaking)},
 		{"MaxPerIP", float64(c.MaxPerIP)}, {"RequestTimeout", float64(c.RequestTimeout)},
 		{"BanDuration", float64(c.BanDuration)}, {"GossipRate", c.GossipRate},
+		{"ResponseWriteTimeout", float64(c.ResponseWriteTimeout)},
+		{"MaxPendingPerPeer", float64(c.MaxPendingPerPeer)}, {"MaxPendingBytes", float64(c.MaxPendingBytes)},
 		{"GossipBurst", float64(c.GossipBurst)}, {"RequestRate", c.RequestRate},
 		{"RequestBurst", float64(c.RequestBurst)}, {"ByteRate", c.ByteRate},
 		{"AbuseDrops", float64(c.AbuseDrops)}, {"SendQueue", float64(c.SendQueue)},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,8 @@ type peer struct {
 	listenPort uint16
 
 	msgsIn, msgsOut, bytesIn, bytesOut, drops, limited atomic.Uint64
+
+	pending atomic.Int64 // bytes of responses to this peer being written
 }
 
 type outMsg struct {
@@ -516,7 +519,13 @@ func (h *Host) handleRequest(p *peer, s *quic.Stream) {
 		h.serveHello(p, s, payload)
 		return
 	case types.ReqPeers:
-		h.respondBytes(p, s, StatusOK, EncodePeers(h.goodPeers(p.id)))
+		h.respondSmall(p, s, StatusOK, EncodePeers(h.goodPeers(p.id)))
+		return
+	}
+	if p.pending.Load() >= h.cfg.MaxPendingPerPeer || h.stats.pending.Load() >= h.cfg.MaxPendingBytes {
+		// The peer has not read what it asked for before (or the host
+		// holds its cap of unsent responses): make nothing more for it.
+		h.dropResponse(p, s, "response-unread")
 		return
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.RequestTimeout)
@@ -558,7 +567,58 @@ func (h *Host) serveHello(p *peer, s *quic.Stream, payload []byte) {
 		return
 	}
 	h.markReady(p, m)
-	h.respondBytes(p, s, StatusOK, h.helloMsg().Encode())
+	h.respondSmall(p, s, StatusOK, h.helloMsg().Encode())
+}
+
+// respondSmall writes one of p2p's own small answers (Hello, peers: a few
+// KiB at most, rate limited like every request) outside the pending caps,
+// so that a peer at its cap is not disconnected by a refused Hello.
+func (h *Host) respondSmall(p *peer, s *quic.Stream, status byte, b []byte) {
+	if err := writeFrame(s, status, b); err != nil {
+		s.CancelWrite(streamCancelled)
+		return
+	}
+	s.Close()
+	h.stats.bytesOut.Add(uint64(len(b)))
+	p.bytesOut.Add(uint64(len(b)))
+}
+
+// reserve counts n response bytes as pending to p and the host, unless
+// that goes over MaxPendingPerPeer or MaxPendingBytes (a lone response to
+// a peer always fits its own cap).
+func (h *Host) reserve(p *peer, n int64) bool {
+	for {
+		cur := p.pending.Load()
+		if cur > 0 && cur+n > h.cfg.MaxPendingPerPeer {
+			return false
+		}
+		if p.pending.CompareAndSwap(cur, cur+n) {
+			break
+		}
+	}
+	total := h.stats.pending.Add(n)
+	if total > h.cfg.MaxPendingBytes && total > n {
+		h.unreserve(p, n)
+		return false
+	}
+	for {
+		pk := h.stats.peak.Load()
+		if total <= pk || h.stats.peak.CompareAndSwap(pk, total) {
+			return true
+		}
+	}
+}
+
+func (h *Host) unreserve(p *peer, n int64) {
+	p.pending.Add(-n)
+	h.stats.pending.Add(-n)
+}
+
+// dropResponse cancels a response stream (streamUnread) and counts why.
+func (h *Host) dropResponse(p *peer, s *quic.Stream, reason string) {
+	s.CancelWrite(streamUnread)
+	h.reject(reason)
+	h.log.Debug("p2p: response cancelled: the peer is not reading its responses", "peer", p.id.String(), "reason", reason)
 }
 
 // respond writes a non-OK response with a message cut to MaxErrorMsg.
@@ -571,9 +631,24 @@ func (h *Host) respond(s *quic.Stream, status byte, msg string) {
 	}
 }
 
-// respondBytes writes a response and counts its bytes.
+// respondBytes writes a Handler's response and counts its bytes. The bytes count
+// as pending to p (and the host) until the write ends; a response over
+// the caps is not sent, and one whose write outlasts
+// ResponseWriteTimeout is cancelled: either way the stream is reset
+// with streamUnread and counted.
 func (h *Host) respondBytes(p *peer, s *quic.Stream, status byte, b []byte) {
+	n := int64(len(b))
+	if !h.reserve(p, n) {
+		h.dropResponse(p, s, "response-unread")
+		return
+	}
+	defer h.unreserve(p, n)
+	s.SetWriteDeadline(time.Now().Add(h.cfg.ResponseWriteTimeout))
 	if err := writeFrame(s, status, b); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			h.dropResponse(p, s, "response-timeout")
+			return
+		}
 		s.CancelWrite(streamCancelled)
 		return
 	}

@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
@@ -63,22 +64,36 @@ func peerIDFromConn(c *quic.Conn) (PeerID, error) {
 
 // serverTLS is the listener's configuration: TLS 1.3, our certificate,
 // a client certificate required and checked by admit (ban list) — no CA, no
-// names, no dates; no session tickets (so no 0-RTT).
-func serverTLS(cert tls.Certificate, admit func(PeerID) error) *tls.Config {
-	return &tls.Config{
-		MinVersion:             tls.VersionTLS13,
-		NextProtos:             []string{ALPN},
-		Certificates:           []tls.Certificate{cert},
-		ClientAuth:             tls.RequireAnyClientCert,
-		SessionTicketsDisabled: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			id, err := peerIDFromCerts(raw)
-			if err != nil {
-				return err
-			}
-			return admit(id)
-		},
+// names, no dates; no session tickets (so no 0-RTT). Once the client's
+// certificate passes admit, charge is called with the connection's context
+// (the one Transport.ConnContext returned, which carries its admission
+// slot): the client can only send its certificate after reading our
+// Handshake packets, so its source address is proven by then.
+func serverTLS(cert tls.Certificate, admit func(PeerID) error, charge func(context.Context) error) *tls.Config {
+	conf := func(ctx context.Context) *tls.Config {
+		return &tls.Config{
+			MinVersion:             tls.VersionTLS13,
+			NextProtos:             []string{ALPN},
+			Certificates:           []tls.Certificate{cert},
+			ClientAuth:             tls.RequireAnyClientCert,
+			SessionTicketsDisabled: true,
+			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+				id, err := peerIDFromCerts(raw)
+				if err != nil {
+					return err
+				}
+				if err := admit(id); err != nil {
+					return err
+				}
+				return charge(ctx)
+			},
+		}
 	}
+	base := conf(nil)
+	base.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		return conf(hi.Context()), nil
+	}
+	return base
 }
 
 // clientTLS is the dialler's configuration. want, if non-nil, is the key the

@@ -23,14 +23,17 @@ import (
 
 var chatCommand = &command{
 	name:    "chat",
-	args:    "--endpoint URL --wallet W (--hotkey H | --coldkey) [flags] PROMPT",
+	args:    "--endpoint URL [--gateway HOTKEY] --wallet W (--hotkey H | --coldkey) [flags] PROMPT",
 	summary: "ask a validator's OpenAI-compatible endpoint, signing with a staked key",
 	help: "Sends PROMPT (\"-\": read it from stdin) to the OpenAI-compatible endpoint a\n" +
 		"validator serves (taobox validator --openai ADDR) and streams the answer to\n" +
 		"stdout as it arrives. The request is signed with the key named by --hotkey\n" +
 		"(a hotkey of --wallet) or, with --coldkey, the wallet's coldkey; that\n" +
 		"account must hold stake (as a coldkey, or staked to as a hotkey), and its\n" +
-		"stake sets its rate limit. By default the prompt is one user message of a\n" +
+		"stake sets its rate limit. The request is signed for one validator's gateway\n" +
+		"(--gateway: that validator's hotkey, which taobox validator --openai prints;\n" +
+		"by default the endpoint is asked who it is), so no other validator accepts\n" +
+		"it. By default the prompt is one user message of a\n" +
 		"chat (/v1/chat/completions, --system adds a system message); --completion\n" +
 		"sends it as a raw completion prompt instead. After the answer, stderr names\n" +
 		"the miner that served it and whether its signed final frame verifies.\n" +
@@ -42,6 +45,7 @@ var chatCommand = &command{
 		wallets := walletsFlag(fs)
 		walletName := fs.String("wallet", "default", "the `NAME` of the wallet whose key signs")
 		endpoint := fs.String("endpoint", "http://127.0.0.1:8090", "the `URL` of the validator's endpoint (taobox validator --openai)")
+		gatewayID := fs.String("gateway", "", "the `HOTKEY` (SS58) of the validator whose endpoint --endpoint is; requests are signed for it (default: ask the endpoint)")
 		hotkey := fs.String("hotkey", "", "sign with this hotkey `NAME` of the wallet")
 		coldkey := fs.Bool("coldkey", false, "sign with the wallet's coldkey (the key that staked)")
 		system := fs.String("system", "", "a system message before the prompt (chat only)")
@@ -61,6 +65,14 @@ var chatCommand = &command{
 			}
 			if *maxTokens < 0 {
 				return &usageError{"max-tokens", fmt.Sprintf("%d must be ≥ 0", *maxTokens)}
+			}
+			var gw types.AccountID
+			if *gatewayID != "" {
+				id, err := types.ParseAddress(*gatewayID)
+				if err != nil {
+					return &usageError{"gateway", fmt.Sprintf("%q is not an SS58 address: %v (the validator's hotkey, printed by taobox validator --openai)", *gatewayID, err)}
+				}
+				gw = id
 			}
 			prompt := e.args[0]
 			if prompt == "-" {
@@ -105,7 +117,14 @@ var chatCommand = &command{
 				}
 				req["messages"] = append(msgs, map[string]string{"role": "user", "content": prompt})
 			}
-			cl := &gateway.Client{BaseURL: base, Key: key}
+			cl := &gateway.Client{BaseURL: base, Key: key, Gateway: gw}
+			if gw == (types.AccountID{}) {
+				id, err := cl.Identify(e.ctx)
+				if err != nil {
+					return fmt.Errorf("%w (or pass --gateway HOTKEY)", err)
+				}
+				fmt.Fprintf(e.stderr, "signing for gateway %s, as %s says it is (pass --gateway to pin the validator you mean)\n", id, base)
+			}
 			res, err := cl.Generate(e.ctx, path, req, func(s string) { io.WriteString(e.stdout, s) })
 			if res != nil && res.Text != "" {
 				fmt.Fprintln(e.stdout)
@@ -181,8 +200,8 @@ func startOpenAI(e *env, o openAIOptions, v *validator.Validator, n *neuron, ch 
 		g.Close()
 		return nil, &usageError{"openai", fmt.Sprintf("cannot listen on %q: %v", o.addr, err)}
 	}
-	fmt.Fprintf(e.stderr, "OpenAI-compatible endpoint on http://%s/v1 (model %s, chat template %s); callers sign with a staked key (taobox chat, docs/openai.md)\n",
-		ln.Addr(), g.ModelName(), g.Template())
+	fmt.Fprintf(e.stderr, "OpenAI-compatible endpoint on http://%s/v1 (model %s, chat template %s, gateway %s); callers sign with a staked key for this gateway (taobox chat --gateway %s, docs/openai.md)\n",
+		ln.Addr(), g.ModelName(), g.Template(), g.ID(), g.ID())
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{})
 	go func() {

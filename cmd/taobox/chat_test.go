@@ -31,7 +31,8 @@ func TestChatCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := wallet.CreateHotkey(dir, "alice", "val"); err != nil {
+	val, err := wallet.CreateHotkey(dir, "alice", "val")
+	if err != nil {
 		t.Fatal(err)
 	}
 	url := startNode(t, alice.ColdkeyAddress(), bob.ColdkeyAddress())
@@ -107,6 +108,21 @@ func TestChatCLI(t *testing.T) {
 		t.Fatalf("alice's hotkey: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("three chats in %v", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(r.stderr, "signing for gateway "+val.String()) {
+		t.Errorf("chat did not say which gateway it signed for (the validator's hotkey %s): %q", val, r.stderr)
+	}
+	// Pinned to this validator: accepted (past the signature to the miners).
+	r = chat("alice", "--coldkey", "--gateway", val.String(), "Tell me a story")
+	if r.code != 1 || !strings.Contains(r.stderr, "HTTP 503 no_miners") {
+		t.Fatalf("alice --gateway val: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// Signed for another validator's gateway: refused here, so a request
+	// signed for one validator cannot be replayed to another.
+	r = chat("alice", "--coldkey", "--gateway", bob.ColdkeyAddress().String(), "Tell me a story")
+	if r.code != 1 || !strings.Contains(r.stderr, "HTTP 401 wrong_gateway") || !strings.Contains(r.stderr, val.String()) {
+		t.Fatalf("alice signing for another gateway: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	oneLine(t, chat("alice", "--coldkey", "--gateway", "5notanaddress", "hello"), 2, "chat", "gateway")
 	oneLine(t, chat("alice", "hello"), 2, "chat", "--hotkey")
 	oneLine(t, chat("alice", "--coldkey", "--endpoint", "ftp://x", "hello"), 2, "chat", "endpoint")
 }

@@ -41,6 +41,8 @@ type chainNet struct {
 	takeMu sync.Mutex // one snapshot at a time
 }
 
+var _ node.PeerNetwork = (*chainNet)(nil)
+
 // netConfig is what startChainNet needs.
 type netConfig struct {
 	Key       ed25519.PrivateKey // node key (peer id); the validator's hotkey or a fresh key
@@ -135,9 +137,21 @@ func (cn *chainNet) Broadcast(t types.MsgType, payload []byte) { cn.host.Broadca
 // Request implements node.Network: it asks the connected peers that claim
 // the highest heads first, up to three of them, until one answers.
 func (cn *chainNet) Request(ctx context.Context, t types.MsgType, payload []byte) ([]byte, error) {
-	peers := cn.host.Peers()
+	_, b, err := cn.RequestPeer(ctx, t, payload, nil)
+	return b, err
+}
+
+// RequestPeer implements node.PeerNetwork: Request, skipping the peers
+// listed (by PeerID.String), and naming the peer that answered.
+func (cn *chainNet) RequestPeer(ctx context.Context, t types.MsgType, payload []byte, skip []string) (string, []byte, error) {
+	var peers []p2p.PeerInfo
+	for _, p := range cn.host.Peers() {
+		if !slices.Contains(skip, p.ID.String()) {
+			peers = append(peers, p)
+		}
+	}
 	if len(peers) == 0 {
-		return nil, p2p.ErrNoPeer
+		return "", nil, p2p.ErrNoPeer
 	}
 	slices.SortStableFunc(peers, func(a, b p2p.PeerInfo) int { return cmp.Compare(b.Status.Head, a.Status.Head) })
 	var errs []error
@@ -148,7 +162,7 @@ func (cn *chainNet) Request(ctx context.Context, t types.MsgType, payload []byte
 		}
 		b, err := cn.host.Request(ctx, p.ID, t, payload)
 		if err == nil {
-			return b, nil
+			return p.ID.String(), b, nil
 		}
 		// "Not found", or refused because the connection is still
 		// saying hello: this peer has nothing for us now.
@@ -158,9 +172,20 @@ func (cn *chainNet) Request(ctx context.Context, t types.MsgType, payload []byte
 		errs = append(errs, fmt.Errorf("peer %s: %w", p.ID, err))
 	}
 	if notFound == len(errs) && notFound > 0 {
-		return nil, fmt.Errorf("%w: %v", node.ErrNotFound, errors.Join(errs...))
+		return "", nil, fmt.Errorf("%w: %v", node.ErrNotFound, errors.Join(errs...))
 	}
-	return nil, errors.Join(errs...)
+	return "", nil, errors.Join(errs...)
+}
+
+// Misbehaved implements node.PeerNetwork: the peer (a PeerID.String, as
+// RequestPeer names it) is banned and disconnected.
+func (cn *chainNet) Misbehaved(peer string, why error) {
+	id, err := types.ParseAddress(peer)
+	if err != nil {
+		cn.log.Error("p2p: a misbehaving peer's id does not parse", "peer", peer, "err", err)
+		return
+	}
+	cn.host.Ban(id, why.Error())
 }
 
 // Gossip implements p2p.Handler.

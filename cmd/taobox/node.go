@@ -151,6 +151,7 @@ var nodeCommand = &command{
 					return err
 				}
 				defer cn.Close()
+				o.reg.MustRegister(cn.host.Collector())
 				log.Info("p2p listening", "addr", cn.host.Addr().String(), "peer_id", cn.host.ID())
 				if *syncMode == "snapshot" {
 					if err := cn.syncSnapshot(ctx, *data, g, *keep, &syncProgress); err != nil {

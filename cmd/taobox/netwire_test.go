@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"taobox/chain/node"
+	"taobox/chain/p2p"
+	"taobox/chain/types"
+)
+
+// fixedPeer answers every request with its name.
+type fixedPeer struct{ name string }
+
+func (f fixedPeer) Gossip(p2p.PeerID, types.MsgType, []byte) error { return nil }
+func (f fixedPeer) Serve(context.Context, p2p.PeerID, types.MsgType, []byte) ([]byte, error) {
+	return []byte(f.name), nil
+}
+func (f fixedPeer) Status() p2p.Status { return p2p.Status{Head: 10} }
+
+// TestNetworkRequestPeerSkipsAndBans: the node's PeerNetwork over real
+// QUIC hosts names the peer that answered, skips the peers catch-up
+// listed, and bans and disconnects a peer reported as misbehaving.
+func TestNetworkRequestPeerSkipsAndBans(t *testing.T) {
+	chain := types.Hash{9}
+	log := slog.New(slog.DiscardHandler)
+	_, key, _ := types.GenerateKey(rand.Reader)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cn, err := startChainNet(ctx, netConfig{Key: key, ChainID: chain, Listen: "127.0.0.1:0", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cn.Close() })
+	names := map[string]string{}
+	for _, name := range []string{"a", "b"} {
+		_, k, _ := types.GenerateKey(rand.Reader)
+		h, err := p2p.New(p2p.Config{Key: k, ChainID: chain, Listen: "127.0.0.1:0", Logger: log}, fixedPeer{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		h.Start(ctx)
+		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+		if _, err := h.Connect(cctx, fmt.Sprintf("%s@%s", cn.host.ID(), cn.host.Addr())); err != nil {
+			t.Fatal(err)
+		}
+		ccancel()
+		names[h.ID().String()] = name
+	}
+	waitUntil(t, "both peers ready", func() bool { return len(cn.host.Peers()) == 2 })
+
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	first, resp, err := cn.RequestPeer(rctx, types.ReqBlocks, node.RangeRequest{From: 1, Count: 1}.Encode(), nil)
+	if err != nil || names[first] != string(resp) {
+		t.Fatalf("RequestPeer: peer %q answered %q, err %v", first, resp, err)
+	}
+	other, resp, err := cn.RequestPeer(rctx, types.ReqBlocks, node.RangeRequest{From: 1, Count: 1}.Encode(), []string{first})
+	if err != nil || other == first || names[other] != string(resp) {
+		t.Fatalf("RequestPeer skipping %s: peer %q answered %q, err %v", first, other, resp, err)
+	}
+	if _, _, err := cn.RequestPeer(rctx, types.ReqBlocks, nil, []string{first, other}); !errors.Is(err, p2p.ErrNoPeer) {
+		t.Fatalf("every peer skipped: %v, want ErrNoPeer", err)
+	}
+	cn.Misbehaved(first, fmt.Errorf("%w: a bad certificate", node.ErrMisbehaving))
+	waitUntil(t, "the reported peer disconnected", func() bool {
+		ps := cn.host.Peers()
+		return len(ps) == 1 && ps[0].ID.String() == other
+	})
+	if cn.host.Stats().Bans != 1 || !slices.ContainsFunc(cn.host.Peers(), func(p p2p.PeerInfo) bool { return p.ID.String() == other }) {
+		t.Fatalf("bans %d, peers %v", cn.host.Stats().Bans, cn.host.Peers())
+	}
+}
+
+// waitUntil polls cond (the bound only ends a hung test).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
