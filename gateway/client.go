@@ -14,13 +14,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"taobox/chain/types"
 )
 
 // Client calls a gateway with signed requests (what `taobox chat` uses).
-// The zero value is not usable: set BaseURL and Key.
+// The zero value is not usable: set BaseURL and Key. Do may be called from
+// several goroutines once the fields are set.
 type Client struct {
 	BaseURL string             // e.g. "http://127.0.0.1:8090"
 	Key     ed25519.PrivateKey // the staked account's key
@@ -34,6 +36,8 @@ type Client struct {
 	HTTP    *http.Client     // nil: a client without a timeout (streams are long)
 	Now     func() time.Time // nil: time.Now
 	Rand    io.Reader        // nonces; nil: crypto/rand
+
+	mu sync.Mutex // guards Gateway once Do runs
 }
 
 // StatusError is a non-2xx answer of the gateway.
@@ -84,7 +88,9 @@ func (c *Client) Identify(ctx context.Context) (types.AccountID, error) {
 	if err != nil {
 		return types.AccountID{}, fmt.Errorf("gateway: %s: %s header: %w", c.BaseURL, HeaderGateway, err)
 	}
+	c.mu.Lock()
 	c.Gateway = id
+	c.mu.Unlock()
 	return id, nil
 }
 
@@ -99,8 +105,12 @@ func (c *Client) httpClient() *http.Client {
 // "/v1/chat/completions") and returns the response as is. The request is
 // signed for c.Gateway (Identify fills it in first when it is zero).
 func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
-	if c.Gateway == (types.AccountID{}) {
-		if _, err := c.Identify(ctx); err != nil {
+	c.mu.Lock()
+	gw := c.Gateway
+	c.mu.Unlock()
+	if gw == (types.AccountID{}) {
+		var err error
+		if gw, err = c.Identify(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -122,7 +132,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 	if err != nil {
 		return nil, err
 	}
-	if err := Sign(req, body, c.Gateway, c.Key, now(), nonce); err != nil {
+	if err := Sign(req, body, gw, c.Key, now(), nonce); err != nil {
 		return nil, err
 	}
 	return c.httpClient().Do(req)

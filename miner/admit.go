@@ -174,9 +174,10 @@ func (r *request) reject(code task.Code, retryMs uint32, msg string) {
 
 // admission is the outcome of admit.
 type admission struct {
-	code    task.Code
-	retryMs uint32
-	msg     string
+	code      task.Code
+	retryMs   uint32
+	msg       string
+	transport bool // the request was cut off by its stream or connection, not malformed by its sender
 }
 
 func reject(code task.Code, format string, args ...any) admission {

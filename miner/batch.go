@@ -47,14 +47,28 @@ import (
 // defaultSlots is Limits.Slots when zero.
 const defaultSlots = 8
 
-// slots is the number of answers generated together (Limits.Slots,
-// defaulted and capped at model.MaxBatch).
+// defaultSlotMemory is Limits.SlotMemory when zero.
+const defaultSlotMemory = 4 << 30
+
+// slots is the number of answers generated together: Limits.Slots,
+// defaulted, capped at model.MaxBatch and cut so that the slots' KV
+// caches fit Limits.SlotMemory.
 func (m *Miner) slots() int {
 	n := m.cfg.Limits.Slots
 	if n <= 0 {
 		n = defaultSlots
 	}
-	return min(n, model.MaxBatch)
+	n = min(n, model.MaxBatch)
+	if mdl := m.cfg.Model; mdl != nil {
+		budget := m.cfg.Limits.SlotMemory
+		if budget <= 0 {
+			budget = defaultSlotMemory
+		}
+		if per := mdl.KVCacheBytes(); per > 0 {
+			n = int(min(int64(n), max(1, budget/per)))
+		}
+	}
+	return n
 }
 
 // parallel is the number of answers the miner generates at once: slots()

@@ -320,3 +320,26 @@ func BenchmarkBatchedTasks(b *testing.B) {
 		}
 	}
 }
+
+// Slots are cut to what Limits.SlotMemory holds, never below one.
+func TestSlotsFitSlotMemory(t *testing.T) {
+	mdl := tinyModel(t)
+	per := mdl.KVCacheBytes()
+	for _, tc := range []struct {
+		slots  int
+		memory int64
+		want   int
+	}{
+		{0, 0, defaultSlots},
+		{32, 0, 16},
+		{8, 3 * per, 3},
+		{8, per / 2, 1},
+		{1, 100 * per, 1},
+		{16, 16 * per, 16},
+	} {
+		m := &Miner{cfg: Config{Model: mdl, Limits: Limits{Slots: tc.slots, SlotMemory: tc.memory}}}
+		if got := m.slots(); got != tc.want {
+			t.Errorf("Slots %d, SlotMemory %d (%d per slot): %d slots, want %d", tc.slots, tc.memory, per, got, tc.want)
+		}
+	}
+}

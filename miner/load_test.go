@@ -311,9 +311,10 @@ func floodProcess(t *testing.T, addr string, n int) flood {
 // validator keeps being served; its latency is logged beside the quiet
 // case. The attacker runs in this process (it shares the miner's CPU: the
 // worst case on a small box) and as a separate low-priority process (the
-// model of an attacker elsewhere). Only a generous bound is asserted
-// (timings on a shared 2-core VM are noisy); the ratio is in the log and
-// in docs/performance.md.
+// model of an attacker elsewhere). Asserted: every legitimate query is
+// answered and verifies, every junk request that reaches the miner gets a
+// reject code; the latencies are only logged (timings on a shared 2-core
+// VM are noisy; figures in docs/performance.md).
 func TestJunkFlood(t *testing.T) {
 	junk := 1000
 	if os.Getenv("TAOBOX_LONG") != "" {
@@ -340,8 +341,13 @@ func TestJunkFlood(t *testing.T) {
 				for {
 					select {
 					case <-stop:
-						legitDone <- nil
-						return
+						mu.Lock()
+						enough := len(under) >= 10
+						mu.Unlock()
+						if enough { // a flood shorter than 10 queries is measured with the first ones after it
+							legitDone <- nil
+							return
+						}
 					default:
 					}
 					t0 := time.Now()
@@ -377,12 +383,6 @@ func TestJunkFlood(t *testing.T) {
 			t.Logf("miner: handshakes refused %v, connections %v, malformed %v, too-large %v, timeout %v",
 				m["taobox_miner_handshakes_refused_total"], m["taobox_miner_connections_total"], m[`taobox_miner_rejects_total{code="malformed"}`],
 				m[`taobox_miner_rejects_total{code="too-large"}`], m[`taobox_miner_rejects_total{code="timeout"}`])
-			if len(under) < 10 {
-				t.Fatalf("only %d legit queries completed during the flood", len(under))
-			}
-			if fp99 > 2*time.Second {
-				t.Fatalf("legit p99 under flood %v", fp99)
-			}
 		})
 	}
 }
@@ -515,11 +515,17 @@ func TestBadRequestsCloseConnection(t *testing.T) {
 				t.Fatalf("round %d: forged request got %v", round, code)
 			}
 		}
+		// Chain-view refusals do not count (the miner's view may lag).
+		for range 2 * limit {
+			if code := rejectCode(t, exchange(t, c, signedRequest(t, reqOpt{key: strangerKey}))); code != task.CodeUnregistered {
+				t.Fatalf("round %d: unregistered sender got %v", round, code)
+			}
+		}
 		if code := rejectCode(t, exchange(t, c, signedRequest(t, reqOpt{}))); code != task.CodeOK {
 			t.Fatalf("round %d: good request got %v", round, code)
 		}
 	}
-	kinds := [][]byte{forged(), {0xff, 0xff}, signedRequest(t, reqOpt{key: strangerKey}), forged()}
+	kinds := [][]byte{forged(), {0xff, 0xff}, signedRequest(t, reqOpt{now: time.Now().Add(-time.Hour)}), forged()}
 	for i, req := range kinds[:limit-1] {
 		if code := rejectCode(t, exchange(t, c, req)); !code.SenderFault() {
 			t.Fatalf("bad request %d got %v", i, code)

@@ -99,6 +99,11 @@ type Limits struct {
 	// used. 1 answers one request at a time; values above model.MaxBatch
 	// count as model.MaxBatch. Unused with Config.Answer. Default 8.
 	Slots int
+	// SlotMemory caps the bytes of those KV caches: Slots is cut to
+	// SlotMemory / model.KVCacheBytes (at least 1), so a long-context model
+	// gets fewer slots instead of running out of memory under load.
+	// Default 4 GiB.
+	SlotMemory int64
 }
 
 func (l *Limits) defaults() {
@@ -277,6 +282,11 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 	m.mu.Unlock()
 	close(m.ready)
 	m.log.Info("miner serving", "addr", ln.Addr().String(), "hotkey", types.SS58Encode(m.id), "netuid", m.cfg.Netuid)
+	if n := m.parallel(); n > 1 {
+		m.log.Info("continuous batching", "slots", n, "kv_cache_mib_per_slot", m.cfg.Model.KVCacheBytes()>>20)
+	} else if m.cfg.Answer == nil && m.cfg.Model != nil && m.cfg.Limits.Slots != 1 {
+		m.log.Info("one answer at a time: a slot's KV cache does not fit Limits.SlotMemory twice", "kv_cache_mib_per_slot", m.cfg.Model.KVCacheBytes()>>20)
+	}
 
 	wctx, wcancel := context.WithCancel(context.Background())
 	workerDone := make(chan struct{})

@@ -96,7 +96,9 @@ func (m *Miner) writeReject(s *quic.Stream, cs *connState, a admission) {
 	s.Write(task.AppendRejectFrame(nil, &task.Reject{Code: a.code, RetryAfterMs: a.retryMs, Message: a.msg}))
 	s.Close()
 	cs.wrote()
-	m.refused(cs, a.code)
+	if !a.transport {
+		m.refused(cs, a.code)
+	}
 }
 
 // serveStream reads one request, admits it, queues it and streams its
@@ -110,7 +112,14 @@ func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) 
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			code = task.CodeTimeout
 		}
-		m.writeReject(s, cs, reject(code, "%v", err))
+		a := reject(code, "%v", err)
+		// A stream or connection the client (or this miner, stopping)
+		// tore down is not a bad request: it does not count towards
+		// closing the connection (Miner.refused).
+		var se *quic.StreamError
+		var ae *quic.ApplicationError
+		a.transport = errors.As(err, &se) || errors.As(err, &ae) || ctx.Err() != nil
+		m.writeReject(s, cs, a)
 		return
 	}
 	s.CancelRead(0) // nothing more is read from this stream

@@ -392,15 +392,17 @@ var codeNames = [...]string{
 const NumCodes = int(codeEnd)
 
 // SenderFault reports whether c refuses a request for a fault of its sender
-// (bytes, identity, signature, freshness, addressing or model), as opposed
-// to the miner's load or state (rate-limited, too-many-streams, busy,
-// internal, shutting-down). A connection that keeps sending such requests
-// is closed (CloseBadRequests).
+// (its bytes, signature, freshness, addressing or model), as opposed to the
+// miner's load or state (rate-limited, too-many-streams, busy, internal,
+// shutting-down) or the miner's view of the chain (unregistered,
+// no-permit, low-stake: a validator that just got its permit may be
+// refused until the miner's view catches up, and these checks cost the
+// miner nothing). A connection that keeps sending such requests is closed
+// (CloseBadRequests).
 func (c Code) SenderFault() bool {
 	switch c {
 	case CodeTooLarge, CodeMalformed, CodeBadVersion, CodeWrongNetuid, CodeWrongMiner,
-		CodeUnregistered, CodeNoPermit, CodeLowStake, CodeStale, CodeBadSignature,
-		CodeReplay, CodeModelMismatch, CodeTimeout:
+		CodeStale, CodeBadSignature, CodeReplay, CodeModelMismatch, CodeTimeout:
 		return true
 	}
 	return false

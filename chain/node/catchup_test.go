@@ -18,6 +18,7 @@ type lyingNet struct {
 	src     *Node
 	corrupt func(t *testing.T, resp []byte) []byte
 	t       *testing.T
+	both    bool // "honest" corrupts its answers too
 
 	mu      sync.Mutex
 	reports map[string][]error
@@ -36,7 +37,7 @@ func (l *lyingNet) RequestPeer(ctx context.Context, t types.MsgType, payload []b
 			continue
 		}
 		resp, err := l.src.ServeRequest(ctx, t, payload)
-		if err == nil && peer == "liar" && t == types.ReqBlocks {
+		if err == nil && (peer == "liar" || l.both) && t == types.ReqBlocks {
 			resp = l.corrupt(l.t, resp)
 		}
 		return peer, resp, err
@@ -145,6 +146,54 @@ func TestCatchUpReportsLyingPeer(t *testing.T) {
 				if !errors.Is(err, ErrMisbehaving) {
 					t.Errorf("the report %v does not wrap ErrMisbehaving", err)
 				}
+			}
+		})
+	}
+}
+
+// When every peer's blocks fail this node's own verification (a forged
+// certificate signature here; in life, more likely this node's view of the
+// authority set is wrong), catch-up stops without reporting anyone: a node
+// must not ban all its peers for its own fault. A self-evident fault (a
+// block its certificate does not name) is still reported at once.
+func TestCatchUpDoesNotBanForUnprovenFaults(t *testing.T) {
+	g := bftGenesis(1, 10)
+	tn := newTestNet(t, 12)
+	src := tn.add(0, bftConfig(t, g, validatorKey(0)))
+	tn.waitHeight(6, 0)
+	badSig := func(t *testing.T, resp []byte) []byte {
+		return rewrite(t, resp, func(bs []BlockWithCert) []BlockWithCert {
+			for i := range bs {
+				bs[i].Cert[len(bs[i].Cert)-1] ^= 1
+			}
+			return bs
+		})
+	}
+	swapped := func(t *testing.T, resp []byte) []byte {
+		return rewrite(t, resp, func(bs []BlockWithCert) []BlockWithCert {
+			bs[0].Block, bs[1].Block = bs[1].Block, bs[0].Block
+			return bs
+		})
+	}
+	for _, tc := range []struct {
+		name    string
+		corrupt func(t *testing.T, resp []byte) []byte
+		want    int // peers reported
+	}{
+		{"unverifiable certificates from every peer", badSig, 0},
+		{"blocks not named by their certificates from every peer", swapped, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := &lyingNet{src: src, corrupt: tc.corrupt, t: t, both: true, reports: map[string][]error{}}
+			cfg := bftConfig(t, g, nil)
+			cfg.Network = ln
+			f := openNode(t, cfg)
+			f.catchUp() // synchronously: returns once both peers were skipped
+			if h, _ := f.Head(); h != 0 {
+				t.Fatalf("the follower committed up to %d from corrupt answers", h)
+			}
+			if r := ln.reported(); len(r) != tc.want {
+				t.Fatalf("reports %v: want %d peers reported", r, tc.want)
 			}
 		})
 	}

@@ -330,12 +330,24 @@ func (n *Node) triggerCatchUp() {
 // catchUp requests blocks from head+1 in batches of MaxBlocksPerReq and
 // commits each after checking its certificate (following authority-set
 // changes at epoch ends), until a peer has nothing newer. With a
-// PeerNetwork, a peer whose answer fails verification is reported
-// (Misbehaved) and skipped, and the heights not committed are asked of
-// another peer.
+// PeerNetwork, a peer whose answer fails verification is skipped and the
+// heights not committed are asked of another peer. A fault the bytes prove
+// by themselves (undecodable, a certificate for another height, a block
+// its certificate does not name: errSelfEvident) is reported at once
+// (Misbehaved). A block that fails this node's own checks (a certificate
+// its authority set did not sign, a malformed block) is reported only once
+// another peer's block at that height has verified and committed: if this
+// node's view of the authority set were wrong, every peer would fail the
+// same way, and banning them all would cut the node off.
 func (n *Node) catchUp() {
 	pn, _ := n.net.(PeerNetwork)
 	var liars []string
+	type suspect struct {
+		peer   string
+		height uint64
+		err    error
+	}
+	var suspects []suspect
 	for n.ctx.Err() == nil {
 		from, _ := n.Head()
 		from++
@@ -357,11 +369,27 @@ func (n *Node) catchUp() {
 		count, err := n.applyBlocks(from, resp)
 		if count > 0 {
 			n.log.Info("caught up", "from", from, "blocks", count)
+			head, _ := n.Head()
+			kept := suspects[:0]
+			for _, s := range suspects {
+				if s.height <= head { // another peer's block at its height verified
+					pn.Misbehaved(s.peer, s.err)
+					n.log.Warn("catch-up: reported a peer whose block failed verification where another peer's verified", "peer", s.peer, "height", s.height, "err", s.err)
+					continue
+				}
+				kept = append(kept, s)
+			}
+			suspects = kept
 		}
 		if errors.Is(err, ErrMisbehaving) && pn != nil && peer != "" {
-			pn.Misbehaved(peer, err)
 			liars = append(liars, peer)
-			n.log.Warn("catch-up: a peer served blocks that fail verification; reported it, asking another peer", "peer", peer, "from", from+uint64(count), "err", err)
+			if errors.Is(err, errSelfEvident) {
+				pn.Misbehaved(peer, err)
+				n.log.Warn("catch-up: a peer served a bad blocks answer; reported it, asking another peer", "peer", peer, "from", from+uint64(count), "err", err)
+			} else {
+				suspects = append(suspects, suspect{peer, from + uint64(count), err})
+				n.log.Warn("catch-up: a peer's block failed verification; asking another peer", "peer", peer, "height", from+uint64(count), "err", err)
+			}
 			if len(liars) >= maxCatchUpLiars {
 				return
 			}
@@ -377,25 +405,37 @@ func (n *Node) catchUp() {
 	}
 }
 
+// errSelfEvident marks a catch-up answer whose fault its bytes prove
+// alone, whatever the receiver's state (it wraps ErrMisbehaving too).
+var errSelfEvident = errors.New("self-evident")
+
 // applyBlocks commits the blocks of a ReqBlocks answer for heights from,
-// from+1, … and returns how many it committed. An answer no honest peer
-// sends (undecodable, a certificate that does not decode or is for
-// another height, a block its certificate does not name, a certificate
-// the authority set did not sign) is an error wrapping ErrMisbehaving;
-// the blocks before the bad one stay committed.
+// from+1, … and returns how many it took (committed, or already committed
+// by consensus meanwhile). An answer no honest peer
+// sends is an error wrapping ErrMisbehaving, and also errSelfEvident when
+// the bytes alone prove it (undecodable, a certificate that does not decode
+// or is for another height, a block its certificate does not name); a
+// certificate the authority set did not sign or a malformed block wraps
+// ErrMisbehaving only. The blocks before the bad one stay committed.
 func (n *Node) applyBlocks(from uint64, resp []byte) (int, error) {
+	evident := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %w", errSelfEvident, misbehaving(format, args...))
+	}
 	bs, err := DecodeBlocksResponse(resp)
 	if err != nil {
-		return 0, misbehaving("a blocks response from height %d: %v", from, err)
+		return 0, evident("a blocks response from height %d: %v", from, err)
 	}
 	for i, b := range bs {
 		want := from + uint64(i)
 		cert, err := decodeCert(b.Cert)
 		if err != nil {
-			return i, misbehaving("the certificate of block %d: %v", want, err)
+			return i, evident("the certificate of block %d: %v", want, err)
 		}
 		if cert.Height != want {
-			return i, misbehaving("block %d of a blocks response carries the certificate of height %d (blocks out of order or misplaced)", want, cert.Height)
+			return i, evident("block %d of a blocks response carries the certificate of height %d (blocks out of order or misplaced)", want, cert.Height)
+		}
+		if blockID(b.Block) != cert.BlockID {
+			return i, evident("block %d of a blocks response is not the block its certificate names", want)
 		}
 		if _, err := n.handleFinalized(consensus.Commit{Block: b.Block, Cert: cert}); err != nil {
 			return i, fmt.Errorf("block %d: %w", want, err)
