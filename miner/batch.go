@@ -115,7 +115,14 @@ type batcher struct {
 	batch  []model.BatchToken
 	owner  []*seqSlot // batch index → answer
 	draws  []draw
+	rot    int // where compose starts among the generating answers (see compose)
 }
+
+// minPrefill is the least room a step keeps for prompt tokens while an
+// answer is still reading its prompt: with 15 answers generating, a new
+// prompt would otherwise enter one token per step and wait thousands of
+// steps for its first token.
+const minPrefill = 4
 
 // batchWorker serves queued requests with continuous batching until ctx
 // ends (see the file comment). Answers running when ctx ends finish with
@@ -213,22 +220,7 @@ func (b *batcher) step() {
 		}
 	}
 	b.compact()
-	b.batch, b.owner = b.batch[:0], b.owner[:0]
-	for _, sl := range b.active { // generating answers: one token each
-		if sl.fed >= len(sl.prompt) {
-			b.batch = append(b.batch, model.BatchToken{Seq: sl.seq, Token: sl.next, Pos: sl.fed})
-			b.owner = append(b.owner, sl)
-			sl.fed++
-		}
-	}
-	for _, sl := range b.active { // prompts: chunks in the room left
-		for sl.fed < len(sl.prompt) && len(b.batch) < model.MaxBatch {
-			last := sl.fed == len(sl.prompt)-1
-			b.batch = append(b.batch, model.BatchToken{Seq: sl.seq, Token: sl.prompt[sl.fed], Pos: sl.fed, NoLogits: !last})
-			b.owner = append(b.owner, sl)
-			sl.fed++
-		}
-	}
+	b.compose()
 	if len(b.batch) == 0 {
 		return
 	}
@@ -259,6 +251,41 @@ func (b *batcher) step() {
 		b.emit(&b.draws[i])
 	}
 	b.compact()
+}
+
+// compose fills b.batch (and b.owner) with the step's tokens: the next
+// token of each generating answer, then prompt chunks in the room left.
+// While a prompt waits, the generating answers leave minPrefill places to
+// it; which of them sit the step out rotates from step to step, so each
+// is delayed by the same share. The order of tokens in a step does not
+// change their logits (model.ForwardBatch).
+func (b *batcher) compose() {
+	b.batch, b.owner = b.batch[:0], b.owner[:0]
+	room := model.MaxBatch
+	for _, sl := range b.active {
+		if sl.fed < len(sl.prompt) {
+			room -= minPrefill
+			break
+		}
+	}
+	n := len(b.active)
+	for k := range n { // generating answers: one token each
+		sl := b.active[(b.rot+k)%n]
+		if sl.fed >= len(sl.prompt) && len(b.batch) < room {
+			b.batch = append(b.batch, model.BatchToken{Seq: sl.seq, Token: sl.next, Pos: sl.fed})
+			b.owner = append(b.owner, sl)
+			sl.fed++
+		}
+	}
+	b.rot++
+	for _, sl := range b.active { // prompts: chunks in the room left
+		for sl.fed < len(sl.prompt) && len(b.batch) < model.MaxBatch {
+			last := sl.fed == len(sl.prompt)-1
+			b.batch = append(b.batch, model.BatchToken{Seq: sl.seq, Token: sl.prompt[sl.fed], Pos: sl.fed, NoLogits: !last})
+			b.owner = append(b.owner, sl)
+			sl.fed++
+		}
+	}
 }
 
 // draw is one answer's token of a step: its logits, then what its sampler

@@ -343,3 +343,49 @@ func TestSlotsFitSlotMemory(t *testing.T) {
 		}
 	}
 }
+
+// While a prompt is waiting, a step keeps minPrefill places for it, and the
+// generating answers that sit a step out rotate, each delayed by the same
+// share; with no prompt waiting every generating answer is in every step.
+func TestComposeKeepsRoomForPrompts(t *testing.T) {
+	b := &batcher{}
+	var gen []*seqSlot
+	for i := range model.MaxBatch - 1 {
+		sl := &seqSlot{prompt: []int{1, 2}, fed: 2 + i}
+		gen = append(gen, sl)
+		b.active = append(b.active, sl)
+	}
+	waiting := &seqSlot{prompt: make([]int, 1000)}
+	b.active = append(b.active, waiting)
+	in := map[*seqSlot]int{}
+	const steps = 32
+	for step := range steps {
+		b.compose()
+		if len(b.batch) != model.MaxBatch {
+			t.Fatalf("step %d: %d tokens, want a full step of %d", step, len(b.batch), model.MaxBatch)
+		}
+		prompt := 0
+		for _, sl := range b.owner {
+			if sl == waiting {
+				prompt++
+			} else {
+				in[sl]++
+			}
+		}
+		if prompt != minPrefill {
+			t.Fatalf("step %d: %d prompt tokens, want %d", step, prompt, minPrefill)
+		}
+	}
+	lo, hi := steps, 0
+	for _, sl := range gen {
+		lo, hi = min(lo, in[sl]), max(hi, in[sl])
+	}
+	if hi-lo > 2 || lo == 0 {
+		t.Fatalf("generating answers got between %d and %d of %d steps: not a fair share", lo, hi, steps)
+	}
+	b.active = gen // no prompt waiting: all of them, every step
+	b.compose()
+	if len(b.batch) != len(gen) {
+		t.Fatalf("without a prompt waiting: %d tokens, want %d", len(b.batch), len(gen))
+	}
+}
