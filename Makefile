@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 60s
 GO       ?= go
 
-.PHONY: build run test test-long bench lint fuzz clean cuda cuda-toolchain ptx ptx-check train-tiny
+.PHONY: build run test test-long bench lint fuzz clean cuda device-bins cuda-toolchain ptx ptx-check train-tiny
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/taobox ./cmd/taobox
@@ -77,6 +77,11 @@ cuda: ptx-check
 	@scripts/fakecuda/build.sh $(CUDA)/fake
 	LD_LIBRARY_PATH=$(CUDA)/fake $(CUDA_ENV) $(GO) test -count=1 -tags cuda -run '^(TestDo|TestSelftests)$$' ./gpu/
 	LD_LIBRARY_PATH=$(CUDA)/fake bin/taobox-cuda selftest --run smoke/ >/dev/null
+
+# What a device machine (no Go there) runs from bin/: taobox-cuda, and the
+# miner's test binary for scripts/gpu-check.sh's task-rate step.
+device-bins: cuda
+	$(GO) test -c -o bin/miner.test ./miner
 
 cuda-toolchain:
 	@scripts/cuda-toolchain.sh $(CUDA)

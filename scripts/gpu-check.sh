@@ -123,6 +123,16 @@ else
 	echo "== bench gpu: this taobox-cuda has no bench gpu command yet"
 fi
 
+# The 1-token task rate beside bare quic-go on this host's cores (the build
+# VM has 2, where both are CPU-bound), if `make device-bins` built the
+# miner's test binary.
+if [ -x bin/miner.test ]; then
+	secs=$(budget 40)
+	if [ "$secs" -gt 10 ]; then
+		step "miner.test: 1-token tasks vs a bare quic-go echo" "$secs" sh -c 'cd miner && ../bin/miner.test -test.run "^\$" -test.bench "Tasks/(echo|task)/" -test.benchtime 3000x'
+	fi
+fi
+
 echo
 if [ "$selftest" = 0 ] && [ "$yumacheck" = 0 ]; then
 	echo "== gpu-check: PASS ($(($(date +%s) - start)) s)"
