@@ -36,6 +36,7 @@ type benchGPUReport struct {
 	Driver          string                 `json:"driver"`
 	Yuma            []yumaGPUBench         `json:"yuma"`
 	Boundary        *runner.Boundary       `json:"runner_boundary,omitempty"`
+	BoundaryShm     *runner.Boundary       `json:"runner_boundary_shm,omitempty"`
 	Llama           []gpu.LlamaBenchResult `json:"llama"`
 	GPUMemUsedBytes int64                  `json:"gpu_mem_used_bytes"`
 	GPUMemTotal     int64                  `json:"gpu_mem_total_bytes"`
@@ -100,11 +101,18 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 		r.Yuma = append(r.Yuma, y)
 	}
 
-	if b, err := runner.MeasureBoundary(gpu.BigYumaBatch(128, 256, false), max(3, o.iters/2)); err != nil {
+	boundaryBatch := gpu.BigYumaBatch(128, 256, false)
+	if b, err := runner.MeasureBoundary(boundaryBatch, max(3, o.iters/2)); err != nil {
 		r.Errors = append(r.Errors, fmt.Sprintf("runner boundary: %v", err))
 	} else {
 		r.Boundary = &b
-		progress("runner boundary: %s", b)
+		progress("runner boundary (socket): %s", b)
+	}
+	if b, err := runner.MeasureBoundaryShm(boundaryBatch, max(3, o.iters/2)); err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("runner boundary over shared memory: %v", err))
+	} else {
+		r.BoundaryShm = &b
+		progress("runner boundary (shared memory): %s", b)
 	}
 
 	llama := func(name string, f func() (gpu.LlamaBenchResult, error)) {
@@ -152,8 +160,11 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 			fmt.Fprintf(&out, "yuma %-8s GPU %8.3f ms/batch %10.0f epochs/s | CPU %8.2f ms/batch %8.0f epochs/s (%d workers) | ×%.1f%s\n",
 				y.Shape, y.GPUMsPerBatch, y.GPUEpochsPerS, y.CPUMsPerBatch, y.CPUEpochsPerS, y.CPUWorkers, y.Speedup, errSuffix(y.Error))
 		}
+		if r.BoundaryShm != nil {
+			fmt.Fprintf(&out, "runner boundary (shared memory): %s\n", r.BoundaryShm)
+		}
 		if r.Boundary != nil {
-			fmt.Fprintf(&out, "runner boundary: %s\n", r.Boundary)
+			fmt.Fprintf(&out, "runner boundary (socket): %s\n", r.Boundary)
 		}
 		for _, l := range r.Llama {
 			fmt.Fprintf(&out, "%s\n", l)

@@ -18,22 +18,35 @@ import (
 
 var runnerCommand = &command{
 	name:    "runner",
-	args:    "--socket PATH [--device N] [--selftest SUBSTRING]",
+	args:    "--socket PATH [--shm-fd FD --shm-size N] [--device N] [--selftest SUBSTRING]",
 	summary: "serve GPU work to a parent taobox over a unix socket (taobox-cuda only; started by taobox)",
 	help: "Started by taobox node and devnet (--backend auto or cuda), not by hand:\n" +
 		"opens --device, runs every kernel's self-test, listens on the unix socket\n" +
 		"PATH, writes one ready line to stdout and serves requests (yuma.epochs,\n" +
 		"health; docs/gpu-runner.md) until its stdin closes or its parent dies.\n" +
+		"--shm-fd names the shared-memory region (a memfd) the parent passes for\n" +
+		"big payloads; without it everything goes over the socket.\n" +
 		"Exit status 1 when the GPU cannot be opened or a self-test fails.",
 	setup: func(fs *flag.FlagSet) func(*env) error {
 		socket := fs.String("socket", "", "the unix socket `PATH` to listen on (required)")
 		device := fs.Int("device", 0, "the CUDA device `ordinal`")
 		only := fs.String("selftest", "", "run only the selftests whose name contains this `substring` (default: all)")
+		shmFD := fs.Int("shm-fd", -1, "the inherited `descriptor` of the parent's shared-memory region (-1: none)")
+		shmSize := fs.Int("shm-size", 0, "the shared-memory region's size in `bytes`")
 		return func(e *env) error {
 			if *socket == "" {
 				return &usageError{"socket", "required (the runner is started by taobox node and devnet)"}
 			}
-			return runRunner(e, *socket, *device, *only)
+			var shm *runner.Shm
+			if *shmFD >= 0 {
+				var err error
+				if shm, err = runner.OpenShm(*shmFD, *shmSize); err != nil {
+					return &usageError{"shm-fd", err.Error()}
+				}
+				// After the server is done with it (ServeProcess waits).
+				defer shm.Close()
+			}
+			return runRunner(e, *socket, *device, *only, shm)
 		}
 	},
 }

@@ -18,8 +18,9 @@ import (
 
 // runRunner is `taobox-cuda runner`: the GPU, its self-test, then the
 // server. Self-test lines go to stderr, which the launcher keeps for its
-// error message; stdout carries only the ready line.
-func runRunner(e *env, socket string, device int, only string) error {
+// error message; stdout carries only the ready line. shm is the parent's
+// shared region (--shm-fd), nil without one.
+func runRunner(e *env, socket string, device int, only string, shm *runner.Shm) error {
 	d, err := gpu.Open(device)
 	if err != nil {
 		return err
@@ -47,6 +48,7 @@ func runRunner(e *env, socket string, device int, only string) error {
 		Info: fmt.Sprintf("taobox-cuda %s pid %d, device %s, %d selftests passed in %v",
 			version, os.Getpid(), d.Info(), ran, time.Since(start).Round(time.Millisecond)),
 		Yuma: &serialEngine{e: gpu.NewYumaEngine(d)},
+		Shm:  shm,
 	}
 	lm := &runnerLlama{d: d}
 	defer lm.close()

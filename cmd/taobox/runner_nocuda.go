@@ -2,4 +2,6 @@
 
 package main
 
-func runRunner(*env, string, int, string) error { return errNoCUDA }
+import "taobox/gpu/runner"
+
+func runRunner(*env, string, int, string, *runner.Shm) error { return errNoCUDA }

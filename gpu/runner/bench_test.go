@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"taobox/chain/yuma"
@@ -20,8 +21,9 @@ func batch128() []yuma.Input {
 }
 
 // BenchmarkBoundary128x256: the CPU engine in this process, the same engine
-// behind a fake runner subprocess (the difference is the boundary), and
-// the boundary alone (a server replaying precomputed outputs).
+// behind a fake runner subprocess (the difference is the boundary) with
+// payloads in shared memory and over the socket, and the boundary alone (a
+// server replaying precomputed outputs), over the socket and over shm.
 func BenchmarkBoundary128x256(b *testing.B) {
 	ins := batch128()
 	ctx := context.Background()
@@ -33,41 +35,58 @@ func BenchmarkBoundary128x256(b *testing.B) {
 			}
 		}
 	})
-	b.Run("cpu-behind-runner", func(b *testing.B) {
-		e, err := Start(ctx, fakeOptions(b, "ok"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer e.Close()
-		for b.Loop() {
-			if _, err := e.Epochs(ctx, ins); err != nil {
+	for _, tc := range []struct {
+		name    string
+		shmSize int
+	}{{"cpu-behind-runner-socket", -1}, {"cpu-behind-runner-shm", 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			opts := fakeOptions(b, "ok")
+			opts.ShmSize = tc.shmSize
+			e, err := Start(ctx, opts)
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		if st := e.Stats(); st.CPUBatches != 0 {
-			b.Fatalf("fell back: %+v", st)
-		}
-	})
-	b.Run("boundary-only", func(b *testing.B) {
-		var r Boundary
-		var err error
-		for b.Loop() {
-			if r, err = MeasureBoundary(ins, 5); err != nil {
-				b.Fatal(err)
+			defer e.Close()
+			for b.Loop() {
+				if _, err := e.Epochs(ctx, ins); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-		b.ReportMetric(r.BatchMs, "ms/batch")
-		b.ReportMetric(r.BatchCPUMs, "cpu-ms/batch")
-		b.ReportMetric(r.SmallUs, "µs/small")
-		b.ReportMetric(r.TokenUs, "µs/token")
-		b.ReportMetric(float64(r.RequestBytes+r.ResponseBytes)/1e6, "MB/roundtrip")
-	})
+			if st := e.Stats(); st.CPUBatches != 0 {
+				b.Fatalf("fell back: %+v", st)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name    string
+		measure func([]yuma.Input, int) (Boundary, error)
+	}{{"boundary-only-socket", MeasureBoundary}, {"boundary-only-shm", MeasureBoundaryShm}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var r Boundary
+			var err error
+			for b.Loop() {
+				if r, err = tc.measure(ins, 5); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(r.BatchMs, "ms/batch")
+			b.ReportMetric(r.BatchCPUMs, "cpu-ms/batch")
+			b.ReportMetric(r.SmallUs, "µs/small")
+			b.ReportMetric(r.TokenUs, "µs/token")
+			b.ReportMetric(float64(r.RequestBytes+r.ResponseBytes)/1e6, "MB/roundtrip")
+		})
+	}
 }
 
 func TestMeasureBoundary(t *testing.T) {
-	r, err := MeasureBoundary(gpuplan.RandomBatch(1, 4), 2)
-	if err != nil || r.BatchMs <= 0 || r.SmallUs <= 0 || r.TokenUs <= 0 {
-		t.Fatalf("%+v, %v", r, err)
+	for _, measure := range []func([]yuma.Input, int) (Boundary, error){MeasureBoundary, MeasureBoundaryShm} {
+		r, err := measure(gpuplan.RandomBatch(1, 4), 2)
+		if errors.Is(err, ErrNoShm) {
+			continue // not Linux
+		}
+		if err != nil || r.BatchMs <= 0 || r.SmallUs <= 0 || r.TokenUs <= 0 {
+			t.Fatalf("%+v, %v", r, err)
+		}
+		t.Log(r)
 	}
-	t.Log(r)
 }

@@ -43,6 +43,10 @@ type Client struct {
 	// MaxFrame caps the payload of a request and of a response (it should
 	// match the server's); 0: DefaultMaxFrame.
 	MaxFrame int
+	// ShmThreshold: once AttachShm succeeded, requests of at least this
+	// many bytes go through the shared region; 0: the package's
+	// ShmThreshold.
+	ShmThreshold int
 
 	mu     sync.Mutex
 	conn   net.Conn
@@ -51,6 +55,9 @@ type Client struct {
 	broken error
 	wbuf   []byte // request frames, reused
 	rbuf   []byte // response payloads, reused (decoded into fresh memory)
+	shm    *Shm   // the attached region, nil: the socket only
+
+	shmRequests, shmResponses int // frames whose payload went through shm
 }
 
 // Dial connects to the runner listening on the unix socket path.
@@ -91,24 +98,55 @@ func (c *Client) Call(ctx context.Context, op Op, payload []byte) ([]byte, error
 
 // call sends the request whose payload encode appends to its argument
 // and hands the response's payload (valid only during the call) to decode.
+// With a region attached, encode writes straight into the request half
+// (we own it: no request is outstanding) and a big payload crosses as a
+// descriptor.
 func (c *Client) call(ctx context.Context, op Op, encode func([]byte) []byte, decode func([]byte) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.broken != nil {
 		return fmt.Errorf("%w: %v", ErrBroken, c.broken)
 	}
-	c.wbuf = encode(append(c.wbuf[:0], make([]byte, HeaderSize)...))
-	if n, max := len(c.wbuf)-HeaderSize, c.maxFrame(); n > max {
+	var viaShm bool
+	var n int
+	c.wbuf = append(c.wbuf[:0], make([]byte, HeaderSize)...)
+	if c.shm != nil {
+		half := c.shm.reqHalf()
+		p := encode(half[:0])
+		n = len(p)
+		off, inShm := offsetIn(p, half, 0)
+		switch {
+		case n > c.maxFrame():
+		case inShm && n >= c.shmThreshold():
+			viaShm = true
+			c.wbuf = appendShmRef(c.wbuf, off, n)
+		default:
+			c.wbuf = append(c.wbuf, p...)
+		}
+	} else {
+		c.wbuf = encode(c.wbuf)
+		n = len(c.wbuf) - HeaderSize
+	}
+	if max := c.maxFrame(); n > max {
 		// Refused here, before the runner refuses it and the connection.
 		c.wbuf = nil
 		return fmt.Errorf("runner: %s: %w: request of %d bytes, cap %d", op, ErrRequestTooLarge, n, max)
 	}
-	resp, err := c.exchange(ctx, op, c.wbuf)
+	if viaShm {
+		c.shmRequests++
+	}
+	resp, fromShm, err := c.exchange(ctx, op, c.wbuf, viaShm)
 	if cap(c.wbuf) > keepBuf {
 		c.wbuf = nil
 	}
 	if err == nil {
-		c.rbuf = resp
+		if fromShm {
+			// Never keep the mapping as the socket's read buffer: the
+			// response half is the server's again after our next request.
+			c.shmResponses++
+		} else {
+			c.rbuf = resp
+		}
 		err = decode(resp)
 		if cap(c.rbuf) > keepBuf {
 			c.rbuf = nil
@@ -128,9 +166,19 @@ func (c *Client) call(ctx context.Context, op Op, encode func([]byte) []byte, de
 	return nil
 }
 
-func (c *Client) exchange(ctx context.Context, op Op, frame []byte) ([]byte, error) {
+func (c *Client) shmThreshold() int {
+	if c.ShmThreshold > 0 {
+		return c.ShmThreshold
+	}
+	return ShmThreshold
+}
+
+// exchange sends frame (header space included; viaShm: its payload is a
+// descriptor) and returns the response's payload, which aliases the
+// response half when fromShm.
+func (c *Client) exchange(ctx context.Context, op Op, frame []byte, viaShm bool) (payload []byte, fromShm bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	dl, _ := ctx.Deadline()
 	c.conn.SetDeadline(dl)
@@ -140,27 +188,64 @@ func (c *Client) exchange(ctx context.Context, op Op, frame []byte) ([]byte, err
 	id := c.nextID
 	n := len(frame) - HeaderSize
 	if uint64(n) > 1<<32-1 {
-		return nil, fmt.Errorf("runner: %s: %w: %d bytes of payload", op, ErrFrameTooLarge, n)
+		return nil, false, fmt.Errorf("runner: %s: %w: %d bytes of payload", op, ErrFrameTooLarge, n)
 	}
-	putHeader(frame, Frame{Kind: KindRequest, Op: op, ID: id}, n)
+	putHeader(frame, Frame{Kind: KindRequest, Op: op, ID: id, Shm: viaShm}, n)
 	if _, err := c.conn.Write(frame); err != nil {
-		return nil, c.ctxErr(ctx, op, err)
+		return nil, false, c.ctxErr(ctx, op, err)
 	}
 	f, err := ReadFrameInto(c.r, c.MaxFrame, c.rbuf)
 	if err != nil {
-		return nil, c.ctxErr(ctx, op, err)
+		return nil, false, c.ctxErr(ctx, op, err)
+	}
+	if f.Shm {
+		if c.shm == nil {
+			return nil, false, fmt.Errorf("runner: %s: %w: a shared-memory response on a connection without a region", op, ErrBadFrame)
+		}
+		if f.Payload, err = c.shm.payload(f.Payload, true, c.maxFrame()); err != nil {
+			return nil, false, fmt.Errorf("runner: %s: %w", op, err)
+		}
 	}
 	if f.Kind == KindError {
 		if f.ID != id {
 			// An error about the connection itself (bad frame).
-			return nil, fmt.Errorf("runner: %s: the runner refused the request: %s", op, f.Payload)
+			return nil, false, fmt.Errorf("runner: %s: the runner refused the request: %s", op, f.Payload)
 		}
-		return nil, &RemoteError{Op: op, Msg: string(f.Payload)}
+		return nil, false, &RemoteError{Op: op, Msg: string(f.Payload)}
 	}
 	if f.Kind != KindResponse || f.ID != id || f.Op != op {
-		return nil, fmt.Errorf("%w: response kind %d op %s id %d to request %s id %d", ErrBadFrame, f.Kind, f.Op, f.ID, op, id)
+		return nil, false, fmt.Errorf("%w: response kind %d op %s id %d to request %s id %d", ErrBadFrame, f.Kind, f.Op, f.ID, op, id)
 	}
-	return f.Payload, nil
+	return f.Payload, f.Shm, nil
+}
+
+// AttachShm asks the runner to take s (the region it was started with,
+// --shm-fd) for this connection's big payloads. An error response (a
+// runner without a region, or one whose region another connection holds)
+// is a RemoteError and leaves the connection on the socket, still good.
+// s must stay mapped until the client is closed.
+func (c *Client) AttachShm(ctx context.Context, s *Shm) error {
+	err := c.call(ctx, OpShmAttach, func(b []byte) []byte { return encodeAttach(b, s.Size()) }, func(p []byte) error {
+		if len(p) != 0 {
+			return fmt.Errorf("%w: shm.attach response of %d bytes, want 0", ErrBadPayload, len(p))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.shm = s
+	c.mu.Unlock()
+	return nil
+}
+
+// ShmFrames returns how many requests (sent, answered or not) and
+// responses of this client went through the shared region.
+func (c *Client) ShmFrames() (requests, responses int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.shmRequests, c.shmResponses
 }
 
 func (c *Client) ctxErr(ctx context.Context, op Op, err error) error {

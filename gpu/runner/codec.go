@@ -237,6 +237,9 @@ type dec struct {
 	b   []byte
 	off int
 	err error
+	// alias: word slices and matrix entries may alias b (when aligned)
+	// instead of being copied; b must then outlive the decoded values.
+	alias bool
 }
 
 func (d *dec) fail(format string, args ...any) {
@@ -311,6 +314,9 @@ func getWords[T word](d *dec, what string) []T {
 	if !ok {
 		return nil
 	}
+	if vs, ok := decodeAs[T](d, p, n); ok {
+		return vs
+	}
 	vs := make([]T, n)
 	if littleEndian {
 		copy(bytesOf(vs), p)
@@ -358,10 +364,14 @@ func (d *dec) matrix(what string) [][]yuma.Entry {
 	if d.err != nil {
 		return nil
 	}
-	all := make([]yuma.Entry, total)
-	if littleEndian {
+	all, done := decodeAs[yuma.Entry](d, data, int(total))
+	switch {
+	case done:
+	case littleEndian:
+		all = make([]yuma.Entry, total)
 		copy(bytesOf(all), data)
-	} else {
+	default:
+		all = make([]yuma.Entry, total)
 		for i := range all {
 			all[i] = yuma.Entry{UID: binary.LittleEndian.Uint16(data[4*i:]), Value: binary.LittleEndian.Uint16(data[4*i+2:])}
 		}
@@ -413,8 +423,13 @@ const (
 )
 
 // DecodeInputs reads what EncodeInputs wrote. Errors wrap ErrBadPayload.
-func DecodeInputs(b []byte) ([]yuma.Input, error) {
-	d := &dec{b: b}
+func DecodeInputs(b []byte) ([]yuma.Input, error) { return decodeInputs(b, false) }
+
+// decodeInputs is DecodeInputs; with alias the inputs' word slices and
+// weight and bond entries may alias b (so b must stay unchanged while they
+// are used: the server's request buffer or shared region during a call).
+func decodeInputs(b []byte, alias bool) ([]yuma.Input, error) {
+	d := &dec{b: b, alias: alias}
 	ins := make([]yuma.Input, d.count(minInputBytes, "inputs"))
 	for i := range ins {
 		in := &ins[i]

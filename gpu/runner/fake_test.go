@@ -36,9 +36,18 @@ func TestMain(m *testing.M) {
 
 func fakeRunner(modes string) int {
 	var socket string
+	shmFD, shmSize := -1, 0
 	for i, a := range os.Args {
-		if a == "--socket" && i+1 < len(os.Args) {
+		if i+1 >= len(os.Args) {
+			break
+		}
+		switch a {
+		case "--socket":
 			socket = os.Args[i+1]
+		case "--shm-fd":
+			shmFD, _ = strconv.Atoi(os.Args[i+1])
+		case "--shm-size":
+			shmSize, _ = strconv.Atoi(os.Args[i+1])
 		}
 	}
 	if len(os.Args) < 2 || os.Args[1] != "runner" || socket == "" {
@@ -56,6 +65,15 @@ func fakeRunner(modes string) int {
 	fmt.Fprintf(os.Stderr, "fake runner start %d: %s\n", n, mode)
 	cpu := yuma.NewCPUEngine(0)
 	s := &Server{Info: "fake runner (CPU engine), mode " + mode, Yuma: cpu}
+	if shmFD >= 0 {
+		shm, err := OpenShm(shmFD, shmSize)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fake runner:", err)
+			return 1
+		}
+		defer shm.Close()
+		s.Shm = shm
+	}
 	switch mode {
 	case "ok":
 	case "selftest-fail":
@@ -89,14 +107,22 @@ func fakeRunner(modes string) int {
 	return 0
 }
 
-// fakeParent starts the engine with a fake runner, prints the runner's pid
-// and waits to be killed (TestRunnerDiesWithParent).
+// fakeParent starts the engine with a fake runner, checks that it attached
+// the shared region, prints the runner's pid and waits to be killed
+// (TestRunnerDiesWithParent).
 func fakeParent() int {
 	exe, _ := os.Executable()
 	e, err := Start(context.Background(), Options{Backend: BackendCUDA, Env: []string{"TAOBOX_FAKE_PARENT=", "TAOBOX_FAKE_RUNNER=ok"},
 		Detect: func() (GPU, error) { return GPU{Binary: exe}, nil }})
 	if err != nil {
 		fmt.Println("error", err)
+		return 1
+	}
+	e.mu.Lock()
+	shm := e.proc.shm
+	e.mu.Unlock()
+	if shm == nil {
+		fmt.Println("error: the runner did not attach the shared region")
 		return 1
 	}
 	fmt.Println(e.RunnerPID())

@@ -28,3 +28,26 @@ func bytesOf[T uint16 | uint64 | int64 | yuma.Entry](vs []T) []byte {
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), len(vs)*int(unsafe.Sizeof(vs[0])))
 }
+
+// decodeAs returns p's n elements as a []T: sharing p's memory when the
+// decoder may alias, else a copy (append to nil: no zeroing first). It
+// needs a little-endian machine and p aligned for T (a misaligned *T is
+// invalid even where the CPU allows it); ok false: decode otherwise.
+func decodeAs[T uint16 | uint64 | int64 | yuma.Entry](d *dec, p []byte, n int) ([]T, bool) {
+	view, ok := viewAs[T](p, n)
+	if !ok || d.alias {
+		return view, ok
+	}
+	return append([]T(nil), view...), true
+}
+
+func viewAs[T uint16 | uint64 | int64 | yuma.Entry](p []byte, n int) ([]T, bool) {
+	if !littleEndian || n == 0 {
+		return nil, false
+	}
+	var zero T
+	if len(p) != n*int(unsafe.Sizeof(zero)) || uintptr(unsafe.Pointer(unsafe.SliceData(p)))%unsafe.Alignof(zero) != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(p))), n), true
+}

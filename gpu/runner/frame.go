@@ -3,8 +3,10 @@
 // socket, the server loop it runs, the client, and the launcher that finds a
 // usable NVIDIA GPU, starts the runner with the parent's lifetime and falls
 // back to the CPU engines when the runner is missing, fails its self-test,
-// times out or dies. It is pure Go and links no CUDA: the plain taobox uses
-// it to drive taobox-cuda (see ../../docs/gpu-runner.md).
+// times out or dies. Big payloads cross in a shared-memory region (a memfd
+// the parent hands the runner; shm.go) instead of through the socket. It is
+// pure Go and links no CUDA: the plain taobox uses it to drive taobox-cuda
+// (see ../../docs/gpu-runner.md).
 package runner
 
 // Frames (docs/gpu-runner.md):
@@ -15,11 +17,15 @@ package runner
 //	6      1    version (1)
 //	7      1    kind: 1 request, 2 response, 3 error response
 //	8      2    op (u16 LE)
-//	10     2    reserved, 0
+//	10     1    flags: bit 0 (FlagShm) the payload is a shared-memory
+//	            descriptor (shm.go); other bits 0
+//	11     1    reserved, 0
 //	12     8    request id (u64 LE), echoed in the response
 //	20     n    payload
 //
-// An error response's payload is a UTF-8 message. A frame whose length is
+// An error response's payload is a UTF-8 message. A frame with FlagShm has
+// a 16-byte payload (u64 offset, u64 length) naming its real payload in the
+// shared region; only a connection that attached the region sends one. A frame whose length is
 // above the reader's cap is refused before anything is allocated.
 //
 // Design note: one request at a time per connection, answered in order; the
@@ -63,6 +69,11 @@ const (
 	// OpYumaEpochs: the request is EncodeInputs of a batch, the response
 	// EncodeOutputs of its outputs, in the same order.
 	OpYumaEpochs Op = 2
+	// OpShmAttach: the request is the u64 size of the shared region the
+	// runner was started with (--shm-fd, --shm-size); the empty response
+	// means this connection now owns the region (shm.go), an error
+	// response that it keeps to the socket.
+	OpShmAttach Op = 3
 	// OpLlamaLoad, OpLlamaForward and OpLlamaGenerate run a model on the
 	// runner's GPU (llama.go); a runner without them answers with an error
 	// response.
@@ -77,6 +88,8 @@ func (o Op) String() string {
 		return "health"
 	case OpYumaEpochs:
 		return "yuma.epochs"
+	case OpShmAttach:
+		return "shm.attach"
 	case OpLlamaLoad:
 		return "llama.load"
 	case OpLlamaForward:
@@ -89,11 +102,16 @@ func (o Op) String() string {
 
 // Frame is one message.
 type Frame struct {
-	Kind    Kind
-	Op      Op
-	ID      uint64
+	Kind Kind
+	Op   Op
+	ID   uint64
+	// Shm: Payload is a shared-memory descriptor (FlagShm).
+	Shm     bool
 	Payload []byte
 }
+
+// FlagShm is header byte 10's bit for a payload in shared memory.
+const FlagShm = 1
 
 // Errors of the framing layer.
 var (
@@ -119,6 +137,9 @@ func putHeader(h []byte, f Frame, n int) {
 	h[7] = byte(f.Kind)
 	binary.LittleEndian.PutUint16(h[8:], uint16(f.Op))
 	h[10], h[11] = 0, 0
+	if f.Shm {
+		h[10] = FlagShm
+	}
 	binary.LittleEndian.PutUint64(h[12:], f.ID)
 }
 
@@ -154,14 +175,17 @@ func ParseHeader(h []byte, max int) (Frame, int, error) {
 	if k < KindRequest || k > KindError {
 		return Frame{}, 0, fmt.Errorf("%w: kind %d", ErrBadFrame, k)
 	}
-	if h[10] != 0 || h[11] != 0 {
-		return Frame{}, 0, fmt.Errorf("%w: reserved bytes set", ErrBadFrame)
+	if h[10]&^FlagShm != 0 || h[11] != 0 {
+		return Frame{}, 0, fmt.Errorf("%w: reserved bits set", ErrBadFrame)
 	}
 	n := binary.LittleEndian.Uint32(h[0:])
 	if uint64(n) > uint64(max) {
 		return Frame{}, 0, fmt.Errorf("%w: %d bytes, cap %d", ErrFrameTooLarge, n, max)
 	}
-	f := Frame{Kind: k, Op: Op(binary.LittleEndian.Uint16(h[8:])), ID: binary.LittleEndian.Uint64(h[12:])}
+	f := Frame{Kind: k, Op: Op(binary.LittleEndian.Uint16(h[8:])), ID: binary.LittleEndian.Uint64(h[12:]), Shm: h[10]&FlagShm != 0}
+	if f.Shm && n != shmRefSize {
+		return Frame{}, 0, fmt.Errorf("%w: shared-memory frame with a %d-byte descriptor, want %d", ErrBadFrame, n, shmRefSize)
+	}
 	return f, int(n), nil
 }
 

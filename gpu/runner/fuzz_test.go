@@ -60,6 +60,9 @@ func FuzzDecodeInputs(f *testing.F) {
 		if re := EncodeInputs(nil, ins); !bytes.Equal(re, b) {
 			t.Fatalf("re-encoding differs")
 		}
+		if aliased, err := decodeInputs(b, true); err != nil || !reflect.DeepEqual(aliased, ins) {
+			t.Fatalf("in-place decoding differs: %v", err)
+		}
 		again, err := DecodeInputs(EncodeInputs(nil, ins))
 		if err != nil || !reflect.DeepEqual(again, ins) {
 			t.Fatalf("round trip: %v", err)

@@ -47,6 +47,10 @@ type Options struct {
 	After func(time.Duration) <-chan time.Time
 	// Detect finds the GPU; nil: DetectWith(DetectConfig{Binary: Binary}).
 	Detect func() (GPU, error)
+	// ShmSize is the shared region big payloads cross in (shm.go): 0:
+	// DefaultShmSize (virtual: pages are allocated when written);
+	// negative: none, everything goes over the socket.
+	ShmSize int
 }
 
 func (o *Options) ensureDefaults() error {
@@ -71,6 +75,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = max(5*time.Minute, o.MinBackoff)
+	}
+	if o.ShmSize == 0 {
+		o.ShmSize = DefaultShmSize
 	}
 	if o.After == nil {
 		o.After = time.After
@@ -134,7 +141,7 @@ func Start(ctx context.Context, opts Options) (*Engine, error) {
 		return e, nil
 	}
 	e.gpu = g
-	p, err := startProcess(ctx, g.Binary, opts.Args, opts.Env, opts.StartTimeout)
+	p, err := startProcess(ctx, g.Binary, opts.Args, opts.Env, opts.StartTimeout, opts.ShmSize)
 	if err != nil {
 		if opts.Backend == BackendCUDA {
 			return nil, fmt.Errorf("--backend cuda: the GPU runner failed to start: %w; run '%s selftest' to see why, or use --backend cpu", err, g.Binary)
@@ -293,7 +300,7 @@ func (e *Engine) restartLoop() {
 			case <-ctx.Done():
 			}
 		}()
-		p, err := startProcess(ctx, e.gpu.Binary, e.opts.Args, e.opts.Env, e.opts.StartTimeout)
+		p, err := startProcess(ctx, e.gpu.Binary, e.opts.Args, e.opts.Env, e.opts.StartTimeout, e.opts.ShmSize)
 		cancel()
 		e.mu.Lock()
 		if err == nil && !e.closed {

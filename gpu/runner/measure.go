@@ -13,6 +13,7 @@ import (
 
 // Boundary is what the process boundary costs, measured by MeasureBoundary.
 type Boundary struct {
+	Transport     string  `json:"transport"` // "socket", or "shm" (payloads in a shared region)
 	Subnets       int     `json:"subnets"`
 	UIDs          int     `json:"uids"` // of the first subnet
 	RequestBytes  int     `json:"request_bytes"`
@@ -29,8 +30,8 @@ type Boundary struct {
 const TokenVocab = 128256
 
 func (b Boundary) String() string {
-	return fmt.Sprintf("%d×%d Yuma batch %.2f ms wall, %.2f ms CPU (%.1f MB out, %.1f MB back); small request %.0f µs; decode token (%d logits) %.0f µs",
-		b.Subnets, b.UIDs, b.BatchMs, b.BatchCPUMs, float64(b.RequestBytes)/1e6, float64(b.ResponseBytes)/1e6, b.SmallUs, b.TokenVocab, b.TokenUs)
+	return fmt.Sprintf("%s: %d×%d Yuma batch %.2f ms wall, %.2f ms CPU (%.1f MB out, %.1f MB back); small request %.0f µs; decode token (%d logits) %.0f µs",
+		b.Transport, b.Subnets, b.UIDs, b.BatchMs, b.BatchCPUMs, float64(b.RequestBytes)/1e6, float64(b.ResponseBytes)/1e6, b.SmallUs, b.TokenVocab, b.TokenUs)
 }
 
 // replayEngine returns fixed outputs: behind a server it makes a round
@@ -45,7 +46,18 @@ func (r replayEngine) Epochs(context.Context, []yuma.Input) ([]yuma.Output, erro
 // socket (in this process) whose engine returns precomputed outputs, so the
 // time is the protocol's alone: encoding, the socket both ways, decoding.
 func MeasureBoundary(ins []yuma.Input, iters int) (Boundary, error) {
-	b := Boundary{Subnets: len(ins)}
+	return measureBoundary(ins, iters, false)
+}
+
+// MeasureBoundaryShm is MeasureBoundary with the payloads in a shared
+// region (DefaultShmSize, attached as the launcher does): what the
+// launcher's runners use on Linux.
+func MeasureBoundaryShm(ins []yuma.Input, iters int) (Boundary, error) {
+	return measureBoundary(ins, iters, true)
+}
+
+func measureBoundary(ins []yuma.Input, iters int, useShm bool) (Boundary, error) {
+	b := Boundary{Subnets: len(ins), Transport: "socket"}
 	if len(ins) > 0 {
 		b.UIDs = ins[0].N
 	}
@@ -65,6 +77,16 @@ func MeasureBoundary(ins []yuma.Input, iters int) (Boundary, error) {
 	if err != nil {
 		return b, err
 	}
+	var shm *Shm
+	if useShm {
+		if shm, err = CreateShm(DefaultShmSize); err != nil {
+			ln.Close()
+			return b, err
+		}
+		b.Transport = "shm"
+		// After the server and the client are done with it.
+		defer shm.Close()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -78,7 +100,7 @@ func MeasureBoundary(ins []yuma.Input, iters int) (Boundary, error) {
 			}
 			return EncodeLogits(out, logits), nil
 		}
-		(&Server{Info: "boundary", Yuma: replayEngine{outs}, Ops: map[Op]Handler{OpLlamaForward: fwd}}).Serve(ctx, ln)
+		(&Server{Info: "boundary", Yuma: replayEngine{outs}, Ops: map[Op]Handler{OpLlamaForward: fwd}, Shm: shm}).Serve(ctx, ln)
 		close(done)
 	}()
 	defer func() { cancel(); <-done }()
@@ -87,6 +109,11 @@ func MeasureBoundary(ins []yuma.Input, iters int) (Boundary, error) {
 		return b, err
 	}
 	defer c.Close()
+	if shm != nil {
+		if err := c.AttachShm(ctx, shm); err != nil {
+			return b, err
+		}
+	}
 	if _, err := c.Epochs(ctx, ins); err != nil { // warm-up
 		return b, err
 	}

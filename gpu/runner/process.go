@@ -15,14 +15,16 @@ import (
 
 // process is one running `taobox-cuda runner` and the client connected to it.
 type process struct {
-	cmd    *exec.Cmd
-	stdin  *os.File // closing it tells the runner to exit
-	dir    string   // holds the socket
-	client *Client
-	info   string
-	done   chan struct{} // closed when the process has exited
-	err    error         // its exit status, after done
-	stderr *tailWriter
+	cmd     *exec.Cmd
+	stdin   *os.File // closing it tells the runner to exit
+	dir     string   // holds the socket
+	client  *Client
+	info    string
+	done    chan struct{} // closed when the process has exited
+	err     error         // its exit status, after done
+	stderr  *tailWriter
+	shm     *Shm // the region the client attached; nil: the socket only
+	shmOnce sync.Once
 }
 
 // tailWriter keeps the last bytes written to it (the runner's stderr, for
@@ -57,22 +59,36 @@ func (w *tailWriter) String() string {
 	return strings.ReplaceAll(s, "\n", " | ")
 }
 
-// startProcess runs `bin runner --socket DIR/runner.sock args...`, waits
-// for its ready line (after its self-test) and connects. On any failure
-// the process is gone when it returns.
-func startProcess(ctx context.Context, bin string, args, env []string, timeout time.Duration) (*process, error) {
+// startProcess runs `bin runner --socket DIR/runner.sock [--shm-fd 3
+// --shm-size N] args...`, waits for its ready line (after its self-test)
+// and connects. With shmSize > 0 it first creates a shared region of that
+// size for the runner (fd 3) and attaches it after the health check; when
+// that fails (no memfd, a runner without a region) the process talks over
+// the socket alone. On any failure the process is gone when it returns.
+func startProcess(ctx context.Context, bin string, args, env []string, timeout time.Duration, shmSize int) (*process, error) {
 	dir, err := os.MkdirTemp("", "taobox-runner-")
 	if err != nil {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
 	socket := filepath.Join(dir, "runner.sock")
 	p := &process{dir: dir, done: make(chan struct{}), stderr: &tailWriter{}}
-	p.cmd = exec.Command(bin, append([]string{"runner", "--socket", socket}, args...)...)
+	argv := []string{"runner", "--socket", socket}
+	if shmSize > 0 {
+		if shm, err := CreateShm(shmSize); err == nil {
+			p.shm = shm
+			argv = append(argv, shmArgs(shm)...)
+		}
+	}
+	p.cmd = exec.Command(bin, append(argv, args...)...)
+	if p.shm != nil {
+		p.cmd.ExtraFiles = []*os.File{p.shm.File()}
+	}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.stderr
 	setParentDeath(p.cmd)
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
+		p.shm.Close()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("runner: %w", err)
 	}
@@ -80,6 +96,7 @@ func startProcess(ctx context.Context, bin string, args, env []string, timeout t
 	if err != nil {
 		stdinR.Close()
 		stdinW.Close()
+		p.shm.Close()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("runner: %w", err)
 	}
@@ -87,9 +104,13 @@ func startProcess(ctx context.Context, bin string, args, env []string, timeout t
 	err = p.cmd.Start()
 	stdinR.Close()
 	outW.Close()
+	if p.shm != nil {
+		p.shm.CloseFile() // the runner has its own descriptor now
+	}
 	if err != nil {
 		stdinW.Close()
 		outR.Close()
+		p.shm.Close()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("runner: start %s: %w", bin, err)
 	}
@@ -141,6 +162,16 @@ func startProcess(ctx context.Context, bin string, args, env []string, timeout t
 	if _, err := c.Health(dctx); err != nil {
 		return fail(fmt.Errorf("runner: health check: %w", err))
 	}
+	if p.shm != nil {
+		var re *RemoteError
+		if err := c.AttachShm(dctx, p.shm); errors.As(err, &re) {
+			// A runner without the region: the socket carries everything.
+			p.shm.Close()
+			p.shm = nil
+		} else if err != nil {
+			return fail(fmt.Errorf("runner: attaching shared memory: %w", err))
+		}
+	}
 	return p, nil
 }
 
@@ -149,7 +180,9 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // kill stops the runner (stdin EOF, then SIGKILL), waits for it and
-// removes its socket directory. It may be called more than once.
+// removes its socket directory and shared region (the client is closed
+// first, so no call decodes from the region any more). It may be called
+// more than once.
 func (p *process) kill() {
 	if p.client != nil {
 		p.client.Close()
@@ -161,6 +194,7 @@ func (p *process) kill() {
 		p.cmd.Process.Kill()
 		<-p.done
 	}
+	p.shmOnce.Do(func() { p.shm.Close() })
 	os.RemoveAll(p.dir)
 }
 

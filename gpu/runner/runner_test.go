@@ -59,6 +59,10 @@ func TestCodecRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, ins) {
 			t.Fatalf("seed %d: inputs differ after the round trip", seed)
 		}
+		// The server's in-place decoding gives the same inputs.
+		if aliased, err := decodeInputs(b, true); err != nil || !reflect.DeepEqual(aliased, ins) {
+			t.Fatalf("seed %d: aliased decoding differs: %v", seed, err)
+		}
 		outs := cpuOutputs(t, ins)
 		ob := EncodeOutputs(nil, outs)
 		gotOuts, err := DecodeOutputs(ob)
@@ -298,6 +302,11 @@ func failover(t *testing.T, mode string, opts Options) {
 		t.Fatal(err)
 	}
 	defer e.Close()
+	// The failing batch's request crosses in shared memory.
+	e.mu.Lock()
+	first := e.proc.client
+	e.mu.Unlock()
+	first.ShmThreshold = 1
 	ins := gpuplan.RandomBatch(5, 10)
 	want := cpuOutputs(t, ins)
 	got, err := e.Epochs(context.Background(), ins)
@@ -328,6 +337,9 @@ func failover(t *testing.T, mode string, opts Options) {
 	st := e.Stats()
 	if st.RunnerBatches != 1 || st.CPUBatches != 2 || st.Failures != 1 || st.Restarts != 1 {
 		t.Fatalf("%s: stats %+v", mode, st)
+	}
+	if req, _ := first.ShmFrames(); req != 1 {
+		t.Fatalf("%s: %d requests in shared memory, want 1", mode, req)
 	}
 	if n := logs.count("fall back"); n != 1 || logs.count("restarted") != 1 {
 		t.Fatalf("%s: logs:\n%s", mode, logs.String())
@@ -444,7 +456,7 @@ func TestRunnerExitsOnStdinEOF(t *testing.T) {
 	opts := fakeOptions(t, "ok")
 	opts.ensureDefaults()
 	g, _ := opts.Detect()
-	p, err := startProcess(context.Background(), g.Binary, nil, opts.Env, 30*time.Second)
+	p, err := startProcess(context.Background(), g.Binary, nil, opts.Env, 30*time.Second, DefaultShmSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +516,9 @@ func TestDetect(t *testing.T) {
 }
 
 // A parent killed with SIGKILL takes the runner with it (PR_SET_PDEATHSIG,
-// and the kernel closing the runner's stdin pipe).
+// and the kernel closing the runner's stdin pipe). The parent's runner has
+// attached the shared region (fakeParent checks), so the runner dies with
+// a mapping and fd 3 open.
 func TestRunnerDiesWithParent(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {

@@ -31,6 +31,56 @@ type Server struct {
 	Ops map[Op]Handler
 	// MaxFrame caps a request's payload; 0: DefaultMaxFrame.
 	MaxFrame int
+	// Shm is the region the runner was started with (OpenShm of --shm-fd);
+	// nil: shm.attach is refused and everything goes over the socket. The
+	// server never unmaps it: close it after Serve returns.
+	Shm *Shm
+	// ShmThreshold: on the connection that attached Shm, responses of at
+	// least this many bytes go through the region; 0: ShmThreshold.
+	ShmThreshold int
+
+	shmMu   sync.Mutex
+	shmHeld bool // a connection owns Shm
+}
+
+func (s *Server) maxFrame() int {
+	if s.MaxFrame > 0 {
+		return s.MaxFrame
+	}
+	return DefaultMaxFrame
+}
+
+func (s *Server) shmThreshold() int {
+	if s.ShmThreshold > 0 {
+		return s.ShmThreshold
+	}
+	return ShmThreshold
+}
+
+// attachShm gives the region to one connection (see the ownership rule in
+// shm.go); release undoes it.
+func (s *Server) attachShm(p []byte) (release func(), err error) {
+	if s.Shm == nil {
+		return nil, errors.New("runner: this runner has no shared-memory region (started without --shm-fd); payloads go over the socket")
+	}
+	size, err := decodeAttach(p)
+	if err != nil {
+		return nil, err
+	}
+	if size != s.Shm.Size() {
+		return nil, fmt.Errorf("runner: shm.attach for a %d-byte region, this runner mapped %d bytes (--shm-size)", size, s.Shm.Size())
+	}
+	s.shmMu.Lock()
+	defer s.shmMu.Unlock()
+	if s.shmHeld {
+		return nil, errors.New("runner: the shared-memory region is attached to another connection; this one stays on the socket")
+	}
+	s.shmHeld = true
+	return func() {
+		s.shmMu.Lock()
+		s.shmHeld = false
+		s.shmMu.Unlock()
+	}, nil
 }
 
 func (s *Server) handler(op Op) Handler {
@@ -49,7 +99,10 @@ func (s *Server) handler(op Op) Handler {
 }
 
 func (s *Server) yumaEpochs(ctx context.Context, p, out []byte) ([]byte, error) {
-	ins, err := DecodeInputs(p)
+	// p is stable until we return (the socket buffer is reused only for the
+	// next request, the request half is ours until we answer) and the
+	// inputs are not kept past the call: decode in place.
+	ins, err := decodeInputs(p, true)
 	if err != nil {
 		return nil, err
 	}
@@ -62,15 +115,28 @@ func (s *Server) yumaEpochs(ctx context.Context, p, out []byte) ([]byte, error) 
 
 // ServeConn answers the requests on c, one at a time, until c fails or
 // ctx ends. A malformed frame ends the connection (after an error response
-// when the header could be read). It closes c.
+// when the header could be read). It closes c. Once c attached s.Shm, big
+// requests are read from its request half and big responses written to its
+// response half (the ownership rule in shm.go).
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	r := bufio.NewReaderSize(c, 64<<10)
 	var in, out []byte // reused between requests
+	var shm *Shm       // the region, once this connection attached it
 	for {
 		f, err := ReadFrameInto(r, s.MaxFrame, in)
+		if err == nil {
+			in = f.Payload // the socket's buffer, never the mapping
+			if f.Shm {
+				if shm == nil {
+					err = fmt.Errorf("%w: a shared-memory request on a connection that did not attach the region", ErrBadFrame)
+				} else {
+					f.Payload, err = shm.payload(f.Payload, false, s.maxFrame())
+				}
+			}
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || ctx.Err() != nil {
 				return nil
@@ -85,18 +151,39 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 		switch {
 		case f.Kind != KindRequest:
 			resp.Kind, resp.Payload = KindError, []byte(fmt.Sprintf("runner: frame kind %d where a request was expected", f.Kind))
+		case f.Op == OpShmAttach && shm == nil:
+			release, err := s.attachShm(f.Payload)
+			if err != nil {
+				resp.Kind, resp.Payload = KindError, []byte(err.Error())
+				break
+			}
+			defer release()
+			shm = s.Shm
+		case f.Op == OpShmAttach:
+			// Attached already: nothing changes.
 		case h == nil:
 			resp.Kind, resp.Payload = KindError, []byte(fmt.Sprintf("runner: op %s is not served by this runner", f.Op))
 		default:
-			p, err := h(ctx, f.Payload, out[:0])
-			if err != nil {
+			buf := out[:0]
+			if shm != nil {
+				// The response half is ours until we answer.
+				buf = shm.respHalf()[:0]
+			}
+			p, err := h(ctx, f.Payload, buf)
+			switch {
+			case err != nil:
 				resp.Kind, p = KindError, []byte(err.Error())
-			} else {
+			case shm != nil:
+				base, _ := halfBounds(shm.Size(), true)
+				if off, ok := offsetIn(p, shm.respHalf(), int(base)); ok && len(p) >= s.shmThreshold() {
+					resp.Shm, p = true, appendShmRef(nil, off, len(p))
+				}
+			default:
 				out = p
 			}
 			resp.Payload = p
 		}
-		in = f.Payload
+		// The response half is written; only now does its descriptor go out.
 		if err := WriteFrame(c, resp); err != nil {
 			return err
 		}
