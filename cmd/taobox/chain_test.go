@@ -425,7 +425,7 @@ func TestTxAgainstNode(t *testing.T) {
 		{"take", "--hotkey", "owner", "--take", "9"},
 		{"root-weights", "--hotkey", "owner", "--netuids", "1", "--weights", "1"},
 		{"register", "--netuid", "1", "--hotkey", "miner", "--max-price", "2"},
-		{"propose", "--param", "stake_threshold", "--value", "7", "--description", "test"},
+		{"propose", "--param", "stake_threshold", "--value", "0.000000007", "--description", "test"},
 		{"vote", "--proposal", "0", "--aye"}, // alice holds all the stake: it passes at once
 		{"weights", "commit", "--netuid", "1", "--hotkey", "owner", "--uids", "0", "--weights", "1"},
 	} {
@@ -500,6 +500,34 @@ func TestWithTAO(t *testing.T) {
 	} {
 		if got := withTAO(in); got != want {
 			t.Errorf("withTAO(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Amount parameters take TAO on the command line; the others integers.
+func TestParamValue(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		amount  bool
+		want    uint64
+		wantErr string
+	}{
+		{"0.5", true, 500_000_000, ""},
+		{"2", true, 2_000_000_000, ""},
+		{"0", true, 0, ""},
+		{"0.000000007", true, 7, ""},
+		{"8", false, 8, ""},
+		{"1.5", false, 0, "want an integer"},
+		{"-1", true, 0, "negative"},
+		{"abc", true, 0, "write TAO"},
+		{"0.0000000001", true, 0, "9"},
+	} {
+		got, err := paramValue("value", tc.in, tc.amount)
+		switch {
+		case tc.wantErr == "" && (err != nil || got != tc.want):
+			t.Errorf("%q (amount %v): %d, %v; want %d", tc.in, tc.amount, got, err, tc.want)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%q (amount %v): error %v, want one containing %q", tc.in, tc.amount, err, tc.wantErr)
 		}
 	}
 }

@@ -264,6 +264,24 @@ func need(flags ...any) error {
 	return nil
 }
 
+// paramValue parses the --value of a hyperparameter or global parameter:
+// TAO (a decimal, converted to rao) when the parameter is an amount, else
+// an integer in the parameter's unit.
+func paramValue(name, s string, amount bool) (uint64, error) {
+	if amount {
+		v, err := parseTAO(s)
+		if err != nil {
+			return 0, &usageError{name, err.Error() + " (this parameter is an amount: write TAO, for example 0.5)"}
+		}
+		return v, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, &usageError{name, fmt.Sprintf("%q: want an integer from 0 to %d in the parameter's unit", s, uint64(math.MaxUint64))}
+	}
+	return v, nil
+}
+
 // amountFlag parses a TAO amount flag that must be positive.
 func amountFlag(name, s string) (uint64, error) {
 	if s == "" {
@@ -450,15 +468,15 @@ var txHyperparamCommand = &command{
 	args:    "--netuid N --param NAME --value V [--wallet NAME] [--node URL]",
 	summary: "set a hyperparameter of a subnet the coldkey owns",
 	help: "Sets one hyperparameter of subnet --netuid; only its owner may. Values are\n" +
-		"integers in the parameter's unit (blocks, u16 parts of 65535, rao for\n" +
-		"min_burn and max_burn, 0/1 for switches). The chain checks the bounds.\n" +
+		"TAO for min_burn and max_burn (for example 0.5), else integers in the\n" +
+		"parameter's unit (blocks, u16 parts of 65535, 0/1 for switches). The chain\n" +
+		"checks the bounds.\n" +
 		"Names (as GET /v1/subnet/N shows them):\n" + wrapWords(hyperparamNames(), 76, "  ") + "\n\nExample:\n\n" +
 		"  taobox tx hyperparam --wallet alice --netuid 1 --param max_allowed_validators --value 8" + commonTxHelp,
 	setup: txSetup(func(fs *flag.FlagSet) func(*env, *wallet.Wallet) (*txPlan, error) {
 		netuid := netuidFlag(fs)
 		param := fs.String("param", "", "the hyperparameter's `NAME`")
-		value := &optUint{max: math.MaxUint64}
-		fs.Var(value, "value", "the new `V`alue, an integer")
+		value := fs.String("value", "", "the new `V`alue: TAO for min_burn and max_burn, else an integer")
 		return func(e *env, w *wallet.Wallet) (*txPlan, error) {
 			if err := need("netuid", netuid, "param", param, "value", value); err != nil {
 				return nil, err
@@ -467,7 +485,11 @@ var txHyperparamCommand = &command{
 			if err != nil {
 				return nil, err
 			}
-			return &txPlan{call: types.SetHyperparam{Netuid: types.Netuid(netuid.v), Param: p, Value: value.v}}, nil
+			v, err := paramValue("value", *value, p == types.ParamMinBurn || p == types.ParamMaxBurn)
+			if err != nil {
+				return nil, err
+			}
+			return &txPlan{call: types.SetHyperparam{Netuid: types.Netuid(netuid.v), Param: p, Value: v}}, nil
 		}
 	}),
 }
@@ -825,15 +847,15 @@ var txProposeCommand = &command{
 		"quorum and a majority of stake by the end of the voting period. Either it\n" +
 		"changes a global parameter (--param, one of transfer_fee, network_min_lock,\n" +
 		"network_rate_limit, subnet_limit, stake_threshold, max_delegate_take,\n" +
-		"voting_period, quorum_permille; --value in its unit) or it approves a\n" +
-		"firmware release (--firmware-hash, 64 hex digits, and --firmware-version).\n" +
-		"Examples:\n\n" +
-		"  taobox tx propose --wallet alice --param transfer_fee --value 50000 --description \"halve the fee\"\n" +
+		"voting_period, quorum_permille; --value in TAO for transfer_fee,\n" +
+		"network_min_lock and stake_threshold, else an integer in its unit) or it\n" +
+		"approves a firmware release (--firmware-hash, 64 hex digits, and\n" +
+		"--firmware-version). Examples:\n\n" +
+		"  taobox tx propose --wallet alice --param transfer_fee --value 0.00005 --description \"halve the fee\"\n" +
 		"  taobox tx propose --wallet alice --firmware-hash 9f86d0…0a08 --firmware-version 1.2.0" + commonTxHelp,
 	setup: txSetup(func(fs *flag.FlagSet) func(*env, *wallet.Wallet) (*txPlan, error) {
 		param := fs.String("param", "", "the global parameter's `NAME`")
-		value := &optUint{max: math.MaxUint64}
-		fs.Var(value, "value", "the parameter's new `V`alue, an integer")
+		value := fs.String("value", "", "the parameter's new `V`alue: TAO for transfer_fee, network_min_lock and stake_threshold, else an integer")
 		fwHash := fs.String("firmware-hash", "", "the firmware release's hash, 64 `HEX` digits")
 		fwVersion := fs.String("firmware-version", "", "the firmware release's `V`ersion")
 		desc := fs.String("description", "", "what the proposal is for, in a `D`escription")
@@ -848,8 +870,13 @@ var txProposeCommand = &command{
 				if err := need("value", value); err != nil {
 					return nil, err
 				}
-				a = types.ProposalAction{Kind: types.ActionSetParam, Param: p, Value: value.v}
-			case *param == "" && !value.set && (*fwHash != "" || *fwVersion != ""):
+				amount := p == types.GlobalTransferFee || p == types.GlobalNetworkMinLock || p == types.GlobalStakeThreshold
+				v, err := paramValue("value", *value, amount)
+				if err != nil {
+					return nil, err
+				}
+				a = types.ProposalAction{Kind: types.ActionSetParam, Param: p, Value: v}
+			case *param == "" && *value == "" && (*fwHash != "" || *fwVersion != ""):
 				if err := need("firmware-hash", fwHash, "firmware-version", fwVersion); err != nil {
 					return nil, err
 				}
