@@ -153,6 +153,7 @@ type syncer struct {
 	peers   []*peer
 	next    int // round-robin start for pick
 	bytes   int64
+	pinned  types.Hash // the manifest a half-done import began with (zero: none)
 }
 
 // Sync fills the empty store st with the state at trusted (see the
@@ -167,6 +168,9 @@ type syncer struct {
 // ctx's error; every chunk imported so far stays, and the next Sync resumes.
 // An import session in st for another snapshot is an error wrapping
 // store.ErrImportTarget: the caller decides whether to store.AbortImport it.
+// A session for the same block pins its manifest (store.ImportTarget's
+// Manifest): Sync prefers a source that serves it, and if none in the
+// manifest round does, it aborts the session and starts afresh.
 func Sync(ctx context.Context, cfg Config, st *store.Store, trusted Trusted, sources []Source) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -188,8 +192,15 @@ func Sync(ctx context.Context, cfg Config, st *store.Store, trusted Trusted, sou
 	for _, src := range sources {
 		s.peers = append(s.peers, &peer{src: src})
 	}
+	// A half-done import of this block pins the manifest its chunk
+	// indices refer to: prefer a source serving that one.
+	cur, importing := st.Importing()
+	sameBlock := importing && cur.Height == trusted.Height && cur.Hash == trusted.BlockHash
+	if sameBlock {
+		s.pinned = cur.Manifest
+	}
 	s.progress("manifest", 0, 0)
-	m, err := s.manifest(ctx)
+	m, mhash, err := s.manifest(ctx)
 	if err != nil {
 		return err
 	}
@@ -197,6 +208,17 @@ func Sync(ctx context.Context, cfg Config, st *store.Store, trusted Trusted, sou
 		Height: trusted.Height, Hash: trusted.BlockHash, Root: trusted.StateRoot, Header: trusted.Header,
 		Buckets: int(m.Buckets), Chunks: len(m.Chunks),
 		EpochBoundary: trusted.EpochBoundary, Cert: trusted.Cert, EpochData: trusted.EpochData,
+		Manifest: mhash,
+	}
+	if sameBlock && (cur.Manifest != mhash || cur.Chunks != target.Chunks || cur.Buckets != target.Buckets) {
+		// No source serves the manifest the import began with (the
+		// network's exporters chunk differently now): what was imported
+		// cannot be matched to these chunks, so the import starts afresh.
+		cfg.Logger.Warn("snapshot sync: no source serves the manifest the half-done import began with; starting it afresh",
+			"height", trusted.Height, "was", cur.Manifest, "now", mhash)
+		if err := st.AbortImport(); err != nil {
+			return fmt.Errorf("snapsync: %w", err)
+		}
 	}
 	resumed, err := st.BeginImport(target)
 	if err != nil {
@@ -267,7 +289,7 @@ func (s *syncer) noSources(what string) error {
 // most sources served (ties: the first source's). Sources that served a
 // bad manifest are reported and dropped; sources that served another
 // valid manifest are dropped as disagreeing.
-func (s *syncer) manifest(ctx context.Context) (*Manifest, error) {
+func (s *syncer) manifest(ctx context.Context) (*Manifest, types.Hash, error) {
 	type answer struct {
 		p   *peer
 		b   []byte
@@ -303,7 +325,7 @@ func (s *syncer) manifest(ctx context.Context) (*Manifest, error) {
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, types.Hash{}, err
 		}
 		if len(good) == 0 {
 			continue
@@ -317,6 +339,12 @@ func (s *syncer) manifest(ctx context.Context) (*Manifest, error) {
 				best = i
 			}
 		}
+		for i, a := range good { // the pinned manifest wins over the majority
+			if !s.pinned.IsZero() && types.HashBytes(a.b) == s.pinned {
+				best = i
+				break
+			}
+		}
 		chosen := types.HashBytes(good[best].b)
 		for _, a := range good {
 			if types.HashBytes(a.b) != chosen {
@@ -324,14 +352,14 @@ func (s *syncer) manifest(ctx context.Context) (*Manifest, error) {
 			}
 		}
 		s.cfg.Logger.Info("manifest verified", "height", good[best].m.Height, "chunks", len(good[best].m.Chunks), "agree", votes[chosen], "of", len(good))
-		return good[best].m, nil
+		return good[best].m, chosen, nil
 	}
 	for _, p := range s.peers {
 		if p.dropped == "" {
 			p.dropped = "no manifest"
 		}
 	}
-	return nil, s.noSources(fmt.Sprintf("no verifiable manifest for height %d", s.trusted.Height))
+	return nil, types.Hash{}, s.noSources(fmt.Sprintf("no verifiable manifest for height %d", s.trusted.Height))
 }
 
 // checkManifest decodes b and checks it against the trusted header.

@@ -266,3 +266,80 @@ func TestSyncResume(t *testing.T) {
 	}
 	t.Logf("%d chunks, %d imported before the cancel", len(m.Chunks), len(m.Chunks)-len(missing))
 }
+
+// cancelledImport syncs dst from e until a third of its chunks are in, then
+// cancels: a half-done import pinned to e's manifest.
+func cancelledImport(t *testing.T, dst *store.Store, tr Trusted, e *Exporter, chunks int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := &exportSource{id: "first", e: e, after: func(_, served int) {
+		if served == chunks/3 {
+			cancel()
+		}
+	}}
+	if err := Sync(ctx, Config{Parallel: 1, PerPeer: 1}, dst, tr, []Source{first}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first sync: %v, want context.Canceled", err)
+	}
+}
+
+// TestSyncResumeOtherManifest: a half-done import resumed when no source
+// serves the manifest it began with (the exporters chunk differently
+// now) starts afresh under the new manifest instead of counting chunks of
+// one chunking under another, and ends at the trusted root.
+func TestSyncResumeOtherManifest(t *testing.T) {
+	src := sourceStore(t, 256, 3, 1000)
+	e1, m1 := export(t, src, 8<<10)
+	e2, m2 := export(t, src, 5<<10)
+	tr := trustedOf(t, src)
+	dst := openEmpty(t, t.TempDir())
+	defer dst.Close()
+	cancelledImport(t, dst, tr, e1, len(m1.Chunks))
+	second := &exportSource{id: "second", e: e2}
+	if err := Sync(context.Background(), Config{}, dst, tr, []Source{second}); err != nil {
+		t.Fatalf("sync under another manifest: %v", err)
+	}
+	if dst.StateRoot() != tr.StateRoot {
+		t.Fatal("wrong root")
+	}
+	if got := second.fetches(); len(got) != len(m2.Chunks) {
+		t.Errorf("fetched %d of the new manifest's %d chunks, want all (a fresh start)", len(got), len(m2.Chunks))
+	}
+}
+
+// TestSyncResumePrefersPinned: when sources disagree on the manifest, a
+// half-done import resumes with the one it began with, fetching only the
+// chunks it misses.
+func TestSyncResumePrefersPinned(t *testing.T) {
+	src := sourceStore(t, 256, 3, 1000)
+	e1, m1 := export(t, src, 8<<10)
+	e2, _ := export(t, src, 5<<10)
+	tr := trustedOf(t, src)
+	dst := openEmpty(t, t.TempDir())
+	defer dst.Close()
+	cancelledImport(t, dst, tr, e1, len(m1.Chunks))
+	missing := 0
+	for _, ok := range dst.Imported() {
+		if !ok {
+			missing++
+		}
+	}
+	// The other chunking has the majority of the manifest round.
+	others := []*exportSource{{id: "b1", e: e2}, {id: "b2", e: e2}}
+	pinned := &exportSource{id: "a", e: e1}
+	sources := []Source{others[0], others[1], pinned}
+	if err := Sync(context.Background(), Config{ManifestSources: 3}, dst, tr, sources); err != nil {
+		t.Fatal(err)
+	}
+	if dst.StateRoot() != tr.StateRoot {
+		t.Fatal("wrong root")
+	}
+	if n := len(pinned.fetches()); n != missing {
+		t.Errorf("the pinned manifest's source served %d chunks, want the %d missing ones", n, missing)
+	}
+	for _, o := range others {
+		if n := len(o.fetches()); n > 1 {
+			t.Errorf("%s (another chunking) served %d chunks", o.id, n)
+		}
+	}
+}

@@ -82,7 +82,7 @@ var (
 )
 
 const (
-	importVersion     = 1
+	importVersion     = 2 // 2 added ImportTarget.Manifest; 1 still reads (Manifest zero)
 	importFlagAborted = 1
 	importFlagEpoch   = 2
 	wipeBatchKeys     = 10000
@@ -113,6 +113,12 @@ type ImportTarget struct {
 	// stores them, so the synced node can serve the handoff proof of its
 	// first block. Both are optional, each at most MaxBlobSize.
 	Cert, EpochData []byte
+
+	// Manifest is the hash of the snapshot manifest whose chunk list the
+	// chunk indices of ImportChunk refer to (zero: not pinned). A session
+	// resumes only with the same manifest: chunks imported under one
+	// chunking are never counted under another.
+	Manifest types.Hash
 }
 
 func (t ImportTarget) validate() error {
@@ -132,7 +138,8 @@ func (t ImportTarget) validate() error {
 func (t ImportTarget) equal(o ImportTarget) bool {
 	return t.Height == o.Height && t.Hash == o.Hash && t.Root == o.Root && bytes.Equal(t.Header, o.Header) &&
 		bytes.Equal(t.Cert, o.Cert) && bytes.Equal(t.EpochData, o.EpochData) &&
-		t.Buckets == o.Buckets && t.Chunks == o.Chunks && t.EpochBoundary == o.EpochBoundary
+		t.Buckets == o.Buckets && t.Chunks == o.Chunks && t.EpochBoundary == o.EpochBoundary &&
+		t.Manifest == o.Manifest
 }
 
 // ImportEntry is one state entry of a snapshot chunk.
@@ -175,14 +182,16 @@ func (sess *importSession) encode() []byte {
 	w.VarBytes(sess.target.Header)
 	w.VarBytes(sess.target.Cert)
 	w.VarBytes(sess.target.EpochData)
+	w.Fixed(sess.target.Manifest[:])
 	return w.Bytes()
 }
 
 func decodeSession(b []byte) (*importSession, error) {
 	r := types.NewReader(b)
 	sess := &importSession{}
-	if v := r.U8("version"); r.Err() == nil && v != importVersion {
-		return nil, fmt.Errorf("version %d, this build reads %d", v, importVersion)
+	v := r.U8("version")
+	if r.Err() == nil && (v < 1 || v > importVersion) {
+		return nil, fmt.Errorf("version %d, this build reads 1 to %d", v, importVersion)
 	}
 	flags := r.U8("flags")
 	sess.aborted = flags&importFlagAborted != 0
@@ -195,6 +204,9 @@ func decodeSession(b []byte) (*importSession, error) {
 	sess.target.Header = r.VarBytes("header", MaxHeaderSize)
 	sess.target.Cert = r.VarBytes("cert", MaxBlobSize)
 	sess.target.EpochData = r.VarBytes("epoch data", MaxBlobSize)
+	if v >= 2 {
+		r.Fixed("manifest", sess.target.Manifest[:])
+	}
 	if err := r.Done(); err != nil {
 		return nil, err
 	}
@@ -309,6 +321,8 @@ func (s *Store) BeginImport(t ImportTarget) (resumed bool, err error) {
 			}
 		} else if sess.target.equal(t) {
 			return true, nil
+		} else if sess.target.Height == t.Height && sess.target.Hash == t.Hash {
+			return false, fmt.Errorf("%w: an import of the snapshot at height %d is in progress under another manifest or target (manifest %v, %d chunks; now %v, %d chunks); call AbortImport to discard it first", ErrImportTarget, t.Height, sess.target.Manifest, sess.target.Chunks, t.Manifest, t.Chunks)
 		} else {
 			return false, fmt.Errorf("%w: an import of the snapshot at height %d (block %v) is in progress, not of height %d (block %v); call AbortImport to discard it first", ErrImportTarget, sess.target.Height, sess.target.Hash, t.Height, t.Hash)
 		}

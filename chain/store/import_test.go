@@ -304,3 +304,55 @@ func FuzzDecodeSession(f *testing.F) {
 		}
 	})
 }
+
+// TestImportPinsManifest: a session resumes only with the manifest it
+// started with, across a reopen; one of the older format (version 1, no
+// manifest) still reads, unpinned.
+func TestImportPinsManifest(t *testing.T) {
+	f := newImportFixture(16, 100, 2)
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := f.target(5)
+	tg.Manifest = types.HashBytes([]byte("manifest A"))
+	if _, err := s.BeginImport(tg); err != nil {
+		t.Fatal(err)
+	}
+	c := f.chunks[0]
+	if err := s.ImportChunk(0, c.first, c.last, c.entries); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if cur, ok := s.Importing(); !ok || cur.Manifest != tg.Manifest {
+		t.Fatalf("after reopen: importing %v, manifest %v; want %v", ok, cur.Manifest, tg.Manifest)
+	}
+	other := tg
+	other.Manifest = types.HashBytes([]byte("manifest B"))
+	if _, err := s.BeginImport(other); !errors.Is(err, ErrImportTarget) {
+		t.Fatalf("BeginImport with another manifest: %v, want ErrImportTarget", err)
+	}
+	if resumed, err := s.BeginImport(tg); err != nil || !resumed {
+		t.Fatalf("BeginImport with the same manifest: resumed %v, %v", resumed, err)
+	}
+
+	sess := &importSession{target: tg}
+	v2 := sess.encode()
+	got, err := decodeSession(v2)
+	if err != nil || got.target.Manifest != tg.Manifest {
+		t.Fatalf("version 2 round trip: %v, %v", got, err)
+	}
+	v1 := append([]byte{1}, v2[1:len(v2)-32]...)
+	got, err = decodeSession(v1)
+	if err != nil || !got.target.Manifest.IsZero() || got.target.Height != tg.Height {
+		t.Fatalf("version 1 session: %+v, %v; want it read with no manifest", got, err)
+	}
+	if _, err := decodeSession(append([]byte{3}, v2[1:]...)); err == nil {
+		t.Fatal("version 3 read")
+	}
+}
