@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -330,24 +331,22 @@ func (s *syncer) manifest(ctx context.Context) (*Manifest, types.Hash, error) {
 		if len(good) == 0 {
 			continue
 		}
+		hashes := make([]types.Hash, len(good)) // each manifest hashed once
 		votes := map[types.Hash]int{}
 		best := -1
 		for i, a := range good {
-			h := types.HashBytes(a.b)
-			votes[h]++
-			if best < 0 || votes[h] > votes[types.HashBytes(good[best].b)] {
+			hashes[i] = types.HashBytes(a.b)
+			votes[hashes[i]]++
+			if best < 0 || votes[hashes[i]] > votes[hashes[best]] {
 				best = i
 			}
 		}
-		for i, a := range good { // the pinned manifest wins over the majority
-			if !s.pinned.IsZero() && types.HashBytes(a.b) == s.pinned {
-				best = i
-				break
-			}
+		if i := slices.Index(hashes, s.pinned); !s.pinned.IsZero() && i >= 0 {
+			best = i // the pinned manifest wins over the majority
 		}
-		chosen := types.HashBytes(good[best].b)
-		for _, a := range good {
-			if types.HashBytes(a.b) != chosen {
+		chosen := hashes[best]
+		for i, a := range good {
+			if hashes[i] != chosen {
 				s.drop(a.p, fmt.Errorf("serves another valid manifest (chunked differently) than the majority"), false)
 			}
 		}

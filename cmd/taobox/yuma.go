@@ -411,22 +411,15 @@ func yumaBenchScenarios(quick bool, seed uint64) []yumaBenchScenario {
 
 // yumaBenchInputs builds a scenario's subnets: subnet i is the synthetic
 // subnet of seed cfg.Seed+i, aged by 3 epochs so that bonds, permits and
-// liquid alpha are in a steady state.
-func yumaBenchInputs(s yumaBenchScenario) ([]yuma.Input, error) {
+// liquid alpha are in a steady state (gpuplan.AgedSynthetic).
+func yumaBenchInputs(s yumaBenchScenario) []yuma.Input {
 	ins := make([]yuma.Input, s.subnets)
 	for i := range ins {
 		cfg := s.cfg
 		cfg.Seed += uint64(i)
-		ins[i] = yuma.Synthetic(cfg)
-		for range 3 {
-			out, err := yuma.Epoch(&ins[i])
-			if err != nil {
-				return nil, err
-			}
-			yuma.Advance(&ins[i], out)
-		}
+		ins[i] = gpuplan.AgedSynthetic(cfg, 3)
 	}
-	return ins, nil
+	return ins
 }
 
 // yumaBenchFigure is one timed function: mean time and heap allocations
@@ -478,10 +471,7 @@ func runYumaBench(e *env, scenarios []yumaBenchScenario, minTime time.Duration) 
 		key := fmt.Sprintf("%d %+v", s.subnets, s.cfg)
 		ins, ok := built[key]
 		if !ok {
-			var err error
-			if ins, err = yumaBenchInputs(s); err != nil {
-				return err
-			}
+			ins = yumaBenchInputs(s)
 			built[key] = ins
 		}
 		var err error

@@ -51,20 +51,10 @@ func serveShm(t testing.TB, s *Server, size int) *Client {
 	t.Helper()
 	parent, child := shmPair(t, size)
 	s.Shm = child
-	sock := filepath.Join(t.TempDir(), "r.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Serve(ctx, ln); close(done) }()
-	c, err := Dial(ctx, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); cancel(); <-done; parent.Close(); child.Close() })
-	if err := c.AttachShm(ctx, parent); err != nil {
+	// Cleanups run last-in first-out: the mappings close after the server.
+	t.Cleanup(func() { parent.Close(); child.Close() })
+	c := serveInProcess(t, s)
+	if err := c.AttachShm(context.Background(), parent); err != nil {
 		t.Fatal(err)
 	}
 	return c
