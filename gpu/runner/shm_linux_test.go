@@ -232,7 +232,8 @@ func TestShmBadDescriptors(t *testing.T) {
 		{"overflow", true, shmRef(8, 1<<64-4), "outside the request half"},
 	} {
 		a, b := connPair(t)
-		go s.ServeConn(context.Background(), b)
+		served := make(chan struct{})
+		go func() { s.ServeConn(context.Background(), b); close(served) }()
 		if tc.attach {
 			if got := rawExchange(t, a, Frame{Kind: KindRequest, Op: OpShmAttach, ID: 1, Payload: encodeAttach(nil, size)}); got.Kind != KindResponse {
 				t.Fatalf("%s: attach: %+v", tc.name, got)
@@ -246,6 +247,7 @@ func TestShmBadDescriptors(t *testing.T) {
 			t.Fatalf("%s: connection still open", tc.name)
 		}
 		a.Close()
+		<-served // the server is done with the region before it is unmapped
 	}
 
 	// Client side: a peer answering with a descriptor outside the
