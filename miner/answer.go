@@ -31,51 +31,56 @@ func ModelAnswer(mdl *model.Model, stop []int) AnswerFunc {
 	return func(ctx context.Context, b task.Body, emit func(task.Token) error) error {
 		unlock := lockModel(mdl)
 		defer unlock()
-		c := mdl.Config
-		if len(b.PromptIDs) > c.SeqLen {
-			return fmt.Errorf("miner: prompt of %d tokens exceeds context %d", len(b.PromptIDs), c.SeqLen)
-		}
-		s := model.Sampler{Temperature: float64(b.Temperature), TopK: int(b.TopK), TopP: float64(b.TopP), Seed: b.Seed}
-		if err := s.Validate(); err != nil {
-			return fmt.Errorf("miner: %w", err)
-		}
-		s.Reset()
-		var logits []float32
-		var err error
-		for i, id := range b.PromptIDs {
-			if logits, err = mdl.Forward(int(id), i); err != nil {
-				return fmt.Errorf("miner: prompt: %w", err)
-			}
-		}
-		pos := len(b.PromptIDs)
-		n := min(int(b.MaxTokens), c.SeqLen-pos+1)
-		var alts []model.Alt
-		for k := 0; k < n; k++ {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			next, lp := s.Step(logits)
-			t := task.Token{ID: uint32(next), LogProb: logProb32(lp)}
-			if b.TopAlts > 0 {
-				alts = model.AppendTopAlternatives(alts[:0], logits, int(b.TopAlts))
-				t.Top = make([]task.Alt, len(alts))
-				for i, a := range alts {
-					t.Top[i] = task.Alt{ID: uint32(a.ID), LogProb: logProb32(a.LogProb)}
-				}
-			}
-			if err := emit(t); err != nil {
-				return err
-			}
-			if k == n-1 || slices.Contains(stop, next) {
-				break
-			}
-			if logits, err = mdl.Forward(next, pos); err != nil {
-				return fmt.Errorf("miner: generate: %w", err)
-			}
-			pos++
-		}
-		return nil
+		return generate(ctx, mdl.Config, b, stop, mdl.Forward, emit)
 	}
+}
+
+// generate is one answer's loop, whatever runs the model: forward the
+// prompt from position 0, then draw up to MaxTokens tokens with the body's
+// sampler and seed (stopping after any of stop or at the end of the
+// context window), emitting each as it is drawn. forward's logits are read
+// only until its next call.
+func generate(ctx context.Context, c model.Config, b task.Body, stop []int, forward func(token, pos int) ([]float32, error), emit func(task.Token) error) error {
+	s := model.Sampler{Temperature: float64(b.Temperature), TopK: int(b.TopK), TopP: float64(b.TopP), Seed: b.Seed}
+	if err := checkBody(c, &s, b.PromptIDs); err != nil {
+		return err
+	}
+	s.Reset()
+	var logits []float32
+	var err error
+	for i, id := range b.PromptIDs {
+		if logits, err = forward(int(id), i); err != nil {
+			return fmt.Errorf("miner: prompt: %w", err)
+		}
+	}
+	pos := len(b.PromptIDs)
+	n := min(int(b.MaxTokens), c.SeqLen-pos+1)
+	var alts []model.Alt
+	for k := 0; k < n; k++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		next, lp := s.Step(logits)
+		t := task.Token{ID: uint32(next), LogProb: logProb32(lp)}
+		if b.TopAlts > 0 {
+			alts = model.AppendTopAlternatives(alts[:0], logits, int(b.TopAlts))
+			t.Top = make([]task.Alt, len(alts))
+			for i, a := range alts {
+				t.Top[i] = task.Alt{ID: uint32(a.ID), LogProb: logProb32(a.LogProb)}
+			}
+		}
+		if err := emit(t); err != nil {
+			return err
+		}
+		if k == n-1 || slices.Contains(stop, next) {
+			break
+		}
+		if logits, err = forward(next, pos); err != nil {
+			return fmt.Errorf("miner: generate: %w", err)
+		}
+		pos++
+	}
+	return nil
 }
 
 // logProb32 narrows a log-prob to the wire's canonical float32 (≤ 0, no -0,

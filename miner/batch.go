@@ -9,7 +9,9 @@ package miner
 //
 //  1. admit: while a slot is free, take the next request from the stake-
 //     ordered queue (blocking only when no answer is running); a request
-//     whose client already left is dropped as abandoned, as before;
+//     whose client already left is dropped as abandoned, as before; while
+//     Config.Accel serves and no answer is running here, the request is
+//     answered on it instead (accel.go), one at a time;
 //  2. retire every answer whose context ended (client gone, answer
 //     timeout, miner stopping) with a reject frame, freeing its slot;
 //  3. step: one model.ForwardBatch over the next token of every answer
@@ -139,6 +141,15 @@ func (m *Miner) batchWorker(ctx context.Context) {
 			if r == nil {
 				break
 			}
+			if len(b.active) == 0 {
+				// The accelerator, when it serves, takes the answers
+				// one at a time; the CPU batch resumes when it stops.
+				if seq := m.beginAccel(ctx); seq != nil {
+					m.serveAccel(ctx, r, seq)
+					m.release(r.hk)
+					continue
+				}
+			}
 			b.admit(ctx, r)
 		}
 		if len(b.active) == 0 {
@@ -165,25 +176,7 @@ func (b *batcher) admit(ctx context.Context, r *request) {
 	c := b.mdl.Config
 	body := &r.body
 	sl := &seqSlot{a: a, s: model.Sampler{Temperature: float64(body.Temperature), TopK: int(body.TopK), TopP: float64(body.TopP), Seed: body.Seed}}
-	var err error
-	switch {
-	case len(body.PromptIDs) == 0:
-		err = fmt.Errorf("miner: empty prompt")
-	case len(body.PromptIDs) > c.SeqLen:
-		err = fmt.Errorf("miner: prompt of %d tokens exceeds context %d", len(body.PromptIDs), c.SeqLen)
-	default:
-		if verr := sl.s.Validate(); verr != nil {
-			err = fmt.Errorf("miner: %w", verr)
-		}
-	}
-	if err == nil {
-		for i, id := range body.PromptIDs {
-			if int(id) >= c.VocabSize {
-				err = fmt.Errorf("miner: prompt: token %d (index %d) outside the vocabulary [0,%d)", id, i, c.VocabSize)
-				break
-			}
-		}
-	}
+	err := checkBody(c, &sl.s, body.PromptIDs)
 	if err != nil {
 		a.end(err)
 		b.m.release(r.hk)

@@ -26,6 +26,8 @@ type metrics struct {
 	handshakesRefused atomic.Int64
 	connsClosedBad    atomic.Int64
 	serviceEWMA       atomic.Int64 // ns, mean time to answer one request
+	accelAnswers      atomic.Int64
+	accelFailovers    atomic.Int64
 }
 
 // The miner's metric descriptions; docs/metrics.md lists them.
@@ -60,6 +62,10 @@ var (
 		"Nonces remembered against replays.", nil, nil)
 	descAnswer = prometheus.NewDesc("taobox_miner_answer_seconds_mean",
 		"Moving average (weight 1/8) of the time from leaving the queue to the final frame.", nil, nil)
+	descAccelAnswers = prometheus.NewDesc("taobox_miner_accel_answers_total",
+		"Answers started on the accelerator (the GPU runner) rather than the CPU model.", nil, nil)
+	descAccelFailovers = prometheus.NewDesc("taobox_miner_accel_failovers_total",
+		"Answers the accelerator failed mid-way, finished on the CPU model.", nil, nil)
 	descTokRate = prometheus.NewDesc("taobox_miner_tokens_per_second",
 		"Generation speed estimate: mean tokens per served answer over taobox_miner_answer_seconds_mean; 0 before the first answer.", nil, nil)
 )
@@ -74,7 +80,7 @@ type minerCollector Miner
 
 func (c *minerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRejects, descInfo, descServed, descTokens, descAbandoned, descStreams,
-		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate} {
+		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate, descAccelAnswers, descAccelFailovers} {
 		ch <- d
 	}
 }
@@ -95,6 +101,8 @@ func (c *minerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descServed, served)
 	counter(descTokens, tokens)
 	counter(descAbandoned, m.m.abandoned.Load())
+	counter(descAccelAnswers, m.m.accelAnswers.Load())
+	counter(descAccelFailovers, m.m.accelFailovers.Load())
 	counter(descStreams, m.m.streams.Load())
 	counter(descConns, m.m.conns.Load())
 	counter(descConnsRefused, m.m.connsRefused.Load())

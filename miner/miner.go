@@ -160,6 +160,12 @@ type Config struct {
 	Logger    *slog.Logger     // nil: discard
 	Now       func() time.Time // nil: time.Now
 
+	// Accel, when set, runs Model's forward passes on another device (the
+	// GPU runner; see accel.go) one answer at a time while it can serve;
+	// otherwise answers run on Model here (batched when Limits.Slots > 1).
+	// An answer the accelerator fails mid-way finishes on Model.
+	Accel Accelerator
+
 	// Answer replaces honest generation. DEVNET ONLY: it exists so the
 	// devnet can run cheating miners (see RandomAnswer and ModelAnswer in
 	// devnet.go); a real miner leaves it nil.

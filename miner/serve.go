@@ -162,7 +162,11 @@ func (m *Miner) worker(ctx context.Context) {
 		if r == nil {
 			return
 		}
-		m.serveOne(ctx, r)
+		if seq := m.beginAccel(ctx); seq != nil {
+			m.serveAccel(ctx, r, seq)
+		} else {
+			m.serveOne(ctx, r)
+		}
 		m.release(r.hk)
 	}
 }

@@ -99,12 +99,15 @@ else
 	echo "== yuma check: this taobox-cuda has no yuma check command"
 fi
 
-# The launcher end to end: a devnet whose epochs go through a runner
-# subprocess (--backend cuda: no fallback at start), with its log lines.
+# The launcher end to end: a devnet whose epochs and honest miners' model
+# go through a runner subprocess (--backend cuda: no fallback at start),
+# with its log lines (the stop line counts the GPU's forward passes) and
+# each subnet's incentive shares by behaviour: the validators re-score the
+# GPU's answers on the CPU, so honest ≈ 1 says the GPU's log-probs pass.
 if "$BIN" help runner >/dev/null 2>&1; then
 	secs=$(budget 60)
 	if [ "$secs" -gt 10 ]; then
-		step "$BIN devnet --backend cuda --epochs 2 (GPU runner)" "$secs" bash -o pipefail -c "'$BIN' devnet --backend cuda --epochs 2 --block-time 50ms --json --log-level info 2>&1 | grep -E 'runner|level=(WARN|ERROR)|\"blocks\"|\"failed_txs\"'"
+		step "$BIN devnet --backend cuda --epochs 2 (GPU runner: Yuma and the honest miners)" "$secs" bash -o pipefail -c "'$BIN' devnet --backend cuda --epochs 2 --block-time 50ms --json --log-level info 2>&1 | grep -E 'msg=.(GPU runner|model loaded)|level=(WARN|ERROR)|\"blocks\"|\"failed_txs\"|\"incentive_shares\"|^ *\"(honest|random|other-model)\": '"
 	fi
 fi
 

@@ -24,6 +24,7 @@ import (
 	"taobox/chain/types"
 	"taobox/chain/yuma"
 	"taobox/internal/obs"
+	"taobox/miner"
 	"taobox/wallet"
 )
 
@@ -117,8 +118,9 @@ type devnet struct {
 	rng     *rand.Rand
 	blocks  uint64
 	txs     int
-	neurons *devNeurons // live: the running miners and validators
-	fatal   error       // set by onBlock when the run cannot go on
+	neurons *devNeurons       // live: the running miners and validators
+	accel   miner.Accelerator // live: where honest miners run the model (nil: the CPU)
+	fatal   error             // set by onBlock when the run cannot go on
 	metrics *node.Metrics
 
 	mu       sync.Mutex
@@ -737,7 +739,18 @@ var devnetCommand = &command{
 				return err
 			}
 			defer engine.Close()
-			return runDevnet(ctx, e, dir, *cast == "live", *epochs, *validators, *blockTime, *asJSON, o, engine)
+			var accel miner.Accelerator
+			if *cast == "live" {
+				tmp, err := os.MkdirTemp("", "taobox-devnet-model-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				if accel, err = modelAccel(ctx, engine, *backend, "", tmp, o.log); err != nil {
+					return err
+				}
+			}
+			return runDevnet(ctx, e, dir, *cast == "live", *epochs, *validators, *blockTime, *asJSON, o, engine, accel)
 		}
 	},
 }
@@ -745,9 +758,10 @@ var devnetCommand = &command{
 // devDefaultCast is the cast 'taobox devnet' runs without --cast.
 const devDefaultCast = "live"
 
-func runDevnet(ctx context.Context, e *env, dir string, live bool, epochs, validators int, blockTime time.Duration, asJSON bool, o *daemonObs, engine yuma.Engine) error {
+func runDevnet(ctx context.Context, e *env, dir string, live bool, epochs, validators int, blockTime time.Duration, asJSON bool, o *daemonObs, engine yuma.Engine, accel miner.Accelerator) error {
 	start := time.Now()
 	d := newCast(live)
+	d.accel = accel
 	d.out = e.stdout
 	if asJSON {
 		d.out = io.Discard

@@ -112,7 +112,7 @@ func (nn *devNeurons) startSubnet(s *devSubnet) error {
 		}
 		switch s.behaviours[i] {
 		case behaviourHonest:
-			cfg.Model = mdl
+			cfg.Model, cfg.Accel = mdl, nn.d.accel
 		case behaviourRandom:
 			cfg.Answer = miner.RandomAnswer(mdl.Config.VocabSize, uint64(s.netuid)<<8|uint64(i))
 		case behaviourOtherModel:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +23,7 @@ import (
 
 var minerCommand = &command{
 	name:    "miner",
-	args:    "--netuid N --hotkey H [--wallet NAME] [--listen ADDR] [--model FILE] [--register TAO] [--serve-host HOST] [--metrics ADDR] [--node URL]",
+	args:    "--netuid N --hotkey H [--wallet NAME] [--listen ADDR] [--model FILE] [--register TAO] [--serve-host HOST] [--backend auto|cpu|cuda] [--metrics ADDR] [--node URL]",
 	summary: "serve inference tasks to validators over QUIC (the task protocol)",
 	help: "Runs a miner: loads the model (default: the embedded tiny model), listens\n" +
 		"for validators' task requests on UDP --listen (QUIC, ALPN taobox-task/1,\n" +
@@ -36,6 +37,11 @@ var minerCommand = &command{
 		"by the hotkey, waited for) and, once serving, asks the node to have a peer\n" +
 		"connect back to it (POST /v1/probe; the node needs --p2p): when no peer\n" +
 		"can reach it, a loud warning on stderr says what to check. --metrics serves Prometheus metrics at /metrics and health at /healthz.\n" +
+		"With --backend auto (the default) and an NVIDIA GPU with taobox-cuda beside\n" +
+		"taobox, the model runs in the GPU runner, one answer at a time; while the\n" +
+		"runner is down the CPU answers (--slots together), and an answer the GPU\n" +
+		"fails mid-way finishes on the CPU. --backend cpu never uses the GPU;\n" +
+		"--backend cuda is an error without one.\n" +
 		"Runs until interrupted. Example:\n\n" +
 		"  taobox miner --wallet alice --hotkey miner1 --netuid 1 --listen 0.0.0.0:8091 --serve-host 203.0.113.7",
 	setup: func(fs *flag.FlagSet) func(*env) error {
@@ -50,6 +56,7 @@ var minerCommand = &command{
 		register := fs.String("register", "", "if the hotkey has no uid on --netuid, register it first, paying at most `TAO` (signed by the wallet's coldkey, which must be on this machine)")
 		of := addObsFlags(fs, "info")
 		minStake := fs.Uint64("min-stake", 0, "the least stake in `RAO` a validator needs")
+		backend := backendFlag(fs)
 		slots := fs.Int("slots", 8, "answer up to `N` tasks together, one token of each per batched model step (1: one at a time; at most 16; each holds a KV cache)")
 		unlock := unlockFlags(fs)
 		return func(e *env) error {
@@ -68,10 +75,28 @@ var minerCommand = &command{
 				stop = []int{mf.tok.EOS()}
 			}
 			log := o.log
+			engine, err := startEngine(e.ctx, *backend, log)
+			if err != nil {
+				return err
+			}
+			defer engine.Close()
+			tmp, err := os.MkdirTemp("", "taobox-miner-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			var mpath string
+			if *modelPath != "" {
+				mpath = mf.path
+			}
+			accel, err := modelAccel(e.ctx, engine, *backend, mpath, tmp, log)
+			if err != nil {
+				return err
+			}
 			mn, err := miner.New(miner.Config{
 				Key: key, Netuid: uint16(netuid.v), Model: mf.m, ModelHash: hash, StopIDs: stop,
 				Chain: &apiChain{c: c, ctx: e.ctx}, Limits: miner.Limits{MinStake: *minStake, Slots: *slots},
-				Logger: log,
+				Logger: log, Accel: accel,
 			})
 			if err != nil {
 				return err
@@ -95,8 +120,12 @@ var minerCommand = &command{
 					return fmt.Errorf("publishing the endpoint: %w", err)
 				}
 			}
-			fmt.Fprintf(e.stdout, "miner %s on netuid %d at %s, model %s (sha256 %s…)\n",
-				types.AccountIDFromPrivateKey(key), netuid.v, pc.LocalAddr(), mf.path, mf.sha256[:16])
+			where := "the CPU"
+			if accel != nil {
+				where = fmt.Sprintf("the GPU runner (pid %d; the CPU when it is down)", engine.RunnerPID())
+			}
+			fmt.Fprintf(e.stdout, "miner %s on netuid %d at %s, model %s (sha256 %s…) on %s\n",
+				types.AccountIDFromPrivateKey(key), netuid.v, pc.LocalAddr(), mf.path, mf.sha256[:16], where)
 			ctx, cancel := withTermSignal(e.ctx)
 			defer cancel()
 			if *serveHost != "" {

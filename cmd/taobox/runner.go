@@ -53,8 +53,12 @@ var runnerCommand = &command{
 
 // backendFlag defines --backend on fs.
 func backendFlag(fs *flag.FlagSet) *string {
-	return fs.String("backend", runner.BackendAuto, "where Yuma epochs run: `auto` (the GPU runner when an NVIDIA GPU and taobox-cuda are here, else the CPU), cpu or cuda")
+	return fs.String("backend", runner.BackendAuto, "where Yuma epochs and the miner's model run: `auto` (the GPU runner when an NVIDIA GPU and taobox-cuda are here, else the CPU), cpu or cuda")
 }
+
+// detectGPU replaces runner.Detect in the fakerunner build (tests); nil:
+// the real detection.
+var detectGPU func() (runner.GPU, error)
 
 // startEngine returns the Yuma engine for --backend: the CPU engine, or
 // the GPU runner's with CPU fallback. Close it when done.
@@ -64,7 +68,7 @@ func startEngine(ctx context.Context, backend string, log *slog.Logger) (*runner
 	default:
 		return nil, &usageError{"backend", fmt.Sprintf("%q: want auto, cpu or cuda", backend)}
 	}
-	opts := runner.Options{Backend: backend, Logger: log}
+	opts := runner.Options{Backend: backend, Logger: log, Detect: detectGPU}
 	if gpu.Available() {
 		// taobox-cuda itself: its runner is itself, whatever its name.
 		if exe, err := os.Executable(); err == nil {

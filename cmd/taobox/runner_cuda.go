@@ -50,95 +50,23 @@ func runRunner(e *env, socket string, device int, only string, shm *runner.Shm) 
 		Yuma: &serialEngine{e: gpu.NewYumaEngine(d)},
 		Shm:  shm,
 	}
-	lm := &runnerLlama{d: d}
-	defer lm.close()
-	srv.Ops = map[runner.Op]runner.Handler{
-		runner.OpLlamaLoad:     lm.load,
-		runner.OpLlamaForward:  lm.forward,
-		runner.OpLlamaGenerate: lm.generate,
-	}
+	lm := &runner.LlamaOps{Open: func(path string) (runner.LlamaModel, string, error) {
+		f, err := gguf.Open(path)
+		if err != nil {
+			return nil, "", err
+		}
+		defer f.Close()
+		l, err := gpu.NewLlama(d, f)
+		if err != nil {
+			return nil, "", err
+		}
+		c := l.Config()
+		return l, fmt.Sprintf("%s: dim %d, %d layers, vocab %d, context %d, %.0f MB on the GPU",
+			path, c.Dim, c.NLayers, c.VocabSize, c.SeqLen, float64(l.MemBytes())/1e6), nil
+	}}
+	defer lm.Close()
+	srv.Ops = lm.Handlers()
 	return runner.ServeProcess(e.ctx, socket, srv, e.stdin, e.stdout)
-}
-
-// runnerLlama is the runner's one model (llama.load replaces it).
-type runnerLlama struct {
-	d  *gpu.Device
-	mu sync.Mutex
-	l  *gpu.Llama
-}
-
-func (r *runnerLlama) load(_ context.Context, p, out []byte) ([]byte, error) {
-	f, err := gguf.Open(string(p))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.l != nil {
-		r.l.Close()
-		r.l = nil
-	}
-	l, err := gpu.NewLlama(r.d, f)
-	if err != nil {
-		return nil, err
-	}
-	r.l = l
-	c := l.Config()
-	return fmt.Appendf(out, "%s: dim %d, %d layers, vocab %d, context %d, %.0f MB on the GPU",
-		p, c.Dim, c.NLayers, c.VocabSize, c.SeqLen, float64(l.MemBytes())/1e6), nil
-}
-
-func (r *runnerLlama) model() (*gpu.Llama, error) {
-	if r.l == nil {
-		return nil, fmt.Errorf("no model loaded (send llama.load first)")
-	}
-	return r.l, nil
-}
-
-func (r *runnerLlama) forward(_ context.Context, p, out []byte) ([]byte, error) {
-	tok, pos, err := runner.DecodeForward(p)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l, err := r.model()
-	if err != nil {
-		return nil, err
-	}
-	logits, err := l.Forward(tok, pos)
-	if err != nil {
-		return nil, err
-	}
-	return runner.EncodeLogits(out, logits), nil
-}
-
-func (r *runnerLlama) generate(_ context.Context, p, out []byte) ([]byte, error) {
-	prompt, n, err := runner.DecodeGenerate(p)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l, err := r.model()
-	if err != nil {
-		return nil, err
-	}
-	toks, lps, err := l.Generate(prompt, n)
-	if err != nil {
-		return nil, err
-	}
-	return runner.EncodeGenerated(out, toks, lps), nil
-}
-
-func (r *runnerLlama) close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.l != nil {
-		r.l.Close()
-		r.l = nil
-	}
 }
 
 // serialEngine runs one batch at a time: the runner serves each connection

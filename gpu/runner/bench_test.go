@@ -90,3 +90,39 @@ func TestMeasureBoundary(t *testing.T) {
 		t.Log(r)
 	}
 }
+
+// BenchmarkSeqForward is one token of the tiny model, as the miner runs
+// it: in process, and through the fake runner (the CPU model in a runner
+// process: the boundary's cost per token, logits included).
+func BenchmarkSeqForward(b *testing.B) {
+	path, cpu := tinyModelFile(b)
+	seqLen := cpu.Config.SeqLen
+	b.Run("in-process", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, err := cpu.Forward(1+i%7, i%seqLen); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("runner", func(b *testing.B) {
+		e, err := Start(context.Background(), fakeOptions(b, "ok"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer e.Close()
+		if _, err := e.LoadModel(context.Background(), path); err != nil {
+			b.Fatal(err)
+		}
+		s := e.BeginSeq(context.Background())
+		defer s.End()
+		i := 0
+		for b.Loop() {
+			if _, err := s.Forward(1+i%7, i%seqLen); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}

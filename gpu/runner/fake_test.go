@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"taobox/chain/yuma"
+	"taobox/model"
 )
 
 // The fake runner: the test binary re-executed as `runner --socket PATH`
@@ -24,6 +25,9 @@ import (
 //	hang           never answer yuma.epochs
 //	garbage        answer yuma.epochs with bytes that do not decode
 //	slow-start     never become ready
+//	llama-crash    exit(3) on the 5th llama.forward request
+//
+// Every mode serves the llama ops (LlamaOps) with the CPU model.
 func TestMain(m *testing.M) {
 	if os.Getenv("TAOBOX_FAKE_PARENT") != "" {
 		os.Exit(fakeParent())
@@ -65,6 +69,15 @@ func fakeRunner(modes string) int {
 	fmt.Fprintf(os.Stderr, "fake runner start %d: %s\n", n, mode)
 	cpu := yuma.NewCPUEngine(0)
 	s := &Server{Info: "fake runner (CPU engine), mode " + mode, Yuma: cpu}
+	lm := &LlamaOps{Open: func(path string) (LlamaModel, string, error) {
+		m, err := model.LoadGGUF(path)
+		if err != nil {
+			return nil, "", err
+		}
+		return cpuLlama{m}, fmt.Sprintf("%s on the CPU (fake runner)", path), nil
+	}}
+	defer lm.Close()
+	s.Ops = lm.Handlers()
 	if shmFD >= 0 {
 		shm, err := OpenShm(shmFD, shmSize)
 		if err != nil {
@@ -81,6 +94,15 @@ func fakeRunner(modes string) int {
 		return 1
 	case "slow-start":
 		select {}
+	case "llama-crash":
+		forward, n := s.Ops[OpLlamaForward], 0
+		s.Ops[OpLlamaForward] = func(ctx context.Context, p, out []byte) ([]byte, error) {
+			if n++; n == 5 {
+				fmt.Fprintln(os.Stderr, "fake runner: CUDA_ERROR_LAUNCH_FAILED (simulated)")
+				os.Exit(3)
+			}
+			return forward(ctx, p, out)
+		}
 	case "crash":
 		s.Ops = map[Op]Handler{OpYumaEpochs: func(context.Context, []byte, []byte) ([]byte, error) {
 			fmt.Fprintln(os.Stderr, "fake runner: CUDA_ERROR_ILLEGAL_ADDRESS (simulated)")
@@ -105,6 +127,34 @@ func fakeRunner(modes string) int {
 		return 1
 	}
 	return 0
+}
+
+// cpuLlama serves the llama ops with the CPU model.
+type cpuLlama struct{ m *model.Model }
+
+func (c cpuLlama) Forward(token, pos int) ([]float32, error) { return c.m.Forward(token, pos) }
+func (c cpuLlama) Close() error                              { return c.m.Close() }
+
+func (c cpuLlama) Generate(prompt []int, n int) ([]int, []float64, error) {
+	var logits []float32
+	var err error
+	for i, t := range prompt {
+		if logits, err = c.m.Forward(t, i); err != nil {
+			return nil, nil, err
+		}
+	}
+	toks, lps := make([]int, 0, n), make([]float64, 0, n)
+	for pos := len(prompt); len(toks) < n; pos++ {
+		next := model.Argmax(logits)
+		lp := model.LogProb(logits, next)
+		toks, lps = append(toks, next), append(lps, lp)
+		if len(toks) < n {
+			if logits, err = c.m.Forward(next, pos); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return toks, lps, nil
 }
 
 // fakeParent starts the engine with a fake runner, checks that it attached

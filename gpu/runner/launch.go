@@ -105,16 +105,20 @@ type Engine struct {
 	closed     bool
 	stop       chan struct{} // closed by Close
 	wg         sync.WaitGroup
+	model      string        // LoadModel's path: every runner loads it
+	seqSem     chan struct{} // one Seq at a time holds the runner's model
 
 	stats Stats
 }
 
 // Stats count what the engine did.
 type Stats struct {
-	RunnerBatches int // batches the runner answered
-	CPUBatches    int // batches run on the CPU engine
-	Failures      int // runner failures (start, self-test, call, death)
-	Restarts      int // runners started after a failure
+	RunnerBatches  int // batches the runner answered
+	CPUBatches     int // batches run on the CPU engine
+	Failures       int // runner failures (start, self-test, call, death)
+	Restarts       int // runners started after a failure
+	RunnerForwards int // llama.forward calls the runner answered (Seq.Forward)
+	ModelLoads     int // models the runners loaded (LoadModel, restarts)
 }
 
 // Start returns the engine for opts.Backend. With BackendCPU it is the CPU
@@ -128,7 +132,8 @@ func Start(ctx context.Context, opts Options) (*Engine, error) {
 	if err := opts.ensureDefaults(); err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: opts, cpu: yuma.NewCPUEngine(opts.Workers), log: opts.Logger, backoff: opts.MinBackoff, stop: make(chan struct{})}
+	e := &Engine{opts: opts, cpu: yuma.NewCPUEngine(opts.Workers), log: opts.Logger, backoff: opts.MinBackoff,
+		stop: make(chan struct{}), seqSem: make(chan struct{}, 1)}
 	if opts.Backend == BackendCPU {
 		return e, nil
 	}
@@ -137,7 +142,7 @@ func Start(ctx context.Context, opts Options) (*Engine, error) {
 		if opts.Backend == BackendCUDA {
 			return nil, fmt.Errorf("--backend cuda: %w; use --backend cpu (or auto, which falls back to the CPU)", err)
 		}
-		e.log.Info("no GPU runner; Yuma epochs run on the CPU", "reason", err)
+		e.log.Info("no GPU runner; Yuma epochs and inference run on the CPU", "reason", err)
 		return e, nil
 	}
 	e.gpu = g
@@ -160,7 +165,7 @@ func Start(ctx context.Context, opts Options) (*Engine, error) {
 func (e *Engine) Backend() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.proc != nil {
+	if e.upLocked() != nil {
 		return BackendCUDA
 	}
 	return BackendCPU
@@ -196,7 +201,7 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 		}
 	}
 	e.mu.Lock()
-	p := e.proc
+	p := e.upLocked()
 	e.mu.Unlock()
 	if p != nil && valid && len(ins) > 0 {
 		cctx, cancel := context.WithTimeoutCause(ctx, e.opts.CallTimeout, fmt.Errorf("no answer within %v", e.opts.CallTimeout))
@@ -221,23 +226,30 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 			e.mu.Unlock()
 			return nil, ctx.Err()
 		}
-		var re *RemoteError
-		if !errors.As(err, &re) {
-			// A transport error: give a dying runner a moment to be
-			// reaped, so that the log line has its status and last words.
-			select {
-			case <-p.done:
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-		if dead, why := p.exited(); dead {
-			err = fmt.Errorf("%w (%v): %s", err, why, p.stderr)
-		}
-		e.mu.Lock()
-		e.failLocked(p, err)
-		e.mu.Unlock()
+		e.callFailed(p, err)
 	}
 	return e.cpuEpochs(ctx, ins)
+}
+
+// callFailed retires p after a call on it failed with err (not a
+// cancellation by the caller), with the runner's exit status and last
+// words in the log line when it died.
+func (e *Engine) callFailed(p *process, err error) {
+	var re *RemoteError
+	if !errors.As(err, &re) {
+		// A transport error: give a dying runner a moment to be
+		// reaped, so that the log line has its status and last words.
+		select {
+		case <-p.done:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if dead, why := p.exited(); dead {
+		err = fmt.Errorf("%w (%v): %s", err, why, p.stderr)
+	}
+	e.mu.Lock()
+	e.failLocked(p, err)
+	e.mu.Unlock()
 }
 
 func (e *Engine) cpuEpochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
@@ -248,6 +260,21 @@ func (e *Engine) cpuEpochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output
 		e.mu.Unlock()
 	}
 	return outs, err
+}
+
+// upLocked returns the runner that is up, or nil; a runner that has
+// exited since the last call is retired here (failLocked) rather than by
+// a call that would fail on it. e.mu must be held.
+func (e *Engine) upLocked() *process {
+	p := e.proc
+	if p == nil {
+		return nil
+	}
+	if dead, why := p.exited(); dead {
+		e.failLocked(p, fmt.Errorf("the runner exited (%v): %s", why, p.stderr))
+		return nil
+	}
+	return p
 }
 
 // failLocked retires p (nil: a start that failed) after err: it logs the
@@ -268,7 +295,7 @@ func (e *Engine) failLocked(p *process, err error) {
 	if e.closed {
 		return
 	}
-	e.log.Warn("GPU runner failed; Yuma epochs fall back to the CPU engine (bit-identical) until it restarts",
+	e.log.Warn("GPU runner failed; Yuma epochs (bit-identical) and inference fall back to the CPU until it restarts",
 		"err", err, "restart_in", e.backoff)
 	if !e.restarting {
 		e.restarting = true
@@ -301,6 +328,9 @@ func (e *Engine) restartLoop() {
 			}
 		}()
 		p, err := startProcess(ctx, e.gpu.Binary, e.opts.Args, e.opts.Env, e.opts.StartTimeout, e.opts.ShmSize)
+		if err == nil {
+			e.reloadModel(ctx, p)
+		}
 		cancel()
 		e.mu.Lock()
 		if err == nil && !e.closed {
@@ -308,7 +338,7 @@ func (e *Engine) restartLoop() {
 			e.restarting = false
 			e.stats.Restarts++
 			e.mu.Unlock()
-			e.log.Info("GPU runner restarted; Yuma epochs run on the GPU again", "runner", p.info)
+			e.log.Info("GPU runner restarted; Yuma epochs and inference run on the GPU again", "runner", p.info, "model", p.model)
 			return
 		}
 		closed := e.closed
@@ -354,7 +384,7 @@ func (e *Engine) Close() error {
 	e.wg.Wait()
 	if e.gpu.Binary != "" {
 		e.log.Info("GPU runner stopped", "gpu_batches", st.RunnerBatches, "cpu_batches", st.CPUBatches,
-			"failures", st.Failures, "restarts", st.Restarts)
+			"gpu_forwards", st.RunnerForwards, "model_loads", st.ModelLoads, "failures", st.Failures, "restarts", st.Restarts)
 	}
 	return nil
 }

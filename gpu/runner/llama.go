@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 )
 
@@ -52,7 +53,11 @@ func EncodeLogits(buf []byte, logits []float32) []byte {
 }
 
 // DecodeLogits reads llama.forward's response into fresh memory.
-func DecodeLogits(p []byte) ([]float32, error) {
+func DecodeLogits(p []byte) ([]float32, error) { return AppendLogits(nil, p) }
+
+// AppendLogits reads llama.forward's response, appending the logits to
+// dst (pass dst[:0] to reuse its memory).
+func AppendLogits(dst []float32, p []byte) ([]float32, error) {
 	if len(p) < 4 {
 		return nil, fmt.Errorf("%w: llama.forward response of %d bytes", ErrBadPayload, len(p))
 	}
@@ -60,15 +65,17 @@ func DecodeLogits(p []byte) ([]float32, error) {
 	if uint64(len(p)-4) != 4*uint64(n) {
 		return nil, fmt.Errorf("%w: %d logits in %d bytes", ErrBadPayload, n, len(p)-4)
 	}
-	vs := make([]float32, n)
+	dst = slices.Grow(dst, int(n))
+	vs := dst[len(dst) : len(dst)+int(n)]
+	dst = dst[:len(dst)+int(n)]
 	if littleEndian && n > 0 {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), 4*len(vs)), p[4:])
-		return vs, nil
+		return dst, nil
 	}
 	for i := range vs {
 		vs[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4+4*i:]))
 	}
-	return vs, nil
+	return dst, nil
 }
 
 // LlamaLoad has the runner load the GGUF file at path (a path on the
@@ -83,12 +90,18 @@ func (c *Client) LlamaLoad(ctx context.Context, path string) (string, error) {
 }
 
 // LlamaForward runs one token at position pos on the runner's model and
-// returns the logits.
+// returns the logits in fresh memory.
 func (c *Client) LlamaForward(ctx context.Context, token, pos int) ([]float32, error) {
+	return c.LlamaForwardInto(ctx, nil, token, pos)
+}
+
+// LlamaForwardInto is LlamaForward returning the logits in dst's memory
+// when it is large enough.
+func (c *Client) LlamaForwardInto(ctx context.Context, dst []float32, token, pos int) ([]float32, error) {
 	var logits []float32
 	err := c.call(ctx, OpLlamaForward, func(b []byte) []byte { return EncodeForward(b, token, pos) }, func(p []byte) error {
 		var err error
-		logits, err = DecodeLogits(p)
+		logits, err = AppendLogits(dst[:0], p)
 		return err
 	})
 	return logits, err

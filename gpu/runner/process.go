@@ -25,6 +25,7 @@ type process struct {
 	stderr  *tailWriter
 	shm     *Shm // the region the client attached; nil: the socket only
 	shmOnce sync.Once
+	model   string // the GGUF path its llama ops hold (Engine.LoadModel); guarded by Engine.mu
 }
 
 // tailWriter keeps the last bytes written to it (the runner's stderr, for

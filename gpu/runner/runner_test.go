@@ -18,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"taobox/assets"
 	"taobox/chain/yuma"
 	"taobox/chain/yuma/gpuplan"
+	"taobox/model"
 )
 
 func cpuOutputs(t testing.TB, ins []yuma.Input) []yuma.Output {
@@ -314,7 +316,7 @@ func failover(t *testing.T, mode string, opts Options) {
 		t.Fatalf("%s: %v", mode, err)
 	}
 	sameOutputs(t, got, want)
-	if n := logs.count("fall back to the CPU engine"); n != 1 {
+	if n := logs.count("fall back to the CPU"); n != 1 {
 		t.Fatalf("%s: %d fallback lines, want 1:\n%s", mode, n, logs.String())
 	}
 	if e.Backend() != BackendCPU {
@@ -604,5 +606,115 @@ func TestLlamaOps(t *testing.T) {
 	var re *RemoteError
 	if _, err := c.Call(ctx, OpLlamaForward, []byte{1}); !errors.As(err, &re) || !strings.Contains(err.Error(), "want 8") {
 		t.Fatalf("bad forward: %v", err)
+	}
+}
+
+// tinyModelFile writes the embedded tiny model to a GGUF file and returns
+// its path, with the CPU model for comparison.
+func tinyModelFile(t testing.TB) (string, *model.Model) {
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	if err := os.WriteFile(path, assets.TinyModel(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.LoadGGUF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return path, m
+}
+
+// An answer's forward passes go through the runner's model: its logits
+// are the model's; when the runner dies mid-answer, the Seq ends with an
+// error, the model is off the GPU (Yuma falls back as usual), and the
+// restarted runner loads the model again before it serves.
+func TestSeqOnRunner(t *testing.T) {
+	var logs syncBuffer
+	clock := newFakeClock()
+	opts := fakeOptions(t, "llama-crash,ok")
+	opts.Logger, opts.After = testLogger(&logs), clock.After
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	if e.ModelOnGPU() || e.BeginSeq(ctx) != nil {
+		t.Fatal("a Seq before any model was loaded")
+	}
+	path, cpu := tinyModelFile(t)
+	desc, err := e.LoadModel(ctx, path)
+	if err != nil || !strings.Contains(desc, path) || !e.ModelOnGPU() {
+		t.Fatalf("LoadModel: %q, %v", desc, err)
+	}
+	if _, err := e.LoadModel(ctx, filepath.Join(t.TempDir(), "missing.gguf")); err == nil {
+		t.Fatal("loading a missing file succeeded")
+	}
+	if e.ModelOnGPU() {
+		t.Fatal("the model is still up after a failed load replaced it")
+	}
+	if _, err := e.LoadModel(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int{1, 50, 60, 70}
+	s := e.BeginSeq(ctx)
+	if s == nil {
+		t.Fatal("no Seq with the model loaded")
+	}
+	// Exclusive: a second BeginSeq waits for End.
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	if e.BeginSeq(wctx) != nil {
+		t.Fatal("two Seqs at once")
+	}
+	cancel()
+	for pos, tok := range prompt {
+		got, err := s.Forward(tok, pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := cpu.Forward(tok, pos)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("pos %d: the runner's logits differ from the model's", pos)
+		}
+	}
+	// The 5th forward kills the runner.
+	if _, err := s.Forward(9, len(prompt)); err == nil {
+		t.Fatal("forward on a crashed runner succeeded")
+	}
+	if _, err := s.Forward(9, len(prompt)); !errors.Is(err, errSeqEnded) {
+		t.Fatalf("forward after the failure: %v", err)
+	}
+	s.End()
+	if e.ModelOnGPU() || e.BeginSeq(ctx) != nil || e.Backend() != BackendCPU {
+		t.Fatal("the model is still on the GPU after the runner died")
+	}
+	if n := logs.count("fall back to the CPU"); n != 1 || !strings.Contains(logs.String(), "CUDA_ERROR_LAUNCH_FAILED") {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+	clock.expect(t, time.Second) // the default MinBackoff
+	clock.fire <- time.Now()
+	waitBackend(t, e, BackendCUDA)
+	if !e.ModelOnGPU() {
+		t.Fatal("the restarted runner has no model")
+	}
+	s = e.BeginSeq(ctx)
+	if s == nil {
+		t.Fatal("no Seq after the restart")
+	}
+	defer s.End()
+	for pos, tok := range prompt {
+		got, err := s.Forward(tok, pos)
+		want, _ := cpu.Forward(tok, pos)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("after the restart, pos %d: %v", pos, err)
+		}
+	}
+	// A position the model cannot take is the runner's error, not a failure.
+	if _, err := s.Forward(1, 1<<20); err == nil || !e.ModelOnGPU() {
+		t.Fatalf("out-of-range position: %v, model up %v", err, e.ModelOnGPU())
+	}
+	st := e.Stats()
+	if st.ModelLoads != 3 || st.RunnerForwards != 8 || st.Failures != 1 || st.Restarts != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }

@@ -1,0 +1,91 @@
+//go:build fakerunner && !cuda
+
+package main
+
+// The fakerunner build (tests only: `go build -tags fakerunner`) finds a
+// "GPU" everywhere and is its own runner: Yuma on the CPU engine, and the
+// llama ops on the CPU model with every logit nudged by a relative 1e-5,
+// a stand-in for a GPU kernel's other rounding, so that the devnet's whole
+// GPU path (launcher, runner process, shared memory, miners answering
+// through it, validators re-scoring on the CPU) runs on machines without
+// one. It is never a release build.
+
+import (
+	"fmt"
+	"os"
+
+	"taobox/chain/yuma"
+	"taobox/gpu/runner"
+	"taobox/model"
+)
+
+func init() {
+	detectGPU = func() (runner.GPU, error) {
+		exe, err := os.Executable()
+		if err != nil {
+			return runner.GPU{}, err
+		}
+		return runner.GPU{Devices: []string{"(fakerunner build)"}, Library: "(none)", Binary: exe}, nil
+	}
+}
+
+func runRunner(e *env, socket string, _ int, _ string, shm *runner.Shm) error {
+	srv := &runner.Server{
+		Info: fmt.Sprintf("taobox fakerunner %s pid %d (CPU engines, logits nudged by 1e-5)", version, os.Getpid()),
+		Yuma: yuma.NewCPUEngine(0),
+		Shm:  shm,
+	}
+	lm := &runner.LlamaOps{Open: func(path string) (runner.LlamaModel, string, error) {
+		m, err := model.LoadGGUF(path)
+		if err != nil {
+			return nil, "", err
+		}
+		return &nudged{m: m}, path + " on the CPU (fakerunner)", nil
+	}}
+	defer lm.Close()
+	srv.Ops = lm.Handlers()
+	return runner.ServeProcess(e.ctx, socket, srv, e.stdin, e.stdout)
+}
+
+// nudged is the CPU model with each logit scaled by 1 ± 1e-5 (the sign
+// from the logit's index and position).
+type nudged struct {
+	m   *model.Model
+	out []float32
+}
+
+func (n *nudged) Forward(token, pos int) ([]float32, error) {
+	l, err := n.m.Forward(token, pos)
+	if err != nil {
+		return nil, err
+	}
+	n.out = append(n.out[:0], l...)
+	for i := range n.out {
+		f := 1 + 1e-5*float32(1-2*((i*31+pos*17)&1))
+		n.out[i] *= f
+	}
+	return n.out, nil
+}
+
+func (n *nudged) Generate(prompt []int, count int) ([]int, []float64, error) {
+	var logits []float32
+	var err error
+	for i, t := range prompt {
+		if logits, err = n.Forward(t, i); err != nil {
+			return nil, nil, err
+		}
+	}
+	toks, lps := []int{}, []float64{}
+	for pos := len(prompt); len(toks) < count; pos++ {
+		next := model.Argmax(logits)
+		toks, lps = append(toks, next), append(lps, model.LogProb(logits, next))
+		if len(toks) < count {
+			if logits, err = n.Forward(next, pos); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return toks, lps, nil
+}
+
+func (n *nudged) Close() error { return n.m.Close() }

@@ -1,0 +1,180 @@
+package runner
+
+// Inference through the Engine: the runner holds one model (LoadModel) and
+// one KV cache, so one answer at a time uses it (Seq). Every runner the
+// engine starts after a failure loads the model again before it serves; an
+// answer whose runner failed under it gets an error from Forward and goes
+// on elsewhere (the miner replays it on its CPU model).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// ErrNoRunner: no runner is up (the CPU backend, no GPU, or a runner that
+// failed and is restarting).
+var ErrNoRunner = errors.New("runner: no GPU runner is up")
+
+// errSeqEnded: Forward after End, or after the runner failed under the Seq.
+var errSeqEnded = errors.New("runner: the sequence ended (its runner failed or End was called)")
+
+// LoadModel has the runner load the GGUF file at path for the llama ops,
+// now and in every runner started after a failure, and returns the
+// runner's description of it. With no runner up it returns ErrNoRunner
+// (a later restart still loads path, unless the backend is cpu); when the
+// runner cannot load it (too big for the GPU's memory, a type its kernels
+// lack) it returns the runner's error and BeginSeq returns nil until a
+// load succeeds. It waits for the Seq in use, if any, to end.
+func (e *Engine) LoadModel(ctx context.Context, path string) (string, error) {
+	if path == "" {
+		return "", errors.New("runner: LoadModel: empty path")
+	}
+	select {
+	case e.seqSem <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	defer func() { <-e.seqSem }()
+	e.mu.Lock()
+	if e.opts.Backend != BackendCPU {
+		e.model = path
+	}
+	p := e.upLocked()
+	if p != nil {
+		p.model = ""
+	}
+	e.mu.Unlock()
+	if p == nil {
+		return "", ErrNoRunner
+	}
+	lctx, cancel := context.WithTimeoutCause(ctx, e.opts.StartTimeout, fmt.Errorf("no answer within %v", e.opts.StartTimeout))
+	desc, err := p.client.LlamaLoad(lctx, path)
+	cancel()
+	var re *RemoteError
+	switch {
+	case err == nil:
+		e.mu.Lock()
+		if e.proc == p {
+			p.model = path
+		}
+		e.stats.ModelLoads++
+		e.mu.Unlock()
+		e.log.Info("model loaded on the GPU runner", "model", desc)
+		return desc, nil
+	case errors.As(err, &re):
+		return "", fmt.Errorf("the GPU runner could not load %s: %w", path, err)
+	case ctx.Err() != nil:
+		e.mu.Lock()
+		e.failLocked(p, fmt.Errorf("model load cancelled by the caller: %w", err))
+		e.mu.Unlock()
+		return "", ctx.Err()
+	}
+	e.callFailed(p, fmt.Errorf("loading %s: %w", path, err))
+	return "", fmt.Errorf("the GPU runner failed loading %s: %w", path, err)
+}
+
+// reloadModel loads the engine's model, if any, into p, a runner that is
+// starting (not yet published): on failure p serves Yuma without it.
+func (e *Engine) reloadModel(ctx context.Context, p *process) {
+	e.mu.Lock()
+	path := e.model
+	e.mu.Unlock()
+	if path == "" {
+		return
+	}
+	lctx, cancel := context.WithTimeout(ctx, e.opts.StartTimeout)
+	desc, err := p.client.LlamaLoad(lctx, path)
+	cancel()
+	if err != nil {
+		e.log.Warn("the restarted GPU runner could not load the model; inference stays on the CPU", "model", path, "err", err)
+		return
+	}
+	e.mu.Lock()
+	p.model = path
+	e.stats.ModelLoads++
+	e.mu.Unlock()
+	e.log.Debug("model reloaded on the restarted GPU runner", "model", desc)
+}
+
+// Seq is one answer's exclusive use of the runner's model and KV cache,
+// from BeginSeq to End. Its methods are not safe for concurrent use.
+type Seq struct {
+	e      *Engine
+	p      *process // nil after End or a failure
+	logits []float32
+}
+
+// BeginSeq waits until no other Seq holds the runner's model and returns
+// one, or nil at once when no runner with the loaded model is up (the
+// caller then answers on the CPU), or when ctx ends while it waits. Call
+// End when the answer is done.
+func (e *Engine) BeginSeq(ctx context.Context) *Seq {
+	if !e.modelUp() {
+		return nil
+	}
+	select {
+	case e.seqSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil
+	}
+	e.mu.Lock()
+	p := e.upLocked()
+	ok := p != nil && e.model != "" && p.model == e.model
+	e.mu.Unlock()
+	if !ok {
+		<-e.seqSem
+		return nil
+	}
+	return &Seq{e: e, p: p}
+}
+
+// ModelOnGPU reports whether a runner is up with the model loaded.
+func (e *Engine) ModelOnGPU() bool { return e.modelUp() }
+
+func (e *Engine) modelUp() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.upLocked()
+	return p != nil && e.model != "" && p.model == e.model
+}
+
+// Forward runs token at position pos on the runner's model (positions
+// below pos are this Seq's earlier calls: start at 0) and returns the
+// logits, valid until the next call. The call has the engine's CallTimeout and does not take the
+// caller's context, so that a client leaving mid-answer never breaks the
+// runner's connection: check it between calls. A transport failure or
+// timeout retires the runner (restarted with backoff, Yuma on the CPU
+// meanwhile) and ends the Seq; every later call returns an error.
+func (s *Seq) Forward(token, pos int) ([]float32, error) {
+	if s.p == nil {
+		return nil, errSeqEnded
+	}
+	e, p := s.e, s.p
+	ctx, cancel := context.WithTimeoutCause(context.Background(), e.opts.CallTimeout, fmt.Errorf("no answer within %v", e.opts.CallTimeout))
+	logits, err := p.client.LlamaForwardInto(ctx, s.logits, token, pos)
+	cancel()
+	if err == nil {
+		s.logits = logits
+		e.mu.Lock()
+		e.stats.RunnerForwards++
+		e.mu.Unlock()
+		return logits, nil
+	}
+	var re *RemoteError
+	if !errors.As(err, &re) {
+		e.callFailed(p, fmt.Errorf("llama.forward: %w", err))
+	}
+	s.End()
+	return nil, err
+}
+
+// End releases the runner's model for the next Seq. It may be called more
+// than once.
+func (s *Seq) End() {
+	if s.p == nil {
+		return
+	}
+	s.p = nil
+	<-s.e.seqSem
+}

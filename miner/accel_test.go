@@ -1,0 +1,195 @@
+package miner
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"testing"
+
+	"taobox/model"
+	"taobox/task"
+)
+
+// testAccel is an Accelerator on its own copy of the CPU model, so that
+// its logits equal the miner's bit for bit; it can be down, fail on a
+// given forward call, or return NaN logits there.
+type testAccel struct {
+	mdl *model.Model
+
+	mu       sync.Mutex
+	down     bool
+	failAt   int  // the 1-based forward call that fails (0: none)
+	nan      bool // failAt returns NaN logits instead of an error
+	forwards int
+	begins   int
+	ends     int
+	held     bool
+}
+
+func (a *testAccel) Begin(context.Context) AccelSeq {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		return nil
+	}
+	if a.held {
+		panic("two sequences at once")
+	}
+	a.held = true
+	a.begins++
+	return &testSeq{a: a}
+}
+
+type testSeq struct {
+	a     *testAccel
+	ended bool
+}
+
+func (s *testSeq) Forward(token, pos int) ([]float32, error) {
+	a := s.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s.ended {
+		return nil, errors.New("forward after End")
+	}
+	a.forwards++
+	if a.forwards == a.failAt {
+		if a.nan {
+			l := make([]float32, a.mdl.Config.VocabSize)
+			l[3] = float32(math.NaN())
+			return l, nil
+		}
+		return nil, errors.New("CUDA_ERROR_LAUNCH_FAILED (test)")
+	}
+	return a.mdl.Forward(token, pos)
+}
+
+func (s *testSeq) End() {
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	if !s.ended {
+		s.ended, s.a.held = true, false
+		s.a.ends++
+	}
+}
+
+// sameAsRef checks a verified answer token for token against
+// GenerateSampled on the CPU model.
+func sameAsRef(t *testing.T, c *task.Client, addr string, ref *model.Model, b task.Body, stop int) {
+	t.Helper()
+	res, err := c.Query(context.Background(), addr, minerID, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Verified(minerID, res.Request); err != nil {
+		t.Fatal(err)
+	}
+	unlock := lockModel(ref) // callers run in parallel
+	g := refAnswer(t, ref, b, stop)
+	unlock()
+	if len(res.Tokens) != len(g.IDs) {
+		t.Fatalf("%d tokens, GenerateSampled %d", len(res.Tokens), len(g.IDs))
+	}
+	for k, tok := range res.Tokens {
+		if int(tok.ID) != g.IDs[k] || tok.LogProb != logProb32(g.LogProbs[k]) || len(tok.Top) != int(b.TopAlts) {
+			t.Fatalf("token %d: %d/%v, GenerateSampled %d/%v", k, tok.ID, tok.LogProb, g.IDs[k], g.LogProbs[k])
+		}
+		for i, alt := range tok.Top {
+			if int(alt.ID) != g.Top[k][i].ID || alt.LogProb != logProb32(g.Top[k][i].LogProb) {
+				t.Fatalf("token %d alternative %d: %+v, GenerateSampled %+v", k, i, alt, g.Top[k][i])
+			}
+		}
+	}
+}
+
+// With an accelerator up, answers run on it, one at a time, whatever the
+// slots, and carry exactly the tokens, log-probs and alternatives of the
+// CPU model (the test accelerator computes what the CPU does); when it is
+// down, the CPU batch scheduler serves.
+func TestAccelServes(t *testing.T) {
+	ref := tinyModel(t)
+	acc := &testAccel{mdl: tinyModel(t)}
+	for _, slots := range []int{1, 8} {
+		tm := startMiner(t, Config{Model: tinyModel(t), Accel: acc, Limits: Limits{Slots: slots}})
+		c := newClient(valKey, task.ClientOptions{})
+		defer c.Close()
+		bodies := batchBodies(6, ref.Config.VocabSize)
+		var wg sync.WaitGroup
+		for _, b := range bodies {
+			wg.Go(func() { sameAsRef(t, c, tm.addr, ref, b, -1) })
+		}
+		wg.Wait()
+		m := tm.Metrics()
+		if m["taobox_miner_accel_answers_total"] != 6 || m["taobox_miner_tasks_served_total"] != 6 {
+			t.Fatalf("slots %d: accel answers %v, served %v", slots, m["taobox_miner_accel_answers_total"], m["taobox_miner_tasks_served_total"])
+		}
+	}
+	acc.mu.Lock()
+	acc.down = true
+	before := acc.forwards
+	if acc.begins != 12 || acc.ends != 12 {
+		t.Fatalf("%d sequences begun, %d ended, want 12", acc.begins, acc.ends)
+	}
+	acc.mu.Unlock()
+	tm := startMiner(t, Config{Model: tinyModel(t), Accel: acc, Limits: Limits{Slots: 8}})
+	c := newClient(valKey, task.ClientOptions{})
+	defer c.Close()
+	sameAsRef(t, c, tm.addr, ref, batchBodies(1, ref.Config.VocabSize)[0], -1)
+	if acc.forwards != before || tm.Metrics()["taobox_miner_accel_answers_total"] != 0 {
+		t.Fatal("the accelerator was used while down")
+	}
+}
+
+// An accelerator that fails mid-answer (an error or NaN logits, in the
+// prompt or while generating) hands the answer to the CPU model, which
+// replays the tokens so far: the client gets one answer, the one the CPU
+// alone gives, and the sequence is ended.
+func TestAccelFailoverMidAnswer(t *testing.T) {
+	ref := tinyModel(t)
+	b := batchBodies(2, ref.Config.VocabSize)[1] // 1 prompt token, sampled
+	b.PromptIDs = []uint32{1, 20, 30, 40, 50}
+	b.MaxTokens, b.TopAlts = 12, 2
+	for _, tc := range []struct {
+		name   string
+		failAt int
+		nan    bool
+	}{
+		{"prompt", 3, false},
+		{"generating", 9, false},
+		{"nan", 7, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			acc := &testAccel{mdl: tinyModel(t), failAt: tc.failAt, nan: tc.nan}
+			tm := startMiner(t, Config{Model: tinyModel(t), Accel: acc, Limits: Limits{Slots: 4}})
+			c := newClient(valKey, task.ClientOptions{})
+			defer c.Close()
+			sameAsRef(t, c, tm.addr, ref, b, -1)
+			m := tm.Metrics()
+			if m["taobox_miner_accel_failovers_total"] != 1 || m["taobox_miner_tasks_served_total"] != 1 {
+				t.Fatalf("failovers %v, served %v", m["taobox_miner_accel_failovers_total"], m["taobox_miner_tasks_served_total"])
+			}
+			acc.mu.Lock()
+			defer acc.mu.Unlock()
+			if acc.forwards != tc.failAt || acc.ends != 1 || acc.held {
+				t.Fatalf("forwards %d (want %d), ends %d, held %v", acc.forwards, tc.failAt, acc.ends, acc.held)
+			}
+		})
+	}
+}
+
+func TestCheckLogits(t *testing.T) {
+	for _, tc := range []struct {
+		l  []float32
+		ok bool
+	}{
+		{[]float32{1, -2, 0}, true},
+		{[]float32{1, -2}, false},
+		{[]float32{1, float32(math.Inf(-1)), 0}, false},
+		{[]float32{float32(math.NaN()), 0, 0}, false},
+	} {
+		if err := checkLogits(tc.l, 3); (err == nil) != tc.ok {
+			t.Errorf("%v: %v", tc.l, err)
+		}
+	}
+}
