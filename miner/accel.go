@@ -18,6 +18,8 @@ import (
 
 // Accelerator runs Config.Model's forward pass on another device.
 type Accelerator interface {
+	// Ready reports, cheaply, whether the accelerator can serve now.
+	Ready() bool
 	// Begin returns exclusive use of the accelerator's copy of the model
 	// for one answer, waiting while another answer holds it, or nil at
 	// once when the accelerator cannot serve now (the CPU answers), or
@@ -32,16 +34,29 @@ type AccelSeq interface {
 	// returns the logits, which the caller only reads until the next
 	// call. After an error the sequence is unusable.
 	Forward(token, pos int) ([]float32, error)
-	// End frees the accelerator for the next answer; more than once is
-	// fine.
+	// Fail ends the sequence because its output was unusable (NaN
+	// logits, the wrong count), so that a device that keeps failing is
+	// retired.
+	Fail(err error)
+	// End frees the accelerator for the next answer; more than once, or
+	// after Fail or a failed Forward, is fine.
 	End()
 }
+
+// usesAccel reports whether honest answers from Config.Model may go to
+// Config.Accel.
+func (m *Miner) usesAccel() bool {
+	return m.cfg.Accel != nil && m.cfg.Answer == nil && m.cfg.Model != nil
+}
+
+// accelReady reports whether the accelerator can take answers now.
+func (m *Miner) accelReady() bool { return m.usesAccel() && m.cfg.Accel.Ready() }
 
 // beginAccel returns a sequence on the accelerator for an honest answer
 // from Config.Model, or nil when there is no accelerator or it cannot
 // serve now.
 func (m *Miner) beginAccel(ctx context.Context) AccelSeq {
-	if m.cfg.Accel == nil || m.cfg.Answer != nil || m.cfg.Model == nil {
+	if !m.usesAccel() {
 		return nil
 	}
 	return m.cfg.Accel.Begin(ctx)
@@ -78,11 +93,16 @@ func (f *failover) forward(token, pos int) ([]float32, error) {
 	if f.seq != nil {
 		logits, err := f.seq.Forward(token, pos)
 		if err == nil {
-			err = checkLogits(logits, mdl.Config.VocabSize)
+			if err = checkLogits(logits, mdl.Config.VocabSize); err != nil {
+				f.seq.Fail(err)
+			}
 		}
 		if err == nil && pos == len(f.fed) {
 			f.fed = append(f.fed, token)
 			return logits, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("position %d after %d tokens", pos, len(f.fed))
 		}
 		f.m.log.Warn("the accelerator failed mid-answer; the answer goes on on the CPU model", "err", err, "replayed_tokens", len(f.fed))
 		f.m.m.accelFailovers.Add(1)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"testing"
+	"time"
 
 	"taobox/model"
 	"taobox/task"
@@ -24,7 +25,14 @@ type testAccel struct {
 	forwards int
 	begins   int
 	ends     int
+	fails    int
 	held     bool
+}
+
+func (a *testAccel) Ready() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.down
 }
 
 func (a *testAccel) Begin(context.Context) AccelSeq {
@@ -63,6 +71,13 @@ func (s *testSeq) Forward(token, pos int) ([]float32, error) {
 		return nil, errors.New("CUDA_ERROR_LAUNCH_FAILED (test)")
 	}
 	return a.mdl.Forward(token, pos)
+}
+
+func (s *testSeq) Fail(error) {
+	s.a.mu.Lock()
+	s.a.fails++
+	s.a.mu.Unlock()
+	s.End()
 }
 
 func (s *testSeq) End() {
@@ -171,8 +186,8 @@ func TestAccelFailoverMidAnswer(t *testing.T) {
 			}
 			acc.mu.Lock()
 			defer acc.mu.Unlock()
-			if acc.forwards != tc.failAt || acc.ends != 1 || acc.held {
-				t.Fatalf("forwards %d (want %d), ends %d, held %v", acc.forwards, tc.failAt, acc.ends, acc.held)
+			if acc.forwards != tc.failAt || acc.ends != 1 || acc.held || acc.fails != btoi(tc.nan) {
+				t.Fatalf("forwards %d (want %d), ends %d, held %v, fails %d", acc.forwards, tc.failAt, acc.ends, acc.held, acc.fails)
 			}
 		})
 	}
@@ -192,4 +207,47 @@ func TestCheckLogits(t *testing.T) {
 			t.Errorf("%v: %v", tc.l, err)
 		}
 	}
+}
+
+// When the accelerator comes back while the CPU batch is busy, the batch
+// admits no more: it drains, and the accelerator takes the queue.
+func TestAccelTakesOverFromBusyBatch(t *testing.T) {
+	const n, slots = 12, 4
+	ref := tinyModel(t)
+	acc := &testAccel{mdl: tinyModel(t), down: true}
+	steps := 0
+	setStepHook(t, func(m *Miner, active int) {
+		switch steps++; steps {
+		case 1: // hold the first step until every request is queued
+			for deadline := time.Now().Add(10 * time.Second); active+m.q.len() < n && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		case 2: // the batch is full now: bring the accelerator up
+			if active != slots {
+				t.Errorf("%d answers in the batch at its second step, want %d", active, slots)
+			}
+			acc.mu.Lock()
+			acc.down = false
+			acc.mu.Unlock()
+		}
+	})
+	tm := startMiner(t, Config{Model: tinyModel(t), Accel: acc, Limits: Limits{Slots: slots}})
+	c := newClient(valKey, task.ClientOptions{})
+	defer c.Close()
+	bodies := batchBodies(n, ref.Config.VocabSize)
+	var wg sync.WaitGroup
+	for _, b := range bodies {
+		wg.Go(func() { sameAsRef(t, c, tm.addr, ref, b, -1) })
+	}
+	wg.Wait()
+	if got := tm.Metrics()["taobox_miner_accel_answers_total"]; got != n-slots {
+		t.Fatalf("%v answers on the accelerator, want the %d queued behind the batch", got, n-slots)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

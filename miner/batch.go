@@ -11,7 +11,9 @@ package miner
 //     ordered queue (blocking only when no answer is running); a request
 //     whose client already left is dropped as abandoned, as before; while
 //     Config.Accel serves and no answer is running here, the request is
-//     answered on it instead (accel.go), one at a time;
+//     answered on it instead (accel.go), one at a time, and while it
+//     serves and answers are running here, none is admitted (the batch
+//     drains, then the accelerator takes the queue);
 //  2. retire every answer whose context ended (client gone, answer
 //     timeout, miner stopping) with a reject frame, freeing its slot;
 //  3. step: one model.ForwardBatch over the next token of every answer
@@ -133,6 +135,11 @@ func (m *Miner) batchWorker(ctx context.Context) {
 	b := &batcher{m: m, mdl: m.cfg.Model, max: m.slots()}
 	for {
 		for len(b.active) < b.max {
+			if len(b.active) > 0 && m.accelReady() {
+				// The accelerator is back: let the CPU batch drain, then
+				// it takes the queue.
+				break
+			}
 			pctx := ctx
 			if len(b.active) > 0 {
 				pctx = doneCtx // answers are running: do not wait

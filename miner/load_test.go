@@ -89,7 +89,9 @@ func junkFlood(t testing.TB, addr string, n, conc int) (time.Duration, int) {
 			rand.Read(junk)
 			pc.WriteTo(junk, ua)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A flooder's patience: a miner that drops the Initials in its
+		// kernel never answers.
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		c, err := tr.Dial(ctx, ua, task.ClientTLS(minerID), &quic.Config{MaxIdleTimeout: 5 * time.Second})
 		if err != nil {
@@ -145,28 +147,39 @@ func junkStreams(t testing.TB, addr string, n, conc int) (time.Duration, map[tas
 		bytes.Repeat([]byte{0}, 300),
 	}
 	const nconns = 8
-	var cmu sync.Mutex
-	conns := make([]*quic.Conn, nconns)
+	type slot struct {
+		mu      sync.Mutex
+		c       *quic.Conn
+		retryAt time.Time
+	}
+	slots := make([]slot, nconns)
 	// conn returns connection slot k, dialling a new one when the miner
-	// closed it; nil when the miner refuses the handshake.
+	// closed it; nil when the miner refuses the handshake or does not
+	// answer it within a flooder's patience (its Initials dropped), after
+	// which the slot does not dial again for 100 ms.
 	conn := func(k int) *quic.Conn {
-		cmu.Lock()
-		defer cmu.Unlock()
-		if c := conns[k]; c != nil && c.Context().Err() == nil {
-			return c
+		s := &slots[k]
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.c != nil && s.c.Context().Err() == nil {
+			return s.c
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if time.Now().Before(s.retryAt) {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		c, err := quic.DialAddr(ctx, addr, task.ClientTLS(minerID), &quic.Config{MaxIdleTimeout: 20 * time.Second})
 		if err != nil {
+			s.retryAt = time.Now().Add(100 * time.Millisecond)
 			return nil
 		}
-		conns[k] = c
+		s.c = c
 		return c
 	}
 	defer func() {
-		for _, c := range conns {
-			if c != nil {
+		for i := range slots {
+			if c := slots[i].c; c != nil {
 				c.CloseWithError(0, "")
 			}
 		}
@@ -246,14 +259,14 @@ type flood struct {
 	Codes             map[string]int // the junk streams' reject codes ("none": no reject frame)
 }
 
-// runFlood is the attacker: n junk connections (32 at a time) and, beside
+// runFlood is the attacker: n junk connections (256 at a time) and, beside
 // them, n junk streams (junkStreams).
 func runFlood(t testing.TB, addr string, n int) flood {
 	var f flood
 	var codes map[task.Code]int
 	var fw sync.WaitGroup
 	fw.Go(func() { f.StreamsTook, codes = junkStreams(t, addr, n, 32) })
-	f.ConnsTook, f.ConnFailed = junkFlood(t, addr, n, 32)
+	f.ConnsTook, f.ConnFailed = junkFlood(t, addr, n, 256)
 	fw.Wait()
 	f.Conns = n
 	f.Codes = map[string]int{}
@@ -331,9 +344,11 @@ func TestJunkFlood(t *testing.T) {
 	if os.Getenv("TAOBOX_LONG") != "" {
 		junk = 10000
 	}
-	for _, mode := range []string{"in-process", "process"} {
+	// process-nofilter is the baseline: refusals without the kernel's
+	// Initial filter (Limits.NoInitialFilter).
+	for _, mode := range []string{"in-process", "process", "process-nofilter"} {
 		t.Run(mode, func(t *testing.T) {
-			tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{Rate: 1e6, Burst: 1e6}})
+			tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{Rate: 1e6, Burst: 1e6, NoInitialFilter: mode == "process-nofilter"}})
 			c := newClient(valKey, task.ClientOptions{})
 			defer c.Close()
 			if err := legitQuery(c, tm.addr)(); err != nil { // warm the connection
@@ -373,7 +388,7 @@ func TestJunkFlood(t *testing.T) {
 				}
 			}()
 			var f flood
-			if mode == "process" {
+			if mode != "in-process" {
 				f = floodProcess(t, tm.addr, junk)
 			} else {
 				f = runFlood(t, tm.addr, junk)

@@ -28,6 +28,8 @@ type metrics struct {
 	serviceEWMA       atomic.Int64 // ns, mean time to answer one request
 	accelAnswers      atomic.Int64
 	accelFailovers    atomic.Int64
+	initialHoldsIP    atomic.Int64
+	initialHoldsAll   atomic.Int64
 }
 
 // The miner's metric descriptions; docs/metrics.md lists them.
@@ -66,6 +68,8 @@ var (
 		"Answers started on the accelerator (the GPU runner) rather than the CPU model.", nil, nil)
 	descAccelFailovers = prometheus.NewDesc("taobox_miner_accel_failovers_total",
 		"Answers the accelerator failed mid-way, finished on the CPU model.", nil, nil)
+	descInitialHolds = prometheus.NewDesc("taobox_miner_initial_drop_holds_total",
+		"Times the kernel filter started dropping QUIC Initial packets after a refused handshake: from one source (scope=ip) or from all (scope=all).", []string{"scope"}, nil)
 	descTokRate = prometheus.NewDesc("taobox_miner_tokens_per_second",
 		"Generation speed estimate: mean tokens per served answer over taobox_miner_answer_seconds_mean; 0 before the first answer.", nil, nil)
 )
@@ -80,7 +84,7 @@ type minerCollector Miner
 
 func (c *minerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRejects, descInfo, descServed, descTokens, descAbandoned, descStreams,
-		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate, descAccelAnswers, descAccelFailovers} {
+		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate, descAccelAnswers, descAccelFailovers, descInitialHolds} {
 		ch <- d
 	}
 }
@@ -103,6 +107,8 @@ func (c *minerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descAbandoned, m.m.abandoned.Load())
 	counter(descAccelAnswers, m.m.accelAnswers.Load())
 	counter(descAccelFailovers, m.m.accelFailovers.Load())
+	counter(descInitialHolds, m.m.initialHoldsIP.Load(), "ip")
+	counter(descInitialHolds, m.m.initialHoldsAll.Load(), "all")
 	counter(descStreams, m.m.streams.Load())
 	counter(descConns, m.m.conns.Load())
 	counter(descConnsRefused, m.m.connsRefused.Load())

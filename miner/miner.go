@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,11 @@ type Limits struct {
 	// 10/s, 50.
 	Handshakes, HandshakesPerIP         float64
 	HandshakeBurst, HandshakeBurstPerIP int
+	// NoInitialFilter turns off dropping QUIC Initial packets in the
+	// kernel (kfilter.go) after a refusal: every refused connection then
+	// costs the miner a CONNECTION_REFUSED reply. Linux only; off
+	// elsewhere.
+	NoInitialFilter bool
 	// ReadTimeout bounds the arrival of a whole request on a stream after
 	// it opens; a stream that sends nothing is rejected with CodeTimeout
 	// and its slot freed. Default 2 s.
@@ -199,6 +205,7 @@ type Miner struct {
 
 	nconns   atomic.Int64
 	streamWG sync.WaitGroup
+	drop     *initialDropper // nil: refusals are replies only
 }
 
 // New checks cfg and builds a Miner. It does not open sockets.
@@ -267,6 +274,10 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 	m.serving = true
 	m.mu.Unlock()
 
+	if !m.cfg.Limits.NoInitialFilter {
+		m.drop = newInitialDropper(conn, m.log)
+		defer m.drop.close()
+	}
 	tr := &quic.Transport{
 		Conn: conn,
 		// Ask for a Retry (address validation) once half the connection
@@ -440,12 +451,17 @@ const (
 )
 
 // admitHandshake refuses a new connection over the global or per-IP
-// handshake rate, before the server does any cryptography for it.
+// handshake rate, before the server does any cryptography for it, and has
+// the kernel drop that source's (or, over the global rate, everyone's)
+// next Initial packets for a while (kfilter.go): until the source's
+// bucket has refilled half its burst, or the global one a quarter.
 func (m *Miner) admitHandshake(info *quic.ClientInfo) (*quic.Config, error) {
 	l := &m.cfg.Limits
 	ip := info.RemoteAddr.String()
+	var addr netip.Addr
 	if ua, ok := info.RemoteAddr.(*net.UDPAddr); ok {
 		ip = ua.IP.String()
+		addr = ua.AddrPort().Addr().Unmap()
 	}
 	now := time.Now() // network limits run on the wall clock
 	m.hsMu.Lock()
@@ -462,8 +478,22 @@ func (m *Miner) admitHandshake(info *quic.ClientInfo) (*quic.Config, error) {
 		b = &bucket{tokens: float64(l.HandshakeBurstPerIP), last: now}
 		m.hsIP[ip] = b
 	}
-	if !b.peek(now, l.HandshakesPerIP, l.HandshakeBurstPerIP) || !m.hsAll.peek(now, l.Handshakes, l.HandshakeBurst) {
+	if !b.peek(now, l.HandshakesPerIP, l.HandshakeBurstPerIP) {
 		m.m.handshakesRefused.Add(1)
+		if addr.IsValid() {
+			hold := holdFor(float64(l.HandshakeBurstPerIP)/2/l.HandshakesPerIP, 100*time.Millisecond, 10*time.Second)
+			if m.drop.hold(addr, now.Add(hold), now) {
+				m.m.initialHoldsIP.Add(1)
+			}
+		}
+		return nil, errors.New("miner: handshake rate exceeded for this source")
+	}
+	if !m.hsAll.peek(now, l.Handshakes, l.HandshakeBurst) {
+		m.m.handshakesRefused.Add(1)
+		hold := holdFor(float64(l.HandshakeBurst)/4/l.Handshakes, 50*time.Millisecond, 2*time.Second)
+		if m.drop.hold(netip.Addr{}, now.Add(hold), now) {
+			m.m.initialHoldsAll.Add(1)
+		}
 		return nil, errors.New("miner: handshake rate exceeded")
 	}
 	b.tokens--
@@ -503,4 +533,9 @@ func (m *Miner) serveConn(ctx context.Context, c *quic.Conn, cs *connState) {
 			m.serveStream(ctx, s, cs)
 		}()
 	}
+}
+
+// holdFor is secs seconds clamped to [lo, hi].
+func holdFor(secs float64, lo, hi time.Duration) time.Duration {
+	return min(max(time.Duration(secs*float64(time.Second)), lo), hi)
 }

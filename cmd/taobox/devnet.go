@@ -746,7 +746,7 @@ var devnetCommand = &command{
 					return err
 				}
 				defer os.RemoveAll(tmp)
-				if accel, err = modelAccel(ctx, engine, *backend, "", tmp, o.log); err != nil {
+				if accel, err = modelAccel(ctx, engine, *backend, "", tmp, true, o.log); err != nil {
 					return err
 				}
 			}

@@ -89,9 +89,12 @@ var minerCommand = &command{
 			if *modelPath != "" {
 				mpath = mf.path
 			}
-			accel, err := modelAccel(e.ctx, engine, *backend, mpath, tmp, log)
+			accel, err := modelAccel(e.ctx, engine, *backend, mpath, tmp, strings.HasPrefix(mf.format, "GGUF"), log)
 			if err != nil {
 				return err
+			}
+			if accel == nil {
+				engine.Close() // a miner runs no Yuma: no runner without the model
 			}
 			mn, err := miner.New(miner.Config{
 				Key: key, Netuid: uint16(netuid.v), Model: mf.m, ModelHash: hash, StopIDs: stop,
@@ -121,8 +124,11 @@ var minerCommand = &command{
 				}
 			}
 			where := "the CPU"
-			if accel != nil {
-				where = fmt.Sprintf("the GPU runner (pid %d; the CPU when it is down)", engine.RunnerPID())
+			switch pid := engine.RunnerPID(); {
+			case accel != nil && pid != 0:
+				where = fmt.Sprintf("the GPU runner (pid %d; the CPU when it is down)", pid)
+			case accel != nil:
+				where = "the CPU until the GPU runner restarts"
 			}
 			fmt.Fprintf(e.stdout, "miner %s on netuid %d at %s, model %s (sha256 %s…) on %s\n",
 				types.AccountIDFromPrivateKey(key), netuid.v, pc.LocalAddr(), mf.path, mf.sha256[:16], where)

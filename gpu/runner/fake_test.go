@@ -26,6 +26,7 @@ import (
 //	garbage        answer yuma.epochs with bytes that do not decode
 //	slow-start     never become ready
 //	llama-crash    exit(3) on the 5th llama.forward request
+//	load-crash     exit(3) on llama.load
 //
 // Every mode serves the llama ops (LlamaOps) with the CPU model.
 func TestMain(m *testing.M) {
@@ -102,6 +103,12 @@ func fakeRunner(modes string) int {
 				os.Exit(3)
 			}
 			return forward(ctx, p, out)
+		}
+	case "load-crash":
+		s.Ops[OpLlamaLoad] = func(context.Context, []byte, []byte) ([]byte, error) {
+			fmt.Fprintln(os.Stderr, "fake runner: out of memory loading the model (simulated)")
+			os.Exit(3)
+			return nil, nil
 		}
 	case "crash":
 		s.Ops = map[Op]Handler{OpYumaEpochs: func(context.Context, []byte, []byte) ([]byte, error) {

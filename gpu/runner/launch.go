@@ -329,7 +329,12 @@ func (e *Engine) restartLoop() {
 		}()
 		p, err := startProcess(ctx, e.gpu.Binary, e.opts.Args, e.opts.Env, e.opts.StartTimeout, e.opts.ShmSize)
 		if err == nil {
-			e.reloadModel(ctx, p)
+			// A model load that broke the connection (a timeout, a crash)
+			// is a failed start: the runner is not put into service.
+			if err = e.reloadModel(ctx, p); err != nil {
+				p.kill()
+				p = nil
+			}
 		}
 		cancel()
 		e.mu.Lock()
@@ -338,7 +343,11 @@ func (e *Engine) restartLoop() {
 			e.restarting = false
 			e.stats.Restarts++
 			e.mu.Unlock()
-			e.log.Info("GPU runner restarted; Yuma epochs and inference run on the GPU again", "runner", p.info, "model", p.model)
+			what := "Yuma epochs and inference run"
+			if p.model == "" {
+				what = "Yuma epochs run"
+			}
+			e.log.Info("GPU runner restarted; "+what+" on the GPU again", "runner", p.info, "model", p.model)
 			return
 		}
 		closed := e.closed

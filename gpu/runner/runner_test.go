@@ -718,3 +718,88 @@ func TestSeqOnRunner(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// Faults around the model: a restarted runner that dies loading it is a
+// failed start (not put into service; the next restart loads it); a
+// forward that succeeds resets the backoff; sequences that keep failing
+// without a transport error (error responses, logits the caller refused)
+// retire the runner after maxSeqFaults.
+func TestSeqRunnerFaults(t *testing.T) {
+	var logs syncBuffer
+	clock := newFakeClock()
+	opts := fakeOptions(t, "llama-crash,load-crash,llama-crash,ok")
+	opts.Logger, opts.After = testLogger(&logs), clock.After
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	path, _ := tinyModelFile(t)
+	if _, err := e.LoadModel(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	// forward runs a Seq until it fails, n tokens at most; it reports how
+	// many went through.
+	forward := func(n int) int {
+		s := e.BeginSeq(ctx)
+		if s == nil {
+			t.Fatal("no Seq")
+		}
+		defer s.End()
+		for pos := range n {
+			if _, err := s.Forward(1, pos); err != nil {
+				return pos
+			}
+		}
+		return n
+	}
+	if got := forward(10); got != 4 { // start 0 dies at its 5th forward
+		t.Fatalf("%d forwards before the crash, want 4", got)
+	}
+	clock.expect(t, time.Second)
+	clock.fire <- time.Now() // start 1 dies loading the model: a failed start
+	clock.expect(t, 2*time.Second)
+	if e.Backend() != BackendCPU || e.ModelOnGPU() {
+		t.Fatal("a runner that died loading the model was put into service")
+	}
+	clock.fire <- time.Now() // start 2 loads it (and dies at its 5th forward)
+	waitBackend(t, e, BackendCUDA)
+	if !e.ModelOnGPU() {
+		t.Fatal("no model after the restart")
+	}
+	if got := forward(10); got != 4 {
+		t.Fatalf("%d forwards before the second crash, want 4", got)
+	}
+	// The forwards in between reset the backoff.
+	clock.expect(t, time.Second)
+	clock.fire <- time.Now()
+	waitBackend(t, e, BackendCUDA)
+	for range maxSeqFaults - 1 {
+		s := e.BeginSeq(ctx)
+		s.Fail(errors.New("NaN logits"))
+	}
+	if !e.ModelOnGPU() {
+		t.Fatal("retired before maxSeqFaults")
+	}
+	if got := forward(2); got != 2 { // a good forward resets the count
+		t.Fatal("forward failed")
+	}
+	for range maxSeqFaults {
+		s := e.BeginSeq(ctx)
+		if s == nil {
+			t.Fatal("retired too early")
+		}
+		s.Fail(errors.New("NaN logits"))
+	}
+	if e.ModelOnGPU() || e.Backend() != BackendCPU {
+		t.Fatal("a runner whose answers keep failing was not retired")
+	}
+	st := e.Stats()
+	if st.Failures != 4 || st.Restarts != 2 || st.ModelLoads != 3 {
+		t.Fatalf("stats %+v\n%s", st, logs.String())
+	}
+	if !strings.Contains(logs.String(), "answers in a row failed on the runner") {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+}

@@ -63,6 +63,12 @@ func (e *Engine) LoadModel(ctx context.Context, path string) (string, error) {
 		e.log.Info("model loaded on the GPU runner", "model", desc)
 		return desc, nil
 	case errors.As(err, &re):
+		// Not retried by restarts: the runner cannot take this model.
+		e.mu.Lock()
+		if e.model == path {
+			e.model = ""
+		}
+		e.mu.Unlock()
 		return "", fmt.Errorf("the GPU runner could not load %s: %w", path, err)
 	case ctx.Err() != nil:
 		e.mu.Lock()
@@ -75,26 +81,36 @@ func (e *Engine) LoadModel(ctx context.Context, path string) (string, error) {
 }
 
 // reloadModel loads the engine's model, if any, into p, a runner that is
-// starting (not yet published): on failure p serves Yuma without it.
-func (e *Engine) reloadModel(ctx context.Context, p *process) {
-	e.mu.Lock()
-	path := e.model
-	e.mu.Unlock()
-	if path == "" {
-		return
+// starting (not yet in service), until p holds the model LoadModel last
+// asked for (one may come in meanwhile). When the runner refuses the model
+// (an error response) p serves Yuma without it; any other failure broke
+// p's connection and is returned: p must not be put into service.
+func (e *Engine) reloadModel(ctx context.Context, p *process) error {
+	for {
+		e.mu.Lock()
+		path := e.model
+		done := path == "" || p.model == path
+		e.mu.Unlock()
+		if done {
+			return nil
+		}
+		lctx, cancel := context.WithTimeout(ctx, e.opts.StartTimeout)
+		desc, err := p.client.LlamaLoad(lctx, path)
+		cancel()
+		var re *RemoteError
+		switch {
+		case errors.As(err, &re):
+			e.log.Warn("the restarted GPU runner could not load the model; inference stays on the CPU", "model", path, "err", err)
+			return nil
+		case err != nil:
+			return fmt.Errorf("reloading the model %s: %w", path, err)
+		}
+		e.mu.Lock()
+		p.model = path
+		e.stats.ModelLoads++
+		e.mu.Unlock()
+		e.log.Debug("model reloaded on the restarted GPU runner", "model", desc)
 	}
-	lctx, cancel := context.WithTimeout(ctx, e.opts.StartTimeout)
-	desc, err := p.client.LlamaLoad(lctx, path)
-	cancel()
-	if err != nil {
-		e.log.Warn("the restarted GPU runner could not load the model; inference stays on the CPU", "model", path, "err", err)
-		return
-	}
-	e.mu.Lock()
-	p.model = path
-	e.stats.ModelLoads++
-	e.mu.Unlock()
-	e.log.Debug("model reloaded on the restarted GPU runner", "model", desc)
 }
 
 // Seq is one answer's exclusive use of the runner's model and KV cache,
@@ -104,6 +120,11 @@ type Seq struct {
 	p      *process // nil after End or a failure
 	logits []float32
 }
+
+// maxSeqFaults is how many sequences in a row may end in a fault the
+// runner reported (an error response, or logits the caller refused: Fail)
+// before the runner is retired as a sick device.
+const maxSeqFaults = 3
 
 // BeginSeq waits until no other Seq holds the runner's model and returns
 // one, or nil at once when no runner with the loaded model is up (the
@@ -128,6 +149,10 @@ func (e *Engine) BeginSeq(ctx context.Context) *Seq {
 	}
 	return &Seq{e: e, p: p}
 }
+
+// GPUDetected reports whether the engine found a GPU and a runner binary
+// (the runner may be down now, restarting).
+func (e *Engine) GPUDetected() bool { return e.gpu.Binary != "" }
 
 // ModelOnGPU reports whether a runner is up with the model loaded.
 func (e *Engine) ModelOnGPU() bool { return e.modelUp() }
@@ -158,15 +183,42 @@ func (s *Seq) Forward(token, pos int) ([]float32, error) {
 		s.logits = logits
 		e.mu.Lock()
 		e.stats.RunnerForwards++
+		e.backoff = e.opts.MinBackoff
+		p.faults = 0
 		e.mu.Unlock()
 		return logits, nil
 	}
 	var re *RemoteError
-	if !errors.As(err, &re) {
+	if errors.As(err, &re) {
+		s.Fail(err)
+	} else {
 		e.callFailed(p, fmt.Errorf("llama.forward: %w", err))
+		s.End()
 	}
-	s.End()
 	return nil, err
+}
+
+// Fail ends the Seq for a fault of the runner's making that left its
+// process up: an error response, or logits the caller could not use (NaN,
+// the wrong count). After maxSeqFaults such sequences in a row, with no
+// good forward between them, the runner is retired and restarted.
+func (s *Seq) Fail(err error) {
+	if s.p == nil {
+		return
+	}
+	e, p := s.e, s.p
+	s.End()
+	e.mu.Lock()
+	if e.proc != p {
+		e.mu.Unlock()
+		return
+	}
+	p.faults++
+	sick := p.faults >= maxSeqFaults
+	e.mu.Unlock()
+	if sick {
+		e.callFailed(p, fmt.Errorf("%d answers in a row failed on the runner; last: %w", maxSeqFaults, err))
+	}
 }
 
 // End releases the runner's model for the next Seq. It may be called more
