@@ -11,37 +11,15 @@ package miner
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"taobox/model"
 )
 
-// Accelerator runs Config.Model's forward pass on another device.
-type Accelerator interface {
-	// Ready reports, cheaply, whether the accelerator can serve now.
-	Ready() bool
-	// Begin returns exclusive use of the accelerator's copy of the model
-	// for one answer, waiting while another answer holds it, or nil at
-	// once when the accelerator cannot serve now (the CPU answers), or
-	// when ctx ends while it waits.
-	Begin(ctx context.Context) AccelSeq
-}
-
-// AccelSeq is one answer on the accelerator: a KV cache of its own from
-// position 0 until End.
-type AccelSeq interface {
-	// Forward runs token at pos (pos counts the earlier calls) and
-	// returns the logits, which the caller only reads until the next
-	// call. After an error the sequence is unusable.
-	Forward(token, pos int) ([]float32, error)
-	// Fail ends the sequence because its output was unusable (NaN
-	// logits, the wrong count), so that a device that keeps failing is
-	// retired.
-	Fail(err error)
-	// End frees the accelerator for the next answer; more than once, or
-	// after Fail or a failed Forward, is fine.
-	End()
-}
+// Accelerator and AccelSeq are model's: the miner's answers use them.
+type (
+	Accelerator = model.Accelerator
+	AccelSeq    = model.AccelSeq
+)
 
 // usesAccel reports whether honest answers from Config.Model may go to
 // Config.Accel.
@@ -93,7 +71,7 @@ func (f *failover) forward(token, pos int) ([]float32, error) {
 	if f.seq != nil {
 		logits, err := f.seq.Forward(token, pos)
 		if err == nil {
-			if err = checkLogits(logits, mdl.Config.VocabSize); err != nil {
+			if err = model.CheckLogits(logits, mdl.Config.VocabSize); err != nil {
 				f.seq.Fail(err)
 			}
 		}
@@ -125,20 +103,6 @@ func (f *failover) end() {
 	if f.unlock != nil {
 		f.unlock()
 	}
-}
-
-// checkLogits refuses an accelerator's logits that the sampler cannot
-// take: the wrong count, or a NaN or infinity (a faulty device).
-func checkLogits(logits []float32, vocab int) error {
-	if len(logits) != vocab {
-		return fmt.Errorf("%d logits, want %d", len(logits), vocab)
-	}
-	for i, v := range logits {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("logit %d is %v", i, v)
-		}
-	}
-	return nil
 }
 
 // checkBody refuses a request the model cannot answer: an empty prompt,

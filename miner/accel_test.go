@@ -193,22 +193,6 @@ func TestAccelFailoverMidAnswer(t *testing.T) {
 	}
 }
 
-func TestCheckLogits(t *testing.T) {
-	for _, tc := range []struct {
-		l  []float32
-		ok bool
-	}{
-		{[]float32{1, -2, 0}, true},
-		{[]float32{1, -2}, false},
-		{[]float32{1, float32(math.Inf(-1)), 0}, false},
-		{[]float32{float32(math.NaN()), 0, 0}, false},
-	} {
-		if err := checkLogits(tc.l, 3); (err == nil) != tc.ok {
-			t.Errorf("%v: %v", tc.l, err)
-		}
-	}
-}
-
 // When the accelerator comes back while the CPU batch is busy, the batch
 // admits no more: it drains, and the accelerator takes the queue.
 func TestAccelTakesOverFromBusyBatch(t *testing.T) {

@@ -236,3 +236,19 @@ func TestGenerateSampledGreedyMatchesGenerate(t *testing.T) {
 		t.Fatalf("Score %v\nsampled %v", sc, a.LogProbs)
 	}
 }
+
+func TestCheckLogits(t *testing.T) {
+	for _, tc := range []struct {
+		l  []float32
+		ok bool
+	}{
+		{[]float32{1, -2, 0}, true},
+		{[]float32{1, -2}, false},
+		{[]float32{1, float32(math.Inf(-1)), 0}, false},
+		{[]float32{float32(math.NaN()), 0, 0}, false},
+	} {
+		if err := CheckLogits(tc.l, 3); (err == nil) != tc.ok {
+			t.Errorf("%v: %v", tc.l, err)
+		}
+	}
+}

@@ -83,9 +83,12 @@ type Config struct {
 	Alpha float64
 	// Tolerance for verification (nil: DefaultTolerance).
 	Tolerance *Tolerance
-	Logger    *slog.Logger
-	Now       func() time.Time // nil: time.Now
-	Rand      *rand.Rand       // task seeds, samples, salts; nil: seeded from crypto/rand
+	// Accel, when set, runs the verification pass on another device (the
+	// GPU runner) while it is ready; the CPU Model otherwise.
+	Accel  model.Accelerator
+	Logger *slog.Logger
+	Now    func() time.Time // nil: time.Now
+	Rand   *rand.Rand       // task seeds, samples, salts; nil: seeded from crypto/rand
 }
 
 // Validator runs rounds and sets weights for one subnet. Round and
@@ -186,6 +189,7 @@ func New(cfg Config) (*Validator, error) {
 	}
 	v := &Validator{cfg: cfg, hotkey: types.AccountIDFromPrivateKey(cfg.Key), gen: gen, log: cfg.Logger, rng: cfg.Rand}
 	v.ver = NewVerifier(cfg.Model, cfg.Tokenizer)
+	v.ver.Accel = cfg.Accel
 	if cfg.Tolerance != nil {
 		v.ver.Tol = *cfg.Tolerance
 	}

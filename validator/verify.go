@@ -1,12 +1,14 @@
 package validator
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"taobox/chain/types"
 	"taobox/model"
@@ -127,9 +129,21 @@ type Verifier struct {
 	// EOG reports whether id ends generation; nil: id == DefaultEOS.
 	EOG func(id int) bool
 	Tol Tolerance
+	// Accel, when set and ready, runs the teacher-forced pass on another
+	// device (the GPU runner) one position at a time; a pass that fails
+	// there is rerun on Model.
+	Accel model.Accelerator
 
-	mu  sync.Mutex
-	buf []float64
+	mu    sync.Mutex
+	dists [][]float64 // the spot positions' log-softmax, reused
+
+	accelPasses, accelFallbacks atomic.Int64
+}
+
+// AccelStats returns how many teacher-forced passes ran on the
+// accelerator, and how many failed there and were rerun on the CPU.
+func (v *Verifier) AccelStats() (passes, fallbacks int64) {
+	return v.accelPasses.Load(), v.accelFallbacks.Load()
 }
 
 // NewVerifier returns a verifier for m with DefaultTolerance; tok (may be
@@ -247,7 +261,11 @@ func (v *Verifier) Verify(body task.Body, res *task.Result) Verdict {
 	if !tol.All {
 		from = len(ids) - 1
 	}
-	lps, err := m.Score(ids, from)
+	qs := make([]int, len(spots))
+	for i, p := range spots {
+		qs[i] = np + p - 1 // position whose logits predict answer token p
+	}
+	lps, dists, err := v.score(ids, from, qs)
 	if err != nil {
 		return fail(vd, "scoring: %v", err)
 	}
@@ -275,18 +293,9 @@ func (v *Verifier) Verify(body task.Body, res *task.Result) Verdict {
 			compare(i, lp)
 		}
 	}
-	if cap(v.buf) < c.VocabSize {
-		v.buf = make([]float64, c.VocabSize)
-	}
-	dist := v.buf[:c.VocabSize]
 	spotFail := ""
-	for _, p := range spots {
-		q := np + p - 1 // position whose logits predict answer token p
-		logits, err := m.Forward(ids[q], q)
-		if err != nil {
-			return fail(vd, "scoring: %v", err)
-		}
-		model.LogSoftmax(dist, logits)
+	for i, p := range spots {
+		dist := dists[i]
 		vd.Spots++
 		if !tol.All {
 			compare(p, dist[ids[np+p]])
@@ -383,4 +392,71 @@ func checkSpot(lp []float64, tok task.Token, body task.Body, tol Tolerance) stri
 		}
 	}
 	return ""
+}
+
+// score is the teacher-forced pass over ids: the log-probs of ids[from:]
+// given their prefixes, and the log-softmax at each position in qs (whose
+// logits predict the id after it). On the accelerator when it serves, a
+// forward per position; a pass that fails there runs again on the CPU
+// model (Model.Score, then a one-token pass per spot over the KV cache it
+// left). v.mu must be held; the distributions are reused by the next call.
+func (v *Verifier) score(ids []int, from int, qs []int) ([]float64, [][]float64, error) {
+	vocab := v.Model.Config.VocabSize
+	for len(v.dists) < len(qs) {
+		v.dists = append(v.dists, nil)
+	}
+	dists := v.dists[:len(qs)]
+	for i := range dists {
+		if cap(dists[i]) < vocab {
+			dists[i] = make([]float64, vocab)
+		}
+		dists[i] = dists[i][:vocab]
+	}
+	if v.Accel != nil && v.Accel.Ready() {
+		if seq := v.Accel.Begin(context.Background()); seq != nil {
+			lps, err := scoreOn(seq, vocab, ids, from, qs, dists)
+			seq.End()
+			if err == nil {
+				v.accelPasses.Add(1)
+				return lps, dists, nil
+			}
+			v.accelFallbacks.Add(1)
+		}
+	}
+	lps, err := v.Model.Score(ids, from)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, q := range qs {
+		logits, err := v.Model.Forward(ids[q], q)
+		if err != nil {
+			return nil, nil, err
+		}
+		model.LogSoftmax(dists[i], logits)
+	}
+	return lps, dists, nil
+}
+
+// scoreOn is score's pass on an accelerator's sequence.
+func scoreOn(seq model.AccelSeq, vocab int, ids []int, from int, qs []int, dists [][]float64) ([]float64, error) {
+	lps := make([]float64, 0, len(ids)-from)
+	for p := 0; p+1 < len(ids); p++ {
+		logits, err := seq.Forward(ids[p], p)
+		if err != nil {
+			return nil, err
+		}
+		if err := model.CheckLogits(logits, vocab); err != nil {
+			seq.Fail(err)
+			return nil, err
+		}
+		if p >= from-1 {
+			lps = append(lps, model.LogProb(logits, ids[p+1]))
+		}
+		for i, q := range qs {
+			if q == p {
+				model.LogSoftmax(dists[i], logits)
+			}
+		}
+	}
+	return lps, nil
 }

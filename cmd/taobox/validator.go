@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +21,7 @@ import (
 
 var validatorCommand = &command{
 	name:    "validator",
-	args:    "--netuid N --hotkey H [--wallet W] [--node URL] [--model FILE] [--interval D] [--state DIR] [--once] [--metrics ADDR]",
+	args:    "--netuid N --hotkey H [--wallet W] [--node URL] [--model FILE] [--interval D] [--state DIR] [--once] [--backend auto|cpu|cuda] [--metrics ADDR]",
 	summary: "run a validator: query miners, verify their answers, score them, set weights",
 	help: "Runs a validator for subnet --netuid with the hotkey --hotkey of wallet\n" +
 		"--wallet, against the node at --node. Every --interval it sends a fresh task\n" +
@@ -30,6 +32,9 @@ var validatorCommand = &command{
 		"a restart keeps the scores. When the weights rate limit allows, it submits\n" +
 		"set_weights (or commit_weights, then reveal_weights, on commit-reveal\n" +
 		"subnets), signed by the hotkey, and prints when the next window opens.\n" +
+		"With --backend auto (the default) and an NVIDIA GPU with taobox-cuda beside\n" +
+		"taobox, the verification pass runs in the GPU runner (the CPU model when\n" +
+		"the runner is down or fails mid-pass).\n" +
 		"Example:\n\n" +
 		"  taobox validator --wallet alice --hotkey validator --netuid 1 --interval 30s",
 	setup: func(fs *flag.FlagSet) func(*env) error {
@@ -51,6 +56,7 @@ var validatorCommand = &command{
 		openaiRate := fs.Float64("openai-rate", 1, "endpoint requests per minute per TAO of the caller's stake")
 		openaiMin := fs.String("openai-min-stake", "0.000000001", "the least stake, in `TAO`, a caller of the endpoint needs")
 		unlock := unlockFlags(fs)
+		backend := backendFlag(fs)
 		return func(e *env) error {
 			o, err := of.open(e)
 			if err != nil {
@@ -74,6 +80,27 @@ var validatorCommand = &command{
 				}
 				dir = filepath.Join(root, "validator", fmt.Sprintf("%s-%d", types.AccountIDFromPrivateKey(key), netuid.v))
 			}
+			engine, err := startEngine(e.ctx, *backend, o.log)
+			if err != nil {
+				return err
+			}
+			defer engine.Close()
+			tmp, err := os.MkdirTemp("", "taobox-validator-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			var mpath string
+			if *modelPath != "" {
+				mpath = mf.path
+			}
+			accel, err := modelAccel(e.ctx, engine, *backend, mpath, tmp, strings.HasPrefix(mf.format, "GGUF"), o.log)
+			if err != nil {
+				return err
+			}
+			if accel == nil {
+				engine.Close() // the validator runs no Yuma: no runner without the model
+			}
 			vm := validator.NewMetrics(types.AccountIDFromPrivateKey(key), uint16(netuid.v))
 			o.reg.MustRegister(vm)
 			o.health.Add("validator", vm.Healthy)
@@ -83,7 +110,7 @@ var validatorCommand = &command{
 				Key: key, Netuid: uint16(netuid.v), Model: mf.m, Tokenizer: mf.tok, ModelHash: hash,
 				Chain: ch, Submit: vm.CountSubmit(sub.submit, rejectStatus), StateDir: dir, ResetCorrupt: *reset,
 				Concurrency: *concurrency, Deadline: *deadline, Sample: *sample,
-				Logger: o.log,
+				Logger: o.log, Accel: accel,
 			})
 			if err != nil {
 				return err

@@ -1,0 +1,113 @@
+package validator
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+
+	"taobox/model"
+	"taobox/task"
+)
+
+// cpuAccel is an accelerator on its own copy of the CPU model; failAt > 0
+// makes that forward call (1-based, counted over all sequences) return NaN
+// logits, or an error with errAt.
+type cpuAccel struct {
+	m              *model.Model
+	calls          int
+	failAt, errAt  int
+	begins, failed int
+}
+
+func (a *cpuAccel) Ready() bool { return true }
+
+func (a *cpuAccel) Begin(context.Context) model.AccelSeq {
+	a.begins++
+	return &cpuSeq{a: a}
+}
+
+type cpuSeq struct{ a *cpuAccel }
+
+func (s *cpuSeq) Forward(token, pos int) ([]float32, error) {
+	s.a.calls++
+	switch s.a.calls {
+	case s.a.errAt:
+		return nil, errors.New("CUDA_ERROR_LAUNCH_FAILED (test)")
+	case s.a.failAt:
+		l := make([]float32, s.a.m.Config.VocabSize)
+		l[1] = float32(math.NaN())
+		return l, nil
+	}
+	return s.a.m.Forward(token, pos)
+}
+
+func (s *cpuSeq) Fail(error) { s.a.failed++ }
+func (s *cpuSeq) End()       {}
+
+// The teacher-forced pass on an accelerator (here the same CPU model,
+// position by position) gives the verdicts of the CPU path — honest,
+// sampled and cheating answers alike — and a pass that fails there (NaN
+// logits, a device error) is rerun on the CPU with the same verdict.
+func TestVerifyOnAccelerator(t *testing.T) {
+	fixtures(t)
+	accModel, _, err := loadTiny()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := testBodies(t, 12, 5)
+	req := reqHash("accel")
+	var results []*task.Result
+	for i, b := range bodies {
+		m := fix.f32
+		if i%3 == 2 {
+			m = fix.perturbed20 // a cheater: fails on both paths
+		}
+		results = append(results, answer(t, m, b, req))
+	}
+	for _, mode := range []struct {
+		name          string
+		all           bool
+		failAt, errAt int
+	}{
+		{"every position", true, 0, 0},
+		{"sampled positions", false, 0, 0},
+		{"NaN logits mid-pass", true, 30, 0},
+		{"device error mid-pass", true, 0, 45},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			cpu := NewVerifier(fix.val, fix.tok)
+			acc := &cpuAccel{m: accModel, failAt: mode.failAt, errAt: mode.errAt}
+			gpu := NewVerifier(fix.f32t2, fix.tok)
+			gpu.Accel = acc
+			cpu.Tol.All, gpu.Tol.All = mode.all, mode.all
+			pass := 0
+			for i, b := range bodies {
+				want := cpu.VerifySigned(minerID(), req, b, results[i])
+				got := gpu.VerifySigned(minerID(), req, b, results[i])
+				if got.Pass != want.Pass || got.Reason != want.Reason || got.Checked != want.Checked || got.Spots != want.Spots ||
+					math.Abs(got.MaxDiff-want.MaxDiff) > 1e-9 || math.Abs(got.MeanDiff-want.MeanDiff) > 1e-9 {
+					t.Fatalf("task %d: accelerator %+v, CPU %+v", i, got, want)
+				}
+				if got.Pass {
+					pass++
+				}
+			}
+			passes, fallbacks := gpu.AccelStats()
+			wantFallbacks := int64(0)
+			if mode.failAt > 0 || mode.errAt > 0 {
+				wantFallbacks = 1
+			}
+			if pass != 8 || passes != int64(len(bodies))-wantFallbacks || fallbacks != wantFallbacks || acc.failed != int(btoi(mode.failAt > 0)) {
+				t.Fatalf("%d passed (want 8), %d passes on the accelerator, %d fallbacks, %d Fail calls", pass, passes, fallbacks, acc.failed)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
