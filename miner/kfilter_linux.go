@@ -19,12 +19,14 @@ import (
 // up to date with the holds admitHandshake asks for, and removes it when
 // they expire. Safe for concurrent use; a nil *initialDropper does nothing.
 type initialDropper struct {
-	rc  syscall.RawConn
-	log *slog.Logger
+	rc      syscall.RawConn
+	log     *slog.Logger
+	allHold time.Duration // the hold on every source when the held sources overflow
 
 	mu        sync.Mutex
 	all       time.Time                // drop every Initial until then
-	ips       map[netip.Addr]time.Time // drop Initials from these until then
+	ips       map[netip.Addr]time.Time // drop Initials from these sources (sourceKey) until then
+	exempt    map[netip.Addr]time.Time // never drop these sources' Initials until then
 	timer     *time.Timer
 	installed bool
 	broken    bool // the kernel refused the filter: refusals only
@@ -32,8 +34,9 @@ type initialDropper struct {
 }
 
 // newInitialDropper returns a dropper for conn's socket, or nil when conn
-// is not a socket (a test double, a wrapped conn).
-func newInitialDropper(conn net.PacketConn, log *slog.Logger) *initialDropper {
+// is not a socket (a test double, a wrapped conn). allHold is how long
+// every source is held when more sources are held than the program takes.
+func newInitialDropper(conn net.PacketConn, log *slog.Logger, allHold time.Duration) *initialDropper {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return nil
@@ -42,12 +45,13 @@ func newInitialDropper(conn net.PacketConn, log *slog.Logger) *initialDropper {
 	if err != nil {
 		return nil
 	}
-	return &initialDropper{rc: rc, log: log, ips: map[netip.Addr]time.Time{}}
+	return &initialDropper{rc: rc, log: log, allHold: allHold, ips: map[netip.Addr]time.Time{}, exempt: map[netip.Addr]time.Time{}}
 }
 
-// hold drops Initial packets until until: from ip, or from every source
-// when ip is the zero Addr. It reports whether the filter changed (a new
-// source or the whole socket; an extension alone changes nothing).
+// hold drops Initial packets until until: from ip's source (sourceKey), or
+// from every source when ip is the zero Addr. It reports whether the
+// filter changed (a new source or the whole socket; an extension alone
+// changes nothing).
 func (d *initialDropper) hold(ip netip.Addr, until, now time.Time) bool {
 	if d == nil {
 		return false
@@ -58,18 +62,19 @@ func (d *initialDropper) hold(ip netip.Addr, until, now time.Time) bool {
 		return false
 	}
 	changed := false
-	switch old, ok := d.ips[ip]; {
+	key := sourceKey(ip)
+	switch old, ok := d.ips[key]; {
 	case !ip.IsValid():
 		changed = !d.all.After(now)
 		d.all = later(d.all, until)
 	case ok:
-		d.ips[ip] = later(old, until)
-	case d.count(ip.Unmap().Is4()) >= maxDropIPs:
+		d.ips[key] = later(old, until)
+	case count(d.ips, key.Is4(), now) >= maxDropIPs:
 		// More sources than the program holds: a spread-out flood.
 		changed = !d.all.After(now)
-		d.all = later(d.all, until)
+		d.all = later(d.all, now.Add(d.allHold))
 	default:
-		d.ips[ip] = until
+		d.ips[key] = until
 		changed = !d.all.After(now)
 	}
 	if changed {
@@ -78,21 +83,55 @@ func (d *initialDropper) hold(ip netip.Addr, until, now time.Time) bool {
 	return changed
 }
 
+// exemptFrom keeps ip's source out of every hold until until (a validator
+// the miner served). When the exempt list of its family is full, the
+// entry that expires first makes room. The filter is reinstalled only if
+// one is installed and the source is new.
+func (d *initialDropper) exemptFrom(ip netip.Addr, until, now time.Time) {
+	if d == nil || !ip.IsValid() {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.broken || d.closed {
+		return
+	}
+	key := sourceKey(ip)
+	if old, ok := d.exempt[key]; ok && old.After(now) {
+		d.exempt[key] = later(old, until)
+		return
+	}
+	if count(d.exempt, key.Is4(), now) >= maxExemptIPs {
+		var first netip.Addr
+		for a, t := range d.exempt {
+			if a.Is4() == key.Is4() && (!first.IsValid() || t.Before(d.exempt[first])) {
+				first = a
+			}
+		}
+		delete(d.exempt, first)
+	}
+	d.exempt[key] = until
+	if d.installed {
+		d.installLocked(now)
+	}
+}
+
+// count returns the live entries of m of one family.
+func count(m map[netip.Addr]time.Time, v4 bool, now time.Time) int {
+	n := 0
+	for a, t := range m {
+		if a.Is4() == v4 && t.After(now) {
+			n++
+		}
+	}
+	return n
+}
+
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
 	}
 	return a
-}
-
-func (d *initialDropper) count(v4 bool) int {
-	n := 0
-	for a := range d.ips {
-		if a.Unmap().Is4() == v4 {
-			n++
-		}
-	}
-	return n
 }
 
 // installLocked drops expired holds, installs the program for the rest (or
@@ -110,10 +149,27 @@ func (d *initialDropper) installLocked(now time.Time) {
 	if all && (next.IsZero() || d.all.Before(next)) {
 		next = d.all
 	}
-	prog := initialFilter(all, sortedAddrs(d.ips))
-	if err := d.setLocked(prog); err != nil {
+	for a, t := range d.exempt {
+		if !t.After(now) {
+			delete(d.exempt, a)
+		}
+	}
+	prog := initialFilter(all, sortedAddrs(d.ips), sortedAddrs(d.exempt))
+	err := d.setLocked(prog)
+	if err != nil && prog != nil && d.installed {
+		// The kernel charges the old program and the new one together
+		// while it swaps them: detach, then attach alone.
+		if err = d.setLocked(nil); err == nil {
+			err = d.setLocked(prog)
+		}
+	}
+	if err != nil {
+		// Leave no filter behind (a stale one could drop everyone's
+		// Initials for good): detach, and stop filtering.
 		d.broken = true
-		d.log.Warn("cannot drop QUIC Initial packets in the kernel; refused connections cost a reply each", "err", err)
+		derr := d.setLocked(nil)
+		d.installed = false
+		d.log.Warn("cannot drop QUIC Initial packets in the kernel; refused connections cost a reply each", "err", err, "detach_err", derr)
 		return
 	}
 	if d.timer != nil {
@@ -136,7 +192,7 @@ func (d *initialDropper) expire() {
 // setLocked attaches prog to the socket (replacing the filter there), or
 // detaches the filter when prog is nil.
 func (d *initialDropper) setLocked(prog []bpfInsn) error {
-	if prog == nil && !d.installed {
+	if prog == nil && !d.installed && !d.broken {
 		return nil
 	}
 	var serr error
@@ -173,7 +229,7 @@ func (d *initialDropper) close() {
 	if d.timer != nil {
 		d.timer.Stop()
 	}
-	if d.installed && !d.broken {
+	if d.installed {
 		d.setLocked(nil)
 	}
 }

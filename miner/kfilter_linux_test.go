@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,7 +88,7 @@ func TestInitialFilterOnSocket(t *testing.T) {
 		}
 	}
 	defer recv.Close()
-	r := &kfilterRig{t: t, recv: recv, d: newInitialDropper(recv, slog.New(slog.DiscardHandler))}
+	r := &kfilterRig{t: t, recv: recv, d: newInitialDropper(recv, slog.New(slog.DiscardHandler), time.Hour)}
 	if r.d == nil {
 		t.Fatal("no dropper for a UDP socket")
 	}
@@ -145,8 +147,19 @@ func TestInitialFilterOnSocket(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	expect("all expired", a, initial, false)
-	// Too many sources (127.0.0.1 and 63 more fill the IPv4 list): the
-	// 64th new one drops everything instead.
+	// Exempt sources pass even while every source is held.
+	r.d.exemptFrom(netip.MustParseAddr("127.0.0.2"), now.Add(time.Hour), now)
+	r.d.hold(netip.Addr{}, now.Add(time.Hour), now)
+	expect("all held, 127.0.0.2 exempt", b, initial, true)
+	expect("all held, 127.0.0.2 exempt", a, initial, false)
+	r.d.mu.Lock()
+	r.d.all = time.Time{}
+	r.d.installLocked(time.Now())
+	r.d.mu.Unlock()
+	expect("all released", b, initial, true)
+	expect("all released", a, initial, false)
+	// Too many sources (127.0.0.1 and 31 more fill the IPv4 list): the
+	// 32nd new one drops everything instead.
 	for i := range maxDropIPs {
 		r.d.hold(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now.Add(time.Hour), now)
 	}
@@ -159,51 +172,184 @@ func TestInitialFilterOnSocket(t *testing.T) {
 	}
 }
 
-// A source over its handshake rate gets one CONNECTION_REFUSED, then
-// silence: its next Initial packets are dropped by the kernel, while its
-// established connection keeps working; after the hold it connects again.
-func TestRefusedSourceDroppedInKernel(t *testing.T) {
-	// Burst 2 at 0.5/s: the third handshake is refused, and the source is
-	// held for burst/2/rate = 2 s.
-	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{HandshakesPerIP: 0.5, HandshakeBurstPerIP: 2}})
-	legit := rawConn(t, tm.addr)
-	if code := rejectCode(t, exchange(t, legit, signedRequest(t, reqOpt{}))); code != task.CodeOK {
-		t.Fatalf("legit request: %v", code)
+// dialFrom dials the miner at addr from source IP src with the given QUIC
+// versions (nil: the default).
+func dialFrom(t *testing.T, src, addr string, timeout time.Duration, versions []quic.Version) error {
+	t.Helper()
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(src)})
+	if err != nil {
+		t.Skipf("cannot bind %s: %v", src, err)
+	}
+	defer pc.Close()
+	tr := &quic.Transport{Conn: pc}
+	defer tr.Close()
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// X25519 alone: the ClientHello fits one Initial packet (a hybrid
 	// ML-KEM key share takes two, and both would be refused).
 	tlsConf := task.ClientTLS(minerID)
 	tlsConf.CurvePreferences = []tls.CurveID{tls.X25519}
-	dial := func(timeout time.Duration) error {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		c, err := quic.DialAddr(ctx, tm.addr, tlsConf, &quic.Config{})
-		if err == nil {
-			c.CloseWithError(0, "")
-		}
-		return err
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := tr.Dial(ctx, ua, tlsConf, &quic.Config{Versions: versions})
+	if err == nil {
+		c.CloseWithError(0, "")
 	}
-	if err := dial(5 * time.Second); err != nil {
-		t.Fatalf("second connection: %v", err)
+	return err
+}
+
+// A source over its handshake rate gets one CONNECTION_REFUSED, then
+// silence: its next Initial packets are dropped by the kernel. Other
+// sources still connect, a validator the miner served keeps its
+// connection and is exempt from holds, QUIC v2 does not get past (the
+// miner speaks v1 only), and after the hold the source connects again.
+// When Serve returns, the socket has no filter left.
+func TestRefusedSourceDroppedInKernel(t *testing.T) {
+	// Burst 2 at 0.5/s: a source's third handshake is refused, and it is
+	// held for burst/2/rate = 2 s.
+	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{HandshakesPerIP: 0.5, HandshakeBurstPerIP: 2}})
+	legit := rawConn(t, tm.addr) // from 127.0.0.1: served, so exempt
+	if code := rejectCode(t, exchange(t, legit, signedRequest(t, reqOpt{}))); code != task.CodeOK {
+		t.Fatalf("legit request: %v", code)
+	}
+	const flooder = "127.0.0.2"
+	for i := range 2 {
+		if err := dialFrom(t, flooder, tm.addr, 5*time.Second, nil); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
 	}
 	var te *quic.TransportError
-	if err := dial(5 * time.Second); !errors.As(err, &te) || te.ErrorCode != quic.ConnectionRefused {
+	if err := dialFrom(t, flooder, tm.addr, 5*time.Second, nil); !errors.As(err, &te) || te.ErrorCode != quic.ConnectionRefused {
 		t.Fatalf("third connection: %v, want CONNECTION_REFUSED", err)
 	}
-	if err := dial(500 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+	refused := tm.Metrics()["taobox_miner_handshakes_refused_total"]
+	if err := dialFrom(t, flooder, tm.addr, 500*time.Millisecond, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("while held: %v, want no answer at all", err)
 	}
+	var vn *quic.VersionNegotiationError
+	if err := dialFrom(t, flooder, tm.addr, 2*time.Second, []quic.Version{quic.Version2}); !errors.As(err, &vn) {
+		t.Fatalf("QUIC v2 while held: %v, want a version negotiation failure", err)
+	}
+	if err := dialFrom(t, "127.0.0.3", tm.addr, 5*time.Second, nil); err != nil {
+		t.Fatalf("another source while 127.0.0.2 is held: %v", err)
+	}
 	if code := rejectCode(t, exchange(t, legit, signedRequest(t, reqOpt{}))); code != task.CodeOK {
-		t.Fatalf("legit request while its source is held: %v", code)
+		t.Fatalf("legit request while a source is held: %v", code)
 	}
 	m := tm.Metrics()
-	if m[`taobox_miner_initial_drop_holds_total{scope="ip"}`] != 1 || m["taobox_miner_handshakes_refused_total"] != 1 {
-		t.Fatalf("holds %v, refused %v; want 1 and 1 (dropped Initials never reach the miner)",
-			m[`taobox_miner_initial_drop_holds_total{scope="ip"}`], m["taobox_miner_handshakes_refused_total"])
+	if m[`taobox_miner_initial_drop_holds_total{scope="ip"}`] != 1 || m["taobox_miner_handshakes_refused_total"] != refused ||
+		m[`taobox_miner_initial_drop_active{scope="ip"}`] != 1 {
+		t.Fatalf("holds %v, refused %v then %v, sources held %v; want 1, no new refusal (dropped Initials never reach the miner), 1",
+			m[`taobox_miner_initial_drop_holds_total{scope="ip"}`], refused, m["taobox_miner_handshakes_refused_total"], m[`taobox_miner_initial_drop_active{scope="ip"}`])
 	}
-	// After the hold (and a token's refill) the source connects again;
+	// Every source held: the served validator's source still connects.
+	now := time.Now()
+	tm.drop.hold(netip.Addr{}, now.Add(time.Hour), now)
+	if err := dialFrom(t, "127.0.0.1", tm.addr, 5*time.Second, nil); err != nil {
+		t.Fatalf("the exempt source while every source is held: %v", err)
+	}
+	if err := dialFrom(t, "127.0.0.4", tm.addr, 500*time.Millisecond, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a new source while every source is held: %v", err)
+	}
+	tm.drop.mu.Lock()
+	tm.drop.all = time.Time{}
+	tm.drop.installLocked(time.Now())
+	tm.drop.mu.Unlock()
+	// After the hold (and a token's refill) the flooder connects again;
 	// a dial retransmits its Initial until then.
-	if err := dial(20 * time.Second); err != nil {
+	if err := dialFrom(t, flooder, tm.addr, 20*time.Second, nil); err != nil {
 		t.Fatalf("after the hold: %v", err)
+	}
+	// Serve returning leaves no filter on the socket.
+	tm.drop.hold(netip.Addr{}, time.Now().Add(time.Hour), time.Now())
+	tm.cancel()
+	if err := <-tm.done; err != nil {
+		t.Fatal(err)
+	}
+	tm.done <- nil // for the cleanup
+	r := &kfilterRig{t: t, recv: tm.pc.(*net.UDPConn)}
+	if !r.arrives(r.sender("127.0.0.5:0"), 0xc3) {
+		t.Fatal("Initials dropped after Serve returned")
+	}
+}
+
+// failingConn is a syscall.RawConn on a real socket whose next fail
+// Control calls run on a descriptor that is not a socket (so their
+// setsockopt fails).
+type failingConn struct {
+	real syscall.RawConn
+	bad  uintptr
+	fail int
+}
+
+func (f *failingConn) Control(fn func(fd uintptr)) error {
+	if f.fail > 0 {
+		f.fail--
+		fn(f.bad)
+		return nil
+	}
+	return f.real.Control(fn)
+}
+func (f *failingConn) Read(func(uintptr) bool) error  { return errors.New("unused") }
+func (f *failingConn) Write(func(uintptr) bool) error { return errors.New("unused") }
+
+// When the kernel refuses a program (say, socket option memory), the
+// dropper leaves no filter behind — a stale drop-all would lock every new
+// connection out for good — and stops filtering.
+func TestInitialFilterAttachFailure(t *testing.T) {
+	recv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	rc, err := recv.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	fc := &failingConn{real: rc, bad: null.Fd()}
+	d := &initialDropper{rc: fc, log: slog.New(slog.DiscardHandler), allHold: time.Hour, ips: map[netip.Addr]time.Time{}, exempt: map[netip.Addr]time.Time{}}
+	r := &kfilterRig{t: t, recv: recv, d: d}
+	a := r.sender("127.0.0.1:0")
+	now := time.Now()
+	d.hold(netip.Addr{}, now.Add(time.Hour), now) // every source
+	if r.arrives(a, 0xc3) {
+		t.Fatal("the drop-all filter is not on")
+	}
+	d.hold(netip.MustParseAddr("127.0.0.9"), now.Add(time.Hour), now) // no change: all are held
+	// The per-source program is refused twice (the swap, then the attach
+	// after a detach); the detach in between and the final one go through.
+	fc.fail = 1
+	d.mu.Lock()
+	d.all = time.Time{}
+	d.installLocked(time.Now())
+	broken, installed := d.broken, d.installed
+	d.mu.Unlock()
+	if broken || !installed {
+		t.Fatalf("a swap refused once: broken %v, installed %v (want a detach and a fresh attach)", broken, installed)
+	}
+	if !r.arrives(a, 0xc3) {
+		t.Fatal("127.0.0.1 is still held after the per-source program replaced drop-all")
+	}
+	fc.fail = 2 // refused: the swap and the fresh attach
+	d.mu.Lock()
+	d.ips[netip.MustParseAddr("127.0.0.8")] = now.Add(time.Hour)
+	d.installLocked(time.Now())
+	broken, installed = d.broken, d.installed
+	d.mu.Unlock()
+	if !broken || installed {
+		t.Fatalf("after refused attaches: broken %v, installed %v", broken, installed)
+	}
+	if !r.arrives(a, 0xc3) {
+		t.Fatal("Initials still dropped after the dropper gave up")
+	}
+	if d.hold(netip.MustParseAddr("127.0.0.1"), now.Add(time.Hour), now) || !r.arrives(a, 0xc3) {
+		t.Fatal("a broken dropper filters again")
 	}
 }

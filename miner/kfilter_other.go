@@ -12,7 +12,7 @@ import (
 // initialDropper is Linux only; elsewhere refusals are replies.
 type initialDropper struct{}
 
-func newInitialDropper(net.PacketConn, *slog.Logger) *initialDropper { return nil }
+func newInitialDropper(net.PacketConn, *slog.Logger, time.Duration) *initialDropper { return nil }
 
 func (*initialDropper) hold(netip.Addr, time.Time, time.Time) bool { return false }
 func (*initialDropper) close()                                     {}

@@ -72,10 +72,7 @@ func legitQuery(c *task.Client, addr string) func() error {
 // handshake and then misbehave: garbage on a stream, a silent stream, or
 // nothing at all; plus raw non-QUIC datagrams. It returns when all are done.
 func junkFlood(t testing.TB, addr string, n, conc int) (time.Duration, int) {
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := attackerSocket(t)
 	defer pc.Close()
 	tr := &quic.Transport{Conn: pc}
 	defer tr.Close()
@@ -126,6 +123,22 @@ func junkFlood(t testing.TB, addr string, n, conc int) (time.Duration, int) {
 	return time.Since(start), int(failed.Load())
 }
 
+// attackerSocket is a UDP socket on 127.0.0.2, where Linux has it (the
+// whole 127/8 is loopback), else 127.0.0.1: the attacker's packets come
+// from another source than the legitimate validator's, as they would from
+// another machine (the miner exempts sources it served from its Initial
+// holds).
+func attackerSocket(t testing.TB) *net.UDPConn {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		pc, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc
+}
+
 // junkStreams sends n bad requests over a few connections (conc at a
 // time): forged signatures claiming a registered validator (each costs the
 // miner a signature check), garbage, oversized prefixes, stale and
@@ -147,6 +160,14 @@ func junkStreams(t testing.TB, addr string, n, conc int) (time.Duration, map[tas
 		bytes.Repeat([]byte{0}, 300),
 	}
 	const nconns = 8
+	pc := attackerSocket(t)
+	defer pc.Close()
+	tr := &quic.Transport{Conn: pc}
+	defer tr.Close()
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	type slot struct {
 		mu      sync.Mutex
 		c       *quic.Conn
@@ -169,7 +190,7 @@ func junkStreams(t testing.TB, addr string, n, conc int) (time.Duration, map[tas
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
-		c, err := quic.DialAddr(ctx, addr, task.ClientTLS(minerID), &quic.Config{MaxIdleTimeout: 20 * time.Second})
+		c, err := tr.Dial(ctx, ua, task.ClientTLS(minerID), &quic.Config{MaxIdleTimeout: 20 * time.Second})
 		if err != nil {
 			s.retryAt = time.Now().Add(100 * time.Millisecond)
 			return nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -70,6 +71,8 @@ var (
 		"Answers the accelerator failed mid-way, finished on the CPU model.", nil, nil)
 	descInitialHolds = prometheus.NewDesc("taobox_miner_initial_drop_holds_total",
 		"Times the kernel filter started dropping QUIC Initial packets after a refused handshake: from one source (scope=ip) or from all (scope=all).", []string{"scope"}, nil)
+	descInitialDropping = prometheus.NewDesc("taobox_miner_initial_drop_active",
+		"What the kernel filter drops now: scope=all is 1 while every source's QUIC Initial packets are dropped; scope=ip counts the sources held.", []string{"scope"}, nil)
 	descTokRate = prometheus.NewDesc("taobox_miner_tokens_per_second",
 		"Generation speed estimate: mean tokens per served answer over taobox_miner_answer_seconds_mean; 0 before the first answer.", nil, nil)
 )
@@ -84,7 +87,7 @@ type minerCollector Miner
 
 func (c *minerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRejects, descInfo, descServed, descTokens, descAbandoned, descStreams,
-		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate, descAccelAnswers, descAccelFailovers, descInitialHolds} {
+		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate, descAccelAnswers, descAccelFailovers, descInitialHolds, descInitialDropping} {
 		ch <- d
 	}
 }
@@ -109,6 +112,9 @@ func (c *minerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descAccelFailovers, m.m.accelFailovers.Load())
 	counter(descInitialHolds, m.m.initialHoldsIP.Load(), "ip")
 	counter(descInitialHolds, m.m.initialHoldsAll.Load(), "all")
+	all, sources := m.drop.dropping(time.Now())
+	gauge(descInitialDropping, btof(all), "all")
+	gauge(descInitialDropping, float64(sources), "ip")
 	counter(descStreams, m.m.streams.Load())
 	counter(descConns, m.m.conns.Load())
 	counter(descConnsRefused, m.m.connsRefused.Load())
@@ -206,4 +212,11 @@ func (m *Miner) Rejects(c task.Code) int64 {
 // and process metrics) in the Prometheus exposition format.
 func (m *Miner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	promhttp.HandlerFor(m.registry(), promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+func btof(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

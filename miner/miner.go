@@ -275,7 +275,7 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 	m.mu.Unlock()
 
 	if !m.cfg.Limits.NoInitialFilter {
-		m.drop = newInitialDropper(conn, m.log)
+		m.drop = newInitialDropper(conn, m.log, m.allHold())
 		defer m.drop.close()
 	}
 	tr := &quic.Transport{
@@ -285,6 +285,9 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 		VerifySourceAddress: func(net.Addr) bool { return m.nconns.Load() > int64(m.cfg.Limits.MaxConns/2) },
 	}
 	ln, err := tr.Listen(m.tls, &quic.Config{
+		// QUIC v1 only: the kernel filter knows v1's Initial packets, and
+		// other versions get a version negotiation packet, no cryptography.
+		Versions:              []quic.Version{quic.Version1},
 		MaxIncomingStreams:    int64(m.cfg.Limits.StreamsPerConn),
 		MaxIncomingUniStreams: -1,
 		MaxIdleTimeout:        m.cfg.Limits.IdleTimeout,
@@ -401,6 +404,25 @@ type connState struct {
 	conn      *quic.Conn
 	lastWrite atomic.Int64 // time of the last stream write (sinceStart), 0: none
 	faults    atomic.Int64 // requests refused for sender faults since the last admitted one
+	served    atomic.Bool  // a request was admitted: its source is exempt from Initial holds
+}
+
+// exemptTime is how long a source that sent an admitted request stays
+// exempt from the kernel's Initial holds (kfilter.go).
+const exemptTime = 10 * time.Minute
+
+// servedConn records that a request of the connection was admitted: the
+// fault count restarts, and the first one exempts the connection's source
+// from the kernel's Initial holds (renewed by the first admitted request
+// of each new connection).
+func (m *Miner) servedConn(cs *connState) {
+	cs.faults.Store(0)
+	if cs.served.CompareAndSwap(false, true) {
+		if ua, ok := cs.conn.RemoteAddr().(*net.UDPAddr); ok {
+			now := time.Now()
+			m.drop.exemptFrom(ua.AddrPort().Addr().Unmap(), now.Add(exemptTime), now)
+		}
+	}
 }
 
 // refused records that a request of the connection was refused with code;
@@ -460,8 +482,8 @@ func (m *Miner) admitHandshake(info *quic.ClientInfo) (*quic.Config, error) {
 	ip := info.RemoteAddr.String()
 	var addr netip.Addr
 	if ua, ok := info.RemoteAddr.(*net.UDPAddr); ok {
-		ip = ua.IP.String()
 		addr = ua.AddrPort().Addr().Unmap()
+		ip = sourceKey(addr).String() // an IPv6 source is its /64
 	}
 	now := time.Now() // network limits run on the wall clock
 	m.hsMu.Lock()
@@ -490,8 +512,7 @@ func (m *Miner) admitHandshake(info *quic.ClientInfo) (*quic.Config, error) {
 	}
 	if !m.hsAll.peek(now, l.Handshakes, l.HandshakeBurst) {
 		m.m.handshakesRefused.Add(1)
-		hold := holdFor(float64(l.HandshakeBurst)/4/l.Handshakes, 50*time.Millisecond, 2*time.Second)
-		if m.drop.hold(netip.Addr{}, now.Add(hold), now) {
+		if m.drop.hold(netip.Addr{}, now.Add(m.allHold()), now) {
 			m.m.initialHoldsAll.Add(1)
 		}
 		return nil, errors.New("miner: handshake rate exceeded")
@@ -533,6 +554,13 @@ func (m *Miner) serveConn(ctx context.Context, c *quic.Conn, cs *connState) {
 			m.serveStream(ctx, s, cs)
 		}()
 	}
+}
+
+// allHold is how long every source's Initials are dropped once the global
+// handshake rate is spent: a quarter of the global burst's refill.
+func (m *Miner) allHold() time.Duration {
+	l := &m.cfg.Limits
+	return holdFor(float64(l.HandshakeBurst)/4/l.Handshakes, 50*time.Millisecond, 2*time.Second)
 }
 
 // holdFor is secs seconds clamped to [lo, hi].

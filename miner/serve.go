@@ -129,7 +129,7 @@ func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) 
 		m.writeReject(s, cs, a)
 		return
 	}
-	cs.faults.Store(0)
+	m.servedConn(cs)
 	r.queued = time.Now()
 	evicted, ok := m.q.push(r)
 	if !ok {
