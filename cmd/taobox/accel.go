@@ -7,10 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"taobox/assets"
 	"taobox/gpu/runner"
-	"taobox/miner"
+	"taobox/model"
 )
 
 // gpuAccel is the miner's accelerator on the GPU runner: the engine's
@@ -19,7 +20,7 @@ type gpuAccel struct{ e *runner.Engine }
 
 func (a gpuAccel) Ready() bool { return a.e.ModelOnGPU() }
 
-func (a gpuAccel) Begin(ctx context.Context) miner.AccelSeq {
+func (a gpuAccel) Begin(ctx context.Context) model.AccelSeq {
 	if s := a.e.BeginSeq(ctx); s != nil {
 		return s
 	}
@@ -35,11 +36,11 @@ func (a gpuAccel) Begin(ctx context.Context) miner.AccelSeq {
 // kernels lack); those last two log one warning, or are an error with
 // --backend cuda, which asked for the GPU. A runner that is down now (it
 // failed to start and is restarting) loads the model when it comes up.
-func modelAccel(ctx context.Context, e *runner.Engine, backend, path, dir string, gguf bool, log *slog.Logger) (miner.Accelerator, error) {
+func modelAccel(ctx context.Context, e *runner.Engine, backend, path, dir string, gguf bool, log *slog.Logger) (model.Accelerator, error) {
 	if backend == runner.BackendCPU || !e.GPUDetected() {
 		return nil, nil
 	}
-	refuse := func(err error) (miner.Accelerator, error) {
+	refuse := func(err error) (model.Accelerator, error) {
 		if backend == runner.BackendCUDA {
 			return nil, fmt.Errorf("--backend cuda: %w; use --backend auto (the model then runs on the CPU) or cpu", err)
 		}
@@ -63,4 +64,39 @@ func modelAccel(ctx context.Context, e *runner.Engine, backend, path, dir string
 		return refuse(err)
 	}
 	return gpuAccel{e}, nil
+}
+
+// neuronAccel starts the engine for --backend and puts the model of a
+// miner or validator (--model modelFlag, loaded as mf) on its GPU runner
+// (modelAccel). It returns the accelerator — nil: the model runs on the
+// CPU, and the runner, which these roles need only for the model, is
+// stopped — the engine, and done, which stops the engine and then removes
+// the model's copy; call it when the role ends.
+func neuronAccel(ctx context.Context, backend, modelFlag string, mf *modelFile, log *slog.Logger) (model.Accelerator, *runner.Engine, func(), error) {
+	engine, err := startEngine(ctx, backend, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmp, err := os.MkdirTemp("", "taobox-model-")
+	if err != nil {
+		engine.Close()
+		return nil, nil, nil, err
+	}
+	done := func() {
+		engine.Close()
+		os.RemoveAll(tmp)
+	}
+	var path string
+	if modelFlag != "" {
+		path = mf.path
+	}
+	accel, err := modelAccel(ctx, engine, backend, path, tmp, strings.HasPrefix(mf.format, "GGUF"), log)
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	if accel == nil {
+		engine.Close()
+	}
+	return accel, engine, done, nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,27 +74,11 @@ var minerCommand = &command{
 				stop = []int{mf.tok.EOS()}
 			}
 			log := o.log
-			engine, err := startEngine(e.ctx, *backend, log)
+			accel, engine, done, err := neuronAccel(e.ctx, *backend, *modelPath, mf, log)
 			if err != nil {
 				return err
 			}
-			defer engine.Close()
-			tmp, err := os.MkdirTemp("", "taobox-miner-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			var mpath string
-			if *modelPath != "" {
-				mpath = mf.path
-			}
-			accel, err := modelAccel(e.ctx, engine, *backend, mpath, tmp, strings.HasPrefix(mf.format, "GGUF"), log)
-			if err != nil {
-				return err
-			}
-			if accel == nil {
-				engine.Close() // a miner runs no Yuma: no runner without the model
-			}
+			defer done()
 			mn, err := miner.New(miner.Config{
 				Key: key, Netuid: uint16(netuid.v), Model: mf.m, ModelHash: hash, StopIDs: stop,
 				Chain: &apiChain{c: c, ctx: e.ctx}, Limits: miner.Limits{MinStake: *minStake, Slots: *slots},

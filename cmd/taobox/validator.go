@@ -6,9 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -80,27 +78,11 @@ var validatorCommand = &command{
 				}
 				dir = filepath.Join(root, "validator", fmt.Sprintf("%s-%d", types.AccountIDFromPrivateKey(key), netuid.v))
 			}
-			engine, err := startEngine(e.ctx, *backend, o.log)
+			accel, _, done, err := neuronAccel(e.ctx, *backend, *modelPath, mf, o.log)
 			if err != nil {
 				return err
 			}
-			defer engine.Close()
-			tmp, err := os.MkdirTemp("", "taobox-validator-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			var mpath string
-			if *modelPath != "" {
-				mpath = mf.path
-			}
-			accel, err := modelAccel(e.ctx, engine, *backend, mpath, tmp, strings.HasPrefix(mf.format, "GGUF"), o.log)
-			if err != nil {
-				return err
-			}
-			if accel == nil {
-				engine.Close() // the validator runs no Yuma: no runner without the model
-			}
+			defer done()
 			vm := validator.NewMetrics(types.AccountIDFromPrivateKey(key), uint16(netuid.v))
 			o.reg.MustRegister(vm)
 			o.health.Add("validator", vm.Healthy)
