@@ -281,11 +281,16 @@ func (m *Miner) release(hk *hotkeyState) {
 }
 
 // retryAfterMs estimates when the queue will have room: its length times
-// the mean service time, over the answers served at once (at least 10 ms).
+// the mean service time, over the answers served at once (one on the
+// accelerator; at least 10 ms).
 func (m *Miner) retryAfterMs() uint32 {
 	n := m.q.len() + 1
 	svc := time.Duration(m.m.serviceEWMA.Load())
-	return uint32(max(10, (time.Duration(n) * svc / time.Duration(m.parallel())).Milliseconds()))
+	par := m.parallel()
+	if m.accelReady() {
+		par = 1
+	}
+	return uint32(max(10, (time.Duration(n) * svc / time.Duration(par)).Milliseconds()))
 }
 
 // queue is a bounded priority queue: highest stake first, then arrival.

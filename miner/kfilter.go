@@ -39,7 +39,7 @@ const (
 )
 
 // The lists' limits, per address family. They keep the program's jumps in
-// 8 bits and its size (at most 287 instructions, under 9 KB of socket
+// 8 bits and its size (at most 292 instructions, about 9 KB of socket
 // option memory, which the kernel charges twice while one program replaces
 // another) under the 20 KiB optmem_max of older kernels. More held sources
 // than fit hold every source instead; when the exempt list is full, the

@@ -234,18 +234,24 @@ func (d *initialDropper) close() {
 	}
 }
 
-// dropping reports what the filter drops now: every Initial, or those of
-// how many sources.
+// dropping reports what the installed filter drops now: every Initial,
+// or those of how many sources.
 func (d *initialDropper) dropping(now time.Time) (all bool, sources int) {
 	if d == nil {
 		return false, 0
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.installed {
+		return false, 0
+	}
+	if d.all.After(now) {
+		return true, 0
+	}
 	for _, t := range d.ips {
 		if t.After(now) {
 			sources++
 		}
 	}
-	return d.installed && d.all.After(now), sources
+	return false, sources
 }

@@ -163,8 +163,11 @@ func TestInitialFilterOnSocket(t *testing.T) {
 	for i := range maxDropIPs {
 		r.d.hold(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now.Add(time.Hour), now)
 	}
-	if all, n := r.d.dropping(time.Now()); !all || n != maxDropIPs+2*btoi(v6 != nil) {
-		t.Fatalf("dropping all %v, %d sources", all, n)
+	r.d.mu.Lock()
+	n := count(r.d.ips, true, time.Now()) + count(r.d.ips, false, time.Now())
+	r.d.mu.Unlock()
+	if all, _ := r.d.dropping(time.Now()); !all || n != maxDropIPs+2*int(btoi(v6 != nil)) {
+		t.Fatalf("dropping all %v, %d sources held", all, n)
 	}
 	r.d.close()
 	for _, s := range all {

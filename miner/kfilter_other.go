@@ -14,6 +14,7 @@ type initialDropper struct{}
 
 func newInitialDropper(net.PacketConn, *slog.Logger, time.Duration) *initialDropper { return nil }
 
-func (*initialDropper) hold(netip.Addr, time.Time, time.Time) bool { return false }
-func (*initialDropper) close()                                     {}
-func (*initialDropper) dropping(time.Time) (bool, int)             { return false, 0 }
+func (*initialDropper) hold(netip.Addr, time.Time, time.Time) bool  { return false }
+func (*initialDropper) exemptFrom(netip.Addr, time.Time, time.Time) {}
+func (*initialDropper) close()                                      {}
+func (*initialDropper) dropping(time.Time) (bool, int)              { return false, 0 }

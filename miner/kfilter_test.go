@@ -172,7 +172,7 @@ func TestInitialFilterProgram(t *testing.T) {
 				if got := runBPF(t, prog, ipHeader(probes[len(probes)-1]), make([]byte, udpHdrLen)); got != 0 {
 					t.Fatalf("empty datagram: %#x", got)
 				}
-				if len(prog) > 287 {
+				if len(prog) > 292 {
 					t.Fatalf("%d instructions", len(prog))
 				}
 			}

@@ -404,7 +404,7 @@ type connState struct {
 	conn      *quic.Conn
 	lastWrite atomic.Int64 // time of the last stream write (sinceStart), 0: none
 	faults    atomic.Int64 // requests refused for sender faults since the last admitted one
-	served    atomic.Bool  // a request was admitted: its source is exempt from Initial holds
+	exempted  atomic.Int64 // when its source was last made exempt from Initial holds (sinceStart), 0: never
 }
 
 // exemptTime is how long a source that sent an admitted request stays
@@ -412,15 +412,16 @@ type connState struct {
 const exemptTime = 10 * time.Minute
 
 // servedConn records that a request of the connection was admitted: the
-// fault count restarts, and the first one exempts the connection's source
-// from the kernel's Initial holds (renewed by the first admitted request
-// of each new connection).
+// fault count restarts, and the connection's source is exempt from the
+// kernel's Initial holds for exemptTime, renewed by admitted requests
+// every exemptTime/2 (a validator may keep one connection for hours).
 func (m *Miner) servedConn(cs *connState) {
 	cs.faults.Store(0)
-	if cs.served.CompareAndSwap(false, true) {
+	last, now := cs.exempted.Load(), sinceStart()
+	if (last == 0 || now-time.Duration(last) >= exemptTime/2) && cs.exempted.CompareAndSwap(last, int64(max(now, 1))) {
 		if ua, ok := cs.conn.RemoteAddr().(*net.UDPAddr); ok {
-			now := time.Now()
-			m.drop.exemptFrom(ua.AddrPort().Addr().Unmap(), now.Add(exemptTime), now)
+			wall := time.Now()
+			m.drop.exemptFrom(ua.AddrPort().Addr().Unmap(), wall.Add(exemptTime), wall)
 		}
 	}
 }

@@ -218,6 +218,10 @@ func New(cfg Config) (*Validator, error) {
 	return v, nil
 }
 
+// AccelStats returns how many verification passes ran on Config.Accel,
+// and how many failed there and were rerun on the CPU.
+func (v *Validator) AccelStats() (passes, fallbacks int64) { return v.ver.AccelStats() }
+
 // Close releases the task client New made.
 func (v *Validator) Close() error {
 	if v.owned != nil {

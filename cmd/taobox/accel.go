@@ -29,14 +29,15 @@ func (a gpuAccel) Begin(ctx context.Context) model.AccelSeq {
 
 // modelAccel has e's GPU runner load the model a miner serves (path ""
 // is the embedded tiny model, written into dir for the runner to read; it
-// must stay there while e runs, for restarts) and returns the accelerator,
+// must stay there while e runs, for restarts; sum is the file's SHA-256 in
+// hex, checked before every load) and returns the accelerator,
 // or nil when inference stays on the CPU: the cpu backend, no GPU (logged
 // by startEngine), a model file the runner does not take (not GGUF), or
 // one it refused to load (too big for its memory, a tensor type its
 // kernels lack); those last two log one warning, or are an error with
 // --backend cuda, which asked for the GPU. A runner that is down now (it
 // failed to start and is restarting) loads the model when it comes up.
-func modelAccel(ctx context.Context, e *runner.Engine, backend, path, dir string, gguf bool, log *slog.Logger) (model.Accelerator, error) {
+func modelAccel(ctx context.Context, e *runner.Engine, backend, path, sum, dir string, gguf bool, log *slog.Logger) (model.Accelerator, error) {
 	if backend == runner.BackendCPU || !e.GPUDetected() {
 		return nil, nil
 	}
@@ -60,7 +61,7 @@ func modelAccel(ctx context.Context, e *runner.Engine, backend, path, dir string
 	if err != nil {
 		return nil, err
 	}
-	if _, err := e.LoadModel(ctx, abs); err != nil && !errors.Is(err, runner.ErrNoRunner) {
+	if _, err := e.LoadModel(ctx, abs, sum); err != nil && !errors.Is(err, runner.ErrNoRunner) {
 		return refuse(err)
 	}
 	return gpuAccel{e}, nil
@@ -90,7 +91,7 @@ func neuronAccel(ctx context.Context, backend, modelFlag string, mf *modelFile, 
 	if modelFlag != "" {
 		path = mf.path
 	}
-	accel, err := modelAccel(ctx, engine, backend, path, tmp, strings.HasPrefix(mf.format, "GGUF"), log)
+	accel, err := modelAccel(ctx, engine, backend, path, mf.sha256, tmp, strings.HasPrefix(mf.format, "GGUF"), log)
 	if err != nil {
 		done()
 		return nil, nil, nil, err

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"taobox/assets"
 	"taobox/chain/node"
 	"taobox/chain/state"
 	"taobox/chain/types"
@@ -745,8 +748,12 @@ var devnetCommand = &command{
 				if err != nil {
 					return err
 				}
-				defer os.RemoveAll(tmp)
-				if accel, err = modelAccel(ctx, engine, *backend, "", tmp, true, o.log); err != nil {
+				defer func() { // the runner may reload the model until it stops
+					engine.Close()
+					os.RemoveAll(tmp)
+				}()
+				sum := sha256.Sum256(assets.TinyModel())
+				if accel, err = modelAccel(ctx, engine, *backend, "", hex.EncodeToString(sum[:]), tmp, true, o.log); err != nil {
 					return err
 				}
 			}

@@ -138,8 +138,11 @@ func (nn *devNeurons) startSubnet(s *devSubnet) error {
 			}
 		}()
 	}
-	for _, v := range s.validators {
-		lv, err := nn.newValidator(s, v)
+	for i, v := range s.validators {
+		// The last validator of each subnet verifies on the GPU runner
+		// when the honest miners answer there; the others on the CPU,
+		// which cross-checks the GPU's log-probs.
+		lv, err := nn.newValidator(s, v, i == len(s.validators)-1 && len(s.validators) > 1)
 		if err != nil {
 			return err
 		}

@@ -39,7 +39,9 @@ type devLiveValidator struct {
 	m   *validator.Metrics
 }
 
-func (nn *devNeurons) newValidator(s *devSubnet, v *devValidator) (*devLiveValidator, error) {
+// newValidator makes v's validator on s; onGPU gives it the devnet's
+// accelerator, if any.
+func (nn *devNeurons) newValidator(s *devSubnet, v *devValidator, onGPU bool) (*devLiveValidator, error) {
 	f, err := gguf.Parse(assets.TinyModel())
 	if err != nil {
 		return nil, err
@@ -59,13 +61,17 @@ func (nn *devNeurons) newValidator(s *devSubnet, v *devValidator) (*devLiveValid
 	if nn.reg != nil {
 		prometheus.WrapRegistererWith(prometheus.Labels{"neuron": fmt.Sprintf("%s@%d", v.hot.name, s.netuid)}, nn.reg).MustRegister(vm)
 	}
-	val, err := validator.New(validator.Config{
+	cfg := validator.Config{
 		Key: v.hot.key, Netuid: uint16(s.netuid), Model: mdl, Tokenizer: tok, ModelHash: hash, Chain: nn.chain,
 		Submit:   vm.CountSubmit(func(c types.Call) error { return nn.d.submit(v.hot, what, c) }, rejectStatus),
 		StateDir: filepath.Join(nn.dir, "validators", fmt.Sprintf("%s-subnet%d", strings.ReplaceAll(v.hot.name, "/", "-"), s.netuid)),
 		Logger:   log,
 		Rand:     rand.New(rand.NewPCG(seed, uint64(s.netuid))),
-	})
+	}
+	if onGPU {
+		cfg.Accel = nn.d.accel
+	}
+	val, err := validator.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +84,11 @@ func (nn *devNeurons) newValidator(s *devSubnet, v *devValidator) (*devLiveValid
 // it off.
 func (lv *devLiveValidator) run(ctx context.Context, quit <-chan struct{}, pause time.Duration) {
 	defer lv.val.Close()
+	defer func() {
+		if passes, fallbacks := lv.val.AccelStats(); passes+fallbacks > 0 {
+			lv.log.Info("verified on the GPU runner", "passes", passes, "cpu_fallbacks", fallbacks)
+		}
+	}()
 	for {
 		mg, err := lv.nn.chain.Metagraph(uint16(lv.s.netuid))
 		if err == nil && devHasPermit(mg, lv.v.hot.id) {

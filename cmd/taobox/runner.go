@@ -53,7 +53,7 @@ var runnerCommand = &command{
 
 // backendFlag defines --backend on fs.
 func backendFlag(fs *flag.FlagSet) *string {
-	return fs.String("backend", runner.BackendAuto, "where Yuma epochs and the miner's model run: `auto` (the GPU runner when an NVIDIA GPU and taobox-cuda are here, else the CPU), cpu or cuda")
+	return fs.String("backend", runner.BackendAuto, "where Yuma epochs and the model (miner, validator) run: `auto` (the GPU runner when an NVIDIA GPU and taobox-cuda are here, else the CPU), cpu or cuda")
 }
 
 // detectGPU replaces runner.Detect in the fakerunner build (tests); nil:

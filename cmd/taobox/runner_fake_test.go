@@ -18,8 +18,8 @@ import (
 // The devnet with --backend cuda on the fakerunner build (runner_fake.go:
 // a runner process with CPU engines whose logits differ from the CPU
 // model's by a relative 1e-5): the honest miners answer through the
-// runner, the validators re-score on the CPU and pass them, and the
-// outcome holds. Mid-run the test kills the runner with SIGKILL: the
+// runner, one validator per subnet re-scores there and the other on the
+// CPU, both pass them, and the outcome holds. Mid-run the test kills the runner with SIGKILL: the
 // engine logs one failure, answers go on on the CPU (an answer cut
 // mid-way finishes there), and the restarted runner loads the model again.
 func TestDevnetOnGPURunner(t *testing.T) {
@@ -102,5 +102,15 @@ func TestDevnetOnGPURunner(t *testing.T) {
 			t.Errorf("error logged: %s", l)
 		}
 	}
-	t.Logf("runner: %s forwards, %d answers finished on the CPU after the kill", stop[1], count("the accelerator failed mid-answer"))
+	// The last validator of each subnet verified on the runner.
+	verified := regexp.MustCompile(`msg="verified on the GPU runner".* passes=(\d+)`).FindAllStringSubmatch(all, -1)
+	if len(verified) != 2 {
+		t.Errorf("%d validators verified on the runner, want one per subnet:\n%s", len(verified), all)
+	}
+	for _, v := range verified {
+		if n, _ := strconv.Atoi(v[1]); n == 0 {
+			t.Errorf("a validator with the runner verified nothing there: %s", v[0])
+		}
+	}
+	t.Logf("runner: %s forwards, %d answers finished on the CPU after the kill; %d validators verified there", stop[1], count("the accelerator failed mid-answer"), len(verified))
 }

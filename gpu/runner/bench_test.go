@@ -112,7 +112,7 @@ func BenchmarkSeqForward(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer e.Close()
-		if _, err := e.LoadModel(context.Background(), path); err != nil {
+		if _, err := e.LoadModel(context.Background(), path, ""); err != nil {
 			b.Fatal(err)
 		}
 		s := e.BeginSeq(context.Background())

@@ -39,6 +39,12 @@ type Options struct {
 	// CallTimeout bounds one batch on the runner; past it the runner counts
 	// as hung. Default 30 s.
 	CallTimeout time.Duration
+	// ForwardTimeout bounds one token's llama.forward (Seq.Forward): a
+	// hung GPU fails the answer over to the CPU within it. Default 5 s.
+	ForwardTimeout time.Duration
+	// LoadTimeout bounds a model's load (LoadModel, and reloads after a
+	// restart). Default 10 min.
+	LoadTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait before restarting a failed
 	// runner; it doubles after each failure and resets after a batch
 	// succeeds. Defaults 1 s and 5 min.
@@ -69,6 +75,12 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 30 * time.Second
+	}
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = 5 * time.Second
+	}
+	if o.LoadTimeout <= 0 {
+		o.LoadTimeout = 10 * time.Minute
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
@@ -106,6 +118,7 @@ type Engine struct {
 	stop       chan struct{} // closed by Close
 	wg         sync.WaitGroup
 	model      string        // LoadModel's path: every runner loads it
+	modelSum   string        // its SHA-256 (hex), checked before each load
 	seqSem     chan struct{} // one Seq at a time holds the runner's model
 
 	stats Stats

@@ -3,6 +3,8 @@ package runner
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -643,17 +645,17 @@ func TestSeqOnRunner(t *testing.T) {
 		t.Fatal("a Seq before any model was loaded")
 	}
 	path, cpu := tinyModelFile(t)
-	desc, err := e.LoadModel(ctx, path)
+	desc, err := e.LoadModel(ctx, path, fileSum(t, path))
 	if err != nil || !strings.Contains(desc, path) || !e.ModelOnGPU() {
 		t.Fatalf("LoadModel: %q, %v", desc, err)
 	}
-	if _, err := e.LoadModel(ctx, filepath.Join(t.TempDir(), "missing.gguf")); err == nil {
+	if _, err := e.LoadModel(ctx, filepath.Join(t.TempDir(), "missing.gguf"), ""); err == nil {
 		t.Fatal("loading a missing file succeeded")
 	}
 	if e.ModelOnGPU() {
 		t.Fatal("the model is still up after a failed load replaced it")
 	}
-	if _, err := e.LoadModel(ctx, path); err != nil {
+	if _, err := e.LoadModel(ctx, path, ""); err != nil {
 		t.Fatal(err)
 	}
 	prompt := []int{1, 50, 60, 70}
@@ -720,10 +722,10 @@ func TestSeqOnRunner(t *testing.T) {
 }
 
 // Faults around the model: a restarted runner that dies loading it is a
-// failed start (not put into service; the next restart loads it); a
-// forward that succeeds resets the backoff; sequences that keep failing
-// without a transport error (error responses, logits the caller refused)
-// retire the runner after maxSeqFaults.
+// failed start (not put into service; the next restart loads it); a good
+// sequence resets the backoff; sequences that keep failing without a
+// transport error (error responses, logits the caller refused) retire the
+// runner after maxSeqFaults, even when their forwards returned.
 func TestSeqRunnerFaults(t *testing.T) {
 	var logs syncBuffer
 	clock := newFakeClock()
@@ -736,7 +738,7 @@ func TestSeqRunnerFaults(t *testing.T) {
 	defer e.Close()
 	ctx := context.Background()
 	path, _ := tinyModelFile(t)
-	if _, err := e.LoadModel(ctx, path); err != nil {
+	if _, err := e.LoadModel(ctx, path, ""); err != nil {
 		t.Fatal(err)
 	}
 	// forward runs a Seq until it fails, n tokens at most; it reports how
@@ -768,29 +770,38 @@ func TestSeqRunnerFaults(t *testing.T) {
 	if !e.ModelOnGPU() {
 		t.Fatal("no model after the restart")
 	}
-	if got := forward(10); got != 4 {
-		t.Fatalf("%d forwards before the second crash, want 4", got)
+	if got := forward(2); got != 2 { // a good sequence: the backoff starts over
+		t.Fatalf("%d forwards, want 2", got)
 	}
-	// The forwards in between reset the backoff.
+	if got := forward(10); got != 2 { // start 2 dies at its 5th forward
+		t.Fatalf("%d forwards before the second crash, want 2", got)
+	}
 	clock.expect(t, time.Second)
 	clock.fire <- time.Now()
 	waitBackend(t, e, BackendCUDA)
-	for range maxSeqFaults - 1 {
-		s := e.BeginSeq(ctx)
-		s.Fail(errors.New("NaN logits"))
-	}
-	if !e.ModelOnGPU() {
-		t.Fatal("retired before maxSeqFaults")
-	}
-	if got := forward(2); got != 2 { // a good forward resets the count
-		t.Fatal("forward failed")
-	}
-	for range maxSeqFaults {
+	// badSeq is a sequence whose logits the caller refuses (NaN): a good
+	// forward, then Fail.
+	badSeq := func() {
 		s := e.BeginSeq(ctx)
 		if s == nil {
 			t.Fatal("retired too early")
 		}
+		if _, err := s.Forward(1, 0); err != nil {
+			t.Fatal(err)
+		}
 		s.Fail(errors.New("NaN logits"))
+	}
+	for range maxSeqFaults - 1 {
+		badSeq()
+	}
+	if !e.ModelOnGPU() {
+		t.Fatal("retired before maxSeqFaults")
+	}
+	if got := forward(2); got != 2 { // a good sequence resets the count
+		t.Fatal("forward failed")
+	}
+	for range maxSeqFaults {
+		badSeq()
 	}
 	if e.ModelOnGPU() || e.Backend() != BackendCPU {
 		t.Fatal("a runner whose answers keep failing was not retired")
@@ -801,5 +812,54 @@ func TestSeqRunnerFaults(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "answers in a row failed on the runner") {
 		t.Fatalf("logs:\n%s", logs.String())
+	}
+}
+
+func fileSum(t testing.TB, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// The runner reads the model file itself: LoadModel refuses a file whose
+// sum is not the one given, and a restarted runner does not load a file
+// that changed on disk (it would serve another model than the advertised).
+func TestModelFileChanged(t *testing.T) {
+	var logs syncBuffer
+	clock := newFakeClock()
+	opts := fakeOptions(t, "llama-crash,ok")
+	opts.Logger, opts.After = testLogger(&logs), clock.After
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	path, _ := tinyModelFile(t)
+	sum := fileSum(t, path)
+	if _, err := e.LoadModel(ctx, path, strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "changed on disk") {
+		t.Fatalf("a wrong sum: %v", err)
+	}
+	if _, err := e.LoadModel(ctx, path, sum); err != nil {
+		t.Fatal(err)
+	}
+	s := e.BeginSeq(ctx)
+	for pos := range 5 { // the 5th kills the runner
+		s.Forward(1, pos)
+	}
+	s.End()
+	b, _ := os.ReadFile(path)
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clock.expect(t, time.Second)
+	clock.fire <- time.Now()
+	waitBackend(t, e, BackendCUDA)
+	if e.ModelOnGPU() || !strings.Contains(logs.String(), "changed on disk") {
+		t.Fatalf("the restarted runner loaded a changed file:\n%s", logs.String())
 	}
 }

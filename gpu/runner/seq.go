@@ -8,9 +8,35 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 )
+
+// checkModelFile checks that the file at path still has the SHA-256 sum
+// (hex; "" checks nothing): the runner reads the file itself, at every
+// load, and must not serve another model than the one advertised.
+func checkModelFile(path, sum string) error {
+	if sum == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("runner: the model file: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("runner: reading the model file: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		return fmt.Errorf("runner: %s changed on disk (sha256 %.16s…, the model served is %.16s…); restart to serve the new file", path, got, sum)
+	}
+	return nil
+}
 
 // ErrNoRunner: no runner is up (the CPU backend, no GPU, or a runner that
 // failed and is restarting).
@@ -21,14 +47,19 @@ var errSeqEnded = errors.New("runner: the sequence ended (its runner failed or E
 
 // LoadModel has the runner load the GGUF file at path for the llama ops,
 // now and in every runner started after a failure, and returns the
-// runner's description of it. With no runner up it returns ErrNoRunner
+// runner's description of it. sha256 (hex; "" checks nothing) is the
+// file's sum: the file is checked against it before each load, so a file
+// replaced on disk is never served. With no runner up it returns ErrNoRunner
 // (a later restart still loads path, unless the backend is cpu); when the
 // runner cannot load it (too big for the GPU's memory, a type its kernels
 // lack) it returns the runner's error and BeginSeq returns nil until a
 // load succeeds. It waits for the Seq in use, if any, to end.
-func (e *Engine) LoadModel(ctx context.Context, path string) (string, error) {
+func (e *Engine) LoadModel(ctx context.Context, path, sha256 string) (string, error) {
 	if path == "" {
 		return "", errors.New("runner: LoadModel: empty path")
+	}
+	if err := checkModelFile(path, sha256); err != nil {
+		return "", err
 	}
 	select {
 	case e.seqSem <- struct{}{}:
@@ -38,7 +69,7 @@ func (e *Engine) LoadModel(ctx context.Context, path string) (string, error) {
 	defer func() { <-e.seqSem }()
 	e.mu.Lock()
 	if e.opts.Backend != BackendCPU {
-		e.model = path
+		e.model, e.modelSum = path, sha256
 	}
 	p := e.upLocked()
 	if p != nil {
@@ -48,7 +79,7 @@ func (e *Engine) LoadModel(ctx context.Context, path string) (string, error) {
 	if p == nil {
 		return "", ErrNoRunner
 	}
-	lctx, cancel := context.WithTimeoutCause(ctx, e.opts.StartTimeout, fmt.Errorf("no answer within %v", e.opts.StartTimeout))
+	lctx, cancel := context.WithTimeoutCause(ctx, e.opts.LoadTimeout, fmt.Errorf("no answer within %v", e.opts.LoadTimeout))
 	desc, err := p.client.LlamaLoad(lctx, path)
 	cancel()
 	var re *RemoteError
@@ -88,13 +119,17 @@ func (e *Engine) LoadModel(ctx context.Context, path string) (string, error) {
 func (e *Engine) reloadModel(ctx context.Context, p *process) error {
 	for {
 		e.mu.Lock()
-		path := e.model
+		path, sum := e.model, e.modelSum
 		done := path == "" || p.model == path
 		e.mu.Unlock()
 		if done {
 			return nil
 		}
-		lctx, cancel := context.WithTimeout(ctx, e.opts.StartTimeout)
+		if err := checkModelFile(path, sum); err != nil {
+			e.log.Warn("the restarted GPU runner gets no model; inference stays on the CPU", "err", err)
+			return nil
+		}
+		lctx, cancel := context.WithTimeout(ctx, e.opts.LoadTimeout)
 		desc, err := p.client.LlamaLoad(lctx, path)
 		cancel()
 		var re *RemoteError
@@ -116,9 +151,10 @@ func (e *Engine) reloadModel(ctx context.Context, p *process) error {
 // Seq is one answer's exclusive use of the runner's model and KV cache,
 // from BeginSeq to End. Its methods are not safe for concurrent use.
 type Seq struct {
-	e      *Engine
-	p      *process // nil after End or a failure
-	logits []float32
+	e        *Engine
+	p        *process // nil after End or a failure
+	logits   []float32
+	forwards int // good forwards
 }
 
 // maxSeqFaults is how many sequences in a row may end in a fault the
@@ -166,9 +202,10 @@ func (e *Engine) modelUp() bool {
 
 // Forward runs token at position pos on the runner's model (positions
 // below pos are this Seq's earlier calls: start at 0) and returns the
-// logits, valid until the next call. The call has the engine's CallTimeout and does not take the
-// caller's context, so that a client leaving mid-answer never breaks the
-// runner's connection: check it between calls. A transport failure or
+// logits, valid until the next call. The call has the engine's
+// ForwardTimeout and does not take the caller's context, so that a client
+// leaving mid-answer never breaks the runner's connection: check it
+// between calls. A transport failure or
 // timeout retires the runner (restarted with backoff, Yuma on the CPU
 // meanwhile) and ends the Seq; every later call returns an error.
 func (s *Seq) Forward(token, pos int) ([]float32, error) {
@@ -176,15 +213,14 @@ func (s *Seq) Forward(token, pos int) ([]float32, error) {
 		return nil, errSeqEnded
 	}
 	e, p := s.e, s.p
-	ctx, cancel := context.WithTimeoutCause(context.Background(), e.opts.CallTimeout, fmt.Errorf("no answer within %v", e.opts.CallTimeout))
+	ctx, cancel := context.WithTimeoutCause(context.Background(), e.opts.ForwardTimeout, fmt.Errorf("no answer within %v", e.opts.ForwardTimeout))
 	logits, err := p.client.LlamaForwardInto(ctx, s.logits, token, pos)
 	cancel()
 	if err == nil {
 		s.logits = logits
+		s.forwards++
 		e.mu.Lock()
 		e.stats.RunnerForwards++
-		e.backoff = e.opts.MinBackoff
-		p.faults = 0
 		e.mu.Unlock()
 		return logits, nil
 	}
@@ -193,7 +229,7 @@ func (s *Seq) Forward(token, pos int) ([]float32, error) {
 		s.Fail(err)
 	} else {
 		e.callFailed(p, fmt.Errorf("llama.forward: %w", err))
-		s.End()
+		s.release(false)
 	}
 	return nil, err
 }
@@ -201,13 +237,14 @@ func (s *Seq) Forward(token, pos int) ([]float32, error) {
 // Fail ends the Seq for a fault of the runner's making that left its
 // process up: an error response, or logits the caller could not use (NaN,
 // the wrong count). After maxSeqFaults such sequences in a row, with no
-// good forward between them, the runner is retired and restarted.
+// good sequence (End after forwards) between them, the runner is retired
+// and restarted.
 func (s *Seq) Fail(err error) {
 	if s.p == nil {
 		return
 	}
 	e, p := s.e, s.p
-	s.End()
+	s.release(false)
 	e.mu.Lock()
 	if e.proc != p {
 		e.mu.Unlock()
@@ -222,11 +259,23 @@ func (s *Seq) Fail(err error) {
 }
 
 // End releases the runner's model for the next Seq. It may be called more
-// than once.
-func (s *Seq) End() {
+// than once. A Seq that ran forwards and did not fail counts as a good one:
+// the runner's fault count and the restart backoff start over.
+func (s *Seq) End() { s.release(s.forwards > 0) }
+
+func (s *Seq) release(good bool) {
 	if s.p == nil {
 		return
 	}
+	e, p := s.e, s.p
 	s.p = nil
-	<-s.e.seqSem
+	if good {
+		e.mu.Lock()
+		if e.proc == p {
+			p.faults = 0
+			e.backoff = e.opts.MinBackoff
+		}
+		e.mu.Unlock()
+	}
+	<-e.seqSem
 }
