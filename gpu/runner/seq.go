@@ -47,18 +47,18 @@ var errSeqEnded = errors.New("runner: the sequence ended (its runner failed or E
 
 // LoadModel has the runner load the GGUF file at path for the llama ops,
 // now and in every runner started after a failure, and returns the
-// runner's description of it. sha256 (hex; "" checks nothing) is the
-// file's sum: the file is checked against it before each load, so a file
+// runner's description of it. sum (hex SHA-256; "" checks nothing) is the
+// file's: the file is checked against it before each load, so a file
 // replaced on disk is never served. With no runner up it returns ErrNoRunner
 // (a later restart still loads path, unless the backend is cpu); when the
 // runner cannot load it (too big for the GPU's memory, a type its kernels
 // lack) it returns the runner's error and BeginSeq returns nil until a
 // load succeeds. It waits for the Seq in use, if any, to end.
-func (e *Engine) LoadModel(ctx context.Context, path, sha256 string) (string, error) {
+func (e *Engine) LoadModel(ctx context.Context, path, sum string) (string, error) {
 	if path == "" {
 		return "", errors.New("runner: LoadModel: empty path")
 	}
-	if err := checkModelFile(path, sha256); err != nil {
+	if err := checkModelFile(path, sum); err != nil {
 		return "", err
 	}
 	select {
@@ -69,7 +69,7 @@ func (e *Engine) LoadModel(ctx context.Context, path, sha256 string) (string, er
 	defer func() { <-e.seqSem }()
 	e.mu.Lock()
 	if e.opts.Backend != BackendCPU {
-		e.model, e.modelSum = path, sha256
+		e.model, e.modelSum = path, sum
 	}
 	p := e.upLocked()
 	if p != nil {
