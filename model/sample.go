@@ -12,7 +12,10 @@ import (
 // Temperature is 0, otherwise from softmax(logits/Temperature) restricted
 // first to the TopK most probable ids (0: no limit) and then to the
 // smallest prefix of those, renormalized, whose cumulative probability
-// reaches TopP (0 or 1: no limit). Ties in the order of probabilities go to
+// reaches TopP (0 or 1: no limit). (Exactly: the prefix's sum, in that
+// order, reaches TopP of the TopK's sum in that order, or, without TopK,
+// of every id's sum in id order.) Only the top ids are ordered (a partial
+// selection, TestSamplerMatchesFullSort), not the whole vocabulary. Ties in the order of probabilities go to
 // the lower id. The random source is a PCG seeded from Seed, so the same
 // seed, settings and logits give the same tokens on every machine.
 //
@@ -26,7 +29,59 @@ type Sampler struct {
 
 	rng   *rand.Rand
 	probs []float64 // [vocab] unnormalized exp((l-max)/T)
-	order []int     // [vocab] ids sorted by probs desc, id asc (when filtering)
+	order []int     // [vocab] the top ids by probs desc, id asc (when filtering)
+}
+
+// top returns the m ids of highest probability (ties: the lower id first)
+// in that order, in s.order's memory: a heap of the best m so far whose
+// root is the worst of them, O(n log m), then a sort of the m.
+func (s *Sampler) top(probs []float64, m int) []int {
+	better := func(a, b int) bool {
+		pa, pb := probs[a], probs[b]
+		return pa > pb || pa == pb && a < b
+	}
+	h := s.order[:0]
+	down := func(i int) {
+		for {
+			w := i
+			if l := 2*i + 1; l < len(h) && better(h[w], h[l]) {
+				w = l
+			}
+			if r := 2*i + 2; r < len(h) && better(h[w], h[r]) {
+				w = r
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for i := range probs {
+		if len(h) < m {
+			h = append(h, i)
+			for j := len(h) - 1; j > 0; {
+				parent := (j - 1) / 2
+				if !better(h[parent], h[j]) {
+					break
+				}
+				h[parent], h[j] = h[j], h[parent]
+				j = parent
+			}
+			continue
+		}
+		if better(i, h[0]) {
+			h[0] = i
+			down(0)
+		}
+	}
+	slices.SortFunc(h, func(a, b int) int {
+		if better(a, b) {
+			return -1
+		}
+		return 1
+	})
+	return h
 }
 
 // Alt is one candidate token and its log-prob (natural log).
@@ -99,30 +154,44 @@ func (s *Sampler) Step(logits []float32) (id int, logprob float64) {
 		}
 		return id, LogProb(logits, id)
 	}
-	order := s.order[:n]
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		switch pa, pb := probs[a], probs[b]; {
-		case pa > pb:
-			return -1
-		case pa < pb:
-			return 1
-		}
-		return a - b
-	})
-	kept := order[:k]
+	var kept []int
 	var mass float64
-	for _, i := range kept {
-		mass += probs[i]
-	}
-	if filterP {
-		var cum float64
-		for j, i := range kept {
-			cum += probs[i]
-			if cum/mass >= s.TopP {
-				kept = kept[:j+1]
+	if k < n {
+		// The top k, sorted; the mass is theirs, top-p cuts within it.
+		kept = s.top(probs, k)
+		for _, i := range kept {
+			mass += probs[i]
+		}
+		if filterP {
+			var cum float64
+			for j, i := range kept {
+				cum += probs[i]
+				if cum/mass >= s.TopP {
+					kept, mass = kept[:j+1], cum
+					break
+				}
+			}
+		}
+	} else {
+		// Top-p alone: the smallest prefix, in order, whose mass reaches
+		// TopP of the total, found among the top m for m = 64, 512, ...
+		// (a language model's mass sits in a few dozen ids; a flat
+		// distribution ends in a full sort).
+		for m := min(64, n); ; m = min(8*m, n) {
+			kept = s.top(probs, m)
+			var cum float64
+			cut := -1
+			for j, i := range kept {
+				cum += probs[i]
+				if cum/total >= s.TopP {
+					cut = j
+					break
+				}
+			}
+			if cut >= 0 || m == n {
+				if cut >= 0 {
+					kept = kept[:cut+1]
+				}
 				mass = cum
 				break
 			}
