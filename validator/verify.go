@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -350,13 +349,11 @@ func checkSpot(lp []float64, tok task.Token, body task.Body, tol Tolerance) stri
 		ahead := 0
 		var aheadMass, mass float64
 		t := float64(body.Temperature)
-		order := make([]float64, 0, len(lp))
 		for _, x := range lp {
 			if x > mine+tol.GreedyMargin {
 				ahead++
 				aheadMass += math.Exp((x - lp[best]) / t)
 			}
-			order = append(order, x)
 		}
 		k := len(lp)
 		if body.TopK > 0 && int(body.TopK) < k {
@@ -366,16 +363,9 @@ func checkSpot(lp []float64, tok task.Token, body task.Body, tol Tolerance) stri
 			return fmt.Sprintf("outside the top-%d: %d tokens are more probable", k, ahead)
 		}
 		if p := float64(body.TopP); p > 0 && p < 1 {
-			slices.SortFunc(order, func(a, b float64) int {
-				switch {
-				case a > b:
-					return -1
-				case a < b:
-					return 1
-				}
-				return 0
-			})
-			for _, x := range order[:k] {
+			// The mass of the top k (a tolerance check: the order of the
+			// sum does not matter).
+			for _, x := range topValues(lp, k) {
 				mass += math.Exp((x - lp[best]) / t)
 			}
 			if aheadMass/mass >= p {
@@ -459,4 +449,42 @@ func scoreOn(seq model.AccelSeq, vocab int, ids []int, from int, qs []int, dists
 		}
 	}
 	return lps, nil
+}
+
+// topValues returns the k largest values of xs (all of xs when k covers
+// them), in no particular order: a bounded min-heap, O(n log k).
+func topValues(xs []float64, k int) []float64 {
+	if k >= len(xs) {
+		return xs
+	}
+	h := make([]float64, 0, k)
+	down := func(i int) {
+		for {
+			m := i
+			if l := 2*i + 1; l < len(h) && h[l] < h[m] {
+				m = l
+			}
+			if r := 2*i + 2; r < len(h) && h[r] < h[m] {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for _, x := range xs {
+		switch {
+		case len(h) < k:
+			h = append(h, x)
+			for j := len(h) - 1; j > 0 && h[(j-1)/2] > h[j]; j = (j - 1) / 2 {
+				h[(j-1)/2], h[j] = h[j], h[(j-1)/2]
+			}
+		case x > h[0]:
+			h[0] = x
+			down(0)
+		}
+	}
+	return h
 }

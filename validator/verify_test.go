@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -459,6 +460,27 @@ func toleranceEvidence(t *testing.T, v *Verifier) {
 			t.Errorf("%s: %d of %d substituted answers accepted", rw.name, rw.pass, rw.total)
 		case !rw.wantPass && !rw.mustAll && rw.pass*2 > rw.total:
 			t.Errorf("%s: %d of %d substituted answers accepted", rw.name, rw.pass, rw.total)
+		}
+	}
+}
+
+func TestTopValues(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, n := range []int{1, 5, 100, 3000} {
+		xs := make([]float64, n)
+		for i := range xs {
+			xs[i] = float64(r.IntN(50)) // ties
+		}
+		sorted := slices.Clone(xs)
+		slices.Sort(sorted)
+		slices.Reverse(sorted)
+		for _, k := range []int{1, 3, 40, n, n + 2} {
+			got := slices.Clone(topValues(xs, k))
+			slices.Sort(got)
+			slices.Reverse(got)
+			if want := sorted[:min(k, n)]; !slices.Equal(got, want) {
+				t.Fatalf("n=%d k=%d: %v, want %v", n, k, got, want)
+			}
 		}
 	}
 }
