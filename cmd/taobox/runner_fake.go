@@ -13,6 +13,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 
 	"taobox/chain/yuma"
 	"taobox/gpu/runner"
@@ -35,26 +36,51 @@ func runRunner(e *env, socket string, _ int, _ string, shm *runner.Shm) error {
 		Yuma: yuma.NewCPUEngine(0),
 		Shm:  shm,
 	}
+	crashAt := fakeCrashAt()
 	lm := &runner.LlamaOps{Open: func(path string) (runner.LlamaModel, string, error) {
 		m, err := model.LoadGGUF(path)
 		if err != nil {
 			return nil, "", err
 		}
-		return &nudged{m: m}, path + " on the CPU (fakerunner)", nil
+		return &nudged{m: m, crashAt: crashAt}, path + " on the CPU (fakerunner)", nil
 	}}
 	defer lm.Close()
 	srv.Ops = lm.Handlers()
 	return runner.ServeProcess(e.ctx, socket, srv, e.stdin, e.stdout)
 }
 
+// fakeCrashAt is the forward at which this runner process exits, as a
+// driver fault would kill it: TAOBOX_FAKERUNNER_CRASH_AT=N, for the first
+// runner only (TAOBOX_FAKERUNNER_CRASHED names a file the first one
+// creates); 0: never.
+func fakeCrashAt() int {
+	n, _ := strconv.Atoi(os.Getenv("TAOBOX_FAKERUNNER_CRASH_AT"))
+	mark := os.Getenv("TAOBOX_FAKERUNNER_CRASHED")
+	if n <= 0 || mark == "" {
+		return 0
+	}
+	f, err := os.OpenFile(mark, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0 // an earlier runner crashed already
+	}
+	f.Close()
+	return n
+}
+
 // nudged is the CPU model with each logit scaled by 1 ± 1e-5 (the sign
 // from the logit's index and position).
 type nudged struct {
-	m   *model.Model
-	out []float32
+	m        *model.Model
+	out      []float32
+	forwards int
+	crashAt  int
 }
 
 func (n *nudged) Forward(token, pos int) ([]float32, error) {
+	if n.forwards++; n.forwards == n.crashAt {
+		fmt.Fprintln(os.Stderr, "fakerunner: CUDA_ERROR_LAUNCH_FAILED (simulated crash)")
+		os.Exit(3)
+	}
 	l, err := n.m.Forward(token, pos)
 	if err != nil {
 		return nil, err
