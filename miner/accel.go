@@ -11,8 +11,11 @@ package miner
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 
 	"taobox/model"
+	"taobox/task"
 )
 
 // Accelerator and AccelSeq are model's: the miner's answers use them.
@@ -40,10 +43,11 @@ func (m *Miner) beginAccel(ctx context.Context) AccelSeq {
 	return m.cfg.Accel.Begin(ctx)
 }
 
-// serveAccel answers r on seq, which it ends. If the accelerator fails
-// mid-answer, the answer goes on on the CPU model: the tokens fed so far
-// are replayed into its KV cache, the sampler continues where it was, and
-// the client sees one answer.
+// serveAccel answers r on seq, which it ends: a greedy request without
+// alternatives in one call when seq can (greedyOnAccel), else token by
+// token. If the accelerator fails mid-answer, the answer goes on on the CPU
+// model: the tokens fed so far are replayed into its KV cache, the sampler
+// continues where it was, and the client sees one answer.
 func (m *Miner) serveAccel(ctx context.Context, r *request, seq AccelSeq) {
 	a := m.startAnswer(ctx, r)
 	if a == nil {
@@ -51,10 +55,77 @@ func (m *Miner) serveAccel(ctx context.Context, r *request, seq AccelSeq) {
 		return
 	}
 	m.m.accelAnswers.Add(1)
+	if g, ok := seq.(model.AccelGreedy); ok && r.body.Temperature == 0 && r.body.TopAlts == 0 {
+		a.end(m.greedyOnAccel(a, g))
+		return
+	}
 	f := &failover{m: m, seq: seq}
 	err := generate(a.ctx, m.cfg.Model.Config, r.body, m.cfg.StopIDs, f.forward, a.emit)
 	f.end()
 	a.end(err)
+}
+
+// greedyOnAccel answers a greedy request without alternatives in one call
+// on the accelerator (the tokens never cross to the host between steps),
+// then streams the tokens up to the first stop token. Whatever fails there
+// runs the whole answer on the CPU model: nothing was streamed yet.
+func (m *Miner) greedyOnAccel(a *answerRun, g model.AccelGreedy) error {
+	mdl, body := m.cfg.Model, a.r.body
+	c := mdl.Config
+	var s model.Sampler
+	if err := checkBody(c, &s, body.PromptIDs); err != nil {
+		g.End()
+		return err
+	}
+	prompt := make([]int, len(body.PromptIDs))
+	for i, id := range body.PromptIDs {
+		prompt[i] = int(id)
+	}
+	n := min(int(body.MaxTokens), c.SeqLen-len(prompt)+1)
+	toks, lps, err := g.Generate(prompt, n)
+	if err == nil {
+		if err = checkGenerated(toks, lps, n, c.VocabSize); err != nil {
+			g.Fail(err)
+		}
+	}
+	g.End()
+	if err != nil {
+		m.log.Warn("the accelerator failed an answer; it runs on the CPU model", "err", err)
+		m.m.accelFailovers.Add(1)
+		unlock := lockModel(mdl)
+		defer unlock()
+		return generate(a.ctx, c, body, m.cfg.StopIDs, mdl.Forward, a.emit)
+	}
+	for k, id := range toks {
+		if err := a.ctx.Err(); err != nil {
+			return err
+		}
+		if err := a.emit(task.Token{ID: uint32(id), LogProb: logProb32(lps[k])}); err != nil {
+			return err
+		}
+		if slices.Contains(m.cfg.StopIDs, id) {
+			break
+		}
+	}
+	return nil
+}
+
+// checkGenerated refuses an accelerator's greedy generation that the
+// answer cannot use: the wrong count, an id outside the vocabulary, a
+// log-prob that is NaN, infinite or positive beyond rounding.
+func checkGenerated(toks []int, lps []float64, n, vocab int) error {
+	if len(toks) != n || len(lps) != n {
+		return fmt.Errorf("%d tokens and %d log-probs, want %d", len(toks), len(lps), n)
+	}
+	for k, id := range toks {
+		if id < 0 || id >= vocab {
+			return fmt.Errorf("token %d: id %d outside the vocabulary [0,%d)", k, id, vocab)
+		}
+		if lp := lps[k]; math.IsNaN(lp) || math.IsInf(lp, 0) || lp > 1e-6 {
+			return fmt.Errorf("token %d: log-prob %v", k, lp)
+		}
+	}
+	return nil
 }
 
 // failover is serveAccel's forward function: the accelerator's until it

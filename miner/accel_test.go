@@ -24,9 +24,10 @@ type testAccel struct {
 	nan      bool // failAt returns NaN logits instead of an error
 	forwards int
 	begins   int
-	ends     int
-	fails    int
-	held     bool
+	ends      int
+	fails     int
+	generates int
+	held      bool
 }
 
 func (a *testAccel) Ready() bool {
@@ -71,6 +72,51 @@ func (s *testSeq) Forward(token, pos int) ([]float32, error) {
 		return nil, errors.New("CUDA_ERROR_LAUNCH_FAILED (test)")
 	}
 	return a.mdl.Forward(token, pos)
+}
+
+// Generate is the greedy one-call path, with the same fault injection
+// (counted over its forwards; nan makes the log-prob NaN).
+func (s *testSeq) Generate(prompt []int, n int) ([]int, []float64, error) {
+	a := s.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s.ended {
+		return nil, nil, errors.New("generate after End")
+	}
+	a.generates++
+	nan := false
+	forward := func(t, pos int) ([]float32, error) {
+		if a.forwards++; a.forwards == a.failAt {
+			if !a.nan {
+				return nil, errors.New("CUDA_ERROR_LAUNCH_FAILED (test)")
+			}
+			nan = true
+		}
+		return a.mdl.Forward(t, pos)
+	}
+	var logits []float32
+	var err error
+	for i, t := range prompt {
+		if logits, err = forward(t, i); err != nil {
+			return nil, nil, err
+		}
+	}
+	var toks []int
+	var lps []float64
+	for pos := len(prompt); len(toks) < n; pos++ {
+		next := model.Argmax(logits)
+		lp := model.LogProb(logits, next)
+		if nan {
+			lp = math.NaN()
+		}
+		toks, lps = append(toks, next), append(lps, lp)
+		if len(toks) < n {
+			if logits, err = forward(next, pos); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return toks, lps, nil
 }
 
 func (s *testSeq) Fail(error) {
@@ -143,8 +189,8 @@ func TestAccelServes(t *testing.T) {
 	acc.mu.Lock()
 	acc.down = true
 	before := acc.forwards
-	if acc.begins != 12 || acc.ends != 12 {
-		t.Fatalf("%d sequences begun, %d ended, want 12", acc.begins, acc.ends)
+	if acc.begins != 12 || acc.ends != 12 || acc.generates != 4 {
+		t.Fatalf("%d sequences begun, %d ended, %d greedy in one call; want 12, 12, 4", acc.begins, acc.ends, acc.generates)
 	}
 	acc.mu.Unlock()
 	tm := startMiner(t, Config{Model: tinyModel(t), Accel: acc, Limits: Limits{Slots: 8}})
@@ -165,29 +211,39 @@ func TestAccelFailoverMidAnswer(t *testing.T) {
 	b := batchBodies(2, ref.Config.VocabSize)[1] // 1 prompt token, sampled
 	b.PromptIDs = []uint32{1, 20, 30, 40, 50}
 	b.MaxTokens, b.TopAlts = 12, 2
+	greedy := b
+	greedy.Temperature, greedy.TopK, greedy.TopP, greedy.TopAlts = 0, 0, 0, 0
 	for _, tc := range []struct {
 		name   string
+		body   task.Body
 		failAt int
 		nan    bool
 	}{
-		{"prompt", 3, false},
-		{"generating", 9, false},
-		{"nan", 7, true},
+		{"prompt", b, 3, false},
+		{"generating", b, 9, false},
+		{"nan", b, 7, true},
+		{"greedy in one call", greedy, 9, false},
+		{"greedy in one call, nan", greedy, 9, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			acc := &testAccel{mdl: tinyModel(t), failAt: tc.failAt, nan: tc.nan}
 			tm := startMiner(t, Config{Model: tinyModel(t), Accel: acc, Limits: Limits{Slots: 4}})
 			c := newClient(valKey, task.ClientOptions{})
 			defer c.Close()
-			sameAsRef(t, c, tm.addr, ref, b, -1)
+			sameAsRef(t, c, tm.addr, ref, tc.body, -1)
 			m := tm.Metrics()
 			if m["taobox_miner_accel_failovers_total"] != 1 || m["taobox_miner_tasks_served_total"] != 1 {
 				t.Fatalf("failovers %v, served %v", m["taobox_miner_accel_failovers_total"], m["taobox_miner_tasks_served_total"])
 			}
 			acc.mu.Lock()
 			defer acc.mu.Unlock()
-			if acc.forwards != tc.failAt || acc.ends != 1 || acc.held || acc.fails != btoi(tc.nan) {
-				t.Fatalf("forwards %d (want %d), ends %d, held %v, fails %d", acc.forwards, tc.failAt, acc.ends, acc.held, acc.fails)
+			oneCall := tc.body.Temperature == 0
+			wantForwards := tc.failAt
+			if oneCall && tc.nan { // the generation runs to its end
+				wantForwards = len(tc.body.PromptIDs) + int(tc.body.MaxTokens) - 1
+			}
+			if acc.forwards != wantForwards || acc.ends != 1 || acc.held || acc.fails != btoi(tc.nan) || acc.generates != btoi(oneCall) {
+				t.Fatalf("forwards %d (want %d), ends %d, held %v, fails %d, generates %d", acc.forwards, wantForwards, acc.ends, acc.held, acc.fails, acc.generates)
 			}
 		})
 	}

@@ -36,6 +36,16 @@ type AccelSeq interface {
 	End()
 }
 
+// AccelGreedy is an AccelSeq that can also generate greedily in one call,
+// the tokens staying on the device between steps (the runner's
+// llama.generate): prompt from position 0, then n tokens, each the argmax
+// (lowest id on ties) with its log-prob, as Generate on the CPU. It
+// replaces the sequence's KV cache.
+type AccelGreedy interface {
+	AccelSeq
+	Generate(prompt []int, n int) ([]int, []float64, error)
+}
+
 // CheckLogits refuses an accelerator's logits that the sampler and the
 // scoring cannot take: the wrong count, or a NaN or infinity (a faulty
 // device).

@@ -76,7 +76,7 @@ func TestDevnetOnGPURunner(t *testing.T) {
 	}
 	// The crash came in the middle of a sequence: an answer finished on
 	// the CPU, or a verification pass ran again there.
-	failovers := count("the accelerator failed mid-answer")
+	failovers := count("the accelerator failed") // mid-answer, or a greedy answer in one call
 	if failovers+fallbacks != 1 {
 		t.Errorf("%d answers and %d verification passes moved to the CPU at the crash, want 1 in all:\n%s", failovers, fallbacks, all)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"taobox/chain/yuma"
 	"taobox/chain/yuma/gpuplan"
@@ -124,5 +125,14 @@ func BenchmarkSeqForward(b *testing.B) {
 			}
 			i++
 		}
+		// The same tokens in one llama.generate call (greedy answers).
+		const n = 64
+		t0 := time.Now()
+		for range 20 {
+			if _, _, err := s.Generate([]int{1}, n-1); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(time.Since(t0).Nanoseconds())/(20*n), "generate-ns/token")
 	})
 }

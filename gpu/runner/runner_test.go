@@ -711,12 +711,28 @@ func TestSeqOnRunner(t *testing.T) {
 			t.Fatalf("after the restart, pos %d: %v", pos, err)
 		}
 	}
+	// Greedy generation in one call: the CPU model's tokens and log-probs.
+	toks, lps, err := s.Generate(prompt, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logits []float32
+	for pos, tok := range prompt {
+		logits, _ = cpu.Forward(tok, pos)
+	}
+	for k := range toks {
+		want := model.Argmax(logits)
+		if toks[k] != want || lps[k] != model.LogProb(logits, want) {
+			t.Fatalf("generated token %d: %d/%v, CPU %d/%v", k, toks[k], lps[k], want, model.LogProb(logits, want))
+		}
+		logits, _ = cpu.Forward(want, len(prompt)+k)
+	}
 	// A position the model cannot take is the runner's error, not a failure.
 	if _, err := s.Forward(1, 1<<20); err == nil || !e.ModelOnGPU() {
 		t.Fatalf("out-of-range position: %v, model up %v", err, e.ModelOnGPU())
 	}
 	st := e.Stats()
-	if st.ModelLoads != 3 || st.RunnerForwards != 8 || st.Failures != 1 || st.Restarts != 1 {
+	if st.ModelLoads != 3 || st.RunnerForwards != 8+len(prompt)+6 || st.Failures != 1 || st.Restarts != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 // checkModelFile checks that the file at path still has the SHA-256 sum
@@ -232,6 +233,37 @@ func (s *Seq) Forward(token, pos int) ([]float32, error) {
 		s.release(false)
 	}
 	return nil, err
+}
+
+// Generate runs prompt from position 0 and n greedy tokens after it on the
+// runner's model in one round trip (llama.generate: the tokens never
+// leave the GPU between steps) and returns them with their log-probs. It
+// replaces the Seq's KV cache from position 0. Its deadline grows with the
+// work: ForwardTimeout plus 50 ms per token. Failures are Forward's.
+func (s *Seq) Generate(prompt []int, n int) ([]int, []float64, error) {
+	if s.p == nil {
+		return nil, nil, errSeqEnded
+	}
+	e, p := s.e, s.p
+	d := e.opts.ForwardTimeout + time.Duration(len(prompt)+n)*50*time.Millisecond
+	ctx, cancel := context.WithTimeoutCause(context.Background(), d, fmt.Errorf("no answer within %v", d))
+	toks, lps, err := p.client.LlamaGenerate(ctx, prompt, n)
+	cancel()
+	if err == nil {
+		s.forwards += len(prompt) + len(toks)
+		e.mu.Lock()
+		e.stats.RunnerForwards += len(prompt) + len(toks)
+		e.mu.Unlock()
+		return toks, lps, nil
+	}
+	var re *RemoteError
+	if errors.As(err, &re) {
+		s.Fail(err)
+	} else {
+		e.callFailed(p, fmt.Errorf("llama.generate: %w", err))
+		s.release(false)
+	}
+	return nil, nil, err
 }
 
 // Fail ends the Seq for a fault of the runner's making that left its
