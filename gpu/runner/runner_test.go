@@ -631,15 +631,7 @@ func tinyModelFile(t testing.TB) (string, *model.Model) {
 // error, the model is off the GPU (Yuma falls back as usual), and the
 // restarted runner loads the model again before it serves.
 func TestSeqOnRunner(t *testing.T) {
-	var logs syncBuffer
-	clock := newFakeClock()
-	opts := fakeOptions(t, "llama-crash,ok")
-	opts.Logger, opts.After = testLogger(&logs), clock.After
-	e, err := Start(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	logs, clock, e := startFakeEngine(t, "llama-crash,ok")
 	ctx := context.Background()
 	if e.ModelOnGPU() || e.BeginSeq(ctx) != nil {
 		t.Fatal("a Seq before any model was loaded")
@@ -743,15 +735,7 @@ func TestSeqOnRunner(t *testing.T) {
 // transport error (error responses, logits the caller refused) retire the
 // runner after maxSeqFaults, even when their forwards returned.
 func TestSeqRunnerFaults(t *testing.T) {
-	var logs syncBuffer
-	clock := newFakeClock()
-	opts := fakeOptions(t, "llama-crash,load-crash,llama-crash,ok")
-	opts.Logger, opts.After = testLogger(&logs), clock.After
-	e, err := Start(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	logs, clock, e := startFakeEngine(t, "llama-crash,load-crash,llama-crash,ok")
 	ctx := context.Background()
 	path, _ := tinyModelFile(t)
 	if _, err := e.LoadModel(ctx, path, ""); err != nil {
@@ -844,15 +828,7 @@ func fileSum(t testing.TB, path string) string {
 // sum is not the one given, and a restarted runner does not load a file
 // that changed on disk (it would serve another model than the advertised).
 func TestModelFileChanged(t *testing.T) {
-	var logs syncBuffer
-	clock := newFakeClock()
-	opts := fakeOptions(t, "llama-crash,ok")
-	opts.Logger, opts.After = testLogger(&logs), clock.After
-	e, err := Start(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	logs, clock, e := startFakeEngine(t, "llama-crash,ok")
 	ctx := context.Background()
 	path, _ := tinyModelFile(t)
 	sum := fileSum(t, path)
@@ -878,4 +854,20 @@ func TestModelFileChanged(t *testing.T) {
 	if e.ModelOnGPU() || !strings.Contains(logs.String(), "changed on disk") {
 		t.Fatalf("the restarted runner loaded a changed file:\n%s", logs.String())
 	}
+}
+
+// startFakeEngine starts an engine on the fake runner with modes, its log
+// and its backoff clock in the test's hands; it is closed with the test.
+func startFakeEngine(t *testing.T, modes string) (*syncBuffer, *fakeClock, *Engine) {
+	t.Helper()
+	logs := &syncBuffer{}
+	clock := newFakeClock()
+	opts := fakeOptions(t, modes)
+	opts.Logger, opts.After = testLogger(logs), clock.After
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return logs, clock, e
 }

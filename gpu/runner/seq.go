@@ -217,22 +217,34 @@ func (s *Seq) Forward(token, pos int) ([]float32, error) {
 	ctx, cancel := context.WithTimeoutCause(context.Background(), e.opts.ForwardTimeout, fmt.Errorf("no answer within %v", e.opts.ForwardTimeout))
 	logits, err := p.client.LlamaForwardInto(ctx, s.logits, token, pos)
 	cancel()
-	if err == nil {
-		s.logits = logits
-		s.forwards++
-		e.mu.Lock()
-		e.stats.RunnerForwards++
-		e.mu.Unlock()
-		return logits, nil
+	if err != nil {
+		return nil, s.callFailed("llama.forward", err)
 	}
+	s.logits = logits
+	s.ran(1)
+	return logits, nil
+}
+
+// ran counts n good forwards of the Seq.
+func (s *Seq) ran(n int) {
+	s.forwards += n
+	s.e.mu.Lock()
+	s.e.stats.RunnerForwards += n
+	s.e.mu.Unlock()
+}
+
+// callFailed ends the Seq after op failed with err: a fault (Fail) when
+// the runner answered with an error, else the runner is retired. It
+// returns err.
+func (s *Seq) callFailed(op string, err error) error {
 	var re *RemoteError
 	if errors.As(err, &re) {
 		s.Fail(err)
 	} else {
-		e.callFailed(p, fmt.Errorf("llama.forward: %w", err))
+		s.e.callFailed(s.p, fmt.Errorf("%s: %w", op, err))
 		s.release(false)
 	}
-	return nil, err
+	return err
 }
 
 // Generate runs prompt from position 0 and n greedy tokens after it on the
@@ -249,21 +261,11 @@ func (s *Seq) Generate(prompt []int, n int) ([]int, []float64, error) {
 	ctx, cancel := context.WithTimeoutCause(context.Background(), d, fmt.Errorf("no answer within %v", d))
 	toks, lps, err := p.client.LlamaGenerate(ctx, prompt, n)
 	cancel()
-	if err == nil {
-		s.forwards += len(prompt) + len(toks)
-		e.mu.Lock()
-		e.stats.RunnerForwards += len(prompt) + len(toks)
-		e.mu.Unlock()
-		return toks, lps, nil
+	if err != nil {
+		return nil, nil, s.callFailed("llama.generate", err)
 	}
-	var re *RemoteError
-	if errors.As(err, &re) {
-		s.Fail(err)
-	} else {
-		e.callFailed(p, fmt.Errorf("llama.generate: %w", err))
-		s.release(false)
-	}
-	return nil, nil, err
+	s.ran(len(prompt) + len(toks))
+	return toks, lps, nil
 }
 
 // Fail ends the Seq for a fault of the runner's making that left its
