@@ -43,9 +43,9 @@ func (m *Miner) beginAccel(ctx context.Context) AccelSeq {
 	return m.cfg.Accel.Begin(ctx)
 }
 
-// serveAccel answers r on seq, which it ends: a greedy request without
-// alternatives in one call when seq can (greedyOnAccel), else token by
-// token. If the accelerator fails mid-answer, the answer goes on on the CPU
+// serveAccel answers r on seq, which it ends: a short greedy request
+// without alternatives in one call when seq can (greedyOnAccel), else
+// token by token. If the accelerator fails mid-answer, the answer goes on on the CPU
 // model: the tokens fed so far are replayed into its KV cache, the sampler
 // continues where it was, and the client sees one answer.
 func (m *Miner) serveAccel(ctx context.Context, r *request, seq AccelSeq) {
@@ -55,7 +55,7 @@ func (m *Miner) serveAccel(ctx context.Context, r *request, seq AccelSeq) {
 		return
 	}
 	m.m.accelAnswers.Add(1)
-	if g, ok := seq.(model.AccelGreedy); ok && r.body.Temperature == 0 && r.body.TopAlts == 0 {
+	if g, ok := seq.(model.AccelGreedy); ok && oneCall(r.body) {
 		a.end(m.greedyOnAccel(a, g))
 		return
 	}
@@ -65,14 +65,31 @@ func (m *Miner) serveAccel(ctx context.Context, r *request, seq AccelSeq) {
 	a.end(err)
 }
 
-// greedyOnAccel answers a greedy request without alternatives in one call
-// on the accelerator (the tokens never cross to the host between steps),
-// then streams the tokens up to the first stop token. Whatever fails there
-// runs the whole answer on the CPU model: nothing was streamed yet.
+// oneCallMax bounds the prompt and answer of a greedy request that runs
+// in one call on the accelerator: that call cannot be cut short (by a stop
+// token, a client that left, a timeout) and streams nothing until it ends,
+// so only short answers — a validator's tasks ask for 8 to 48 tokens — go
+// that way; longer ones run token by token.
+const (
+	oneCallMaxTokens = 64
+	oneCallMaxTotal  = 512
+)
+
+// oneCall reports whether body runs in one greedy call on the accelerator.
+func oneCall(b task.Body) bool {
+	return b.Temperature == 0 && b.TopAlts == 0 && b.MaxTokens <= oneCallMaxTokens &&
+		len(b.PromptIDs)+int(b.MaxTokens) <= oneCallMaxTotal
+}
+
+// greedyOnAccel answers a short greedy request without alternatives in one
+// call on the accelerator (the tokens never cross to the host between
+// steps), then streams the tokens up to the first stop token. Whatever
+// fails there runs the whole answer on the CPU model: nothing was
+// streamed yet.
 func (m *Miner) greedyOnAccel(a *answerRun, g model.AccelGreedy) error {
 	mdl, body := m.cfg.Model, a.r.body
 	c := mdl.Config
-	var s model.Sampler
+	s := model.Sampler{Temperature: float64(body.Temperature), TopK: int(body.TopK), TopP: float64(body.TopP), Seed: body.Seed}
 	if err := checkBody(c, &s, body.PromptIDs); err != nil {
 		g.End()
 		return err
@@ -84,12 +101,15 @@ func (m *Miner) greedyOnAccel(a *answerRun, g model.AccelGreedy) error {
 	n := min(int(body.MaxTokens), c.SeqLen-len(prompt)+1)
 	toks, lps, err := g.Generate(prompt, n)
 	if err == nil {
-		if err = checkGenerated(toks, lps, n, c.VocabSize); err != nil {
+		if toks, lps, err = checkGenerated(toks, lps, n, c.VocabSize, m.cfg.StopIDs); err != nil {
 			g.Fail(err)
 		}
 	}
 	g.End()
 	if err != nil {
+		if cerr := a.ctx.Err(); cerr != nil {
+			return cerr // the client left, or the answer timed out
+		}
 		m.log.Warn("the accelerator failed an answer; it runs on the CPU model", "err", err)
 		m.m.accelFailovers.Add(1)
 		unlock := lockModel(mdl)
@@ -103,29 +123,33 @@ func (m *Miner) greedyOnAccel(a *answerRun, g model.AccelGreedy) error {
 		if err := a.emit(task.Token{ID: uint32(id), LogProb: logProb32(lps[k])}); err != nil {
 			return err
 		}
-		if slices.Contains(m.cfg.StopIDs, id) {
-			break
-		}
 	}
 	return nil
 }
 
-// checkGenerated refuses an accelerator's greedy generation that the
-// answer cannot use: the wrong count, an id outside the vocabulary, a
-// log-prob that is NaN, infinite or positive beyond rounding.
-func checkGenerated(toks []int, lps []float64, n, vocab int) error {
+// checkGenerated cuts an accelerator's greedy generation after its first
+// stop token and refuses what the answer cannot use: the wrong count, an
+// id outside the vocabulary, a log-prob that is NaN, infinite or positive
+// beyond rounding (only up to the cut: what follows is never sent).
+func checkGenerated(toks []int, lps []float64, n, vocab int, stop []int) ([]int, []float64, error) {
 	if len(toks) != n || len(lps) != n {
-		return fmt.Errorf("%d tokens and %d log-probs, want %d", len(toks), len(lps), n)
+		return nil, nil, fmt.Errorf("%d tokens and %d log-probs, want %d", len(toks), len(lps), n)
+	}
+	for k, id := range toks {
+		if slices.Contains(stop, id) {
+			toks, lps = toks[:k+1], lps[:k+1]
+			break
+		}
 	}
 	for k, id := range toks {
 		if id < 0 || id >= vocab {
-			return fmt.Errorf("token %d: id %d outside the vocabulary [0,%d)", k, id, vocab)
+			return nil, nil, fmt.Errorf("token %d: id %d outside the vocabulary [0,%d)", k, id, vocab)
 		}
 		if lp := lps[k]; math.IsNaN(lp) || math.IsInf(lp, 0) || lp > 1e-6 {
-			return fmt.Errorf("token %d: log-prob %v", k, lp)
+			return nil, nil, fmt.Errorf("token %d: log-prob %v", k, lp)
 		}
 	}
-	return nil
+	return toks, lps, nil
 }
 
 // failover is serveAccel's forward function: the accelerator's until it

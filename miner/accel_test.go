@@ -18,12 +18,12 @@ import (
 type testAccel struct {
 	mdl *model.Model
 
-	mu       sync.Mutex
-	down     bool
-	failAt   int  // the 1-based forward call that fails (0: none)
-	nan      bool // failAt returns NaN logits instead of an error
-	forwards int
-	begins   int
+	mu        sync.Mutex
+	down      bool
+	failAt    int  // the 1-based forward call that fails (0: none)
+	nan       bool // failAt returns NaN logits instead of an error
+	forwards  int
+	begins    int
 	ends      int
 	fails     int
 	generates int
@@ -290,4 +290,31 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// The one-call greedy path ends an answer at its first stop token (sent,
+// then nothing after it) and at the end of the context window, as the CPU
+// does.
+func TestAccelOneCallStopAndRoom(t *testing.T) {
+	ref := tinyModel(t)
+	b := body(20)
+	stop := refAnswer(t, ref, b, -1).IDs[3]
+	acc := &testAccel{mdl: tinyModel(t)}
+	tm := startMiner(t, Config{Model: tinyModel(t), Accel: acc, StopIDs: []int{stop}, Limits: Limits{Slots: 1}})
+	c := newClient(valKey, task.ClientOptions{})
+	defer c.Close()
+	sameAsRef(t, c, tm.addr, ref, b, stop)
+
+	long := body(10)
+	long.PromptIDs = make([]uint32, ref.Config.SeqLen-2)
+	for i := range long.PromptIDs {
+		long.PromptIDs[i] = uint32(1 + i%50)
+	}
+	if !oneCall(long) {
+		t.Skipf("a %d-token prompt does not take the one-call path", len(long.PromptIDs))
+	}
+	sameAsRef(t, c, tm.addr, ref, long, stop)
+	if acc.generates != 2 {
+		t.Fatalf("%d one-call generations, want 2", acc.generates)
+	}
 }

@@ -32,13 +32,37 @@ type Sampler struct {
 	order []int     // [vocab] the top ids by probs desc, id asc (when filtering)
 }
 
+// nextTop is the top-p search's next candidate count after m: 8 times
+// more, or all n once that would be an eighth of them (a flat
+// distribution: one full sort beats more passes).
+func nextTop(m, n int) int {
+	if m *= 8; m >= n/8 {
+		return n
+	}
+	return m
+}
+
 // top returns the m ids of highest probability (ties: the lower id first)
 // in that order, in s.order's memory: a heap of the best m so far whose
-// root is the worst of them, O(n log m), then a sort of the m.
+// root is the worst of them, O(n log m), then a sort of the m; for all of
+// them, one sort.
 func (s *Sampler) top(probs []float64, m int) []int {
 	better := func(a, b int) bool {
 		pa, pb := probs[a], probs[b]
 		return pa > pb || pa == pb && a < b
+	}
+	if m >= len(probs) {
+		all := s.order[:len(probs)]
+		for i := range all {
+			all[i] = i
+		}
+		slices.SortFunc(all, func(a, b int) int {
+			if better(a, b) {
+				return -1
+			}
+			return 1
+		})
+		return all
 	}
 	h := s.order[:0]
 	down := func(i int) {
@@ -177,7 +201,7 @@ func (s *Sampler) Step(logits []float32) (id int, logprob float64) {
 		// TopP of the total, found among the top m for m = 64, 512, ...
 		// (a language model's mass sits in a few dozen ids; a flat
 		// distribution ends in a full sort).
-		for m := min(64, n); ; m = min(8*m, n) {
+		for m := min(64, n); ; m = nextTop(m, n) {
 			kept = s.top(probs, m)
 			var cum float64
 			cut := -1

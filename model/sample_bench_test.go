@@ -8,13 +8,11 @@ import (
 	"testing"
 )
 
-// refStep is the sampler's definition by full sort (the implementation
-// before partial selection): sort every id by (probability desc, id asc),
-// keep the top k, cut at top-p of their mass, draw; without filtering,
-// draw over the ids in id order. Step must pick what it picks, except that
-// without top-k Step's top-p cut compares against the id-order total, not
-// the sorted one (a last-bit rounding difference that never showed in the
-// test below).
+// refStep is the sampler's definition by full sort: sort every id by
+// (probability desc, id asc), keep the top k, cut at top-p (of the top k's
+// sum in that order, or without top-k of every id's sum in id order),
+// draw; without filtering, draw over the ids in id order. Step must pick
+// exactly what it picks.
 func refStep(s *Sampler, logits []float32) int {
 	n := len(logits)
 	probs := make([]float64, n)
@@ -58,10 +56,17 @@ func refStep(s *Sampler, logits []float32) int {
 		mass += probs[i]
 	}
 	if s.TopP > 0 && s.TopP < 1 {
+		denom := mass // the top k's sum, in order
+		if k == n {   // without top-k: every id's sum, in id order
+			denom = 0
+			for _, p := range probs {
+				denom += p
+			}
+		}
 		var cum float64
 		for j, i := range kept {
 			cum += probs[i]
-			if cum/mass >= s.TopP {
+			if cum/denom >= s.TopP {
 				kept, mass = kept[:j+1], cum
 				break
 			}
@@ -150,6 +155,43 @@ func BenchmarkSamplerStep(b *testing.B) {
 					refStep(&s, logits)
 				}
 			})
+		}
+	}
+}
+
+// A top-p exactly at a prefix's share of the mass (where summation order
+// decides the cut) picks what the definition picks.
+func TestSamplerTopPBoundary(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := range 200 {
+		n := 50 + r.IntN(300)
+		logits := make([]float32, n)
+		for i := range logits {
+			logits[i] = float32(r.NormFloat64())
+		}
+		s := Sampler{Temperature: 0.9, Seed: uint64(trial)}
+		s.Reset()
+		probs := make([]float64, n)
+		maxv := float64(slices.Max(logits))
+		var total float64
+		for i, v := range logits {
+			probs[i] = math.Exp((float64(v) - maxv) / s.Temperature)
+			total += probs[i]
+		}
+		sorted := slices.Clone(probs)
+		slices.Sort(sorted)
+		slices.Reverse(sorted)
+		var cum float64
+		for _, p := range sorted[:1+r.IntN(n/2)] {
+			cum += p
+		}
+		s.TopP = cum / total // exactly a prefix's share
+		ref := s
+		ref.Reset()
+		for range 20 {
+			if got, want := func() int { id, _ := s.Step(logits); return id }(), refStep(&ref, logits); got != want {
+				t.Fatalf("trial %d: Step %d, definition %d", trial, got, want)
+			}
 		}
 	}
 }

@@ -174,7 +174,7 @@ func TestTopAlternatives(t *testing.T) {
 func TestSamplerDoesNotAllocate(t *testing.T) {
 	logits := flatLogits(512)
 	alts := make([]Alt, 0, 5)
-	for _, s := range []Sampler{{}, {Temperature: 1}, {Temperature: 1, TopK: 20, TopP: 0.9}} {
+	for _, s := range []Sampler{{}, {Temperature: 1}, {Temperature: 1, TopK: 20, TopP: 0.9}, {Temperature: 1, TopP: 0.9}, {Temperature: 1, TopP: 0.999}} {
 		s.Step(logits)
 		if n := testing.AllocsPerRun(50, func() {
 			s.Step(logits)

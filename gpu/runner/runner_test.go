@@ -719,12 +719,21 @@ func TestSeqOnRunner(t *testing.T) {
 		}
 		logits, _ = cpu.Forward(want, len(prompt)+k)
 	}
+	// A token the model cannot take is the runner's error response: the
+	// sequence ends as a fault, the runner stays.
+	if _, _, err := s.Generate([]int{1 << 20}, 2); err == nil || !e.ModelOnGPU() {
+		t.Fatalf("generate from an out-of-vocabulary token: %v, model up %v", err, e.ModelOnGPU())
+	}
+	if s = e.BeginSeq(ctx); s == nil {
+		t.Fatal("no Seq after a fault")
+	}
+	defer s.End()
 	// A position the model cannot take is the runner's error, not a failure.
 	if _, err := s.Forward(1, 1<<20); err == nil || !e.ModelOnGPU() {
 		t.Fatalf("out-of-range position: %v, model up %v", err, e.ModelOnGPU())
 	}
 	st := e.Stats()
-	if st.ModelLoads != 3 || st.RunnerForwards != 8+len(prompt)+6 || st.Failures != 1 || st.Restarts != 1 {
+	if st.ModelLoads != 3 || st.RunnerForwards != 8+len(prompt)+5 || st.Failures != 1 || st.Restarts != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }

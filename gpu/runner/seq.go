@@ -264,7 +264,7 @@ func (s *Seq) Generate(prompt []int, n int) ([]int, []float64, error) {
 	if err != nil {
 		return nil, nil, s.callFailed("llama.generate", err)
 	}
-	s.ran(len(prompt) + len(toks))
+	s.ran(len(prompt) + max(len(toks)-1, 0)) // the last token is not fed
 	return toks, lps, nil
 }
 
