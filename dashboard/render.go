@@ -415,6 +415,17 @@ func highlights(role string, m Metrics) []string {
 		if v, ok := m.Get("taobox_miner_answer_seconds_mean"); ok && v > 0 {
 			out = append(out, fmt.Sprintf("answer %.0f ms", v*1000))
 		}
+		if v, ok := m.Sum("taobox_miner_accel_answers_total"); ok && v > 0 {
+			out = append(out, "on the GPU "+formatNumber(v))
+		}
+		if v, ok := m.Sum("taobox_miner_accel_failovers_total"); ok && v > 0 {
+			out = append(out, "GPU failovers "+formatNumber(v))
+		}
+		if v, ok := m.SumLabel("taobox_miner_initial_drop_active", `scope="all"`); ok && v > 0 {
+			out = append(out, "flood: dropping new connections")
+		} else if v, ok := m.SumLabel("taobox_miner_initial_drop_active", `scope="ip"`); ok && v > 0 {
+			out = append(out, "flood: dropping "+formatNumber(v)+" sources")
+		}
 	case "validator":
 		count("rounds", "taobox_validator_rounds_total")
 		count("tasks sent", "taobox_validator_tasks_sent_total")

@@ -221,6 +221,17 @@ taobox_validator_weight_window_blocks{action="set"} 4
 	if got := highlights("gateway", Metrics{{Name: "taobox_gateway_thing", Value: 2}, {Name: "taobox_miner_x", Value: 1}, {Name: "go_goroutines", Value: 9}}); !slices.Equal(got, []string{"thing 2"}) {
 		t.Errorf("fallback highlights %v", got)
 	}
+	// A miner on the GPU under a flood.
+	miner := Metrics{{Name: "taobox_miner_tasks_served_total", Value: 40}, {Name: "taobox_miner_accel_answers_total", Value: 38},
+		{Name: "taobox_miner_accel_failovers_total", Value: 1}, {Name: "taobox_miner_initial_drop_active", Labels: `scope="all"`, Value: 0},
+		{Name: "taobox_miner_initial_drop_active", Labels: `scope="ip"`, Value: 3}}
+	if got, want := highlights("miner", miner), []string{"served 40", "on the GPU 38", "GPU failovers 1", "flood: dropping 3 sources"}; !slices.Equal(got, want) {
+		t.Errorf("miner highlights %q, want %q", got, want)
+	}
+	miner[3].Value = 1
+	if got := highlights("miner", miner); !slices.Contains(got, "flood: dropping new connections") || slices.Contains(got, "flood: dropping 3 sources") {
+		t.Errorf("miner highlights while dropping every source: %q", got)
+	}
 	// A page shared by roles (the devnet's): each role shows its own.
 	shared := append(append(Metrics{}, nm...), vm...)
 	if got := highlights("miner", shared); len(got) != 0 {
