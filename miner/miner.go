@@ -72,10 +72,10 @@ type Limits struct {
 	MaxConns int
 	// Handshakes is the rate of new QUIC connections accepted per second
 	// (all sources together), with bursts of HandshakeBurst; HandshakesPerIP
-	// and HandshakeBurstPerIP do the same per source IP. Connections over
-	// the rate are refused before any cryptography. Validators keep one
-	// connection per miner, so these only bite floods. Defaults 100/s, 200,
-	// 10/s, 50.
+	// and HandshakeBurstPerIP do the same per source (an IPv4 address or an
+	// IPv6 /64). Connections over the rate are refused before any
+	// cryptography. Validators keep one connection per miner, so these only
+	// bite floods. Defaults 100/s, 200, 10/s, 50.
 	Handshakes, HandshakesPerIP         float64
 	HandshakeBurst, HandshakeBurstPerIP int
 	// NoInitialFilter turns off dropping QUIC Initial packets in the

@@ -69,11 +69,15 @@ func (o *LlamaOps) load(_ context.Context, p, out []byte) ([]byte, error) {
 	return append(out, desc...), nil
 }
 
-func (o *LlamaOps) model() (LlamaModel, error) {
+// held locks the ops and returns the loaded model; call unlock when done
+// with it.
+func (o *LlamaOps) held() (m LlamaModel, unlock func(), err error) {
+	o.mu.Lock()
 	if o.m == nil {
-		return nil, errors.New("no model loaded (send llama.load first)")
+		o.mu.Unlock()
+		return nil, nil, errors.New("no model loaded (send llama.load first)")
 	}
-	return o.m, nil
+	return o.m, o.mu.Unlock, nil
 }
 
 func (o *LlamaOps) forward(_ context.Context, p, out []byte) ([]byte, error) {
@@ -81,12 +85,11 @@ func (o *LlamaOps) forward(_ context.Context, p, out []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	m, err := o.model()
+	m, unlock, err := o.held()
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	logits, err := m.Forward(tok, pos)
 	if err != nil {
 		return nil, err
@@ -99,12 +102,11 @@ func (o *LlamaOps) generate(_ context.Context, p, out []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	m, err := o.model()
+	m, unlock, err := o.held()
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	toks, lps, err := m.Generate(prompt, n)
 	if err != nil {
 		return nil, err
