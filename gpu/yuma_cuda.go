@@ -86,19 +86,18 @@ func (b *pinned) free() {
 
 func (b *pinned) words() []int64 { return unsafe.Slice((*int64)(b.p), b.n/8) }
 
-// download copies n bytes from the device to Go memory at dst through the
-// page-locked buffer (a DMA at full speed, then a memmove; the outputs are
-// views of Go memory and outlive the next call), or directly if the driver
-// refuses page-locked memory. It runs inside Device.Do.
-func (e *YumaEngine) download(dst unsafe.Pointer, src cu.DevicePtr, n int64) error {
-	if e.pinOut.ensure(n) != nil {
-		return cu.MemcpyDtoH(dst, src, n)
+// outputs gives the download destinations of a batch with layout l: the
+// output prefix (outWords words) and room for bondCap bond entries, in the
+// page-locked buffer (a DMA at full speed; the views are valid until the
+// next call, and Unpack copies what it keeps), or in Go memory if the
+// driver refuses page-locked memory. It runs inside Device.Do.
+func (e *YumaEngine) outputs(outWords, bondCap int64) ([]int64, []uint32) {
+	if e.pinOut.ensure(outWords*8+bondCap*4) != nil {
+		return make([]int64, outWords), make([]uint32, bondCap)
 	}
-	if err := cu.MemcpyDtoH(e.pinOut.p, src, n); err != nil {
-		return err
-	}
-	copy(unsafe.Slice((*byte)(dst), n), unsafe.Slice((*byte)(e.pinOut.p), n))
-	return nil
+	prefix := unsafe.Slice((*int64)(e.pinOut.p), outWords)
+	bonds := unsafe.Slice((*uint32)(unsafe.Add(e.pinOut.p, outWords*8)), bondCap)
+	return prefix, bonds
 }
 
 // Close frees the engine's page-locked host buffers (the device buffers
@@ -115,9 +114,9 @@ func (e *YumaEngine) Close() error {
 
 // YumaTimings splits the last Epochs call's time.
 type YumaTimings struct {
-	Pack, Device, Unpack, CPU time.Duration
-	Chunks, DevEpochs         int
-	InBytes, OutBytes         int64
+	Validate, Pack, Device, Unpack, CPU time.Duration
+	Chunks, DevEpochs                   int
+	InBytes, OutBytes                   int64
 	// With TAOBOX_YUMA_PROFILE=1 (which synchronizes after every step):
 	// upload, each kernel in launch order, download.
 	Steps []YumaStep
@@ -148,12 +147,14 @@ func (e *YumaEngine) LastTimings() YumaTimings {
 
 // Epochs implements yuma.Engine.
 func (e *YumaEngine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
+	tv := time.Now()
 	if err := gpuplan.Validate(ins); err != nil {
 		return nil, err
 	}
+	validate := time.Since(tv)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.last = YumaTimings{}
+	e.last = YumaTimings{Validate: validate}
 	outs := make([]yuma.Output, len(ins))
 	dev, cpuIdx := gpuplan.Split(ins)
 	for _, chunk := range gpuplan.Chunks(ins, dev) {
@@ -192,12 +193,11 @@ func (e *YumaEngine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Outpu
 }
 
 // run uploads b's input arena, runs the kernels and downloads the outputs
-// into b (SetWork with the output prefix, BondOut with the entries).
+// into b (SetWork with the output prefix, BondOut with the entries: views of
+// the engine's download buffer until the next run).
 func (e *YumaEngine) run(b *gpuplan.Batch) error {
 	l := b.L
-	prefix := make([]int64, l.OutWords)
-	var bonds []uint32
-	err := e.d.Do(func() error {
+	return e.d.Do(func() error {
 		if e.fns == nil {
 			m, err := e.d.Module("yuma")
 			if err != nil {
@@ -242,6 +242,8 @@ func (e *YumaEngine) run(b *gpuplan.Batch) error {
 			switch k.Grid {
 			case gpuplan.GridSubnet:
 				gx, bx = int(n), gpuplan.SubnetBlock
+			case gpuplan.GridRow: // a block per row
+				gx, bx = int(n), l.RowThreads()
 			case gpuplan.GridOne:
 				gx, bx = 1, 1
 			}
@@ -255,7 +257,8 @@ func (e *YumaEngine) run(b *gpuplan.Batch) error {
 				step(k.Name)
 			}
 		}
-		if err := e.download(unsafe.Pointer(&prefix[0]), work, l.OutWords*8); err != nil {
+		prefix, bonds := e.outputs(l.OutWords, l.BondCap)
+		if err := cu.MemcpyDtoH(unsafe.Pointer(&prefix[0]), work, l.OutWords*8); err != nil {
 			return fmt.Errorf("gpu: yuma: download: %v", err)
 		}
 		b.SetWork(prefix)
@@ -263,22 +266,17 @@ func (e *YumaEngine) run(b *gpuplan.Batch) error {
 		if total < 0 || total > l.BondCap {
 			return fmt.Errorf("gpu: yuma: kernels report %d bond entries, capacity %d", total, l.BondCap)
 		}
-		bonds = make([]uint32, total)
+		b.BondOut = bonds[:total]
 		if total > 0 {
 			src := work + cu.DevicePtr(l.BondOffset()*8)
-			if err := e.download(unsafe.Pointer(&bonds[0]), src, total*4); err != nil {
+			if err := cu.MemcpyDtoH(unsafe.Pointer(&bonds[0]), src, total*4); err != nil {
 				return fmt.Errorf("gpu: yuma: download bonds: %v", err)
 			}
 		}
 		step("download")
+		e.last.OutBytes += l.OutWords*8 + total*4
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	b.BondOut = bonds
-	e.last.OutBytes += l.OutWords*8 + int64(len(bonds))*4
-	return nil
 }
 
 // ---- check, selftest, bench ----

@@ -295,20 +295,6 @@ __device__ __forceinline__ i64 wfb_val(const i64 *D, i64 mode, i64 e)
 	return mode == 0 ? ARR(const i64, D_WV)[e] : ARR(const i64, D_CV)[e];
 }
 
-__device__ __forceinline__ void link_entry(i32 *head, i32 *next, i64 e)
-{
-	next[e] = -1;
-	i32 p = *head;
-	if (p < 0) {
-		*head = (i32)e;
-		return;
-	}
-	while (next[p] >= 0) {
-		p = next[p];
-	}
-	next[p] = (i32)e;
-}
-
 #define WCOL(e) ((i64)(went[e] & 0xffff))
 
 // yuma_clear (kClear): thread per dense cell.
@@ -339,68 +325,182 @@ __device__ __forceinline__ i64 row_of_entry(const i64 *D, i64 e)
 	return lo;
 }
 
-// yuma_load (kLoad): thread per row.
+// ---- block-per-row kernels (GridRow) ----
+//
+// yuma_load, yuma_wfb, yuma_ema, yuma_divs and yuma_bond_write run one block
+// per row u = blockIdx.x (gpuplan.GridRow) whose threads stride over the
+// row's entries or columns, so that neighbouring threads touch neighbouring
+// words. They are written for any blockDim.x <= ROWBLOCK (the device uses
+// gpuplan Layout.RowThreads, a multiple of 32 from 32 to ROWBLOCK; the host
+// harness also runs them with other sizes). Every
+// __syncthreads is reached by the whole block: the early returns depend only
+// on per-row values. Everything that depends on the order of a row (chains,
+// prefix maxima, bond positions, saturating sums) is done in stored (or
+// column) order, in steps of blockDim.x entries with block scans between.
+
+#define ROWBLOCK 128 // gpuplan.RowBlock
+
+// row_sum: wrapping sum of v over the block (exact modulo 2^64 in any order).
+__device__ u64 row_sum(u64 v)
+{
+	__shared__ u64 sh[ROWBLOCK];
+	unsigned t = threadIdx.x, bd = blockDim.x;
+	sh[t] = v;
+	__syncthreads();
+	for (unsigned w = 1; w < bd; w <<= 1) {
+		if ((t & (2 * w - 1)) == 0 && t + w < bd) {
+			sh[t] += sh[t + w];
+		}
+		__syncthreads();
+	}
+	u64 r = sh[0];
+	__syncthreads();
+	return r;
+}
+
+// row_scan: the inclusive prefix of v over threads 0..threadIdx.x, with
+// op 0: + (small non-negative counts), op 1: max; *total gets the whole
+// block's.
+__device__ i64 row_scan(i64 v, int op, i64 *total)
+{
+	__shared__ i64 sh[ROWBLOCK];
+	unsigned t = threadIdx.x, bd = blockDim.x;
+	sh[t] = v;
+	__syncthreads();
+	for (unsigned w = 1; w < bd; w <<= 1) {
+		i64 o = t >= w ? sh[t - w] : 0;
+		__syncthreads();
+		if (t >= w) {
+			v = op ? fx_max(v, o) : v + o;
+			sh[t] = v;
+		}
+		__syncthreads();
+	}
+	*total = sh[bd - 1];
+	__syncthreads();
+	return v;
+}
+
+// link_tail appends entry e to the chain of one cell, given its head and
+// tail words (the tail is valid when the head is >= 0).
+__device__ __forceinline__ void link_tail(i32 *head, i32 *tail, i32 *next, i64 e)
+{
+	next[e] = -1;
+	if (*head < 0) {
+		*head = (i32)e;
+	} else {
+		next[*tail] = (i32)e;
+	}
+	*tail = (i32)e;
+}
+
+// link_row (the chain loop of kLoad): appends the entries e in [lo, hi)
+// whose flag has bit 1 (alive) to the chains of their cells (head[column])
+// in stored order, blockDim.x entries per step. A step whose alive entries
+// have distinct columns links them in parallel (every chain is touched by
+// one thread, after the chains of the earlier steps); a step holding two
+// alive entries of one column (unsorted rows with duplicates) is linked by
+// thread 0 alone in stored order. tail and slot are n-word scratch tables of
+// the row: the last entry of each chain, and the thread claiming a column in
+// the step (a plain store: some claimer wins, and any other sees a duplicate).
+__device__ void link_row(i32 *head, i32 *next, i32 *tail, i32 *slot, const u32 *ent, const i32 *flag, i64 lo, i64 hi)
+{
+	unsigned t = threadIdx.x, bd = blockDim.x;
+	for (i64 base = lo; base < hi; base += bd) {
+		i64 e = base + t;
+		bool mine = e < hi && (flag[e] & 1) != 0;
+		i64 j = mine ? (i64)(ent[e] & 0xffff) : 0;
+		if (mine) {
+			slot[j] = (i32)t;
+		}
+		__syncthreads();
+		int dup = __syncthreads_or(mine && slot[j] != (i32)t);
+		if (!dup) {
+			if (mine) {
+				link_tail(head + j, tail + j, next, e);
+			}
+		} else if (t == 0) {
+			i64 end = base + bd < hi ? base + bd : hi;
+			for (i64 f = base; f < end; f++) {
+				if (flag[f] & 1) {
+					i64 jf = (i64)(ent[f] & 0xffff);
+					link_tail(head + jf, tail + jf, next, f);
+				}
+			}
+		}
+		__syncthreads();
+	}
+}
+
+// yuma_load (kLoad): block per row. The weight masks and values and the
+// bond loads per entry, the wrapping row sum by a block reduction, then the
+// chains in stored order (link_row, scratch in the row's D1 words: D1 is
+// first written by yuma_consensus).
 extern "C" __global__ void yuma_load(const i64 *D)
 {
-	i64 u = gtid();
+	i64 u = blockIdx.x;
+	unsigned t = threadIdx.x, bd = blockDim.x;
 	if (u >= D[D_U]) {
 		return;
 	}
 	Ctx c = sub_of(D, u);
 	i64 i = u - c.u0, n = c.n, row = c.c0 + i * n;
+	i64 wlo = ARR(const i64, D_WPTR)[u], whi = ARR(const i64, D_WPTR)[u + 1];
+	i64 blo = ARR(const i64, D_BPTR)[u], bhi = ARR(const i64, D_BPTR)[u + 1];
+	if (wlo == whi && blo == bhi) {
+		if (t == 0) {
+			ARR(i64, D_ROWT)[u] = 0;
+			ARR(i64, D_VTRUST)[u] = 0;
+		}
+		return;
+	}
 	i64 owner = c.sub[SF_OWNER];
 	bool cr = c.sub[SF_CR] != 0;
 	bool forbid = (ARR(const i64, D_UFLAG)[u] & UF_ROWFORBID) != 0;
 	u64 lu = ARR(const u64, D_LU)[u], cm = ARR(const u64, D_COMMIT)[u];
 	const u64 *BAR = ARR(const u64, D_BAR);
-	i32 *HW = ARR(i32, D_HW), *HB = ARR(i32, D_HB);
 	const u32 *went = ARR(const u32, D_WENT), *bent = ARR(const u32, D_BENT);
 	i32 *wflag = ARR(i32, D_WFLAG), *nextw = ARR(i32, D_NEXTW);
 	i64 *WV = ARR(i64, D_WV);
-	i64 wlo = ARR(const i64, D_WPTR)[u], whi = ARR(const i64, D_WPTR)[u + 1];
-	u64 sum = 0;
-	for (i64 e = wlo; e < whi; e++) {
+	u64 part = 0;
+	for (i64 e = wlo + t; e < whi; e += bd) {
 		u32 ent = went[e];
 		i64 j = (i64)(ent & 0xffff), v = (i64)(ent >> 16);
 		u64 bar = BAR[c.u0 + j];
 		bool alive = !forbid && !(j == i && i != owner) && !(lu <= bar) && !(cr && cm < bar);
-		wflag[e] = 0;
-		WV[e] = 0;
+		wflag[e] = alive ? WF_ALIVE : 0;
+		WV[e] = alive ? v << 32 : 0;
 		if (alive) {
-			wflag[e] = WF_ALIVE;
-			WV[e] = v << 32;
-			sum += (u64)(v << 32);
-		}
-	}
-	ARR(i64, D_ROWT)[u] = (i64)sum; // the row sum for yuma_wnorm
-	ARR(i64, D_VTRUST)[u] = 0;      // accumulated by yuma_clip
-	for (i64 e = wlo; e < whi; e++) {
-		if (wflag[e] & WF_ALIVE) {
-			link_entry(&HW[row + WCOL(e)], nextw, e);
+			part += (u64)(v << 32);
 		}
 	}
 	u64 lt = (u64)c.sub[SF_LT];
 	bool y3 = c.sub[SF_YUMA3] != 0;
 	i32 *bflag = ARR(i32, D_BFLAG), *nextb = ARR(i32, D_NEXTB);
 	i64 *BV = ARR(i64, D_BV);
-	i64 blo = ARR(const i64, D_BPTR)[u], bhi = ARR(const i64, D_BPTR)[u + 1];
-	for (i64 e = blo; e < bhi; e++) {
+	for (i64 e = blo + t; e < bhi; e += bd) {
 		u32 ent = bent[e];
 		i64 j = (i64)(ent & 0xffff);
 		u64 v = (u64)(ent >> 16);
-		bflag[e] = 0;
-		BV[e] = 0;
-		if (lt <= BAR[c.u0 + j]) {
-			continue;
-		}
-		bflag[e] = 1;
-		BV[e] = y3 ? fx_u16_prop(v) : (i64)(v << 32);
-		link_entry(&HB[row + j], nextb, e);
+		bool alive = !(lt <= BAR[c.u0 + j]);
+		bflag[e] = alive ? 1 : 0;
+		BV[e] = alive ? (y3 ? fx_u16_prop(v) : (i64)(v << 32)) : 0;
 	}
+	u64 sum = row_sum(part); // also the barrier after the flags
+	if (t == 0) {
+		ARR(i64, D_ROWT)[u] = (i64)sum; // the row sum for yuma_wnorm
+		ARR(i64, D_VTRUST)[u] = 0;      // accumulated by yuma_clip
+	}
+	i32 *scr = ARR(i32, D_D1) + 2 * row;
+	link_row(ARR(i32, D_HW) + row, nextw, scr, scr + n, went, wflag, wlo, whi);
+	link_row(ARR(i32, D_HB) + row, nextb, scr, scr + n, bent, bflag, blo, bhi);
 }
 
 // dev_weighted_median (weightedMedian): math.rs quickselect over indices.
-__device__ i64 dev_weighted_median(const i64 *score, const i64 *stake, i32 *cur, i32 *lower, i32 *upper,
+// The column's arrays are interleaved with the other columns' of its subnet:
+// element r of score, cur, lower and upper is at [r * st], so that the
+// threads of neighbouring columns touch neighbouring words.
+__device__ i64 dev_weighted_median(const i64 *score, const i64 *stake, i32 *cur, i32 *lower, i32 *upper, i64 st,
                                    i64 m, i64 minority, i64 lo, i64 hi)
 {
 	i64 k0 = m;
@@ -409,19 +509,19 @@ __device__ i64 dev_weighted_median(const i64 *score, const i64 *stake, i32 *cur,
 			return 0;
 		}
 		if (m == 1) {
-			return score[cur[0]];
+			return score[(i64)cur[0] * st];
 		}
-		i64 pivot = score[cur[m / 2]];
+		i64 pivot = score[(i64)cur[(m / 2) * st] * st];
 		u64 loS = 0, hiS = 0;
 		i64 nl = 0, nh = 0;
 		for (i64 t = 0; t < m; t++) {
-			i32 r = cur[t];
-			i64 sc = score[r];
+			i32 r = cur[t * st];
+			i64 sc = score[(i64)r * st];
 			if (sc < pivot) {
-				lower[nl++] = r;
+				lower[(nl++) * st] = r;
 				loS += (u64)stake[r];
 			} else if (sc > pivot) {
-				upper[nh++] = r;
+				upper[(nh++) * st] = r;
 				hiS += (u64)stake[r];
 			}
 		}
@@ -447,7 +547,9 @@ __device__ i64 dev_weighted_median(const i64 *score, const i64 *stake, i32 *cur,
 	}
 }
 
-// yuma_consensus (kConsensus): thread per column.
+// yuma_consensus (kConsensus): thread per column. Scratch: the scores in the
+// subnet's D1 cells, the index partitions A and B in its D2 cells and C in
+// its D3 cells (int32), all interleaved by column (stride n).
 extern "C" __global__ void yuma_consensus(const i64 *D)
 {
 	i64 u = gtid();
@@ -457,10 +559,10 @@ extern "C" __global__ void yuma_consensus(const i64 *D)
 	Ctx c = sub_of(D, u);
 	i64 j = u - c.u0, n = c.n;
 	i64 k = c.sub[SF_USEK], minority = c.sub[SF_MINORITY];
-	i64 *score = ARR(i64, D_D1) + c.c0 + j * n;
-	i32 *idxA = ARR(i32, D_D2) + 2 * (c.c0 + j * n);
-	i32 *idxB = idxA + n;
-	i32 *idxC = ARR(i32, D_D3) + 2 * (c.c0 + j * n);
+	i64 *score = ARR(i64, D_D1) + c.c0 + j;
+	i32 *idxA = ARR(i32, D_D2) + 2 * c.c0 + j;
+	i32 *idxB = idxA + n * n;
+	i32 *idxC = ARR(i32, D_D3) + 2 * c.c0 + j;
 	const i64 *useIdx = ARR(const i64, D_USEIDX) + c.u0;
 	const i64 *use = ARR(const i64, D_USESTAKE) + c.u0;
 	const i32 *HW = ARR(const i32, D_HW), *nextw = ARR(const i32, D_NEXTW);
@@ -472,11 +574,11 @@ extern "C" __global__ void yuma_consensus(const i64 *D)
 		for (i32 p = HW[c.c0 + i * n + j]; p >= 0; p = nextw[p]) {
 			sc = WV[p];
 		}
-		score[r] = sc;
-		idxA[r] = (i32)r;
+		score[r * n] = sc;
+		idxA[r * n] = (i32)r;
 		hi += (u64)use[r];
 	}
-	ARR(i64, D_CONS)[u] = dev_weighted_median(score, use, idxA, idxB, idxC, k, minority, 0, (i64)hi);
+	ARR(i64, D_CONS)[u] = dev_weighted_median(score, use, idxA, idxB, idxC, n, k, minority, 0, (i64)hi);
 }
 
 // yuma_wnorm (kWnorm): thread per weight entry.
@@ -493,41 +595,68 @@ extern "C" __global__ void yuma_wnorm(const i64 *D)
 	}
 }
 
-// yuma_clip (kClip): thread per weight entry.
+// yuma_clip (kClip): block per row; the validator trust (a wrapping sum) is
+// a block reduction, so no atomics.
 extern "C" __global__ void yuma_clip(const i64 *D)
 {
-	i64 e = gtid();
-	if (e >= D[D_NW]) {
+	i64 u = blockIdx.x;
+	unsigned t = threadIdx.x, bd = blockDim.x;
+	if (u >= D[D_U]) {
 		return;
 	}
-	i64 u = row_of_entry(D, e);
-	Ctx c = sub_of(D, u);
+	i64 wlo = ARR(const i64, D_WPTR)[u], whi = ARR(const i64, D_WPTR)[u + 1];
+	if (wlo == whi) {
+		if (t == 0) {
+			ARR(i64, D_VTRUST)[u] = 0;
+		}
+		return;
+	}
+	i64 u0 = ARR(const i64, D_SUB)[ARR(const i64, D_USUB)[u] * SUB_FIELDS + SF_UID];
 	const u32 *went = ARR(const u32, D_WENT);
+	const i64 *cons = ARR(const i64, D_CONS) + u0, *WV = ARR(const i64, D_WV);
 	i32 *wflag = ARR(i32, D_WFLAG);
 	i64 *CV = ARR(i64, D_CV);
-	i32 f = wflag[e] & ~WF_CLIP;
-	CV[e] = 0;
-	if (f & WF_ALIVE) {
-		i64 th = ARR(const i64, D_CONS)[c.u0 + WCOL(e)], v = ARR(const i64, D_WV)[e];
-		if (!(th < v && th <= 0)) {
-			f |= WF_CLIP;
-			CV[e] = fx_min(th, v);
-			atomicAdd((u64 *)(ARR(i64, D_VTRUST) + u), (u64)CV[e]);
+	u64 part = 0;
+	for (i64 e = wlo + t; e < whi; e += bd) {
+		i32 f = wflag[e] & ~WF_CLIP;
+		i64 cv = 0;
+		if (f & WF_ALIVE) {
+			i64 th = cons[WCOL(e)], v = WV[e];
+			if (!(th < v && th <= 0)) {
+				f |= WF_CLIP;
+				cv = fx_min(th, v);
+				part += (u64)cv;
+			}
 		}
+		CV[e] = cv;
+		wflag[e] = f;
 	}
-	wflag[e] = f;
+	u64 sum = row_sum(part);
+	if (t == 0) {
+		ARR(i64, D_VTRUST)[u] = (i64)sum;
+	}
 }
 
-// CHAIN_COLUMN(HEAD, body): for i = 0..n-1 and, inside, the chain of cell
-// (i, j) in stored order, run body with p set (the row is i0 + t_): the CPU's row-major
-// order restricted to column j. The heads are loaded 8 rows at a time so
-// that the loads overlap; the order of the bodies is unchanged.
-#define CHAIN_COLUMN(HEAD, NEXT, BODY)                                         \
+// ROW_EMPTY(PTR, i): row i of the subnet has no stored entries (PTR is the
+// WPtr or BPtr array): its cells' chains are empty (yuma_clear), and the
+// column kernels skip it without loading its heads. Rows are empty for most
+// uids (miners), so this cuts the head traffic to the validator rows; the
+// pointer words are the same for all threads of a subnet (cached).
+#define ROW_EMPTY(PTR, i) (PTR[c.u0 + (i)] == PTR[c.u0 + (i) + 1])
+
+// CHAIN_COLUMN(HEAD, NEXT, PTR, body): for i = 0..n-1 and, inside, the chain
+// of cell (i, j) in stored order, run body with p set (the row is i0 + t_):
+// the CPU's row-major order restricted to column j. The heads are loaded 8
+// rows at a time so that the loads overlap (rows without entries in PTR are
+// skipped: their chains are empty); the order of the bodies is unchanged.
+#define CHAIN_COLUMN(HEAD, NEXT, PTR, BODY)                                    \
 	for (i64 i0 = 0; i0 < n; i0 += 8) {                                    \
 		i32 h_[8];                                                         \
 		_Pragma("unroll") for (int t_ = 0; t_ < 8; t_++)                   \
 		{                                                                  \
-			h_[t_] = (i0 + t_ < n) ? HEAD[c.c0 + (i0 + t_) * n + j] : -1;  \
+			h_[t_] = (i0 + t_ < n && !ROW_EMPTY(PTR, i0 + t_))             \
+				     ? HEAD[c.c0 + (i0 + t_) * n + j]                      \
+				     : -1;                                                 \
 		}                                                                  \
 		_Pragma("unroll") for (int t_ = 0; t_ < 8; t_++)                   \
 		{                                                                  \
@@ -548,14 +677,15 @@ extern "C" __global__ void yuma_cols_a(const i64 *D)
 	i64 j = u - c.u0, n = c.n;
 	const i32 *HW = ARR(const i32, D_HW), *nextw = ARR(const i32, D_NEXTW), *wflag = ARR(const i32, D_WFLAG);
 	const i64 *CV = ARR(const i64, D_CV), *act = ARR(const i64, D_ACTIVE);
+	const i64 *wptr = ARR(const i64, D_WPTR), *bptr = ARR(const i64, D_BPTR);
 	i64 acc = 0;
-	CHAIN_COLUMN(HW, nextw, if (wflag[p] & WF_CLIP) { acc = fx_sat_add(acc, fx_sat_mul(act[c.u0 + i0 + t_], CV[p])); })
+	CHAIN_COLUMN(HW, nextw, wptr, if (wflag[p] & WF_CLIP) { acc = fx_sat_add(acc, fx_sat_mul(act[c.u0 + i0 + t_], CV[p])); })
 	ARR(i64, D_INC)[u] = acc;
 	if (c.sub[SF_YUMA3] == 0) {
 		const i32 *HB = ARR(const i32, D_HB), *nextb = ARR(const i32, D_NEXTB);
 		const i64 *BV = ARR(const i64, D_BV);
 		i64 cs = 0;
-		CHAIN_COLUMN(HB, nextb, cs = fx_sat_add(cs, BV[p]);)
+		CHAIN_COLUMN(HB, nextb, bptr, cs = fx_sat_add(cs, BV[p]);)
 		ARR(i64, D_COLB)[u] = cs;
 	}
 }
@@ -605,10 +735,11 @@ extern "C" __global__ void yuma_subnet1(const i64 *D)
 	}
 }
 
-// yuma_wfb (kWfb): thread per row.
+// yuma_wfb (kWfb): block per row; every column and entry is independent.
 extern "C" __global__ void yuma_wfb(const i64 *D)
 {
-	i64 u = gtid();
+	i64 u = blockIdx.x;
+	unsigned t = threadIdx.x, bd = blockDim.x;
 	if (u >= D[D_U]) {
 		return;
 	}
@@ -617,14 +748,16 @@ extern "C" __global__ void yuma_wfb(const i64 *D)
 	i64 mode = c.sub[SF_MODE];
 	bool y3 = c.sub[SF_YUMA3] != 0;
 	i64 act = ARR(const i64, D_ACTIVE)[u];
-	ARR(i64, D_ROWT)[u] = 0; // accumulated by yuma_divs_e
-	ARR(i64, D_ROWCNT)[u] = 0;
+	if (t == 0) {
+		ARR(i64, D_ROWT)[u] = 0; // accumulated by yuma_divs_e
+		ARR(i64, D_ROWCNT)[u] = 0;
+	}
 	const i32 *HW = ARR(const i32, D_HW), *nextw = ARR(const i32, D_NEXTW), *wflag = ARR(const i32, D_WFLAG);
 	const i64 *WV = ARR(const i64, D_WV), *CV = ARR(const i64, D_CV);
 	if (mode == 2) {
 		i64 beta = c.sub[SF_BETA];
 		i64 *D1 = ARR(i64, D_D1);
-		for (i64 j = 0; j < n; j++) {
+		for (i64 j = t; j < n; j += bd) {
 			i64 a = 0, cl = 0;
 			for (i32 p = HW[row + j]; p >= 0; p = nextw[p]) {
 				a = WV[p];
@@ -648,7 +781,7 @@ extern "C" __global__ void yuma_wfb(const i64 *D)
 	i64 *XV = ARR(i64, D_XV);
 	i64 wlo = ARR(const i64, D_WPTR)[u], whi = ARR(const i64, D_WPTR)[u + 1];
 	if (mode != 2) {
-		for (i64 e = wlo; e < whi; e++) {
+		for (i64 e = wlo + t; e < whi; e += bd) {
 			if (wfb_alive(D, mode, e)) {
 				XV[e] = fx_sat_mul(wfb_val(D, mode, e), act);
 			}
@@ -658,7 +791,8 @@ extern "C" __global__ void yuma_wfb(const i64 *D)
 	const i32 *bflag = ARR(const i32, D_BFLAG);
 	const i64 *colB = ARR(const i64, D_COLB);
 	i64 *BV = ARR(i64, D_BV);
-	for (i64 e = ARR(const i64, D_BPTR)[u]; e < ARR(const i64, D_BPTR)[u + 1]; e++) {
+	i64 blo = ARR(const i64, D_BPTR)[u], bhi = ARR(const i64, D_BPTR)[u + 1];
+	for (i64 e = blo + t; e < bhi; e += bd) {
 		if (bflag[e] != 0) {
 			i64 cs = colB[c.u0 + (i64)(bent[e] & 0xffff)];
 			if (cs != 0) {
@@ -682,8 +816,12 @@ extern "C" __global__ void yuma_cols_b(const i64 *D)
 	i64 j = u - c.u0, n = c.n, mode = c.sub[SF_MODE];
 	const i32 *HW = ARR(const i32, D_HW), *nextw = ARR(const i32, D_NEXTW);
 	const i64 *D1 = ARR(const i64, D_D1), *XV = ARR(const i64, D_XV);
+	const i64 *wptr = ARR(const i64, D_WPTR);
 	i64 acc = 0;
 	for (i64 i = 0; i < n; i++) {
+		if (ROW_EMPTY(wptr, i)) {
+			continue; // no chains; in mode 2 its D1 row is 0 (yuma_wfb: a = c = 0)
+		}
 		if (mode == 2) {
 			acc = fx_sat_add(acc, D1[c.c0 + i * n + j]);
 			continue;
@@ -721,10 +859,50 @@ __device__ __forceinline__ i64 liquid_val(const i64 *D, const Ctx &c, i64 row, i
 	return fx_min(fx_sat_add(decayed, inc), FX_ONE);
 }
 
-// yuma_ema (kEma + liquidRow): thread per row.
+// walk_first (walkFirst): first p in [lo, hi) with pm[p] >= j, else hi.
+__device__ __forceinline__ i64 walk_first(const i32 *pm, i64 lo, i64 hi, i64 j)
+{
+	while (lo < hi) {
+		i64 mid = (lo + hi) / 2;
+		if ((i64)pm[mid] >= j) {
+			hi = mid;
+		} else {
+			lo = mid + 1;
+		}
+	}
+	return lo;
+}
+
+// prefix_max_row (liquidRow's prefix maxima): pm[e] = the largest column of
+// the entries in [lo, e] whose flag has a bit of mask, else -1; a block scan
+// per step of blockDim.x entries, carried across steps. Ends with a barrier.
+__device__ void prefix_max_row(i32 *pm, const u32 *ent, const i32 *flag, i32 mask, i64 lo, i64 hi)
+{
+	unsigned t = threadIdx.x, bd = blockDim.x;
+	i64 carry = -1;
+	for (i64 base = lo; base < hi; base += bd) {
+		i64 e = base + t;
+		i64 v = (e < hi && (flag[e] & mask) != 0) ? (i64)(ent[e] & 0xffff) : -1;
+		i64 tot;
+		v = fx_max(row_scan(v, 1, &tot), carry);
+		if (e < hi) {
+			pm[e] = (i32)v;
+		}
+		carry = fx_max(carry, tot);
+	}
+	__syncthreads();
+}
+
+// yuma_ema (kEma + liquidRow): block per row. The scalar-rate EMA is
+// independent per column (thread j walks the chains of cell (i, j)); with
+// liquid alpha the prefix maxima are block scans, and for a dense wfb
+// (mode 2) the bond merge walk at column j is the binary search walk_first
+// over the bonds' prefix maxima (PMB, free in that mode), the entry the
+// sequential walk of liquidRow stands on.
 extern "C" __global__ void yuma_ema(const i64 *D)
 {
-	i64 u = gtid();
+	i64 u = blockIdx.x;
+	unsigned t = threadIdx.x, bd = blockDim.x;
 	if (u >= D[D_U]) {
 		return;
 	}
@@ -733,41 +911,24 @@ extern "C" __global__ void yuma_ema(const i64 *D)
 	i64 mode = c.sub[SF_MODE];
 	bool y3 = c.sub[SF_YUMA3] != 0;
 	const u32 *went = ARR(const u32, D_WENT), *bent = ARR(const u32, D_BENT);
-	i64 *D1 = ARR(i64, D_D1), *D2 = ARR(i64, D_D2), *D3 = ARR(i64, D_D3);
+	i64 *D1 = ARR(i64, D_D1), *D3 = ARR(i64, D_D3);
 	i64 wlo = ARR(const i64, D_WPTR)[u], whi = ARR(const i64, D_WPTR)[u + 1];
 	if (y3 && ARR(const i64, D_SSTATE)[c.s * STATE_FIELDS + SS_LIQ] != 0) {
 		const i32 *bflag = ARR(const i32, D_BFLAG);
 		i64 blo = ARR(const i64, D_BPTR)[u], bhi = ARR(const i64, D_BPTR)[u + 1];
+		i32 *pmb = ARR(i32, D_PMB);
+		prefix_max_row(pmb, bent, bflag, 1, blo, bhi);
 		if (mode != 2) {
-			i32 *pmw = ARR(i32, D_PMW), *pmb = ARR(i32, D_PMB);
-			i32 m = -1;
-			for (i64 e = wlo; e < whi; e++) {
-				if (wfb_alive(D, mode, e) && (i32)WCOL(e) > m) {
-					m = (i32)WCOL(e);
-				}
-				pmw[e] = m;
-			}
-			m = -1;
-			for (i64 e = blo; e < bhi; e++) {
-				if (bflag[e] != 0 && (i32)(bent[e] & 0xffff) > m) {
-					m = (i32)(bent[e] & 0xffff);
-				}
-				pmb[e] = m;
-			}
+			prefix_max_row(ARR(i32, D_PMW), went, ARR(const i32, D_WFLAG), mode == 0 ? WF_ALIVE : WF_CLIP, wlo, whi);
 			return; // yuma_liquid computes the entries, one thread each
 		}
 		const i64 *BV = ARR(const i64, D_BV);
-		i64 p = blo;
-		for (i64 j = 0; j < n; j++) {
-			while (p < bhi && (bflag[p] == 0 || (i64)(bent[p] & 0xffff) < j)) {
-				p++;
-			}
-			D2[row + j] = (p < bhi && (i64)(bent[p] & 0xffff) == j) ? BV[p] : 0;
-		}
-		for (i64 j = 0; j < n; j++) {
+		for (i64 j = t; j < n; j += bd) {
+			i64 p = walk_first(pmb, blo, bhi, j);
+			i64 bl = (p < bhi && (i64)(bent[p] & 0xffff) == j) ? BV[p] : 0;
 			i64 v = 0, w = D1[row + j];
 			if (w > 0) {
-				v = fx_max(liquid_val(D, c, row, j, w, w, D2[row + j]), 0);
+				v = fx_max(liquid_val(D, c, row, j, w, w, bl), 0);
 			}
 			D3[row + j] = v;
 		}
@@ -778,7 +939,7 @@ extern "C" __global__ void yuma_ema(const i64 *D)
 	const i32 *HW = ARR(const i32, D_HW), *nextw = ARR(const i32, D_NEXTW);
 	const i32 *HB = ARR(const i32, D_HB), *nextb = ARR(const i32, D_NEXTB);
 	const i64 *BV = ARR(const i64, D_BV), *XV = ARR(const i64, D_XV), *colA = ARR(const i64, D_COLA);
-	for (i64 j = 0; j < n; j++) {
+	for (i64 j = t; j < n; j += bd) {
 		i64 acc = 0;
 		if (mode == 2) {
 			i64 x = D1[row + j];
@@ -810,20 +971,6 @@ extern "C" __global__ void yuma_ema(const i64 *D)
 		}
 		D3[row + j] = acc < 0 ? 0 : acc;
 	}
-}
-
-// walk_first (walkFirst): first p in [lo, hi) with pm[p] >= j, else hi.
-__device__ __forceinline__ i64 walk_first(const i32 *pm, i64 lo, i64 hi, i64 j)
-{
-	while (lo < hi) {
-		i64 mid = (lo + hi) / 2;
-		if ((i64)pm[mid] >= j) {
-			hi = mid;
-		} else {
-			lo = mid + 1;
-		}
-	}
-	return lo;
 }
 
 // yuma_liquid (kLiquid): thread per weight entry.
@@ -874,23 +1021,30 @@ extern "C" __global__ void yuma_cols_c(const i64 *D)
 	Ctx c = sub_of(D, u);
 	i64 j = u - c.u0, n = c.n;
 	const i64 *D3 = ARR(const i64, D_D3);
+	const i64 *wptr = ARR(const i64, D_WPTR), *bptr = ARR(const i64, D_BPTR);
 	i64 acc = 0;
+	// A row without weights and bonds has a zero dense EMA row (yuma_ema:
+	// no new terms, no old terms, a zero D1 row in mode 2): it adds 0 to the
+	// saturating sum and is not > 0 for the maximum, so it is skipped.
+#define DENSE_ROW(i) (!ROW_EMPTY(wptr, i) || !ROW_EMPTY(bptr, i))
 	if (ema_dense(D, c)) {
 #pragma unroll 8
 		for (i64 i = 0; i < n; i++) {
-			acc = fx_sat_add(acc, D3[c.c0 + i * n + j]);
+			if (DENSE_ROW(i)) {
+				acc = fx_sat_add(acc, D3[c.c0 + i * n + j]);
+			}
 		}
 	} else {
 		const i32 *HW = ARR(const i32, D_HW), *nextw = ARR(const i32, D_NEXTW), *wflag = ARR(const i32, D_WFLAG);
 		const i64 *XV = ARR(const i64, D_XV);
-		CHAIN_COLUMN(HW, nextw, if (wflag[p] & WF_EMA) { acc = fx_sat_add(acc, XV[p]); })
+		CHAIN_COLUMN(HW, nextw, wptr, if (wflag[p] & WF_EMA) { acc = fx_sat_add(acc, XV[p]); })
 	}
 	ARR(i64, D_COLA)[u] = acc;
 	if (c.sub[SF_YUMA3] == 0) {
 		i64 m = 0;
 #pragma unroll 8
 		for (i64 i = 0; i < n; i++) {
-			i64 x = D3[c.c0 + i * n + j];
+			i64 x = DENSE_ROW(i) ? D3[c.c0 + i * n + j] : 0;
 			if (x > 0) {
 				if (acc != 0) {
 					x = fx_safe_div(x, acc);
@@ -900,34 +1054,59 @@ extern "C" __global__ void yuma_cols_c(const i64 *D)
 		}
 		ARR(i64, D_COLM)[u] = m;
 	}
+#undef DENSE_ROW
 }
 
-// yuma_divs_e (kDivsE): thread per weight entry.
+// yuma_divs_e (kDivsE): block per row, for a Yuma 3 subnet whose EMA has
+// the stored structure: the row's terms (a wrapping sum) and entry count are
+// block reductions, so no atomics.
 extern "C" __global__ void yuma_divs_e(const i64 *D)
 {
-	i64 e = gtid();
-	if (e >= D[D_NW] || (ARR(const i32, D_WFLAG)[e] & WF_EMA) == 0) {
+	i64 u = blockIdx.x;
+	unsigned t = threadIdx.x, bd = blockDim.x;
+	if (u >= D[D_U]) {
 		return;
 	}
-	i64 u = row_of_entry(D, e);
+	i64 wlo = ARR(const i64, D_WPTR)[u], whi = ARR(const i64, D_WPTR)[u + 1];
+	if (wlo == whi) {
+		return; // RowT and RowCnt stay 0 (yuma_wfb)
+	}
 	Ctx c = sub_of(D, u);
 	if (ema_dense(D, c)) {
 		return;
 	}
 	const u32 *went = ARR(const u32, D_WENT);
-	i64 j = WCOL(e), x = ARR(const i64, D_XV)[e];
-	i64 cs = ARR(const i64, D_COLA)[c.u0 + j];
-	if (cs != 0) {
-		x = fx_safe_div(x, cs);
+	const i32 *wflag = ARR(const i32, D_WFLAG);
+	const i64 *XV = ARR(const i64, D_XV), *colA = ARR(const i64, D_COLA) + c.u0, *inc = ARR(const i64, D_INC) + c.u0;
+	u64 part = 0, cpart = 0;
+	for (i64 e = wlo + t; e < whi; e += bd) {
+		if ((wflag[e] & WF_EMA) == 0) {
+			continue;
+		}
+		i64 j = WCOL(e), x = XV[e];
+		i64 cs = colA[j];
+		if (cs != 0) {
+			x = fx_safe_div(x, cs);
+		}
+		part += (u64)fx_sat_mul(x, inc[j]);
+		cpart++;
 	}
-	atomicAdd((u64 *)(ARR(i64, D_ROWT) + u), (u64)fx_sat_mul(x, ARR(const i64, D_INC)[c.u0 + j]));
-	atomicAdd((u64 *)(ARR(i64, D_ROWCNT) + u), (u64)1);
+	u64 sum = row_sum(part);
+	u64 cnt = row_sum(cpart);
+	if (t == 0) {
+		ARR(i64, D_ROWT)[u] = (i64)sum;
+		ARR(i64, D_ROWCNT)[u] = (i64)cnt;
+	}
 }
 
-// yuma_divs (kDivs): thread per row.
+// yuma_divs (kDivs): block per row. For a dense EMA the threads stride over
+// the columns: the Yuma 3 terms and the entry count are wrapping sums (block
+// reductions); the original-Yuma terms are staged per step in shared memory
+// and thread 0 adds them saturating in column order.
 extern "C" __global__ void yuma_divs(const i64 *D)
 {
-	i64 u = gtid();
+	i64 u = blockIdx.x;
+	unsigned t = threadIdx.x, bd = blockDim.x;
 	if (u >= D[D_U]) {
 		return;
 	}
@@ -935,33 +1114,53 @@ extern "C" __global__ void yuma_divs(const i64 *D)
 	i64 n = c.n, row = c.c0 + (u - c.u0) * n;
 	bool y3 = c.sub[SF_YUMA3] != 0;
 	const i64 *colA = ARR(const i64, D_COLA), *inc = ARR(const i64, D_INC);
-	u64 t = 0;
+	u64 tsum = 0;
 	i64 acc = 0, cnt = 0;
 	if (ema_dense(D, c)) {
+		__shared__ i64 term[ROWBLOCK];
 		const i64 *D3 = ARR(const i64, D_D3);
-		for (i64 j = 0; j < n; j++) {
-			i64 x = D3[row + j];
-			if (x <= 0) {
-				continue;
+		u64 tpart = 0, cpart = 0;
+		for (i64 base = 0; base < n; base += bd) {
+			i64 j = base + t, tm = 0; // a 0 term leaves the saturating sum unchanged
+			if (j < n) {
+				i64 x = D3[row + j];
+				if (x > 0) {
+					i64 cs = colA[c.u0 + j];
+					if (cs != 0) {
+						x = fx_safe_div(x, cs);
+					}
+					if (y3) {
+						tpart += (u64)fx_sat_mul(x, inc[c.u0 + j]);
+					} else {
+						tm = fx_sat_mul(inc[c.u0 + j], x);
+					}
+					cpart++;
+				}
 			}
-			i64 cs = colA[c.u0 + j];
-			if (cs != 0) {
-				x = fx_safe_div(x, cs);
+			if (!y3) {
+				term[t] = tm;
+				__syncthreads();
+				if (t == 0) {
+					i64 m = n - base < (i64)bd ? n - base : (i64)bd;
+					for (i64 k = 0; k < m; k++) {
+						acc = fx_sat_add(acc, term[k]);
+					}
+				}
+				__syncthreads();
 			}
-			if (y3) {
-				t += (u64)fx_sat_mul(x, inc[c.u0 + j]);
-			} else {
-				acc = fx_sat_add(acc, fx_sat_mul(inc[c.u0 + j], x));
-			}
-			cnt++;
 		}
+		tsum = row_sum(tpart);
+		cnt = (i64)row_sum(cpart);
 	} else {
-		t = (u64)ARR(const i64, D_ROWT)[u];
+		tsum = (u64)ARR(const i64, D_ROWT)[u];
 		cnt = ARR(const i64, D_ROWCNT)[u];
+	}
+	if (t != 0) {
+		return;
 	}
 	if (y3) {
 		i64 d;
-		if (!fx_checked_mul((i64)t, ARR(const i64, D_ACTIVE)[u], &d)) {
+		if (!fx_checked_mul((i64)tsum, ARR(const i64, D_ACTIVE)[u], &d)) {
 			d = 0;
 		}
 		acc = d;
@@ -1044,10 +1243,14 @@ extern "C" __global__ void yuma_bond_base(const i64 *D)
 	ARR(i64, D_TOTAL)[0] = base;
 }
 
-// yuma_bond_write (kBondWrite): thread per row.
+// yuma_bond_write (kBondWrite): block per row. The row's entries are
+// compacted in order: per step of blockDim.x columns (dense EMA) or entries
+// (structured EMA), an exclusive block scan of the kept flags gives each
+// kept entry its position.
 extern "C" __global__ void yuma_bond_write(const i64 *D)
 {
-	i64 u = gtid();
+	i64 u = blockIdx.x;
+	unsigned t = threadIdx.x, bd = blockDim.x;
 	if (u >= D[D_U] || ARR(const i64, D_ROWCNT)[u] == 0) {
 		return;
 	}
@@ -1057,34 +1260,45 @@ extern "C" __global__ void yuma_bond_write(const i64 *D)
 	i64 pos = ARR(const i64, D_SSTATE)[c.s * STATE_FIELDS + SS_BONDBASE] + ARR(const i64, D_ROWOFF)[u];
 	const i64 *colA = ARR(const i64, D_COLA), *colM = ARR(const i64, D_COLM);
 	u32 *out = ARR(u32, D_BONDOUT);
-#define BOND_ENTRY(J, X)                                   \
-	{                                                      \
-		i64 x_ = (X), j_ = (J);                            \
-		if (!y3) {                                         \
-			i64 cs_ = colA[c.u0 + j_];                     \
-			if (cs_ != 0) {                                \
-				x_ = fx_safe_div(x_, cs_);                 \
-			}                                              \
-			i64 m_ = colM[c.u0 + j_];                      \
-			if (m_ != 0) {                                 \
-				x_ = fx_safe_div(x_, m_);                  \
-			}                                              \
-		}                                                  \
-		out[pos++] = (u32)j_ | fx_prop_u16(x_) << 16;      \
+	bool dense = ema_dense(D, c);
+	const i64 *D3 = ARR(const i64, D_D3);
+	const u32 *went = ARR(const u32, D_WENT);
+	const i32 *wflag = ARR(const i32, D_WFLAG);
+	const i64 *XV = ARR(const i64, D_XV);
+	i64 lo = 0, hi = n;
+	if (!dense) {
+		lo = ARR(const i64, D_WPTR)[u];
+		hi = ARR(const i64, D_WPTR)[u + 1];
 	}
-	if (ema_dense(D, c)) {
-		const i64 *D3 = ARR(const i64, D_D3);
-		for (i64 j = 0; j < n; j++) {
-			i64 x = D3[row + j];
-			if (x > 0) BOND_ENTRY(j, x)
+	for (i64 base = lo; base < hi; base += bd) {
+		i64 e = base + t, j = 0, x = 0;
+		bool keep = false;
+		if (e < hi) {
+			if (dense) {
+				j = e;
+				x = D3[row + j];
+				keep = x > 0;
+			} else {
+				j = WCOL(e);
+				x = XV[e];
+				keep = (wflag[e] & WF_EMA) != 0;
+			}
 		}
-	} else {
-		const u32 *went = ARR(const u32, D_WENT);
-		const i32 *wflag = ARR(const i32, D_WFLAG);
-		const i64 *XV = ARR(const i64, D_XV);
-		for (i64 e = ARR(const i64, D_WPTR)[u]; e < ARR(const i64, D_WPTR)[u + 1]; e++) {
-			if (wflag[e] & WF_EMA) BOND_ENTRY(WCOL(e), XV[e])
+		i64 tot;
+		i64 at = pos + row_scan(keep ? 1 : 0, 0, &tot) - 1;
+		if (keep) {
+			if (!y3) {
+				i64 cs = colA[c.u0 + j];
+				if (cs != 0) {
+					x = fx_safe_div(x, cs);
+				}
+				i64 m = colM[c.u0 + j];
+				if (m != 0) {
+					x = fx_safe_div(x, m);
+				}
+			}
+			out[at] = (u32)j | fx_prop_u16(x) << 16;
 		}
+		pos += tot;
 	}
-#undef BOND_ENTRY
 }

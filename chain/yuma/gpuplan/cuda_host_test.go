@@ -43,8 +43,10 @@ func TestLaunchesMatchKernels(t *testing.T) {
 
 // TestCUDAOnHost compiles kernels/yuma.cu itself as C++ (testdata/hostcuda.cc
 // supplies the CUDA built-ins, real threads and barriers for the
-// block-per-subnet kernels) and runs it on batches, requiring the outputs to
-// equal the CPU engine's. It tests the CUDA text on machines without a GPU;
+// block-per-subnet and block-per-row kernels) and runs it on batches,
+// requiring the outputs to equal the CPU engine's. The block-per-row kernels
+// run with the device's block size and with smaller ones (more steps per row,
+// more duplicates within and across steps). It tests the CUDA text on machines without a GPU;
 // it is skipped when g++ (C++20) is missing.
 func TestCUDAOnHost(t *testing.T) {
 	gxx, err := exec.LookPath("g++")
@@ -75,7 +77,9 @@ func TestCUDAOnHost(t *testing.T) {
 		all = append(all, RandomBatch(23, k))
 	}
 	all = append(all, vectorInputs(t))
+	rowBlocks := []int{0, RowBlock, 1, 3, 8, 32} // 0: the device's (Layout.RowThreads)
 	for k, ins := range all {
+		rb := rowBlocks[k%len(rowBlocks)]
 		want, err := yuma.NewCPUEngine(1).Epochs(context.Background(), ins)
 		if err != nil {
 			t.Fatal(err)
@@ -84,7 +88,11 @@ func TestCUDAOnHost(t *testing.T) {
 		dev, cpu := Split(ins)
 		for _, chunk := range Chunks(ins, dev) {
 			b := Pack(ins, chunk, false)
-			work := runHost(t, bin, dir, b)
+			rbk := rb
+			if rbk == 0 {
+				rbk = b.L.RowThreads()
+			}
+			work := runHost(t, bin, dir, b, rbk)
 			b.SetWork(work)
 			b.Unpack(chunk, got)
 		}
@@ -93,15 +101,16 @@ func TestCUDAOnHost(t *testing.T) {
 		}
 		for i := range ins {
 			if d := Diff(&got[i], &want[i]); d != "" {
-				t.Fatalf("batch %d input %d (n=%d yuma3=%v liquid=%v β=%d): yuma.cu on the host: %s",
-					k, i, ins[i].N, ins[i].Yuma3, ins[i].LiquidAlpha, ins[i].BondsPenalty, d)
+				t.Fatalf("batch %d input %d (n=%d yuma3=%v liquid=%v β=%d, row block %d): yuma.cu on the host: %s",
+					k, i, ins[i].N, ins[i].Yuma3, ins[i].LiquidAlpha, ins[i].BondsPenalty, rb, d)
 			}
 		}
 	}
 }
 
 // runHost runs the harness on b's input arena and returns the work arena.
-func runHost(t *testing.T, bin, dir string, b *Batch) []int64 {
+// rowBlock is the block size of the block-per-row kernels.
+func runHost(t *testing.T, bin, dir string, b *Batch, rowBlock int) []int64 {
 	t.Helper()
 	l := b.L
 	copy(b.In, l.Descriptor(0, 1<<62))
@@ -111,7 +120,7 @@ func runHost(t *testing.T, bin, dir string, b *Batch) []int64 {
 		t.Fatal(err)
 	}
 	outPath := filepath.Join(dir, "work.bin")
-	cmd := exec.Command(bin, in, fmt.Sprint(l.WorkWords), fmt.Sprint(l.Cells), outPath)
+	cmd := exec.Command(bin, in, fmt.Sprint(l.WorkWords), fmt.Sprint(l.Cells), outPath, fmt.Sprint(rowBlock))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hostcuda: %v\n%s", err, out)
 	}

@@ -8,10 +8,13 @@ import (
 	"taobox/chain/yuma"
 )
 
-// Validate checks every input as yuma.CPUEngine does, with the same error.
+// Validate checks every input as yuma.CPUEngine does, with the same error
+// (the first input's in index order), checking inputs in parallel.
 func Validate(ins []yuma.Input) error {
-	for i := range ins {
-		if err := ins[i].Validate(); err != nil {
+	errs := make([]error, len(ins))
+	parallel(len(ins), func(i int) { errs[i] = ins[i].Validate() })
+	for i, err := range errs {
+		if err != nil {
 			if fe, ok := err.(*yuma.FieldError); ok {
 				return &yuma.FieldError{Field: fmt.Sprintf("[%d].%s", i, fe.Field), Problem: fe.Problem}
 			}
@@ -60,7 +63,9 @@ type Engine struct {
 	cpu *yuma.CPUEngine
 	// poison fills the work arena with garbage before the kernels run, as
 	// device memory reused between batches is: a kernel that reads a work
-	// array its launch did not write then fails the tests.
+	// array its launch did not write then fails the tests. It also flips
+	// every downloaded word after Unpack, as the GPU engine's next download
+	// would: an output that aliases them then fails the tests.
 	poison bool
 }
 
@@ -94,6 +99,14 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 		}
 		b.Run()
 		b.Unpack(chunk, outs)
+		if e.poison { // the GPU engine reuses its download buffers: no output may alias them
+			for i := range b.Work {
+				b.Work[i] = ^b.Work[i]
+			}
+			for i := range b.BondOut {
+				b.BondOut[i] = ^b.BondOut[i]
+			}
+		}
 	}
 	if err := RunCPU(ctx, e.cpu, ins, cpu, outs); err != nil {
 		return nil, err

@@ -2,8 +2,8 @@ package gpuplan
 
 // The kernel bodies of kernels/yuma.cu, one Go function per CUDA kernel with
 // the same name (yuma_load → kLoad, ...), each computing what one CUDA
-// thread (or, for the block-per-subnet kernels, one block) computes. Run
-// executes them in the launch order of the device engine.
+// thread (or, for the block-per-subnet and block-per-row kernels, one block)
+// computes. Run executes them in the launch order of the device engine.
 
 // subOf returns the subnet of global uid u, its n, first uid and first cell.
 func (b *Batch) subOf(u int64) (s, n, u0, c0 int64) {
@@ -49,7 +49,7 @@ func (b *Batch) kClear(c int64) {
 	b.HW[c], b.HB[c] = -1, -1
 }
 
-// kLoad is yuma_load (thread per row u): the weight masks of steps 5.2-5.5,
+// kLoad is yuma_load (block per row u): the weight masks of steps 5.2-5.5,
 // the row sum (wrapping) for the normalisation, the bond load and last_tempo
 // mask, and the per-cell chains of the surviving entries in stored order.
 
@@ -184,9 +184,16 @@ func (b *Batch) kWnorm(e int64) {
 	}
 }
 
-// kClip is yuma_clip (thread per weight entry e): col_clip_sparse, and the
-// entry's term of its row's validator trust (a wrapping sum: atomicAdd).
-func (b *Batch) kClip(e int64) {
+// kClip is yuma_clip (block per row u): col_clip_sparse per weight entry,
+// and the row's validator trust, a wrapping sum (a block reduction).
+func (b *Batch) kClip(u int64) {
+	for e := b.WPtr[u]; e < b.WPtr[u+1]; e++ {
+		b.clipEntry(e)
+	}
+}
+
+// clipEntry is kClip's work on weight entry e (one thread of the block).
+func (b *Batch) clipEntry(e int64) {
 	u := b.rowOfEntry(e)
 	_, _, u0, _ := b.subOf(u)
 	f := b.WFlag[e] &^ WFClip
@@ -248,7 +255,7 @@ func (b *Batch) kSubnet1(s int64) {
 	b.SState[s*StateFields+SSLiq] = b2i(b.sub(s, SFLiqIn) != 0 && any)
 }
 
-// kWfb is yuma_wfb (thread per row u): interpolate_sparse for 0 < β < 1 into
+// kWfb is yuma_wfb (block per row u): interpolate_sparse for 0 < β < 1 into
 // the dense D1 row (entries > 0 kept); for original Yuma also ΔB = wfb ⊗
 // active_i (dense in D1 or per entry in XV) and the bond column normalisation.
 func (b *Batch) kWfb(u int64) {
@@ -328,7 +335,7 @@ func (b *Batch) emaDense(s int64) bool {
 	return !(b.sub(s, SFYuma3) != 0 && b.SState[s*StateFields+SSLiq] != 0 && b.sub(s, SFMode) != 2)
 }
 
-// kEma is yuma_ema (thread per row u): mat_ema_sparse (scalar rate; new
+// kEma is yuma_ema (block per row u): mat_ema_sparse (scalar rate; new
 // terms then old terms per column, saturating, in stored order) into the
 // dense D3 row, or mat_ema_alpha_sparse with the liquid-alpha rates.
 func (b *Batch) kEma(u int64) {
@@ -558,11 +565,18 @@ func (b *Batch) emaEntries(s, u, row, n int64, f func(j, x int64)) {
 	}
 }
 
-// kDivsE is yuma_divs_e (thread per weight entry e): for a Yuma 3 subnet
-// whose EMA has the stored structure (liquid alpha, β = 0 or 1), the entry's
-// term col-normalised EMA ⊗ incentive_j, added to its row with wrapping
-// adds (atomicAdd), and the row's entry count.
-func (b *Batch) kDivsE(e int64) {
+// kDivsE is yuma_divs_e (block per row u): for a Yuma 3 subnet whose EMA
+// has the stored structure (liquid alpha, β = 0 or 1), the row's sum of the
+// terms col-normalised EMA ⊗ incentive_j with wrapping adds (a block
+// reduction) and its entry count.
+func (b *Batch) kDivsE(u int64) {
+	for e := b.WPtr[u]; e < b.WPtr[u+1]; e++ {
+		b.divsEntry(e)
+	}
+}
+
+// divsEntry is kDivsE's work on weight entry e (one thread of the block).
+func (b *Batch) divsEntry(e int64) {
 	if b.WFlag[e]&WFEma == 0 {
 		return
 	}
@@ -580,7 +594,7 @@ func (b *Batch) kDivsE(e int64) {
 	b.RowCnt[u]++
 }
 
-// kDivs is yuma_divs (thread per row u): Yuma 3 dividends (Σ_j
+// kDivs is yuma_divs (block per row u): Yuma 3 dividends (Σ_j
 // col-normalised EMA ⊗ incentive, wrapping, then checked ⊗ active stake) or
 // original-Yuma dividends (saturating Σ incentive ⊗ normalised EMA, in
 // column order), and the number of bond entries the row writes. For a
@@ -679,7 +693,7 @@ func (b *Batch) kBondBase() {
 	b.Total[0] = base
 }
 
-// kBondWrite is yuma_bond_write (thread per row u): the stored bond row,
+// kBondWrite is yuma_bond_write (block per row u): the stored bond row,
 // fixed_proportion_to_u16 of the EMA (Yuma 3) or of the column-max-upscaled
 // normalised EMA (original Yuma), as uid | value<<16 (the memory layout of yuma.Entry).
 func (b *Batch) kBondWrite(u int64) {
@@ -711,11 +725,27 @@ const (
 	GridOne           // a single thread
 	GridEntry         // one thread per weight entry
 	GridCell          // one thread per dense cell
+	GridRow           // one block of Layout.RowThreads threads per uid (row); the Go twin is the block
 )
 
 // SubnetBlock is the block size of the GridSubnet kernels (BLOCK in
 // kernels/yuma.cu).
 const SubnetBlock = 256
+
+// RowBlock is the largest block size of the GridRow kernels (ROWBLOCK in
+// kernels/yuma.cu; the kernels are written for any block size up to it).
+const RowBlock = 128
+
+// RowThreads is the block size of the GridRow launches for layout l:
+// RowBlock, or for short rows fewer threads, a multiple of 32 at least the
+// mean row length (Cells/U: a subnet of n uids has n rows of n columns).
+func (l *Layout) RowThreads() int {
+	if l.U == 0 {
+		return RowBlock
+	}
+	m := (l.Cells/l.U + 31) / 32 * 32
+	return int(min(max(m, 32), RowBlock))
+}
 
 // Launch is one kernel launch of the sequence.
 type Launch struct {
@@ -727,16 +757,16 @@ type Launch struct {
 // launches exactly these kernels, Run executes their Go twins, and the host
 // compilation test of kernels/yuma.cu runs them from this list.
 var Launches = []Launch{
-	{"yuma_clear", GridCell}, {"yuma_load", GridUID}, {"yuma_wnorm", GridEntry},
-	{"yuma_consensus", GridUID}, {"yuma_clip", GridEntry}, {"yuma_cols_a", GridUID},
-	{"yuma_subnet1", GridSubnet}, {"yuma_wfb", GridUID}, {"yuma_cols_b", GridUID},
-	{"yuma_ema", GridUID}, {"yuma_liquid", GridEntry}, {"yuma_cols_c", GridUID},
-	{"yuma_divs_e", GridEntry}, {"yuma_divs", GridUID}, {"yuma_subnet2", GridSubnet},
-	{"yuma_bond_base", GridOne}, {"yuma_bond_write", GridUID},
+	{"yuma_clear", GridCell}, {"yuma_load", GridRow}, {"yuma_wnorm", GridEntry},
+	{"yuma_consensus", GridUID}, {"yuma_clip", GridRow}, {"yuma_cols_a", GridUID},
+	{"yuma_subnet1", GridSubnet}, {"yuma_wfb", GridRow}, {"yuma_cols_b", GridUID},
+	{"yuma_ema", GridRow}, {"yuma_liquid", GridEntry}, {"yuma_cols_c", GridUID},
+	{"yuma_divs_e", GridRow}, {"yuma_divs", GridRow}, {"yuma_subnet2", GridSubnet},
+	{"yuma_bond_base", GridOne}, {"yuma_bond_write", GridRow},
 }
 
-// Threads returns how many threads (GridSubnet: blocks) a launch of grid
-// kind g runs for layout l.
+// Threads returns how many threads (GridSubnet, GridRow: blocks) a launch of
+// grid kind g runs for layout l.
 func (l *Layout) Threads(g int) int64 {
 	switch g {
 	case GridSubnet:

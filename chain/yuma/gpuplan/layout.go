@@ -17,38 +17,49 @@
 //
 //	kernel            grid             step (yuma-epoch.md §4)
 //	yuma_clear        thread per cell  empty the per-cell chain heads
-//	yuma_load         thread per row   5.2-5.5 weights masks, row sums; 10.1-10.2/11.1 bond load + mask; chains
+//	yuma_load         block per row    5.2-5.5 weights masks, row sums; 10.1-10.2/11.1 bond load + mask; chains
 //	yuma_wnorm        thread per entry 5.6 row normalisation
 //	yuma_consensus    thread per col   6 weighted median (literal quickselect per column)
-//	yuma_clip         thread per entry 7 col clip, validator trust (wrapping atomic row sums)
+//	yuma_clip         block per row    7 col clip, validator trust (wrapping row sums)
 //	yuma_cols_a       thread per col   8 ranks (row order); 11.2 bond column sums (row order)
 //	yuma_subnet1      block per subnet 8 incentive = normalise(ranks); liquid-alpha switch
-//	yuma_wfb          thread per row   9 weights for bonds; 11.2-11.3 bond normalise, ΔB
+//	yuma_wfb          block per row    9 weights for bonds; 11.2-11.3 bond normalise, ΔB
 //	yuma_cols_b       thread per col   11.3 ΔB column sums (row order)
-//	yuma_ema          thread per row   10.3 / 11.4 EMA with the scalar rate; liquid alpha: the rows'
+//	yuma_ema          block per row    10.3 / 11.4 EMA with the scalar rate; liquid alpha: the rows'
 //	                                   column prefix maxima (β 0/1) or the whole dense row (0 < β < 1)
 //	yuma_liquid       thread per entry 10.3-10.4 liquid-alpha EMA (sigmoid with the exp series) per wfb entry
 //	yuma_cols_c       thread per col   10.5 / 11.4 EMA column sums, 11.6 column max
-//	yuma_divs_e       thread per entry 10.5 Yuma 3 dividend terms of a structured EMA (wrapping atomic row sums)
-//	yuma_divs         thread per row   10.5 / 11.5 dividends; bond row counts
+//	yuma_divs_e       block per row    10.5 Yuma 3 dividend terms of a structured EMA (wrapping row sums)
+//	yuma_divs         block per row    10.5 / 11.5 dividends; bond row counts
 //	yuma_subnet2      block per subnet 10.5/11.5 normalise dividends; 12 emission; bond row offsets
 //	yuma_bond_base    one thread       bond output offsets of the subnets
-//	yuma_bond_write   thread per row   13 bond rows as (uid, u16)
+//	yuma_bond_write   block per row    13 bond rows as (uid, u16)
+//
+// A block-per-row kernel (GridRow) is one block of RowBlock threads per uid
+// whose threads stride over the row's entries or columns, so that
+// neighbouring threads read neighbouring words; its Go twin is the whole
+// block. What depends on a row's order is kept in that order: the chains are
+// linked in steps of one entry per thread, in parallel when a step's entries
+// have distinct columns and by one thread in stored order when not; prefix
+// maxima and the bond output positions are block scans carried across steps;
+// the original-Yuma dividend sum is added by one thread in column order.
 //
 // Exactness: every saturating accumulation runs in the CPU engine's order.
 // A row thread walks its row in stored order. A column thread walks rows
 // 0..n-1 and, inside a row, the entries of that (row, column) cell in stored
 // order through per-cell linked lists (HW/HB heads in a dense n×n table,
 // NextW/NextB links), which is exactly the order of the CPU's row-major walk
-// restricted to one column, duplicates and unsorted rows included. The only
-// reductions done in a different order are the plain wrapping sums of
-// inplace_normalize, row sums (validator trust, the weight row sums, Yuma 3's
-// Σ_j ema_ij ⊗ incentive_j) and the emission sum, which are exact modulo
-// 2^64 in any order (on the device: atomicAdd on unsigned 64-bit words), and
-// max/any, which are order-free. The liquid-alpha merge walk of a row, which
-// reads at column j the first surviving entry whose column is >= j, is
-// answered per entry by a binary search over the row's prefix maximum of
-// columns (PMW/PMB), the same entry the sequential walk reaches. The
+// restricted to one column, duplicates and unsorted rows included (the
+// device skips rows without entries: their chains are empty and their dense
+// EMA rows zero). The only reductions done in a different order are the
+// plain wrapping sums of inplace_normalize, row sums (validator trust, the
+// weight row sums, Yuma 3's Σ_j ema_ij ⊗ incentive_j) and the emission sum,
+// which are exact modulo 2^64 in any order (on the device: block reductions
+// on unsigned 64-bit words), and max/any, which are order-free. The
+// liquid-alpha merge walk of a row, which reads at column j the first
+// surviving entry whose column is >= j, is answered per entry (or per column
+// of a dense row) by a binary search over the row's prefix maximum of columns
+// (PMW/PMB), the same entry the sequential walk reaches. The
 // weighted median is subtensor's quickselect itself, one column per thread,
 // rather than the closed form of yuma-epoch.md §5.3: that form assumes
 // non-negative stakes whose sums do not wrap, which adversarial inputs

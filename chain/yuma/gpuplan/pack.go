@@ -477,27 +477,20 @@ func normalize(x []int64) {
 
 // Unpack decodes the outputs of the batch (after the kernels ran and the
 // output prefix and bond entries are in b.Work / b.BondOut) into
-// outs[idx[k]], one goroutine per subnet at a time. The outputs' emission,
-// raw and bond slices are views of the downloaded arrays (capped, so an
-// append never reaches a neighbour).
+// outs[idx[k]], one goroutine per subnet at a time. The outputs are copies,
+// so b.Work and b.BondOut may be reused once Unpack returns (the GPU engine
+// downloads into page-locked buffers it keeps); each subnet's goroutine
+// allocates and fills its own arrays, which spreads the first touch of the
+// fresh memory (page faults) over the cores.
 func (b *Batch) Unpack(idx []int, outs []yuma.Output) {
-	var all []yuma.Entry
-	if entryWord && len(b.BondOut) > 0 {
-		all = unsafe.Slice((*yuma.Entry)(unsafe.Pointer(unsafe.SliceData(b.BondOut))), len(b.BondOut))
-	} else {
-		all = make([]yuma.Entry, len(b.BondOut))
-		for p, v := range b.BondOut {
-			all[p] = yuma.Entry{UID: uint16(v), Value: uint16(v >> 16)}
-		}
-	}
 	parallel(len(idx), func(s int) {
 		h := &b.subs[s]
 		n := int64(h.in.N)
 		u0 := b.Sub[int64(s)*SubFields+SFUid]
 		out := &outs[idx[s]]
 		*out = yuma.Output{}
-		sl := func(v []int64) []int64 { return v[u0 : u0+n : u0+n] }
-		su := func(v []uint64) []uint64 { return v[u0 : u0+n : u0+n] }
+		sl := func(v []int64) []int64 { return append(make([]int64, 0, n), v[u0:u0+n]...) }
+		su := func(v []uint64) []uint64 { return append(make([]uint64, 0, n), v[u0:u0+n]...) }
 		cons, vtrust, inc, divs := sl(b.Cons), sl(b.VTrust), sl(b.Inc), sl(b.Divs)
 		out.StakeWeight = u16Vec(h.stake)
 		out.Consensus = u16Vec(cons)
@@ -512,7 +505,14 @@ func (b *Batch) Unpack(idx []int, outs []yuma.Output) {
 		out.BondsWritten = make([]bool, n)
 		base := b.SState[int64(s)*StateFields+SSBondBase]
 		cnt := b.SState[int64(s)*StateFields+SSBondN]
-		mine := all[base : base+cnt : base+cnt]
+		mine := make([]yuma.Entry, cnt)
+		if src := b.BondOut[base : base+cnt]; entryWord && cnt > 0 {
+			copy(mine, unsafe.Slice((*yuma.Entry)(unsafe.Pointer(unsafe.SliceData(src))), cnt))
+		} else {
+			for p, v := range src {
+				mine[p] = yuma.Entry{UID: uint16(v), Value: uint16(v >> 16)}
+			}
+		}
 		// Rows are consecutive in uid order: row i holds the entries from
 		// its offset to the next row's (rows without a new permit hold none).
 		off := sl(b.RowOff)

@@ -3,10 +3,13 @@
 // transcription. Per-thread kernels run thread after thread; the
 // block-per-subnet kernels run each block as BLOCK real threads with a
 // barrier, so __shared__, __syncthreads and __syncthreads_or behave as on a
-// GPU. atomicAdd is an atomic fetch-add.
+// GPU, and so do the block-per-row kernels (GridRow) with ROWBLOCK threads or
+// the row block size given as the fifth argument (they are written for any
+// block size up to ROWBLOCK: small blocks take many steps per row). atomicAdd
+// is an atomic fetch-add.
 //
 // Build: g++ -std=c++20 -O1 -pthread -I DIR hostcuda.cc, where DIR holds
-// launches.inc (written by the test). Usage: hostcuda IN WORKWORDS CELLS OUT
+// launches.inc (written by the test). Usage: hostcuda IN WORKWORDS CELLS OUT [ROWBLOCK]
 //   IN: the input arena (its descriptor holds byte offsets; a slot in the
 //   work arena has bit 62 set); OUT: the work arena after the launches.
 #include <atomic>
@@ -74,16 +77,16 @@ static void run_threads(kernel k, const long long *D, long long n, unsigned bloc
 	}
 }
 
-static void run_blocks(kernel k, const long long *D, long long grid)
+static void run_blocks(kernel k, const long long *D, long long grid, unsigned block)
 {
-	blockDim = {BLOCK, 1, 1};
+	blockDim = {block, 1, 1};
 	gridDim = {(unsigned)grid, 1, 1};
-	std::barrier<> bar(BLOCK);
+	std::barrier<> bar(block);
 	g_bar = &bar;
-	// BLOCK threads run every block in turn; the barrier after each block
+	// block threads run every block in turn; the barrier after each block
 	// keeps a block's __shared__ memory from being reused too early.
 	std::vector<std::thread> th;
-	for (unsigned t = 0; t < BLOCK; t++) {
+	for (unsigned t = 0; t < block; t++) {
 		th.emplace_back([=, &bar] {
 			for (long long b = 0; b < grid; b++) {
 				blockIdx = {(unsigned)b, 0, 0};
@@ -99,6 +102,8 @@ static void run_blocks(kernel k, const long long *D, long long grid)
 }
 
 // launch runs kernel k over the threads of grid kind g (gpuplan Grid*).
+static unsigned g_rowblock = ROWBLOCK;
+
 static void launch(kernel k, int g, const long long *D, long long S, long long U, long long NW, long long cells)
 {
 	const unsigned R = 128;
@@ -107,7 +112,7 @@ static void launch(kernel k, int g, const long long *D, long long S, long long U
 		run_threads(k, D, U, R);
 		break;
 	case 1:
-		run_blocks(k, D, S);
+		run_blocks(k, D, S, BLOCK);
 		break;
 	case 2:
 		run_threads(k, D, 1, 1);
@@ -118,6 +123,9 @@ static void launch(kernel k, int g, const long long *D, long long S, long long U
 	case 4:
 		run_threads(k, D, cells, R);
 		break;
+	case 5:
+		run_blocks(k, D, U, g_rowblock);
+		break;
 	default:
 		fprintf(stderr, "unknown grid kind %d\n", g);
 		exit(1);
@@ -126,9 +134,16 @@ static void launch(kernel k, int g, const long long *D, long long S, long long U
 
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fprintf(stderr, "usage: hostcuda IN WORKWORDS CELLS OUT\n");
+	if (argc != 5 && argc != 6) {
+		fprintf(stderr, "usage: hostcuda IN WORKWORDS CELLS OUT [ROWBLOCK]\n");
 		return 2;
+	}
+	if (argc == 6) {
+		g_rowblock = (unsigned)atoi(argv[5]);
+		if (g_rowblock < 1 || g_rowblock > ROWBLOCK) {
+			fprintf(stderr, "row block %u out of 1..%d\n", g_rowblock, ROWBLOCK);
+			return 2;
+		}
 	}
 	FILE *f = fopen(argv[1], "rb");
 	if (!f) {
