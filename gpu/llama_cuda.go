@@ -47,6 +47,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -74,6 +76,13 @@ import (
 // kernels one by one instead). Generate enqueues the whole generation and
 // synchronizes once; the chosen tokens stay on the device.
 //
+// A layer is four product launches and the attention: q/k/v (which
+// normalize their own input and, with llama's RoPE pairing, write q and k
+// rotated), the output projection with the residual add, gate/up with the
+// SwiGLU applied, and down with the residual add; each warp group computes
+// two rows at once (TAOBOX_LLAMA_ROWS, TAOBOX_LLAMA_FUSE=0 and
+// TAOBOX_LLAMA_WARPS select the other shapes for scripts/gpu-profile.sh).
+//
 // The prompt runs one token at a time (matrix-vector products; there is no
 // batched matrix-matrix path yet), computing the logits only for its last
 // token. A Llama is not safe for concurrent use; all its work runs inside
@@ -83,7 +92,8 @@ type Llama struct {
 	cfg model.Config
 
 	fn struct {
-		embed, prep, matvec3, rope, attention, argmaxPartial, argmax, logsoftmax, fill, advance cu.Function
+		embed, prep, rope, attention, argmaxPartial, argmax, logsoftmax, fill, advance, read cu.Function
+		matvec                                                                               [5]cu.Function // by rows per warp group: 1, 2, 4
 	}
 
 	tensors     []llamaTensor
@@ -113,13 +123,24 @@ type Llama struct {
 	closed     bool
 
 	stream  C.CUstream
-	occ     map[int]int // blocks per SM of matvec3
-	graphs  bool        // replay decode steps as CUDA graphs
+	occ     map[occKey]int // resident blocks per SM of the product kernels
+	graphs  bool           // replay decode steps as CUDA graphs
 	decodeG C.CUgraphExec
 	promptG C.CUgraphExec
 
 	forceWpr  int // tests: warps per row, 0 = automatic
 	gridScale int // tests: resident blocks per SM multiplier, 0 = 1
+
+	// fuse: products normalize their own input (no prep_input launch) and
+	// the FFN's gate/up product applies the SwiGLU (TAOBOX_LLAMA_FUSE=0:
+	// off, each step as separate launches). rows: rows per warp group of
+	// the products (1, 2 or 4; TAOBOX_LLAMA_ROWS, default 2).
+	fuse  bool
+	rows  int
+	warps int // warps per SM a product's row groups should give at least
+	// attnThreads: the attention kernel's block size (llamaAttnThreads;
+	// TAOBOX_LLAMA_ATTN_THREADS overrides, a multiple of 32 ≥ the head size)
+	attnThreads int
 }
 
 // devW is a weight on the device: its address and kernel type id.
@@ -274,11 +295,27 @@ func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) g
 	}
 	l.sms = max(d.Info().SMs, 1)
 	l.hostLogits = make([]float32, c.VocabSize)
-	l.occ = map[int]int{}
+	l.occ = map[occKey]int{}
 	l.graphs = os.Getenv("TAOBOX_LLAMA_GRAPHS") != "0"
 	// L2 prefetch of each product's first weights by the kernel before it:
 	// off by default until measured on a GPU (TAOBOX_LLAMA_PREFETCH=1).
 	l.prefetch = os.Getenv("TAOBOX_LLAMA_PREFETCH") == "1"
+	l.fuse = os.Getenv("TAOBOX_LLAMA_FUSE") != "0"
+	l.warps = 16
+	l.attnThreads = llamaAttnThreads
+	if t, err := strconv.Atoi(os.Getenv("TAOBOX_LLAMA_ATTN_THREADS")); err == nil && t >= 32 && t <= 1024 && t%32 == 0 && t >= c.HeadSize() {
+		l.attnThreads = t
+	}
+	if w, err := strconv.Atoi(os.Getenv("TAOBOX_LLAMA_WARPS")); err == nil && w > 0 {
+		l.warps = w
+	}
+	l.rows = 2
+	switch os.Getenv("TAOBOX_LLAMA_ROWS") {
+	case "1":
+		l.rows = 1
+	case "4":
+		l.rows = 4
+	}
 
 	// State layout (float32 unless noted).
 	kv := int64(c.NLayers) * int64(c.SeqLen) * int64(c.KVDim()) * 4
@@ -321,9 +358,11 @@ func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) g
 			f    *cu.Function
 			name string
 		}{
-			{&l.fn.embed, "embed"}, {&l.fn.prep, "prep_input"}, {&l.fn.matvec3, "matvec3"},
+			{&l.fn.embed, "embed"}, {&l.fn.prep, "prep_input"},
+			{&l.fn.matvec[1], "matvec3"}, {&l.fn.matvec[2], "matvec3x2"}, {&l.fn.matvec[4], "matvec3x4"},
 			{&l.fn.rope, "rope_pairs"}, {&l.fn.attention, "attention"}, {&l.fn.argmax, "argmax_logprob"}, {&l.fn.argmaxPartial, "argmax_partial"},
 			{&l.fn.logsoftmax, "log_softmax"}, {&l.fn.fill, "fill_weights"}, {&l.fn.advance, "advance_pos"},
+			{&l.fn.read, "read_bytes"},
 		} {
 			if *k.f, err = m.Function(k.name); err != nil {
 				return fmt.Errorf("gpu: llama.ptx: kernel %s: %v", k.name, err)
@@ -420,11 +459,12 @@ func (l *Llama) launch(fn cu.Function, name string, grid, block, shared int, val
 	return nil
 }
 
-// wpr chooses how many warps share a row (1, 2, 4 or 8) so that a product
-// of rows rows gives each SM at least 16 warps.
+// wpr chooses how many warps share a row group (1, 2, 4 or 8) so that a
+// product of `rows` groups gives each SM at least l.warps warps (16;
+// TAOBOX_LLAMA_WARPS overrides).
 func (l *Llama) wpr(rows int) int {
 	w := 1
-	for w < 8 && rows*w < l.sms*16 {
+	for w < 8 && rows*w < l.sms*l.warps {
 		w *= 2
 	}
 	return w
@@ -480,17 +520,10 @@ func (l *Llama) resolve() {
 	}
 }
 
-// matvec launches matvec3 for up to three stacked products sharing x.
+// mvSeg is one of the up to three stacked products of a matvec3 launch.
 type mvSeg struct {
 	w, t, y, b uint64 // weight, type, output, bias (0: none)
 	rows       int
-}
-
-func posArg(l *Llama, kvstride int) uint64 {
-	if kvstride > 0 {
-		return uint64(l.posp)
-	}
-	return 0
 }
 
 func isQuant(t uint64) bool {
@@ -533,52 +566,143 @@ func (l *Llama) pfBlocks(pf pfRange, threads int) int {
 	return min(int((pf.n+uint64(threads)*128-1)/(uint64(threads)*128)), 2*l.sms)
 }
 
-func segsQuant(segs ...devW) bool {
-	for _, s := range segs {
-		if isQuant(s.t) {
-			return true
-		}
+// mvOpts says how product prepares its input and writes its output.
+type mvOpts struct {
+	normw      uint64  // RMSNorm weight of the input (0: the input as is)
+	gluIn      uint64  // the input is silu(x)*gluIn (made by prep_input)
+	glu        bool    // segments 0, 1 are gate, up: y0 = silu(gate·x)*(up·x)
+	accumulate bool    // y += W·x (the residual add)
+	kvstride   int     // > 0: segments 1, 2 write the K, V cache rows at *posp
+	rope       bool    // segments 0, 1 are q, k: rotate them if the product can
+	pf         pfRange // L2 prefetch by a separate prep_input launch
+}
+
+// maxFusedShared bounds matvec3's dynamic shared memory (the default limit
+// without opting in to more).
+const maxFusedShared = 48 << 10
+
+// fusedShared is the dynamic shared memory of a product that normalizes
+// its n-value input itself (and quantizes it when quant), 0 if it cannot.
+func fusedShared(n int, quant bool) int {
+	b := n * 4
+	if quant {
+		b += n + n/32*4
 	}
-	return false
+	if b > maxFusedShared {
+		return 0
+	}
+	return b
 }
 
-// matvec launches matvec3: segs (up to three) times the prepared input x
-// (and l.xq/l.xd for Q8_0/Q4_0 segments), see prep.
-func (l *Llama) matvec(segs []mvSeg, x uint64, n int, accumulate bool) error {
-	return l.matvecKV(segs, x, n, accumulate, 0)
-}
-
-// matvecKV is matvec where segments 1 and 2 write the K and V cache rows of
-// the device's current position (kvstride = kv_dim) when kvstride > 0.
-func (l *Llama) matvecKV(segs []mvSeg, x uint64, n int, accumulate bool, kvstride int) error {
+// product enqueues up to three stacked products sharing the input x of n
+// values (see matvec3 in kernels/llama.cu): with l.fuse the RMSNorm (and
+// Q8 blocks) of x are made by the product's own blocks, otherwise by a
+// prep_input launch first, as they are for unnormalized Q8_0/Q4_0 inputs.
+func (l *Llama) product(segs []mvSeg, x uint64, n int, o mvOpts) error {
 	var s [3]mvSeg
 	copy(s[:], segs)
-	total := s[0].rows + s[1].rows + s[2].rows
-	wpr := l.wpr(total)
+	quant := false
+	for _, g := range s {
+		if g.rows > 0 && isQuant(g.t) {
+			quant = true
+		}
+	}
+	shared, normw := 0, uint64(0)
+	if o.normw != 0 && l.fuse {
+		if shared = fusedShared(n, quant); shared > 0 {
+			normw = o.normw
+		}
+	}
+	if normw == 0 && (o.normw != 0 || o.gluIn != 0 || quant || o.pf.n > 0) {
+		in, err := l.prep(x, o.normw, o.gluIn, n, quant, o.pf)
+		if err != nil {
+			return err
+		}
+		x = in
+	}
+	R := l.rowsPerGroup(s, o.glu)
+	var cs, hs uint64
+	if o.rope {
+		if !l.fusedRope(R) {
+			return fmt.Errorf("gpu: llama: a product with %d rows per group cannot apply RoPE", R)
+		}
+		cs, hs = uint64(l.rope), uint64(l.cfg.HeadSize())
+	}
+	name := [...]string{1: "matvec3", 2: "matvec3x2", 4: "matvec3x4"}[R]
+	fn := l.fn.matvec[R]
+	groups := (s[0].rows + s[1].rows + s[2].rows + R - 1) / R
+	if o.glu {
+		groups = s[0].rows / (R / 2)
+	}
+	wpr := l.wpr(groups)
 	if l.forceWpr > 0 {
 		wpr = l.forceWpr
 	}
 	// One wave of resident blocks looping over the rows.
-	occ, ok := l.occ[0]
+	key := occKey{R, shared}
+	occ, ok := l.occ[key]
 	if !ok {
 		var b C.int
-		f := *(*C.CUfunction)(unsafe.Pointer(&l.fn.matvec3))
-		if r := C.taobox_occupancy(f, 256, 0, &b); r != C.CUDA_SUCCESS || b < 1 {
-			b = 4
+		f := *(*C.CUfunction)(unsafe.Pointer(&fn))
+		if r := C.taobox_occupancy(f, 256, C.int(shared), &b); r != C.CUDA_SUCCESS || b < 1 {
+			b = 3
 		}
 		occ = int(b)
-		l.occ[0] = occ
+		l.occ[key] = occ
 	}
-	grid := min((total*wpr+7)/8, l.sms*occ*max(l.gridScale, 1))
-	acc := uint64(0)
-	if accumulate {
-		acc = 1
+	grid := min((groups*wpr+7)/8, l.sms*occ*max(l.gridScale, 1))
+	var kvp uint64
+	if o.kvstride > 0 {
+		kvp = uint64(l.posp)
 	}
-	return l.launch(l.fn.matvec3, "matvec3", grid, 256, 0,
+	return l.launch(fn, name, grid, 256, shared,
 		s[0].w, s[0].t, s[0].y, s[0].b, uint64(s[0].rows),
 		s[1].w, s[1].t, s[1].y, s[1].b, uint64(s[1].rows),
 		s[2].w, s[2].t, s[2].y, s[2].b, uint64(s[2].rows),
-		x, uint64(l.xq), uint64(l.xd), uint64(n), acc, uint64(wpr), posArg(l, kvstride), uint64(kvstride))
+		x, uint64(l.xq), uint64(l.xd), uint64(n), b2u(o.accumulate), uint64(wpr), kvp, uint64(o.kvstride),
+		normw, l.eps, b2u(quant && normw != 0), b2u(o.glu), cs, hs)
+}
+
+// fusedRope reports whether the q/k/v product, computing R rows per group,
+// also applies RoPE (llama's pairing only: a pair is two adjacent rows).
+func (l *Llama) fusedRope(R int) bool {
+	return l.fuse && l.neox == 0 && R%2 == 0
+}
+
+// rowsPerGroup is how many rows each warp group of a product computes at
+// once: l.rows (TAOBOX_LLAMA_ROWS), at least 2 for the SwiGLU pairs, and
+// less where a group's rows would straddle two segments or two types.
+func (l *Llama) rowsPerGroup(s [3]mvSeg, glu bool) int {
+	R := l.rows
+	if glu {
+		R = max(R, 2)
+		for R > 2 && s[0].rows%(R/2) != 0 {
+			R /= 2
+		}
+		return R
+	}
+	for R > 1 {
+		ok := true
+		for i, g := range s {
+			if g.rows == 0 {
+				continue
+			}
+			if g.t != s[0].t || (i < 2 && s[i+1].rows > 0 && g.rows%R != 0) {
+				ok = false
+			}
+		}
+		if ok {
+			break
+		}
+		R /= 2
+	}
+	return max(R, 1)
+}
+
+// occKey keys the occupancy cache: a kernel and its dynamic shared memory.
+type occKey struct {
+	rows   int // rows per warp group
+	shared int
 }
 
 // step enqueues one token's forward pass at the device's current position
@@ -593,57 +717,50 @@ func (l *Llama) step(logits bool) error {
 	if err := l.launch(l.fn.embed, "embed", (dim+255)/256, 256, 0, l.emb.p, l.emb.t, uint64(l.toks), posp, x, uint64(dim)); err != nil {
 		return err
 	}
-	G := max(1, llamaAttnThreads/hs)
+	G := max(1, l.attnThreads/hs)
 	attShared := (hs + G*hs) * 4
 	for layer := range l.layers {
 		w := &l.layers[layer]
 		loff := int64(layer) * int64(seq) * int64(kvDim) * 4
 		kc, vc := dptr(l.kc, loff), dptr(l.vc, loff)
-		in, err := l.prep(x, w.attnNorm.p, 0, dim, segsQuant(w.q, w.k, w.v), w.qkvPF)
-		if err != nil {
+		qkv := [3]mvSeg{{w.q.p, w.q.t, q, w.bq, dim}, {w.k.p, w.k.t, kc, w.bk, kvDim}, {w.v.p, w.v.t, vc, w.bv, kvDim}}
+		rope := l.fusedRope(l.rowsPerGroup(qkv, false))
+		if err := l.product(qkv[:], x, dim, mvOpts{normw: w.attnNorm.p, kvstride: kvDim, rope: rope, pf: w.qkvPF}); err != nil {
 			return err
 		}
-		if err := l.matvecKV([]mvSeg{{w.q.p, w.q.t, q, w.bq, dim}, {w.k.p, w.k.t, kc, w.bk, kvDim}, {w.v.p, w.v.t, vc, w.bv, kvDim}}, in, dim, false, kvDim); err != nil {
-			return err
+		if !rope {
+			if err := l.launch(l.fn.rope, "rope_pairs", (dim/2+255)/256, 256, 0,
+				q, kc, uint64(l.rope), posp, uint64(dim), uint64(kvDim), uint64(hs), l.neox); err != nil {
+				return err
+			}
 		}
-		if err := l.launch(l.fn.rope, "rope_pairs", (dim/2+255)/256, 256, 0,
-			q, kc, uint64(l.rope), posp, uint64(dim), uint64(kvDim), uint64(hs), l.neox); err != nil {
-			return err
-		}
-		if err := l.launch(l.fn.attention, "attention", c.NHeads+l.pfBlocks(w.oPF, llamaAttnThreads), llamaAttnThreads, attShared,
+		if err := l.launch(l.fn.attention, "attention", c.NHeads+l.pfBlocks(w.oPF, l.attnThreads), l.attnThreads, attShared,
 			q, kc, vc, uint64(l.att), xb,
 			posp, uint64(hs), uint64(kvDim), uint64(c.NHeads/c.NKVHeads), uint64(seq), uint64(c.NHeads), w.oPF.p, w.oPF.n); err != nil {
 			return err
 		}
-		if in, err = l.prep(xb, 0, 0, dim, segsQuant(w.o), pfRange{}); err != nil {
+		if err := l.product([]mvSeg{{w.o.p, w.o.t, x, 0, dim}}, xb, dim, mvOpts{accumulate: true}); err != nil {
 			return err
 		}
-		if err := l.matvec([]mvSeg{{w.o.p, w.o.t, x, 0, dim}}, in, dim, true); err != nil {
+		// FFN: gate and up in one launch (with l.fuse their SwiGLU too,
+		// into hb), then down of the SwiGLU with the residual added.
+		glu := l.fuse && w.gate.t == w.up.t
+		if err := l.product([]mvSeg{{w.gate.p, w.gate.t, hb, 0, hidden}, {w.up.p, w.up.t, hb2, 0, hidden}},
+			x, dim, mvOpts{normw: w.ffnNorm.p, glu: glu, pf: w.gateupPF}); err != nil {
 			return err
 		}
-		// FFN: gate and up in one launch, then down of their SwiGLU with
-		// the residual added.
-		if in, err = l.prep(x, w.ffnNorm.p, 0, dim, segsQuant(w.gate, w.up), w.gateupPF); err != nil {
-			return err
+		down := mvOpts{accumulate: true, pf: w.downPF}
+		if !glu {
+			down.gluIn = hb2
 		}
-		if err := l.matvec([]mvSeg{{w.gate.p, w.gate.t, hb, 0, hidden}, {w.up.p, w.up.t, hb2, 0, hidden}}, in, dim, false); err != nil {
-			return err
-		}
-		if in, err = l.prep(hb, 0, hb2, hidden, segsQuant(w.down), w.downPF); err != nil {
-			return err
-		}
-		if err := l.matvec([]mvSeg{{w.down.p, w.down.t, x, 0, dim}}, in, hidden, true); err != nil {
+		if err := l.product([]mvSeg{{w.down.p, w.down.t, x, 0, dim}}, hb, hidden, down); err != nil {
 			return err
 		}
 	}
 	if !logits {
 		return nil
 	}
-	in, err := l.prep(x, l.outNorm.p, 0, dim, segsQuant(l.cls), l.clsPF)
-	if err != nil {
-		return err
-	}
-	return l.matvec([]mvSeg{{l.cls.p, l.cls.t, uint64(l.logits), 0, c.VocabSize}}, in, dim, false)
+	return l.product([]mvSeg{{l.cls.p, l.cls.t, uint64(l.logits), 0, c.VocabSize}}, x, dim, mvOpts{normw: l.outNorm.p, pf: l.clsPF})
 }
 
 func (l *Llama) advance() error {
@@ -984,8 +1101,46 @@ func (l *Llama) bench(decode, prompt int) (r LlamaBenchResult, err error) {
 	if r.PeakGBPerSec > 0 {
 		r.FractionOfPeak = r.DecodeGBPerSec / r.PeakGBPerSec
 	}
+	if r.ReadGBPerSec, err = l.readCeiling(); err != nil {
+		return r, err
+	}
+	if r.ReadGBPerSec > 0 {
+		r.FractionOfRead = r.DecodeGBPerSec / r.ReadGBPerSec
+	}
 	r.DType = l.dtypeString()
 	return r, nil
+}
+
+// readCeiling measures how fast a kernel that only reads can stream the
+// weights from device memory (read_bytes over all of them, the median of
+// five passes after a warm-up): the bound a decode step, which reads every
+// weight once, could reach on this device.
+func (l *Llama) readCeiling() (float64, error) {
+	n := l.wbytes / 16
+	var gbs []float64
+	err := l.d.Do(func() error {
+		for k := range 6 {
+			if err := cu.Synchronize(); err != nil {
+				return err
+			}
+			t0 := time.Now()
+			if err := l.launch(l.fn.read, "read_bytes", l.sms*8, 256, 0, uint64(l.wmem), uint64(n), uint64(l.pv)); err != nil { // pv: scratch the next argmax rewrites
+				return err
+			}
+			if err := cu.Synchronize(); err != nil {
+				return fmt.Errorf("gpu: llama: read ceiling: %v", err)
+			}
+			if k > 0 {
+				gbs = append(gbs, float64(n*16)/time.Since(t0).Seconds()/1e9)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	slices.Sort(gbs)
+	return gbs[len(gbs)/2], nil
 }
 
 func (l *Llama) dtypeString() string {

@@ -110,21 +110,13 @@ func TestLlamaProfile(t *testing.T) {
 	posp := uint64(l.posp)
 	kc, vc := uint64(l.kc), uint64(l.vc)
 	rb := func(name string) float64 { return float64(l.byName[name].bytes) }
-	G := max(1, llamaAttnThreads/hs)
+	G := max(1, l.attnThreads/hs)
 	q8 := isQuant(w.q.t)
-	pr := func(x, normw, glu uint64, n int) uint64 {
-		in, err := l.prep(x, normw, glu, n, q8, pfRange{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return in
-	}
 	// gateUp runs the gate and up products of every layer.
 	gateUp := func() error {
-		in := pr(x, w.ffnNorm.p, 0, dim)
 		for i := range l.layers {
 			v := &l.layers[i]
-			if err := l.matvec([]mvSeg{{v.gate.p, v.gate.t, hb, 0, hidden}, {v.up.p, v.up.t, hb2, 0, hidden}}, in, dim, false); err != nil {
+			if err := l.product([]mvSeg{{v.gate.p, v.gate.t, hb, 0, hidden}, {v.up.p, v.up.t, hb2, 0, hidden}}, x, dim, mvOpts{normw: v.ffnNorm.p, glu: l.fuse}); err != nil {
 				return err
 			}
 		}
@@ -138,31 +130,30 @@ func TestLlamaProfile(t *testing.T) {
 		{"prep(norm)", 0, func() error { _, err := l.prep(x, w.attnNorm.p, 0, dim, q8, pfRange{}); return err }},
 		{"prep(glu)", 0, func() error { _, err := l.prep(hb, 0, hb2, hidden, q8, pfRange{}); return err }},
 		{"qkv", rb("blk.0.attn_q.weight") + 2*rb("blk.0.attn_k.weight"), func() error {
-			return l.matvecKV([]mvSeg{{w.q.p, w.q.t, q, w.bq, dim}, {w.k.p, w.k.t, kc, w.bk, kvDim}, {w.v.p, w.v.t, vc, w.bv, kvDim}}, pr(x, w.attnNorm.p, 0, dim), dim, false, kvDim)
+			return l.product([]mvSeg{{w.q.p, w.q.t, q, w.bq, dim}, {w.k.p, w.k.t, kc, w.bk, kvDim}, {w.v.p, w.v.t, vc, w.bv, kvDim}}, x, dim, mvOpts{normw: w.attnNorm.p, kvstride: kvDim})
 		}},
 		{"rope", 0, func() error {
 			return l.launch(l.fn.rope, "rope", (dim/2+255)/256, 256, 0, q, kc, uint64(l.rope), posp, uint64(dim), uint64(kvDim), uint64(hs), l.neox)
 		}},
 		{"attention@100", 0, func() error {
-			return l.launch(l.fn.attention, "attention", c.NHeads, llamaAttnThreads, (hs+G*hs)*4, q, kc, vc, uint64(l.att), xb,
+			return l.launch(l.fn.attention, "attention", c.NHeads, l.attnThreads, (hs+G*hs)*4, q, kc, vc, uint64(l.att), xb,
 				posp, uint64(hs), uint64(kvDim), uint64(c.NHeads/c.NKVHeads), uint64(c.SeqLen), uint64(c.NHeads), 0, 0)
 		}},
 		{"o", rb("blk.0.attn_output.weight"), func() error {
-			return l.matvec([]mvSeg{{w.o.p, w.o.t, x, 0, dim}}, pr(xb, 0, 0, dim), dim, true)
+			return l.product([]mvSeg{{w.o.p, w.o.t, x, 0, dim}}, xb, dim, mvOpts{accumulate: true})
 		}},
 		{"gateup", 2 * rb("blk.0.ffn_gate.weight"), func() error {
-			return l.matvec([]mvSeg{{w.gate.p, w.gate.t, hb, 0, hidden}, {w.up.p, w.up.t, hb2, 0, hidden}}, pr(x, w.ffnNorm.p, 0, dim), dim, false)
+			return l.product([]mvSeg{{w.gate.p, w.gate.t, hb, 0, hidden}, {w.up.p, w.up.t, hb2, 0, hidden}}, x, dim, mvOpts{normw: w.ffnNorm.p, glu: l.fuse})
 		}},
 		{"down", rb("blk.0.ffn_down.weight"), func() error {
-			return l.matvec([]mvSeg{{w.down.p, w.down.t, x, 0, dim}}, pr(hb, 0, hb2, hidden), hidden, true)
+			return l.product([]mvSeg{{w.down.p, w.down.t, x, 0, dim}}, hb, hidden, mvOpts{accumulate: true})
 		}},
 		{"logits", rb("token_embd.weight"), func() error {
-			return l.matvec([]mvSeg{{l.cls.p, l.cls.t, uint64(l.logits), 0, c.VocabSize}}, pr(x, l.outNorm.p, 0, dim), dim, false)
+			return l.product([]mvSeg{{l.cls.p, l.cls.t, uint64(l.logits), 0, c.VocabSize}}, x, dim, mvOpts{normw: l.outNorm.p})
 		}},
 		{"down 16 layers", 16 * rb("blk.0.ffn_down.weight"), func() error {
-			in := pr(hb, 0, hb2, hidden)
 			for i := range l.layers {
-				if err := l.matvec([]mvSeg{{l.layers[i].down.p, w.down.t, x, 0, dim}}, in, hidden, true); err != nil {
+				if err := l.product([]mvSeg{{l.layers[i].down.p, w.down.t, x, 0, dim}}, hb, hidden, mvOpts{accumulate: true}); err != nil {
 					return err
 				}
 			}

@@ -405,6 +405,8 @@ type LlamaBenchResult struct {
 	DecodeGBPerSec  float64 `json:"decode_gb_per_s"`    // BytesPerToken × decode tok/s
 	PeakGBPerSec    float64 `json:"peak_gb_per_s"`      // HBMBandwidth of the device, 0 if unknown
 	FractionOfPeak  float64 `json:"fraction_of_peak"`   // DecodeGBPerSec / PeakGBPerSec
+	ReadGBPerSec    float64 `json:"read_gb_per_s"`      // measured: a kernel that only reads the weights
+	FractionOfRead  float64 `json:"fraction_of_read"`   // DecodeGBPerSec / ReadGBPerSec
 	EnqueueUsPerTok float64 `json:"enqueue_us_per_tok"` // host time to launch one decode step's kernels
 	Graphs          bool    `json:"cuda_graphs"`        // decode steps replayed as CUDA graphs
 }
@@ -413,7 +415,10 @@ func (r LlamaBenchResult) String() string {
 	s := fmt.Sprintf("llama %s %s %s: %.0f MB weights, decode %.1f tok/s (%.0f GB/s", r.Model, r.Shape, r.DType,
 		float64(r.WeightBytes)/1e6, r.DecodeTokPerSec, r.DecodeGBPerSec)
 	if r.PeakGBPerSec > 0 {
-		s += fmt.Sprintf(", %.0f%% of %.0f GB/s", 100*r.FractionOfPeak, r.PeakGBPerSec)
+		s += fmt.Sprintf(", %.0f%% of the %.0f GB/s datasheet peak", 100*r.FractionOfPeak, r.PeakGBPerSec)
+	}
+	if r.ReadGBPerSec > 0 {
+		s += fmt.Sprintf(", %.0f%% of the %.0f GB/s measured read ceiling", 100*r.FractionOfRead, r.ReadGBPerSec)
 	}
 	return s + fmt.Sprintf("), prompt %.1f tok/s (token by token), %.0f MB on the GPU, host enqueue %.0f us/token, graphs %v",
 		r.PromptTokPerSec, float64(r.MemBytes)/1e6, r.EnqueueUsPerTok, r.Graphs)

@@ -18,7 +18,10 @@
 //                   silu(g)*u or x, and its Q8 blocks for Q8_0/Q4_0 weights
 //   matvec3         up to three y_s = W_s·in (+ b_s, or + y_s: the residual
 //                   add) in one launch; F32, F16, BF16, Q8_0, Q4_0 rows;
-//                   groups of 1-8 warps per row
+//                   groups of 1-8 warps per row; optionally its own
+//                   RMSNorm prologue (no prep_input launch), and the FFN's
+//                   gate and up products with their SwiGLU in one pass
+//   matvec3x2/x4    the same with 2 or 4 rows per warp group
 //   rope_pairs      rotates q and the cached k (llama pairs or NEOX pairs)
 //   attention       one block per query head over the KV cache (GQA)
 //   argmax_partial  per-chunk best logit and sum of exp (two-pass greedy)
@@ -28,6 +31,7 @@
 //                   CUDA graph, replayed)
 //   log_softmax     log-softmax of the logits (float64 out)
 //   fill_weights    seeded synthetic weights for the benchmark model
+//   read_bytes      reads a buffer once (the benchmark's read ceiling)
 
 #include <cuda_fp16.h>
 
@@ -216,6 +220,28 @@ __device__ __forceinline__ void lane_dot(const char *const *row, i64 t, i64 n, c
 	}
 }
 
+// rms_scale is RMSNorm's 1/sqrt(mean(x^2) + eps), every block (of 256
+// threads) summing in the same fixed order, so prep_input and matvec3's
+// own prologue agree to the bit. Every thread of the block must call it.
+__device__ __forceinline__ float rms_scale(const float *x, i64 n, double eps, float *red)
+{
+	float ss = 0.f;
+	for (i64 i = threadIdx.x; i < n; i += blockDim.x) ss += x[i] * x[i];
+	ss = block_sum(ss, red);
+	return 1.0f / sqrtf(ss / (float)n + (float)eps);
+}
+
+// q8_block quantizes v (lane's value of a 32-value block; the whole warp
+// calls it) as the CPU engine's quantizeQ8: amax = max|v|, id = 127/amax
+// (0 if amax is 0), q = round-half-even(v*id), d = amax/127 rounded to f16.
+__device__ __forceinline__ void q8_block(float v, signed char *q, float *d)
+{
+	float amax = warp_max(fabsf(v));
+	float id = amax != 0.f ? 127.0f / amax : 0.f;
+	*q = (signed char)__float2int_rn(__fmul_rn(v, id));
+	if ((threadIdx.x & 31) == 0) *d = __half2float(__float2half_rn(amax / 127.0f));
+}
+
 // prep_input makes a matrix-vector product's input once, in global memory
 // (the product's warps then read it through L1):
 //   normw != 0: out = RMSNorm(x)*normw, exactly o = w * (x * 1/sqrt(mean(x^2)
@@ -241,10 +267,7 @@ extern "C" __global__ void prep_input(const float *x, const float *normw, const 
 	}
 	float s = 0.f;
 	if (normw) {
-		float ss = 0.f;
-		for (i64 i = threadIdx.x; i < n; i += blockDim.x) ss += x[i] * x[i];
-		ss = block_sum(ss, red);
-		s = 1.0f / sqrtf(ss / (float)n + (float)eps);
+		s = rms_scale(x, n, eps, red);
 	}
 	int lane = threadIdx.x & 31;
 	i64 b = blockIdx.x * (i64)(blockDim.x >> 5) + (threadIdx.x >> 5); // this warp's 32 values
@@ -262,12 +285,7 @@ extern "C" __global__ void prep_input(const float *x, const float *normw, const 
 			out[i] = v;
 		}
 	}
-	if (xq) {
-		float amax = warp_max(fabsf(v));
-		float id = amax != 0.f ? 127.0f / amax : 0.f;
-		xq[i] = (signed char)__float2int_rn(__fmul_rn(v, id));
-		if (lane == 0) xd[b] = __half2float(__float2half_rn(amax / 127.0f));
-	}
+	if (xq) q8_block(v, &xq[i], &xd[b]);
 }
 
 // Rows are computed by groups of wpr warps (wpr = 1, 2, 4 or 8, dividing
@@ -305,48 +323,174 @@ __device__ __forceinline__ void group_dot(const char *const *row, i64 t, i64 n, 
 		}
 }
 
-// matvec3: rows of three products stacked (rows0, then rows1, then rows2);
-// a segment with rows == 0 is absent. y_s[r] = dot + b_s[r] (accumulate ==
-// 0; b_s == 0: no bias) or y_s[r] + dot (accumulate != 0: the residual
-// add). The input x (and, for Q8_0/Q4_0 segments, its Q8 blocks xq, xd)
-// comes from prep_input. Block: 256 threads = 8 warps; groups of wpr warps
-// per row, grid-stride over rows.
+// mv_input is a product's input for this block: x as given (and, for
+// Q8_0/Q4_0 rows, its Q8 blocks *xq, *xd from prep_input) when normw == 0;
+// otherwise the block's own copy of RMSNorm(x)*normw in dynamic shared
+// memory (n floats), made exactly as prep_input makes it (rms_scale), and
+// with qin != 0 its Q8 blocks there too (n bytes and n/32 floats more;
+// *xq, *xd then point there). This saves prep_input's launch before the
+// product; x must not be one of the product's outputs then (no block may
+// write what another is still reading). Every thread must call it.
+__device__ __forceinline__ const float *mv_input(const float *x, const float *normw, double eps, i64 n, i64 qin,
+	const signed char **xq, const float **xd, float *red)
+{
+	if (!normw) return x;
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	float *xs = (float *)smem4;
+	float s = rms_scale(x, n, eps, red);
+	for (i64 i = threadIdx.x; i < n; i += blockDim.x) xs[i] = normw[i] * (s * x[i]);
+	__syncthreads();
+	if (qin) {
+		signed char *sq = (signed char *)(xs + n);
+		float *sd = (float *)(sq + n);
+		for (i64 b = warp; b * 32 < n; b += blockDim.x >> 5) q8_block(xs[b * 32 + lane], &sq[b * 32 + lane], &sd[b]);
+		__syncthreads();
+		*xq = sq;
+		*xd = sd;
+	}
+	return xs;
+}
+
+#define MV_SEGS w0, t0, y0, b0, rows0, w1, t1, y1, b1, rows1, w2, t2, y2, b2, rows2
+
+// group_rows resolves work item g of mv_groups: the R row addresses of its
+// group (row), and the segment's type, output, bias, first row and row
+// count; it returns the segment (0, 1, 2). glu: R/2 rows of w0 (gate), then
+// the same rows of w1 (up). Rows past a segment's end repeat its last row
+// (computed, never written).
+template <int R>
+__device__ __forceinline__ int group_rows(
+	const char *w0, i64 t0, float *y0, const float *b0, i64 rows0,
+	const char *w1, i64 t1, float *y1, const float *b1, i64 rows1,
+	const char *w2, i64 t2, float *y2, const float *b2, i64 rows2,
+	i64 n, i64 glu, i64 g, const char **row, i64 *t, float **y, const float **b, i64 *rr, i64 *segRows)
+{
+	const int H = R >= 2 ? R / 2 : 1;
+	*t = t0; *y = y0; *b = b0; *segRows = rows0;
+	if (glu) {
+		*rr = g * H;
+		i64 rb = row_bytes(t0, n);
+#pragma unroll
+		for (int k = 0; k < H; k++) {
+			row[k] = w0 + (*rr + k) * rb;
+			row[H + k] = w1 + (*rr + k) * rb;
+		}
+		return 0;
+	}
+	i64 r = g * R;
+	const char *w = w0;
+	int seg = 0;
+	*rr = r;
+	if (r >= rows0 && r < rows0 + rows1) { w = w1; *t = t1; *y = y1; *b = b1; *rr = r - rows0; *segRows = rows1; seg = 1; }
+	else if (r >= rows0 + rows1) { w = w2; *t = t2; *y = y2; *b = b2; *rr = r - rows0 - rows1; *segRows = rows2; seg = 2; }
+	i64 rb = row_bytes(*t, n);
+#pragma unroll
+	for (int k = 0; k < R; k++) row[k] = w + min(*rr + k, *segRows - 1) * rb;
+	return seg;
+}
+
+// mv_groups is the body of the matvec kernels: rows of three products
+// stacked (rows0, then rows1, then rows2; a segment with rows == 0 is
+// absent), computed by groups of wpr warps (1, 2, 4 or 8 of the block's 8),
+// each group R rows at once (R times the bytes in flight per warp), in a
+// grid-stride loop. y_s[r] = dot + b_s[r] (accumulate == 0; b_s == 0: no
+// bias) or y_s[r] + dot (accumulate != 0: the residual add). For R > 1 a
+// group's R rows lie in one segment (the caller keeps rows0 and rows1
+// multiples of R) and all segments have one type.
+// glu != 0 (R even): segments 0 and 1 are the FFN's gate and up matrices
+// (same rows, same type); a group computes R/2 rows of each and writes
+// y0[r] = silu(gate·x)*(up·x), the SwiGLU exactly as prep_input computes
+// it (a *= 1/(1 + exp(-a)), a *= u); y1 is unused.
+// The input: see mv_input (normw, eps, qin).
 // posp != 0: y1 and y2 are offset by *posp * kvstride values (the K and V
 // cache rows of the current position, read on the device).
-extern "C" __global__ void __launch_bounds__(256) matvec3(
+// cs != 0 (R even, posp != 0): segments 0 and 1 are q and k, and their
+// rows are written rotated by RoPE at position *posp with llama's pairing
+// (rows 2i and 2i+1 of each head of hs values; cs as rope_pairs reads it),
+// exactly as rope_pairs would rotate them after this product: a group's
+// rows hold whole pairs, so the rope_pairs launch is not needed.
+template <int R>
+__device__ __forceinline__ void mv_groups(
 	const char *w0, i64 t0, float *y0, const float *b0, i64 rows0,
 	const char *w1, i64 t1, float *y1, const float *b1, i64 rows1,
 	const char *w2, i64 t2, float *y2, const float *b2, i64 rows2,
 	const float *x, const signed char *xq, const float *xd, i64 n, i64 accumulate, i64 wpr,
-	const i64 *posp, i64 kvstride)
+	const i64 *posp, i64 kvstride, const float *normw, double eps, i64 qin, i64 glu, const float *cs, i64 hs)
 {
 	if (posp) { // segments 1 and 2 are the KV cache rows at position *posp
 		i64 off = (*posp) * kvstride;
 		y1 += off;
 		y2 += off;
 	}
-	__shared__ float part[8];
-	const float *xin = x;
+	const int H = R >= 2 ? R / 2 : 1; // glu: rows of each matrix per group
+	__shared__ float part[8 * R];
+	__shared__ float red[32];
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	int W = (int)wpr;
-	i64 rpb = 8 / W; // rows per block and pass
+	i64 gpb = 8 / W; // groups per block and pass
 	i64 total = rows0 + rows1 + rows2;
-	for (i64 base = blockIdx.x * rpb; base < total; base += gridDim.x * rpb) {
-		i64 r = base + warp / W;
-		bool valid = r < total;
-		const char *w = w0; i64 t = t0, rr = r; float *y = y0; const float *b = b0;
-		if (r >= rows0 && r < rows0 + rows1) { w = w1; t = t1; y = y1; b = b1; rr = r - rows0; }
-		else if (r >= rows0 + rows1) { w = w2; t = t2; y = y2; b = b2; rr = r - rows0 - rows1; }
-		const char *row = w + rr * row_bytes(t, n);
-		float v;
-		group_dot<1>(&row, t, n, xin, xq, xd, W, valid, part, &v);
-		if (valid && lane == 0 && warp % W == 0) {
-			if (accumulate) v = y[rr] + v;
-			else if (b) v = v + b[rr];
-			y[rr] = v;
+	i64 groups = glu ? rows0 / H : (total + R - 1) / R;
+	const float *xin = mv_input(x, normw, eps, n, qin, &xq, &xd, red);
+	for (i64 base = blockIdx.x * gpb; base < groups; base += gridDim.x * gpb) {
+		i64 g = base + warp / W;
+		bool valid = g < groups;
+		const char *row[R];
+		i64 t, rr, segRows;
+		float *y;
+		const float *b;
+		int seg = group_rows<R>(MV_SEGS, n, glu, valid ? g : 0, row, &t, &y, &b, &rr, &segRows);
+		float v[R];
+		group_dot<R>(row, t, n, xin, xq, xd, W, valid, part, v);
+		if (!valid || lane != 0 || warp % W != 0) continue;
+		if (glu) {
+#pragma unroll
+			for (int k = 0; k < H; k++) {
+				float a = v[k];
+				a *= 1.0f / (1.0f + expf(-a));
+				a = a * v[H + k];
+				y0[rr + k] = a;
+			}
+			continue;
 		}
+		float o[R];
+#pragma unroll
+		for (int k = 0; k < R; k++) {
+			o[k] = v[k];
+			if (rr + k < segRows) {
+				if (accumulate) o[k] = y[rr + k] + o[k];
+				else if (b) o[k] = o[k] + b[rr + k];
+			}
+		}
+		if (cs && seg < 2) {
+			const float *c0 = cs + (*posp) * (hs / 2) * 2;
+#pragma unroll
+			for (int k = 0; k + 1 < R; k += 2) {
+				const float *c = c0 + ((rr + k) % hs) / 2 * 2;
+				float fcr = c[0], fci = c[1], a0 = o[k], a1 = o[k + 1];
+				o[k] = __fsub_rn(__fmul_rn(a0, fcr), __fmul_rn(a1, fci));
+				o[k + 1] = __fadd_rn(__fmul_rn(a0, fci), __fmul_rn(a1, fcr));
+			}
+		}
+#pragma unroll
+		for (int k = 0; k < R; k++)
+			if (rr + k < segRows) y[rr + k] = o[k];
 	}
 }
+
+#define MV_PARAMS \
+	const char *w0, i64 t0, float *y0, const float *b0, i64 rows0, \
+	const char *w1, i64 t1, float *y1, const float *b1, i64 rows1, \
+	const char *w2, i64 t2, float *y2, const float *b2, i64 rows2, \
+	const float *x, const signed char *xq, const float *xd, i64 n, i64 accumulate, i64 wpr, \
+	const i64 *posp, i64 kvstride, const float *normw, double eps, i64 qin, i64 glu, const float *cs, i64 hs
+#define MV_ARGS w0, t0, y0, b0, rows0, w1, t1, y1, b1, rows1, w2, t2, y2, b2, rows2, \
+	x, xq, xd, n, accumulate, wpr, posp, kvstride, normw, eps, qin, glu, cs, hs
+
+// matvec3, matvec3x2, matvec3x4: mv_groups with 1, 2 and 4 rows per group
+// (glu needs 2 or 4).
+extern "C" __global__ void __launch_bounds__(256) matvec3(MV_PARAMS) { mv_groups<1>(MV_ARGS); }
+extern "C" __global__ void __launch_bounds__(256, 4) matvec3x2(MV_PARAMS) { mv_groups<2>(MV_ARGS); }
+extern "C" __global__ void __launch_bounds__(256, 3) matvec3x4(MV_PARAMS) { mv_groups<4>(MV_ARGS); }
 
 // rope_pairs rotates the pairs of q (dim values) and of k (kvdim values)
 // at position pos: consecutive pairs (i, i+1) of each head (neox == 0;
@@ -648,4 +792,24 @@ extern "C" __global__ void fill_weights(char *w, i64 t, i64 n, u64 seed, double 
 		}
 		break;
 	}
+}
+
+// read_bytes reads n 16-byte words at p once, four loads in flight per
+// thread (streaming, as the products read weights), and folds them into
+// one word that is written only if it equals a key: the benchmark's
+// measured ceiling for a kernel that only reads device memory.
+extern "C" __global__ void read_bytes(const uint4 *p, i64 n, unsigned *out)
+{
+	unsigned acc = 0;
+	i64 stride = (i64)gridDim.x * blockDim.x;
+	i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x;
+	for (; i + 3 * stride < n; i += 4 * stride) {
+		uint4 a = __ldcs(p + i), b = __ldcs(p + i + stride), c = __ldcs(p + i + 2 * stride), d = __ldcs(p + i + 3 * stride);
+		acc ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
+	}
+	for (; i < n; i += stride) {
+		uint4 a = __ldcs(p + i);
+		acc ^= a.x ^ a.y ^ a.z ^ a.w;
+	}
+	if (acc == 0x9e3779b9u) out[0] = acc;
 }
