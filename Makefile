@@ -82,7 +82,7 @@ cuda: ptx-check
 # What a device machine (no Go there) runs from bin/: taobox-cuda, and the
 # miner's test binary for scripts/gpu-check.sh's task-rate step.
 device-bins: cuda
-	$(GO) test -c -o bin/miner.test ./miner
+	$(GO) test -c -ldflags "-s -w" -o bin/miner.test ./miner # stripped: bin/ travels to the device (64 MiB in all)
 
 cuda-toolchain:
 	@scripts/cuda-toolchain.sh $(CUDA)

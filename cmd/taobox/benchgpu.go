@@ -7,7 +7,7 @@ import "flag"
 
 var benchGPUCommand = &command{
 	name:    "bench gpu",
-	args:    "[--device N] [--iters 20] [--model FILE] [--json]",
+	args:    "[--device N] [--iters 20] [--model FILE] [--no-llama] [--no-yuma] [--json]",
 	summary: "Yuma epochs/s, model tokens/s, GPU memory and runner boundary cost (taobox-cuda only)",
 	help: "Opens --device and measures, printing each figure to stderr as it comes\n" +
 		"and the report (or with --json one object) to stdout at the end:\n" +
@@ -31,6 +31,7 @@ var benchGPUCommand = &command{
 		fs.IntVar(&o.decode, "decode", 128, "tokens generated per decode run")
 		fs.IntVar(&o.prompt, "prompt", 64, "tokens fed per prompt run")
 		fs.BoolVar(&o.noLlama, "no-llama", false, "skip the synthetic 1B model")
+		fs.BoolVar(&o.noYuma, "no-yuma", false, "skip Yuma and the runner boundary")
 		fs.BoolVar(&o.asJSON, "json", false, "print one JSON object")
 		return func(e *env) error {
 			if o.iters < 1 {
@@ -47,5 +48,5 @@ var benchGPUCommand = &command{
 type benchGPUOptions struct {
 	device, iters, decode, prompt int
 	model                         string
-	noLlama, asJSON               bool
+	noLlama, noYuma, asJSON       bool
 }

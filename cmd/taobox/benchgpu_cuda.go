@@ -66,10 +66,14 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 	}
 	memSample()
 
-	for _, s := range []struct {
+	shapes := []struct {
 		name          string
 		subnets, uids int
-	}{{"128x256", 128, 256}, {"1x4096", 1, 4096}} {
+	}{{"128x256", 128, 256}, {"1x4096", 1, 4096}}
+	if o.noYuma {
+		shapes = shapes[:0]
+	}
+	for _, s := range shapes {
 		y := yumaGPUBench{Shape: s.name, Subnets: s.subnets, UIDs: s.uids}
 		y.GPUEpochsPerS, y.GPUMsPerBatch, err = gpu.BenchYuma(d, s.subnets, s.uids, o.iters)
 		if err != nil {
@@ -101,18 +105,20 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 		r.Yuma = append(r.Yuma, y)
 	}
 
-	boundaryBatch := gpu.BigYumaBatch(128, 256, false)
-	if b, err := runner.MeasureBoundary(boundaryBatch, max(3, o.iters/2)); err != nil {
-		r.Errors = append(r.Errors, fmt.Sprintf("runner boundary: %v", err))
-	} else {
-		r.Boundary = &b
-		progress("runner boundary (socket): %s", b)
-	}
-	if b, err := runner.MeasureBoundaryShm(boundaryBatch, max(3, o.iters/2)); err != nil {
-		r.Errors = append(r.Errors, fmt.Sprintf("runner boundary over shared memory: %v", err))
-	} else {
-		r.BoundaryShm = &b
-		progress("runner boundary (shared memory): %s", b)
+	if !o.noYuma {
+		boundaryBatch := gpu.BigYumaBatch(128, 256, false)
+		if b, err := runner.MeasureBoundary(boundaryBatch, max(3, o.iters/2)); err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("runner boundary: %v", err))
+		} else {
+			r.Boundary = &b
+			progress("runner boundary (socket): %s", b)
+		}
+		if b, err := runner.MeasureBoundaryShm(boundaryBatch, max(3, o.iters/2)); err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("runner boundary over shared memory: %v", err))
+		} else {
+			r.BoundaryShm = &b
+			progress("runner boundary (shared memory): %s", b)
+		}
 	}
 
 	llama := func(name string, f func() (gpu.LlamaBenchResult, error)) {
