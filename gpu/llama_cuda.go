@@ -14,6 +14,55 @@ static CUresult taobox_launch(CUfunction f, unsigned grid, unsigned block, unsig
 	return cuLaunchKernel(f, grid, 1, 1, block, 1, 1, shared, s, args, 0);
 }
 
+// Programmatic dependent launch needs cuLaunchKernelEx (a CUDA 12.0
+// driver), which the pinned CUDA 11.8 headers lack: its types are declared
+// here (taobox_ names, the driver's layout) and the entry point is looked
+// up in the loaded driver at run time, so the binary still starts on any
+// driver. taobox_launch_pdl returns CUDA_ERROR_NOT_SUPPORTED without it.
+#include <dlfcn.h>
+
+typedef struct {
+	int id;
+	char pad[4];
+	union { char pad[64]; int programmaticStreamSerializationAllowed; } value;
+} taobox_launch_attr;
+
+typedef struct {
+	unsigned gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes;
+	CUstream hStream;
+	taobox_launch_attr *attrs;
+	unsigned numAttrs;
+} taobox_launch_config;
+
+typedef CUresult (*taobox_launch_ex_fn)(const taobox_launch_config *, CUfunction, void **, void **);
+
+static taobox_launch_ex_fn taobox_launch_ex(void) {
+	static int looked;
+	static taobox_launch_ex_fn fn;
+	if (!looked) {
+		fn = (taobox_launch_ex_fn)dlsym(RTLD_DEFAULT, "cuLaunchKernelEx");
+		looked = 1;
+	}
+	return fn;
+}
+
+static int taobox_have_pdl(void) { return taobox_launch_ex() != 0; }
+
+// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+#define TAOBOX_ATTR_PDL 6
+
+static CUresult taobox_launch_pdl(CUfunction f, unsigned grid, unsigned block, unsigned shared, CUstream s, unsigned long long *vals, int n) {
+	taobox_launch_ex_fn ex = taobox_launch_ex();
+	if (!ex) return CUDA_ERROR_NOT_SUPPORTED;
+	void *args[32];
+	for (int i = 0; i < n && i < 32; i++) args[i] = &vals[i];
+	taobox_launch_attr attr = {0};
+	attr.id = TAOBOX_ATTR_PDL;
+	attr.value.programmaticStreamSerializationAllowed = 1;
+	taobox_launch_config cfg = {grid, 1, 1, block, 1, 1, shared, s, &attr, 1};
+	return ex(&cfg, f, args, 0);
+}
+
 static CUresult taobox_occupancy(CUfunction f, int block, int shared, int *blocks) {
 	return cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks, f, block, (size_t)shared);
 }
@@ -136,6 +185,7 @@ type Llama struct {
 	// off, each step as separate launches). rows: rows per warp group of
 	// the products (1, 2 or 4; TAOBOX_LLAMA_ROWS, default 2).
 	fuse  bool
+	pdl   bool // products launched programmatically dependent (llama_sm90; TAOBOX_LLAMA_PDL=0: off)
 	rows  int
 	warps int // warps per SM a product's row groups should give at least
 	// attnThreads: the attention kernel's block size (llamaAttnThreads;
@@ -349,8 +399,20 @@ func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) g
 		offs[i] = l.sbytes
 		l.sbytes += alignUp(s.n, llamaAlign)
 	}
+	// Hopper and newer: the compute_90 build, whose products are launched
+	// programmatically dependent (TAOBOX_LLAMA_PDL=0: the compute_80 build,
+	// plain launches).
+	l.pdl = d.Info().Major >= 9 && os.Getenv("TAOBOX_LLAMA_PDL") != "0" && C.taobox_have_pdl() != 0
 	err = d.Do(func() error {
-		m, err := d.Module("llama")
+		module := "llama"
+		if l.pdl {
+			module = "llama_sm90"
+		}
+		m, err := d.Module(module)
+		if err != nil && l.pdl {
+			l.pdl = false
+			m, err = d.Module("llama")
+		}
 		if err != nil {
 			return err
 		}
@@ -446,6 +508,13 @@ func (l *Llama) WeightBytes() int64 { return l.wbytes }
 // launch runs kernel fn with 64-bit parameters vals (inside Do), through
 // taobox_launch: cu.Function is a struct holding only the CUfunction handle.
 func (l *Llama) launch(fn cu.Function, name string, grid, block, shared int, vals ...uint64) error {
+	return l.launchAs(false, fn, name, grid, block, shared, vals...)
+}
+
+// launchAs is launch, programmatically dependent on the kernel before it
+// when pdl (the kernel must call pdl_wait before reading what that kernel
+// writes).
+func (l *Llama) launchAs(pdl bool, fn cu.Function, name string, grid, block, shared int, vals ...uint64) error {
 	if len(vals) > len(l.argv) {
 		return fmt.Errorf("gpu: llama: %s: %d parameters", name, len(vals))
 	}
@@ -453,7 +522,13 @@ func (l *Llama) launch(fn cu.Function, name string, grid, block, shared int, val
 		l.argv[i] = C.ulonglong(v)
 	}
 	f := *(*C.CUfunction)(unsafe.Pointer(&fn))
-	if r := C.taobox_launch(f, C.uint(grid), C.uint(block), C.uint(shared), l.stream, &l.argv[0], C.int(len(vals))); r != C.CUDA_SUCCESS {
+	var r C.CUresult
+	if pdl {
+		r = C.taobox_launch_pdl(f, C.uint(grid), C.uint(block), C.uint(shared), l.stream, &l.argv[0], C.int(len(vals)))
+	} else {
+		r = C.taobox_launch(f, C.uint(grid), C.uint(block), C.uint(shared), l.stream, &l.argv[0], C.int(len(vals)))
+	}
+	if r != C.CUDA_SUCCESS {
 		return fmt.Errorf("gpu: llama: launching %s: CUDA error %d", name, int(r))
 	}
 	return nil
@@ -655,7 +730,7 @@ func (l *Llama) product(segs []mvSeg, x uint64, n int, o mvOpts) error {
 	if o.kvstride > 0 {
 		kvp = uint64(l.posp)
 	}
-	return l.launch(fn, name, grid, 256, shared,
+	return l.launchAs(l.pdl, fn, name, grid, 256, shared,
 		s[0].w, s[0].t, s[0].y, s[0].b, uint64(s[0].rows),
 		s[1].w, s[1].t, s[1].y, s[1].b, uint64(s[1].rows),
 		s[2].w, s[2].t, s[2].y, s[2].b, uint64(s[2].rows),
@@ -797,17 +872,15 @@ func (l *Llama) replay(g *C.CUgraphExec, body func() error) error {
 		return body()
 	}
 	if *g == nil {
-		if r := C.taobox_capture_begin(l.stream); r != C.CUDA_SUCCESS {
-			return fmt.Errorf("gpu: llama: starting a graph capture: CUDA error %d", int(r))
+		exec, err := l.capture(body)
+		if err != nil && l.pdl {
+			// A driver that cannot capture programmatic launches: capture
+			// plain ones (pdl_wait is then a no-op).
+			l.pdl = false
+			exec, err = l.capture(body)
 		}
-		err := body()
-		var exec C.CUgraphExec
-		r := C.taobox_capture_end(l.stream, &exec)
 		if err != nil {
 			return err
-		}
-		if r != C.CUDA_SUCCESS {
-			return fmt.Errorf("gpu: llama: capturing a decode step as a graph: CUDA error %d (TAOBOX_LLAMA_GRAPHS=0 launches kernels one by one)", int(r))
 		}
 		*g = exec
 	}
@@ -815,6 +888,24 @@ func (l *Llama) replay(g *C.CUgraphExec, body func() error) error {
 		return fmt.Errorf("gpu: llama: launching a graph: CUDA error %d", int(r))
 	}
 	return nil
+}
+
+// capture records body's launches on the stream as a graph and
+// instantiates it.
+func (l *Llama) capture(body func() error) (C.CUgraphExec, error) {
+	if r := C.taobox_capture_begin(l.stream); r != C.CUDA_SUCCESS {
+		return nil, fmt.Errorf("gpu: llama: starting a graph capture: CUDA error %d", int(r))
+	}
+	err := body()
+	var exec C.CUgraphExec
+	r := C.taobox_capture_end(l.stream, &exec)
+	if err != nil {
+		return nil, err
+	}
+	if r != C.CUDA_SUCCESS {
+		return nil, fmt.Errorf("gpu: llama: capturing a decode step as a graph: CUDA error %d (TAOBOX_LLAMA_GRAPHS=0 launches kernels one by one)", int(r))
+	}
+	return exec, nil
 }
 
 // setPos sets the device's current position (a synchronous copy, ordered
@@ -1089,7 +1180,7 @@ func (l *Llama) bench(decode, prompt int) (r LlamaBenchResult, err error) {
 	}
 	r = LlamaBenchResult{
 		Shape: shapeString(c), Params: params, WeightBytes: l.wbytes, BytesPerToken: l.bytesPerTok, MemBytes: l.MemBytes(),
-		PromptTokens: prompt, DecodeTokens: decode, Graphs: l.graphs,
+		PromptTokens: prompt, DecodeTokens: decode, Graphs: l.graphs, PDL: l.pdl,
 		// The prompt's last token is the first decode step's, so prompt-1
 		// token steps (no logits) were timed.
 		PromptTokPerSec: float64(prompt-1) / tp.Seconds(),

@@ -409,6 +409,7 @@ type LlamaBenchResult struct {
 	FractionOfRead  float64 `json:"fraction_of_read"`   // DecodeGBPerSec / ReadGBPerSec
 	EnqueueUsPerTok float64 `json:"enqueue_us_per_tok"` // host time to launch one decode step's kernels
 	Graphs          bool    `json:"cuda_graphs"`        // decode steps replayed as CUDA graphs
+	PDL             bool    `json:"pdl"`                // products launched programmatically dependent
 }
 
 func (r LlamaBenchResult) String() string {
@@ -420,8 +421,8 @@ func (r LlamaBenchResult) String() string {
 	if r.ReadGBPerSec > 0 {
 		s += fmt.Sprintf(", %.0f%% of the %.0f GB/s measured read ceiling", 100*r.FractionOfRead, r.ReadGBPerSec)
 	}
-	return s + fmt.Sprintf("), prompt %.1f tok/s (token by token), %.0f MB on the GPU, host enqueue %.0f us/token, graphs %v",
-		r.PromptTokPerSec, float64(r.MemBytes)/1e6, r.EnqueueUsPerTok, r.Graphs)
+	return s + fmt.Sprintf("), prompt %.1f tok/s (token by token), %.0f MB on the GPU, host enqueue %.0f us/token, graphs %v, pdl %v",
+		r.PromptTokPerSec, float64(r.MemBytes)/1e6, r.EnqueueUsPerTok, r.Graphs, r.PDL)
 }
 
 func shapeString(c model.Config) string {

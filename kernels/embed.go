@@ -11,7 +11,9 @@
 //
 // Target: -arch=compute_80 (PTX ISA 7.8): the driver JIT-compiles it for any
 // GPU of compute capability 8.0 or newer (A100, H100, H200, ...) and needs a
-// driver for CUDA 11.8 or newer.
+// driver for CUDA 11.8 or newer. NAME_sm90.cu files target compute_90 (the
+// same ISA, Hopper instructions allowed); the gpu package loads them only on
+// devices of compute capability 9.0 or newer.
 package kernels
 
 import (

@@ -16,9 +16,14 @@ func TestPTX(t *testing.T) {
 		if err != nil {
 			t.Fatalf("PTX(%q): %v", n, err)
 		}
-		// make ptx targets compute_80; the driver needs ISA <= its own.
-		if !strings.Contains(p, "\n.target sm_80\n") || !strings.Contains(p, "\n.version 7.8\n") {
-			t.Errorf("%s.ptx: not nvcc 11.8 -arch=compute_80 output (run make ptx)", n)
+		// make ptx targets compute_80 (NAME_sm90: compute_90); the driver
+		// needs ISA <= its own.
+		target := "sm_80"
+		if strings.HasSuffix(n, "_sm90") {
+			target = "sm_90"
+		}
+		if !strings.Contains(p, "\n.target "+target+"\n") || !strings.Contains(p, "\n.version 7.8\n") {
+			t.Errorf("%s.ptx: not nvcc 11.8 -arch=compute_%s output (run make ptx)", n, strings.TrimPrefix(target, "sm_"))
 		}
 	}
 	if _, err := PTX("smoke"); err != nil {

@@ -35,6 +35,23 @@
 
 #include <cuda_fp16.h>
 
+// Programmatic dependent launch (kernels/llama_sm90.cu builds this file for
+// compute_90 with TAOBOX_SM90): a product launched with the
+// programmatic-serialization attribute may start while the kernel before
+// it finishes; pdl_wait() blocks until that kernel has completed and its
+// writes are visible, so everything before it must not read what the
+// previous kernel writes (a product does nothing before it: warming its
+// first weights in L2 there measured slower on an H100).
+// pdl_trigger() lets the next kernel's blocks start as this one's retire.
+// For compute_80 both are no-ops and no launch uses the attribute.
+#ifdef TAOBOX_SM90
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+#else
+__device__ __forceinline__ void pdl_wait() {}
+__device__ __forceinline__ void pdl_trigger() {}
+#endif
+
 typedef long long i64;
 typedef unsigned long long u64;
 
@@ -259,6 +276,7 @@ __device__ __forceinline__ void q8_block(float v, signed char *q, float *d)
 extern "C" __global__ void prep_input(const float *x, const float *normw, const float *glu, double eps, i64 n,
 	float *out, signed char *xq, float *xd, const char *pf, i64 pfbytes)
 {
+	pdl_trigger(); // the next product may start warming its weights
 	__shared__ float red[32];
 	i64 main = (n + 255) / 256;
 	if (blockIdx.x >= main) {
@@ -417,11 +435,7 @@ __device__ __forceinline__ void mv_groups(
 	const float *x, const signed char *xq, const float *xd, i64 n, i64 accumulate, i64 wpr,
 	const i64 *posp, i64 kvstride, const float *normw, double eps, i64 qin, i64 glu, const float *cs, i64 hs)
 {
-	if (posp) { // segments 1 and 2 are the KV cache rows at position *posp
-		i64 off = (*posp) * kvstride;
-		y1 += off;
-		y2 += off;
-	}
+	pdl_trigger();
 	const int H = R >= 2 ? R / 2 : 1; // glu: rows of each matrix per group
 	__shared__ float part[8 * R];
 	__shared__ float red[32];
@@ -430,6 +444,12 @@ __device__ __forceinline__ void mv_groups(
 	i64 gpb = 8 / W; // groups per block and pass
 	i64 total = rows0 + rows1 + rows2;
 	i64 groups = glu ? rows0 / H : (total + R - 1) / R;
+	pdl_wait();
+	if (posp) { // segments 1 and 2 are the KV cache rows at position *posp
+		i64 off = (*posp) * kvstride;
+		y1 += off;
+		y2 += off;
+	}
 	const float *xin = mv_input(x, normw, eps, n, qin, &xq, &xd, red);
 	for (i64 base = blockIdx.x * gpb; base < groups; base += gridDim.x * gpb) {
 		i64 g = base + warp / W;
@@ -540,6 +560,7 @@ extern "C" __global__ void attention(
 	const float *q, const float *kc, const float *vc, float *att, float *out,
 	const i64 *posp, i64 hs, i64 kvdim, i64 kvmul, i64 seq, i64 nheads, const char *pf, i64 pfbytes)
 {
+	pdl_trigger(); // the next product may start warming its weights
 	if (blockIdx.x >= nheads) {
 		prefetch_l2(pf, pfbytes, nheads);
 		return;
@@ -602,6 +623,7 @@ extern "C" __global__ void attention(
 // dim): the token at the current position.
 extern "C" __global__ void embed(const char *E, i64 t, const i64 *toks, const i64 *posp, float *x, i64 dim)
 {
+	pdl_trigger(); // the next product may start warming its weights
 	const char *row = E + toks[*posp] * row_bytes(t, dim);
 	for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < dim; i += gridDim.x * (i64)blockDim.x) {
 		float v = 0.f;

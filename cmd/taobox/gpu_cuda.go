@@ -26,7 +26,7 @@ func runGPUInfo(e *env, asJSON bool) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "driver: CUDA %s; kernels: %s (PTX compute_80, needs sm_80+ and CUDA %s+)\n",
+	fmt.Fprintf(&b, "driver: CUDA %s; kernels: %s (PTX compute_80, needs sm_80+ and CUDA %s+; *_sm90: compute_90, used on sm_90+)\n",
 		gpu.DriverString(gpu.DriverVersion()), strings.Join(kernels.Names(), ", "), gpu.DriverString(gpu.MinDriver))
 	for _, i := range infos {
 		ok := "usable"
