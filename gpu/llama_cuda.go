@@ -649,12 +649,13 @@ type mvOpts struct {
 	accumulate bool    // y += W·x (the residual add)
 	kvstride   int     // > 0: segments 1, 2 write the K, V cache rows at *posp
 	rope       bool    // segments 0, 1 are q, k: rotate them if the product can
-	pf         pfRange // L2 prefetch by a separate prep_input launch
+	pf         pfRange // L2 prefetch by a prep_input launch (none when the product normalizes x itself)
 }
 
-// maxFusedShared bounds matvec3's dynamic shared memory (the default limit
-// without opting in to more).
-const maxFusedShared = 48 << 10
+// maxFusedShared bounds the products' dynamic shared memory: the default
+// limit without opting in to more is 48 KiB for static and dynamic
+// together, and the kernels' static arrays take up to 256 bytes.
+const maxFusedShared = 47 << 10
 
 // fusedShared is the dynamic shared memory of a product that normalizes
 // its n-value input itself (and quantizes it when quant), 0 if it cannot.
@@ -756,13 +757,19 @@ func (l *Llama) rowsPerGroup(s [3]mvSeg, glu bool) int {
 		}
 		return R
 	}
+	last := 0 // the last segment with rows
+	for i, g := range s {
+		if g.rows > 0 {
+			last = i
+		}
+	}
 	for R > 1 {
 		ok := true
 		for i, g := range s {
 			if g.rows == 0 {
 				continue
 			}
-			if g.t != s[0].t || (i < 2 && s[i+1].rows > 0 && g.rows%R != 0) {
+			if g.t != s[0].t || (i < last && g.rows%R != 0) {
 				ok = false
 			}
 		}

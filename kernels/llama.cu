@@ -355,8 +355,31 @@ __device__ __forceinline__ const float *mv_input(const float *x, const float *no
 	if (!normw) return x;
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	float *xs = (float *)smem4;
-	float s = rms_scale(x, n, eps, red);
-	for (i64 i = threadIdx.x; i < n; i += blockDim.x) xs[i] = normw[i] * (s * x[i]);
+	const int MAXV = 16; // values per thread held in registers
+	if (n <= (i64)MAXV * blockDim.x) {
+		// x and normw in one round of loads, then rms_scale's sum in its
+		// order (a 0 past n adds nothing), then the same products.
+		float xv[MAXV], wv[MAXV];
+#pragma unroll
+		for (int k = 0; k < MAXV; k++) {
+			i64 i = threadIdx.x + (i64)k * blockDim.x;
+			xv[k] = i < n ? x[i] : 0.f;
+			wv[k] = i < n ? normw[i] : 0.f;
+		}
+		float ss = 0.f;
+#pragma unroll
+		for (int k = 0; k < MAXV; k++) ss += xv[k] * xv[k];
+		ss = block_sum(ss, red);
+		float s = 1.0f / sqrtf(ss / (float)n + (float)eps);
+#pragma unroll
+		for (int k = 0; k < MAXV; k++) {
+			i64 i = threadIdx.x + (i64)k * blockDim.x;
+			if (i < n) xs[i] = wv[k] * (s * xv[k]);
+		}
+	} else {
+		float s = rms_scale(x, n, eps, red);
+		for (i64 i = threadIdx.x; i < n; i += blockDim.x) xs[i] = normw[i] * (s * x[i]);
+	}
 	__syncthreads();
 	if (qin) {
 		signed char *sq = (signed char *)(xs + n);
@@ -454,7 +477,7 @@ __device__ __forceinline__ void mv_groups(
 	for (i64 base = blockIdx.x * gpb; base < groups; base += gridDim.x * gpb) {
 		i64 g = base + warp / W;
 		bool valid = g < groups;
-		const char *row[R];
+		const char *row[R < 2 ? 2 : R]; // glu fills two even for R = 1 (never launched so)
 		i64 t, rr, segRows;
 		float *y;
 		const float *b;

@@ -42,7 +42,9 @@ def num(s):
     except Exception: return 0.0
 units = {}
 for row in r:
-    name = row.get('Kernel Name', '?')
+    name = row.get('Kernel Name', '')
+    if not name:
+        continue  # the units row
     key = (name, row.get('launch__grid_size', ''))
     a = agg.setdefault(key, collections.Counter())
     a['n'] += 1
@@ -78,7 +80,7 @@ if [[ $parts == *" variants "* ]]; then
 fi
 if [[ $parts == *" llama "* ]]; then
 echo "== decode kernels (synthetic 1B F16), ncu"
-timeout -k 5 150 "$NCU" --clock-control none --metrics "$metrics" --csv --page raw \
+timeout -k 5 150 "$NCU" --clock-control none --print-units base --metrics "$metrics" --csv --page raw \
 	--kernel-name regex:'^(matvec3.*|prep_input|rope_pairs|attention|embed|argmax_partial|argmax_logprob|advance_pos)$' \
 	--launch-skip "${PROFILE_LLAMA_SKIP:-400}" --launch-count "${PROFILE_LLAMA_COUNT:-200}" \
 	"$BIN" bench gpu --iters 1 --decode 8 --prompt 2 >"$OUTDIR/ncu-llama.csv" 2>"$OUTDIR/ncu-llama.err"
@@ -90,7 +92,7 @@ fi
 if [[ $parts == *" yuma "* ]]; then
 echo
 echo "== yuma kernels (128x256 batch), ncu"
-timeout -k 5 90 "$NCU" --clock-control none --metrics "$metrics" --csv --page raw \
+timeout -k 5 90 "$NCU" --clock-control none --print-units base --metrics "$metrics" --csv --page raw \
 	--kernel-name regex:'^yuma_' --launch-count 17 \
 	"$BIN" bench gpu --iters 1 --no-llama >"$OUTDIR/ncu-yuma.csv" 2>"$OUTDIR/ncu-yuma.err"
 echo "-- rc=$?"
