@@ -35,10 +35,10 @@
 //	yuma_bond_base    one thread       bond output offsets of the subnets
 //	yuma_bond_write   block per row    13 bond rows as (uid, u16)
 //
-// A block-per-row kernel (GridRow) is one block of RowBlock threads per uid
-// whose threads stride over the row's entries or columns, so that
-// neighbouring threads read neighbouring words; its Go twin is the whole
-// block. What depends on a row's order is kept in that order: the chains are
+// A block-per-row kernel (GridRow) is one block of Layout.RowThreads() (at
+// most RowBlock) threads per uid whose threads stride over the row's
+// entries or columns, so that neighbouring threads read neighbouring
+// words; its Go twin is the whole block. What depends on a row's order is kept in that order: the chains are
 // linked in steps of one entry per thread, in parallel when a step's entries
 // have distinct columns and by one thread in stored order when not; prefix
 // maxima and the bond output positions are block scans carried across steps;
