@@ -22,6 +22,13 @@ func BenchmarkPack128(b *testing.B) {
 			Pack(ins, idx, false)
 		}
 	})
+	// As the GPU engine packs: into a reused arena (its page-locked buffer).
+	arena := make([]int64, InWords(ins, idx))
+	b.Run("pack-reuse", func(b *testing.B) {
+		for b.Loop() {
+			Pack(ins, idx, false, arena)
+		}
+	})
 	b.Run("unpack", func(b *testing.B) {
 		for b.Loop() {
 			bt.Unpack(idx, outs)
