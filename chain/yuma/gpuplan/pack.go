@@ -515,7 +515,7 @@ func (b *Batch) Unpack(idx []int, outs []yuma.Output) {
 		}
 		// Rows are consecutive in uid order: row i holds the entries from
 		// its offset to the next row's (rows without a new permit hold none).
-		off := sl(b.RowOff)
+		off := b.RowOff[u0 : u0+n] // read here only: no copy
 		for i := range n {
 			out.BondsWritten[i] = true
 			lo, hi := off[i], cnt
