@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"taobox/chain/types"
+	"taobox/internal/edsig"
 )
 
 // ALPN is the TLS application protocol both ends require.
@@ -200,7 +201,7 @@ func NewEnvelope(key ed25519.PrivateKey, netuid uint16, miner types.AccountID, b
 	}
 	e.TimeMs = now.UnixMilli()
 	e.BodyHash = sha256.Sum256(body)
-	copy(e.Sig[:], ed25519.Sign(key, e.SigningBytes()))
+	e.Sig = edsig.Sign(key, e.SigningBytes())
 	return e, nil
 }
 
@@ -248,7 +249,7 @@ func DecodeEnvelope(p []byte) (Envelope, error) {
 // Verify checks Sig against Validator. It does not check the body hash
 // (VerifyBody does), the time window, or who the sender is.
 func (e *Envelope) Verify() error {
-	if !ed25519.Verify(e.Validator[:], e.SigningBytes(), e.Sig[:]) {
+	if !edsig.Verify(e.Validator, e.SigningBytes(), &e.Sig) {
 		return fmt.Errorf("%w: envelope from %s", ErrBadSignature, types.SS58Encode(e.Validator))
 	}
 	return nil
@@ -328,7 +329,7 @@ func NewFinal(key ed25519.PrivateKey, req [32]byte, tokens []Token) Final {
 // SignFinal signs an already computed result hash.
 func SignFinal(key ed25519.PrivateKey, req [32]byte, count uint32, result [32]byte) Final {
 	f := Final{Count: count, ResultHash: result}
-	copy(f.Sig[:], ed25519.Sign(key, FinalSigningBytes(req, count, result)))
+	f.Sig = edsig.Sign(key, FinalSigningBytes(req, count, result))
 	return f
 }
 
@@ -347,7 +348,7 @@ func (f *Final) Verify(miner types.AccountID, req [32]byte, tokens []Token) erro
 	if c.Sum() != f.ResultHash {
 		return fmt.Errorf("%w: final: result hash does not match the tokens", ErrBadSignature)
 	}
-	if !ed25519.Verify(miner[:], FinalSigningBytes(req, f.Count, f.ResultHash), f.Sig[:]) {
+	if !edsig.Verify(miner, FinalSigningBytes(req, f.Count, f.ResultHash), &f.Sig) {
 		return fmt.Errorf("%w: final: not signed by miner %s", ErrBadSignature, types.SS58Encode(miner))
 	}
 	return nil
