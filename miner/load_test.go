@@ -352,11 +352,11 @@ func floodProcess(t *testing.T, addr string, n int) flood {
 	return flood{}
 }
 
-// legitPace is the gap between a legitimate validator's queries in
+// legitPace is the pause after each of a legitimate validator's queries in
 // TestJunkFlood, quiet and under flood alike.
 const legitPace = 2 * time.Millisecond
 
-// paced runs q once every legitPace and returns the latencies: n of them
+// paced runs q, pausing legitPace after each, and returns the latencies: n of them
 // when stop is nil, else until stop is closed and at least n were taken.
 func paced(q func() error, stop <-chan struct{}, n int) ([]time.Duration, error) {
 	var lat []time.Duration
@@ -438,9 +438,9 @@ func TestJunkFlood(t *testing.T) {
 			}
 			qp50, qp99 := percentile(quiet, 0.5), percentile(quiet, 0.99)
 			fp50, fp99 := percentile(under, 0.5), percentile(under, 0.99)
-			t.Logf("junk connections: %d in %v (%d failed to connect); legit quiet: n=%d p50=%v p99=%v (back to back: p50=%v p99=%v); under flood: n=%d p50=%v p99=%v (p99 ratio %.2f)",
+			t.Logf("junk connections: %d in %v (%d failed to connect); legit quiet: n=%d p50=%v p99=%v (back to back: p50=%v p99=%v); under flood: n=%d p50=%v p99=%v (p99 ratio %.2f; against back to back %.2f)",
 				junk, f.ConnsTook.Round(time.Millisecond), f.ConnFailed, len(quiet), qp50, qp99, percentile(burst, 0.5), percentile(burst, 0.99),
-				len(under), fp50, fp99, float64(fp99)/float64(qp99))
+				len(under), fp50, fp99, float64(fp99)/float64(qp99), float64(fp99)/float64(percentile(burst, 0.99)))
 			t.Logf("junk streams: %d in %v, codes %v", junk, f.StreamsTook.Round(time.Millisecond), f.Codes)
 			if f.Codes[task.CodeOK.String()] != 0 || f.Codes["none"] != 0 {
 				t.Errorf("junk streams answered without a reject: %v", f.Codes)

@@ -1,15 +1,17 @@
 // Package edsig signs and verifies the ed25519 signatures of the task
-// protocol (requests, final frames, gateway receipts) about twice as fast
-// as crypto/ed25519, with github.com/oasisprotocol/curve25519-voi.
+// protocol (requests and final frames) about twice as fast as
+// crypto/ed25519, with github.com/oasisprotocol/curve25519-voi.
 //
 // Signatures are RFC 8032's deterministic ones, byte for byte those of
-// crypto/ed25519 for the same key and message, so a signature made here
-// verifies anywhere. Verification is cofactored (RFC 8032 §5.1.7, FIPS
-// 186-5) and rejects public keys that are non-canonical or of small order;
-// it accepts every signature an honest signer produces. It may differ from
-// crypto/ed25519's cofactorless check only on crafted signatures, so it is
-// not used where every node must decide alike (chain transactions and
-// blocks keep crypto/ed25519).
+// crypto/ed25519 for the same private key and message, so a signature made
+// here verifies anywhere. Verification uses crypto/ed25519's equation
+// (cofactorless: [S]B = R + [k]A, with S < ℓ and R canonical) and in
+// addition rejects public keys that are non-canonical encodings or of small
+// order, under which signatures can be forged or made to verify under
+// several keys. So what Verify accepts, crypto/ed25519 accepts too, and a
+// signature a validator accepted from a miner verifies for anyone it is
+// shown to. Chain transactions and blocks keep crypto/ed25519 itself, so
+// that every node decides exactly as before.
 //
 // Verify keeps each public key's decompressed point and tables in a
 // bounded cache: a miner sees the same few validators and a validator the
@@ -19,9 +21,15 @@ package edsig
 import (
 	"crypto/ed25519"
 	"sync"
+	"sync/atomic"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
+
+// verifyOptions: crypto/ed25519's cofactorless equation (small-order R
+// allowed, as it does), voi's default checks on A (canonical, not of small
+// order) and on R (canonical).
+var verifyOptions = &voi.Options{Verify: &voi.VerifyOptions{AllowSmallOrderR: true, CofactorlessVerify: true}}
 
 // Sign returns the deterministic ed25519 signature of msg by key, equal to
 // crypto/ed25519.Sign(key, msg). It panics if key is not
@@ -44,16 +52,18 @@ func Verify(pub [32]byte, msg []byte, sig *[64]byte) bool {
 }
 
 // Cache verifies signatures with the expanded forms of up to a fixed number
-// of public keys. It is safe for concurrent use.
+// of public keys. It is safe for concurrent use; a cached key is found
+// without a lock.
 type Cache struct {
 	max  int
-	mu   sync.RWMutex
-	keys map[[32]byte]*voi.ExpandedPublicKey // immutable once stored
+	keys sync.Map // [32]byte → *voi.ExpandedPublicKey, immutable once stored
+	mu   sync.Mutex
+	n    atomic.Int64 // keys stored; changed under mu
 }
 
-// NewCache returns a cache of at most max keys (at least 1).
+// NewCache returns a cache of at most maxKeys keys (at least 1).
 func NewCache(maxKeys int) *Cache {
-	return &Cache{max: max(maxKeys, 1), keys: make(map[[32]byte]*voi.ExpandedPublicKey)}
+	return &Cache{max: max(maxKeys, 1)}
 }
 
 // Verify reports whether sig is pub's signature of msg. A key that is not
@@ -63,22 +73,15 @@ func (c *Cache) Verify(pub [32]byte, msg []byte, sig *[64]byte) bool {
 	if x == nil {
 		return false
 	}
-	return voi.VerifyExpanded(x, msg, sig[:])
+	return voi.VerifyExpandedWithOptions(x, msg, sig[:], verifyOptions)
 }
 
 // Len is the number of cached keys.
-func (c *Cache) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.keys)
-}
+func (c *Cache) Len() int { return int(c.n.Load()) }
 
 func (c *Cache) expanded(pub [32]byte) *voi.ExpandedPublicKey {
-	c.mu.RLock()
-	x := c.keys[pub]
-	c.mu.RUnlock()
-	if x != nil {
-		return x
+	if x, ok := c.keys.Load(pub); ok {
+		return x.(*voi.ExpandedPublicKey)
 	}
 	x, err := voi.NewExpandedPublicKey(voi.PublicKey(pub[:]))
 	if err != nil {
@@ -86,12 +89,17 @@ func (c *Cache) expanded(pub [32]byte) *voi.ExpandedPublicKey {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.keys) >= c.max {
-		for k := range c.keys { // map order is random: evict one key at random
-			delete(c.keys, k)
-			break
-		}
+	if _, ok := c.keys.Load(pub); ok {
+		return x // another goroutine stored it meanwhile
 	}
-	c.keys[pub] = x
+	if int(c.n.Load()) >= c.max {
+		c.keys.Range(func(k, _ any) bool { // evict one key (the first Range yields)
+			c.keys.Delete(k)
+			c.n.Add(-1)
+			return false
+		})
+	}
+	c.keys.Store(pub, x)
+	c.n.Add(1)
 	return x
 }

@@ -9,6 +9,9 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"github.com/oasisprotocol/curve25519-voi/curve"
+	"github.com/oasisprotocol/curve25519-voi/curve/scalar"
 )
 
 func key(i uint64) ed25519.PrivateKey {
@@ -98,8 +101,8 @@ func TestVerifyRejectsUnreducedS(t *testing.T) {
 		v := uint16(sig[32+i]) + uint16(l[i]) + carry
 		sig[32+i], carry = byte(v), v>>8
 	}
-	if carry != 0 || sig[63]&0xe0 != 0 {
-		t.Skip("S+ℓ does not fit in 253 bits for this signature")
+	if carry != 0 {
+		t.Fatal("S+ℓ overflowed 256 bits")
 	}
 	if Verify(pubOf(k), msg, &sig) {
 		t.Fatal("signature with S+ℓ accepted")
@@ -179,28 +182,159 @@ func TestCacheConcurrent(t *testing.T) {
 	}
 }
 
-// Whatever crypto/ed25519 accepts under a canonical key of large order is
-// accepted here, and a changed signature byte is rejected by both.
-func FuzzVerify(f *testing.F) {
-	f.Add(uint64(1), []byte("hello"), uint8(0), uint8(1))
-	f.Add(uint64(99), []byte{}, uint8(63), uint8(0x80))
-	f.Fuzz(func(t *testing.T, seed uint64, msg []byte, at, mask uint8) {
-		k := key(seed)
-		sig := Sign(k, msg)
-		if !bytes.Equal(sig[:], ed25519.Sign(k, msg)) {
-			t.Fatal("signature differs from crypto/ed25519")
+// torsion8 is a point of order 8 (RFC 8032 keys are multiples of B; adding
+// it makes R or A carry a torsion component).
+var torsion8 = func() curve.EdwardsPoint {
+	b, _ := hex.DecodeString("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
+	var c curve.CompressedEdwardsY
+	if _, err := c.SetBytes(b); err != nil {
+		panic(err)
+	}
+	var t curve.EdwardsPoint
+	if _, err := t.SetCompressedY(&c); err != nil {
+		panic(err)
+	}
+	return t
+}()
+
+// craft signs msg with the secret scalar and nonce derived from seed, but
+// with iR·T added to the nonce point R and iA·T to the public key A (T of
+// order 8), S computed honestly for that R and A: the signatures a signer
+// who knows its key can make that cofactored and cofactorless verifiers
+// judge differently.
+func craft(seed uint64, msg []byte, iR, iA int) (pub [32]byte, sig [64]byte) {
+	k := key(seed)
+	h := sha512.Sum512(k[:32])
+	h[0] &= 248
+	h[31] &= 127
+	h[31] |= 64
+	var a scalar.Scalar
+	if _, err := a.SetBits(h[:32]); err != nil {
+		panic(err)
+	}
+	tors := func(i int) *curve.EdwardsPoint {
+		var p curve.EdwardsPoint
+		p.Identity()
+		for range i % 8 {
+			p.Add(&p, &torsion8)
 		}
-		if !Verify(pubOf(k), msg, &sig) {
-			t.Fatal("good signature rejected")
+		return &p
+	}
+	var A curve.EdwardsPoint
+	A.MulBasepoint(curve.ED25519_BASEPOINT_TABLE, &a)
+	A.Add(&A, tors(iA))
+	var ac curve.CompressedEdwardsY
+	ac.SetEdwardsPoint(&A)
+	copy(pub[:], ac[:])
+
+	rh := sha512.Sum512(append(bytes.Clone(h[32:]), msg...))
+	var r scalar.Scalar
+	if _, err := r.SetBytesModOrderWide(rh[:]); err != nil {
+		panic(err)
+	}
+	var R curve.EdwardsPoint
+	R.MulBasepoint(curve.ED25519_BASEPOINT_TABLE, &r)
+	R.Add(&R, tors(iR))
+	var rc curve.CompressedEdwardsY
+	rc.SetEdwardsPoint(&R)
+	d := sha512.New()
+	d.Write(rc[:])
+	d.Write(pub[:])
+	d.Write(msg)
+	var kk, S scalar.Scalar
+	if _, err := kk.SetBytesModOrderWide(d.Sum(nil)); err != nil {
+		panic(err)
+	}
+	S.Mul(&kk, &a)
+	S.Add(&S, &r)
+	copy(sig[:32], rc[:])
+	if err := S.ToBytes(sig[32:]); err != nil {
+		panic(err)
+	}
+	return pub, sig
+}
+
+// Signatures with torsion in R or A: Verify decides as crypto/ed25519
+// does (cofactorless), never accepting what it rejects; a cofactored
+// verifier would accept all of them.
+func TestTorsionAgreesWithStdlib(t *testing.T) {
+	accepted := map[bool]int{}
+	for i := range 64 {
+		msg := []byte{byte(i), 'm'}
+		for _, c := range []struct{ iR, iA int }{{0, 0}, {1, 0}, {3, 0}, {0, 1}, {2, 5}} {
+			pub, sig := craft(uint64(i%4), msg, c.iR, c.iA)
+			got, want := Verify(pub, msg, &sig), ed25519.Verify(pub[:], msg, sig[:])
+			if got != want {
+				t.Fatalf("R+%dT, A+%dT, message %d: Verify %v, crypto/ed25519 %v", c.iR, c.iA, i, got, want)
+			}
+			if c.iR%8 != 0 && c.iA%8 == 0 && got {
+				t.Fatalf("R+%dT under an honest key accepted", c.iR)
+			}
+			accepted[c.iR == 0 && c.iA == 0] = accepted[c.iR == 0 && c.iA == 0] + b2i(got)
+		}
+	}
+	if accepted[true] != 64 {
+		t.Fatalf("honest signatures accepted %d of 64", accepted[true])
+	}
+	if accepted[false] == 0 {
+		t.Fatal("no signature under a mixed-order key verified: the test no longer tells cofactorless from strict")
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Whatever Verify accepts, crypto/ed25519 accepts (for any key, honest or
+// with torsion); a changed signature byte is rejected by both.
+func FuzzVerify(f *testing.F) {
+	f.Add(uint64(1), []byte("hello"), uint8(0), uint8(1), uint8(0))
+	f.Add(uint64(99), []byte{}, uint8(63), uint8(0x80), uint8(0x13))
+	f.Fuzz(func(t *testing.T, seed uint64, msg []byte, at, mask, tors uint8) {
+		pub, sig := craft(seed, msg, int(tors&7), int(tors>>3&7))
+		if Verify(pub, msg, &sig) && !ed25519.Verify(pub[:], msg, sig[:]) {
+			t.Fatalf("torsion %#x: accepted here, rejected by crypto/ed25519", tors)
+		}
+		if tors&0x3f == 0 {
+			k := key(seed)
+			if !bytes.Equal(sig[:], ed25519.Sign(k, msg)) {
+				t.Fatal("crafted signature without torsion differs from crypto/ed25519")
+			}
+			if s := Sign(k, msg); s != sig {
+				t.Fatal("signature differs from crypto/ed25519")
+			}
+			if !Verify(pub, msg, &sig) {
+				t.Fatal("good signature rejected")
+			}
 		}
 		if mask == 0 {
 			return
 		}
 		sig[at%64] ^= mask
-		if Verify(pubOf(k), msg, &sig) || ed25519.Verify(k.Public().(ed25519.PublicKey), msg, sig[:]) {
+		if Verify(pub, msg, &sig) && !ed25519.Verify(pub[:], msg, sig[:]) {
+			t.Fatalf("signature with byte %d ^ %#x accepted here only", at%64, mask)
+		}
+		if tors&0x3f == 0 && (Verify(pub, msg, &sig) || ed25519.Verify(pub[:], msg, sig[:])) {
 			t.Fatalf("signature with byte %d ^ %#x accepted", at%64, mask)
 		}
 	})
+}
+
+// Sign panics on a key of the wrong size, as crypto/ed25519 does.
+func TestSignBadKeyPanics(t *testing.T) {
+	for _, n := range []int{0, 32, 63} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%d-byte key: no panic", n)
+				}
+			}()
+			Sign(make(ed25519.PrivateKey, n), []byte("m"))
+		}()
+	}
 }
 
 func BenchmarkSign(b *testing.B) {
@@ -233,9 +367,12 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("edsig-uncached", func(b *testing.B) {
 		c := NewCache(1)
 		other := pubOf(key(2))
-		for b.Loop() {
-			c.Verify(other, msg, &sig) // evicts pub
-			c.Verify(pub, msg, &sig)
+		for i := 0; b.Loop(); i++ { // every verify finds the other key cached
+			if i%2 == 0 {
+				c.Verify(pub, msg, &sig)
+			} else {
+				c.Verify(other, msg, &sig)
+			}
 		}
 	})
 }
