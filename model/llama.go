@@ -73,7 +73,9 @@ type Model struct {
 	siluN   int              // SwiGLU job: elements of hb
 	lpFn    func(lo, hi int) // m.logProbs (Score)
 	lpIDs   []int            // Score: the ids the block's logits score,
-	lpOut   []float64        // and where their log-probs go
+	lpOut   []float64        // and where their log-probs go;
+	lpAhead []int            // ScoreRanks: where the counts of tokens ahead go (nil: Score)
+	lpGap   float64          // ScoreRanks: the margin they are ahead by
 
 	// file is the GGUF file the weights alias (nil if none); see Close.
 	file        io.Closer
@@ -748,6 +750,23 @@ func LogProb(logits []float32, id int) float64 {
 		sum += math.Exp(float64(v) - maxv)
 	}
 	return float64(logits[id]) - maxv - math.Log(sum)
+}
+
+// LogProbAhead is LogProb(logits, id) and the number of tokens whose
+// log-prob exceeds id's by more than margin (≥ 0): 0 when id is within
+// margin of the argmax, under k when it is inside a top-k cut with that
+// margin. Ranks are those of the logits, so any temperature gives the same
+// count.
+func LogProbAhead(logits []float32, id int, margin float64) (float64, int) {
+	lp := LogProb(logits, id)
+	bar := float64(logits[id]) + margin
+	ahead := 0
+	for _, v := range logits {
+		if float64(v) > bar {
+			ahead++
+		}
+	}
+	return lp, ahead
 }
 
 // LogSoftmax writes log-softmax(logits) in float64 into dst (len ≥ len(logits)).

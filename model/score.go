@@ -15,21 +15,43 @@ import "fmt"
 // per-token arithmetic is the one-token path's, so the result is
 // bit-identical to the log-probs Generate and GenerateSampled report.
 func (m *Model) Score(ids []int, from int) ([]float64, error) {
+	out, _, err := m.score(ids, from, false, 0)
+	return out, err
+}
+
+// ScoreRanks is Score that also returns, for each scored ids[i], how many
+// tokens the model ranks above it by more than margin nats (LogProbAhead):
+// what a validator needs to check a greedy answer (0 everywhere) or a
+// top-k one (under k everywhere) at every position, not only at a few.
+// margin must be ≥ 0.
+func (m *Model) ScoreRanks(ids []int, from int, margin float64) ([]float64, []int, error) {
+	if !(margin >= 0) {
+		return nil, nil, fmt.Errorf("score: margin %v must be ≥ 0", margin)
+	}
+	return m.score(ids, from, true, margin)
+}
+
+func (m *Model) score(ids []int, from int, ranks bool, margin float64) ([]float64, []int, error) {
 	c := &m.Config
 	switch {
 	case from < 1:
-		return nil, fmt.Errorf("score: from %d must be ≥ 1 (the first token has no prefix)", from)
+		return nil, nil, fmt.Errorf("score: from %d must be ≥ 1 (the first token has no prefix)", from)
 	case from > len(ids):
-		return nil, fmt.Errorf("score: from %d is beyond the %d ids", from, len(ids))
+		return nil, nil, fmt.Errorf("score: from %d is beyond the %d ids", from, len(ids))
 	case len(ids) > c.SeqLen+1:
-		return nil, fmt.Errorf("score: %w: %d ids need %d positions, context is %d", ErrPosition, len(ids), len(ids)-1, c.SeqLen)
+		return nil, nil, fmt.Errorf("score: %w: %d ids need %d positions, context is %d", ErrPosition, len(ids), len(ids)-1, c.SeqLen)
 	}
 	for i, t := range ids {
 		if t < 0 || t >= c.VocabSize {
-			return nil, fmt.Errorf("score: token %d (index %d) outside the vocabulary [0,%d)", t, i, c.VocabSize)
+			return nil, nil, fmt.Errorf("score: token %d (index %d) outside the vocabulary [0,%d)", t, i, c.VocabSize)
 		}
 	}
 	out := make([]float64, len(ids)-from)
+	var ahead []int
+	if ranks {
+		ahead = make([]int, len(out))
+	}
+	m.lpGap = margin
 	feed := ids[:len(ids)-1]
 	b := min(maxBatch, c.SeqLen)
 	k := 0
@@ -45,22 +67,30 @@ func (m *Model) Score(ids []int, from int) ([]float64, error) {
 		// The log-softmax of a 32000-word vocabulary costs about as much as
 		// the token's forward pass: one position per thread.
 		m.lpIDs, m.lpOut = ids[s+first+1:s+len(blk)+1], out[k:k+cnt]
+		if ranks {
+			m.lpAhead = ahead[k : k+cnt]
+		}
 		if m.pool != nil && cnt > 1 {
 			m.pool.run(cnt, m.lpFn)
 		} else {
 			m.logProbs(0, cnt)
 		}
-		m.lpIDs, m.lpOut = nil, nil
+		m.lpIDs, m.lpOut, m.lpAhead = nil, nil, nil
 		k += cnt
 	}
-	return out, nil
+	return out, ahead, nil
 }
 
 // logProbs sets lpOut[i] = LogProb(logits of block row i, lpIDs[i]) for
-// i in [lo, hi).
+// i in [lo, hi), and lpAhead[i] when it is set (LogProbAhead).
 func (m *Model) logProbs(lo, hi int) {
 	v := m.Config.VocabSize
 	for i := lo; i < hi; i++ {
-		m.lpOut[i] = LogProb(m.blogits[i*v:(i+1)*v], m.lpIDs[i])
+		row := m.blogits[i*v : (i+1)*v]
+		if m.lpAhead != nil {
+			m.lpOut[i], m.lpAhead[i] = LogProbAhead(row, m.lpIDs[i], m.lpGap)
+		} else {
+			m.lpOut[i] = LogProb(row, m.lpIDs[i])
+		}
 	}
 }

@@ -73,3 +73,59 @@ func TestScoreErrors(t *testing.T) {
 		t.Errorf("from == len: %v %v", got, err)
 	}
 }
+
+// ScoreRanks gives Score's log-probs and, at each position, the number of
+// tokens more probable than the scored one by over the margin, as counted
+// from that position's full log-softmax: 0 for a greedy answer, more for
+// a token swapped in.
+func TestScoreRanks(t *testing.T) {
+	m := newRandomModel(t, gqaConfig, 3)
+	gen, _, err := m.Generate(gqaPrompt, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := append(slices.Clone(gqaPrompt), gen...)
+	ids[len(gqaPrompt)+5] = (ids[len(gqaPrompt)+5] + 7) % gqaConfig.VocabSize // not the argmax there
+	from := len(gqaPrompt)
+	want, err := m.Score(ids, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, margin := range []float64{0, 0.3, 2} {
+		lps, ahead, err := m.ScoreRanks(ids, from, margin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(lps, want) {
+			t.Fatalf("margin %v: log-probs %v, Score %v", margin, lps, want)
+		}
+		dist := make([]float64, gqaConfig.VocabSize)
+		for i := range lps {
+			p := from + i - 1
+			logits, err := m.Forward(ids[p], p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			LogSoftmax(dist, logits)
+			n := 0
+			for _, x := range dist {
+				if x > dist[ids[p+1]]+margin+1e-12 {
+					n++
+				}
+			}
+			// Ties at the margin's edge may round either way in float64.
+			if d := ahead[i] - n; d < -1 || d > 1 {
+				t.Fatalf("margin %v, position %d: %d ahead, the full distribution says %d", margin, i, ahead[i], n)
+			}
+			if i < 5 && margin == 0 && ahead[i] != 0 { // after the swap the tokens are no longer greedy
+				t.Fatalf("greedy token %d has %d tokens ahead", i, ahead[i])
+			}
+		}
+		if margin == 0 && ahead[5] == 0 {
+			t.Fatal("the swapped token counts as the argmax")
+		}
+	}
+	if _, _, err := m.ScoreRanks(ids, from, -1); err == nil {
+		t.Fatal("negative margin accepted")
+	}
+}

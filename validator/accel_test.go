@@ -80,6 +80,7 @@ func TestVerifyOnAccelerator(t *testing.T) {
 			acc := &cpuAccel{m: accModel, failAt: mode.failAt, errAt: mode.errAt}
 			gpu := NewVerifier(fix.f32t2, fix.tok)
 			gpu.Accel = acc
+			gpu.spotKey = cpu.spotKey // the same spot positions
 			cpu.Tol.All, gpu.Tol.All = mode.all, mode.all
 			pass := 0
 			for i, b := range bodies {

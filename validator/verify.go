@@ -2,6 +2,7 @@ package validator
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -19,9 +20,12 @@ import (
 // (model.Score, the batched prompt path), and compares the miner's log-prob
 // of every answered token with its own. That one pass also gives the
 // validator's log-prob of every token, which a plausibility floor checks.
+// With All (the default) the same pass also ranks every answered token:
+// a greedy token must be within GreedyMargin of the argmax, and a sampled
+// one inside the request's top-k, at every position.
 // At a few spot positions (always the first and the last answered token,
-// plus Spot−2 drawn from the request hash, which the miner cannot predict
-// before it answers) the validator also takes the full next-token
+// plus Spot−2 drawn from the request hash mixed with a key the validator
+// keeps to itself, so the miner cannot predict them) the validator also takes the full next-token
 // distribution, by one extra one-token forward pass that reuses the KV cache
 // the teacher-forced pass left behind (Model.Forward at a position below the
 // end of the cache recomputes exactly the logits Score saw). There it checks
@@ -135,6 +139,10 @@ type Verifier struct {
 
 	mu    sync.Mutex
 	dists [][]float64 // the spot positions' log-softmax, reused
+	// spotKey mixes into the draw of the spot positions (NewVerifier sets
+	// it at random; zero in a Verifier built by hand, which tests use to
+	// repeat a draw).
+	spotKey [2]uint64
 
 	accelPasses, accelFallbacks atomic.Int64
 }
@@ -149,6 +157,9 @@ func (v *Verifier) AccelStats() (passes, fallbacks int64) {
 // nil) supplies the end-of-generation ids.
 func NewVerifier(m *model.Model, tok *model.Tokenizer) *Verifier {
 	v := &Verifier{Model: m, Tol: DefaultTolerance}
+	var k [16]byte
+	crand.Read(k[:]) // never fails (crypto/rand)
+	v.spotKey = [2]uint64{binary.LittleEndian.Uint64(k[:8]), binary.LittleEndian.Uint64(k[8:])}
 	if tok != nil {
 		v.EOG = tok.IsEOG
 	}
@@ -239,13 +250,13 @@ func (v *Verifier) Verify(body task.Body, res *task.Result) Verdict {
 	}
 
 	// Spot positions: the first, the last, and Spot−2 others drawn from the
-	// request hash and the sampling seed.
+	// request hash, the sampling seed and the validator's own spot key.
 	spots := []int{0}
 	if n > 1 {
 		spots = append(spots, n-1)
 	}
 	if extra := min(max(tol.Spot, 2), n) - len(spots); extra > 0 {
-		r := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(res.Request[:8])^body.Seed, binary.LittleEndian.Uint64(res.Request[8:16])))
+		r := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(res.Request[:8])^body.Seed^v.spotKey[0], binary.LittleEndian.Uint64(res.Request[8:16])^v.spotKey[1]))
 		for _, p := range r.Perm(n - 2)[:extra] {
 			spots = append(spots, p+1)
 		}
@@ -264,7 +275,7 @@ func (v *Verifier) Verify(body task.Body, res *task.Result) Verdict {
 	for i, p := range spots {
 		qs[i] = np + p - 1 // position whose logits predict answer token p
 	}
-	lps, dists, err := v.score(ids, from, qs)
+	lps, ahead, dists, err := v.score(ids, from, qs, tol.All, tol.GreedyMargin)
 	if err != nil {
 		return fail(vd, "scoring: %v", err)
 	}
@@ -318,6 +329,14 @@ func (v *Verifier) Verify(body task.Body, res *task.Result) Verdict {
 		for i, lp := range lps {
 			if r := floor(i, lp); r != "" {
 				return fail(vd, "%s", r)
+			}
+		}
+		for i, a := range ahead {
+			switch {
+			case body.Temperature == 0 && a > 0:
+				return fail(vd, "token %d (id %d): greedy answer is not the argmax: %d tokens are more probable by over %.2f nats", i, ids[np+i], a, tol.GreedyMargin)
+			case body.Temperature != 0 && body.TopK > 0 && a >= int(body.TopK):
+				return fail(vd, "token %d (id %d): outside the top-%d: %d tokens are more probable", i, ids[np+i], body.TopK, a)
 			}
 		}
 	}
@@ -390,7 +409,10 @@ func checkSpot(lp []float64, tok task.Token, body task.Body, tol Tolerance) stri
 // forward per position; a pass that fails there runs again on the CPU
 // model (Model.Score, then a one-token pass per spot over the KV cache it
 // left). v.mu must be held; the distributions are reused by the next call.
-func (v *Verifier) score(ids []int, from int, qs []int) ([]float64, [][]float64, error) {
+//
+// With ranks it also returns, for each scored token, how many tokens are
+// more probable than it by over margin (model.LogProbAhead).
+func (v *Verifier) score(ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error) {
 	vocab := v.Model.Config.VocabSize
 	for len(v.dists) < len(qs) {
 		v.dists = append(v.dists, nil)
@@ -404,43 +426,56 @@ func (v *Verifier) score(ids []int, from int, qs []int) ([]float64, [][]float64,
 	}
 	if v.Accel != nil && v.Accel.Ready() {
 		if seq := v.Accel.Begin(context.Background()); seq != nil {
-			lps, err := scoreOn(seq, vocab, ids, from, qs, dists)
+			lps, ahead, err := scoreOn(seq, vocab, ids, from, qs, dists, ranks, margin)
 			seq.End()
 			if err == nil {
 				v.accelPasses.Add(1)
-				return lps, dists, nil
+				return lps, ahead, dists, nil
 			}
 			v.accelFallbacks.Add(1)
 		}
 	}
-	lps, err := v.Model.Score(ids, from)
+	var lps []float64
+	var ahead []int
+	var err error
+	if ranks {
+		lps, ahead, err = v.Model.ScoreRanks(ids, from, margin)
+	} else {
+		lps, err = v.Model.Score(ids, from)
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for i, q := range qs {
 		logits, err := v.Model.Forward(ids[q], q)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		model.LogSoftmax(dists[i], logits)
 	}
-	return lps, dists, nil
+	return lps, ahead, dists, nil
 }
 
 // scoreOn is score's pass on an accelerator's sequence.
-func scoreOn(seq model.AccelSeq, vocab int, ids []int, from int, qs []int, dists [][]float64) ([]float64, error) {
+func scoreOn(seq model.AccelSeq, vocab int, ids []int, from int, qs []int, dists [][]float64, ranks bool, margin float64) ([]float64, []int, error) {
 	lps := make([]float64, 0, len(ids)-from)
+	var ahead []int
 	for p := 0; p+1 < len(ids); p++ {
 		logits, err := seq.Forward(ids[p], p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := model.CheckLogits(logits, vocab); err != nil {
 			seq.Fail(err)
-			return nil, err
+			return nil, nil, err
 		}
 		if p >= from-1 {
-			lps = append(lps, model.LogProb(logits, ids[p+1]))
+			if ranks {
+				lp, a := model.LogProbAhead(logits, ids[p+1], margin)
+				lps, ahead = append(lps, lp), append(ahead, a)
+			} else {
+				lps = append(lps, model.LogProb(logits, ids[p+1]))
+			}
 		}
 		for i, q := range qs {
 			if q == p {
@@ -448,7 +483,7 @@ func scoreOn(seq model.AccelSeq, vocab int, ids []int, from int, qs []int, dists
 			}
 		}
 	}
-	return lps, nil
+	return lps, ahead, nil
 }
 
 // topValues returns the k largest values of xs (all of xs when k covers

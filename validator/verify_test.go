@@ -484,3 +484,59 @@ func TestTopValues(t *testing.T) {
 		}
 	}
 }
+
+// A greedy answer with one token swapped for a clearly non-argmax one
+// (followed by an honest greedy continuation, every log-prob honest) is
+// rejected whichever position holds it: with All every position is
+// ranked, not only the spots. Without All only a spot would catch it, and
+// a validator-private key decides those.
+func TestGreedyNonArgmaxAnywhere(t *testing.T) {
+	fixtures(t)
+	b := greedyBody(testBodies(t, 8, 1))
+	req := reqHash("non-argmax")
+	honest := answer(t, fix.val, b, req)
+	n0 := len(honest.Tokens)
+	tried := 0
+	for p := 1; p < n0-1; p++ {
+		nb := b
+		nb.PromptIDs = slices.Clone(b.PromptIDs)
+		for _, tk := range honest.Tokens[:p] {
+			nb.PromptIDs = append(nb.PromptIDs, tk.ID)
+		}
+		l := mustLogits(t, nb)
+		best, second := 0, -1
+		for i := range l {
+			if l[i] > l[best] {
+				best = i
+			}
+		}
+		for i := range l {
+			if i != best && i != DefaultEOS && (second < 0 || l[i] > l[second]) {
+				second = i
+			}
+		}
+		if float64(l[best]-l[second]) <= 2*DefaultTolerance.GreedyMargin {
+			continue
+		}
+		toks := append([]task.Token(nil), honest.Tokens[:p]...)
+		toks = append(toks, task.Token{ID: uint32(second)})
+		if rest := int(b.MaxTokens) - p - 1; rest > 0 {
+			cb := nb
+			cb.PromptIDs = append(slices.Clone(nb.PromptIDs), uint32(second))
+			cb.MaxTokens = uint32(rest)
+			toks = append(toks, answer(t, fix.val, cb, req).Tokens...)
+		}
+		toks = honestLogProbs(t, fix.val, b, toks)
+		if float64(toks[p].LogProb) < DefaultTolerance.MinLogProb {
+			continue // the plausibility floor catches it anyway
+		}
+		vd := NewVerifier(fix.val, fix.tok).VerifySigned(minerID(), req, b, signed(req, toks))
+		if vd.Pass || !strings.Contains(vd.Reason, "not the argmax") {
+			t.Fatalf("token %d swapped for id %d (%.2f nats below the argmax): pass %v, reason %q", p, second, l[best]-l[second], vd.Pass, vd.Reason)
+		}
+		tried++
+	}
+	if tried < 3 {
+		t.Fatalf("only %d positions had a clearly non-argmax runner-up", tried)
+	}
+}
