@@ -24,10 +24,18 @@ func NextWeightBlock(lastUpdate, rateLimit uint64) uint64 {
 // the end of b already counts), assuming epochs keep running every tempo
 // blocks after the last one. A commit made in block b lands in EpochAt(b);
 // it may be revealed in epoch EpochAt(b) + RevealPeriod.
+//
+// For a block at or before the last epoch's it returns the epoch that
+// block was in, under the same assumption about the past: the epoch index
+// less one for every tempo (or part of one) between b and LastEpoch.
 func EpochAt(s *state.Subnet, b uint64) uint64 {
 	t := s.Hyper.Tempo
-	if t == 0 || b <= s.LastEpoch {
+	switch {
+	case t == 0:
 		return s.EpochIndex
+	case b <= s.LastEpoch:
+		back := (s.LastEpoch - b + t - 1) / t
+		return s.EpochIndex - min(back, s.EpochIndex)
 	}
 	return s.EpochIndex + (b-s.LastEpoch)/t
 }
@@ -49,20 +57,74 @@ type Window struct {
 }
 
 // NextWindow returns the next weight window of the neuron self on subnet
-// mg: a reveal window when a commit is pending, else the rate-limit window
-// of a set (or, on commit-reveal subnets, a commit).
-func NextWindow(mg *state.Metagraph, self uint16, pending *PendingCommit) Window {
+// mg at height: a reveal window while a commit is pending (CommitStatus),
+// else the rate-limit window of a set (or, on commit-reveal subnets, a
+// commit, moved past the last epochMargin blocks of an epoch).
+func NextWindow(mg *state.Metagraph, self uint16, pending *PendingCommit, height uint64) Window {
 	s := &mg.Subnet
-	if s.Hyper.CommitReveal != 0 && pending != nil {
-		return Window{Block: EpochStart(s, pending.Epoch+s.Hyper.RevealPeriod), Action: "reveal"}
-	}
-	var last uint64
+	var me state.NeuronInfo
 	if int(self) < len(mg.Neurons) {
-		last = mg.Neurons[self].LastUpdate
+		me = mg.Neurons[self]
 	}
-	w := Window{Block: NextWeightBlock(last, s.Hyper.WeightsRateLimit), Action: "set"}
+	if s.Hyper.CommitReveal != 0 && pending != nil {
+		switch phase, epoch := CommitStatus(s, &me, pending, height); phase {
+		case CommitInFlight, CommitWaiting:
+			return Window{Block: EpochStart(s, epoch+s.Hyper.RevealPeriod), Action: "reveal"}
+		case CommitRevealable:
+			return Window{Block: height + 1, Action: "reveal"}
+		}
+	}
+	w := Window{Block: max(NextWeightBlock(me.LastUpdate, s.Hyper.WeightsRateLimit), height+1), Action: "set"}
 	if s.Hyper.CommitReveal != 0 {
 		w.Action = "commit"
+		if t := s.Hyper.Tempo; t > 0 && EpochAt(s, w.Block+epochMargin) != EpochAt(s, w.Block) {
+			w.Block = EpochStart(s, EpochAt(s, w.Block)+1)
+		}
 	}
 	return w
+}
+
+// CommitPhase is where a pending weights commit stands.
+type CommitPhase int
+
+const (
+	// CommitInFlight: submitted, not yet in a block (LastUpdate has not
+	// moved past the submission).
+	CommitInFlight CommitPhase = iota
+	// CommitLost: submitted resubmitAfter blocks ago or more and still not
+	// in a block: given up, a new commit may be made.
+	CommitLost
+	// CommitWaiting: in a block; its reveal epoch has not begun.
+	CommitWaiting
+	// CommitRevealable: the chain's epoch at the next block is the commit's
+	// reveal epoch.
+	CommitRevealable
+	// CommitExpired: the reveal epoch is over (the chain drops the commit).
+	CommitExpired
+)
+
+// CommitStatus says where pending stands at the block after height, for a
+// neuron whose chain record is me, and the epoch the commit is (or, in
+// flight, is predicted to be) in. The commit's block is me.LastUpdate once
+// that has moved past the submission (commit_weights sets it; a reveal
+// does not), so the epoch comes from the chain, not from the prediction
+// made when it was submitted: a commit that landed an epoch late is
+// revealed an epoch late, and one that landed on time is not revealed
+// after it has expired.
+func CommitStatus(s *state.Subnet, me *state.NeuronInfo, pending *PendingCommit, height uint64) (CommitPhase, uint64) {
+	if me.LastUpdate <= pending.Submitted {
+		if height >= pending.Submitted+resubmitAfter {
+			return CommitLost, pending.Epoch
+		}
+		return CommitInFlight, pending.Epoch
+	}
+	epoch := EpochAt(s, me.LastUpdate)
+	target, now := epoch+s.Hyper.RevealPeriod, EpochAt(s, height+1)
+	switch {
+	case now < target:
+		return CommitWaiting, epoch
+	case now == target:
+		return CommitRevealable, epoch
+	}
+	return CommitExpired, epoch
 }

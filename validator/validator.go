@@ -402,9 +402,10 @@ func (v *Validator) NextWindow() (Window, error) {
 	if !ok {
 		return Window{}, fmt.Errorf("validator: hotkey %s is not registered on subnet %d", v.hotkey, v.cfg.Netuid)
 	}
+	height := v.cfg.Chain.Height()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return NextWindow(mg, self, v.st.Pending), nil
+	return NextWindow(mg, self, v.st.Pending, height), nil
 }
 
 // MaybeSetWeights submits weights if that is legal at the block after
@@ -427,20 +428,31 @@ func (v *Validator) MaybeSetWeights(height uint64) (bool, error) {
 	h := s.Hyper
 	next := height + 1
 	me := &mg.Neurons[self]
+	// A state file from a chain that has since been reset (a devnet wiped
+	// with the state directory kept) records calls from its future: drop
+	// them, or they would hold weight-setting back until the new chain
+	// caught up.
+	if p := v.st.Pending; p != nil && p.Submitted > height {
+		v.log.Warn("validator: dropping a weights commit submitted at a later height than the chain's (was the chain reset?)", "submitted", p.Submitted, "height", height)
+		v.st.Pending = nil
+	}
+	if v.st.LastSubmit > height {
+		v.st.LastSubmit = 0
+	}
 
 	if h.CommitReveal != 0 && v.st.Pending != nil {
 		p := v.st.Pending
-		target := p.Epoch + h.RevealPeriod
-		e := EpochAt(s, next)
+		phase, epoch := CommitStatus(s, me, p, height)
 		switch {
-		case e < target:
-			return false, nil // too early
-		case e > target+1:
-			// the commit landed at most one epoch late (epochMargin); past
-			// that it has expired
-			v.log.Warn("validator: weights commit expired unrevealed", "epoch", p.Epoch, "now", e)
-			v.st.Pending = nil
 		case revealed(me, p):
+			v.st.Pending = nil
+		case phase == CommitInFlight || phase == CommitWaiting:
+			return false, nil // too early
+		case phase == CommitLost:
+			v.log.Warn("validator: weights commit never landed; committing again", "submitted", p.Submitted, "now", height)
+			v.st.Pending = nil
+		case phase == CommitExpired:
+			v.log.Warn("validator: weights commit expired unrevealed", "epoch", epoch, "now", EpochAt(s, next))
 			v.st.Pending = nil
 		case p.RevealedAt != 0 && height < p.RevealedAt+resubmitAfter:
 			return false, nil // waiting for the reveal to land

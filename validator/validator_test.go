@@ -343,6 +343,9 @@ func TestCommitReveal(t *testing.T) {
 	if w.Action != "reveal" || w.Block != 110 {
 		t.Fatalf("window %+v, want reveal at 110", w)
 	}
+	ch.mu.Lock()
+	ch.mg.Neurons[0].LastUpdate = 103 // the commit lands in block 103
+	ch.mu.Unlock()
 	// a restart keeps the salt
 	v = newTestValidator(t, ch, fn, sub, dir)
 	if ok, _ := v.MaybeSetWeights(105); ok {
@@ -367,12 +370,131 @@ func TestCommitReveal(t *testing.T) {
 	// the chain stores the row: the commit is done, the next one may go
 	ch.mu.Lock()
 	ch.mg.Neurons[0].Weights = []yuma.Entry{{UID: 1, Value: 65535}, {UID: 2, Value: 32768}}
-	ch.mg.Neurons[0].LastUpdate = 103
 	ch.mu.Unlock()
 	if ok, _ := v.MaybeSetWeights(112); !ok {
 		t.Fatal("no new commit after the reveal landed")
 	}
 	if _, isCommit := sub.last().(types.CommitWeights); !isCommit {
 		t.Fatalf("submitted %T, want a new commit", sub.last())
+	}
+}
+
+// A commit's reveal epoch comes from the block it landed in: one that
+// landed an epoch later than predicted is revealed an epoch later, one that
+// landed on time is never revealed after its reveal epoch (the chain would
+// refuse it as expired) but replaced by a new commit, and one that never
+// lands is given up after resubmitAfter blocks. NextWindow says the same.
+func TestCommitRevealEpochFromChain(t *testing.T) {
+	setup := func(t *testing.T) (*fakeChain, *submitted, *Validator) {
+		ch, fn := testNet(t)
+		ch.mg.Subnet.Hyper.CommitReveal = 1
+		ch.mg.Subnet.Hyper.RevealPeriod = 1
+		ch.mg.Subnet.Hyper.WeightsRateLimit = 0
+		ch.mg.Subnet.LastEpoch, ch.mg.Subnet.EpochIndex = 100, 5 // epochs at 110, 120, ...
+		sub := &submitted{}
+		v := newTestValidator(t, ch, fn, sub, t.TempDir())
+		if _, err := v.Round(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := v.MaybeSetWeights(102); !ok || err != nil { // predicted epoch 5
+			t.Fatalf("commit: %v %v", ok, err)
+		}
+		return ch, sub, v
+	}
+	land := func(ch *fakeChain, block uint64, epochIndex, lastEpoch uint64) {
+		ch.mu.Lock()
+		ch.mg.Neurons[0].LastUpdate = block
+		ch.mg.Subnet.EpochIndex, ch.mg.Subnet.LastEpoch = epochIndex, lastEpoch
+		ch.height = block
+		ch.mu.Unlock()
+	}
+	t.Run("landed late", func(t *testing.T) {
+		ch, sub, v := setup(t)
+		land(ch, 111, 6, 110) // in epoch 6, not 5: reveal in epoch 7 (blocks 120-129)
+		if ok, _ := v.MaybeSetWeights(115); ok {
+			t.Fatalf("submitted %T in epoch 6", sub.last())
+		}
+		if w, _ := v.NextWindow(); w.Action != "reveal" || w.Block != 120 {
+			t.Fatalf("window %+v, want reveal at 120", w)
+		}
+		if ok, _ := v.MaybeSetWeights(119); !ok {
+			t.Fatal("no reveal at block 120")
+		}
+		if _, isReveal := sub.last().(types.RevealWeights); !isReveal {
+			t.Fatalf("submitted %T, want RevealWeights", sub.last())
+		}
+	})
+	t.Run("expired", func(t *testing.T) {
+		ch, sub, v := setup(t)
+		land(ch, 103, 7, 120) // landed in epoch 5; the validator was away through epoch 6
+		n := len(sub.calls)
+		ok, err := v.MaybeSetWeights(122)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if _, isReveal := sub.last().(types.RevealWeights); isReveal {
+				t.Fatal("revealed an expired commit")
+			}
+		}
+		if len(sub.calls) != n+1 {
+			t.Fatalf("%d calls, want a new commit", len(sub.calls)-n)
+		}
+		if _, isCommit := sub.last().(types.CommitWeights); !isCommit {
+			t.Fatalf("submitted %T, want a new commit", sub.last())
+		}
+	})
+	t.Run("never landed", func(t *testing.T) {
+		ch, sub, v := setup(t)
+		ch.mu.Lock()
+		ch.height = 110
+		ch.mu.Unlock()
+		if ok, _ := v.MaybeSetWeights(110); ok {
+			t.Fatalf("submitted %T while the commit is in flight", sub.last())
+		}
+		if w, _ := v.NextWindow(); w.Action != "reveal" || w.Block != 110 {
+			t.Fatalf("window %+v, want the predicted reveal at 110", w)
+		}
+		if ok, _ := v.MaybeSetWeights(102 + resubmitAfter); !ok {
+			t.Fatal("no new commit after the first was given up")
+		}
+		if _, isCommit := sub.last().(types.CommitWeights); !isCommit {
+			t.Fatalf("submitted %T, want a new commit", sub.last())
+		}
+	})
+}
+
+// A state file written on a chain that was later reset (its calls at
+// heights above the new chain's) does not hold weight-setting back.
+func TestStateFromResetChain(t *testing.T) {
+	ch, fn := testNet(t)
+	ch.mg.Subnet.Hyper.CommitReveal = 1
+	ch.mg.Subnet.Hyper.RevealPeriod = 1
+	ch.mg.Subnet.Hyper.WeightsRateLimit = 0
+	ch.mg.Subnet.LastEpoch, ch.mg.Subnet.EpochIndex = 5000, 500
+	sub := &submitted{}
+	dir := t.TempDir()
+	v := newTestValidator(t, ch, fn, sub, dir)
+	if _, err := v.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := v.MaybeSetWeights(5002); !ok || err != nil {
+		t.Fatalf("commit on the old chain: %v %v", ok, err)
+	}
+	// The chain is reset; the validator restarts with the same directory.
+	ch.mu.Lock()
+	ch.mg.Subnet.LastEpoch, ch.mg.Subnet.EpochIndex = 100, 5
+	ch.height = 102
+	ch.mu.Unlock()
+	v = newTestValidator(t, ch, fn, sub, dir)
+	if _, err := v.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := v.MaybeSetWeights(102)
+	if !ok || err != nil {
+		t.Fatalf("no commit on the new chain: %v %v", ok, err)
+	}
+	if _, isCommit := sub.last().(types.CommitWeights); !isCommit {
+		t.Fatalf("submitted %T, want a commit", sub.last())
 	}
 }

@@ -190,8 +190,13 @@ func ConvertWeights(uids []uint16, w []float32) ([]uint16, []uint16, error) {
 // Normalize, ProcessWeights, ConvertWeights. If rounding to u16 pushes the
 // largest share above the limit the chain enforces (it renormalises the
 // u16 values in I32F32), the cap is retried a few u16 steps lower, so the
-// call is never refused with "exceeds the max weight limit". Empty result:
-// nothing to set.
+// call is never refused with "exceeds the max weight limit". If rounding
+// drops tiny scores (a miner's moving average decaying towards zero) so
+// that fewer than MinAllowedWeights remain, those scores are taken as zero
+// and the vector is made again (ProcessWeights then gives every uid its
+// 1e-5), so the call is not refused for too few weights either; where
+// the SDK would send it anyway, this deviates. Empty result: nothing to
+// set.
 func WeightsFor(scores []float64, minAllowed, maxWeightLimit uint64) ([]uint16, []uint16, error) {
 	n := len(scores)
 	if n == 0 {
@@ -202,6 +207,24 @@ func WeightsFor(scores []float64, minAllowed, maxWeightLimit uint64) ([]uint16, 
 		uids[i] = uint16(i)
 	}
 	raw := Normalize(scores)
+	u, w, err := weightsFor(uids, raw, minAllowed, maxWeightLimit)
+	need := int(min(minAllowed, uint64(n)))
+	if err != nil || len(u) == 0 || len(u) >= need {
+		return u, w, err
+	}
+	kept := make([]float32, n)
+	for _, id := range u {
+		kept[id] = raw[id]
+	}
+	if u, w, err = weightsFor(uids, kept, minAllowed, maxWeightLimit); err != nil || len(u) >= need {
+		return u, w, err
+	}
+	return nil, nil, fmt.Errorf("%w: %d of %d weights survive rounding to u16, the subnet requires %d", ErrBadWeights, len(u), n, need)
+}
+
+// weightsFor is WeightsFor's ProcessWeights and ConvertWeights, with the
+// cap retried lower while the u16 result breaks the limit.
+func weightsFor(uids []uint16, raw []float32, minAllowed, maxWeightLimit uint64) ([]uint16, []uint16, error) {
 	lim := min(maxWeightLimit, 65535)
 	for try := 0; ; try++ {
 		limit := float32(float64(lim)/65535) - float32(try)*(1.0/65535)

@@ -147,3 +147,23 @@ func TestWeightsForChainLimit(t *testing.T) {
 		}
 	}
 }
+
+// A score decaying towards zero (a miner that passed once, then stopped)
+// rounds to a u16 0 and is dropped; when that leaves fewer weights than
+// the subnet's MinAllowedWeights, WeightsFor rebuilds the vector with
+// those scores as zero, so the chain does not refuse the call.
+func TestWeightsForMinAllowedAfterRounding(t *testing.T) {
+	scores := []float64{0, .9, .8, .7, 1e-7, 1e-7}
+	for _, minAllowed := range []uint64{1, 3, 5, 6, 10} {
+		uids, ws, err := WeightsFor(scores, minAllowed, 65535)
+		if err != nil {
+			t.Fatalf("min %d: %v", minAllowed, err)
+		}
+		if need := int(min(minAllowed, uint64(len(scores)))); len(uids) < need || len(ws) != len(uids) {
+			t.Fatalf("min %d: %d weights %v %v, the chain needs %d", minAllowed, len(uids), uids, ws, need)
+		}
+		if minAllowed <= 3 && len(uids) != 3 { // enough without the tiny ones: the SDK's vector
+			t.Fatalf("min %d: uids %v, want the three scored", minAllowed, uids)
+		}
+	}
+}
