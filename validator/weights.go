@@ -17,28 +17,63 @@ import (
 //	ProcessWeights(raw, minAllowed, limit)  (process_weights, exclude_quantile 0)
 //	ConvertWeights(uids, w)                 (convert_weights_and_uids_for_emit)
 //
-// Like numpy in the SDK, Normalize, ProcessWeights and NormalizeMaxWeight
-// compute in float32 (sums are left-to-right; numpy's pairwise summation can
-// differ in the last bit on vectors longer than 8, which moves a u16 by at
-// most 1 in rare half-way cases). ConvertWeights is exact: it widens the
-// float32 values to float64 as the SDK's tolist() does, divides by the
-// maximum and rounds w·65535 half to even (Python's round).
+// The arithmetic is numpy 2's, step by step: float32 where the SDK's arrays
+// are float32 (the scores, the non-zero weights) and float64 where they are
+// float64 (process_weights' 1e-5 branch builds its array with np.ones of
+// int64 times a Python float); a Python float or int meeting a numpy value
+// takes that value's type (NEP 50), except that limit·(n − m) in
+// normalize_max_weight is a Python float times an int64, so float64, which
+// makes the cutoff float64 too. Every .sum() is numpy's pairwise summation
+// (sumPairwise); np.cumsum is left to right. ConvertWeights widens to
+// float64 as tolist() does, divides by the maximum and rounds w·65535 half
+// to even (Python's round).
 
 // maxWeightEpsilon is normalize_max_weight's epsilon.
 const maxWeightEpsilon = 1e-7
 
-// Normalize returns x / ‖x‖₁ in float32; a zero (or NaN) norm divides by 1,
-// as the template validator does. Negative or NaN scores count as 0.
+// sumPairwise is numpy's add.reduce of a contiguous float array: the
+// pairwise summation of its umath loops (blocks of up to 128 with eight
+// accumulators, halves above that, cut at a multiple of 8), in T.
+func sumPairwise[T float32 | float64](a []T) T {
+	n := len(a)
+	switch {
+	case n < 8:
+		var res T
+		for _, v := range a {
+			res += v
+		}
+		return res
+	case n <= 128:
+		var r [8]T
+		copy(r[:], a[:8])
+		i := 8
+		for ; i < n-n%8; i += 8 {
+			for j := range r {
+				r[j] += a[i+j]
+			}
+		}
+		res := ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+		for ; i < n; i++ {
+			res += a[i]
+		}
+		return res
+	}
+	n2 := n / 2
+	n2 -= n2 % 8
+	return sumPairwise(a[:n2]) + sumPairwise(a[n2:])
+}
+
+// Normalize returns x / ‖x‖₁ in float32 (np.linalg.norm ord 1 of the
+// float32 scores: a pairwise sum); a zero (or NaN) norm divides by 1, as
+// the template validator does. Negative or NaN scores count as 0.
 func Normalize(x []float64) []float32 {
 	out := make([]float32, len(x))
-	var sum float32
 	for i, v := range x {
-		if !(v > 0) || math.IsInf(v, 0) {
-			continue
+		if v > 0 && !math.IsInf(v, 0) {
+			out[i] = float32(v)
 		}
-		out[i] = float32(v)
-		sum += out[i]
 	}
+	sum := sumPairwise(out)
 	if sum == 0 || math.IsNaN(float64(sum)) {
 		return out
 	}
@@ -48,81 +83,79 @@ func Normalize(x []float64) []float32 {
 	return out
 }
 
-// NormalizeMaxWeight is normalize_max_weight: it renormalises x to sum 1
-// with no entry above limit, by clipping the largest entries to a common
-// cutoff ("water filling"). With a zero sum, or n·limit ≤ 1, it returns the
-// uniform 1/n. The result comes out slightly below limit (epsilon 1e-7).
-func NormalizeMaxWeight(x []float32, limit float32) []float32 {
+// NormalizeMaxWeight is normalize_max_weight on a T array with the Python
+// float limit: it renormalises x to sum 1 with no entry above limit, by
+// clipping the largest entries to a common cutoff ("water filling"). With
+// a zero sum, or n·limit ≤ 1, it returns the uniform 1/n. The result comes
+// out slightly below limit (epsilon 1e-7).
+func NormalizeMaxWeight[T float32 | float64](x []T, limit float64) []T {
 	n := len(x)
-	out := slices.Clone(x)
+	weights := slices.Clone(x)
 	if n == 0 {
-		return out
+		return weights
 	}
-	var sum float32
-	for _, v := range x {
-		sum += v
-	}
-	if sum == 0 || float32(n)*limit <= 1 {
-		for i := range out {
-			out[i] = 1 / float32(n)
+	if sumPairwise(x) == 0 || float64(n)*limit <= 1 {
+		for i := range weights {
+			weights[i] = T(1) / T(n)
 		}
-		return out
+		return weights
 	}
 	values := slices.Clone(x)
 	slices.Sort(values)
-	est := make([]float32, n)
-	var emax float32
+	vsum := sumPairwise(values)
+	lim, eps := T(limit), T(maxWeightEpsilon)
+	est := make([]T, n)
+	emax := T(0)
 	for i, v := range values {
-		est[i] = v / sum
+		est[i] = v / vsum
 		emax = max(emax, est[i])
 	}
-	if emax <= limit {
-		for i := range out {
-			out[i] /= sum
+	if emax <= lim {
+		wsum := sumPairwise(weights)
+		for i := range weights {
+			weights[i] /= wsum
 		}
-		return out
+		return weights
 	}
-	cumsum := make([]float32, n)
-	var c float32
+	cumsum := make([]T, n)
+	var c T
 	for i, e := range est {
 		c += e
 		cumsum[i] = c
 	}
 	m := 0
 	for i, e := range est {
-		estSum := float32(n-i-1) * e
-		if e/(estSum+cumsum[i]+maxWeightEpsilon) < limit {
+		estSum := T(T(n-i-1) * e) // the conversions keep each step rounded (no fused multiply-add)
+		if e/T(T(estSum+cumsum[i])+eps) < lim {
 			m++
 		}
 	}
-	var cutoffScale float32
-	if m > 0 {
-		cutoffScale = (limit*cumsum[m-1] - maxWeightEpsilon) / (1 - limit*float32(n-m))
-	} else {
-		// numpy reads cumsum[-1] (the total, 1) when no entry passes
-		cutoffScale = (limit*cumsum[n-1] - maxWeightEpsilon) / (1 - limit*float32(n))
+	at := m - 1
+	if m == 0 {
+		at = n - 1 // numpy reads cumsum[-1] when no entry passes
 	}
-	cutoff := cutoffScale * sum
-	var s2 float32
-	for i, v := range out {
-		if v > cutoff {
-			out[i] = cutoff
+	num := T(T(lim*cumsum[at]) - eps)
+	cutoff := float64(num) / (1 - limit*float64(n-m)) * float64(vsum)
+	for i, v := range weights {
+		if float64(v) > cutoff {
+			weights[i] = T(cutoff)
 		}
-		s2 += out[i]
 	}
-	for i := range out {
-		out[i] /= s2
+	wsum := sumPairwise(weights)
+	for i := range weights {
+		weights[i] /= wsum
 	}
-	return out
+	return weights
 }
 
 // ProcessWeights is process_weights_for_netuid with exclude_quantile 0: it
-// keeps the non-zero weights and caps them at maxLimit (a fraction of 1,
-// the subnet's MaxWeightLimit/65535). When every weight is zero, or the
-// subnet has fewer uids than minAllowed, every uid gets 1/n; when fewer
-// than minAllowed weights are non-zero, every uid gets 1e-5 plus its
-// weight, capped. uids and w run in parallel; the result is new slices.
-func ProcessWeights(uids []uint16, w []float32, minAllowed int, maxLimit float32) ([]uint16, []float32) {
+// keeps the non-zero weights and caps them at limit (a Python float: the
+// subnet's MaxWeightLimit/65535). When every weight is zero, or the subnet
+// has fewer uids than minAllowed, every uid gets 1/n; when fewer than
+// minAllowed weights are non-zero, every uid gets 1e-5 plus its weight
+// (in float64, as there), capped. uids and w run in parallel; the result is
+// new slices, the weights widened to float64 (exactly, from float32).
+func ProcessWeights(uids []uint16, w []float32, minAllowed int, limit float64) ([]uint16, []float64) {
 	n := len(uids)
 	var nzU []uint16
 	var nzW []float32
@@ -133,21 +166,26 @@ func ProcessWeights(uids []uint16, w []float32, minAllowed int, maxLimit float32
 		}
 	}
 	if len(nzW) == 0 || n < minAllowed {
-		out := make([]float32, n)
+		out := make([]float64, n)
 		for i := range out {
-			out[i] = 1 / float32(n)
+			out[i] = 1 / float64(n)
 		}
 		return slices.Clone(uids), out
 	}
 	if len(nzW) < minAllowed {
-		out := make([]float32, n)
+		out := make([]float64, n)
 		for i := range out {
-			out[i] = 1e-5 + max(w[i], 0)
+			out[i] = 1e-5 + float64(max(w[i], 0))
 		}
-		return slices.Clone(uids), NormalizeMaxWeight(out, maxLimit)
+		return slices.Clone(uids), NormalizeMaxWeight(out, limit)
 	}
 	// exclude_quantile 0: np.quantile(nz, 0) is the minimum, nothing dropped
-	return nzU, NormalizeMaxWeight(nzW, maxLimit)
+	capped := NormalizeMaxWeight(nzW, limit)
+	out := make([]float64, len(capped))
+	for i, v := range capped {
+		out[i] = float64(v)
+	}
+	return nzU, out
 }
 
 // ErrBadWeights is returned by ConvertWeights for input the SDK refuses.
@@ -158,15 +196,14 @@ var ErrBadWeights = errors.New("validator: bad weights")
 // half to even; zeros are dropped, so the largest weight is always 65535.
 // A zero sum gives empty vectors (nothing to set). Negative or NaN weights
 // and unequal lengths are errors.
-func ConvertWeights(uids []uint16, w []float32) ([]uint16, []uint16, error) {
+func ConvertWeights(uids []uint16, w []float64) ([]uint16, []uint16, error) {
 	if len(uids) != len(w) {
 		return nil, nil, fmt.Errorf("%w: %d uids but %d weights", ErrBadWeights, len(uids), len(w))
 	}
 	var sum, mx float64
-	for _, v := range w {
-		f := float64(v)
+	for _, f := range w {
 		if !(f >= 0) || math.IsInf(f, 0) {
-			return nil, nil, fmt.Errorf("%w: weight %v is negative, infinite or NaN", ErrBadWeights, v)
+			return nil, nil, fmt.Errorf("%w: weight %v is negative, infinite or NaN", ErrBadWeights, f)
 		}
 		sum += f
 		mx = max(mx, f)
@@ -176,7 +213,7 @@ func ConvertWeights(uids []uint16, w []float32) ([]uint16, []uint16, error) {
 	}
 	var outU, outW []uint16
 	for i, v := range w {
-		u := math.RoundToEven(float64(v) / mx * 65535)
+		u := math.RoundToEven(v / mx * 65535)
 		if u != 0 {
 			outU = append(outU, uids[i])
 			outW = append(outW, uint16(u))
@@ -226,8 +263,8 @@ func WeightsFor(scores []float64, minAllowed, maxWeightLimit uint64) ([]uint16, 
 // cap retried lower while the u16 result breaks the limit.
 func weightsFor(uids []uint16, raw []float32, minAllowed, maxWeightLimit uint64) ([]uint16, []uint16, error) {
 	lim := min(maxWeightLimit, 65535)
-	for try := 0; ; try++ {
-		limit := float32(float64(lim)/65535) - float32(try)*(1.0/65535)
+	for try := uint64(0); ; try++ {
+		limit := float64(lim-min(try, lim)) / 65535 // the SDK's u16_normalized_float, then lower
 		pu, pw := ProcessWeights(uids, raw, int(min(minAllowed, 65535)), limit)
 		u, w, err := ConvertWeights(pu, pw)
 		if err != nil || lim == 65535 || ymath.CheckVecMaxLimited(w, uint16(lim)) || try == 16 {

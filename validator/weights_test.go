@@ -23,22 +23,22 @@ func TestConvertWeights(t *testing.T) {
 	cases := []struct {
 		name   string
 		uids   []uint16
-		w      []float32
+		w      []float64
 		wantU  []uint16
 		wantW  []uint16
 		hasErr bool
 	}{
-		{"max upscale", []uint16{0, 1, 2}, []float32{0.1, 0.2, 0.3}, []uint16{0, 1, 2}, []uint16{21845, 43690, 65535}, false},
+		{"max upscale", []uint16{0, 1, 2}, []float64{0.1, 0.2, 0.3}, []uint16{0, 1, 2}, []uint16{21845, 43690, 65535}, false},
 		// 0.5·65535 = 32767.5 → 32768 (the even neighbour)
-		{"half to even up", []uint16{4, 9}, []float32{1, 2}, []uint16{4, 9}, []uint16{32768, 65535}, false},
+		{"half to even up", []uint16{4, 9}, []float64{1, 2}, []uint16{4, 9}, []uint16{32768, 65535}, false},
 		// x/65535·65535 = x exactly: 0.5 → 0 (dropped), 1.5 → 2, 2.5 → 2, 3.5 → 4
-		{"half to even", []uint16{0, 1, 2, 3, 4}, []float32{0.5, 1.5, 2.5, 3.5, 65535}, []uint16{1, 2, 3, 4}, []uint16{2, 2, 4, 65535}, false},
-		{"drop zeros", []uint16{0, 1, 2, 3}, []float32{0, 1, 0.4, 0}, []uint16{1, 2}, []uint16{65535, 26214}, false},
-		{"all zero", []uint16{0, 1}, []float32{0, 0}, nil, nil, false},
+		{"half to even", []uint16{0, 1, 2, 3, 4}, []float64{0.5, 1.5, 2.5, 3.5, 65535}, []uint16{1, 2, 3, 4}, []uint16{2, 2, 4, 65535}, false},
+		{"drop zeros", []uint16{0, 1, 2, 3}, []float64{0, 1, 0.4, 0}, []uint16{1, 2}, []uint16{65535, 26214}, false},
+		{"all zero", []uint16{0, 1}, []float64{0, 0}, nil, nil, false},
 		{"empty", nil, nil, nil, nil, false},
-		{"negative", []uint16{0, 1}, []float32{-1, 1}, nil, nil, true},
-		{"nan", []uint16{0}, []float32{float32(math.NaN())}, nil, nil, true},
-		{"lengths", []uint16{0, 1}, []float32{1}, nil, nil, true},
+		{"negative", []uint16{0, 1}, []float64{-1, 1}, nil, nil, true},
+		{"nan", []uint16{0}, []float64{math.NaN()}, nil, nil, true},
+		{"lengths", []uint16{0, 1}, []float64{1}, nil, nil, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -165,5 +165,46 @@ func TestWeightsForMinAllowedAfterRounding(t *testing.T) {
 		if minAllowed <= 3 && len(uids) != 3 { // enough without the tiny ones: the SDK's vector
 			t.Fatalf("min %d: uids %v, want the three scored", minAllowed, uids)
 		}
+	}
+}
+
+// sumPairwise adds in numpy's order, which float32 rounding makes visible:
+// 2^24 followed by ones loses every one added to it alone (2^24+1 rounds
+// back to 2^24), so a left-to-right sum stays at 2^24, while numpy's eight
+// accumulators add the other ones among themselves first. Values worked
+// out by hand from the algorithm (blocks of 8 accumulators up to 128
+// elements, halves cut at a multiple of 8 above).
+func TestSumPairwise(t *testing.T) {
+	const big = 1 << 24
+	withOnes := func(n int) []float32 {
+		a := rep[float32](1, n)
+		a[0] = big
+		return a
+	}
+	cases := []struct {
+		n    int
+		want float32
+	}{
+		{5, big},         // under 8: left to right, every one lost
+		{16, big + 14},   // r0 = 2^24 (+1 lost), r1..r7 = 2: ((2^24+2)+4)+8
+		{17, big + 16},   // the 17th one makes the 2^24+14 total 2^24+15, a tie, rounded to even
+		{200, big + 188}, // halves of 96 and 104: 2^24+84 (11 ones lost) and 104
+	}
+	for _, c := range cases {
+		a := withOnes(c.n)
+		if got := sumPairwise(a); got != c.want {
+			t.Errorf("n=%d: %v, want %v", c.n, got, c.want)
+		}
+		var seq float32
+		for _, v := range a {
+			seq += v
+		}
+		if c.n >= 16 && seq == c.want {
+			t.Errorf("n=%d: left to right gives the same %v (the case tells nothing)", c.n, seq)
+		}
+	}
+	f := []float64{0.1, 0.2, 0.3}
+	if got, want := sumPairwise(f), (0+f[0]+f[1])+f[2]; got != want {
+		t.Errorf("float64: %v, want %v", got, want)
 	}
 }
