@@ -82,33 +82,79 @@ type replayEntry struct {
 }
 
 // replayCache remembers nonces until their envelope would be stale. FIFO
-// eviction of expired entries; never evicts a live one.
+// eviction of expired entries; never evicts a live one. Time inside it
+// never goes back: an entry is expired, and an envelope stale, against the
+// latest clock any caller brought (so a request whose clock was read
+// before another's pruned its nonce cannot slip through). One validator
+// holds at most a sixteenth of the entries (perKey), so a validator over
+// its quota is refused, not everyone.
 type replayCache struct {
-	mu   sync.Mutex
-	max  int
-	m    map[replayKey]int64
-	fifo []replayEntry
-	head int
+	mu     sync.Mutex
+	max    int
+	perKey int
+	m      map[replayKey]int64
+	count  map[types.AccountID]int // live entries per validator
+	fifo   []replayEntry
+	head   int
+	maxNow int64
 }
 
-func newReplayCache(max int) *replayCache {
-	return &replayCache{max: max, m: make(map[replayKey]int64)}
+// replayResult is the outcome of replayCache.add.
+type replayResult int
+
+const (
+	replayAdded replayResult = iota
+	replaySeen               // a live duplicate
+	replayStale              // expired against the cache's clock
+	replayQuota              // the validator holds its share of the cache
+	replayFull               // no room at all
+)
+
+func newReplayCache(size int) *replayCache {
+	return &replayCache{max: size, perKey: max(1, size/16), m: make(map[replayKey]int64), count: make(map[types.AccountID]int)}
 }
 
-// add records k; seen reports a live duplicate, full that there is no room.
-func (c *replayCache) add(k replayKey, expiry, nowMs int64) (seen, full bool) {
+// add records k, valid until expiry (unix ms), at nowMs.
+func (c *replayCache) add(k replayKey, expiry, nowMs int64) replayResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[k]; ok && e >= nowMs {
-		return true, false
+	c.maxNow = max(c.maxNow, nowMs)
+	if e, ok := c.m[k]; ok && e >= c.maxNow {
+		return replaySeen
 	}
-	c.sweepLocked(nowMs, len(c.m) >= c.max)
-	if len(c.m) >= c.max {
-		return false, true
+	if expiry < c.maxNow {
+		return replayStale
+	}
+	c.sweepLocked(c.maxNow, len(c.m) >= c.max)
+	switch {
+	case len(c.m) >= c.max:
+		return replayFull
+	case c.count[k.v] >= c.perKey:
+		return replayQuota
+	}
+	if _, ok := c.m[k]; !ok {
+		c.count[k.v]++
 	}
 	c.m[k] = expiry
 	c.fifo = append(c.fifo, replayEntry{k, expiry})
-	return false, false
+	return replayAdded
+}
+
+// forget drops k, added with expiry, again (its request was refused after
+// it, so its nonce may come back).
+func (c *replayCache) forget(k replayKey, expiry int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[k] == expiry {
+		c.deleteLocked(k)
+	}
+}
+
+func (c *replayCache) deleteLocked(k replayKey) {
+	delete(c.m, k)
+	if c.count[k.v]--; c.count[k.v] <= 0 {
+		delete(c.count, k.v)
+	}
 }
 
 // sweepLocked drops expired entries from the front of the FIFO; with all
@@ -116,18 +162,19 @@ func (c *replayCache) add(k replayKey, expiry, nowMs int64) (seen, full bool) {
 func (c *replayCache) sweepLocked(nowMs int64, all bool) {
 	for c.head < len(c.fifo) && c.fifo[c.head].expiry < nowMs {
 		e := c.fifo[c.head]
-		if c.m[e.k] == e.expiry {
-			delete(c.m, e.k)
+		if x, ok := c.m[e.k]; ok && x == e.expiry {
+			c.deleteLocked(e.k)
 		}
 		c.head++
 	}
 	if all {
 		kept := c.fifo[:0]
 		for _, e := range c.fifo[c.head:] {
+			if x, ok := c.m[e.k]; !ok || x != e.expiry {
+				continue // forgotten or re-added: a later entry stands for it
+			}
 			if e.expiry < nowMs {
-				if c.m[e.k] == e.expiry {
-					delete(c.m, e.k)
-				}
+				c.deleteLocked(e.k)
 				continue
 			}
 			kept = append(kept, e)
@@ -220,13 +267,31 @@ func (m *Miner) admit(env task.Envelope, bodyBytes []byte, now time.Time, r *req
 	if err := env.Verify(); err != nil {
 		return reject(task.CodeBadSignature, "envelope signature does not verify")
 	}
-	if seen, full := m.replay.add(replayKey{env.Validator, env.Nonce}, env.TimeMs+win, nowMs); seen {
+	rk, rexp := replayKey{env.Validator, env.Nonce}, env.TimeMs+win
+	switch m.replay.add(rk, rexp, nowMs) {
+	case replaySeen:
 		return reject(task.CodeReplay, "nonce already used")
-	} else if full {
+	case replayStale:
+		return reject(task.CodeStale, "timestamp outside the window")
+	case replayQuota:
+		a := reject(task.CodeRateLimited, "too many requests in the last %d ms", 2*win)
+		a.retryMs = uint32(min(win, 1000))
+		return a
+	case replayFull:
 		a := reject(task.CodeBusy, "replay cache full")
 		a.retryMs = uint32(min(win, 1000))
 		return a
 	}
+	if a := m.admitAfterReplay(env, bodyBytes, now, s, r); a.code != task.CodeOK {
+		m.replay.forget(rk, rexp) // refused: its nonce holds no room
+		return a
+	}
+	return admission{code: task.CodeOK}
+}
+
+// admitAfterReplay runs the checks after the replay cache: body, model,
+// rate and concurrency.
+func (m *Miner) admitAfterReplay(env task.Envelope, bodyBytes []byte, now time.Time, s sender, r *request) admission {
 	body, err := task.DecodeBody(bodyBytes)
 	if err != nil {
 		return reject(task.CodeMalformed, "%v", err)

@@ -26,6 +26,7 @@ type metrics struct {
 	connsRefused      atomic.Int64
 	handshakesRefused atomic.Int64
 	connsClosedBad    atomic.Int64
+	connsUnserved     atomic.Int64
 	serviceEWMA       atomic.Int64 // ns, mean time to answer one request
 	accelAnswers      atomic.Int64
 	accelFailovers    atomic.Int64
@@ -55,6 +56,8 @@ var (
 		"QUIC handshakes refused over the handshake rate, before any cryptography.", nil, nil)
 	descConnsClosedBad = prometheus.NewDesc("taobox_miner_connections_closed_bad_requests_total",
 		"QUIC connections closed because their last Limits.BadRequests requests were all refused for sender faults.", nil, nil)
+	descConnsUnserved = prometheus.NewDesc("taobox_miner_connections_closed_unserved_total",
+		"Connections closed because no request was admitted on them within UnservedTimeout of the handshake.", nil, nil)
 	descConnsOpen = prometheus.NewDesc("taobox_miner_connections_open",
 		"QUIC connections open now.", nil, nil)
 	descQueue = prometheus.NewDesc("taobox_miner_queue_depth",
@@ -87,7 +90,7 @@ type minerCollector Miner
 
 func (c *minerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRejects, descInfo, descServed, descTokens, descAbandoned, descStreams,
-		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate, descAccelAnswers, descAccelFailovers, descInitialHolds, descInitialDropping} {
+		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsUnserved, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate, descAccelAnswers, descAccelFailovers, descInitialHolds, descInitialDropping} {
 		ch <- d
 	}
 }
@@ -120,6 +123,7 @@ func (c *minerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descConnsRefused, m.m.connsRefused.Load())
 	counter(descHandshakesRefused, m.m.handshakesRefused.Load())
 	counter(descConnsClosedBad, m.m.connsClosedBad.Load())
+	counter(descConnsUnserved, m.m.connsUnserved.Load())
 	gauge(descConnsOpen, float64(m.nconns.Load()))
 	queued := m.q.len()
 	gauge(descQueue, float64(queued))

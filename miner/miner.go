@@ -90,13 +90,24 @@ type Limits struct {
 	// AnswerTimeout bounds one answer from leaving the queue to the final
 	// frame. Default 60 s.
 	AnswerTimeout time.Duration
+	// WriteTimeout bounds each write of an answer's frames: a client that
+	// takes none of them for that long (flow control full, never reading)
+	// has the stream cancelled, so unread answers do not pile up. Default
+	// 10 s.
+	WriteTimeout time.Duration
+	// UnservedTimeout closes a connection that has had no request admitted
+	// this long after its handshake (task.CloseUnserved), so idle
+	// connections kept alive by PINGs cannot hold all MaxConns. A
+	// validator's connection, once a request was admitted on it, may idle
+	// up to IdleTimeout. Default 10 s.
+	UnservedTimeout time.Duration
 	// IdleTimeout is QUIC's idle timeout. Default 30 s.
 	IdleTimeout time.Duration
 	// ChainRefresh is the longest a sender table is used. Default 1 s.
 	ChainRefresh time.Duration
 	// BadRequests is how many requests in a row one connection may have
 	// refused for faults of the sender (malformed, too large, bad
-	// signature, unregistered, stale, replayed, …: task.Code.SenderFault)
+	// signature, stale, replayed, …: task.Code.SenderFault)
 	// before the miner closes it with task.CloseBadRequests. Default 16.
 	BadRequests int
 	// Slots is the most answers Config.Model generates together, decoded
@@ -127,6 +138,8 @@ func (l *Limits) defaults() {
 	def(&l.ReadTimeout, 2*time.Second)
 	def(&l.AnswerTimeout, 60*time.Second)
 	def(&l.IdleTimeout, 30*time.Second)
+	def(&l.WriteTimeout, 10*time.Second)
+	def(&l.UnservedTimeout, 10*time.Second)
 	def(&l.ChainRefresh, time.Second)
 	defi(&l.ReplayCache, 1<<16)
 	defi(&l.Burst, 100)
@@ -336,6 +349,13 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 		m.mu.Lock()
 		m.conns[c] = cs
 		m.mu.Unlock()
+		unserved := time.AfterFunc(m.cfg.Limits.UnservedTimeout, func() {
+			if !cs.served.Load() {
+				m.m.connsUnserved.Add(1)
+				c.CloseWithError(task.CloseUnserved, "no request admitted")
+			}
+		})
+		context.AfterFunc(c.Context(), func() { unserved.Stop() })
 		m.m.conns.Add(1)
 		conns.Add(1)
 		loops.Add(1)
@@ -405,6 +425,7 @@ type connState struct {
 	lastWrite atomic.Int64 // time of the last stream write (sinceStart), 0: none
 	faults    atomic.Int64 // requests refused for sender faults since the last admitted one
 	exempted  atomic.Int64 // when its source was last made exempt from Initial holds (sinceStart), 0: never
+	served    atomic.Bool  // a request was admitted on it
 }
 
 // exemptTime is how long a source that sent an admitted request stays
@@ -417,6 +438,7 @@ const exemptTime = 10 * time.Minute
 // every exemptTime/2 (a validator may keep one connection for hours).
 func (m *Miner) servedConn(cs *connState) {
 	cs.faults.Store(0)
+	cs.served.Store(true)
 	last, now := cs.exempted.Load(), sinceStart()
 	if (last == 0 || now-time.Duration(last) >= exemptTime/2) && cs.exempted.CompareAndSwap(last, int64(max(now, 1))) {
 		if ua, ok := cs.conn.RemoteAddr().(*net.UDPAddr); ok {

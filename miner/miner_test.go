@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"taobox/chain/types"
 	"taobox/model"
 	"taobox/task"
 )
@@ -504,22 +506,55 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestReplayCache(t *testing.T) {
 	c := newReplayCache(2)
-	k := func(b byte) replayKey { return replayKey{nonce: [16]byte{b}} }
-	if seen, full := c.add(k(1), 100, 0); seen || full {
-		t.Fatal()
+	k := func(b byte) replayKey { return replayKey{v: types.AccountID{b}, nonce: [16]byte{b}} }
+	want := func(got, want replayResult) {
+		t.Helper()
+		if got != want {
+			t.Fatalf("add: %d, want %d", got, want)
+		}
 	}
-	if seen, _ := c.add(k(1), 100, 50); !seen {
-		t.Fatal("duplicate not seen")
+	want(c.add(k(1), 100, 0), replayAdded)
+	want(c.add(k(1), 100, 50), replaySeen)
+	want(c.add(k(2), 200, 0), replayAdded)
+	want(c.add(k(3), 300, 50), replayFull)
+	want(c.add(k(3), 300, 150), replayAdded) // k(1) expired
+	want(c.add(k(1), 400, 150), replayFull)  // not seen (k(1) expired), but k(2) and k(3) fill it
+	c.forget(k(3), 300)                      // forget frees the entry
+	want(c.add(k(1), 400, 150), replayAdded) // an expired nonce is new again
+	want(c.add(k(1), 400, 160), replaySeen)
+}
+
+// The cache's clock never goes back: once a request with a later clock
+// has pruned a nonce, a replay read at an earlier clock (its envelope still
+// inside the window by that clock) is stale, not admitted.
+func TestReplayCacheClockNeverGoesBack(t *testing.T) {
+	c := newReplayCache(16)
+	k := replayKey{nonce: [16]byte{1}}
+	if r := c.add(k, 10_000, 5_000); r != replayAdded {
+		t.Fatal(r)
 	}
-	c.add(k(2), 200, 0)
-	if _, full := c.add(k(3), 300, 50); !full {
-		t.Fatal("not full")
+	c.add(replayKey{v: types.AccountID{9}, nonce: [16]byte{2}}, 20_001, 10_001) // prunes k
+	if r := c.add(k, 10_000, 10_000); r != replayStale {
+		t.Fatalf("replay after its nonce was pruned: %d, want stale", r)
 	}
-	if seen, full := c.add(k(3), 300, 150); seen || full { // k(1) expired
-		t.Fatal(seen, full)
+}
+
+// One validator holds at most a sixteenth of the cache: past that it is
+// refused, and the others keep room.
+func TestReplayCacheQuota(t *testing.T) {
+	c := newReplayCache(64)
+	hog := types.AccountID{1}
+	n := 0
+	for i := range 64 {
+		if c.add(replayKey{v: hog, nonce: [16]byte{byte(i)}}, 1000, 0) == replayAdded {
+			n++
+		}
 	}
-	if seen, _ := c.add(k(1), 400, 150); seen {
-		t.Fatal("expired nonce still seen")
+	if n != 4 {
+		t.Fatalf("one validator got %d entries of 64, want 4", n)
+	}
+	if r := c.add(replayKey{v: types.AccountID{2}, nonce: [16]byte{1}}, 1000, 0); r != replayAdded {
+		t.Fatalf("another validator: %d", r)
 	}
 }
 
@@ -537,5 +572,101 @@ func TestQueryNobodyListening(t *testing.T) {
 	c.Close()
 	if _, err := c.Query(context.Background(), "127.0.0.1:9", minerID, body(1)); !errors.Is(err, task.ErrClosed) {
 		t.Fatalf("after close: %v", err)
+	}
+}
+
+// One permitted validator far over its rate, with timestamps at the future
+// edge of the window (so each nonce would live two windows), does not fill
+// the replay cache for the others: refused requests give their nonces
+// back, and no validator holds more than its share.
+func TestReplayCacheNotFilledByOneSender(t *testing.T) {
+	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{ReplayCache: 32, Rate: 1, Burst: 1}})
+	c := rawConn(t, tm.addr)
+	codes := map[task.Code]int{}
+	for range 40 {
+		codes[rejectCode(t, exchange(t, c, signedRequest(t, reqOpt{key: valKey, now: time.Now().Add(9 * time.Second)})))]++
+	}
+	if codes[task.CodeOK] != 1 || codes[task.CodeRateLimited] != 39 {
+		t.Fatalf("the flooding validator got %v, want 1 ok and 39 rate-limited", codes)
+	}
+	if n := tm.replay.len(); n > 2 {
+		t.Fatalf("%d replay entries after one admitted request", n)
+	}
+	if got := rejectCode(t, exchange(t, rawConn(t, tm.addr), signedRequest(t, reqOpt{key: richKey}))); got != task.CodeOK {
+		t.Fatalf("another validator got %v", got)
+	}
+}
+
+// Connections that complete the handshake but never get a request
+// admitted, kept alive by PINGs, are closed after UnservedTimeout, so they
+// cannot hold MaxConns against a validator that connects later.
+func TestUnservedConnectionsClosed(t *testing.T) {
+	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{MaxConns: 4, UnservedTimeout: 300 * time.Millisecond, NoInitialFilter: true}})
+	var idle []*quic.Conn
+	for range 4 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := quic.DialAddr(ctx, tm.addr, task.ClientTLS(minerID), &quic.Config{MaxIdleTimeout: 5 * time.Second, KeepAlivePeriod: 100 * time.Millisecond})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseWithError(0, "")
+		idle = append(idle, c)
+	}
+	for _, c := range idle {
+		select {
+		case <-c.Context().Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("an idle unserved connection is still open")
+		}
+		var ae *quic.ApplicationError
+		if err := context.Cause(c.Context()); !errors.As(err, &ae) || ae.ErrorCode != task.CloseUnserved {
+			t.Fatalf("closed with %v, want application error %d", err, task.CloseUnserved)
+		}
+	}
+	cl := newClient(valKey, task.ClientOptions{})
+	defer cl.Close()
+	if err := legitQuery(cl, tm.addr)(); err != nil {
+		t.Fatalf("validator after the idle connections: %v", err)
+	}
+	if n := tm.Metrics()["taobox_miner_connections_closed_unserved_total"]; n != 4 {
+		t.Fatalf("closed-unserved counter %v, want 4", n)
+	}
+	// The validator's connection, served, outlives UnservedTimeout.
+	time.Sleep(600 * time.Millisecond)
+	if err := legitQuery(cl, tm.addr)(); err != nil {
+		t.Fatal(err)
+	}
+	if n := tm.Metrics()["taobox_miner_connections_closed_unserved_total"]; n != 4 {
+		t.Fatalf("closed-unserved counter %v after a served connection idled, want 4", n)
+	}
+}
+
+// A client that never reads its answer (its flow-control window full) has
+// the stream reset after WriteTimeout instead of holding the miner's
+// writer and the buffered answer for ever.
+func TestUnreadAnswerCancelled(t *testing.T) {
+	tm := startMiner(t, Config{Answer: fixedAnswer(4096), Limits: Limits{WriteTimeout: 300 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := quic.DialAddr(ctx, tm.addr, task.ClientTLS(minerID), &quic.Config{
+		MaxIdleTimeout: 5 * time.Second, KeepAlivePeriod: time.Second,
+		InitialStreamReceiveWindow: 1024, MaxStreamReceiveWindow: 1024,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(0, "")
+	s, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write(signedRequest(t, reqOpt{key: valKey, body: bodyBytes(body(4096))}))
+	s.Close()
+	time.Sleep(time.Second) // read nothing: the miner's write blocks on flow control
+	_, err = io.ReadAll(s)
+	var se *quic.StreamError
+	if !errors.As(err, &se) || !se.Remote {
+		t.Fatalf("reading the unread answer: %v, want the miner's stream reset", err)
 	}
 }

@@ -16,14 +16,17 @@ import (
 // streamWriter decouples the model worker from the network: the worker
 // appends frames without blocking, the stream's own goroutine writes them.
 type streamWriter struct {
-	mu     sync.Mutex
-	buf    []byte
-	done   bool
-	last   func() []byte // with done: makes the last frame (the signed final), off the worker
-	notify chan struct{}
+	timeout time.Duration // Limits.WriteTimeout: the longest one write may block
+	mu      sync.Mutex
+	buf     []byte
+	done    bool
+	last    func() []byte // with done: makes the last frame (the signed final), off the worker
+	notify  chan struct{}
 }
 
-func newStreamWriter() *streamWriter { return &streamWriter{notify: make(chan struct{}, 1)} }
+func newStreamWriter(timeout time.Duration) *streamWriter {
+	return &streamWriter{timeout: timeout, notify: make(chan struct{}, 1)}
+}
 
 func (w *streamWriter) write(p []byte) {
 	w.mu.Lock()
@@ -73,7 +76,9 @@ func (w *streamWriter) run(s *quic.Stream, cs *connState) (gone bool) {
 			out = append(out, last()...)
 		}
 		if len(out) > 0 {
+			s.SetWriteDeadline(time.Now().Add(w.timeout))
 			if _, err := s.Write(out); err != nil {
+				s.CancelWrite(0) // a client that takes nothing for WriteTimeout is gone
 				return true
 			}
 			cs.wrote()
@@ -123,7 +128,7 @@ func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) 
 		return
 	}
 	s.CancelRead(0) // nothing more is read from this stream
-	r := &request{ctx: s.Context(), w: newStreamWriter()}
+	r := &request{ctx: s.Context(), w: newStreamWriter(m.cfg.Limits.WriteTimeout)}
 	a := m.admit(env, body, m.now(), r)
 	if a.code != task.CodeOK {
 		m.writeReject(s, cs, a)

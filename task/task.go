@@ -414,6 +414,7 @@ const (
 	CloseNormal       = 0 // the miner is stopping, or the client closed
 	CloseTooManyConns = 1 // the miner holds its MaxConns connections
 	CloseBadRequests  = 2 // the connection's last requests were all refused for sender faults
+	CloseUnserved     = 3 // no request was admitted within the miner's UnservedTimeout of the handshake
 )
 
 // String is the code's stable lower-case name, used in metrics.
