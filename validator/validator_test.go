@@ -316,12 +316,19 @@ func TestMaybeSetWeights(t *testing.T) {
 	}
 }
 
-func TestCommitReveal(t *testing.T) {
+// commitRevealNet is testNet on a commit-reveal subnet (reveal period 1,
+// no rate limit) whose last epoch ran at lastEpoch with index epochIndex.
+func commitRevealNet(t *testing.T, lastEpoch, epochIndex uint64) (*fakeChain, *fakeNet) {
 	ch, fn := testNet(t)
 	ch.mg.Subnet.Hyper.CommitReveal = 1
 	ch.mg.Subnet.Hyper.RevealPeriod = 1
 	ch.mg.Subnet.Hyper.WeightsRateLimit = 0
-	ch.mg.Subnet.LastEpoch, ch.mg.Subnet.EpochIndex = 100, 5 // epochs at 110, 120, ...
+	ch.mg.Subnet.LastEpoch, ch.mg.Subnet.EpochIndex = lastEpoch, epochIndex
+	return ch, fn
+}
+
+func TestCommitReveal(t *testing.T) {
+	ch, fn := commitRevealNet(t, 100, 5) // epochs at 110, 120, ...
 	sub := &submitted{}
 	dir := t.TempDir()
 	v := newTestValidator(t, ch, fn, sub, dir)
@@ -386,11 +393,7 @@ func TestCommitReveal(t *testing.T) {
 // lands is given up after resubmitAfter blocks. NextWindow says the same.
 func TestCommitRevealEpochFromChain(t *testing.T) {
 	setup := func(t *testing.T) (*fakeChain, *submitted, *Validator) {
-		ch, fn := testNet(t)
-		ch.mg.Subnet.Hyper.CommitReveal = 1
-		ch.mg.Subnet.Hyper.RevealPeriod = 1
-		ch.mg.Subnet.Hyper.WeightsRateLimit = 0
-		ch.mg.Subnet.LastEpoch, ch.mg.Subnet.EpochIndex = 100, 5 // epochs at 110, 120, ...
+		ch, fn := commitRevealNet(t, 100, 5) // epochs at 110, 120, ...
 		sub := &submitted{}
 		v := newTestValidator(t, ch, fn, sub, t.TempDir())
 		if _, err := v.Round(context.Background()); err != nil {
@@ -467,11 +470,7 @@ func TestCommitRevealEpochFromChain(t *testing.T) {
 // A state file written on a chain that was later reset (its calls at
 // heights above the new chain's) does not hold weight-setting back.
 func TestStateFromResetChain(t *testing.T) {
-	ch, fn := testNet(t)
-	ch.mg.Subnet.Hyper.CommitReveal = 1
-	ch.mg.Subnet.Hyper.RevealPeriod = 1
-	ch.mg.Subnet.Hyper.WeightsRateLimit = 0
-	ch.mg.Subnet.LastEpoch, ch.mg.Subnet.EpochIndex = 5000, 500
+	ch, fn := commitRevealNet(t, 5000, 500)
 	sub := &submitted{}
 	dir := t.TempDir()
 	v := newTestValidator(t, ch, fn, sub, dir)
