@@ -86,8 +86,8 @@ type replayEntry struct {
 // never goes back: an entry is expired, and an envelope stale, against the
 // latest clock any caller brought (so a request whose clock was read
 // before another's pruned its nonce cannot slip through). One validator
-// holds at most a sixteenth of the entries (perKey), so a validator over
-// its quota is refused, not everyone.
+// holds at most perKey entries, so a validator over its share is refused,
+// not everyone.
 type replayCache struct {
 	mu     sync.Mutex
 	max    int
@@ -110,8 +110,20 @@ const (
 	replayFull               // no room at all
 )
 
-func newReplayCache(size int) *replayCache {
-	return &replayCache{max: size, perKey: max(1, size/16), m: make(map[replayKey]int64), count: make(map[types.AccountID]int)}
+// newReplayCache returns a cache of size entries, perKey (at least 1) of
+// them per validator.
+func newReplayCache(size, perKey int) *replayCache {
+	return &replayCache{max: size, perKey: max(1, perKey), m: make(map[replayKey]int64), count: make(map[types.AccountID]int)}
+}
+
+// replayShare is how many replay entries one validator may hold: a
+// sixteenth of the cache, or, if more, what a validator staying within its
+// rate limit can hold (Burst plus Rate over two windows: a nonce lives
+// until its timestamp plus the window, and the timestamp may be a window
+// ahead), up to the whole cache.
+func replayShare(l *Limits) int {
+	within := float64(l.Burst) + l.Rate*2*l.Window.Seconds()
+	return max(l.ReplayCache/16, int(min(within, float64(l.ReplayCache))))
 }
 
 // add records k, valid until expiry (unix ms), at nowMs.

@@ -245,7 +245,7 @@ func New(cfg Config) (*Miner, error) {
 	}
 	m := &Miner{
 		cfg: cfg, tls: tc, log: cfg.Logger, now: cfg.Now,
-		replay: newReplayCache(cfg.Limits.ReplayCache),
+		replay: newReplayCache(cfg.Limits.ReplayCache, replayShare(&cfg.Limits)),
 		q:      newQueue(cfg.Limits.Queue),
 		hk:     map[types.AccountID]*hotkeyState{},
 		conns:  map[*quic.Conn]*connState{},

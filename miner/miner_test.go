@@ -505,7 +505,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestReplayCache(t *testing.T) {
-	c := newReplayCache(2)
+	c := newReplayCache(2, 1)
 	k := func(b byte) replayKey { return replayKey{v: types.AccountID{b}, nonce: [16]byte{b}} }
 	want := func(got, want replayResult) {
 		t.Helper()
@@ -528,7 +528,7 @@ func TestReplayCache(t *testing.T) {
 // has pruned a nonce, a replay read at an earlier clock (its envelope still
 // inside the window by that clock) is stale, not admitted.
 func TestReplayCacheClockNeverGoesBack(t *testing.T) {
-	c := newReplayCache(16)
+	c := newReplayCache(16, 1)
 	k := replayKey{nonce: [16]byte{1}}
 	if r := c.add(k, 10_000, 5_000); r != replayAdded {
 		t.Fatal(r)
@@ -539,10 +539,10 @@ func TestReplayCacheClockNeverGoesBack(t *testing.T) {
 	}
 }
 
-// One validator holds at most a sixteenth of the cache: past that it is
+// One validator holds at most its share of the cache: past that it is
 // refused, and the others keep room.
 func TestReplayCacheQuota(t *testing.T) {
-	c := newReplayCache(64)
+	c := newReplayCache(64, 4)
 	hog := types.AccountID{1}
 	n := 0
 	for i := range 64 {
@@ -668,5 +668,24 @@ func TestUnreadAnswerCancelled(t *testing.T) {
 	var se *quic.StreamError
 	if !errors.As(err, &se) || !se.Remote {
 		t.Fatalf("reading the unread answer: %v, want the miner's stream reset", err)
+	}
+}
+
+// replayShare: a sixteenth of the cache, or what the rate limit lets one
+// validator hold live, up to the whole cache.
+func TestReplayShare(t *testing.T) {
+	for _, c := range []struct {
+		l    Limits
+		want int
+	}{
+		{Limits{}, 4096}, // defaults: 100 + 50·20 = 1,100 < 65,536/16
+		{Limits{Rate: 1000, Burst: 100}, 20100},
+		{Limits{Rate: 1e6, Burst: 1e6}, 1 << 16},
+		{Limits{ReplayCache: 32, Rate: 1, Burst: 1}, 21},
+	} {
+		c.l.defaults()
+		if got := replayShare(&c.l); got != c.want {
+			t.Errorf("%+v: share %d, want %d", c.l, got, c.want)
+		}
 	}
 }
