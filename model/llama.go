@@ -755,8 +755,8 @@ func LogProb(logits []float32, id int) float64 {
 // LogProbAhead is LogProb(logits, id) and the number of tokens whose
 // log-prob exceeds id's by more than margin (≥ 0): 0 when id is within
 // margin of the argmax, under k when it is inside a top-k cut with that
-// margin. Ranks are those of the logits, so any temperature gives the same
-// count.
+// margin. The margin is in nats of the temperature-1 distribution (the
+// order of the tokens is the same at any temperature).
 func LogProbAhead(logits []float32, id int, margin float64) (float64, int) {
 	lp := LogProb(logits, id)
 	bar := float64(logits[id]) + margin

@@ -91,8 +91,9 @@ const (
 	// CommitInFlight: submitted, not yet in a block (LastUpdate has not
 	// moved past the submission).
 	CommitInFlight CommitPhase = iota
-	// CommitLost: submitted resubmitAfter blocks ago or more and still not
-	// in a block: given up, a new commit may be made.
+	// CommitLost: submitted commitLostAfter blocks ago or more and still
+	// not in a block (it can no longer land): given up, a new commit may be
+	// made.
 	CommitLost
 	// CommitWaiting: in a block; its reveal epoch has not begun.
 	CommitWaiting
@@ -103,6 +104,11 @@ const (
 	CommitExpired
 )
 
+// commitLostAfter is how many blocks after its submission a commit that
+// has not landed is given up: the validity window of the validator's
+// transactions (cmd/taobox's txValidity), after which it cannot land.
+const commitLostAfter = 64
+
 // CommitStatus says where pending stands at the block after height, for a
 // neuron whose chain record is me, and the epoch the commit is (or, in
 // flight, is predicted to be) in. The commit's block is me.LastUpdate once
@@ -110,15 +116,19 @@ const (
 // does not), so the epoch comes from the chain, not from the prediction
 // made when it was submitted: a commit that landed an epoch late is
 // revealed an epoch late, and one that landed on time is not revealed
-// after it has expired.
+// after it has expired. LandedEpoch, once recorded (RecordLanding), is
+// used as it is; else a landing block after the subnet's last epoch gives
+// its epoch exactly, and an older one falls back on the prediction (a
+// tempo change moves LastEpoch without an epoch, so counting back from it
+// can be off by one).
 func CommitStatus(s *state.Subnet, me *state.NeuronInfo, pending *PendingCommit, height uint64) (CommitPhase, uint64) {
-	if me.LastUpdate <= pending.Submitted {
-		if height >= pending.Submitted+resubmitAfter {
+	epoch, landed := landedEpoch(s, me, pending)
+	if !landed {
+		if height >= pending.Submitted+commitLostAfter {
 			return CommitLost, pending.Epoch
 		}
 		return CommitInFlight, pending.Epoch
 	}
-	epoch := EpochAt(s, me.LastUpdate)
 	target, now := epoch+s.Hyper.RevealPeriod, EpochAt(s, height+1)
 	switch {
 	case now < target:
@@ -127,4 +137,30 @@ func CommitStatus(s *state.Subnet, me *state.NeuronInfo, pending *PendingCommit,
 		return CommitRevealable, epoch
 	}
 	return CommitExpired, epoch
+}
+
+// RecordLanding fixes pending's landing block and epoch the first time the
+// chain shows the commit landed; it reports whether it changed pending.
+func RecordLanding(s *state.Subnet, me *state.NeuronInfo, pending *PendingCommit) bool {
+	if pending.LandedAt != 0 {
+		return false
+	}
+	epoch, landed := landedEpoch(s, me, pending)
+	if !landed {
+		return false
+	}
+	pending.LandedAt, pending.LandedEpoch = me.LastUpdate, epoch
+	return true
+}
+
+func landedEpoch(s *state.Subnet, me *state.NeuronInfo, p *PendingCommit) (uint64, bool) {
+	switch {
+	case p.LandedAt != 0:
+		return p.LandedEpoch, true
+	case me.LastUpdate <= p.Submitted:
+		return 0, false
+	case me.LastUpdate > s.LastEpoch:
+		return EpochAt(s, me.LastUpdate), true
+	}
+	return p.Epoch, true
 }

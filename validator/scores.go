@@ -60,6 +60,11 @@ type PendingCommit struct {
 	Epoch      uint64     `json:"epoch"`       // the epoch the commit lands in
 	Submitted  uint64     `json:"submitted"`   // height when it was submitted
 	RevealedAt uint64     `json:"revealed_at"` // height the reveal was submitted (0: not yet)
+	// LandedAt is the block the commit landed in (the neuron's LastUpdate
+	// once it moved past Submitted; 0: not seen yet) and LandedEpoch the
+	// epoch it landed in, fixed when the landing is first seen (CommitStatus).
+	LandedAt    uint64 `json:"landed_at,omitempty"`
+	LandedEpoch uint64 `json:"landed_epoch,omitempty"`
 }
 
 // State is what the validator persists.

@@ -442,6 +442,11 @@ func (v *Validator) MaybeSetWeights(height uint64) (bool, error) {
 
 	if h.CommitReveal != 0 && v.st.Pending != nil {
 		p := v.st.Pending
+		if RecordLanding(s, me, p) {
+			if err := v.saveLocked(); err != nil {
+				return false, err
+			}
+		}
 		phase, epoch := CommitStatus(s, me, p, height)
 		switch {
 		case revealed(me, p):

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -447,6 +448,32 @@ func TestCommitRevealEpochFromChain(t *testing.T) {
 			t.Fatalf("submitted %T, want a new commit", sub.last())
 		}
 	})
+	// A tempo change moves LastEpoch without running an epoch: the
+	// commit's epoch stays the one it landed in, whether the landing was
+	// seen before the change or only after it.
+	for _, seenBefore := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tempo change, landing seen before it %v", seenBefore), func(t *testing.T) {
+			ch, sub, v := setup(t)
+			land(ch, 103, 5, 100)
+			if seenBefore {
+				if ok, _ := v.MaybeSetWeights(103); ok {
+					t.Fatalf("submitted %T in the commit's epoch", sub.last())
+				}
+			}
+			ch.mu.Lock()
+			ch.mg.Subnet.Hyper.Tempo, ch.mg.Subnet.LastEpoch, ch.height = 20, 104, 105 // epoch 6 now runs at 124
+			ch.mu.Unlock()
+			if ok, _ := v.MaybeSetWeights(110); ok {
+				t.Fatalf("submitted %T in epoch 5", sub.last())
+			}
+			if ok, _ := v.MaybeSetWeights(123); !ok {
+				t.Fatal("no reveal at block 124 (epoch 6)")
+			}
+			if _, isReveal := sub.last().(types.RevealWeights); !isReveal {
+				t.Fatalf("submitted %T, want RevealWeights", sub.last())
+			}
+		})
+	}
 	t.Run("never landed", func(t *testing.T) {
 		ch, sub, v := setup(t)
 		ch.mu.Lock()
@@ -458,7 +485,10 @@ func TestCommitRevealEpochFromChain(t *testing.T) {
 		if w, _ := v.NextWindow(); w.Action != "reveal" || w.Block != 110 {
 			t.Fatalf("window %+v, want the predicted reveal at 110", w)
 		}
-		if ok, _ := v.MaybeSetWeights(102 + resubmitAfter); !ok {
+		if ok, _ := v.MaybeSetWeights(102 + commitLostAfter - 1); ok {
+			t.Fatal("gave the commit up while it could still land")
+		}
+		if ok, _ := v.MaybeSetWeights(102 + commitLostAfter); !ok {
 			t.Fatal("no new commit after the first was given up")
 		}
 		if _, isCommit := sub.last().(types.CommitWeights); !isCommit {

@@ -135,7 +135,7 @@ func NormalizeMaxWeight[T float32 | float64](x []T, limit float64) []T {
 		at = n - 1 // numpy reads cumsum[-1] when no entry passes
 	}
 	num := T(T(lim*cumsum[at]) - eps)
-	cutoff := float64(num) / (1 - limit*float64(n-m)) * float64(vsum)
+	cutoff := float64(float64(num)/(1-float64(limit*float64(n-m)))) * float64(vsum) // conversions: no fused multiply-add
 	for i, v := range weights {
 		if float64(v) > cutoff {
 			weights[i] = T(cutoff)
