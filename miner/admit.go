@@ -137,7 +137,10 @@ func (c *replayCache) add(k replayKey, expiry, nowMs int64) replayResult {
 	if expiry < c.maxNow {
 		return replayStale
 	}
-	c.sweepLocked(c.maxNow, len(c.m) >= c.max)
+	// The full scan also runs when forgotten entries have grown the FIFO
+	// past twice the cache, so it stays bounded by the cache (amortized:
+	// after a scan it holds about len(c.m)).
+	c.sweepLocked(c.maxNow, len(c.m) >= c.max || len(c.fifo)-c.head >= 2*c.max)
 	switch {
 	case len(c.m) >= c.max:
 		return replayFull
@@ -157,7 +160,7 @@ func (c *replayCache) add(k replayKey, expiry, nowMs int64) replayResult {
 func (c *replayCache) forget(k replayKey, expiry int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m[k] == expiry {
+	if x, ok := c.m[k]; ok && x == expiry {
 		c.deleteLocked(k)
 	}
 }

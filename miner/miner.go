@@ -90,10 +90,10 @@ type Limits struct {
 	// AnswerTimeout bounds one answer from leaving the queue to the final
 	// frame. Default 60 s.
 	AnswerTimeout time.Duration
-	// WriteTimeout bounds each write of an answer's frames: a client that
-	// takes none of them for that long (flow control full, never reading)
-	// has the stream cancelled, so unread answers do not pile up. Default
-	// 10 s.
+	// WriteTimeout bounds each write of an answer's frames (all those
+	// pending when the stream's writer wakes): a write the client's flow
+	// control does not let through within it (a client not reading) has
+	// the stream cancelled, so unread answers do not pile up. Default 10 s.
 	WriteTimeout time.Duration
 	// UnservedTimeout closes a connection that has had no request admitted
 	// this long after its handshake (task.CloseUnserved), so idle
@@ -350,7 +350,7 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 		m.conns[c] = cs
 		m.mu.Unlock()
 		unserved := time.AfterFunc(m.cfg.Limits.UnservedTimeout, func() {
-			if !cs.served.Load() {
+			if !cs.served.Load() && c.Context().Err() == nil {
 				m.m.connsUnserved.Add(1)
 				c.CloseWithError(task.CloseUnserved, "no request admitted")
 			}

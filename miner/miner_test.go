@@ -689,3 +689,24 @@ func TestReplayShare(t *testing.T) {
 		}
 	}
 }
+
+// Requests refused after the replay step give their nonces back; the
+// FIFO those nonces went through stays bounded by the cache, however many
+// are refused.
+func TestReplayCacheForgottenBounded(t *testing.T) {
+	c := newReplayCache(64, 64)
+	for i := range 100_000 {
+		k := replayKey{nonce: [16]byte{byte(i), byte(i >> 8), byte(i >> 16)}}
+		now := int64(i) / 10 // 10,000 a second
+		if r := c.add(k, now+20_000, now); r != replayAdded {
+			t.Fatalf("add %d: %d", i, r)
+		}
+		c.forget(k, now+20_000)
+	}
+	if n := len(c.fifo) - c.head; n > 2*64 {
+		t.Fatalf("FIFO holds %d entries for a cache of 64", n)
+	}
+	if n := c.len(); n != 0 {
+		t.Fatalf("%d entries left", n)
+	}
+}
