@@ -68,8 +68,10 @@ CUDA_ENV  := CGO_ENABLED=1 CGO_CFLAGS="-I$(CUDA)/usr/include" CGO_LDFLAGS="-L$(C
 # the cuda-tagged code must vet, and the binary may need only libcuda.so.1
 # and libc.so.6 (the GPU host has the driver, not the toolkit). Then package
 # gpu's tests and the smoke selftest run against scripts/fakecuda, a CPU
-# stand-in for libcuda.so.1 (in .cuda/fake; never ship it), which checks the
-# Go side of the GPU path on machines without one.
+# stand-in for libcuda.so.1 (in .cuda/fake; never ship it) that runs the
+# kernels' own CUDA text compiled as C++ (block threads as fibers): the Go
+# side of the GPU path and the LLaMA kernels, checked against the CPU engine
+# (TestLlamaGPUvsCPU), on machines without a GPU.
 cuda: ptx-check
 	$(CUDA_ENV) $(GO) vet -tags cuda ./gpu/... ./kernels/... ./cmd/...
 	$(CUDA_ENV) $(GO) build -trimpath -tags cuda -ldflags "-X main.version=$(VERSION)" -o bin/taobox-cuda ./cmd/taobox
@@ -78,7 +80,7 @@ cuda: ptx-check
 		echo "bin/taobox-cuda needs $$needed; it may need only libc.so.6 and libcuda.so.1"; exit 1; fi; \
 	echo "bin/taobox-cuda: NEEDED $$needed"
 	@scripts/fakecuda/build.sh $(CUDA)/fake
-	LD_LIBRARY_PATH=$(CUDA)/fake $(CUDA_ENV) $(GO) test -count=1 -tags cuda -run '^(TestDo|TestSelftests)$$' ./gpu/
+	LD_LIBRARY_PATH=$(CUDA)/fake $(CUDA_ENV) $(GO) test -count=1 -tags cuda -run '^(TestDo|TestSelftests|TestLlamaGPUvsCPU)$$' ./gpu/
 	LD_LIBRARY_PATH=$(CUDA)/fake bin/taobox-cuda selftest --run smoke/ >/dev/null
 
 # What a device machine (no Go there) runs from bin/: taobox-cuda, and the

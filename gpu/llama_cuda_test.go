@@ -11,9 +11,10 @@ import (
 	"gorgonia.org/cu"
 )
 
-// These run only on a GPU machine (a cuda build cannot even start without
-// the driver): go test -tags cuda -run Llama ./gpu/, or the test binary
-// (go test -tags cuda -c) copied there.
+// These need libcuda.so.1: a GPU machine's driver (go test -tags cuda -run
+// Llama ./gpu/, or the test binary copied there), or scripts/fakecuda, which
+// runs the kernels' CUDA text on the CPU (make cuda runs TestLlamaGPUvsCPU
+// against it).
 
 func openTestDevice(t *testing.T) *Device {
 	d, err := Open(0)

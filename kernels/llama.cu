@@ -33,7 +33,11 @@
 //   fill_weights    seeded synthetic weights for the benchmark model
 //   read_bytes      reads a buffer once (the benchmark's read ceiling)
 
+// TAOBOX_HOST: compiled as C++ by scripts/fakecuda (hostcuda.h supplies
+// the built-ins), where inline PTX has no meaning.
+#ifndef TAOBOX_HOST
 #include <cuda_fp16.h>
+#endif
 
 // Programmatic dependent launch (kernels/llama_sm90.cu builds this file for
 // compute_90 with TAOBOX_SM90): a product launched with the
@@ -44,7 +48,7 @@
 // first weights in L2 there measured slower on an H100).
 // pdl_trigger() lets the next kernel's blocks start as this one's retire.
 // For compute_80 both are no-ops and no launch uses the attribute.
-#ifdef TAOBOX_SM90
+#if defined(TAOBOX_SM90) && !defined(TAOBOX_HOST)
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 #else
@@ -64,7 +68,9 @@ typedef unsigned long long u64;
 #define FULL 0xffffffffu
 
 // Dynamic shared memory of every kernel that uses it (16-byte aligned).
+#ifndef TAOBOX_HOST
 extern __shared__ float4 smem4[];
+#endif
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -108,8 +114,10 @@ __device__ float block_max(float v, float *red) {
 // weights, so the product does not begin with a cold ramp. A hint only.
 __device__ __forceinline__ void prefetch_l2(const char *pf, i64 pfbytes, i64 first) {
 	i64 nthreads = (gridDim.x - first) * (i64)blockDim.x;
+#ifndef TAOBOX_HOST
 	for (i64 off = ((blockIdx.x - first) * (i64)blockDim.x + threadIdx.x) * 128; off < pfbytes; off += nthreads * 128)
 		asm volatile("prefetch.global.L2 [%0];" ::"l"(pf + off));
+#endif
 }
 
 __device__ __forceinline__ float half_at(const unsigned short *p) {

@@ -11,7 +11,7 @@ mkdir -p "$out"
 here=scripts/fakecuda
 echo '#include <cuda.h>' | gcc -E -P -I"$CUDA/usr/include" -x c - |
 	grep -oE '\bcu[A-Z][A-Za-z0-9_]* *\(' | tr -d ' (' | LC_ALL=C sort -u >"$out/all.txt"
-g++ -std=c++17 -O1 -fPIC -I"$CUDA/usr/include" -c "$here/fakecuda.cc" -o "$out/fakecuda.o"
+g++ -std=c++17 ${FAKECUDA_CXXFLAGS:--O1} -ffp-contract=off -fPIC -I"$CUDA/usr/include" -c "$here/fakecuda.cc" -o "$out/fakecuda.o"
 nm -g --defined-only "$out/fakecuda.o" | awk '{print $3}' | LC_ALL=C sort -u >"$out/defined.txt"
 LC_ALL=C comm -23 "$out/all.txt" "$out/defined.txt" |
 	awk '{print "int " $1 "(void){return 801;}"}' >"$out/rest.c"

@@ -15,39 +15,62 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
-// The CUDA built-ins the kernels use.
-namespace fake {
-struct uint3 {
-	unsigned x, y, z;
-};
-}  // namespace fake
-static fake::uint3 blockIdx, blockDim, threadIdx, gridDim;
-#define __global__
-static inline unsigned long long __umul64hi(unsigned long long a, unsigned long long b)
-{
-	return (unsigned long long)(((unsigned __int128)a * b) >> 64);
-}
+// The CUDA built-ins the kernels use (threads of a block are fibers).
+#include "hostcuda.h"
+
+#include <utility>
 
 #include "../../kernels/smoke.cu"
+#include "../../kernels/llama.cu"
 
 typedef void (*launcher)(void **params);
 
-static void launch_i32f32_satmul(void **p)
+template <class... A, size_t... I>
+static void call_with(void (*f)(A...), void **p, std::index_sequence<I...>)
 {
-	i32f32_satmul(*(const long long **)p[0], *(const long long **)p[1], *(long long **)p[2],
-		      *(unsigned long long *)p[3]);
+	f(*(A *)p[I]...);
+}
+template <class... A>
+static constexpr int arity(void (*)(A...))
+{
+	return (int)sizeof...(A);
+}
+// launch_of<F> calls kernel F with its parameters read from params (every
+// one 8 bytes, the kernels' convention).
+template <auto F>
+static void launch_of(void **p)
+{
+	call_with(F, p, std::make_index_sequence<arity(F)>());
 }
 
 struct kernel {
 	const char *module;  // a string the PTX text must contain
 	const char *name;
 	launcher run;
+	int nparams;
 };
 
+#define KERNEL(name) {".globl\t" #name, #name, launch_of<name>, arity(name)}
+
 static const kernel kernels_table[] = {
-	{".globl\ti32f32_satmul", "i32f32_satmul", launch_i32f32_satmul},
+	KERNEL(i32f32_satmul),
+	KERNEL(embed),
+	KERNEL(prep_input),
+	KERNEL(matvec3),
+	KERNEL(matvec3x2),
+	KERNEL(matvec3x4),
+	KERNEL(rope_pairs),
+	KERNEL(attention),
+	KERNEL(argmax_partial),
+	KERNEL(argmax_logprob),
+	KERNEL(advance_pos),
+	KERNEL(log_softmax),
+	KERNEL(fill_weights),
+	KERNEL(read_bytes),
 };
 
 struct fake_module {
@@ -177,19 +200,126 @@ CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name)
 	return CUDA_ERROR_NOT_FOUND;
 }
 
+}  // extern "C"
+
+// A recorded launch (stream capture): the kernel, its shape and its
+// parameters' values.
+struct launch_rec {
+	const kernel *k;
+	unsigned g[3], b[3], shared;
+	unsigned long long vals[32];
+};
+
+struct fake_stream {
+	std::vector<launch_rec> *capture;  // non-null while capturing
+};
+
+static std::vector<unsigned char> dynamic_shared;
+
+static CUresult run_launch(const launch_rec &r)
+{
+	const kernel *k = r.k;
+	void *params[32];
+	for (int i = 0; i < k->nparams; i++) params[i] = (void *)&r.vals[i];
+	gridDim = {r.g[0], r.g[1], r.g[2]};
+	blockDim = {r.b[0], r.b[1], r.b[2]};
+	if ((size_t)r.b[0] * r.b[1] * r.b[2] > 1024 || r.b[0] * r.b[1] * r.b[2] == 0) return CUDA_ERROR_INVALID_VALUE;
+	if (r.shared > 227 * 1024) return CUDA_ERROR_INVALID_VALUE;
+	dynamic_shared.assign(r.shared + 16, 0);
+	smem4 = (float4 *)(((uintptr_t)dynamic_shared.data() + 15) & ~(uintptr_t)15);
+	for (blockIdx.z = 0; blockIdx.z < r.g[2]; blockIdx.z++)
+		for (blockIdx.y = 0; blockIdx.y < r.g[1]; blockIdx.y++)
+			for (blockIdx.x = 0; blockIdx.x < r.g[0]; blockIdx.x++) fake::run_block(k->run, params);
+	return CUDA_SUCCESS;
+}
+
+extern "C" {
+
 CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
-			unsigned bz, unsigned, CUstream, void **params, void **)
+			unsigned bz, unsigned shared, CUstream s, void **params, void **)
 {
 	if (!current) return CUDA_ERROR_INVALID_CONTEXT;
 	const kernel *k = (const kernel *)f;
-	gridDim = {gx, gy, gz};
-	blockDim = {bx, by, bz};
-	for (blockIdx.z = 0; blockIdx.z < gz; blockIdx.z++)
-		for (blockIdx.y = 0; blockIdx.y < gy; blockIdx.y++)
-			for (blockIdx.x = 0; blockIdx.x < gx; blockIdx.x++)
-				for (threadIdx.z = 0; threadIdx.z < bz; threadIdx.z++)
-					for (threadIdx.y = 0; threadIdx.y < by; threadIdx.y++)
-						for (threadIdx.x = 0; threadIdx.x < bx; threadIdx.x++) k->run(params);
+	if (k->nparams > 32) return CUDA_ERROR_INVALID_VALUE;
+	launch_rec r{k, {gx, gy, gz}, {bx, by, bz}, shared, {}};
+	for (int i = 0; i < k->nparams; i++) r.vals[i] = *(unsigned long long *)params[i];
+	fake_stream *fs = (fake_stream *)s;
+	if (fs && fs->capture) {
+		fs->capture->push_back(r);
+		return CUDA_SUCCESS;
+	}
+	return run_launch(r);
+}
+
+// Streams run their work at once, in the order it is given (every stream
+// is the default stream); a capture records launches for a graph.
+CUresult cuStreamCreate(CUstream *s, unsigned int)
+{
+	*s = (CUstream) new fake_stream{};
+	return CUDA_SUCCESS;
+}
+
+CUresult cuStreamDestroy(CUstream s)
+{
+	fake_stream *fs = (fake_stream *)s;
+	delete fs->capture;
+	delete fs;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuStreamBeginCapture(CUstream s, CUstreamCaptureMode)
+{
+	fake_stream *fs = (fake_stream *)s;
+	if (!fs || fs->capture) return CUDA_ERROR_ILLEGAL_STATE;
+	fs->capture = new std::vector<launch_rec>;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuStreamEndCapture(CUstream s, CUgraph *g)
+{
+	fake_stream *fs = (fake_stream *)s;
+	if (!fs || !fs->capture) return CUDA_ERROR_ILLEGAL_STATE;
+	*g = (CUgraph)fs->capture;
+	fs->capture = nullptr;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuGraphInstantiateWithFlags(CUgraphExec *e, CUgraph g, unsigned long long)
+{
+	*e = (CUgraphExec) new std::vector<launch_rec>(*(std::vector<launch_rec> *)g);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuGraphDestroy(CUgraph g)
+{
+	delete (std::vector<launch_rec> *)g;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuGraphExecDestroy(CUgraphExec e)
+{
+	delete (std::vector<launch_rec> *)e;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuGraphLaunch(CUgraphExec e, CUstream)
+{
+	for (const launch_rec &r : *(std::vector<launch_rec> *)e) {
+		CUresult res = run_launch(r);
+		if (res != CUDA_SUCCESS) return res;
+	}
+	return CUDA_SUCCESS;
+}
+
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, CUfunction, int block, size_t)
+{
+	*blocks = block > 0 ? std::max(1, 1024 / block) : 0;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuMemsetD8(CUdeviceptr d, unsigned char v, size_t n)
+{
+	memset((void *)d, v, n);
 	return CUDA_SUCCESS;
 }
 
