@@ -8,10 +8,10 @@ package gpu
 
 // taobox_launch launches f on stream s with n 64-bit parameters, without
 // the two mallocs per launch of gorgonia's Launch.
-static CUresult taobox_launch(CUfunction f, unsigned grid, unsigned block, unsigned shared, CUstream s, unsigned long long *vals, int n) {
+static CUresult taobox_launch(CUfunction f, unsigned grid, unsigned gridy, unsigned block, unsigned shared, CUstream s, unsigned long long *vals, int n) {
 	void *args[32];
 	for (int i = 0; i < n && i < 32; i++) args[i] = &vals[i];
-	return cuLaunchKernel(f, grid, 1, 1, block, 1, 1, shared, s, args, 0);
+	return cuLaunchKernel(f, grid, gridy, 1, block, 1, 1, shared, s, args, 0);
 }
 
 // Programmatic dependent launch needs cuLaunchKernelEx (a CUDA 12.0
@@ -132,9 +132,14 @@ import (
 // two rows at once (TAOBOX_LLAMA_ROWS, TAOBOX_LLAMA_FUSE=0 and
 // TAOBOX_LLAMA_WARPS select the other shapes for scripts/gpu-profile.sh).
 //
-// The prompt runs one token at a time (matrix-vector products; there is no
-// batched matrix-matrix path yet), computing the logits only for its last
-// token. A Llama is not safe for concurrent use; all its work runs inside
+// The prompt runs in chunks of up to llamaBatchRows tokens (batched: one
+// matrix-matrix product per weight and chunk reads each weight once per
+// chunk instead of once per token, and attention is causal within the
+// chunk), all but its last token, which is the first decode step's; the
+// logits are computed for that last token only (PromptLogits computes
+// them at every position). TAOBOX_LLAMA_BATCH=0 runs the prompt one token
+// at a time (matrix-vector products), TAOBOX_LLAMA_BATCH=N in chunks of N.
+// A Llama is not safe for concurrent use; all its work runs inside
 // Device.Do.
 type Llama struct {
 	d   *Device
@@ -143,6 +148,7 @@ type Llama struct {
 	fn struct {
 		embed, prep, rope, attention, argmaxPartial, argmax, logsoftmax, fill, advance, read cu.Function
 		matvec                                                                               [5]cu.Function // by rows per warp group: 1, 2, 4
+		matmul, embedRows, ropeRows, attentionRows                                           cu.Function    // the batched prompt
 	}
 
 	tensors     []llamaTensor
@@ -157,6 +163,16 @@ type Llama struct {
 	x, xb, q, hb, hb2, att, logits, kc, vc, rope, toks, lps, lsm, posp cu.DevicePtr
 	xin, xq, xd                                                        cu.DevicePtr // a product's prepared input
 	pv, pi, ps                                                         cu.DevicePtr // argmax partials
+
+	// The batched prompt's state, for batchCap rows (positions) at once:
+	// activations [rows][dim or hidden], the attention scratch
+	// [rows][n_heads][seq], Q8 blocks of a product's inputs, and the
+	// logits [logitRows][vocab] of PromptLogits.
+	bx, bxb, bq, bhb, bhb2, batt, bxq, bxd, blogits cu.DevicePtr
+	batchCap, logitRows                             int
+	// batch: the prompt's chunk (rows per pass, ≤ batchCap; 0 runs the
+	// prompt one token at a time: TAOBOX_LLAMA_BATCH=0).
+	batch int
 
 	sms  int
 	eps  uint64 // RMSNorm epsilon, float64 bits
@@ -359,6 +375,12 @@ func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) g
 	if w, err := strconv.Atoi(os.Getenv("TAOBOX_LLAMA_WARPS")); err == nil && w > 0 {
 		l.warps = w
 	}
+	l.batchCap = llamaBatchRows(c)
+	l.batch = l.batchCap
+	l.logitRows = max(1, min(l.batchCap, (32<<20)/(4*c.VocabSize)))
+	if b, err := strconv.Atoi(os.Getenv("TAOBOX_LLAMA_BATCH")); err == nil && b >= 0 {
+		l.batch = min(b, l.batchCap)
+	}
 	l.rows = 2
 	switch os.Getenv("TAOBOX_LLAMA_ROWS") {
 	case "1":
@@ -393,6 +415,15 @@ func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) g
 		{&l.xin, int64(max(c.Dim, c.HiddenDim)) * 4},
 		{&l.xq, int64(max(c.Dim, c.HiddenDim))},
 		{&l.xd, int64(max(c.Dim, c.HiddenDim)/32+1) * 4},
+		{&l.bx, int64(l.batchCap) * int64(c.Dim) * 4},
+		{&l.bxb, int64(l.batchCap) * int64(c.Dim) * 4},
+		{&l.bq, int64(l.batchCap) * int64(c.Dim) * 4},
+		{&l.bhb, int64(l.batchCap) * int64(c.HiddenDim) * 4},
+		{&l.bhb2, int64(l.batchCap) * int64(c.HiddenDim) * 4},
+		{&l.batt, int64(l.batchCap) * int64(c.NHeads) * int64(c.SeqLen) * 4},
+		{&l.bxq, int64(l.batchCap) * int64(max(c.Dim, c.HiddenDim))},
+		{&l.bxd, int64(l.batchCap) * int64(max(c.Dim, c.HiddenDim)/32+1) * 4},
+		{&l.blogits, int64(l.logitRows) * int64(c.VocabSize) * 4},
 	}
 	offs := make([]int64, len(sizes))
 	for i, s := range sizes {
@@ -425,6 +456,7 @@ func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) g
 			{&l.fn.rope, "rope_pairs"}, {&l.fn.attention, "attention"}, {&l.fn.argmax, "argmax_logprob"}, {&l.fn.argmaxPartial, "argmax_partial"},
 			{&l.fn.logsoftmax, "log_softmax"}, {&l.fn.fill, "fill_weights"}, {&l.fn.advance, "advance_pos"},
 			{&l.fn.read, "read_bytes"},
+			{&l.fn.matmul, "matmul"}, {&l.fn.embedRows, "embed_rows"}, {&l.fn.ropeRows, "rope_rows"}, {&l.fn.attentionRows, "attention_rows"},
 		} {
 			if *k.f, err = m.Function(k.name); err != nil {
 				return fmt.Errorf("gpu: llama.ptx: kernel %s: %v", k.name, err)
@@ -526,9 +558,26 @@ func (l *Llama) launchAs(pdl bool, fn cu.Function, name string, grid, block, sha
 	if pdl {
 		r = C.taobox_launch_pdl(f, C.uint(grid), C.uint(block), C.uint(shared), l.stream, &l.argv[0], C.int(len(vals)))
 	} else {
-		r = C.taobox_launch(f, C.uint(grid), C.uint(block), C.uint(shared), l.stream, &l.argv[0], C.int(len(vals)))
+		r = C.taobox_launch(f, C.uint(grid), 1, C.uint(block), C.uint(shared), l.stream, &l.argv[0], C.int(len(vals)))
 	}
 	if r != C.CUDA_SUCCESS {
+		return fmt.Errorf("gpu: llama: launching %s: CUDA error %d", name, int(r))
+	}
+	return nil
+}
+
+// launchRows launches fn (not programmatically dependent) on a grid of
+// grid × rows blocks: the batched prompt's kernels take the batch row from
+// blockIdx.y.
+func (l *Llama) launchRows(fn cu.Function, name string, grid, rows, block, shared int, vals ...uint64) error {
+	if len(vals) > len(l.argv) {
+		return fmt.Errorf("gpu: llama: %s: %d parameters", name, len(vals))
+	}
+	for i, v := range vals {
+		l.argv[i] = C.ulonglong(v)
+	}
+	f := *(*C.CUfunction)(unsafe.Pointer(&fn))
+	if r := C.taobox_launch(f, C.uint(grid), C.uint(rows), C.uint(block), C.uint(shared), l.stream, &l.argv[0], C.int(len(vals))); r != C.CUDA_SUCCESS {
 		return fmt.Errorf("gpu: llama: launching %s: CUDA error %d", name, int(r))
 	}
 	return nil
@@ -1063,6 +1112,14 @@ func (l *Llama) enqueuePrompt(prompt []int64) error {
 	if err := cu.MemcpyHtoD(l.toks, unsafe.Pointer(&prompt[0]), int64(len(prompt))*8); err != nil {
 		return fmt.Errorf("gpu: llama: uploading the prompt: %v", err)
 	}
+	if l.batch > 0 {
+		for pos0 := 0; pos0 < len(prompt)-1; pos0 += l.batch {
+			if err := l.promptChunk(pos0, min(l.batch, len(prompt)-1-pos0), false); err != nil {
+				return err
+			}
+		}
+		return l.setPos(len(prompt) - 1)
+	}
 	if err := l.setPos(0); err != nil {
 		return err
 	}
@@ -1072,6 +1129,162 @@ func (l *Llama) enqueuePrompt(prompt []int64) error {
 		}
 	}
 	return nil
+}
+
+// promptChunk enqueues the forward pass of the T ≤ batchCap tokens at
+// positions pos0.. (toks[pos0..] on the device; the KV cache holds the
+// positions before pos0) as one batch: every product is a matmul over the
+// T rows, attention is causal within them, and their K and V rows are
+// written to the cache. With logits (T ≤ logitRows), the logits of all T
+// rows go to blogits. Inside Do.
+func (l *Llama) promptChunk(pos0, T int, logits bool) error {
+	c := l.cfg
+	dim, hidden, kvDim, hs, seq := c.Dim, c.HiddenDim, c.KVDim(), c.HeadSize(), c.SeqLen
+	X, XB, Q, HB, HB2 := uint64(l.bx), uint64(l.bxb), uint64(l.bq), uint64(l.bhb), uint64(l.bhb2)
+	if err := l.launchRows(l.fn.embedRows, "embed_rows", (dim+255)/256, T, 256, 0,
+		l.emb.p, l.emb.t, uint64(l.toks), uint64(pos0), X, uint64(dim)); err != nil {
+		return err
+	}
+	G := max(1, l.attnThreads/hs)
+	attShared := (hs + G*hs) * 4
+	for layer := range l.layers {
+		w := &l.layers[layer]
+		loff := int64(layer) * int64(seq) * int64(kvDim) * 4
+		kc, vc := dptr(l.kc, loff), dptr(l.vc, loff)
+		kvRow := int64(pos0) * int64(kvDim) * 4
+		if err := l.prepRows(X, w.attnNorm.p, 0, dim, T, XB, w.q, w.k, w.v); err != nil {
+			return err
+		}
+		for _, p := range []struct {
+			w       devW
+			rows    int
+			y, bias uint64
+			ld      int
+		}{{w.q, dim, Q, w.bq, dim}, {w.k, kvDim, kc + uint64(kvRow), w.bk, kvDim}, {w.v, kvDim, vc + uint64(kvRow), w.bv, kvDim}} {
+			if err := l.matmul(p.w, p.rows, dim, XB, T, p.y, p.ld, p.bias, false); err != nil {
+				return err
+			}
+		}
+		if err := l.launchRows(l.fn.ropeRows, "rope_rows", (dim/2+255)/256, T, 256, 0,
+			Q, kc, uint64(l.rope), uint64(pos0), uint64(dim), uint64(kvDim), uint64(hs), l.neox); err != nil {
+			return err
+		}
+		if err := l.launchRows(l.fn.attentionRows, "attention_rows", c.NHeads, T, l.attnThreads, attShared,
+			Q, kc, vc, uint64(l.batt), XB, uint64(pos0), uint64(hs), uint64(kvDim), uint64(c.NHeads/c.NKVHeads), uint64(seq), uint64(c.NHeads), uint64(dim)); err != nil {
+			return err
+		}
+		if err := l.prepRows(XB, 0, 0, dim, T, 0, w.o); err != nil {
+			return err
+		}
+		if err := l.matmul(w.o, dim, dim, XB, T, X, dim, 0, true); err != nil {
+			return err
+		}
+		if err := l.prepRows(X, w.ffnNorm.p, 0, dim, T, XB, w.gate, w.up); err != nil {
+			return err
+		}
+		if err := l.matmul(w.gate, hidden, dim, XB, T, HB, hidden, 0, false); err != nil {
+			return err
+		}
+		if err := l.matmul(w.up, hidden, dim, XB, T, HB2, hidden, 0, false); err != nil {
+			return err
+		}
+		if err := l.prepRows(HB, 0, HB2, hidden, T, HB, w.down); err != nil {
+			return err
+		}
+		if err := l.matmul(w.down, dim, hidden, HB, T, X, dim, 0, true); err != nil {
+			return err
+		}
+	}
+	if !logits {
+		return nil
+	}
+	if err := l.prepRows(X, l.outNorm.p, 0, dim, T, XB, l.cls); err != nil {
+		return err
+	}
+	return l.matmul(l.cls, c.VocabSize, dim, XB, T, uint64(l.blogits), c.VocabSize, 0, false)
+}
+
+// prepRows makes the T input rows (n values each) of the products of ws
+// with prep_input: out = RMSNorm(x)*normw, or SwiGLU silu(x)*glu, or x
+// itself (neither: out is not written), and their Q8 blocks in bxq/bxd
+// when one of ws is Q8_0 or Q4_0. Nothing is launched when there is
+// nothing to make.
+func (l *Llama) prepRows(x, normw, glu uint64, n, T int, out uint64, ws ...devW) error {
+	quant := false
+	for _, w := range ws {
+		quant = quant || isQuant(w.t)
+	}
+	if normw == 0 && glu == 0 && !quant {
+		return nil
+	}
+	var xq, xd uint64
+	if quant {
+		xq, xd = uint64(l.bxq), uint64(l.bxd)
+	}
+	return l.launchRows(l.fn.prep, "prep_input", (n+255)/256, T, 256, 0,
+		x, normw, glu, l.eps, uint64(n), out, xq, xd, 0, 0)
+}
+
+// matmul enqueues y[c*ld + r] = W_r·in_c (+ bias[r]), or += with acc, for
+// the rows r < rows of w (row length n) and the T inputs: in's rows (n
+// floats apart) for F32/F16/BF16 weights, their Q8 blocks (prepRows) for
+// Q8_0/Q4_0.
+func (l *Llama) matmul(w devW, rows, n int, in uint64, T int, y uint64, ld int, bias uint64, acc bool) error {
+	return l.launchRows(l.fn.matmul, "matmul", (rows+llamaMMRows-1)/llamaMMRows, (T+llamaMMCols-1)/llamaMMCols, 256, 0,
+		w.p, w.t, uint64(n), uint64(rows), in, uint64(l.bxq), uint64(l.bxd), uint64(T), y, uint64(ld), bias, b2u(acc))
+}
+
+// PromptLogits runs tokens from position 0 (replacing the KV cache) as
+// batched prompt chunks and returns the logits at every position, row i
+// (VocabSize values) predicting token i+1: a teacher-forced pass, as a
+// validator re-scores an answer. With batching off (TAOBOX_LLAMA_BATCH=0)
+// it runs Forward at each position instead.
+func (l *Llama) PromptLogits(tokens []int) ([]float32, error) {
+	c := l.cfg
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if len(tokens) == 0 || len(tokens) > c.SeqLen {
+		return nil, fmt.Errorf("gpu: llama: prompt logits: %w: %d tokens, context %d", model.ErrPosition, len(tokens), c.SeqLen)
+	}
+	toks := make([]int64, len(tokens))
+	for i, t := range tokens {
+		if t < 0 || t >= c.VocabSize {
+			return nil, fmt.Errorf("gpu: llama: prompt logits: token %d (index %d) outside the vocabulary [0,%d)", t, i, c.VocabSize)
+		}
+		toks[i] = int64(t)
+	}
+	out := make([]float32, len(tokens)*c.VocabSize)
+	if l.batch == 0 {
+		for pos, t := range tokens {
+			lg, err := l.Forward(t, pos)
+			if err != nil {
+				return nil, err
+			}
+			copy(out[pos*c.VocabSize:], lg)
+		}
+		return out, nil
+	}
+	err := l.d.Do(func() error {
+		if err := cu.MemcpyHtoD(l.toks, unsafe.Pointer(&toks[0]), int64(len(toks))*8); err != nil {
+			return fmt.Errorf("gpu: llama: uploading the prompt: %v", err)
+		}
+		chunk := min(l.batch, l.logitRows)
+		for pos0 := 0; pos0 < len(toks); pos0 += chunk {
+			T := min(chunk, len(toks)-pos0)
+			if err := l.promptChunk(pos0, T, true); err != nil {
+				return err
+			}
+			if err := cu.MemcpyDtoH(unsafe.Pointer(&out[pos0*c.VocabSize]), l.blogits, int64(T)*int64(c.VocabSize)*4); err != nil {
+				return fmt.Errorf("gpu: llama: prompt logits: %v", err)
+			}
+		}
+		return l.setPos(len(toks))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // enqueueDecode enqueues n decode steps: step k runs the token at the
@@ -1135,8 +1348,8 @@ func (l *Llama) Close() error {
 	})
 }
 
-// bench times a prompt of prompt tokens (one at a time) and then decode
-// greedy tokens.
+// bench times a prompt of prompt tokens one at a time (the baseline) and
+// batched (l.batch positions per chunk), then decode greedy tokens.
 func (l *Llama) bench(decode, prompt int) (r LlamaBenchResult, err error) {
 	c := l.cfg
 	prompt, decode = max(prompt, 2), max(decode, 1)
@@ -1155,12 +1368,24 @@ func (l *Llama) bench(decode, prompt int) (r LlamaBenchResult, err error) {
 	if _, _, err := l.Generate([]int{1, 2}, min(4, c.SeqLen-1)); err != nil {
 		return r, err
 	}
-	var tp, td, te time.Duration
+	var tp, tps, td, te time.Duration
 	err = l.d.Do(func() error {
 		if err := cu.Synchronize(); err != nil {
 			return err
 		}
+		batch := l.batch
+		l.batch = 0
 		t0 := time.Now()
+		err := l.enqueuePrompt(toks)
+		if err == nil {
+			err = cu.Synchronize()
+		}
+		l.batch = batch
+		if err != nil {
+			return fmt.Errorf("gpu: llama bench: %v", err)
+		}
+		tps = time.Since(t0)
+		t0 = time.Now()
 		if err := l.enqueuePrompt(toks); err != nil {
 			return err
 		}
@@ -1190,10 +1415,12 @@ func (l *Llama) bench(decode, prompt int) (r LlamaBenchResult, err error) {
 		PromptTokens: prompt, DecodeTokens: decode, Graphs: l.graphs, PDL: l.pdl,
 		// The prompt's last token is the first decode step's, so prompt-1
 		// token steps (no logits) were timed.
-		PromptTokPerSec: float64(prompt-1) / tp.Seconds(),
-		DecodeTokPerSec: float64(decode) / td.Seconds(),
-		PeakGBPerSec:    HBMBandwidth(l.d.Info().Name) / 1e9,
-		EnqueueUsPerTok: float64(te.Microseconds()) / float64(decode),
+		PromptTokPerSec:       float64(prompt-1) / tp.Seconds(),
+		PromptSerialTokPerSec: float64(prompt-1) / tps.Seconds(),
+		PromptBatch:           l.batch,
+		DecodeTokPerSec:       float64(decode) / td.Seconds(),
+		PeakGBPerSec:          HBMBandwidth(l.d.Info().Name) / 1e9,
+		EnqueueUsPerTok:       float64(te.Microseconds()) / float64(decode),
 	}
 	r.DecodeGBPerSec = float64(r.BytesPerToken) * r.DecodeTokPerSec / 1e9
 	if r.PeakGBPerSec > 0 {
@@ -1257,7 +1484,7 @@ func (l *Llama) dtypeString() string {
 }
 
 // BenchLlama loads f onto d and measures greedy decode (decode tokens) and
-// prompt processing (prompt tokens, one at a time: no batched matmul yet).
+// prompt processing (prompt tokens, batched).
 func BenchLlama(d *Device, f *gguf.File, decode, prompt int) (decodeTokPerSec, promptTokPerSec float64, memBytes int64, err error) {
 	r, err := BenchLlamaFile(d, f, decode, prompt)
 	return r.DecodeTokPerSec, r.PromptTokPerSec, r.MemBytes, err
@@ -1386,10 +1613,49 @@ func checkLlamaModel(d *Device, tm llamaTestModel, n int) (string, error) {
 	if !(maxLogit <= promptBound) || !(maxLS <= promptBound) {
 		return "", fmt.Errorf("Forward over the prompt: max |GPU - CPU| logit %.3g, log-softmax %.3g; bound %g", maxLogit, maxLS, promptBound)
 	}
+	// The batched prompt: the prompt and the generated tokens, teacher
+	// forced, in chunks of 7 positions (several chunks, a short last one),
+	// every position's logits against the CPU's Forward. Float models: every
+	// position within the prompt's bound. Q8_0/Q4_0: a last-bit difference
+	// upstream can move an activation across a Q8 rounding boundary and the
+	// KV cache carries it on (under fakecuda q8_0 positions are equal to
+	// 1e-6 until such a flip, then differ by up to 0.2, as token-by-token
+	// decoding does), so position 0 (no history) within the prompt's bound
+	// and the worst within twice the model's token bound; a wrong kernel is
+	// off by O(1) everywhere.
+	seqToks := append(slices.Clone(tm.prompt), ids...)
+	seqToks = seqToks[:min(len(seqToks), g.cfg.SeqLen)]
+	saved := g.batch
+	g.batch = min(7, g.batchCap)
+	all, err := g.PromptLogits(seqToks)
+	g.batch = saved
+	if err != nil {
+		return "", err
+	}
+	perPos := make([]float64, len(seqToks))
+	for pos, t := range seqToks {
+		want, err := cpu.Forward(t, pos)
+		if err != nil {
+			return "", err
+		}
+		got := all[pos*len(want) : (pos+1)*len(want)]
+		for i := range want {
+			perPos[pos] = max(perPos[pos], math.Abs(float64(got[i])-float64(want[i])))
+		}
+	}
+	maxBatch := slices.Max(perPos)
+	batchMax := promptBound
+	if isQuant(ktype(tm.typ)) {
+		batchMax = 2 * tm.bound
+	}
+	if !(maxBatch <= batchMax) || !(perPos[0] <= promptBound) {
+		return "", fmt.Errorf("PromptLogits over %d positions in chunks of 7: max |GPU - CPU| logit %.3g (bound %g), at position 0 %.3g (bound %g); per position %.1e",
+			len(seqToks), maxBatch, batchMax, perPos[0], promptBound, perPos)
+	}
 	mb := tm.median
 	if mb == 0 {
 		mb = tm.bound
 	}
-	return fmt.Sprintf("%d tokens equal, |dlogprob| max %.2g (bound %g) median %.2g (bound %g), prompt |dlogit| max %.2g, |dlogsoftmax| max %.2g (bound %g), deterministic",
-		len(ids), maxLP, tm.bound, medLP, mb, maxLogit, maxLS, promptBound), nil
+	return fmt.Sprintf("%d tokens equal, |dlogprob| max %.2g (bound %g) median %.2g (bound %g), prompt |dlogit| max %.2g, |dlogsoftmax| max %.2g, batched %d positions |dlogit| max %.2g (bound %g), deterministic",
+		len(ids), maxLP, tm.bound, medLP, mb, maxLogit, maxLS, len(seqToks), maxBatch, batchMax), nil
 }

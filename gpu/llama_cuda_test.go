@@ -212,3 +212,24 @@ func TestLlamaProfile(t *testing.T) {
 		t.Logf("%-16s %8.1f us  %7.0f GB/s", k.name, us, gbs)
 	}
 }
+
+// TestLlamaBenchTiny runs the benchmark's code path (the prompt token by
+// token and batched, decode, the read ceiling) on a small random model:
+// the figures mean nothing under fakecuda, but every step must run and
+// report positive rates.
+func TestLlamaBenchTiny(t *testing.T) {
+	d := openTestDevice(t)
+	tm := llamaTestModels()[2] // q8_0-gqa
+	f, err := tm.file()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := BenchLlamaFile(d, f, 4, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(r)
+	if !(r.PromptTokPerSec > 0) || !(r.PromptSerialTokPerSec > 0) || !(r.DecodeTokPerSec > 0) || r.PromptBatch < 1 || r.PromptTokens != 20 {
+		t.Fatalf("bench result %+v: want positive rates, a batch and 20 prompt tokens", r)
+	}
+}

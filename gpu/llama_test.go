@@ -485,3 +485,23 @@ func TestLlamaQuantSensitivity(t *testing.T) {
 		t.Logf("%s: float64 vs float32 sums: max |dlogprob| %.2g", tm.name, worst)
 	}
 }
+
+// TestLlamaBatchRows: the batched prompt's chunk is 256 positions, halved
+// until its attention scratch fits 64 MiB, never past the context or
+// below 1.
+func TestLlamaBatchRows(t *testing.T) {
+	for _, tc := range []struct {
+		c    model.Config
+		want int
+	}{
+		{LlamaBenchConfig(1024), 256},                // 32 heads × 1024 × 4 B = 128 KiB a row
+		{LlamaBenchConfig(4096), 128},                // 512 KiB a row
+		{LlamaBenchConfig(1 << 20), 1},               // 128 MiB a row: one position
+		{model.Config{NHeads: 4, SeqLen: 48}, 48},    // the context
+		{model.Config{NHeads: 32, SeqLen: 8192}, 64}, // 1 MiB a row
+	} {
+		if got := llamaBatchRows(tc.c); got != tc.want {
+			t.Errorf("heads %d seq %d: %d rows, want %d", tc.c.NHeads, tc.c.SeqLen, got, tc.want)
+		}
+	}
+}

@@ -108,6 +108,25 @@ func layoutLlama(ts []llamaTensor, typeOf func(name string) gguf.GGMLType) (int6
 	return off, nil
 }
 
+// llamaMMRows and llamaMMCols are matmul's tile (kernels/llama.cu MM_ROWS,
+// MM_COLS): weight rows and batch rows per block.
+const (
+	llamaMMRows = 64
+	llamaMMCols = 64
+)
+
+// llamaBatchRows is the batched prompt's chunk for shape c: 256 positions,
+// halved while the attention scratch ([rows][n_heads][seq] floats) would
+// pass 64 MiB, and at most the context.
+func llamaBatchRows(c model.Config) int {
+	b := 256
+	per := int64(c.NHeads) * int64(c.SeqLen) * 4
+	for b > 1 && int64(b)*per > 64<<20 {
+		b /= 2
+	}
+	return max(1, min(b, c.SeqLen))
+}
+
 func alignUp(n, a int64) int64 { return (n + a - 1) / a * a }
 
 // llamaRopeBase and llamaEps are the Config's values with model's defaults
@@ -400,16 +419,20 @@ type LlamaBenchResult struct {
 	MemBytes        int64   `json:"mem_bytes"`       // weights + KV cache + activations on the device
 	PromptTokens    int     `json:"prompt_tokens"`
 	DecodeTokens    int     `json:"decode_tokens"`
-	PromptTokPerSec float64 `json:"prompt_tok_per_s"` // one token at a time (no batched matmul yet)
-	DecodeTokPerSec float64 `json:"decode_tok_per_s"`
-	DecodeGBPerSec  float64 `json:"decode_gb_per_s"`    // BytesPerToken × decode tok/s
-	PeakGBPerSec    float64 `json:"peak_gb_per_s"`      // HBMBandwidth of the device, 0 if unknown
-	FractionOfPeak  float64 `json:"fraction_of_peak"`   // DecodeGBPerSec / PeakGBPerSec
-	ReadGBPerSec    float64 `json:"read_gb_per_s"`      // measured: a kernel that only reads the weights
-	FractionOfRead  float64 `json:"fraction_of_read"`   // DecodeGBPerSec / ReadGBPerSec
-	EnqueueUsPerTok float64 `json:"enqueue_us_per_tok"` // host time to launch one decode step's kernels
-	Graphs          bool    `json:"cuda_graphs"`        // decode steps replayed as CUDA graphs
-	PDL             bool    `json:"pdl"`                // products launched programmatically dependent
+	PromptTokPerSec float64 `json:"prompt_tok_per_s"` // batched, PromptBatch positions per chunk (token by token when 0)
+	// PromptSerialTokPerSec: the same prompt one token at a time
+	// (matrix-vector products), timed in the same run: the baseline.
+	PromptSerialTokPerSec float64 `json:"prompt_serial_tok_per_s"`
+	PromptBatch           int     `json:"prompt_batch"`
+	DecodeTokPerSec       float64 `json:"decode_tok_per_s"`
+	DecodeGBPerSec        float64 `json:"decode_gb_per_s"`    // BytesPerToken × decode tok/s
+	PeakGBPerSec          float64 `json:"peak_gb_per_s"`      // HBMBandwidth of the device, 0 if unknown
+	FractionOfPeak        float64 `json:"fraction_of_peak"`   // DecodeGBPerSec / PeakGBPerSec
+	ReadGBPerSec          float64 `json:"read_gb_per_s"`      // measured: a kernel that only reads the weights
+	FractionOfRead        float64 `json:"fraction_of_read"`   // DecodeGBPerSec / ReadGBPerSec
+	EnqueueUsPerTok       float64 `json:"enqueue_us_per_tok"` // host time to launch one decode step's kernels
+	Graphs                bool    `json:"cuda_graphs"`        // decode steps replayed as CUDA graphs
+	PDL                   bool    `json:"pdl"`                // products launched programmatically dependent
 }
 
 func (r LlamaBenchResult) String() string {
@@ -421,8 +444,8 @@ func (r LlamaBenchResult) String() string {
 	if r.ReadGBPerSec > 0 {
 		s += fmt.Sprintf(", %.0f%% of the %.0f GB/s measured read ceiling", 100*r.FractionOfRead, r.ReadGBPerSec)
 	}
-	return s + fmt.Sprintf("), prompt %.1f tok/s (token by token), %.0f MB on the GPU, host enqueue %.0f us/token, graphs %v, pdl %v",
-		r.PromptTokPerSec, float64(r.MemBytes)/1e6, r.EnqueueUsPerTok, r.Graphs, r.PDL)
+	return s + fmt.Sprintf("), prompt %.1f tok/s (chunks of %d; token by token %.1f tok/s), %.0f MB on the GPU, host enqueue %.0f us/token, graphs %v, pdl %v",
+		r.PromptTokPerSec, r.PromptBatch, r.PromptSerialTokPerSec, float64(r.MemBytes)/1e6, r.EnqueueUsPerTok, r.Graphs, r.PDL)
 }
 
 func shapeString(c model.Config) string {

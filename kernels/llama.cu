@@ -22,6 +22,12 @@
 //                   RMSNorm prologue (no prep_input launch), and the FFN's
 //                   gate and up products with their SwiGLU in one pass
 //   matvec3x2/x4    the same with 2 or 4 rows per warp group
+//   matmul          Y = W·X for a batch of inputs (the batched prompt):
+//                   64×64 tiles, F32/F16/BF16 in float, Q8_0/Q4_0 in int8
+//   embed_rows, rope_rows, attention_rows
+//                   embed, rope_pairs and attention for a batch of
+//                   positions pos0.. (causal attention within the batch);
+//                   prep_input takes a batch of rows too (gridDim.y)
 //   rope_pairs      rotates q and the cached k (llama pairs or NEOX pairs)
 //   attention       one block per query head over the KV cache (GQA)
 //   argmax_partial  per-chunk best logit and sum of exp (two-pass greedy)
@@ -281,11 +287,23 @@ __device__ __forceinline__ void q8_block(float v, signed char *q, float *d)
 // 0), q = round-half-even(x*id), d = amax/127 rounded to f16. One warp per
 // 32 values; grid: ceil(n/256) blocks of 256 threads, then any further
 // blocks prefetch pfbytes at pf (the next product's weights) into L2.
+// gridDim.y > 1: a batch of rows (x, out, glu: n floats apart; xq, xd: n
+// bytes and n/32 floats apart), blockIdx.y the row.
 extern "C" __global__ void prep_input(const float *x, const float *normw, const float *glu, double eps, i64 n,
 	float *out, signed char *xq, float *xd, const char *pf, i64 pfbytes)
 {
 	pdl_trigger(); // the next product may start warming its weights
 	__shared__ float red[32];
+	if (blockIdx.y) { // row blockIdx.y of a batch (matmul's inputs; n % 32 == 0 when xq)
+		i64 y = blockIdx.y;
+		x += y * n;
+		if (out) out += y * n;
+		if (glu) glu += y * n;
+		if (xq) {
+			xq += y * n;
+			xd += y * (n / 32);
+		}
+	}
 	i64 main = (n + 255) / 256;
 	if (blockIdx.x >= main) {
 		prefetch_l2(pf, pfbytes, main);
@@ -543,18 +561,160 @@ extern "C" __global__ void __launch_bounds__(256) matvec3(MV_PARAMS) { mv_groups
 extern "C" __global__ void __launch_bounds__(256, 4) matvec3x2(MV_PARAMS) { mv_groups<2>(MV_ARGS); }
 extern "C" __global__ void __launch_bounds__(256, 3) matvec3x4(MV_PARAMS) { mv_groups<4>(MV_ARGS); }
 
-// rope_pairs rotates the pairs of q (dim values) and of k (kvdim values)
+// The batched prompt: matmul multiplies a weight matrix by a batch of
+// inputs (the prompt's tokens, rows of a [T][n] matrix), reading each
+// weight once per MM_COLS tokens instead of once per token.
+//
+// matmul: y[c*ldy + r] = W_r · in_c (+ bias[r]; bias == 0: none), or
+// y[c*ldy + r] + W_r · in_c (acc != 0: the residual add), for the rows
+// r < rows of W (type t, row length n) and the inputs c < T. F32, F16 and
+// BF16 rows multiply in (float32, [T][n]); Q8_0 and Q4_0 rows multiply its
+// Q8 blocks (xq [T][n] int8, xd [T][n/32], as prep_input makes them; n a
+// multiple of 32), per block the exact integer sum (dp4a) times d_w*d_x,
+// blocks summed in order, as the CPU engine's and matvec's products do.
+// Block (bx, by): rows bx*MM_ROWS.., inputs by*MM_COLS..; 256 threads, each
+// computing 4 rows (tr + 16i) by 4 inputs (tc + 16j) over k tiles of 32
+// staged in shared memory (float values, or int8 quads and scales).
+// Rows past the end repeat the last row (computed, never written).
+#define MM_ROWS 64
+#define MM_COLS 64
+
+__device__ __forceinline__ float weight_value(const char *row, i64 t, i64 k)
+{
+	switch (t) {
+	case T_F32: return ((const float *)row)[k];
+	case T_F16: return half_at((const unsigned short *)row + k);
+	case T_BF16: return __uint_as_float(((unsigned)((const unsigned short *)row)[k]) << 16);
+	}
+	return 0.f;
+}
+
+__device__ __forceinline__ int pack4(const signed char *v)
+{
+	return (int)((unsigned)(unsigned char)v[0] | (unsigned)(unsigned char)v[1] << 8 |
+		(unsigned)(unsigned char)v[2] << 16 | (unsigned)(unsigned char)v[3] << 24);
+}
+
+extern "C" __global__ void __launch_bounds__(256) matmul(const char *W, i64 t, i64 n, i64 rows,
+	const float *in, const signed char *xq, const float *xd, i64 T, float *y, i64 ldy, const float *bias, i64 acc)
+{
+	__shared__ float ws[32][MM_ROWS + 1];
+	__shared__ float xs[32][MM_COLS + 1];
+	__shared__ int wq[MM_ROWS][9];
+	__shared__ float wd[MM_ROWS];
+	__shared__ int xqs[MM_COLS][9];
+	__shared__ float xds[MM_COLS];
+	int tid = threadIdx.x, tr = tid & 15, tc = tid >> 4;
+	i64 r0 = blockIdx.x * (i64)MM_ROWS, c0 = blockIdx.y * (i64)MM_COLS;
+	bool quant = t == T_Q8_0 || t == T_Q4_0;
+	// What this thread stages: 8 values of W row r0 + lr from k0 + 8*lq, and
+	// of input c0 + lc 8 values (or 2 int8 quads) from k0 + 8*lq.
+	int lr = tid >> 2, lq = tid & 3, lc = tid >> 2;
+	const char *wrow = W + min(r0 + lr, rows - 1) * row_bytes(t, n);
+	i64 c = c0 + lc;
+	float a[4][4];
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+#pragma unroll
+		for (int j = 0; j < 4; j++) a[i][j] = 0.f;
+	for (i64 k0 = 0; k0 < n; k0 += 32) {
+		if (quant) {
+			i64 b = k0 / 32;
+			signed char v[8];
+			const unsigned char *blk;
+			if (t == T_Q8_0) {
+				blk = (const unsigned char *)wrow + b * 34;
+#pragma unroll
+				for (int e = 0; e < 8; e++) v[e] = (signed char)blk[2 + lq * 8 + e];
+			} else {
+				blk = (const unsigned char *)wrow + b * 18;
+#pragma unroll
+				for (int e = 0; e < 8; e++) {
+					int j = lq * 8 + e;
+					unsigned char q = blk[2 + (j & 15)];
+					v[e] = (signed char)((j < 16 ? (q & 15) : (q >> 4)) - 8);
+				}
+			}
+			wq[lr][2 * lq] = pack4(v);
+			wq[lr][2 * lq + 1] = pack4(v + 4);
+			if (lq == 0) wd[lr] = half_at((const unsigned short *)blk);
+			const int *xrow = (const int *)(xq + c * n + k0);
+			xqs[lc][2 * lq] = c < T ? xrow[2 * lq] : 0;
+			xqs[lc][2 * lq + 1] = c < T ? xrow[2 * lq + 1] : 0;
+			if (lq == 0) xds[lc] = c < T ? xd[c * (n / 32) + b] : 0.f;
+		} else {
+#pragma unroll
+			for (int e = 0; e < 8; e++) {
+				i64 k = k0 + lq * 8 + e;
+				ws[lq * 8 + e][lr] = k < n ? weight_value(wrow, t, k) : 0.f;
+				xs[lq * 8 + e][lc] = k < n && c < T ? in[c * n + k] : 0.f;
+			}
+		}
+		__syncthreads();
+		if (quant) {
+			int si[4][4];
+#pragma unroll
+			for (int i = 0; i < 4; i++)
+#pragma unroll
+				for (int j = 0; j < 4; j++) si[i][j] = 0;
+#pragma unroll
+			for (int q = 0; q < 8; q++) {
+				int w[4], x[4];
+#pragma unroll
+				for (int i = 0; i < 4; i++) w[i] = wq[tr + 16 * i][q];
+#pragma unroll
+				for (int j = 0; j < 4; j++) x[j] = xqs[tc + 16 * j][q];
+#pragma unroll
+				for (int i = 0; i < 4; i++)
+#pragma unroll
+					for (int j = 0; j < 4; j++) si[i][j] = __dp4a(w[i], x[j], si[i][j]);
+			}
+#pragma unroll
+			for (int i = 0; i < 4; i++)
+#pragma unroll
+				for (int j = 0; j < 4; j++) a[i][j] += (float)si[i][j] * (wd[tr + 16 * i] * xds[tc + 16 * j]);
+		} else {
+#pragma unroll 8
+			for (int k = 0; k < 32; k++) {
+				float w[4], x[4];
+#pragma unroll
+				for (int i = 0; i < 4; i++) w[i] = ws[k][tr + 16 * i];
+#pragma unroll
+				for (int j = 0; j < 4; j++) x[j] = xs[k][tc + 16 * j];
+#pragma unroll
+				for (int i = 0; i < 4; i++)
+#pragma unroll
+					for (int j = 0; j < 4; j++) a[i][j] += w[i] * x[j];
+			}
+		}
+		__syncthreads();
+	}
+#pragma unroll
+	for (int j = 0; j < 4; j++) {
+		i64 cc = c0 + tc + 16 * j;
+		if (cc >= T) continue;
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			i64 r = r0 + tr + 16 * i;
+			if (r >= rows) continue;
+			float *p = y + cc * ldy + r;
+			float o = a[i][j];
+			if (acc) o = *p + o;
+			else if (bias) o = o + bias[r];
+			*p = o;
+		}
+	}
+}
+
+// rope_pairs (pair p: rope_at) rotates the pairs of q (dim values) and of k (kvdim values)
 // at position pos: consecutive pairs (i, i+1) of each head (neox == 0;
 // llama, run.c) or (i, i+hs/2) within each head (neox != 0; qwen2); pair p
 // of a head turns by the angle of cs[pos][p] = (cos, sin), computed on the
 // host exactly as the CPU engine does. Products are rounded separately (no
 // FMA), as in the CPU engine. One thread per pair of q. pos = *posp; k is
 // kc + pos*kvdim (kc: this layer's key cache).
-extern "C" __global__ void rope_pairs(float *q, float *kc, const float *cs, const i64 *posp, i64 dim, i64 kvdim, i64 hs, i64 neox)
+__device__ __forceinline__ void rope_at(float *q, float *k, const float *cs, i64 pos, i64 p, i64 dim, i64 kvdim, i64 hs, i64 neox)
 {
-	i64 pos = *posp;
-	float *k = kc + pos * kvdim;
-	i64 p = blockIdx.x * (i64)blockDim.x + threadIdx.x;
 	if (p * 2 >= dim) return;
 	i64 half = hs / 2, i0, i1, j;
 	if (neox) {
@@ -579,32 +739,32 @@ extern "C" __global__ void rope_pairs(float *q, float *kc, const float *cs, cons
 	}
 }
 
-// attention: block h computes head h over positions 0..pos (pos = *posp). kc and vc point
-// at this layer's cache [seq][kvdim]; att is scratch [n_heads][seq]. Scores:
-// one thread per position (the head's q from shared memory, k read as
-// float4 when hs is a multiple of 4); softmax with max subtraction (block
-// reductions in a fixed order); output: G = blockDim.x/hs groups of hs
-// threads each sum every G-th position, then the groups are added in order.
-// Dynamic shared memory: (hs + G*hs) floats. Blocks past the n_heads ones
-// prefetch pfbytes at pf (the output projection's weights) into L2.
-extern "C" __global__ void attention(
-	const float *q, const float *kc, const float *vc, float *att, float *out,
-	const i64 *posp, i64 hs, i64 kvdim, i64 kvmul, i64 seq, i64 nheads, const char *pf, i64 pfbytes)
+extern "C" __global__ void rope_pairs(float *q, float *kc, const float *cs, const i64 *posp, i64 dim, i64 kvdim, i64 hs, i64 neox)
 {
-	pdl_trigger(); // the next product may start warming its weights
-	if (blockIdx.x >= nheads) {
-		prefetch_l2(pf, pfbytes, nheads);
-		return;
-	}
 	i64 pos = *posp;
+	rope_at(q, kc + pos * kvdim, cs, pos, blockIdx.x * (i64)blockDim.x + threadIdx.x, dim, kvdim, hs, neox);
+}
+
+// rope_rows is rope_pairs for a batch: row blockIdx.y of q (dim values
+// apart) and the cached k at position pos0 + blockIdx.y.
+extern "C" __global__ void rope_rows(float *q, float *kc, const float *cs, i64 pos0, i64 dim, i64 kvdim, i64 hs, i64 neox)
+{
+	i64 pos = pos0 + blockIdx.y;
+	rope_at(q + blockIdx.y * dim, kc + pos * kvdim, cs, pos, blockIdx.x * (i64)blockDim.x + threadIdx.x, dim, kvdim, hs, neox);
+}
+
+// attend computes head h of the query q at position pos over the cache
+// (positions 0..pos) into out (the head's hs values at out + h*hs); a is
+// the head's score scratch (pos+1 floats). Every thread of the block calls it.
+__device__ __forceinline__ void attend(const float *q, const float *kc, const float *vc, float *a, float *out,
+	i64 pos, i64 h, i64 hs, i64 kvdim, i64 kvmul)
+{
 	__shared__ float red[32];
 	float *qs = (float *)smem4;
 	float *part = qs + hs;
-	i64 h = blockIdx.x;
 	for (i64 i = threadIdx.x; i < hs; i += blockDim.x) qs[i] = q[h * hs + i];
 	__syncthreads();
 	i64 kvoff = (h / kvmul) * hs;
-	float *a = att + h * seq;
 	float scale = sqrtf((float)hs);
 	float m = -INFINITY;
 	for (i64 t = threadIdx.x; t <= pos; t += blockDim.x) {
@@ -650,34 +810,76 @@ extern "C" __global__ void attention(
 	}
 }
 
+// attention: block h computes head h over positions 0..pos (pos = *posp). kc and vc point
+// at this layer's cache [seq][kvdim]; att is scratch [n_heads][seq]. Scores:
+// one thread per position (the head's q from shared memory, k read as
+// float4 when hs is a multiple of 4); softmax with max subtraction (block
+// reductions in a fixed order); output: G = blockDim.x/hs groups of hs
+// threads each sum every G-th position, then the groups are added in order.
+// Dynamic shared memory: (hs + G*hs) floats. Blocks past the n_heads ones
+// prefetch pfbytes at pf (the output projection's weights) into L2.
+extern "C" __global__ void attention(
+	const float *q, const float *kc, const float *vc, float *att, float *out,
+	const i64 *posp, i64 hs, i64 kvdim, i64 kvmul, i64 seq, i64 nheads, const char *pf, i64 pfbytes)
+{
+	pdl_trigger(); // the next product may start warming its weights
+	if (blockIdx.x >= nheads) {
+		prefetch_l2(pf, pfbytes, nheads);
+		return;
+	}
+	attend(q, kc, vc, att + blockIdx.x * seq, out, *posp, blockIdx.x, hs, kvdim, kvmul);
+}
+
+// attention_rows is attention for a batch of queries: block (h, y)
+// computes head h of query row y (q and out rows dim values apart) at
+// position pos0 + y, so causally over positions 0..pos0+y; att is scratch
+// [rows][n_heads][seq].
+extern "C" __global__ void attention_rows(
+	const float *q, const float *kc, const float *vc, float *att, float *out,
+	i64 pos0, i64 hs, i64 kvdim, i64 kvmul, i64 seq, i64 nheads, i64 dim)
+{
+	i64 y = blockIdx.y;
+	attend(q + y * dim, kc, vc, att + (y * nheads + blockIdx.x) * seq, out + y * dim, pos0 + y, blockIdx.x, hs, kvdim, kvmul);
+}
+
+// embed_value is element i of an embedding row of type t.
+__device__ __forceinline__ float embed_value(const char *row, i64 t, i64 i)
+{
+	switch (t) {
+	case T_F32: return ((const float *)row)[i];
+	case T_F16: return half_at((const unsigned short *)row + i);
+	case T_BF16: return __uint_as_float(((unsigned)((const unsigned short *)row)[i]) << 16);
+	case T_Q8_0: {
+		const char *b = row + (i / 32) * 34;
+		return (float)(signed char)b[2 + i % 32] * half_at((const unsigned short *)b);
+	}
+	case T_Q4_0: {
+		const char *b = row + (i / 32) * 18;
+		int j = i % 32;
+		unsigned char q = (unsigned char)b[2 + (j & 15)];
+		int qi = j < 16 ? (q & 15) : (q >> 4);
+		return (float)(qi - 8) * half_at((const unsigned short *)b);
+	}
+	}
+	return 0.f;
+}
+
 // embed: x = row toks[*posp] of the embedding table E (type t, row length
 // dim): the token at the current position.
 extern "C" __global__ void embed(const char *E, i64 t, const i64 *toks, const i64 *posp, float *x, i64 dim)
 {
 	pdl_trigger(); // the next product may start warming its weights
 	const char *row = E + toks[*posp] * row_bytes(t, dim);
-	for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < dim; i += gridDim.x * (i64)blockDim.x) {
-		float v = 0.f;
-		switch (t) {
-		case T_F32: v = ((const float *)row)[i]; break;
-		case T_F16: v = half_at((const unsigned short *)row + i); break;
-		case T_BF16: v = __uint_as_float(((unsigned)((const unsigned short *)row)[i]) << 16); break;
-		case T_Q8_0: {
-			const char *b = row + (i / 32) * 34;
-			v = (float)(signed char)b[2 + i % 32] * half_at((const unsigned short *)b);
-			break;
-		}
-		case T_Q4_0: {
-			const char *b = row + (i / 32) * 18;
-			int j = i % 32;
-			unsigned char q = (unsigned char)b[2 + (j & 15)];
-			int qi = j < 16 ? (q & 15) : (q >> 4);
-			v = (float)(qi - 8) * half_at((const unsigned short *)b);
-			break;
-		}
-		}
-		x[i] = v;
-	}
+	for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < dim; i += gridDim.x * (i64)blockDim.x) x[i] = embed_value(row, t, i);
+}
+
+// embed_rows is embed for a batch: row y of x (dim values apart) is the
+// token toks[pos0 + y], y = blockIdx.y.
+extern "C" __global__ void embed_rows(const char *E, i64 t, const i64 *toks, i64 pos0, float *x, i64 dim)
+{
+	const char *row = E + toks[pos0 + blockIdx.y] * row_bytes(t, dim);
+	x += blockIdx.y * dim;
+	for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < dim; i += gridDim.x * (i64)blockDim.x) x[i] = embed_value(row, t, i);
 }
 
 // argmax_partial: block b of the grid scans its chunk [b*chunk, (b+1)*chunk)

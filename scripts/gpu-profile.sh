@@ -112,6 +112,6 @@ for y in r['yuma']:
     print(f"yuma {y['shape']}: GPU {y['gpu_ms_per_batch']:.3f} ms, CPU {y['cpu_ms_per_batch']:.2f} ms")
     print("   ", y.get('gpu_timings', ''))
 for l in r['llama']:
-    print(f"llama {l['dtype']}: decode {l['decode_tok_per_s']:.1f} tok/s ({l['fraction_of_peak']*100:.1f}% of {l['peak_gb_per_s']:.0f} GB/s datasheet, {l.get('fraction_of_read', 0)*100:.1f}% of {l.get('read_gb_per_s', 0):.0f} GB/s measured read), prompt {l['prompt_tok_per_s']:.1f} tok/s")
+    print(f"llama {l['dtype']}: decode {l['decode_tok_per_s']:.1f} tok/s ({l['fraction_of_peak']*100:.1f}% of {l['peak_gb_per_s']:.0f} GB/s datasheet, {l.get('fraction_of_read', 0)*100:.1f}% of {l.get('read_gb_per_s', 0):.0f} GB/s measured read), prompt {l['prompt_tok_per_s']:.1f} tok/s batched, {l.get('prompt_serial_tok_per_s', 0):.1f} token by token")
 EOF
 fi

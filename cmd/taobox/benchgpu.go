@@ -19,7 +19,9 @@ var benchGPUCommand = &command{
 		"    protocol over a unix socket (encode, socket, decode) and a small\n" +
 		"    request's round trip (about what a decode token would cost);\n" +
 		"  inference: decode and prompt tokens/s of a Llama-3.2-1B-shaped F16 model\n" +
-		"    with random weights (--decode, --prompt tokens; --no-llama skips it),\n" +
+		"    with random weights (--decode, --prompt tokens; --no-llama skips it);\n" +
+		"    the prompt batched (matrix-matrix products) and, as the baseline in\n" +
+		"    the same run, one token at a time,\n" +
 		"    and of --model FILE (GGUF) when given, with the fraction of the HBM\n" +
 		"    bandwidth bound reached by decode;\n" +
 		"  GPU memory used (driver's total - free, highest seen between stages).",
@@ -29,7 +31,7 @@ var benchGPUCommand = &command{
 		fs.IntVar(&o.iters, "iters", 20, "timed Yuma batches per shape")
 		fs.StringVar(&o.model, "model", "", "also time this GGUF model `FILE`")
 		fs.IntVar(&o.decode, "decode", 128, "tokens generated per decode run")
-		fs.IntVar(&o.prompt, "prompt", 64, "tokens fed per prompt run")
+		fs.IntVar(&o.prompt, "prompt", 512, "tokens fed per prompt run (batched, and token by token as the baseline)")
 		fs.BoolVar(&o.noLlama, "no-llama", false, "skip the synthetic 1B model")
 		fs.BoolVar(&o.noYuma, "no-yuma", false, "skip Yuma and the runner boundary")
 		fs.BoolVar(&o.asJSON, "json", false, "print one JSON object")

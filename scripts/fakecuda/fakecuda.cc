@@ -71,6 +71,10 @@ static const kernel kernels_table[] = {
 	KERNEL(log_softmax),
 	KERNEL(fill_weights),
 	KERNEL(read_bytes),
+	KERNEL(matmul),
+	KERNEL(embed_rows),
+	KERNEL(rope_rows),
+	KERNEL(attention_rows),
 };
 
 struct fake_module {
