@@ -20,62 +20,28 @@
 #include <vector>
 
 // The CUDA built-ins the kernels use (threads of a block are fibers).
+#define FAKECUDA_MAIN 1
 #include "hostcuda.h"
-
-#include <utility>
 
 #include "../../kernels/smoke.cu"
 #include "../../kernels/llama.cu"
 
-typedef void (*launcher)(void **params);
-
-template <class... A, size_t... I>
-static void call_with(void (*f)(A...), void **p, std::index_sequence<I...>)
-{
-	f(*(A *)p[I]...);
-}
-template <class... A>
-static constexpr int arity(void (*)(A...))
-{
-	return (int)sizeof...(A);
-}
-// launch_of<F> calls kernel F with its parameters read from params (every
-// one 8 bytes, the kernels' convention).
-template <auto F>
-static void launch_of(void **p)
-{
-	call_with(F, p, std::make_index_sequence<arity(F)>());
-}
-
-struct kernel {
-	const char *module;  // a string the PTX text must contain
-	const char *name;
-	launcher run;
-	int nparams;
+// kernels_main.inc (written by build.sh): KERNEL(name) for every extern "C"
+// kernel of smoke.cu and llama.cu.
+static const kernel main_kernels[] = {
+#include "kernels_main.inc"
 };
 
-#define KERNEL(name) {".globl\t" #name, #name, launch_of<name>, arity(name)}
+kernel_table yuma_kernel_table();  // fake_yuma.cc
 
-static const kernel kernels_table[] = {
-	KERNEL(i32f32_satmul),
-	KERNEL(embed),
-	KERNEL(prep_input),
-	KERNEL(matvec3),
-	KERNEL(matvec3x2),
-	KERNEL(matvec3x4),
-	KERNEL(rope_pairs),
-	KERNEL(attention),
-	KERNEL(argmax_partial),
-	KERNEL(argmax_logprob),
-	KERNEL(advance_pos),
-	KERNEL(log_softmax),
-	KERNEL(fill_weights),
-	KERNEL(read_bytes),
-	KERNEL(matmul),
-	KERNEL(embed_rows),
-	KERNEL(rope_rows),
-	KERNEL(attention_rows),
-};
+static const kernel *find_kernel(const char *name, const char *image)
+{
+	kernel_table tables[] = {{main_kernels, (int)(sizeof main_kernels / sizeof main_kernels[0])}, yuma_kernel_table()};
+	for (const kernel_table &t : tables)
+		for (int i = 0; i < t.n; i++)
+			if (strcmp(t.k[i].name, name) == 0 && strstr(image, t.k[i].module)) return &t.k[i];
+	return nullptr;
+}
 
 struct fake_module {
 	const char *image;  // copy of the PTX text
@@ -195,13 +161,10 @@ CUresult cuModuleUnload(CUmodule m)
 CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name)
 {
 	fake_module *fm = (fake_module *)m;
-	for (const kernel &k : kernels_table) {
-		if (strcmp(k.name, name) == 0 && strstr(fm->image, k.module)) {
-			*f = (CUfunction)&k;
-			return CUDA_SUCCESS;
-		}
-	}
-	return CUDA_ERROR_NOT_FOUND;
+	const kernel *k = find_kernel(name, fm->image);
+	if (!k) return CUDA_ERROR_NOT_FOUND;
+	*f = (CUfunction)k;
+	return CUDA_SUCCESS;
 }
 
 }  // extern "C"
@@ -318,6 +281,18 @@ CUresult cuGraphLaunch(CUgraphExec e, CUstream)
 CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, CUfunction, int block, size_t)
 {
 	*blocks = block > 0 ? std::max(1, 1024 / block) : 0;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuMemAllocHost(void **p, size_t n)
+{
+	*p = malloc(n ? n : 1);
+	return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+CUresult cuMemFreeHost(void *p)
+{
+	free(p);
 	return CUDA_SUCCESS;
 }
 

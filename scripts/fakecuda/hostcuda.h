@@ -6,6 +6,10 @@
 // it; a thread that has returned counts as arrived, as on the hardware.
 // Blocks run one after another, so a static stands for __shared__.
 //
+// Every translation unit that includes it shares one runner (C++17 inline
+// variables); the one that defines FAKECUDA_MAIN also defines the context
+// switch.
+//
 // Arithmetic: float operations are IEEE single precision (build with
 // -ffp-contract=off: nothing is fused unless the source asks), __half is
 // _Float16 (round to nearest even, as __float2half_rn), __float2int_rn
@@ -19,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #define TAOBOX_HOST 1
@@ -34,7 +39,7 @@ struct uint3 {
 	unsigned x, y, z;
 };
 }  // namespace fake
-static fake::uint3 blockIdx, blockDim, threadIdx, gridDim;
+inline fake::uint3 blockIdx, blockDim, threadIdx, gridDim;
 
 struct float2 {
 	float x, y;
@@ -118,7 +123,7 @@ template <class A, class B>
 static inline std::common_type_t<A, B> max(A a, B b) { return a < b ? b : a; }
 
 // Dynamic shared memory of the running launch (fakecuda sizes it).
-static float4 *smem4;
+inline float4 *smem4;
 
 namespace fake {
 
@@ -135,6 +140,7 @@ struct barrier {
 // slower); elsewhere ucontext.
 #if defined(__x86_64__)
 extern "C" void fake_switch(void **save_sp, void *to_sp);
+#ifdef FAKECUDA_MAIN
 asm(R"(
 	.text
 	.globl fake_switch
@@ -165,6 +171,7 @@ fake_switch:
 	.size fake_switch, .-fake_switch
 )");
 #endif
+#endif
 
 struct fiber {
 	char *stack;
@@ -189,10 +196,11 @@ struct block_run {
 	barrier block;
 	std::vector<barrier> warps;
 	std::vector<unsigned long long> slots; // 32 per warp: shuffle exchange
+	int or_flag;                           // __syncthreads_or
 	void (*body)(void **);
 	void **params;
 };
-static block_run run;
+inline block_run run;
 
 static inline void yield()
 {
@@ -318,6 +326,65 @@ static void run_block(void (*body)(void **), void **params)
 }  // namespace fake
 
 static inline void __syncthreads() { fake::arrive(fake::run.block); }
+
+// __syncthreads_or: a barrier that returns whether any thread passed a
+// non-zero p.
+static inline int __syncthreads_or(int p)
+{
+	if (p) fake::run.or_flag = 1;
+	fake::arrive(fake::run.block);
+	int r = fake::run.or_flag;
+	fake::arrive(fake::run.block);
+	if (fake::thread_linear() == 0) fake::run.or_flag = 0;
+	fake::arrive(fake::run.block);
+	return r;
+}
+
+// One OS thread runs every fiber, so an atomic is a plain update.
+static inline unsigned long long atomicAdd(unsigned long long *a, unsigned long long v)
+{
+	unsigned long long old = *a;
+	*a = old + v;
+	return old;
+}
+static inline int __clzll(long long x) { return x ? __builtin_clzll((unsigned long long)x) : 64; }
+
+// A kernel as fakecuda finds and launches it: launch_of<F> calls kernel F
+// with its parameters read from params (every one 8 bytes, the kernels'
+// convention).
+typedef void (*launcher)(void **params);
+
+template <class... A, size_t... I>
+static void call_with(void (*f)(A...), void **p, std::index_sequence<I...>)
+{
+	f(*(A *)p[I]...);
+}
+template <class... A>
+static constexpr int arity(void (*)(A...))
+{
+	return (int)sizeof...(A);
+}
+template <auto F>
+static void launch_of(void **p)
+{
+	call_with(F, p, std::make_index_sequence<arity(F)>());
+}
+
+struct kernel {
+	const char *module;  // a string the PTX text must contain
+	const char *name;
+	launcher run;
+	int nparams;
+};
+
+#define KERNEL(name) {".globl\t" #name, #name, launch_of<name>, arity(name)},
+
+// The kernels of one translation unit (fakecuda.cc: smoke and llama;
+// fake_yuma.cc: yuma), listed by build.sh from the sources.
+struct kernel_table {
+	const kernel *k;
+	int n;
+};
 
 template <class T>
 static inline T __shfl_xor_sync(unsigned, T v, int o)
