@@ -146,9 +146,9 @@ type Llama struct {
 	cfg model.Config
 
 	fn struct {
-		embed, prep, rope, attention, argmaxPartial, argmax, logsoftmax, fill, advance, read cu.Function
-		matvec                                                                               [5]cu.Function // by rows per warp group: 1, 2, 4
-		matmul, embedRows, ropeRows, attentionRows                                           cu.Function    // the batched prompt
+		embed, prep, rope, attention, argmaxPartial, argmax, logsoftmax, fill, advance, read, scoreRows cu.Function
+		matvec                                                                                          [5]cu.Function // by rows per warp group: 1, 2, 4
+		matmul, embedRows, ropeRows, attentionRows                                                      cu.Function    // the batched prompt
 	}
 
 	tensors     []llamaTensor
@@ -169,6 +169,7 @@ type Llama struct {
 	// [rows][n_heads][seq], Q8 blocks of a product's inputs, and the
 	// logits [logitRows][vocab] of PromptLogits.
 	bx, bxb, bq, bhb, bhb2, batt, bxq, bxd, blogits cu.DevicePtr
+	blps, bahead                                    cu.DevicePtr // Score's per-row results (float64, int64)
 	batchCap, logitRows                             int
 	// batch: the prompt's chunk (rows per pass, ≤ batchCap; 0 runs the
 	// prompt one token at a time: TAOBOX_LLAMA_BATCH=0).
@@ -424,6 +425,8 @@ func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) g
 		{&l.bxq, int64(l.batchCap) * int64(max(c.Dim, c.HiddenDim))},
 		{&l.bxd, int64(l.batchCap) * int64(max(c.Dim, c.HiddenDim)/32+1) * 4},
 		{&l.blogits, int64(l.logitRows) * int64(c.VocabSize) * 4},
+		{&l.blps, int64(l.logitRows) * 8},
+		{&l.bahead, int64(l.logitRows) * 8},
 	}
 	offs := make([]int64, len(sizes))
 	for i, s := range sizes {
@@ -456,7 +459,7 @@ func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) g
 			{&l.fn.rope, "rope_pairs"}, {&l.fn.attention, "attention"}, {&l.fn.argmax, "argmax_logprob"}, {&l.fn.argmaxPartial, "argmax_partial"},
 			{&l.fn.logsoftmax, "log_softmax"}, {&l.fn.fill, "fill_weights"}, {&l.fn.advance, "advance_pos"},
 			{&l.fn.read, "read_bytes"},
-			{&l.fn.matmul, "matmul"}, {&l.fn.embedRows, "embed_rows"}, {&l.fn.ropeRows, "rope_rows"}, {&l.fn.attentionRows, "attention_rows"},
+			{&l.fn.scoreRows, "score_rows"}, {&l.fn.matmul, "matmul"}, {&l.fn.embedRows, "embed_rows"}, {&l.fn.ropeRows, "rope_rows"}, {&l.fn.attentionRows, "attention_rows"},
 		} {
 			if *k.f, err = m.Function(k.name); err != nil {
 				return fmt.Errorf("gpu: llama.ptx: kernel %s: %v", k.name, err)
@@ -1234,6 +1237,97 @@ func (l *Llama) matmul(w devW, rows, n int, in uint64, T int, y uint64, ld int, 
 		w.p, w.t, uint64(n), uint64(rows), in, uint64(l.bxq), uint64(l.bxd), uint64(T), y, uint64(ld), bias, b2u(acc))
 }
 
+// Score is the validator's teacher-forced pass (model.AccelScorer): ids
+// from position 0 (replacing the KV cache) through the batched prompt
+// path, and on the device for each position p ≥ from-1 the log-prob of
+// ids[p+1] and, with ranks, the count of tokens ahead of it by more than
+// margin (score_rows, as model.LogProbAhead), and the log-softmax at each
+// position in qs; only those cross back. Arguments as model.CheckScore
+// takes them. With batching off (TAOBOX_LLAMA_BATCH=0) it is
+// model.ScoreForward over Forward.
+func (l *Llama) Score(ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error) {
+	c := l.cfg
+	if err := l.checkOpen(); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := model.CheckScore(c.VocabSize, ids, from, qs, margin); err != nil {
+		return nil, nil, nil, fmt.Errorf("gpu: llama: %w", err)
+	}
+	if len(ids) > c.SeqLen+1 {
+		return nil, nil, nil, fmt.Errorf("gpu: llama: score: %w: %d ids exceed the context %d", model.ErrPosition, len(ids), c.SeqLen)
+	}
+	dists := make([][]float64, len(qs))
+	for i := range dists {
+		dists[i] = make([]float64, c.VocabSize)
+	}
+	if l.batch == 0 {
+		lps, ahead, err := model.ScoreForward(l.Forward, ids, from, qs, dists, ranks, margin)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return lps, ahead, dists, nil
+	}
+	toks := make([]int64, len(ids))
+	for i, t := range ids {
+		toks[i] = int64(t)
+	}
+	n := len(ids) - 1 // positions fed: the last id is only a target
+	lps := make([]float64, n-(from-1))
+	aheads := make([]int64, len(lps))
+	err := l.d.Do(func() error {
+		if err := cu.MemcpyHtoD(l.toks, unsafe.Pointer(&toks[0]), int64(len(toks))*8); err != nil {
+			return fmt.Errorf("gpu: llama: score: uploading the ids: %v", err)
+		}
+		chunk := min(l.batch, l.logitRows)
+		vocab := int64(c.VocabSize)
+		for pos0 := 0; pos0 < n; pos0 += chunk {
+			T := min(chunk, n-pos0)
+			if err := l.promptChunk(pos0, T, true); err != nil {
+				return err
+			}
+			// Rows r0.. of this chunk are positions ≥ from-1.
+			r0 := max(0, from-1-pos0)
+			if r0 < T {
+				rows := T - r0
+				if err := l.launch(l.fn.scoreRows, "score_rows", rows, 256, 0,
+					dptr(l.blogits, int64(r0)*vocab*4), uint64(vocab), dptr(l.toks, int64(pos0+r0+1)*8), math.Float64bits(margin), uint64(l.blps), uint64(l.bahead)); err != nil {
+					return err
+				}
+				at := pos0 + r0 - (from - 1)
+				if err := cu.MemcpyDtoH(unsafe.Pointer(&lps[at]), l.blps, int64(rows)*8); err != nil {
+					return fmt.Errorf("gpu: llama: score: %v", err)
+				}
+				if err := cu.MemcpyDtoH(unsafe.Pointer(&aheads[at]), l.bahead, int64(rows)*8); err != nil {
+					return fmt.Errorf("gpu: llama: score: %v", err)
+				}
+			}
+			for i, q := range qs {
+				if q < pos0 || q >= pos0+T {
+					continue
+				}
+				if err := l.launch(l.fn.logsoftmax, "log_softmax", 1, 1024, 0, dptr(l.blogits, int64(q-pos0)*vocab*4), uint64(vocab), uint64(l.lsm)); err != nil {
+					return err
+				}
+				if err := cu.MemcpyDtoH(unsafe.Pointer(&dists[i][0]), l.lsm, vocab*8); err != nil {
+					return fmt.Errorf("gpu: llama: score: %v", err)
+				}
+			}
+		}
+		return l.setPos(n)
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var ahead []int
+	if ranks {
+		ahead = make([]int, len(aheads))
+		for i, a := range aheads {
+			ahead[i] = int(a)
+		}
+	}
+	return lps, ahead, dists, nil
+}
+
 // PromptLogits runs tokens from position 0 (replacing the KV cache) as
 // batched prompt chunks and returns the logits at every position, row i
 // (VocabSize values) predicting token i+1: a teacher-forced pass, as a
@@ -1652,10 +1746,48 @@ func checkLlamaModel(d *Device, tm llamaTestModel, n int) (string, error) {
 		return "", fmt.Errorf("PromptLogits over %d positions in chunks of 7: max |GPU - CPU| logit %.3g (bound %g), at position 0 %.3g (bound %g); per position %.1e",
 			len(seqToks), maxBatch, batchMax, perPos[0], promptBound, perPos)
 	}
+	// Score (the validator's pass on the GPU) against the same pass on the
+	// CPU (model.ScoreForward over its Forward): log-probs of the answer
+	// within the bound above, the counts ahead (margin 0.5) equal for float
+	// models, the spots' log-softmax within it too.
+	from := len(tm.prompt)
+	qs := []int{from - 1, len(seqToks) - 2, (from + len(seqToks)) / 2}
+	g.batch = min(5, g.batchCap)
+	glps, gahead, gdists, err := g.Score(seqToks, from, qs, true, 0.5)
+	g.batch = saved
+	if err != nil {
+		return "", err
+	}
+	wdists := make([][]float64, len(qs))
+	for i := range wdists {
+		wdists[i] = make([]float64, g.cfg.VocabSize)
+	}
+	wlps, wahead, err := model.ScoreForward(cpu.Forward, seqToks, from, qs, wdists, true, 0.5)
+	if err != nil {
+		return "", err
+	}
+	if len(glps) != len(wlps) || len(gahead) != len(wahead) {
+		return "", fmt.Errorf("Score: %d log-probs and %d counts, CPU %d and %d", len(glps), len(gahead), len(wlps), len(wahead))
+	}
+	var maxScore float64
+	for i := range wlps {
+		maxScore = max(maxScore, math.Abs(glps[i]-wlps[i]))
+		if !isQuant(ktype(tm.typ)) && gahead[i] != wahead[i] {
+			return "", fmt.Errorf("Score: position %d: %d tokens ahead on the GPU, %d on the CPU", from-1+i, gahead[i], wahead[i])
+		}
+	}
+	for i := range wdists {
+		for j := range wdists[i] {
+			maxScore = max(maxScore, math.Abs(gdists[i][j]-wdists[i][j]))
+		}
+	}
+	if !(maxScore <= batchMax) {
+		return "", fmt.Errorf("Score over %d ids from %d: max |GPU - CPU| %.3g (bound %g)", len(seqToks), from, maxScore, batchMax)
+	}
 	mb := tm.median
 	if mb == 0 {
 		mb = tm.bound
 	}
-	return fmt.Sprintf("%d tokens equal, |dlogprob| max %.2g (bound %g) median %.2g (bound %g), prompt |dlogit| max %.2g, |dlogsoftmax| max %.2g, batched %d positions |dlogit| max %.2g (bound %g), deterministic",
-		len(ids), maxLP, tm.bound, medLP, mb, maxLogit, maxLS, len(seqToks), maxBatch, batchMax), nil
+	return fmt.Sprintf("%d tokens equal, |dlogprob| max %.2g (bound %g) median %.2g (bound %g), prompt |dlogit| max %.2g, |dlogsoftmax| max %.2g, batched %d positions |dlogit| max %.2g, Score |dlogprob| max %.2g (bound %g), deterministic",
+		len(ids), maxLP, tm.bound, medLP, mb, maxLogit, maxLS, len(seqToks), maxBatch, maxScore, batchMax), nil
 }

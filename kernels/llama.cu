@@ -36,6 +36,8 @@
 //                   decode step's launches are the same every step: one
 //                   CUDA graph, replayed)
 //   log_softmax     log-softmax of the logits (float64 out)
+//   score_rows      per row of logits: a target's log-prob and how many
+//                   tokens are ahead of it (the validator's pass)
 //   fill_weights    seeded synthetic weights for the benchmark model
 //   read_bytes      reads a buffer once (the benchmark's read ceiling)
 
@@ -988,6 +990,33 @@ extern "C" __global__ void log_softmax(const float *logits, i64 n, double *out)
 	for (int w = 0; w < nw; w++) t += bs[w];
 	double ls = (double)m + log(t);
 	for (i64 i = threadIdx.x; i < n; i += blockDim.x) out[i] = (double)logits[i] - ls;
+}
+
+// score_rows: block y scores row y of logits (n values each) against its
+// target token targets[y], as the CPU engine's LogProbAhead: the log-prob
+// (float64: logit - max - log(sum exp(logit - max))) into lps[y] and the
+// count of tokens whose logit exceeds the target's by more than margin
+// into ahead[y]. The validator's teacher-forced pass (gpu.Llama.Score).
+extern "C" __global__ void score_rows(const float *logits, i64 n, const i64 *targets, double margin, double *lps, i64 *ahead)
+{
+	__shared__ float red[32];
+	__shared__ double bs[32];
+	const float *row = logits + blockIdx.x * n;
+	float m = -INFINITY;
+	for (i64 i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, row[i]);
+	m = block_max(m, red);
+	double tl = (double)row[targets[blockIdx.x]], bar = tl + margin;
+	double s = 0.0, c = 0.0;
+	for (i64 i = threadIdx.x; i < n; i += blockDim.x) {
+		s += exp((double)row[i] - (double)m);
+		if ((double)row[i] > bar) c += 1.0;
+	}
+	s = block_sum_d(s, bs);
+	c = block_sum_d(c, bs);
+	if (threadIdx.x == 0) {
+		lps[blockIdx.x] = tl - (double)m - log(s);
+		ahead[blockIdx.x] = (i64)c;
+	}
 }
 
 __device__ __forceinline__ u64 splitmix64(u64 z) {

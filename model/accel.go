@@ -46,6 +46,74 @@ type AccelGreedy interface {
 	Generate(prompt []int, n int) ([]int, []float64, error)
 }
 
+// AccelScorer is an AccelSeq that can also run a validator's
+// teacher-forced pass in one call (the runner's llama.score: on the GPU a
+// batched pass, with the reductions done there, so only the results
+// cross the boundary). It replaces the sequence's KV cache. Its results
+// are ScoreForward's over the device's logits: the log-probs of ids[from:]
+// (each given its prefix), with ranks the count of tokens ahead of each
+// by more than margin (LogProbAhead), and the log-softmax at each position
+// in qs (each in [0, len(ids)-1)).
+type AccelScorer interface {
+	AccelSeq
+	Score(ids []int, from int, qs []int, ranks bool, margin float64) (lps []float64, ahead []int, dists [][]float64, err error)
+}
+
+// CheckScore validates a teacher-forced pass's arguments as every
+// implementation of AccelScorer.Score takes them: at least two ids, each
+// in [0, vocab); 1 ≤ from < len(ids); each spot in [0, len(ids)-1); a
+// margin ≥ 0.
+func CheckScore(vocab int, ids []int, from int, qs []int, margin float64) error {
+	if len(ids) < 2 || from < 1 || from >= len(ids) {
+		return fmt.Errorf("score: %d ids from %d: need at least two ids and 1 ≤ from < %d", len(ids), from, len(ids))
+	}
+	for i, t := range ids {
+		if t < 0 || t >= vocab {
+			return fmt.Errorf("score: id %d (index %d) outside the vocabulary [0,%d)", t, i, vocab)
+		}
+	}
+	for _, q := range qs {
+		if q < 0 || q >= len(ids)-1 {
+			return fmt.Errorf("score: spot position %d outside [0,%d)", q, len(ids)-1)
+		}
+	}
+	if !(margin >= 0) {
+		return fmt.Errorf("score: margin %v must be ≥ 0", margin)
+	}
+	return nil
+}
+
+// ScoreForward is the teacher-forced pass one forward per position:
+// forward(ids[p], p) for p from 0 to len(ids)-2, each position's logits
+// giving the log-prob of ids[p+1] for p ≥ from-1 (with ranks also the
+// count ahead by over margin, LogProbAhead) and, at each position in qs,
+// the log-softmax into dists (one slice of vocab values per spot).
+// Arguments as CheckScore takes them.
+func ScoreForward(forward func(token, pos int) ([]float32, error), ids []int, from int, qs []int, dists [][]float64, ranks bool, margin float64) ([]float64, []int, error) {
+	lps := make([]float64, 0, len(ids)-from)
+	var ahead []int
+	for p := 0; p+1 < len(ids); p++ {
+		logits, err := forward(ids[p], p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if p >= from-1 {
+			if ranks {
+				lp, a := LogProbAhead(logits, ids[p+1], margin)
+				lps, ahead = append(lps, lp), append(ahead, a)
+			} else {
+				lps = append(lps, LogProb(logits, ids[p+1]))
+			}
+		}
+		for i, q := range qs {
+			if q == p {
+				LogSoftmax(dists[i], logits)
+			}
+		}
+	}
+	return lps, ahead, nil
+}
+
 // CheckLogits refuses an accelerator's logits that the sampler and the
 // scoring cannot take: the wrong count, or a NaN or infinity (a faulty
 // device).

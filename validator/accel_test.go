@@ -18,13 +18,36 @@ type cpuAccel struct {
 	calls          int
 	failAt, errAt  int
 	begins, failed int
+	// scorer: sequences are model.AccelScorer (the runner's llama.score),
+	// scoring over the same forwards; badAt > 0 makes that Score call
+	// (1-based) return a NaN log-prob.
+	scorer        bool
+	badAt, scores int
 }
 
 func (a *cpuAccel) Ready() bool { return true }
 
 func (a *cpuAccel) Begin(context.Context) model.AccelSeq {
 	a.begins++
+	if a.scorer {
+		return &scorerSeq{cpuSeq{a: a}}
+	}
 	return &cpuSeq{a: a}
+}
+
+type scorerSeq struct{ cpuSeq }
+
+func (s *scorerSeq) Score(ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error) {
+	s.a.scores++
+	dists := make([][]float64, len(qs))
+	for i := range dists {
+		dists[i] = make([]float64, s.a.m.Config.VocabSize)
+	}
+	lps, ahead, err := model.ScoreForward(s.Forward, ids, from, qs, dists, ranks, margin)
+	if err == nil && s.a.scores == s.a.badAt {
+		lps[0] = math.NaN()
+	}
+	return lps, ahead, dists, err
 }
 
 type cpuSeq struct{ a *cpuAccel }
@@ -69,15 +92,24 @@ func TestVerifyOnAccelerator(t *testing.T) {
 		name          string
 		all           bool
 		failAt, errAt int
+		scorer        bool
+		badAt         int
 	}{
-		{"every position", true, 0, 0},
-		{"sampled positions", false, 0, 0},
-		{"NaN logits mid-pass", true, 30, 0},
-		{"device error mid-pass", true, 0, 45},
+		{"every position", true, 0, 0, false, 0},
+		{"sampled positions", false, 0, 0, false, 0},
+		{"NaN logits mid-pass", true, 30, 0, false, 0},
+		{"device error mid-pass", true, 0, 45, false, 0},
+		{"one call, every position", true, 0, 0, true, 0},
+		{"one call, sampled positions", false, 0, 0, true, 0},
+		{"one call, device error mid-pass", true, 0, 45, true, 0},
+		// In one call the logits stay on the device: a NaN there reaches the
+		// returned log-probs (through the KV cache when it was a prompt
+		// position's), which the checks refuse.
+		{"one call, a NaN log-prob returned", true, 0, 0, true, 2},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			cpu := NewVerifier(fix.val, fix.tok)
-			acc := &cpuAccel{m: accModel, failAt: mode.failAt, errAt: mode.errAt}
+			acc := &cpuAccel{m: accModel, failAt: mode.failAt, errAt: mode.errAt, scorer: mode.scorer, badAt: mode.badAt}
 			gpu := NewVerifier(fix.f32t2, fix.tok)
 			gpu.Accel = acc
 			gpu.spotKey = cpu.spotKey // the same spot positions
@@ -96,11 +128,14 @@ func TestVerifyOnAccelerator(t *testing.T) {
 			}
 			passes, fallbacks := gpu.AccelStats()
 			wantFallbacks := int64(0)
-			if mode.failAt > 0 || mode.errAt > 0 {
+			if mode.failAt > 0 || mode.errAt > 0 || mode.badAt > 0 {
 				wantFallbacks = 1
 			}
-			if pass != 8 || passes != int64(len(bodies))-wantFallbacks || fallbacks != wantFallbacks || acc.failed != int(btoi(mode.failAt > 0)) {
+			if pass != 8 || passes != int64(len(bodies))-wantFallbacks || fallbacks != wantFallbacks || acc.failed != int(btoi(mode.failAt > 0 || mode.badAt > 0)) {
 				t.Fatalf("%d passed (want 8), %d passes on the accelerator, %d fallbacks, %d Fail calls", pass, passes, fallbacks, acc.failed)
+			}
+			if mode.scorer && acc.scores != len(bodies) {
+				t.Fatalf("%d Score calls for %d answers", acc.scores, len(bodies))
 			}
 		})
 	}

@@ -405,10 +405,12 @@ func checkSpot(lp []float64, tok task.Token, body task.Body, tol Tolerance) stri
 
 // score is the teacher-forced pass over ids: the log-probs of ids[from:]
 // given their prefixes, and the log-softmax at each position in qs (whose
-// logits predict the id after it). On the accelerator when it serves, a
-// forward per position; a pass that fails there runs again on the CPU
-// model (Model.Score, then a one-token pass per spot over the KV cache it
-// left). v.mu must be held; the distributions are reused by the next call.
+// logits predict the id after it). On the accelerator when it serves: in
+// one call when its sequence is a model.AccelScorer (the GPU runner's
+// batched pass), else a forward per position; a pass that fails there
+// runs again on the CPU model (Model.Score, then a one-token pass per spot
+// over the KV cache it left). v.mu must be held; the distributions are
+// reused by the next call.
 //
 // With ranks it also returns, for each scored token, how many tokens are
 // more probable than it by over margin (model.LogProbAhead).
@@ -456,34 +458,67 @@ func (v *Verifier) score(ids []int, from int, qs []int, ranks bool, margin float
 	return lps, ahead, dists, nil
 }
 
-// scoreOn is score's pass on an accelerator's sequence.
+// scoreOn is score's pass on an accelerator's sequence: in one call when
+// it can (model.AccelScorer: the GPU's batched pass), else a forward per
+// position. Results that cannot be right (the wrong counts, NaN) fail the
+// sequence, and the pass runs again on the CPU.
 func scoreOn(seq model.AccelSeq, vocab int, ids []int, from int, qs []int, dists [][]float64, ranks bool, margin float64) ([]float64, []int, error) {
-	lps := make([]float64, 0, len(ids)-from)
-	var ahead []int
-	for p := 0; p+1 < len(ids); p++ {
-		logits, err := seq.Forward(ids[p], p)
+	if sc, ok := seq.(model.AccelScorer); ok {
+		lps, ahead, got, err := sc.Score(ids, from, qs, ranks, margin)
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := model.CheckLogits(logits, vocab); err != nil {
+		if err := checkScored(vocab, len(ids)-from, len(qs), ranks, lps, ahead, got); err != nil {
 			seq.Fail(err)
 			return nil, nil, err
 		}
-		if p >= from-1 {
-			if ranks {
-				lp, a := model.LogProbAhead(logits, ids[p+1], margin)
-				lps, ahead = append(lps, lp), append(ahead, a)
-			} else {
-				lps = append(lps, model.LogProb(logits, ids[p+1]))
-			}
+		for i := range got {
+			copy(dists[i], got[i])
 		}
-		for i, q := range qs {
-			if q == p {
-				model.LogSoftmax(dists[i], logits)
+		return lps, ahead, nil
+	}
+	forward := func(token, pos int) ([]float32, error) {
+		logits, err := seq.Forward(token, pos)
+		if err != nil {
+			return nil, err
+		}
+		if err := model.CheckLogits(logits, vocab); err != nil {
+			seq.Fail(err)
+			return nil, err
+		}
+		return logits, nil
+	}
+	return model.ScoreForward(forward, ids, from, qs, dists, ranks, margin)
+}
+
+// checkScored refuses an accelerator's teacher-forced results that cannot
+// be right: n log-probs (and n counts with ranks, each in [0, vocab)),
+// spots distributions of vocab values, no NaN, no +Inf, no log-prob above
+// 0 by more than rounding.
+func checkScored(vocab, n, spots int, ranks bool, lps []float64, ahead []int, dists [][]float64) error {
+	if len(lps) != n || ranks && len(ahead) != n || len(dists) != spots {
+		return fmt.Errorf("accelerator's score: %d log-probs, %d ranks, %d distributions; want %d, %d, %d", len(lps), len(ahead), len(dists), n, n, spots)
+	}
+	bad := func(v float64) bool { return math.IsNaN(v) || v > 1e-6 }
+	for i, v := range lps {
+		if bad(v) {
+			return fmt.Errorf("accelerator's score: log-prob %d is %v", i, v)
+		}
+		if ranks && (ahead[i] < 0 || ahead[i] >= vocab) {
+			return fmt.Errorf("accelerator's score: %d tokens ahead at %d", ahead[i], i)
+		}
+	}
+	for i, d := range dists {
+		if len(d) != vocab {
+			return fmt.Errorf("accelerator's score: distribution %d has %d values, want %d", i, len(d), vocab)
+		}
+		for j, v := range d {
+			if bad(v) {
+				return fmt.Errorf("accelerator's score: distribution %d value %d is %v", i, j, v)
 			}
 		}
 	}
-	return lps, ahead, nil
+	return nil
 }
 
 // topValues returns the k largest values of xs (all of xs when k covers

@@ -114,4 +114,11 @@ func (n *nudged) Generate(prompt []int, count int) ([]int, []float64, error) {
 	return toks, lps, nil
 }
 
-func (n *nudged) Close() error { return n.m.Close() }
+func (n *nudged) Close() error         { return n.m.Close() }
+func (n *nudged) Config() model.Config { return n.m.Config }
+
+// Score is the teacher-forced pass over the nudged logits (a forward per
+// position, so it counts toward crashAt as the GPU's forwards would).
+func (n *nudged) Score(ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error) {
+	return runner.ScoreByForward(n, ids, from, qs, ranks, margin)
+}

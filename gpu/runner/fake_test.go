@@ -141,6 +141,11 @@ type cpuLlama struct{ m *model.Model }
 
 func (c cpuLlama) Forward(token, pos int) ([]float32, error) { return c.m.Forward(token, pos) }
 func (c cpuLlama) Close() error                              { return c.m.Close() }
+func (c cpuLlama) Config() model.Config                      { return c.m.Config }
+
+func (c cpuLlama) Score(ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error) {
+	return ScoreByForward(c, ids, from, qs, ranks, margin)
+}
 
 func (c cpuLlama) Generate(prompt []int, n int) ([]int, []float64, error) {
 	var logits []float32

@@ -80,6 +80,7 @@ const (
 	OpLlamaLoad     Op = 16
 	OpLlamaForward  Op = 17
 	OpLlamaGenerate Op = 18
+	OpLlamaScore    Op = 19
 )
 
 func (o Op) String() string {
@@ -96,6 +97,8 @@ func (o Op) String() string {
 		return "llama.forward"
 	case OpLlamaGenerate:
 		return "llama.generate"
+	case OpLlamaScore:
+		return "llama.score"
 	}
 	return fmt.Sprintf("op(%d)", uint16(o))
 }

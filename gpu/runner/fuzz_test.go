@@ -124,3 +124,26 @@ func FuzzDecodeGenerate(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeScore(f *testing.F) {
+	f.Add(EncodeScore(nil, ScoreRequest{IDs: []int{1, 2, 3}, From: 1, Spots: []int{0, 1}, Ranks: true, Margin: 0.5}),
+		EncodeScored(nil, Scored{LogProbs: []float64{-0.5, -1}, Ahead: []int{0, 3}, Dists: [][]float64{{-1, -2, -0.5}}, Vocab: 3}))
+	f.Add(EncodeScore(nil, ScoreRequest{}), EncodeScored(nil, Scored{}))
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, req, resp []byte) {
+		if r, err := DecodeScore(req); err == nil {
+			if re := EncodeScore(nil, r); !bytes.Equal(re, req) {
+				t.Fatalf("request re-encodes differently")
+			}
+		} else if !errors.Is(err, ErrBadPayload) {
+			t.Fatalf("unexpected error class: %v", err)
+		}
+		if s, err := DecodeScored(resp); err == nil {
+			if re := EncodeScored(nil, s); !bytes.Equal(re, resp) {
+				t.Fatalf("response re-encodes differently")
+			}
+		} else if !errors.Is(err, ErrBadPayload) {
+			t.Fatalf("unexpected error class: %v", err)
+		}
+	})
+}

@@ -10,6 +10,12 @@ package runner
 //	               prompt tokens; response: u32 count, count × u32 tokens,
 //	               count × f64 log-probs (IEEE bits, LE), greedy from
 //	               position 0 (gpu.Llama.Generate)
+//	llama.score    request: u32 from, u32 flags (bit 0: ranks), f64 margin,
+//	               u32 nq, nq × u32 spot positions, u32 count, count × u32
+//	               ids; response: u32 n, n × f64 log-probs, u32 na, na ×
+//	               u32 counts ahead (na = n with ranks, else 0), u32 nd,
+//	               u32 vocab, nd × vocab × f64 log-softmax: the validator's
+//	               teacher-forced pass (model.AccelScorer; gpu.Llama.Score)
 //
 // One model per runner: a load replaces the previous one. Forward extends
 // the KV cache as model.Model.Forward does (positions below pos are reused).
@@ -168,6 +174,165 @@ func DecodeGenerated(p []byte) (tokens []int, logprobs []float64, err error) {
 		logprobs[i] = math.Float64frombits(binary.LittleEndian.Uint64(p[4+4*int(count)+8*i:]))
 	}
 	return tokens, logprobs, nil
+}
+
+// ScoreRequest is llama.score's request: model.AccelScorer.Score's
+// arguments.
+type ScoreRequest struct {
+	IDs    []int
+	From   int
+	Spots  []int
+	Ranks  bool
+	Margin float64
+}
+
+// Scored is llama.score's response.
+type Scored struct {
+	LogProbs []float64
+	Ahead    []int       // nil without ranks
+	Dists    [][]float64 // one per spot, Vocab values each
+	Vocab    int
+}
+
+// EncodeScore is llama.score's request.
+func EncodeScore(buf []byte, r ScoreRequest) []byte {
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(r.From))
+	var flags uint32
+	if r.Ranks {
+		flags = 1
+	}
+	buf = binary.LittleEndian.AppendUint32(buf, flags)
+	buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(r.Margin))
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(r.Spots)))
+	for _, q := range r.Spots {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(q))
+	}
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(r.IDs)))
+	for _, t := range r.IDs {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(t))
+	}
+	return buf
+}
+
+// DecodeScore reads llama.score's request. It checks the framing (counts
+// within MaxGenerate, unknown flags refused), not the values against a
+// model (model.CheckScore does).
+func DecodeScore(p []byte) (ScoreRequest, error) {
+	var r ScoreRequest
+	if len(p) < 20 {
+		return r, fmt.Errorf("%w: llama.score request of %d bytes", ErrBadPayload, len(p))
+	}
+	r.From = int(binary.LittleEndian.Uint32(p))
+	flags := binary.LittleEndian.Uint32(p[4:])
+	if flags&^1 != 0 {
+		return r, fmt.Errorf("%w: llama.score request: unknown flags %#x", ErrBadPayload, flags)
+	}
+	r.Ranks = flags&1 != 0
+	r.Margin = math.Float64frombits(binary.LittleEndian.Uint64(p[8:]))
+	nq := uint64(binary.LittleEndian.Uint32(p[16:]))
+	if nq > MaxGenerate || uint64(len(p)) < 24+4*nq {
+		return r, fmt.Errorf("%w: llama.score request: %d spots in %d bytes", ErrBadPayload, nq, len(p))
+	}
+	r.Spots = make([]int, nq)
+	for i := range r.Spots {
+		r.Spots[i] = int(binary.LittleEndian.Uint32(p[20+4*i:]))
+	}
+	rest := p[20+4*nq:]
+	count := uint64(binary.LittleEndian.Uint32(rest))
+	if count > MaxGenerate || uint64(len(rest)-4) != 4*count {
+		return r, fmt.Errorf("%w: llama.score request: %d ids in %d bytes", ErrBadPayload, count, len(rest)-4)
+	}
+	r.IDs = make([]int, count)
+	for i := range r.IDs {
+		r.IDs[i] = int(binary.LittleEndian.Uint32(rest[4+4*i:]))
+	}
+	return r, nil
+}
+
+// EncodeScored appends llama.score's response; every distribution must
+// have s.Vocab values.
+func EncodeScored(buf []byte, s Scored) []byte {
+	vocab := s.Vocab
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(s.LogProbs)))
+	for _, v := range s.LogProbs {
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(v))
+	}
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(s.Ahead)))
+	for _, a := range s.Ahead {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(a))
+	}
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(s.Dists)))
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(vocab))
+	for _, d := range s.Dists {
+		for _, v := range d[:vocab] {
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(v))
+		}
+	}
+	return buf
+}
+
+// DecodeScored reads llama.score's response.
+func DecodeScored(p []byte) (Scored, error) {
+	var s Scored
+	bad := func(what string) (Scored, error) {
+		return Scored{}, fmt.Errorf("%w: llama.score response: %s in %d bytes", ErrBadPayload, what, len(p))
+	}
+	rest := p
+	u32 := func() (uint64, bool) {
+		if len(rest) < 4 {
+			return 0, false
+		}
+		v := binary.LittleEndian.Uint32(rest)
+		rest = rest[4:]
+		return uint64(v), true
+	}
+	n, ok := u32()
+	if !ok || n > MaxGenerate || uint64(len(rest)) < 8*n {
+		return bad("log-probs")
+	}
+	s.LogProbs = make([]float64, n)
+	for i := range s.LogProbs {
+		s.LogProbs[i] = math.Float64frombits(binary.LittleEndian.Uint64(rest[8*i:]))
+	}
+	rest = rest[8*n:]
+	na, ok := u32()
+	if !ok || na != 0 && na != n || uint64(len(rest)) < 4*na {
+		return bad("counts ahead")
+	}
+	if na > 0 {
+		s.Ahead = make([]int, na)
+		for i := range s.Ahead {
+			s.Ahead[i] = int(binary.LittleEndian.Uint32(rest[4*i:]))
+		}
+	}
+	rest = rest[4*na:]
+	nd, ok1 := u32()
+	vocab, ok2 := u32()
+	if !ok1 || !ok2 || nd > MaxGenerate || vocab > MaxGenerate || uint64(len(rest)) != 8*nd*vocab {
+		return bad("distributions")
+	}
+	s.Vocab = int(vocab)
+	s.Dists = make([][]float64, nd)
+	for i := range s.Dists {
+		d := make([]float64, vocab)
+		for j := range d {
+			d[j] = math.Float64frombits(binary.LittleEndian.Uint64(rest[8*(uint64(i)*vocab+uint64(j)):]))
+		}
+		s.Dists[i] = d
+	}
+	return s, nil
+}
+
+// LlamaScore has the runner's model run a validator's teacher-forced pass
+// (from position 0, replacing its KV cache) and returns its results.
+func (c *Client) LlamaScore(ctx context.Context, r ScoreRequest) (Scored, error) {
+	var s Scored
+	err := c.call(ctx, OpLlamaScore, func(b []byte) []byte { return EncodeScore(b, r) }, func(p []byte) error {
+		var err error
+		s, err = DecodeScored(p)
+		return err
+	})
+	return s, err
 }
 
 // LlamaGenerate has the runner's model generate n tokens greedily after

@@ -3,18 +3,44 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+
+	"taobox/model"
 )
 
 // LlamaModel is what the llama ops need from a loaded model: gpu.Llama in
 // taobox-cuda (weights resident on the GPU), a CPU model in tests.
 // Forward runs one token at position pos and returns the logits, reusing
 // the KV cache below pos (model.Model.Forward's contract); Generate is
-// greedy from position 0. The ops call one method at a time.
+// greedy from position 0; Score is model.AccelScorer's teacher-forced
+// pass (from position 0; ScoreForward over Forward where there is no
+// faster way); Config gives the vocabulary's size. The ops call one method
+// at a time.
 type LlamaModel interface {
 	Forward(token, pos int) ([]float32, error)
 	Generate(prompt []int, n int) ([]int, []float64, error)
+	Score(ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error)
+	Config() model.Config
 	Close() error
+}
+
+// ScoreByForward is LlamaModel.Score for a model with only Forward: the
+// arguments checked (model.CheckScore), then model.ScoreForward.
+func ScoreByForward(m interface {
+	Forward(token, pos int) ([]float32, error)
+	Config() model.Config
+}, ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error) {
+	vocab := m.Config().VocabSize
+	if err := model.CheckScore(vocab, ids, from, qs, margin); err != nil {
+		return nil, nil, nil, err
+	}
+	dists := make([][]float64, len(qs))
+	for i := range dists {
+		dists[i] = make([]float64, vocab)
+	}
+	lps, ahead, err := model.ScoreForward(m.Forward, ids, from, qs, dists, ranks, margin)
+	return lps, ahead, dists, err
 }
 
 // LlamaOps serves llama.load, llama.forward and llama.generate with one
@@ -36,6 +62,7 @@ func (o *LlamaOps) Handlers() map[Op]Handler {
 		OpLlamaLoad:     o.load,
 		OpLlamaForward:  o.forward,
 		OpLlamaGenerate: o.generate,
+		OpLlamaScore:    o.score,
 	}
 }
 
@@ -95,6 +122,32 @@ func (o *LlamaOps) forward(_ context.Context, p, out []byte) ([]byte, error) {
 		return nil, err
 	}
 	return EncodeLogits(out, logits), nil
+}
+
+func (o *LlamaOps) score(_ context.Context, p, out []byte) ([]byte, error) {
+	r, err := DecodeScore(p)
+	if err != nil {
+		return nil, err
+	}
+	m, unlock, err := o.held()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	vocab := m.Config().VocabSize
+	if err := model.CheckScore(vocab, r.IDs, r.From, r.Spots, r.Margin); err != nil {
+		return nil, err
+	}
+	lps, ahead, dists, err := m.Score(r.IDs, r.From, r.Spots, r.Ranks, r.Margin)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dists {
+		if len(d) != vocab {
+			return nil, fmt.Errorf("llama.score: a distribution of %d values, want %d", len(d), vocab)
+		}
+	}
+	return EncodeScored(out, Scored{LogProbs: lps, Ahead: ahead, Dists: dists, Vocab: vocab}), nil
 }
 
 func (o *LlamaOps) generate(_ context.Context, p, out []byte) ([]byte, error) {

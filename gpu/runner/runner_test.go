@@ -880,3 +880,73 @@ func startFakeEngine(t *testing.T, modes string) (*syncBuffer, *fakeClock, *Engi
 	t.Cleanup(func() { e.Close() })
 	return logs, clock, e
 }
+
+// TestSeqScoreOnRunner: llama.score, the validator's teacher-forced pass
+// in one round trip, gives what the same pass over the model's forwards
+// gives (model.ScoreForward: log-probs, counts ahead, spot
+// distributions), with ranks and without; arguments the model cannot take
+// are the runner's error response, a fault of the sequence, not of the
+// runner.
+func TestSeqScoreOnRunner(t *testing.T) {
+	_, _, e := startFakeEngine(t, "ok")
+	ctx := context.Background()
+	path, cpu := tinyModelFile(t)
+	if _, err := e.LoadModel(ctx, path, ""); err != nil {
+		t.Fatal(err)
+	}
+	ids := []int{1, 50, 60, 70, 80, 90, 100, 110}
+	qs := []int{2, 6, 4}
+	for _, ranks := range []bool{true, false} {
+		s := e.BeginSeq(ctx)
+		if s == nil {
+			t.Fatal("no Seq")
+		}
+		var sc model.AccelScorer = s
+		lps, ahead, dists, err := sc.Score(ids, 3, qs, ranks, 0.25)
+		s.End()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wd := make([][]float64, len(qs))
+		for i := range wd {
+			wd[i] = make([]float64, cpu.Config.VocabSize)
+		}
+		wl, wa, err := model.ScoreForward(cpu.Forward, ids, 3, qs, wd, ranks, 0.25)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(lps, wl) || !reflect.DeepEqual(ahead, wa) || !reflect.DeepEqual(dists, wd) {
+			t.Fatalf("ranks %v: the runner's score differs from the model's:\n%v %v\n%v %v", ranks, lps, ahead, wl, wa)
+		}
+		if len(lps) != len(ids)-3 || ranks != (ahead != nil) {
+			t.Fatalf("ranks %v: %d log-probs, counts %v", ranks, len(lps), ahead)
+		}
+	}
+	for _, bad := range []struct {
+		ids  []int
+		from int
+		qs   []int
+	}{
+		{ids, 0, nil},                 // from must be ≥ 1
+		{ids, 3, []int{len(ids) - 1}}, // a spot with no next token
+		{[]int{1, 1 << 20}, 1, nil},   // outside the vocabulary
+	} {
+		s := e.BeginSeq(ctx)
+		if s == nil {
+			t.Fatal("no Seq")
+		}
+		if _, _, _, err := s.Score(bad.ids, bad.from, bad.qs, true, 0); err == nil || !e.ModelOnGPU() {
+			t.Fatalf("score of %v from %d spots %v: %v, model up %v", bad.ids, bad.from, bad.qs, err, e.ModelOnGPU())
+		}
+		s.End()
+		// A good sequence between faults (maxSeqFaults in a row retire
+		// the runner).
+		if s = e.BeginSeq(ctx); s == nil {
+			t.Fatal("no Seq after a fault")
+		}
+		if _, _, _, err := s.Score(ids, 1, nil, false, 0); err != nil {
+			t.Fatal(err)
+		}
+		s.End()
+	}
+}

@@ -268,6 +268,26 @@ func (s *Seq) Generate(prompt []int, n int) ([]int, []float64, error) {
 	return toks, lps, nil
 }
 
+// Score is model.AccelScorer's teacher-forced pass on the runner's model
+// in one round trip (llama.score: on the GPU a batched pass whose
+// reductions stay there). It replaces the Seq's KV cache from position 0.
+// Its deadline grows with the work as Generate's. Failures are Forward's.
+func (s *Seq) Score(ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error) {
+	if s.p == nil {
+		return nil, nil, nil, errSeqEnded
+	}
+	e, p := s.e, s.p
+	d := e.opts.ForwardTimeout + time.Duration(len(ids))*50*time.Millisecond
+	ctx, cancel := context.WithTimeoutCause(context.Background(), d, fmt.Errorf("no answer within %v", d))
+	r, err := p.client.LlamaScore(ctx, ScoreRequest{IDs: ids, From: from, Spots: qs, Ranks: ranks, Margin: margin})
+	cancel()
+	if err != nil {
+		return nil, nil, nil, s.callFailed("llama.score", err)
+	}
+	s.ran(max(len(ids)-1, 0))
+	return r.LogProbs, r.Ahead, r.Dists, nil
+}
+
 // Fail ends the Seq for a fault of the runner's making that left its
 // process up: an error response, or logits the caller could not use (NaN,
 // the wrong count). After maxSeqFaults such sequences in a row, with no
