@@ -8,6 +8,7 @@ import (
 
 	"taobox/chain/yuma"
 	"taobox/chain/yuma/gpuplan"
+	"taobox/model"
 )
 
 // batch128 is the maintainers' mainnet model: 128 subnets of 256 uids, 64
@@ -134,5 +135,54 @@ func BenchmarkSeqForward(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(time.Since(t0).Nanoseconds())/(20*n), "generate-ns/token")
+	})
+}
+
+// BenchmarkSeqScore is a validator's teacher-forced pass over 128 ids of
+// the tiny model (64 prompt, 64 answer, 4 spots, ranks), through the fake
+// runner (the CPU model in a runner process): a forward per position, each
+// returning every logit (the path before llama.score), against one
+// llama.score call; in process as the baseline.
+func BenchmarkSeqScore(b *testing.B) {
+	path, cpu := tinyModelFile(b)
+	ids := make([]int, 128)
+	for i := range ids {
+		ids[i] = 1 + (i*37)%(cpu.Config.VocabSize-1)
+	}
+	from, qs := 64, []int{63, 80, 100, 126}
+	dists := make([][]float64, len(qs))
+	for i := range dists {
+		dists[i] = make([]float64, cpu.Config.VocabSize)
+	}
+	b.Run("in-process", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := model.ScoreForward(cpu.Forward, ids, from, qs, dists, true, 0.5); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	e, err := Start(context.Background(), fakeOptions(b, "ok"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.LoadModel(context.Background(), path, ""); err != nil {
+		b.Fatal(err)
+	}
+	s := e.BeginSeq(context.Background())
+	defer s.End()
+	b.Run("runner-forwards", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := model.ScoreForward(s.Forward, ids, from, qs, dists, true, 0.5); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("runner-score", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, _, err := s.Score(ids, from, qs, true, 0.5); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }
