@@ -166,11 +166,13 @@ type Llama struct {
 
 	// The batched prompt's state, for batchCap rows (positions) at once:
 	// activations [rows][dim or hidden], the attention scratch
-	// [rows][n_heads][seq], Q8 blocks of a product's inputs, and the
-	// logits [logitRows][vocab] of PromptLogits.
+	// [rows][n_heads][pos0+rows] (attScratch bytes; llamaChunkRows fits
+	// each chunk to it), Q8 blocks of a product's inputs, and the logits
+	// [logitRows][vocab] of PromptLogits.
 	bx, bxb, bq, bhb, bhb2, batt, bxq, bxd, blogits cu.DevicePtr
 	blps, bahead                                    cu.DevicePtr // Score's per-row results (float64, int64)
 	batchCap, logitRows                             int
+	attScratch                                      int64 // bytes at batt (llamaChunkRows)
 	// batch: the prompt's chunk (rows per pass, ≤ batchCap; 0 runs the
 	// prompt one token at a time: TAOBOX_LLAMA_BATCH=0).
 	batch int
@@ -377,6 +379,7 @@ func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) g
 		l.warps = w
 	}
 	l.batchCap = llamaBatchRows(c)
+	l.attScratch = llamaAttScratch(c, l.batchCap)
 	l.batch = l.batchCap
 	l.logitRows = max(1, min(l.batchCap, (32<<20)/(4*c.VocabSize)))
 	if b, err := strconv.Atoi(os.Getenv("TAOBOX_LLAMA_BATCH")); err == nil && b >= 0 {
@@ -421,7 +424,7 @@ func newLlama(d *Device, c model.Config, ts []llamaTensor, typeOf func(string) g
 		{&l.bq, int64(l.batchCap) * int64(c.Dim) * 4},
 		{&l.bhb, int64(l.batchCap) * int64(c.HiddenDim) * 4},
 		{&l.bhb2, int64(l.batchCap) * int64(c.HiddenDim) * 4},
-		{&l.batt, int64(l.batchCap) * int64(c.NHeads) * int64(c.SeqLen) * 4},
+		{&l.batt, l.attScratch},
 		{&l.bxq, int64(l.batchCap) * int64(max(c.Dim, c.HiddenDim))},
 		{&l.bxd, int64(l.batchCap) * int64(max(c.Dim, c.HiddenDim)/32+1) * 4},
 		{&l.blogits, int64(l.logitRows) * int64(c.VocabSize) * 4},
@@ -1116,8 +1119,9 @@ func (l *Llama) enqueuePrompt(prompt []int64) error {
 		return fmt.Errorf("gpu: llama: uploading the prompt: %v", err)
 	}
 	if l.batch > 0 {
-		for pos0 := 0; pos0 < len(prompt)-1; pos0 += l.batch {
-			if err := l.promptChunk(pos0, min(l.batch, len(prompt)-1-pos0), false); err != nil {
+		for pos0, T := 0, 0; pos0 < len(prompt)-1; pos0 += T {
+			T = llamaChunkRows(l.cfg, pos0, min(l.batch, len(prompt)-1-pos0), l.attScratch)
+			if err := l.promptChunk(pos0, T, false); err != nil {
 				return err
 			}
 		}
@@ -1134,7 +1138,8 @@ func (l *Llama) enqueuePrompt(prompt []int64) error {
 	return nil
 }
 
-// promptChunk enqueues the forward pass of the T ≤ batchCap tokens at
+// promptChunk enqueues the forward pass of the T tokens (T ≤ batchCap and
+// llamaChunkRows(pos0, T) == T) at
 // positions pos0.. (toks[pos0..] on the device; the KV cache holds the
 // positions before pos0) as one batch: every product is a matmul over the
 // T rows, attention is causal within them, and their K and V rows are
@@ -1173,7 +1178,7 @@ func (l *Llama) promptChunk(pos0, T int, logits bool) error {
 			return err
 		}
 		if err := l.launchRows(l.fn.attentionRows, "attention_rows", c.NHeads, T, l.attnThreads, attShared,
-			Q, kc, vc, uint64(l.batt), XB, uint64(pos0), uint64(hs), uint64(kvDim), uint64(c.NHeads/c.NKVHeads), uint64(seq), uint64(c.NHeads), uint64(dim)); err != nil {
+			Q, kc, vc, uint64(l.batt), XB, uint64(pos0), uint64(hs), uint64(kvDim), uint64(c.NHeads/c.NKVHeads), uint64(pos0+T), uint64(c.NHeads), uint64(dim)); err != nil {
 			return err
 		}
 		if err := l.prepRows(XB, 0, 0, dim, T, 0, w.o); err != nil {
@@ -1244,7 +1249,8 @@ func (l *Llama) matmul(w devW, rows, n int, in uint64, T int, y uint64, ld int, 
 // margin (score_rows, as model.LogProbAhead), and the log-softmax at each
 // position in qs; only those cross back. Arguments as model.CheckScore
 // takes them. With batching off (TAOBOX_LLAMA_BATCH=0) it is
-// model.ScoreForward over Forward.
+// model.ScoreForward over Forward. The device's position is left at
+// len(ids)-1; Forward and Generate set their own.
 func (l *Llama) Score(ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error) {
 	c := l.cfg
 	if err := l.checkOpen(); err != nil {
@@ -1280,8 +1286,8 @@ func (l *Llama) Score(ids []int, from int, qs []int, ranks bool, margin float64)
 		}
 		chunk := min(l.batch, l.logitRows)
 		vocab := int64(c.VocabSize)
-		for pos0 := 0; pos0 < n; pos0 += chunk {
-			T := min(chunk, n-pos0)
+		for pos0, T := 0, 0; pos0 < n; pos0 += T {
+			T = llamaChunkRows(c, pos0, min(chunk, n-pos0), l.attScratch)
 			if err := l.promptChunk(pos0, T, true); err != nil {
 				return err
 			}
@@ -1332,7 +1338,8 @@ func (l *Llama) Score(ids []int, from int, qs []int, ranks bool, margin float64)
 // batched prompt chunks and returns the logits at every position, row i
 // (VocabSize values) predicting token i+1: a teacher-forced pass, as a
 // validator re-scores an answer. With batching off (TAOBOX_LLAMA_BATCH=0)
-// it runs Forward at each position instead.
+// it runs Forward at each position instead. The device's position is left
+// at len(tokens); Forward and Generate set their own.
 func (l *Llama) PromptLogits(tokens []int) ([]float32, error) {
 	c := l.cfg
 	if err := l.checkOpen(); err != nil {
@@ -1364,8 +1371,8 @@ func (l *Llama) PromptLogits(tokens []int) ([]float32, error) {
 			return fmt.Errorf("gpu: llama: uploading the prompt: %v", err)
 		}
 		chunk := min(l.batch, l.logitRows)
-		for pos0 := 0; pos0 < len(toks); pos0 += chunk {
-			T := min(chunk, len(toks)-pos0)
+		for pos0, T := 0, 0; pos0 < len(toks); pos0 += T {
+			T = llamaChunkRows(c, pos0, min(chunk, len(toks)-pos0), l.attScratch)
 			if err := l.promptChunk(pos0, T, true); err != nil {
 				return err
 			}
@@ -1458,8 +1465,17 @@ func (l *Llama) bench(decode, prompt int) (r LlamaBenchResult, err error) {
 	for i := range toks {
 		toks[i] = int64((i*7919 + 1) % c.VocabSize)
 	}
-	// Warm-up: the JIT, first launches, clocks.
-	if _, _, err := l.Generate([]int{1, 2}, min(4, c.SeqLen-1)); err != nil {
+	// Warm-up: the JIT, first launches, clocks, and the capture of the
+	// token-by-token prompt's graph (the baseline's) as well as the
+	// batched path's kernels.
+	batch := l.batch
+	l.batch = 0
+	_, _, err = l.Generate([]int{1, 2, 3}, min(4, c.SeqLen-2))
+	l.batch = batch
+	if err != nil {
+		return r, err
+	}
+	if _, _, err := l.Generate([]int{1, 2, 3}, min(4, c.SeqLen-2)); err != nil {
 		return r, err
 	}
 	var tp, tps, td, te time.Duration

@@ -3,12 +3,17 @@
 package gpu
 
 import (
+	"math"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"gorgonia.org/cu"
+
+	"taobox/model"
+	"taobox/model/gguf"
 )
 
 // These need libcuda.so.1: a GPU machine's driver (go test -tags cuda -run
@@ -231,5 +236,75 @@ func TestLlamaBenchTiny(t *testing.T) {
 	t.Log(r)
 	if !(r.PromptTokPerSec > 0) || !(r.PromptSerialTokPerSec > 0) || !(r.DecodeTokPerSec > 0) || r.PromptBatch < 1 || r.PromptTokens != 20 {
 		t.Fatalf("bench result %+v: want positive rates, a batch and 20 prompt tokens", r)
+	}
+}
+
+// TestLlamaPromptLong: prompts longer than a matmul tile (64 positions),
+// so the batched kernels run grids of several blocks per column and, with
+// small chunks, many chunks: PromptLogits over 150 positions in one chunk
+// against the CPU engine's Forward at every position, and Generate after a
+// 140-token prompt in one chunk, in chunks of 64 and of 70, and token by token,
+// each giving the CPU's greedy tokens.
+func TestLlamaPromptLong(t *testing.T) {
+	d := openTestDevice(t)
+	for _, tm := range []llamaTestModel{
+		{"f32-gqa-long", model.Config{Dim: 60, HiddenDim: 150, NLayers: 2, NHeads: 6, NKVHeads: 3, VocabSize: 300, SeqLen: 160, RMSEps: 1e-5, RopeBase: 10000}, gguf.TypeF32, 11, nil, 1e-3, 0},
+		{"q4_0-long", model.Config{Dim: 64, HiddenDim: 96, NLayers: 2, NHeads: 4, NKVHeads: 2, VocabSize: 200, SeqLen: 160, RMSEps: 1e-5, RopeBase: 10000}, gguf.TypeQ4_0, 12, nil, 0.25, 0},
+	} {
+		f, err := tm.file()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpu, err := model.ModelFromGGUF(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := NewLlama(d, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks := make([]int, 150)
+		for i := range toks {
+			toks[i] = (i*37 + 5) % tm.cfg.VocabSize
+		}
+		all, err := g.PromptLogits(toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bound := 1e-3
+		if tm.typ == gguf.TypeQ4_0 {
+			bound = 2 * tm.bound
+		}
+		var worst float64
+		for pos, tok := range toks {
+			want, err := cpu.Forward(tok, pos)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, w := range want {
+				worst = max(worst, math.Abs(float64(all[pos*len(want)+i])-float64(w)))
+			}
+		}
+		if !(worst <= bound) {
+			t.Errorf("%s: PromptLogits over 150 positions: max |GPU - CPU| logit %.3g, bound %g", tm.name, worst, bound)
+		}
+		wantIDs, _, err := cpu.Generate(toks[:140], 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved := g.batch
+		for _, b := range []int{saved, 64, 70, 0} {
+			g.batch = b
+			ids, _, err := g.Generate(toks[:140], 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids, wantIDs) {
+				t.Errorf("%s: chunks of %d: GPU %v, CPU %v", tm.name, b, ids, wantIDs)
+			}
+		}
+		g.batch = saved
+		g.Close()
+		t.Logf("%s: PromptLogits max |dlogit| %.2g over 150 positions; greedy tokens equal in chunks of %d, 64 and 70 and token by token", tm.name, worst, saved)
 	}
 }

@@ -486,22 +486,38 @@ func TestLlamaQuantSensitivity(t *testing.T) {
 	}
 }
 
-// TestLlamaBatchRows: the batched prompt's chunk is 256 positions, halved
-// until its attention scratch fits 64 MiB, never past the context or
-// below 1.
+// TestLlamaBatchRows: the batched prompt's chunk is 256 positions (at
+// most the context); its attention scratch what a full chunk at the end of
+// the context needs, at most 64 MiB; a chunk takes as many positions as
+// fit that scratch with the stride of its last position, at least 1.
 func TestLlamaBatchRows(t *testing.T) {
+	long := LlamaBenchConfig(131072) // 32 heads
 	for _, tc := range []struct {
-		c    model.Config
-		want int
+		c               model.Config
+		rows            int
+		scratch         int64
+		pos0, want, got int
 	}{
-		{LlamaBenchConfig(1024), 256},                // 32 heads × 1024 × 4 B = 128 KiB a row
-		{LlamaBenchConfig(4096), 128},                // 512 KiB a row
-		{LlamaBenchConfig(1 << 20), 1},               // 128 MiB a row: one position
-		{model.Config{NHeads: 4, SeqLen: 48}, 48},    // the context
-		{model.Config{NHeads: 32, SeqLen: 8192}, 64}, // 1 MiB a row
+		{LlamaBenchConfig(1024), 256, 32 << 20, 0, 256, 256},                   // 256 × 32 × 1024 × 4 B
+		{LlamaBenchConfig(1024), 256, 32 << 20, 768, 256, 256},                 // the last chunk fits exactly
+		{long, 256, 64 << 20, 0, 256, 256},                                     // early in a long context: full
+		{long, 256, 64 << 20, 1 << 16, 256, 7},                                 // 7 × 32 × 65543 × 4 ≤ 64 MiB < 8 × 32 × 65544 × 4
+		{long, 256, 64 << 20, 131071, 1, 1},                                    // never below 1
+		{model.Config{NHeads: 4, SeqLen: 48}, 48, 48 * 4 * 48 * 4, 10, 38, 38}, // the context
 	} {
-		if got := llamaBatchRows(tc.c); got != tc.want {
-			t.Errorf("heads %d seq %d: %d rows, want %d", tc.c.NHeads, tc.c.SeqLen, got, tc.want)
+		if r := llamaBatchRows(tc.c); r != tc.rows {
+			t.Errorf("heads %d seq %d: %d rows, want %d", tc.c.NHeads, tc.c.SeqLen, r, tc.rows)
+		}
+		sc := llamaAttScratch(tc.c, tc.rows)
+		if sc != tc.scratch {
+			t.Errorf("heads %d seq %d: scratch %d, want %d", tc.c.NHeads, tc.c.SeqLen, sc, tc.scratch)
+		}
+		got := llamaChunkRows(tc.c, tc.pos0, tc.want, sc)
+		if got != tc.got {
+			t.Errorf("heads %d seq %d: chunk at %d of %d: %d rows, want %d", tc.c.NHeads, tc.c.SeqLen, tc.pos0, tc.want, got, tc.got)
+		}
+		if need := int64(got) * int64(tc.c.NHeads) * int64(tc.pos0+got) * 4; got > 1 && need > sc {
+			t.Errorf("chunk of %d needs %d bytes of %d", got, need, sc)
 		}
 	}
 }

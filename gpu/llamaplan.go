@@ -115,16 +115,28 @@ const (
 	llamaMMCols = 64
 )
 
-// llamaBatchRows is the batched prompt's chunk for shape c: 256 positions,
-// halved while the attention scratch ([rows][n_heads][seq] floats) would
-// pass 64 MiB, and at most the context.
-func llamaBatchRows(c model.Config) int {
-	b := 256
-	per := int64(c.NHeads) * int64(c.SeqLen) * 4
-	for b > 1 && int64(b)*per > 64<<20 {
-		b /= 2
+// llamaBatchRows is the most positions of the batched prompt's chunk for
+// shape c: 256, at most the context.
+func llamaBatchRows(c model.Config) int { return max(1, min(256, c.SeqLen)) }
+
+// llamaAttScratch is the bytes of the batched attention's score scratch
+// for shape c: what a full chunk of batchRows positions at the end of the
+// context would need (rows × n_heads × context floats), at most 64 MiB.
+func llamaAttScratch(c model.Config, batchRows int) int64 {
+	return min(int64(batchRows)*int64(c.NHeads)*int64(c.SeqLen)*4, 64<<20)
+}
+
+// llamaChunkRows is how many positions (at most want, at least 1) a chunk
+// starting at pos0 can take with scratch bytes of attention scratch: T
+// rows of n_heads rows of pos0+T scores (attention_rows's stride), so
+// chunks early in the context are full and late ones in a long context
+// shrink.
+func llamaChunkRows(c model.Config, pos0, want int, scratch int64) int {
+	t := max(want, 1)
+	for t > 1 && int64(t)*int64(c.NHeads)*int64(pos0+t)*4 > scratch {
+		t--
 	}
-	return max(1, min(b, c.SeqLen))
+	return t
 }
 
 func alignUp(n, a int64) int64 { return (n + a - 1) / a * a }

@@ -568,7 +568,8 @@ extern "C" __global__ void __launch_bounds__(256, 3) matvec3x4(MV_PARAMS) { mv_g
 // weight once per MM_COLS tokens instead of once per token.
 //
 // matmul: y[c*ldy + r] = W_r · in_c (+ bias[r]; bias == 0: none), or
-// y[c*ldy + r] + W_r · in_c (acc != 0: the residual add), for the rows
+// y[c*ldy + r] + W_r · in_c (acc != 0: the residual add; bias is not
+// added then), for the rows
 // r < rows of W (type t, row length n) and the inputs c < T. F32, F16 and
 // BF16 rows multiply in (float32, [T][n]); Q8_0 and Q4_0 rows multiply its
 // Q8 blocks (xq [T][n] int8, xd [T][n/32], as prep_input makes them; n a
@@ -835,13 +836,14 @@ extern "C" __global__ void attention(
 // attention_rows is attention for a batch of queries: block (h, y)
 // computes head h of query row y (q and out rows dim values apart) at
 // position pos0 + y, so causally over positions 0..pos0+y; att is scratch
-// [rows][n_heads][seq].
+// [rows][n_heads][stride], stride ≥ pos0 + rows (the chunk's last
+// position + 1).
 extern "C" __global__ void attention_rows(
 	const float *q, const float *kc, const float *vc, float *att, float *out,
-	i64 pos0, i64 hs, i64 kvdim, i64 kvmul, i64 seq, i64 nheads, i64 dim)
+	i64 pos0, i64 hs, i64 kvdim, i64 kvmul, i64 stride, i64 nheads, i64 dim)
 {
 	i64 y = blockIdx.y;
-	attend(q + y * dim, kc, vc, att + (y * nheads + blockIdx.x) * seq, out + y * dim, pos0 + y, blockIdx.x, hs, kvdim, kvmul);
+	attend(q + y * dim, kc, vc, att + (y * nheads + blockIdx.x) * stride, out + y * dim, pos0 + y, blockIdx.x, hs, kvdim, kvmul);
 }
 
 // embed_value is element i of an embedding row of type t.

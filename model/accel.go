@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 )
@@ -59,10 +60,16 @@ type AccelScorer interface {
 	Score(ids []int, from int, qs []int, ranks bool, margin float64) (lps []float64, ahead []int, dists [][]float64, err error)
 }
 
+// ErrScoreUnsupported is AccelScorer.Score's error when the device cannot
+// run the pass in one call after all (an older runner): the sequence is
+// still usable, a forward per position.
+var ErrScoreUnsupported = errors.New("the accelerator cannot score in one call")
+
 // CheckScore validates a teacher-forced pass's arguments as every
 // implementation of AccelScorer.Score takes them: at least two ids, each
 // in [0, vocab); 1 ≤ from < len(ids); each spot in [0, len(ids)-1); a
-// margin ≥ 0.
+// margin ≥ 0 (only used with ranks, but always checked: callers pass
+// their configured margin).
 func CheckScore(vocab int, ids []int, from int, qs []int, margin float64) error {
 	if len(ids) < 2 || from < 1 || from >= len(ids) {
 		return fmt.Errorf("score: %d ids from %d: need at least two ids and 1 ≤ from < %d", len(ids), from, len(ids))

@@ -23,6 +23,7 @@ type cpuAccel struct {
 	// (1-based) return a NaN log-prob.
 	scorer        bool
 	badAt, scores int
+	unsupported   bool // Score returns model.ErrScoreUnsupported (an older runner)
 }
 
 func (a *cpuAccel) Ready() bool { return true }
@@ -39,6 +40,9 @@ type scorerSeq struct{ cpuSeq }
 
 func (s *scorerSeq) Score(ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error) {
 	s.a.scores++
+	if s.a.unsupported {
+		return nil, nil, nil, model.ErrScoreUnsupported
+	}
 	dists := make([][]float64, len(qs))
 	for i := range dists {
 		dists[i] = make([]float64, s.a.m.Config.VocabSize)
@@ -94,22 +98,26 @@ func TestVerifyOnAccelerator(t *testing.T) {
 		failAt, errAt int
 		scorer        bool
 		badAt         int
+		unsupported   bool
 	}{
-		{"every position", true, 0, 0, false, 0},
-		{"sampled positions", false, 0, 0, false, 0},
-		{"NaN logits mid-pass", true, 30, 0, false, 0},
-		{"device error mid-pass", true, 0, 45, false, 0},
-		{"one call, every position", true, 0, 0, true, 0},
-		{"one call, sampled positions", false, 0, 0, true, 0},
-		{"one call, device error mid-pass", true, 0, 45, true, 0},
+		{"every position", true, 0, 0, false, 0, false},
+		{"sampled positions", false, 0, 0, false, 0, false},
+		{"NaN logits mid-pass", true, 30, 0, false, 0, false},
+		{"device error mid-pass", true, 0, 45, false, 0, false},
+		{"one call, every position", true, 0, 0, true, 0, false},
+		{"one call, sampled positions", false, 0, 0, true, 0, false},
+		{"one call, device error mid-pass", true, 0, 45, true, 0, false},
 		// In one call the logits stay on the device: a NaN there reaches the
 		// returned log-probs (through the KV cache when it was a prompt
 		// position's), which the checks refuse.
-		{"one call, a NaN log-prob returned", true, 0, 0, true, 2},
+		{"one call, a NaN log-prob returned", true, 0, 0, true, 2, false},
+		// An older runner: every pass a forward per position on the same
+		// sequence, neither a fallback nor a fault.
+		{"one call unsupported", true, 0, 0, true, 0, true},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			cpu := NewVerifier(fix.val, fix.tok)
-			acc := &cpuAccel{m: accModel, failAt: mode.failAt, errAt: mode.errAt, scorer: mode.scorer, badAt: mode.badAt}
+			acc := &cpuAccel{m: accModel, failAt: mode.failAt, errAt: mode.errAt, scorer: mode.scorer, badAt: mode.badAt, unsupported: mode.unsupported}
 			gpu := NewVerifier(fix.f32t2, fix.tok)
 			gpu.Accel = acc
 			gpu.spotKey = cpu.spotKey // the same spot positions

@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -463,8 +464,14 @@ func (v *Verifier) score(ids []int, from int, qs []int, ranks bool, margin float
 // position. Results that cannot be right (the wrong counts, NaN) fail the
 // sequence, and the pass runs again on the CPU.
 func scoreOn(seq model.AccelSeq, vocab int, ids []int, from int, qs []int, dists [][]float64, ranks bool, margin float64) ([]float64, []int, error) {
-	if sc, ok := seq.(model.AccelScorer); ok {
+	if err := model.CheckScore(vocab, ids, from, qs, margin); err != nil {
+		return nil, nil, err // not the device's fault: the CPU pass reports it
+	}
+	if sc, ok := seq.(model.AccelScorer); ok && len(qs)*vocab*8 <= maxScoreBytes {
 		lps, ahead, got, err := sc.Score(ids, from, qs, ranks, margin)
+		if errors.Is(err, model.ErrScoreUnsupported) {
+			return scoreForward(seq, vocab, ids, from, qs, dists, ranks, margin)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -477,6 +484,16 @@ func scoreOn(seq model.AccelSeq, vocab int, ids []int, from int, qs []int, dists
 		}
 		return lps, ahead, nil
 	}
+	return scoreForward(seq, vocab, ids, from, qs, dists, ranks, margin)
+}
+
+// maxScoreBytes bounds the spot distributions one llama.score response
+// carries (8 bytes a value); more spots go a forward per position.
+const maxScoreBytes = 64 << 20
+
+// scoreForward is scoreOn a forward per position, each position's logits
+// checked.
+func scoreForward(seq model.AccelSeq, vocab int, ids []int, from int, qs []int, dists [][]float64, ranks bool, margin float64) ([]float64, []int, error) {
 	forward := func(token, pos int) ([]float32, error) {
 		logits, err := seq.Forward(token, pos)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,14 @@ type RemoteError struct {
 }
 
 func (e *RemoteError) Error() string { return fmt.Sprintf("runner: %s: %s", e.Op, e.Msg) }
+
+// notServedSuffix ends the error a runner answers an op it does not serve
+// with (an older taobox-cuda than this process).
+const notServedSuffix = " is not served by this runner"
+
+// NotServed reports whether the runner does not serve the op at all: a
+// missing capability, not a fault.
+func (e *RemoteError) NotServed() bool { return strings.HasSuffix(e.Msg, notServedSuffix) }
 
 // Client sends requests to a runner over one connection, one at a time.
 // It is safe for concurrent use. After any transport error, a timeout or

@@ -90,6 +90,8 @@ func fakeRunner(modes string) int {
 	}
 	switch mode {
 	case "ok":
+	case "no-score": // an older runner, without llama.score
+		delete(s.Ops, OpLlamaScore)
 	case "selftest-fail":
 		fmt.Fprintln(os.Stderr, "FAIL yuma/epochs (12ms): 3 of 200 epochs differ from the CPU engine")
 		return 1

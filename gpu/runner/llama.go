@@ -308,17 +308,19 @@ func DecodeScored(p []byte) (Scored, error) {
 	rest = rest[4*na:]
 	nd, ok1 := u32()
 	vocab, ok2 := u32()
-	if !ok1 || !ok2 || nd > MaxGenerate || vocab > MaxGenerate || uint64(len(rest)) != 8*nd*vocab {
+	// nd > 0 needs vocab > 0, so that every distribution's header is paid
+	// for by 8·vocab bytes of payload (no allocation beyond the payload).
+	if !ok1 || !ok2 || nd > MaxGenerate || vocab > MaxGenerate || nd > 0 && vocab == 0 || uint64(len(rest)) != 8*nd*vocab {
 		return bad("distributions")
 	}
 	s.Vocab = int(vocab)
 	s.Dists = make([][]float64, nd)
+	all := make([]float64, nd*vocab)
+	for i := range all {
+		all[i] = math.Float64frombits(binary.LittleEndian.Uint64(rest[8*i:]))
+	}
 	for i := range s.Dists {
-		d := make([]float64, vocab)
-		for j := range d {
-			d[j] = math.Float64frombits(binary.LittleEndian.Uint64(rest[8*(uint64(i)*vocab+uint64(j)):]))
-		}
-		s.Dists[i] = d
+		s.Dists[i] = all[uint64(i)*vocab : uint64(i+1)*vocab : uint64(i+1)*vocab]
 	}
 	return s, nil
 }

@@ -27,6 +27,7 @@ type process struct {
 	shmOnce sync.Once
 	model   string // the GGUF path its llama ops hold (Engine.LoadModel); guarded by Engine.mu
 	faults  int    // sequences in a row that ended in a fault (Seq.Fail); guarded by Engine.mu
+	noScore bool   // it does not serve llama.score (an older taobox-cuda); guarded by Engine.mu
 }
 
 // tailWriter keeps the last bytes written to it (the runner's stderr, for

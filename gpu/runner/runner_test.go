@@ -101,6 +101,25 @@ func TestDecodeErrors(t *testing.T) {
 	if _, err := DecodeOutputs([]byte{1, 0, 0, 0}); !errors.Is(err, ErrBadPayload) {
 		t.Errorf("outputs: err %v", err)
 	}
+	// llama.score: a count of distributions with a vocabulary of 0 (which
+	// would allocate a header each from a few bytes), counts ahead that are
+	// neither 0 nor one per log-prob, unknown flags.
+	for _, b := range [][]byte{
+		{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x0f, 0, 0, 0, 0, 0},
+		{0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+	} {
+		if _, err := DecodeScored(b); !errors.Is(err, ErrBadPayload) {
+			t.Errorf("score response % x: err %v", b, err)
+		}
+	}
+	if _, err := DecodeScore(EncodeScore(nil, ScoreRequest{IDs: []int{1, 2}, From: 1})[:19]); !errors.Is(err, ErrBadPayload) {
+		t.Errorf("short score request: err %v", err)
+	}
+	bad := EncodeScore(nil, ScoreRequest{IDs: []int{1, 2}, From: 1})
+	bad[4] = 2
+	if _, err := DecodeScore(bad); !errors.Is(err, ErrBadPayload) {
+		t.Errorf("score request with unknown flags: err %v", err)
+	}
 }
 
 func TestFrames(t *testing.T) {
@@ -879,6 +898,38 @@ func startFakeEngine(t *testing.T, modes string) (*syncBuffer, *fakeClock, *Engi
 	}
 	t.Cleanup(func() { e.Close() })
 	return logs, clock, e
+}
+
+// TestSeqScoreOlderRunner: a runner without llama.score (an older
+// taobox-cuda) answers it as an op it does not serve: Score returns
+// model.ErrScoreUnsupported, the Seq and the runner stay good (no fault,
+// however often), and the runner is not asked again.
+func TestSeqScoreOlderRunner(t *testing.T) {
+	_, _, e := startFakeEngine(t, "no-score")
+	ctx := context.Background()
+	path, cpu := tinyModelFile(t)
+	if _, err := e.LoadModel(ctx, path, ""); err != nil {
+		t.Fatal(err)
+	}
+	ids := []int{1, 50, 60, 70}
+	for range maxSeqFaults + 2 {
+		s := e.BeginSeq(ctx)
+		if s == nil {
+			t.Fatal("no Seq: the runner was retired")
+		}
+		if _, _, _, err := s.Score(ids, 1, nil, true, 0); !errors.Is(err, model.ErrScoreUnsupported) {
+			t.Fatalf("score on an older runner: %v", err)
+		}
+		got, err := s.Forward(1, 0)
+		want, _ := cpu.Forward(1, 0)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("forward after the unsupported score: %v", err)
+		}
+		s.End()
+	}
+	if st := e.Stats(); st.Failures != 0 || st.Restarts != 0 || !e.ModelOnGPU() {
+		t.Fatalf("stats %+v, model up %v", st, e.ModelOnGPU())
+	}
 }
 
 // TestSeqScoreOnRunner: llama.score, the validator's teacher-forced pass

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"taobox/model"
 	"time"
 )
 
@@ -271,16 +272,31 @@ func (s *Seq) Generate(prompt []int, n int) ([]int, []float64, error) {
 // Score is model.AccelScorer's teacher-forced pass on the runner's model
 // in one round trip (llama.score: on the GPU a batched pass whose
 // reductions stay there). It replaces the Seq's KV cache from position 0.
-// Its deadline grows with the work as Generate's. Failures are Forward's.
+// Its deadline grows with the work as Generate's. Failures are Forward's,
+// except that a runner without llama.score (an older taobox-cuda) returns
+// model.ErrScoreUnsupported, leaving the Seq usable, and is not asked
+// again.
 func (s *Seq) Score(ids []int, from int, qs []int, ranks bool, margin float64) ([]float64, []int, [][]float64, error) {
 	if s.p == nil {
 		return nil, nil, nil, errSeqEnded
 	}
 	e, p := s.e, s.p
+	e.mu.Lock()
+	no := p.noScore
+	e.mu.Unlock()
+	if no {
+		return nil, nil, nil, model.ErrScoreUnsupported
+	}
 	d := e.opts.ForwardTimeout + time.Duration(len(ids))*50*time.Millisecond
 	ctx, cancel := context.WithTimeoutCause(context.Background(), d, fmt.Errorf("no answer within %v", d))
 	r, err := p.client.LlamaScore(ctx, ScoreRequest{IDs: ids, From: from, Spots: qs, Ranks: ranks, Margin: margin})
 	cancel()
+	if re := (*RemoteError)(nil); errors.As(err, &re) && re.NotServed() {
+		e.mu.Lock()
+		p.noScore = true
+		e.mu.Unlock()
+		return nil, nil, nil, fmt.Errorf("%w: %v", model.ErrScoreUnsupported, err)
+	}
 	if err != nil {
 		return nil, nil, nil, s.callFailed("llama.score", err)
 	}

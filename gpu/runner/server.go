@@ -162,7 +162,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 		case f.Op == OpShmAttach:
 			// Attached already: nothing changes.
 		case h == nil:
-			resp.Kind, resp.Payload = KindError, []byte(fmt.Sprintf("runner: op %s is not served by this runner", f.Op))
+			resp.Kind, resp.Payload = KindError, []byte(fmt.Sprintf("runner: op %s%s", f.Op, notServedSuffix))
 		default:
 			buf := out[:0]
 			if shm != nil {

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 // The CUDA built-ins the kernels use (threads of a block are fibers).
@@ -57,7 +58,11 @@ static size_t allocated;
 
 extern "C" {
 
-CUresult cuInit(unsigned int) { return CUDA_SUCCESS; }
+CUresult cuInit(unsigned int)
+{
+	fake::shuffle_seed();
+	return CUDA_SUCCESS;
+}
 
 CUresult cuDriverGetVersion(int *v)
 {
@@ -182,21 +187,35 @@ struct fake_stream {
 };
 
 static std::vector<unsigned char> dynamic_shared;
+static std::mutex launch_mu; // one launch at a time: the runner's state is global
 
 static CUresult run_launch(const launch_rec &r)
 {
+	std::lock_guard<std::mutex> hold(launch_mu);
 	const kernel *k = r.k;
 	void *params[32];
 	for (int i = 0; i < k->nparams; i++) params[i] = (void *)&r.vals[i];
 	gridDim = {r.g[0], r.g[1], r.g[2]};
 	blockDim = {r.b[0], r.b[1], r.b[2]};
 	if ((size_t)r.b[0] * r.b[1] * r.b[2] > 1024 || r.b[0] * r.b[1] * r.b[2] == 0) return CUDA_ERROR_INVALID_VALUE;
-	if (r.shared > 227 * 1024) return CUDA_ERROR_INVALID_VALUE;
-	dynamic_shared.assign(r.shared + 16, 0);
+	// Over 48 KiB of dynamic shared memory needs the function's opt-in
+	// (cuFuncSetAttribute), which no caller makes: a GPU refuses it.
+	if (r.shared > 48 * 1024) return CUDA_ERROR_INVALID_VALUE;
+	dynamic_shared.resize(r.shared + 16);
 	smem4 = (float4 *)(((uintptr_t)dynamic_shared.data() + 15) & ~(uintptr_t)15);
-	for (blockIdx.z = 0; blockIdx.z < r.g[2]; blockIdx.z++)
-		for (blockIdx.y = 0; blockIdx.y < r.g[1]; blockIdx.y++)
-			for (blockIdx.x = 0; blockIdx.x < r.g[0]; blockIdx.x++) fake::run_block(k->run, params);
+	fake::run.name = k->name;
+	std::vector<fake::uint3> blocks;
+	for (unsigned z = 0; z < r.g[2]; z++)
+		for (unsigned y = 0; y < r.g[1]; y++)
+			for (unsigned x = 0; x < r.g[0]; x++) blocks.push_back({x, y, z});
+	std::vector<unsigned> order(blocks.size());
+	for (unsigned i = 0; i < order.size(); i++) order[i] = i;
+	fake::shuffle(order);
+	for (unsigned i : order) {
+		blockIdx = blocks[i];
+		memset(smem4, 0xff, r.shared); // uninitialized: NaN floats
+		fake::run_block(k->run, params);
+	}
 	return CUDA_SUCCESS;
 }
 

@@ -5,6 +5,12 @@
 // barrier yields until every live thread of its block (or warp) has reached
 // it; a thread that has returned counts as arrived, as on the hardware.
 // Blocks run one after another, so a static stands for __shared__.
+// To show races and order assumptions rather than hide them, blocks and
+// the fibers of each round run in a shuffled order (seeded: FAKECUDA_SEED,
+// default 1, so a failure repeats), dynamic shared memory starts as 0xff
+// bytes (NaN floats) in every block, fiber stacks have a guard page, and a
+// block whose threads wait on barriers the others never reach (divergent
+// __syncthreads or shuffles) aborts with a message instead of hanging.
 //
 // Every translation unit that includes it shares one runner (C++17 inline
 // variables); the one that defines FAKECUDA_MAIN also defines the context
@@ -16,10 +22,12 @@
 // rounds half to even. Fast-math intrinsics are not emulated.
 #pragma once
 
+#include <sys/mman.h>
 #include <ucontext.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -174,7 +182,7 @@ fake_switch:
 #endif
 
 struct fiber {
-	char *stack;
+	char *stack; // fiber_stack bytes above a PROT_NONE guard page
 	bool done;
 #if defined(__x86_64__)
 	void *sp;
@@ -199,8 +207,33 @@ struct block_run {
 	int or_flag;                           // __syncthreads_or
 	void (*body)(void **);
 	void **params;
+	const char *name; // the kernel's, for the deadlock message
+	std::vector<unsigned> order;
+	unsigned long long rng;
 };
 inline block_run run;
+
+// next_rand: xorshift64* over run.rng, seeded by shuffle_seed.
+static inline unsigned long long next_rand()
+{
+	run.rng ^= run.rng >> 12;
+	run.rng ^= run.rng << 25;
+	run.rng ^= run.rng >> 27;
+	return run.rng * 0x2545f4914f6cdd1dull;
+}
+
+static inline void shuffle(std::vector<unsigned> &v)
+{
+	for (size_t i = v.size(); i > 1; i--) std::swap(v[i - 1], v[next_rand() % i]);
+}
+
+// shuffle_seed reseeds the order from FAKECUDA_SEED (default 1).
+static inline void shuffle_seed()
+{
+	const char *s = getenv("FAKECUDA_SEED");
+	unsigned long long seed = s && *s ? strtoull(s, nullptr, 10) : 1;
+	run.rng = seed * 0x9e3779b97f4a7c15ull + 1;
+}
 
 static inline void yield()
 {
@@ -302,8 +335,9 @@ static void run_block(void (*body)(void **), void **params)
 	run.params = params;
 	while (run.fibers.size() < n) {
 		fiber f{};
-		f.stack = (char *)malloc(fiber_stack);
-		if (!f.stack) abort();
+		char *m = (char *)mmap(nullptr, fiber_stack + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED || mprotect(m, 4096, PROT_NONE) != 0) abort();
+		f.stack = m + 4096;
 		run.fibers.push_back(f);
 	}
 	run.block = barrier{0, (int)n, 0};
@@ -311,14 +345,31 @@ static void run_block(void (*body)(void **), void **params)
 	for (unsigned w = 0; w < nw; w++) run.warps[w].live = (int)(w + 1 < nw ? 32 : n - 32 * w);
 	run.slots.assign(nw * 32, 0);
 	for (unsigned t = 0; t < n; t++) start_fiber(run.fibers[t]);
+	run.order.resize(n);
+	for (unsigned t = 0; t < n; t++) run.order[t] = t;
+	// progress: barrier generations passed and threads finished; a round
+	// that moves neither is a deadlock.
+	auto progress = [nw]() {
+		unsigned long long p = run.block.gen;
+		for (unsigned w = 0; w < nw; w++) p += run.warps[w].gen;
+		return p;
+	};
 	for (unsigned left = n; left > 0;) {
+		unsigned long long before = progress();
+		unsigned was = left;
 		left = 0;
-		for (unsigned t = 0; t < n; t++) {
+		shuffle(run.order);
+		for (unsigned t : run.order) {
 			if (run.fibers[t].done) continue;
 			run.cur = t;
 			set_thread(t);
 			resume(t);
 			if (!run.fibers[t].done) left++;
+		}
+		if (left > 0 && left == was && progress() == before) {
+			fprintf(stderr, "fakecuda: kernel %s, block (%u,%u,%u): %u threads wait on barriers the others never reach (divergent __syncthreads or warp shuffle)\n",
+				run.name, blockIdx.x, blockIdx.y, blockIdx.z, left);
+			abort();
 		}
 	}
 }
