@@ -120,7 +120,12 @@ func TestVerifyOnAccelerator(t *testing.T) {
 			acc := &cpuAccel{m: accModel, failAt: mode.failAt, errAt: mode.errAt, scorer: mode.scorer, badAt: mode.badAt, unsupported: mode.unsupported}
 			gpu := NewVerifier(fix.f32t2, fix.tok)
 			gpu.Accel = acc
-			gpu.spotKey = cpu.spotKey // the same spot positions
+			// The same spot positions on both paths, and every run: random
+			// spots let a cheater pass the sampled mode now and then (9 of
+			// 12 instead of 8 once in CI), which the counts below would
+			// call a failure.
+			cpu.spotKey = [2]uint64{}
+			gpu.spotKey = cpu.spotKey
 			cpu.Tol.All, gpu.Tol.All = mode.all, mode.all
 			pass := 0
 			for i, b := range bodies {
