@@ -854,12 +854,10 @@ func (l *Llama) step(logits bool) error {
 	if err := l.launch(l.fn.embed, "embed", (dim+255)/256, 256, 0, l.emb.p, l.emb.t, uint64(l.toks), posp, x, uint64(dim)); err != nil {
 		return err
 	}
-	G := max(1, l.attnThreads/hs)
-	attShared := (hs + G*hs) * 4
+	attShared := l.attnShared()
 	for layer := range l.layers {
 		w := &l.layers[layer]
-		loff := int64(layer) * int64(seq) * int64(kvDim) * 4
-		kc, vc := dptr(l.kc, loff), dptr(l.vc, loff)
+		kc, vc := l.kvCache(layer)
 		qkv := [3]mvSeg{{w.q.p, w.q.t, q, w.bq, dim}, {w.k.p, w.k.t, kc, w.bk, kvDim}, {w.v.p, w.v.t, vc, w.bv, kvDim}}
 		rope := l.fusedRope(l.rowsPerGroup(qkv, false))
 		if err := l.product(qkv[:], x, dim, mvOpts{normw: w.attnNorm.p, kvstride: kvDim, rope: rope, pf: w.qkvPF}); err != nil {
@@ -898,6 +896,20 @@ func (l *Llama) step(logits bool) error {
 		return nil
 	}
 	return l.product([]mvSeg{{l.cls.p, l.cls.t, uint64(l.logits), 0, c.VocabSize}}, x, dim, mvOpts{normw: l.outNorm.p, pf: l.clsPF})
+}
+
+// kvCache returns the addresses of layer's key and value caches ([seq][kvDim]
+// floats each).
+func (l *Llama) kvCache(layer int) (kc, vc uint64) {
+	off := int64(layer) * int64(l.cfg.SeqLen) * int64(l.cfg.KVDim()) * 4
+	return dptr(l.kc, off), dptr(l.vc, off)
+}
+
+// attnShared is the attention kernels' dynamic shared memory: the head's
+// query and G = attnThreads/hs partial outputs (hs floats each).
+func (l *Llama) attnShared() int {
+	hs := l.cfg.HeadSize()
+	return (hs + max(1, l.attnThreads/hs)*hs) * 4
 }
 
 func (l *Llama) advance() error {
@@ -1147,18 +1159,16 @@ func (l *Llama) enqueuePrompt(prompt []int64) error {
 // rows go to blogits. Inside Do.
 func (l *Llama) promptChunk(pos0, T int, logits bool) error {
 	c := l.cfg
-	dim, hidden, kvDim, hs, seq := c.Dim, c.HiddenDim, c.KVDim(), c.HeadSize(), c.SeqLen
+	dim, hidden, kvDim, hs := c.Dim, c.HiddenDim, c.KVDim(), c.HeadSize()
 	X, XB, Q, HB, HB2 := uint64(l.bx), uint64(l.bxb), uint64(l.bq), uint64(l.bhb), uint64(l.bhb2)
 	if err := l.launchRows(l.fn.embedRows, "embed_rows", (dim+255)/256, T, 256, 0,
 		l.emb.p, l.emb.t, uint64(l.toks), uint64(pos0), X, uint64(dim)); err != nil {
 		return err
 	}
-	G := max(1, l.attnThreads/hs)
-	attShared := (hs + G*hs) * 4
+	attShared := l.attnShared()
 	for layer := range l.layers {
 		w := &l.layers[layer]
-		loff := int64(layer) * int64(seq) * int64(kvDim) * 4
-		kc, vc := dptr(l.kc, loff), dptr(l.vc, loff)
+		kc, vc := l.kvCache(layer)
 		kvRow := int64(pos0) * int64(kvDim) * 4
 		if err := l.prepRows(X, w.attnNorm.p, 0, dim, T, XB, w.q, w.k, w.v); err != nil {
 			return err

@@ -109,16 +109,7 @@ func BenchmarkSeqForward(b *testing.B) {
 		}
 	})
 	b.Run("runner", func(b *testing.B) {
-		e, err := Start(context.Background(), fakeOptions(b, "ok"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer e.Close()
-		if _, err := e.LoadModel(context.Background(), path, ""); err != nil {
-			b.Fatal(err)
-		}
-		s := e.BeginSeq(context.Background())
-		defer s.End()
+		s := benchSeq(b, path)
 		i := 0
 		for b.Loop() {
 			if _, err := s.Forward(1+i%7, i%seqLen); err != nil {
@@ -136,6 +127,23 @@ func BenchmarkSeqForward(b *testing.B) {
 		}
 		b.ReportMetric(float64(time.Since(t0).Nanoseconds())/(20*n), "generate-ns/token")
 	})
+}
+
+// benchSeq starts a fake runner (the CPU model in a runner process) with
+// the model at path loaded and returns a Seq on it, ended and the runner
+// closed when b is done.
+func benchSeq(b *testing.B, path string) *Seq {
+	e, err := Start(context.Background(), fakeOptions(b, "ok"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	if _, err := e.LoadModel(context.Background(), path, ""); err != nil {
+		b.Fatal(err)
+	}
+	s := e.BeginSeq(context.Background())
+	b.Cleanup(s.End)
+	return s
 }
 
 // BenchmarkSeqScore is a validator's teacher-forced pass over 128 ids of
@@ -161,16 +169,7 @@ func BenchmarkSeqScore(b *testing.B) {
 			}
 		}
 	})
-	e, err := Start(context.Background(), fakeOptions(b, "ok"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
-	if _, err := e.LoadModel(context.Background(), path, ""); err != nil {
-		b.Fatal(err)
-	}
-	s := e.BeginSeq(context.Background())
-	defer s.End()
+	s := benchSeq(b, path)
 	b.Run("runner-forwards", func(b *testing.B) {
 		for b.Loop() {
 			if _, _, err := model.ScoreForward(s.Forward, ids, from, qs, dists, true, 0.5); err != nil {
