@@ -1553,7 +1553,44 @@ func (l *Llama) bench(decode, prompt int) (r LlamaBenchResult, err error) {
 		r.FractionOfRead = r.DecodeGBPerSec / r.ReadGBPerSec
 	}
 	r.DType = l.dtypeString()
+	if r.ScoreMs, r.ScoreForwardMs, err = l.benchScore(toks); err != nil {
+		return r, err
+	}
 	return r, nil
+}
+
+// benchScore times a validator's teacher-forced pass over ids (the
+// answer: the second half; four spots; ranks): Score in one call, and the
+// same pass a Forward per position with the reductions on the host
+// (model.ScoreForward: what a runner without llama.score costs, less the
+// socket), in milliseconds.
+func (l *Llama) benchScore(toks []int64) (oneCall, perPosition float64, err error) {
+	ids := make([]int, len(toks))
+	for i, t := range toks {
+		ids[i] = int(t)
+	}
+	if len(ids) < 4 {
+		return 0, 0, nil
+	}
+	from := len(ids) / 2
+	qs := []int{from - 1, from, (from + len(ids)) / 2, len(ids) - 2}
+	if _, _, _, err := l.Score(ids, from, qs, true, 0.3); err != nil { // warm-up
+		return 0, 0, err
+	}
+	t0 := time.Now()
+	if _, _, _, err := l.Score(ids, from, qs, true, 0.3); err != nil {
+		return 0, 0, err
+	}
+	oneCall = float64(time.Since(t0).Microseconds()) / 1e3
+	dists := make([][]float64, len(qs))
+	for i := range dists {
+		dists[i] = make([]float64, l.cfg.VocabSize)
+	}
+	t0 = time.Now()
+	if _, _, err := model.ScoreForward(l.Forward, ids, from, qs, dists, true, 0.3); err != nil {
+		return 0, 0, err
+	}
+	return oneCall, float64(time.Since(t0).Microseconds()) / 1e3, nil
 }
 
 // readCeiling measures how fast a kernel that only reads can stream the

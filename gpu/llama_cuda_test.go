@@ -219,7 +219,8 @@ func TestLlamaProfile(t *testing.T) {
 }
 
 // TestLlamaBenchTiny runs the benchmark's code path (the prompt token by
-// token and batched, decode, the read ceiling) on a small random model:
+// token and batched, decode, the read ceiling, a validator's pass both
+// ways) on a small random model:
 // the figures mean nothing under fakecuda, but every step must run and
 // report positive rates.
 func TestLlamaBenchTiny(t *testing.T) {
@@ -234,7 +235,8 @@ func TestLlamaBenchTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(r)
-	if !(r.PromptTokPerSec > 0) || !(r.PromptSerialTokPerSec > 0) || !(r.DecodeTokPerSec > 0) || r.PromptBatch < 1 || r.PromptTokens != 20 {
+	if !(r.PromptTokPerSec > 0) || !(r.PromptSerialTokPerSec > 0) || !(r.DecodeTokPerSec > 0) || r.PromptBatch < 1 || r.PromptTokens != 20 ||
+		!(r.ScoreMs > 0) || !(r.ScoreForwardMs > 0) {
 		t.Fatalf("bench result %+v: want positive rates, a batch and 20 prompt tokens", r)
 	}
 }

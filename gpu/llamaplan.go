@@ -436,15 +436,22 @@ type LlamaBenchResult struct {
 	// (matrix-vector products), timed in the same run: the baseline.
 	PromptSerialTokPerSec float64 `json:"prompt_serial_tok_per_s"`
 	PromptBatch           int     `json:"prompt_batch"`
-	DecodeTokPerSec       float64 `json:"decode_tok_per_s"`
-	DecodeGBPerSec        float64 `json:"decode_gb_per_s"`    // BytesPerToken × decode tok/s
-	PeakGBPerSec          float64 `json:"peak_gb_per_s"`      // HBMBandwidth of the device, 0 if unknown
-	FractionOfPeak        float64 `json:"fraction_of_peak"`   // DecodeGBPerSec / PeakGBPerSec
-	ReadGBPerSec          float64 `json:"read_gb_per_s"`      // measured: a kernel that only reads the weights
-	FractionOfRead        float64 `json:"fraction_of_read"`   // DecodeGBPerSec / ReadGBPerSec
-	EnqueueUsPerTok       float64 `json:"enqueue_us_per_tok"` // host time to launch one decode step's kernels
-	Graphs                bool    `json:"cuda_graphs"`        // decode steps replayed as CUDA graphs
-	PDL                   bool    `json:"pdl"`                // products launched programmatically dependent
+	// ScoreMs: a validator's teacher-forced pass over the prompt's ids
+	// (second half scored, four spots, ranks) in one Score call;
+	// ScoreForwardMs: the same pass a Forward per position with the
+	// reductions on the host (the per-position path's cost, less the
+	// runner's socket).
+	ScoreMs         float64 `json:"score_ms"`
+	ScoreForwardMs  float64 `json:"score_forward_ms"`
+	DecodeTokPerSec float64 `json:"decode_tok_per_s"`
+	DecodeGBPerSec  float64 `json:"decode_gb_per_s"`    // BytesPerToken × decode tok/s
+	PeakGBPerSec    float64 `json:"peak_gb_per_s"`      // HBMBandwidth of the device, 0 if unknown
+	FractionOfPeak  float64 `json:"fraction_of_peak"`   // DecodeGBPerSec / PeakGBPerSec
+	ReadGBPerSec    float64 `json:"read_gb_per_s"`      // measured: a kernel that only reads the weights
+	FractionOfRead  float64 `json:"fraction_of_read"`   // DecodeGBPerSec / ReadGBPerSec
+	EnqueueUsPerTok float64 `json:"enqueue_us_per_tok"` // host time to launch one decode step's kernels
+	Graphs          bool    `json:"cuda_graphs"`        // decode steps replayed as CUDA graphs
+	PDL             bool    `json:"pdl"`                // products launched programmatically dependent
 }
 
 func (r LlamaBenchResult) String() string {
@@ -456,8 +463,8 @@ func (r LlamaBenchResult) String() string {
 	if r.ReadGBPerSec > 0 {
 		s += fmt.Sprintf(", %.0f%% of the %.0f GB/s measured read ceiling", 100*r.FractionOfRead, r.ReadGBPerSec)
 	}
-	return s + fmt.Sprintf("), prompt %.1f tok/s (chunks of %d; token by token %.1f tok/s), %.0f MB on the GPU, host enqueue %.0f us/token, graphs %v, pdl %v",
-		r.PromptTokPerSec, r.PromptBatch, r.PromptSerialTokPerSec, float64(r.MemBytes)/1e6, r.EnqueueUsPerTok, r.Graphs, r.PDL)
+	return s + fmt.Sprintf("), prompt %.1f tok/s (chunks of %d; token by token %.1f tok/s), a validator's pass over %d ids %.2f ms (a forward per position %.2f ms), %.0f MB on the GPU, host enqueue %.0f us/token, graphs %v, pdl %v",
+		r.PromptTokPerSec, r.PromptBatch, r.PromptSerialTokPerSec, r.PromptTokens, r.ScoreMs, r.ScoreForwardMs, float64(r.MemBytes)/1e6, r.EnqueueUsPerTok, r.Graphs, r.PDL)
 }
 
 func shapeString(c model.Config) string {

@@ -21,7 +21,8 @@ var benchGPUCommand = &command{
 		"  inference: decode and prompt tokens/s of a Llama-3.2-1B-shaped F16 model\n" +
 		"    with random weights (--decode, --prompt tokens; --no-llama skips it);\n" +
 		"    the prompt batched (matrix-matrix products) and, as the baseline in\n" +
-		"    the same run, one token at a time,\n" +
+		"    the same run, one token at a time; a validator's teacher-forced pass\n" +
+		"    over the prompt in one call and a forward per position,\n" +
 		"    and of --model FILE (GGUF) when given, with the fraction of the HBM\n" +
 		"    bandwidth bound reached by decode;\n" +
 		"  GPU memory used (driver's total - free, highest seen between stages).",
