@@ -1790,11 +1790,13 @@ func checkLlamaModel(d *Device, tm llamaTestModel, n int) (string, error) {
 		return "", err
 	}
 	perPos := make([]float64, len(seqToks))
+	cpuLogits := make([][]float32, len(seqToks))
 	for pos, t := range seqToks {
 		want, err := cpu.Forward(t, pos)
 		if err != nil {
 			return "", err
 		}
+		cpuLogits[pos] = slices.Clone(want)
 		got := all[pos*len(want) : (pos+1)*len(want)]
 		for i := range want {
 			perPos[pos] = max(perPos[pos], math.Abs(float64(got[i])-float64(want[i])))
@@ -1811,8 +1813,10 @@ func checkLlamaModel(d *Device, tm llamaTestModel, n int) (string, error) {
 	}
 	// Score (the validator's pass on the GPU) against the same pass on the
 	// CPU (model.ScoreForward over its Forward): log-probs of the answer
-	// within the bound above, the counts ahead (margin 0.5) equal for float
-	// models, the spots' log-softmax within it too.
+	// within the bound above, the spots' log-softmax too, and for float
+	// models the counts ahead (margin 0.5) equal but for logits within 1e-3
+	// of the bar, which the engines' last-bit differences may put on either
+	// side.
 	from := len(tm.prompt)
 	qs := []int{from - 1, len(seqToks) - 2, (from + len(seqToks)) / 2}
 	g.batch = min(5, g.batchCap)
@@ -1835,8 +1839,18 @@ func checkLlamaModel(d *Device, tm llamaTestModel, n int) (string, error) {
 	var maxScore float64
 	for i := range wlps {
 		maxScore = max(maxScore, math.Abs(glps[i]-wlps[i]))
-		if !isQuant(ktype(tm.typ)) && gahead[i] != wahead[i] {
-			return "", fmt.Errorf("Score: position %d: %d tokens ahead on the GPU, %d on the CPU", from-1+i, gahead[i], wahead[i])
+		if isQuant(ktype(tm.typ)) {
+			continue
+		}
+		p := from - 1 + i
+		bar, near := float64(cpuLogits[p][seqToks[p+1]])+0.5, 0
+		for _, v := range cpuLogits[p] {
+			if math.Abs(float64(v)-bar) <= 1e-3 {
+				near++
+			}
+		}
+		if d := gahead[i] - wahead[i]; d > near || -d > near {
+			return "", fmt.Errorf("Score: position %d: %d tokens ahead on the GPU, %d on the CPU (%d logits within 1e-3 of the bar)", p, gahead[i], wahead[i], near)
 		}
 	}
 	for i := range wdists {
