@@ -70,6 +70,15 @@ func LoadGGUF(path string) (*Model, error) {
 	return m, nil
 }
 
+// MaxContext caps a GGUF model's context. The engines allocate the KV
+// cache and attention scratch for the whole context (a 1B Llama 3 file
+// says 131,072 positions: 8.6 GB of float32 KV cache on the CPU and again
+// on the GPU), and no task can use more than the task protocol's longest
+// prompt and answer (task.MaxPromptTokens + task.MaxGenTokens, 8,192;
+// TestGGUFContextCapped checks they agree), so capping changes no task's
+// answer or verdict. A file with a shorter context keeps it.
+const MaxContext = 8192
+
 // GGUFConfig reads and validates the LLaMA hyper-parameters of f (without
 // touching tensor data). SharedClassifier is set when output.weight is absent.
 func GGUFConfig(f *gguf.File) (Config, error) {
@@ -115,6 +124,7 @@ func GGUFConfig(f *gguf.File) (Config, error) {
 	if c.SeqLen, err = size(p+"context_length", 0); err != nil {
 		return c, err
 	}
+	c.SeqLen = min(c.SeqLen, MaxContext)
 	if c.Dim%c.NHeads != 0 {
 		return c, fmt.Errorf("gguf: llama.embedding_length %d is not a multiple of llama.attention.head_count %d", c.Dim, c.NHeads)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"taobox/model/gguf"
+	"taobox/task"
 )
 
 // ggufExport is GGUFExport in the tests' words.
@@ -245,38 +246,14 @@ func TestGGUFHyperParameters(t *testing.T) {
 		{"llama.rope.freq_base", float32(500000), func(c Config) bool { return c.RopeBase == 500000 }},
 		{"general.architecture", "qwen2", func(c Config) bool { return c.RopeNeox }},
 	} {
-		f, err := gguf.Parse(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range f.Metadata {
-			kv := &f.Metadata[i]
+		b := rewriteGGUF(t, base, func(kv *gguf.KV) {
 			if kv.Key == tc.key {
 				kv.Value = tc.val
 			}
 			if s, ok := tc.val.(string); ok && strings.HasPrefix(kv.Key, "llama.") {
 				kv.Key = s + strings.TrimPrefix(kv.Key, "llama")
 			}
-		}
-		w := gguf.NewWriter()
-		for _, kv := range f.Metadata {
-			if err := w.AddKV(kv.Key, kv.Type, kv.Value); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i := range f.Tensors {
-			info, raw, err := f.Tensor(f.Tensors[i].Name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := w.AddTensor(info.Name, info.Type, info.Dims, raw); err != nil {
-				t.Fatal(err)
-			}
-		}
-		b, err := w.Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
+		})
 		m, err := loadGGUFBytes(t, b)
 		if err != nil {
 			t.Fatalf("%s = %v: %v", tc.key, tc.val, err)
@@ -290,6 +267,69 @@ func TestGGUFHyperParameters(t *testing.T) {
 		} else {
 			t.Logf("%s = %v: log-probs move by up to %.3g", tc.key, tc.val, d)
 		}
+	}
+}
+
+// rewriteGGUF returns the GGUF file base with edit applied to each
+// metadata entry, the tensors as they were.
+func rewriteGGUF(tb testing.TB, base []byte, edit func(kv *gguf.KV)) []byte {
+	tb.Helper()
+	f, err := gguf.Parse(base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := gguf.NewWriter()
+	for i := range f.Metadata {
+		kv := &f.Metadata[i]
+		edit(kv)
+		if err := w.AddKV(kv.Key, kv.Type, kv.Value); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for i := range f.Tensors {
+		info, raw, err := f.Tensor(f.Tensors[i].Name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := w.AddTensor(info.Name, info.Type, info.Dims, raw); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	b, err := w.Bytes()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// TestGGUFContextCapped: a file's context_length beyond MaxContext (Llama
+// 3's 131,072) is capped, so the KV cache is sized for what a task can
+// use; the log-probs are the uncapped model's; and MaxContext covers the
+// task protocol's longest prompt and answer, so miners and validators
+// agree on every task whatever the file says.
+func TestGGUFContextCapped(t *testing.T) {
+	if MaxContext < task.MaxPromptTokens+task.MaxGenTokens {
+		t.Fatalf("MaxContext %d < the task protocol's %d prompt + %d answer tokens", MaxContext, task.MaxPromptTokens, task.MaxGenTokens)
+	}
+	ref := randomLlama2C(t, quantConfig, 3)
+	base := exportGGUF(t, ref, ggufExport{Type: gguf.TypeF32})
+	for _, ctx := range []uint32{131072, MaxContext + 1, MaxContext, uint32(quantConfig.SeqLen)} {
+		b := rewriteGGUF(t, base, func(kv *gguf.KV) {
+			if kv.Key == "llama.context_length" {
+				kv.Value = ctx
+			}
+		})
+		m, err := loadGGUFBytes(t, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := min(int(ctx), MaxContext); m.Config.SeqLen != want {
+			t.Fatalf("context_length %d: SeqLen %d, want %d", ctx, m.Config.SeqLen, want)
+		}
+		if d := maxAbsDiff(teacherForced(t, m, gqaPrompt), teacherForced(t, ref, gqaPrompt)); d != 0 {
+			t.Fatalf("context_length %d: log-probs move by %g", ctx, d)
+		}
+		m.Close()
 	}
 }
 
