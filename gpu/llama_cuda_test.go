@@ -252,6 +252,8 @@ func TestLlamaPromptLong(t *testing.T) {
 	for _, tm := range []llamaTestModel{
 		{"f32-gqa-long", model.Config{Dim: 60, HiddenDim: 150, NLayers: 2, NHeads: 6, NKVHeads: 3, VocabSize: 300, SeqLen: 160, RMSEps: 1e-5, RopeBase: 10000}, gguf.TypeF32, 11, nil, 1e-3, 0},
 		{"q4_0-long", model.Config{Dim: 64, HiddenDim: 96, NLayers: 2, NHeads: 4, NKVHeads: 2, VocabSize: 200, SeqLen: 160, RMSEps: 1e-5, RopeBase: 10000}, gguf.TypeQ4_0, 12, nil, 0.25, 0},
+		// n % 8 == 0: matmul's 16-byte F16 weight loads
+		{"f16-long", model.Config{Dim: 64, HiddenDim: 128, NLayers: 2, NHeads: 4, NKVHeads: 4, VocabSize: 256, SeqLen: 160, RMSEps: 1e-5, RopeBase: 10000}, gguf.TypeF16, 13, nil, 1e-3, 0},
 	} {
 		f, err := tm.file()
 		if err != nil {

@@ -646,11 +646,41 @@ extern "C" __global__ void __launch_bounds__(256) matmul(const char *W, i64 t, i
 			xqs[lc][2 * lq + 1] = c < T ? xrow[2 * lq + 1] : 0;
 			if (lq == 0) xds[lc] = c < T ? xd[c * (n / 32) + b] : 0.f;
 		} else {
+			// 16-byte loads where the row allows them (F16 rows with n % 8
+			// == 0, F32 rows and inputs with n % 4 == 0: every row then
+			// starts 16-byte aligned), else one value at a time.
+			i64 kb = k0 + lq * 8;
+			bool full = kb + 8 <= n;
+			float wv[8], xv[8];
+			if (full && t == T_F16 && (n & 7) == 0) {
+				uint4 raw = *(const uint4 *)((const unsigned short *)wrow + kb);
+				const __half2 *h = (const __half2 *)&raw;
+#pragma unroll
+				for (int e = 0; e < 4; e++) {
+					float2 f = __half22float2(h[e]);
+					wv[2 * e] = f.x;
+					wv[2 * e + 1] = f.y;
+				}
+			} else if (full && t == T_F32 && (n & 3) == 0) {
+				float4 a = *(const float4 *)((const float *)wrow + kb), b = *(const float4 *)((const float *)wrow + kb + 4);
+				wv[0] = a.x; wv[1] = a.y; wv[2] = a.z; wv[3] = a.w;
+				wv[4] = b.x; wv[5] = b.y; wv[6] = b.z; wv[7] = b.w;
+			} else {
+#pragma unroll
+				for (int e = 0; e < 8; e++) wv[e] = kb + e < n ? weight_value(wrow, t, kb + e) : 0.f;
+			}
+			if (full && c < T && (n & 3) == 0) {
+				float4 a = *(const float4 *)(in + c * n + kb), b = *(const float4 *)(in + c * n + kb + 4);
+				xv[0] = a.x; xv[1] = a.y; xv[2] = a.z; xv[3] = a.w;
+				xv[4] = b.x; xv[5] = b.y; xv[6] = b.z; xv[7] = b.w;
+			} else {
+#pragma unroll
+				for (int e = 0; e < 8; e++) xv[e] = kb + e < n && c < T ? in[c * n + kb + e] : 0.f;
+			}
 #pragma unroll
 			for (int e = 0; e < 8; e++) {
-				i64 k = k0 + lq * 8 + e;
-				ws[lq * 8 + e][lr] = k < n ? weight_value(wrow, t, k) : 0.f;
-				xs[lq * 8 + e][lc] = k < n && c < T ? in[c * n + k] : 0.f;
+				ws[lq * 8 + e][lr] = wv[e];
+				xs[lq * 8 + e][lc] = xv[e];
 			}
 		}
 		__syncthreads();
