@@ -1150,12 +1150,12 @@ func (l *Llama) enqueuePrompt(prompt []int64) error {
 	return nil
 }
 
-// promptChunk enqueues the forward pass of the T tokens (T ≤ batchCap and
-// llamaChunkRows(pos0, T) == T) at
-// positions pos0.. (toks[pos0..] on the device; the KV cache holds the
-// positions before pos0) as one batch: every product is a matmul over the
-// T rows, attention is causal within them, and their K and V rows are
-// written to the cache. With logits (T ≤ logitRows), the logits of all T
+// promptChunk enqueues the forward pass of the T tokens at positions
+// pos0.. (toks[pos0..] on the device; the KV cache holds the positions
+// before pos0) as one batch: every product is a matmul over the T rows,
+// attention is causal within them, and their K and V rows are written to
+// the cache. T ≤ batchCap, and llamaChunkRows(pos0, T) == T (the attention
+// scratch holds them). With logits (T ≤ logitRows), the logits of all T
 // rows go to blogits. Inside Do.
 func (l *Llama) promptChunk(pos0, T int, logits bool) error {
 	c := l.cfg

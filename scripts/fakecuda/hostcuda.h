@@ -1,6 +1,8 @@
-// hostcuda.h: the CUDA built-ins that kernels/llama.cu uses, for compiling
-// it as C++ inside fakecuda (fakecuda.cc). The threads of a block are
-// fibers on the calling OS thread (ucontext), so __syncthreads, warp
+// hostcuda.h: the CUDA built-ins that kernels/llama.cu and kernels/yuma.cu
+// use, for compiling them as C++ inside fakecuda (fakecuda.cc,
+// fake_yuma.cc). The threads of a block are fibers on the calling OS
+// thread (a hand-written context switch on x86-64, ucontext elsewhere),
+// run by fakecuda.cc's launches, so __syncthreads, warp
 // shuffles and __shared__ memory behave as on a GPU: a fiber that reaches a
 // barrier yields until every live thread of its block (or warp) has reached
 // it; a thread that has returned counts as arrived, as on the hardware.
