@@ -121,9 +121,12 @@ func llamaBatchRows(c model.Config) int { return max(1, min(256, c.SeqLen)) }
 
 // llamaAttScratch is the bytes of the batched attention's score scratch
 // for shape c: what a full chunk of batchRows positions at the end of the
-// context would need (rows × n_heads × context floats), at most 64 MiB.
+// context would need (rows × n_heads × context floats), at most 64 MiB
+// but never less than one row at the end of the context (a chunk has at
+// least one row).
 func llamaAttScratch(c model.Config, batchRows int) int64 {
-	return min(int64(batchRows)*int64(c.NHeads)*int64(c.SeqLen)*4, 64<<20)
+	row := int64(c.NHeads) * int64(c.SeqLen) * 4
+	return max(min(int64(batchRows)*row, 64<<20), row)
 }
 
 // llamaChunkRows is how many positions (at most want, at least 1) a chunk
