@@ -725,7 +725,8 @@ func (g *Gateway) answer(ctx context.Context, w http.ResponseWriter, r *http.Req
 		prov := &Provenance{
 			MinerUID: c.UID, MinerHotkey: c.Hotkey, Validator: g.self, RequestHash: hex.EncodeToString(res.Request[:]),
 			ResultHash: hex.EncodeToString(res.Final.ResultHash[:]), FinalSignature: hex.EncodeToString(res.Final.Sig[:]),
-			Tokens: res.Final.Count, Attempts: tried,
+			BatchProof: hex.EncodeToString(res.Final.Proof.Bytes()),
+			Tokens:     res.Final.Count, Attempts: tried,
 		}
 		usage := &Usage{PromptTokens: len(body.PromptIDs), CompletionTokens: len(res.Tokens), TotalTokens: len(body.PromptIDs) + len(res.Tokens)}
 		g.m.answered.Add(1)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"taobox/chain/types"
 	"taobox/model"
+	"taobox/task"
 )
 
 // post sends a signed JSON request and decodes the answer into out (a
@@ -85,6 +87,29 @@ func checkProvenance(t *testing.T, p *Provenance, want Candidate, tokens int) {
 	bad.Tokens++
 	if bad.Verify() == nil {
 		t.Fatal("a provenance with another token count verified")
+	}
+}
+
+// A provenance whose signature covers a batch of final frames verifies
+// with its proof, and not with another leaf's proof or none.
+func TestProvenanceBatched(t *testing.T) {
+	k := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+	var hk types.AccountID
+	copy(hk[:], k.Public().(ed25519.PublicKey))
+	req, res := [32]byte{1}, [32]byte{2}
+	msgs := [][]byte{task.FinalSigningBytes([32]byte{9}, 1, res), task.FinalSigningBytes(req, 3, res), task.FinalSigningBytes(req, 4, res)}
+	sig, proofs := task.SignBatch(k, msgs)
+	p := Provenance{MinerHotkey: hk, RequestHash: hex.EncodeToString(req[:]), ResultHash: hex.EncodeToString(res[:]),
+		FinalSignature: hex.EncodeToString(sig[:]), BatchProof: hex.EncodeToString(proofs[1].Bytes()), Tokens: 3}
+	if err := p.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	for name, proof := range map[string]string{"none": "", "another leaf": hex.EncodeToString(proofs[2].Bytes()), "malformed": "00", "not hex": "zz"} {
+		bad := p
+		bad.BatchProof = proof
+		if bad.Verify() == nil {
+			t.Errorf("batch proof %s: verified", name)
+		}
 	}
 }
 

@@ -464,15 +464,17 @@ type Provenance struct {
 	MinerUID       uint16          `json:"miner_uid"`
 	MinerHotkey    types.AccountID `json:"miner_hotkey"`
 	Validator      types.AccountID `json:"validator"`
-	RequestHash    string          `json:"request_hash"`    // hex SHA-256 of the task envelope
-	ResultHash     string          `json:"result_hash"`     // hex, chains every token frame
-	FinalSignature string          `json:"final_signature"` // hex ed25519 by the miner hotkey
-	Tokens         uint32          `json:"tokens"`          // token frames the miner sent
-	Attempts       int             `json:"attempts"`        // miners tried, this one included
+	RequestHash    string          `json:"request_hash"`          // hex SHA-256 of the task envelope
+	ResultHash     string          `json:"result_hash"`           // hex, chains every token frame
+	FinalSignature string          `json:"final_signature"`       // hex ed25519 by the miner hotkey
+	BatchProof     string          `json:"batch_proof,omitempty"` // hex; set when the signature covers a batch of final frames (docs/task-protocol.md §8)
+	Tokens         uint32          `json:"tokens"`                // token frames the miner sent
+	Attempts       int             `json:"attempts"`              // miners tried, this one included
 }
 
 // Verify checks FinalSignature: that MinerHotkey signed the final frame
-// (request hash, token count, result hash) this response names. It cannot
+// (request hash, token count, result hash) this response names, alone or
+// in the batch BatchProof places it in. It cannot
 // check the result hash against the text (that needs the token frames); it
 // proves which miner answered and binds it to what it answered.
 func (p *Provenance) Verify() error {
@@ -487,7 +489,15 @@ func (p *Provenance) Verify() error {
 			return fmt.Errorf("gateway: provenance: %s is not %d hex bytes", f.name, len(f.dst))
 		}
 	}
-	if !ed25519.Verify(p.MinerHotkey[:], task.FinalSigningBytes(req, p.Tokens, res), sig[:]) {
+	pb, err := hex.DecodeString(p.BatchProof)
+	if err != nil {
+		return fmt.Errorf("gateway: provenance: batch_proof is not hex")
+	}
+	proof, err := task.DecodeProof(pb)
+	if err != nil {
+		return fmt.Errorf("gateway: provenance: %w", err)
+	}
+	if !ed25519.Verify(p.MinerHotkey[:], task.SignedBytes(task.FinalSigningBytes(req, p.Tokens, res), &proof), sig[:]) {
 		return fmt.Errorf("gateway: provenance: the final frame is not signed by miner %s", types.SS58Encode(p.MinerHotkey))
 	}
 	return nil

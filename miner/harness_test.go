@@ -272,6 +272,30 @@ func signedRequest(t testing.TB, o reqOpt) []byte {
 	return task.AppendRequest(nil, &e, o.body)
 }
 
+// batchEnvelopes returns n envelopes for body(1) by valKey that one
+// signature covers (task.SignBatch), and the body they sign.
+func batchEnvelopes(t testing.TB, n int) ([]task.Envelope, []byte) {
+	t.Helper()
+	b := bodyBytes(body(1))
+	es := make([]task.Envelope, n)
+	msgs := make([][]byte, n)
+	for i := range es {
+		var nonce [16]byte
+		binary.BigEndian.PutUint64(nonce[:], uint64(time.Now().UnixNano()))
+		nonce[15] = byte(i)
+		e, err := task.NewEnvelope(valKey, testNetuid, minerID, b, time.Now(), bytes.NewReader(nonce[:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		es[i], msgs[i] = e, e.SigningBytes()
+	}
+	sig, proofs := task.SignBatch(valKey, msgs)
+	for i := range es {
+		es[i].Sig, es[i].Proof = sig, proofs[i]
+	}
+	return es, b
+}
+
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0

@@ -528,6 +528,7 @@ func BenchmarkTasks(b *testing.B) {
 			c := newClient(valKey, task.ClientOptions{})
 			defer c.Close()
 			report(b, conc, legitQuery(c, tm.addr))
+			reportBatches(b, c, tm.Miner)
 		})
 		b.Run(fmt.Sprintf("task-noverify/conc=%d", conc), func(b *testing.B) {
 			tm := startMiner(b, Config{Answer: fixedAnswer(1), Limits: Limits{Rate: 1e9, Burst: 1 << 30, PerHotkey: 1 << 20, Queue: 4096}})
@@ -544,6 +545,17 @@ func BenchmarkTasks(b *testing.B) {
 			defer c.Close()
 			report(b, conc, legitQuery(c, tm.addr))
 		})
+	}
+}
+
+// reportBatches reports how many messages a signature covered on average:
+// envelopes by the client, final frames by the miner.
+func reportBatches(b *testing.B, c *task.Client, m *Miner) {
+	if s, n := c.SignStats(); s > 0 {
+		b.ReportMetric(float64(n)/float64(s), "env/sig")
+	}
+	if s, n := m.signer.Stats(); s > 0 {
+		b.ReportMetric(float64(n)/float64(s), "final/sig")
 	}
 }
 

@@ -76,6 +76,8 @@ var (
 		"Times the kernel filter started dropping QUIC Initial packets after a refused handshake: from one source (scope=ip) or from all (scope=all).", []string{"scope"}, nil)
 	descInitialDropping = prometheus.NewDesc("taobox_miner_initial_drop_active",
 		"What the kernel filter drops now: scope=all is 1 while every source's QUIC Initial packets are dropped; scope=ip counts the sources held.", []string{"scope"}, nil)
+	descFinalSigs = prometheus.NewDesc("taobox_miner_final_signatures_total",
+		"ed25519 signatures made for final frames; each covers one final frame or a batch of them (see taobox_miner_tasks_served_total for the frames).", nil, nil)
 	descTokRate = prometheus.NewDesc("taobox_miner_tokens_per_second",
 		"Generation speed estimate: mean tokens per served answer over taobox_miner_answer_seconds_mean; 0 before the first answer.", nil, nil)
 )
@@ -90,7 +92,7 @@ type minerCollector Miner
 
 func (c *minerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRejects, descInfo, descServed, descTokens, descAbandoned, descStreams,
-		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsUnserved, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate, descAccelAnswers, descAccelFailovers, descInitialHolds, descInitialDropping} {
+		descConns, descConnsRefused, descHandshakesRefused, descConnsClosedBad, descConnsUnserved, descConnsOpen, descQueue, descInFlight, descReplay, descAnswer, descTokRate, descAccelAnswers, descAccelFailovers, descInitialHolds, descInitialDropping, descFinalSigs} {
 		ch <- d
 	}
 }
@@ -110,6 +112,8 @@ func (c *minerCollector) Collect(ch chan<- prometheus.Metric) {
 	served, tokens := m.m.served.Load(), m.m.tokens.Load()
 	counter(descServed, served)
 	counter(descTokens, tokens)
+	sigs, _ := m.signer.Stats()
+	counter(descFinalSigs, int64(sigs))
 	counter(descAbandoned, m.m.abandoned.Load())
 	counter(descAccelAnswers, m.m.accelAnswers.Load())
 	counter(descAccelFailovers, m.m.accelFailovers.Load())

@@ -179,6 +179,11 @@ type Config struct {
 	Logger    *slog.Logger     // nil: discard
 	Now       func() time.Time // nil: time.Now
 
+	// SignBatch caps how many final frames that finish together share one
+	// signature (task.BatchSigner: a lone answer is signed alone, at
+	// once). 0 means task.MaxBatch; 1 signs every final frame alone.
+	SignBatch int
+
 	// Accel, when set, runs Model's forward passes on another device (the
 	// GPU runner; see accel.go) one answer at a time while it can serve;
 	// otherwise answers run on Model here (batched when Limits.Slots > 1).
@@ -199,6 +204,7 @@ type Miner struct {
 	answer AnswerFunc
 	log    *slog.Logger
 	now    func() time.Time
+	signer *task.BatchSigner // final frames
 
 	senders senderCache
 	replay  *replayCache
@@ -244,7 +250,7 @@ func New(cfg Config) (*Miner, error) {
 		return nil, fmt.Errorf("miner: %w", err)
 	}
 	m := &Miner{
-		cfg: cfg, tls: tc, log: cfg.Logger, now: cfg.Now,
+		cfg: cfg, tls: tc, log: cfg.Logger, now: cfg.Now, signer: task.NewBatchSigner(cfg.Key, cfg.SignBatch),
 		replay: newReplayCache(cfg.Limits.ReplayCache, replayShare(&cfg.Limits)),
 		q:      newQueue(cfg.Limits.Queue),
 		hk:     map[types.AccountID]*hotkeyState{},

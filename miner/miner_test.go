@@ -148,6 +148,26 @@ func TestAttacksRejectedWithCodes(t *testing.T) {
 			t.Fatalf("replay: %v", got)
 		}
 	})
+	t.Run("batch-signed requests", func(t *testing.T) {
+		es, b := batchEnvelopes(t, 5)
+		send := func(e task.Envelope) task.Code { return rejectCode(t, exchange(t, c, task.AppendRequest(nil, &e, b))) }
+		sibling := es[1]
+		sibling.Proof.Path[1][0] ^= 1
+		swapped := es[2]
+		swapped.Proof.Index = es[3].Proof.Index
+		for i, step := range []struct {
+			e    task.Envelope
+			want task.Code
+		}{
+			{sibling, task.CodeBadSignature}, {es[0], task.CodeOK}, {es[1], task.CodeOK},
+			{swapped, task.CodeBadSignature}, {es[2], task.CodeOK}, {es[3], task.CodeOK},
+			{es[0], task.CodeReplay}, {es[4], task.CodeOK},
+		} {
+			if got := send(step.e); got != step.want {
+				t.Fatalf("step %d: %v, want %v", i, got, step.want)
+			}
+		}
+	})
 	t.Run("wrong pinned key", func(t *testing.T) {
 		cl := task.NewClient(valKey, testNetuid, task.ClientOptions{DialTimeout: 2 * time.Second})
 		defer cl.Close()
@@ -157,7 +177,7 @@ func TestAttacksRejectedWithCodes(t *testing.T) {
 		}
 	})
 	m := tm.Metrics()
-	if m[`taobox_miner_rejects_total{code="replay"}`] != 1 || m[`taobox_miner_rejects_total{code="stale"}`] != 2 {
+	if m[`taobox_miner_rejects_total{code="replay"}`] != 2 || m[`taobox_miner_rejects_total{code="stale"}`] != 2 {
 		t.Fatalf("metrics: %v", m)
 	}
 }
@@ -708,5 +728,28 @@ func TestReplayCacheForgottenBounded(t *testing.T) {
 	}
 	if n := c.len(); n != 0 {
 		t.Fatalf("%d entries left", n)
+	}
+}
+
+// 64 concurrent queries over one connection: envelopes and final frames go
+// out batch-signed when they meet at a signer (docs/task-protocol.md §8),
+// and every answer verifies against its request; the miner's signature
+// count and metric add up.
+func TestConcurrentQueriesBatchSigned(t *testing.T) {
+	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{Rate: 1e6, Burst: 1e6, PerHotkey: 1 << 10, Queue: 1024}})
+	c := newClient(valKey, task.ClientOptions{})
+	defer c.Close()
+	const n = 640
+	if _, _, err := runLoad(64, n, legitQuery(c, tm.addr)); err != nil {
+		t.Fatal(err)
+	}
+	sigs, finals := tm.signer.Stats()
+	esigs, envs := c.SignStats()
+	t.Logf("%d final frames in %d signatures, %d envelopes in %d signatures", finals, sigs, envs, esigs)
+	if finals != n || sigs == 0 || sigs > finals || envs != n || esigs == 0 || esigs > envs {
+		t.Fatalf("signer stats: %d/%d finals, %d/%d envelopes", sigs, finals, esigs, envs)
+	}
+	if got := tm.Metrics()["taobox_miner_final_signatures_total"]; got != float64(sigs) {
+		t.Fatalf("metric %v, want %d", got, sigs)
 	}
 }

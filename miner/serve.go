@@ -262,9 +262,9 @@ func (a *answerRun) end(err error) {
 		r.reject(code, 0, "answer failed after "+fmt.Sprint(a.count)+" tokens")
 		return
 	}
-	count, sum, key := a.count, a.chain.Sum(), m.cfg.Key
+	count, sum := a.count, a.chain.Sum()
 	r.w.finishWith(func() []byte {
-		f := task.SignFinal(key, r.hash, count, sum)
+		f := m.signer.SignFinal(r.hash, count, sum)
 		return task.AppendFinalFrame(nil, &f)
 	})
 	m.m.served.Add(1)

@@ -37,6 +37,10 @@ type ClientOptions struct {
 	Now func() time.Time
 	// Rand supplies nonces. Nil means crypto/rand.
 	Rand io.Reader
+	// SignBatch caps how many concurrent queries' envelopes share one
+	// signature (BatchSigner: a lone query is signed alone, at once). 0
+	// means MaxBatch; 1 signs every envelope alone.
+	SignBatch int
 }
 
 // Client is one validator's task client. It keeps one QUIC connection per
@@ -46,6 +50,7 @@ type Client struct {
 	key    ed25519.PrivateKey
 	netuid uint16
 	opt    ClientOptions
+	signer *BatchSigner
 
 	mu      sync.Mutex
 	tr      *quic.Transport
@@ -83,8 +88,12 @@ func NewClient(key ed25519.PrivateKey, netuid uint16, opts ClientOptions) *Clien
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	return &Client{key: key, netuid: netuid, opt: opts, tr: opts.Transport, conns: map[connKey]*connEntry{}}
+	return &Client{key: key, netuid: netuid, opt: opts, signer: NewBatchSigner(key, opts.SignBatch), tr: opts.Transport, conns: map[connKey]*connEntry{}}
 }
+
+// SignStats reports how many signatures the client made for envelopes and
+// how many envelopes they covered (see BatchSigner).
+func (c *Client) SignStats() (sigs, envelopes uint64) { return c.signer.Stats() }
 
 // ErrClosed: the client was closed.
 var ErrClosed = errors.New("task: client closed")
@@ -192,12 +201,15 @@ func (c *Client) QueryWith(ctx context.Context, addr string, miner types.Account
 	if err := body.Validate(); err != nil {
 		return nil, fmt.Errorf("task: query: %w", err)
 	}
+	if len(c.key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("task: query: private key has %d bytes", len(c.key))
+	}
 	bb := body.Encode()
-	env, err := NewEnvelope(c.key, c.netuid, miner, bb, c.opt.Now(), c.opt.Rand)
+	env, err := newEnvelope(c.key.Public().(ed25519.PublicKey), c.netuid, miner, bb, c.opt.Now(), c.opt.Rand, c.signer.Sign)
 	if err != nil {
 		return nil, err
 	}
-	req := AppendRequest(make([]byte, 0, 2+EnvelopeSize+4+len(bb)), &env, bb)
+	req := AppendRequest(make([]byte, 0, 2+env.Size()+4+len(bb)), &env, bb)
 	ctx, cancelTimeout := context.WithTimeout(ctx, c.opt.Timeout)
 	defer cancelTimeout()
 	ctx, cancel := context.WithCancelCause(ctx)

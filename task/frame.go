@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// Request frame: u16 envelope length (must be EnvelopeSize) | envelope |
+// Request frame: u16 envelope length (EnvelopeSize..MaxEnvelopeSize) | envelope |
 // u32 body length (≤ MaxBodySize) | body. The client then closes its send
 // side; a miner ignores anything after the body.
 //
@@ -19,22 +19,23 @@ import (
 // Frame types.
 const (
 	FrameToken  = 1 // payload: u32 id | f32 logprob | u8 n | n×(u32 id | f32 logprob)
-	FrameFinal  = 2 // payload: u32 count | [32]result hash | [64]sig
+	FrameFinal  = 2 // payload: u32 count | [32]result hash | [64]sig [| u8 index | d×[32] batch proof]
 	FrameReject = 3 // payload: u8 code | u32 retry-after ms | u16 n | n bytes UTF-8 message
 )
 
 // Payload caps per frame type.
 const (
 	maxTokenPayload  = 9 + 8*MaxTopAlts
-	finalPayload     = 4 + 32 + 64
+	finalPayload     = 4 + 32 + 64 // signed alone
+	maxFinalPayload  = finalPayload + maxProofSize
 	maxRejectPayload = 7 + MaxRejectMessage
 	// MaxResponseFrame is the largest response frame, header included.
-	MaxResponseFrame = 3 + maxRejectPayload
+	MaxResponseFrame = 3 + max(maxTokenPayload, maxFinalPayload, maxRejectPayload)
 )
 
 // AppendRequest appends the request frame for an encoded envelope and body.
 func AppendRequest(dst []byte, env *Envelope, body []byte) []byte {
-	dst = binary.BigEndian.AppendUint16(dst, EnvelopeSize)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(env.Size()))
 	dst = append(dst, env.Encode()...)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
 	return append(dst, body...)
@@ -51,29 +52,33 @@ func ReadRequest(r io.Reader) (Envelope, []byte, Code, error) {
 	if _, err := io.ReadFull(r, hdr[:2]); err != nil {
 		return Envelope{}, nil, CodeMalformed, fmt.Errorf("task: read request: envelope length: %w", err)
 	}
-	if n := binary.BigEndian.Uint16(hdr[:2]); n != EnvelopeSize {
+	n := int(binary.BigEndian.Uint16(hdr[:2]))
+	if n < EnvelopeSize || n > MaxEnvelopeSize {
 		code := CodeMalformed
-		if n > EnvelopeSize {
+		if n > MaxEnvelopeSize {
 			code = CodeTooLarge
 		}
-		return Envelope{}, nil, code, fmt.Errorf("task: read request: envelope length %d, want %d", n, EnvelopeSize)
+		return Envelope{}, nil, code, fmt.Errorf("task: read request: envelope length %d, want %d..%d", n, EnvelopeSize, MaxEnvelopeSize)
 	}
-	var eb [EnvelopeSize]byte
-	if _, err := io.ReadFull(r, eb[:]); err != nil {
+	var eb [MaxEnvelopeSize]byte
+	if _, err := io.ReadFull(r, eb[:n]); err != nil {
 		return Envelope{}, nil, CodeMalformed, fmt.Errorf("task: read request: envelope: %w", err)
 	}
-	env, _ := DecodeEnvelope(eb[:])
+	env, err := DecodeEnvelope(eb[:n])
+	if err != nil {
+		return Envelope{}, nil, CodeMalformed, fmt.Errorf("task: read request: %w", err)
+	}
 	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
 		return env, nil, CodeMalformed, fmt.Errorf("task: read request: body length: %w", err)
 	}
-	n := binary.BigEndian.Uint32(hdr[:4])
-	if n > MaxBodySize {
-		return env, nil, CodeTooLarge, fmt.Errorf("task: read request: body length %d > %d", n, MaxBodySize)
+	bn := binary.BigEndian.Uint32(hdr[:4])
+	if bn > MaxBodySize {
+		return env, nil, CodeTooLarge, fmt.Errorf("task: read request: body length %d > %d", bn, MaxBodySize)
 	}
-	if n < bodyFixed {
-		return env, nil, CodeMalformed, fmt.Errorf("task: read request: body length %d < %d", n, bodyFixed)
+	if bn < bodyFixed {
+		return env, nil, CodeMalformed, fmt.Errorf("task: read request: body length %d < %d", bn, bodyFixed)
 	}
-	body := make([]byte, n)
+	body := make([]byte, bn)
 	if _, err := io.ReadFull(r, body); err != nil {
 		return env, nil, CodeMalformed, fmt.Errorf("task: read request: body: %w", err)
 	}
@@ -153,10 +158,11 @@ func AppendTokenFrame(dst []byte, t *Token) []byte {
 // AppendFinalFrame appends a whole final frame.
 func AppendFinalFrame(dst []byte, f *Final) []byte {
 	dst = append(dst, FrameFinal)
-	dst = binary.BigEndian.AppendUint16(dst, finalPayload)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(finalPayload+f.Proof.size()))
 	dst = binary.BigEndian.AppendUint32(dst, f.Count)
 	dst = append(dst, f.ResultHash[:]...)
-	return append(dst, f.Sig[:]...)
+	dst = append(dst, f.Sig[:]...)
+	return f.Proof.appendEncode(dst)
 }
 
 // AppendRejectFrame appends a whole reject frame. A message longer than
@@ -180,12 +186,17 @@ func AppendRejectFrame(dst []byte, r *Reject) []byte {
 // DecodeFinal decodes a final frame payload.
 func DecodeFinal(p []byte) (Final, error) {
 	var f Final
-	if len(p) != finalPayload {
-		return f, fmt.Errorf("%w: final: %d bytes, want %d", ErrMalformed, len(p), finalPayload)
+	if len(p) < finalPayload || len(p) > maxFinalPayload {
+		return f, fmt.Errorf("%w: final: %d bytes, want %d..%d", ErrMalformed, len(p), finalPayload, maxFinalPayload)
+	}
+	pr, err := DecodeProof(p[finalPayload:])
+	if err != nil {
+		return f, fmt.Errorf("final: %w", err)
 	}
 	f.Count = binary.BigEndian.Uint32(p)
 	copy(f.ResultHash[:], p[4:36])
-	copy(f.Sig[:], p[36:])
+	copy(f.Sig[:], p[36:100])
+	f.Proof = pr
 	return f, nil
 }
 
@@ -233,7 +244,7 @@ func (f *FrameReader) Next() (byte, []byte, error) {
 	case FrameToken:
 		max = maxTokenPayload
 	case FrameFinal:
-		max = finalPayload
+		max = maxFinalPayload
 	case FrameReject:
 		max = maxRejectPayload
 	default:

@@ -40,17 +40,24 @@ const (
 	// MaxBodySize is the largest encoded body: the fixed fields plus
 	// MaxPromptTokens ids.
 	MaxBodySize = bodyFixed + 4*MaxPromptTokens
-	// EnvelopeSize is the exact size of an encoded envelope.
+	// EnvelopeSize is the size of an encoded envelope signed alone (no
+	// batch proof).
 	EnvelopeSize = 2 + 2 + 32 + 32 + 16 + 8 + 32 + 64
+	// MaxEnvelopeSize is the size of an envelope with the deepest batch
+	// proof.
+	MaxEnvelopeSize = EnvelopeSize + maxProofSize
 	// MaxRequestSize is the largest request frame on the wire (both length
 	// prefixes, the envelope and the largest body).
-	MaxRequestSize = 2 + EnvelopeSize + 4 + MaxBodySize
+	MaxRequestSize = 2 + MaxEnvelopeSize + 4 + MaxBodySize
 	// MaxRejectMessage bounds Reject.Message in bytes.
 	MaxRejectMessage = 256
 )
 
 // bodyFixed is the encoded size of a body with no prompt ids.
 const bodyFixed = 4 + 4 + 4 + 4 + 4 + 8 + 1 + 32
+
+// maxProofSize is the encoded size of the deepest batch proof.
+const maxProofSize = 1 + 32*MaxBatchDepth
 
 // Domain-separation prefixes for what is signed or hashed.
 const (
@@ -173,9 +180,11 @@ func DecodeBody(p []byte) (Body, error) {
 	return b, nil
 }
 
-// Envelope authenticates a request. Its encoding is fixed-size
-// (EnvelopeSize bytes): u16 Version | u16 Netuid | [32]Validator |
-// [32]Miner | [16]Nonce | i64 TimeMs | [32]BodyHash | [64]Sig.
+// Envelope authenticates a request. Its encoding: u16 Version | u16 Netuid
+// | [32]Validator | [32]Miner | [16]Nonce | i64 TimeMs | [32]BodyHash |
+// [64]Sig (EnvelopeSize bytes), then the batch proof when Sig covers a
+// batch (u8 index | d×[32] siblings; see batch.go), so EnvelopeSize or
+// EnvelopeSize+1+32d bytes, 1 ≤ d ≤ MaxBatchDepth.
 type Envelope struct {
 	Version   uint16
 	Netuid    uint16
@@ -184,7 +193,8 @@ type Envelope struct {
 	Nonce     [16]byte        // random; replay key together with Validator
 	TimeMs    int64           // sender's clock, Unix milliseconds
 	BodyHash  [32]byte        // SHA-256 of the encoded body
-	Sig       [64]byte        // ed25519 over SigningBytes
+	Sig       [64]byte        // ed25519 over SignedBytes(SigningBytes, &Proof)
+	Proof     Proof           // where SigningBytes sits in the signed batch; Depth 0: signed alone
 }
 
 // NewEnvelope builds and signs an envelope for an encoded body. now and rnd
@@ -194,18 +204,28 @@ func NewEnvelope(key ed25519.PrivateKey, netuid uint16, miner types.AccountID, b
 	if len(key) != ed25519.PrivateKeySize {
 		return e, fmt.Errorf("task: new envelope: private key has %d bytes", len(key))
 	}
+	return newEnvelope(key.Public().(ed25519.PublicKey), netuid, miner, body, now, rnd, func(msg []byte) ([64]byte, Proof) {
+		return edsig.Sign(key, msg), Proof{}
+	})
+}
+
+// newEnvelope fills an envelope from validator key pub and signs it with
+// sign (one key alone, or a BatchSigner's batch).
+func newEnvelope(pub ed25519.PublicKey, netuid uint16, miner types.AccountID, body []byte, now time.Time, rnd io.Reader, sign func([]byte) ([64]byte, Proof)) (Envelope, error) {
+	var e Envelope
 	e.Version, e.Netuid, e.Miner = Version, netuid, miner
-	copy(e.Validator[:], key.Public().(ed25519.PublicKey))
+	copy(e.Validator[:], pub)
 	if _, err := io.ReadFull(rnd, e.Nonce[:]); err != nil {
 		return e, fmt.Errorf("task: new envelope: nonce: %w", err)
 	}
 	e.TimeMs = now.UnixMilli()
 	e.BodyHash = sha256.Sum256(body)
-	e.Sig = edsig.Sign(key, e.SigningBytes())
+	e.Sig, e.Proof = sign(e.SigningBytes())
 	return e, nil
 }
 
-// SigningBytes is the domain prefix followed by every encoded field but Sig.
+// SigningBytes is the domain prefix followed by every encoded field but Sig
+// and Proof: the message that is signed alone, or is the leaf of a batch.
 func (e *Envelope) SigningBytes() []byte {
 	p := make([]byte, 0, len(domainRequest)+EnvelopeSize-64)
 	p = append(p, domainRequest...)
@@ -222,19 +242,28 @@ func (e *Envelope) appendUnsigned(p []byte) []byte {
 	return append(p, e.BodyHash[:]...)
 }
 
-// Encode returns the EnvelopeSize-byte encoding.
+// Size is the length of e's encoding.
+func (e *Envelope) Size() int { return EnvelopeSize + e.Proof.size() }
+
+// Encode returns the encoding (Size bytes).
 func (e *Envelope) Encode() []byte {
-	p := e.appendUnsigned(make([]byte, 0, EnvelopeSize))
-	return append(p, e.Sig[:]...)
+	p := e.appendUnsigned(make([]byte, 0, e.Size()))
+	p = append(p, e.Sig[:]...)
+	return e.Proof.appendEncode(p)
 }
 
-// DecodeEnvelope decodes exactly EnvelopeSize bytes. It checks nothing but
-// the length; Verify checks the signature.
+// DecodeEnvelope decodes a whole envelope. It checks the length and the
+// batch proof's shape; Verify checks the signature.
 func DecodeEnvelope(p []byte) (Envelope, error) {
 	var e Envelope
-	if len(p) != EnvelopeSize {
-		return e, fmt.Errorf("%w: envelope: %d bytes, want %d", ErrMalformed, len(p), EnvelopeSize)
+	if len(p) < EnvelopeSize || len(p) > MaxEnvelopeSize {
+		return e, fmt.Errorf("%w: envelope: %d bytes, want %d..%d", ErrMalformed, len(p), EnvelopeSize, MaxEnvelopeSize)
 	}
+	pr, err := DecodeProof(p[EnvelopeSize:])
+	if err != nil {
+		return e, fmt.Errorf("envelope: %w", err)
+	}
+	e.Proof = pr
 	e.Version = binary.BigEndian.Uint16(p)
 	e.Netuid = binary.BigEndian.Uint16(p[2:])
 	copy(e.Validator[:], p[4:36])
@@ -246,10 +275,11 @@ func DecodeEnvelope(p []byte) (Envelope, error) {
 	return e, nil
 }
 
-// Verify checks Sig against Validator. It does not check the body hash
-// (VerifyBody does), the time window, or who the sender is.
+// Verify checks Sig (and Proof) against Validator. It does not check the
+// body hash (VerifyBody does), the time window, or who the sender is. A
+// batch root already verified is not verified again (batch.go).
 func (e *Envelope) Verify() error {
-	if !edsig.Verify(e.Validator, e.SigningBytes(), &e.Sig) {
+	if !batchRoots.verify(e.Validator, e.SigningBytes(), &e.Proof, &e.Sig) {
 		return fmt.Errorf("%w: envelope from %s", ErrBadSignature, types.SS58Encode(e.Validator))
 	}
 	return nil
@@ -276,11 +306,13 @@ type Token struct {
 }
 
 // Final ends a successful response. ResultHash chains every token frame
-// (see ResultChain); Sig is the miner's ed25519 over FinalSigningBytes.
+// (see ResultChain); Sig is the miner's ed25519 over
+// SignedBytes(FinalSigningBytes, &Proof).
 type Final struct {
 	Count      uint32
 	ResultHash [32]byte
 	Sig        [64]byte
+	Proof      Proof // Depth 0: signed alone
 }
 
 // ResultChain accumulates the result hash over token frames:
@@ -306,8 +338,9 @@ func (c *ResultChain) Add(tokenPayload []byte) {
 // Sum is the current hash.
 func (c *ResultChain) Sum() [32]byte { return c.h }
 
-// FinalSigningBytes is what the miner signs: the domain prefix, the request
-// hash, u32 count and the result hash.
+// FinalSigningBytes is what the miner signs (alone, or as the leaf of a
+// batch): the domain prefix, the request hash, u32 count and the result
+// hash.
 func FinalSigningBytes(req [32]byte, count uint32, result [32]byte) []byte {
 	p := make([]byte, 0, len(domainFinal)+32+4+32)
 	p = append(append(p, domainFinal...), req[:]...)
@@ -333,6 +366,13 @@ func SignFinal(key ed25519.PrivateKey, req [32]byte, count uint32, result [32]by
 	return f
 }
 
+// SignFinal signs an already computed result hash in s's next batch.
+func (s *BatchSigner) SignFinal(req [32]byte, count uint32, result [32]byte) Final {
+	f := Final{Count: count, ResultHash: result}
+	f.Sig, f.Proof = s.Sign(FinalSigningBytes(req, count, result))
+	return f
+}
+
 // Verify checks that f is the miner's signed final frame for request req
 // and exactly these tokens.
 func (f *Final) Verify(miner types.AccountID, req [32]byte, tokens []Token) error {
@@ -348,7 +388,7 @@ func (f *Final) Verify(miner types.AccountID, req [32]byte, tokens []Token) erro
 	if c.Sum() != f.ResultHash {
 		return fmt.Errorf("%w: final: result hash does not match the tokens", ErrBadSignature)
 	}
-	if !edsig.Verify(miner, FinalSigningBytes(req, f.Count, f.ResultHash), &f.Sig) {
+	if !batchRoots.verify(miner, FinalSigningBytes(req, f.Count, f.ResultHash), &f.Proof, &f.Sig) {
 		return fmt.Errorf("%w: final: not signed by miner %s", ErrBadSignature, types.SS58Encode(miner))
 	}
 	return nil

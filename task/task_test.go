@@ -239,12 +239,14 @@ func FuzzReadRequest(f *testing.F) {
 	body := sampleBodyBytes()
 	e, _ := NewEnvelope(k, 1, m, body, time.Unix(0, 0), bytes.NewReader(make([]byte, 16)))
 	f.Add(AppendRequest(nil, &e, body))
+	be := batchEnvelopes(f, k, m, body, 5)[3]
+	f.Add(AppendRequest(nil, &be, body))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		e, b, code, err := ReadRequest(bytes.NewReader(p))
 		if (err == nil) != (code == CodeOK) {
 			t.Fatalf("code %v with err %v", code, err)
 		}
-		if err == nil && !bytes.Equal(AppendRequest(nil, &e, b), p[:2+EnvelopeSize+4+len(b)]) {
+		if err == nil && !bytes.Equal(AppendRequest(nil, &e, b), p[:2+e.Size()+4+len(b)]) {
 			t.Fatal("re-encoding differs")
 		}
 	})
@@ -254,6 +256,7 @@ func FuzzResponseFrames(f *testing.F) {
 	f.Add(AppendTokenFrame(nil, &Token{ID: 1, LogProb: -1, Top: []Alt{{1, -1}}}))
 	f.Add(AppendRejectFrame(nil, &Reject{Code: CodeBusy, Message: "x"}))
 	f.Add(AppendFinalFrame(nil, &Final{}))
+	f.Add(AppendFinalFrame(nil, &Final{Count: 1, Proof: Proof{Depth: 2, Index: 3, Path: [MaxBatchDepth][32]byte{{1}, {2}}}}))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		fr := NewFrameReader(bytes.NewReader(p))
 		for {
@@ -299,9 +302,12 @@ func sampleBodyBytes() []byte { b := sampleBody(); return b.Encode() }
 func TestDocMatchesConstants(t *testing.T) {
 	for name, got := range map[string][2]int{
 		"EnvelopeSize":     {EnvelopeSize, 188},
+		"MaxEnvelopeSize":  {MaxEnvelopeSize, 381},
+		"MaxBatch":         {MaxBatch, 64},
 		"MaxBodySize":      {MaxBodySize, 16445},
-		"MaxRequestSize":   {MaxRequestSize, 16639},
-		"MaxResponseFrame": {MaxResponseFrame, 266},
+		"MaxRequestSize":   {MaxRequestSize, 16832},
+		"MaxResponseFrame": {MaxResponseFrame, 296},
+		"maxFinalPayload":  {maxFinalPayload, 293},
 		"bodyFixed":        {bodyFixed, 61},
 		"maxTokenPayload":  {maxTokenPayload, 137},
 		"finalPayload":     {finalPayload, 100},
