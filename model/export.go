@@ -54,7 +54,7 @@ func ExportGGUF(m *Model, o GGUFExport) ([]byte, error) {
 		o.Name = "taobox-test"
 	}
 	g.AddString("general.name", o.Name)
-	g.AddUint32(o.arch+".context_length", uint32(c.SeqLen))
+	g.AddUint32(o.arch+".context_length", uint32(c.DeclaredSeqLen()))
 	g.AddUint32(o.arch+".embedding_length", uint32(c.Dim))
 	g.AddUint32(o.arch+".block_count", uint32(c.NLayers))
 	g.AddUint32(o.arch+".feed_forward_length", uint32(c.HiddenDim))

@@ -124,7 +124,9 @@ func GGUFConfig(f *gguf.File) (Config, error) {
 	if c.SeqLen, err = size(p+"context_length", 0); err != nil {
 		return c, err
 	}
-	c.SeqLen = min(c.SeqLen, MaxContext)
+	if c.SeqLen > MaxContext {
+		c.SeqLen, c.FileSeqLen = MaxContext, c.SeqLen
+	}
 	if c.Dim%c.NHeads != 0 {
 		return c, fmt.Errorf("gguf: llama.embedding_length %d is not a multiple of llama.attention.head_count %d", c.Dim, c.NHeads)
 	}

@@ -329,6 +329,18 @@ func TestGGUFContextCapped(t *testing.T) {
 		if d := maxAbsDiff(teacherForced(t, m, gqaPrompt), teacherForced(t, ref, gqaPrompt)); d != 0 {
 			t.Fatalf("context_length %d: log-probs move by %g", ctx, d)
 		}
+		// The cap is the engines': the file's own context survives export.
+		if m.Config.DeclaredSeqLen() != int(ctx) {
+			t.Fatalf("context_length %d: declared %d", ctx, m.Config.DeclaredSeqLen())
+		}
+		again, err := loadGGUFBytes(t, exportGGUF(t, m, ggufExport{Type: gguf.TypeF32}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Config != m.Config {
+			t.Fatalf("context_length %d: re-exported config %+v, want %+v", ctx, again.Config, m.Config)
+		}
+		again.Close()
 		m.Close()
 	}
 }

@@ -18,6 +18,10 @@ type Config struct {
 	NKVHeads  int // key/value heads (grouped-query attention when < NHeads)
 	VocabSize int
 	SeqLen    int // maximum context length (size of the KV cache)
+	// FileSeqLen is the context length the file declares when the loader
+	// capped SeqLen to MaxContext; 0 when SeqLen is the file's own. Export
+	// and `model info` report the file's.
+	FileSeqLen int
 	// SharedClassifier is true when the output classifier is the token
 	// embedding table (tied weights).
 	SharedClassifier bool
@@ -33,6 +37,15 @@ type Config struct {
 	// each head, used by e.g. qwen2; false is run.c's and llama's pairing
 	// of consecutive values (i, i+1).
 	RopeNeox bool
+}
+
+// DeclaredSeqLen is the context length the model file declares: SeqLen,
+// or FileSeqLen when the loader capped it.
+func (c Config) DeclaredSeqLen() int {
+	if c.FileSeqLen > 0 {
+		return c.FileSeqLen
+	}
+	return c.SeqLen
 }
 
 func (c Config) rmsEps() float32 {

@@ -120,6 +120,9 @@ var modelInfoCommand = &command{
 				fmt.Fprintf(tw, "parameters\t%d\n", info.Parameters)
 				fmt.Fprintf(tw, "quantization\t%s\n", info.Quantization)
 				fmt.Fprintf(tw, "context length\t%d\n", info.ContextLength)
+				if info.ContextUsed > 0 {
+					fmt.Fprintf(tw, "context used\t%d (no task needs more: prompt + answer ≤ %d)\n", info.ContextUsed, model.MaxContext)
+				}
 				fmt.Fprintf(tw, "vocab size\t%d\n", info.VocabSize)
 				fmt.Fprintf(tw, "dim\t%d\n", info.Dim)
 				fmt.Fprintf(tw, "hidden dim\t%d\n", info.HiddenDim)
@@ -415,7 +418,8 @@ type modelInfo struct {
 	Architecture   string `json:"architecture"`
 	Parameters     int64  `json:"parameters"`
 	Quantization   string `json:"quantization"`
-	ContextLength  int    `json:"context_length"`
+	ContextLength  int    `json:"context_length"`         // as the file declares
+	ContextUsed    int    `json:"context_used,omitempty"` // set when the engines cap it (model.MaxContext)
 	VocabSize      int    `json:"vocab_size"`
 	Dim            int    `json:"dim"`
 	HiddenDim      int    `json:"hidden_dim"`
@@ -437,13 +441,17 @@ func (mf *modelFile) info() modelInfo {
 	if mf.tok != nil {
 		bos, eos = mf.tok.BOS(), mf.tok.EOS()
 	}
-	return modelInfo{
+	info := modelInfo{
 		File: mf.path, Format: mf.format, Architecture: "llama", Parameters: params,
-		Quantization: mf.quant, ContextLength: c.SeqLen, VocabSize: c.VocabSize,
+		Quantization: mf.quant, ContextLength: c.DeclaredSeqLen(), VocabSize: c.VocabSize,
 		Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.NLayers, Heads: c.NHeads, KVHeads: c.NKVHeads,
 		TiedEmbeddings: c.SharedClassifier, Tokenizer: tokenizerName(mf.tok), BOS: bos, EOS: eos,
 		FileSize: mf.size, SHA256: mf.sha256,
 	}
+	if c.FileSeqLen > 0 {
+		info.ContextUsed = c.SeqLen
+	}
+	return info
 }
 
 // parseIDs parses comma-separated token ids below vocab.
