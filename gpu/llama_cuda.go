@@ -1478,14 +1478,18 @@ func (l *Llama) bench(decode, prompt int) (r LlamaBenchResult, err error) {
 	// Warm-up: the JIT, first launches, clocks, and the capture of the
 	// token-by-token prompt's graph (the baseline's) as well as the
 	// batched path's kernels.
+	// (A prompt of up to two ids and up to four tokens, within any
+	// vocabulary and context.)
+	warm := []int{1 % c.VocabSize, 2 % c.VocabSize}[:max(1, min(2, c.SeqLen-1))]
+	warmN := max(1, min(4, c.SeqLen-len(warm)))
 	batch := l.batch
 	l.batch = 0
-	_, _, err = l.Generate([]int{1, 2, 3}, min(4, c.SeqLen-2))
+	_, _, err = l.Generate(warm, warmN)
 	l.batch = batch
 	if err != nil {
 		return r, err
 	}
-	if _, _, err := l.Generate([]int{1, 2, 3}, min(4, c.SeqLen-2)); err != nil {
+	if _, _, err := l.Generate(warm, warmN); err != nil {
 		return r, err
 	}
 	var tp, tps, td, te time.Duration
