@@ -10,6 +10,7 @@ package miner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -59,8 +60,8 @@ func (m *Miner) serveAccel(ctx context.Context, r *request, seq AccelSeq) {
 		a.end(m.greedyOnAccel(a, g))
 		return
 	}
-	f := &failover{m: m, seq: seq}
-	err := generate(a.ctx, m.cfg.Model.Config, r.body, m.cfg.StopIDs, f.forward, a.emit)
+	f := newFailover(m, seq)
+	err := generate(a.ctx, m.cfg.Model.Config, r.body, m.cfg.StopIDs, f.step, a.emit)
 	f.end()
 	a.end(err)
 }
@@ -114,7 +115,7 @@ func (m *Miner) greedyOnAccel(a *answerRun, g model.AccelGreedy) error {
 		m.m.accelFailovers.Add(1)
 		unlock := lockModel(mdl)
 		defer unlock()
-		return generate(a.ctx, c, body, m.cfg.StopIDs, mdl.Forward, a.emit)
+		return generate(a.ctx, c, body, m.cfg.StopIDs, forwardStep(mdl.Forward), a.emit)
 	}
 	for k, id := range toks {
 		if err := a.ctx.Err(); err != nil {
@@ -152,13 +153,53 @@ func checkGenerated(toks []int, lps []float64, n, vocab int, stop []int) ([]int,
 	return toks, lps, nil
 }
 
-// failover is serveAccel's forward function: the accelerator's until it
-// fails, then the CPU model's.
+// failover runs serveAccel's steps: on the accelerator until it fails,
+// then on the CPU model. On an accelerator that draws tokens itself
+// (model.AccelSampler: the runner's llama.sample) a step is one call and
+// the logits stay there; otherwise each token's logits come back.
 type failover struct {
 	m      *Miner
-	seq    AccelSeq // nil once on the CPU
-	fed    []int    // tokens the accelerator ran, by position
-	unlock func()   // holds the CPU model once on it
+	seq    AccelSeq           // nil once on the CPU
+	sample model.AccelSampler // seq, while it draws tokens itself
+	fed    []int              // tokens the accelerator ran, by position
+	unlock func()             // holds the CPU model once on it
+}
+
+func newFailover(m *Miner, seq AccelSeq) *failover {
+	f := &failover{m: m, seq: seq}
+	f.sample, _ = seq.(model.AccelSampler)
+	return f
+}
+
+// step is generate's stepFunc.
+func (f *failover) step(tokens []int, pos int, s *model.Sampler, alts int, top []model.Alt) (int, float64, []model.Alt, error) {
+	if f.seq == nil || f.sample == nil {
+		return forwardStep(f.forward)(tokens, pos, s, alts, top)
+	}
+	if pos != len(f.fed) {
+		f.toCPU(fmt.Errorf("position %d after %d tokens", pos, len(f.fed)))
+		return forwardStep(f.forward)(tokens, pos, s, alts, top)
+	}
+	before := s.Draws()
+	id, lp, alt, err := f.sample.Sample(tokens, pos, s, alts, top)
+	if errors.Is(err, model.ErrSampleUnsupported) {
+		f.sample = nil // an older runner: its logits come back
+		return forwardStep(f.forward)(tokens, pos, s, alts, top)
+	}
+	if err == nil {
+		if err = model.CheckSampled(id, lp, alt, alts, f.m.cfg.Model.Config.VocabSize); err != nil {
+			f.seq.Fail(err)
+			s.Resume(before) // the CPU draws this step again
+		}
+	}
+	if err != nil {
+		if err := f.toCPU(err); err != nil {
+			return 0, 0, nil, err
+		}
+		return forwardStep(f.forward)(tokens, pos, s, alts, top)
+	}
+	f.fed = append(f.fed, tokens...)
+	return id, lp, alt, nil
 }
 
 func (f *failover) forward(token, pos int) ([]float32, error) {
@@ -177,18 +218,29 @@ func (f *failover) forward(token, pos int) ([]float32, error) {
 		if err == nil {
 			err = fmt.Errorf("position %d after %d tokens", pos, len(f.fed))
 		}
-		f.m.log.Warn("the accelerator failed mid-answer; the answer goes on on the CPU model", "err", err, "replayed_tokens", len(f.fed))
-		f.m.m.accelFailovers.Add(1)
-		f.seq.End()
-		f.seq = nil
-		f.unlock = lockModel(mdl)
-		for i, t := range f.fed {
-			if _, err := mdl.Forward(t, i); err != nil {
-				return nil, fmt.Errorf("miner: replaying the answer on the CPU: %w", err)
-			}
+		if err := f.toCPU(err); err != nil {
+			return nil, err
 		}
 	}
 	return mdl.Forward(token, pos)
+}
+
+// toCPU moves the answer to the CPU model after the accelerator failed
+// with cause: it ends the sequence, takes the CPU model and replays the
+// tokens the accelerator ran into its KV cache.
+func (f *failover) toCPU(cause error) error {
+	mdl := f.m.cfg.Model
+	f.m.log.Warn("the accelerator failed mid-answer; the answer goes on on the CPU model", "err", cause, "replayed_tokens", len(f.fed))
+	f.m.m.accelFailovers.Add(1)
+	f.seq.End()
+	f.seq, f.sample = nil, nil
+	f.unlock = lockModel(mdl)
+	for i, t := range f.fed {
+		if _, err := mdl.Forward(t, i); err != nil {
+			return fmt.Errorf("miner: replaying the answer on the CPU: %w", err)
+		}
+	}
+	return nil
 }
 
 func (f *failover) end() {

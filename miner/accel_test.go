@@ -28,6 +28,12 @@ type testAccel struct {
 	fails     int
 	generates int
 	held      bool
+
+	// sampler: sequences draw tokens themselves (model.AccelSampler, as
+	// the runner's llama.sample), unless noSample (an older runner);
+	// badID makes the failAt forward's draw an id outside the vocabulary.
+	sampler, noSample, badID bool
+	samples                  int
 }
 
 func (a *testAccel) Ready() bool {
@@ -47,7 +53,48 @@ func (a *testAccel) Begin(context.Context) AccelSeq {
 	}
 	a.held = true
 	a.begins++
+	if a.sampler {
+		return testSampleSeq{&testSeq{a: a}}
+	}
 	return &testSeq{a: a}
+}
+
+type testSampleSeq struct{ *testSeq }
+
+// Sample does what the runner's llama.sample does: feed, check the
+// logits (a failure is a fault: Fail, as an error response is), draw with
+// a sampler resumed at smp's draws; then smp advances as Seq.Sample's does.
+func (s testSampleSeq) Sample(tokens []int, pos int, smp *model.Sampler, alts int, top []model.Alt) (int, float64, []model.Alt, error) {
+	a := s.a
+	a.mu.Lock()
+	a.samples++
+	no, vocab := a.noSample, a.mdl.Config.VocabSize
+	a.mu.Unlock()
+	if no {
+		return 0, 0, nil, model.ErrSampleUnsupported
+	}
+	var logits []float32
+	for i, t := range tokens {
+		var err error
+		if logits, err = s.Forward(t, pos+i); err != nil {
+			s.Fail(err)
+			return 0, 0, nil, err
+		}
+	}
+	if err := model.CheckLogits(logits, vocab); err != nil {
+		s.Fail(err)
+		return 0, 0, nil, err
+	}
+	r := model.Sampler{Temperature: smp.Temperature, TopK: smp.TopK, TopP: smp.TopP, Seed: smp.Seed}
+	r.Resume(smp.Draws())
+	id, lp, alt := model.SampleFrom(logits, &r, alts, top)
+	a.mu.Lock()
+	if a.badID && a.forwards >= a.failAt && a.failAt > 0 {
+		id = vocab
+	}
+	a.mu.Unlock()
+	smp.Skip(smp.StepDraws())
+	return id, lp, alt, nil
 }
 
 type testSeq struct {
@@ -244,6 +291,62 @@ func TestAccelFailoverMidAnswer(t *testing.T) {
 			}
 			if acc.forwards != wantForwards || acc.ends != 1 || acc.held || acc.fails != btoi(tc.nan) || acc.generates != btoi(oneCall) {
 				t.Fatalf("forwards %d (want %d), ends %d, held %v, fails %d, generates %d", acc.forwards, wantForwards, acc.ends, acc.held, acc.fails, acc.generates)
+			}
+		})
+	}
+}
+
+// An accelerator that draws tokens itself (the runner's llama.sample)
+// gives exactly the CPU's answers, sampled or with alternatives, in one
+// call a token; when it fails (an error in the prompt or later, NaN
+// logits, a drawn id it cannot have drawn) the CPU model goes on from the
+// same sampler state; an older runner without the op serves through
+// Forward.
+func TestAccelSampler(t *testing.T) {
+	ref := tinyModel(t)
+	b := batchBodies(2, ref.Config.VocabSize)[1]
+	b.PromptIDs = []uint32{1, 20, 30, 40, 50}
+	b.MaxTokens, b.TopAlts = 12, 2
+	topK := b
+	topK.TopK, topK.TopP, topK.TopAlts = 5, 0.9, 0
+	for _, tc := range []struct {
+		name      string
+		body      task.Body
+		failAt    int
+		nan, bad  bool
+		noSample  bool
+		failovers float64
+	}{
+		{name: "sampled", body: b},
+		{name: "top-k and top-p", body: topK},
+		{name: "prompt fails", body: b, failAt: 3, failovers: 1},
+		{name: "generating fails", body: b, failAt: 9, failovers: 1},
+		{name: "nan logits", body: b, failAt: 7, nan: true, failovers: 1},
+		{name: "impossible draw", body: b, failAt: 8, bad: true, failovers: 1},
+		{name: "older runner", body: b, noSample: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			acc := &testAccel{mdl: tinyModel(t), sampler: true, failAt: tc.failAt, nan: tc.nan, badID: tc.bad, noSample: tc.noSample}
+			tm := startMiner(t, Config{Model: tinyModel(t), Accel: acc, Limits: Limits{Slots: 4}})
+			c := newClient(valKey, task.ClientOptions{})
+			defer c.Close()
+			sameAsRef(t, c, tm.addr, ref, tc.body, -1)
+			if got := tm.Metrics()["taobox_miner_accel_failovers_total"]; got != tc.failovers {
+				t.Fatalf("failovers %v, want %v", got, tc.failovers)
+			}
+			acc.mu.Lock()
+			defer acc.mu.Unlock()
+			wantSamples := int(tc.body.MaxTokens) // one call a token (the prompt with the first)
+			switch {
+			case tc.noSample:
+				wantSamples = 1 // asked once, then Forward
+			case tc.failAt > 0 && tc.failAt <= len(tc.body.PromptIDs):
+				wantSamples = 1
+			case tc.failAt > 0:
+				wantSamples = tc.failAt - len(tc.body.PromptIDs) + 1
+			}
+			if acc.samples != wantSamples || acc.ends != 1 || acc.held || acc.fails != btoi(tc.failAt > 0) {
+				t.Fatalf("samples %d (want %d), ends %d, held %v, fails %d", acc.samples, wantSamples, acc.ends, acc.held, acc.fails)
 			}
 		})
 	}

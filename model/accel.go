@@ -60,6 +60,61 @@ type AccelScorer interface {
 	Score(ids []int, from int, qs []int, ranks bool, margin float64) (lps []float64, ahead []int, dists [][]float64, err error)
 }
 
+// AccelSampler is an AccelSeq that can also draw tokens on the device's
+// side (the runner's llama.sample), so that the logits never cross the
+// boundary: Sample feeds tokens at positions pos, pos+1, … (pos counts the
+// tokens fed before) and draws the next token from the last position's
+// logits exactly as SampleFrom does with s, advancing s as s.Step would;
+// on an error s is unchanged and the sequence is unusable, except that
+// ErrSampleUnsupported (an older runner) leaves it usable with Forward.
+type AccelSampler interface {
+	AccelSeq
+	Sample(tokens []int, pos int, s *Sampler, alts int, top []Alt) (id int, logprob float64, alt []Alt, err error)
+}
+
+// ErrSampleUnsupported is AccelSampler.Sample's error when the device
+// cannot draw tokens after all (an older runner): the sequence is still
+// usable through Forward.
+var ErrSampleUnsupported = errors.New("the accelerator cannot draw tokens")
+
+// SampleFrom is one generation step on logits: s.Step (the drawn id and
+// its log-prob) and, when alts > 0, the top alts alternatives appended to
+// top[:0] (AppendTopAlternatives).
+func SampleFrom(logits []float32, s *Sampler, alts int, top []Alt) (id int, logprob float64, alt []Alt) {
+	id, logprob = s.Step(logits)
+	alt = top[:0]
+	if alts > 0 {
+		alt = AppendTopAlternatives(alt, logits, alts)
+	}
+	return id, logprob, alt
+}
+
+// CheckSampled refuses a device's step that cannot come from SampleFrom
+// over valid logits: an id outside the vocabulary, a log-prob that is NaN,
+// infinite or above 0 beyond rounding, or alternatives of the wrong
+// count, out of the vocabulary or out of order.
+func CheckSampled(id int, logprob float64, alt []Alt, alts, vocab int) error {
+	bad := func(lp float64) bool { return math.IsNaN(lp) || math.IsInf(lp, 0) || lp > 1e-6 }
+	if id < 0 || id >= vocab {
+		return fmt.Errorf("drawn id %d outside the vocabulary [0,%d)", id, vocab)
+	}
+	if bad(logprob) {
+		return fmt.Errorf("drawn token's log-prob %v", logprob)
+	}
+	if want := min(max(alts, 0), vocab); len(alt) != want {
+		return fmt.Errorf("%d alternatives, want %d", len(alt), want)
+	}
+	for i, a := range alt {
+		if a.ID < 0 || a.ID >= vocab || bad(a.LogProb) {
+			return fmt.Errorf("alternative %d: id %d, log-prob %v", i, a.ID, a.LogProb)
+		}
+		if i > 0 && (a.LogProb > alt[i-1].LogProb || a.LogProb == alt[i-1].LogProb && a.ID <= alt[i-1].ID) {
+			return fmt.Errorf("alternative %d out of order", i)
+		}
+	}
+	return nil
+}
+
 // ErrScoreUnsupported is AccelScorer.Score's error when the device cannot
 // run the pass in one call after all (an older runner): the sequence is
 // still usable, a forward per position.
@@ -128,8 +183,10 @@ func CheckLogits(logits []float32, vocab int) error {
 	if len(logits) != vocab {
 		return fmt.Errorf("%d logits, want %d", len(logits), vocab)
 	}
+	// NaN and ±Inf are the values whose exponent bits are all ones.
+	const exp = 0x7f800000
 	for i, v := range logits {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		if math.Float32bits(v)&exp == exp {
 			return fmt.Errorf("logit %d is %v", i, v)
 		}
 	}

@@ -28,6 +28,7 @@ type Sampler struct {
 	Seed        uint64
 
 	rng   *rand.Rand
+	draws uint64    // random numbers drawn since Reset
 	probs []float64 // [vocab] unnormalized exp((l-max)/T)
 	order []int     // [vocab] the top ids by probs desc, id asc (when filtering)
 }
@@ -130,6 +131,40 @@ func (s *Sampler) Validate() error {
 // Reset restarts the random sequence from Seed.
 func (s *Sampler) Reset() {
 	s.rng = rand.New(rand.NewPCG(s.Seed, s.Seed^0x9e3779b97f4a7c15))
+	s.draws = 0
+}
+
+// Draws is how many random numbers s has drawn since Reset: one per Step
+// with Temperature > 0, none when greedy. With Seed and the settings it is
+// the whole state, so another process can go on where s is (Resume).
+func (s *Sampler) Draws() uint64 { return s.draws }
+
+// StepDraws is how many random numbers one Step draws: 1, or 0 when
+// greedy.
+func (s *Sampler) StepDraws() uint64 {
+	if s.Temperature == 0 {
+		return 0
+	}
+	return 1
+}
+
+// Skip advances the random sequence by n draws, as n Steps would (it
+// takes O(n)).
+func (s *Sampler) Skip(n uint64) {
+	if s.rng == nil {
+		s.Reset()
+	}
+	for range n {
+		s.rng.Uint64() // Float64 draws one Uint64
+	}
+	s.draws += n
+}
+
+// Resume restarts from Seed and skips n draws: s then steps as a sampler
+// with the same settings whose Draws is n.
+func (s *Sampler) Resume(n uint64) {
+	s.Reset()
+	s.Skip(n)
 }
 
 // Step picks a token from logits and returns it with its log-prob under the
@@ -168,6 +203,7 @@ func (s *Sampler) Step(logits []float32) (id int, logprob float64) {
 	if k == n && !filterP {
 		// No filtering: draw over the ids in id order.
 		r := s.rng.Float64() * total
+		s.draws++
 		id = n - 1
 		for i, p := range probs {
 			r -= p
@@ -222,6 +258,7 @@ func (s *Sampler) Step(logits []float32) (id int, logprob float64) {
 		}
 	}
 	r := s.rng.Float64() * mass
+	s.draws++
 	id = kept[len(kept)-1]
 	for _, i := range kept {
 		r -= probs[i]

@@ -75,6 +75,7 @@ func BenchmarkBoundary128x256(b *testing.B) {
 			b.ReportMetric(r.BatchCPUMs, "cpu-ms/batch")
 			b.ReportMetric(r.SmallUs, "µs/small")
 			b.ReportMetric(r.TokenUs, "µs/token")
+			b.ReportMetric(r.SampleUs, "µs/sampled-token")
 			b.ReportMetric(float64(r.RequestBytes+r.ResponseBytes)/1e6, "MB/roundtrip")
 		})
 	}
@@ -86,7 +87,7 @@ func TestMeasureBoundary(t *testing.T) {
 		if errors.Is(err, ErrNoShm) {
 			continue // not Linux
 		}
-		if err != nil || r.BatchMs <= 0 || r.SmallUs <= 0 || r.TokenUs <= 0 {
+		if err != nil || r.BatchMs <= 0 || r.SmallUs <= 0 || r.TokenUs <= 0 || r.SampleUs <= 0 {
 			t.Fatalf("%+v, %v", r, err)
 		}
 		t.Log(r)
@@ -126,6 +127,59 @@ func BenchmarkSeqForward(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(time.Since(t0).Nanoseconds())/(20*n), "generate-ns/token")
+	})
+}
+
+// BenchmarkSeqSample is one sampled token of the tiny model (temperature
+// 0.8, two alternatives), as the miner generates it: in process (forward,
+// then the sampler), through the fake runner with the logits crossing
+// (llama.forward, the sampler here: the path before llama.sample), and in
+// one llama.sample call (the sampler in the runner).
+func BenchmarkSeqSample(b *testing.B) {
+	path, cpu := tinyModelFile(b)
+	seqLen := cpu.Config.SeqLen
+	newSampler := func() *model.Sampler {
+		s := &model.Sampler{Temperature: 0.8, Seed: 3}
+		s.Reset()
+		return s
+	}
+	var top []model.Alt
+	b.Run("in-process", func(b *testing.B) {
+		smp, i := newSampler(), 0
+		for b.Loop() {
+			logits, err := cpu.Forward(1+i%7, i%seqLen)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _, top = model.SampleFrom(logits, smp, 2, top)
+			i++
+		}
+	})
+	b.Run("runner-forward", func(b *testing.B) {
+		s, smp, i := benchSeq(b, path), newSampler(), 0
+		for b.Loop() {
+			logits, err := s.Forward(1+i%7, i%seqLen)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _, top = model.SampleFrom(logits, smp, 2, top)
+			i++
+		}
+	})
+	b.Run("runner-sample", func(b *testing.B) {
+		s, smp, i := benchSeq(b, path), newSampler(), 0
+		tok := []int{0}
+		for b.Loop() {
+			if i%seqLen == 0 {
+				smp = newSampler() // a new answer: draws from the start
+			}
+			tok[0] = 1 + i%7
+			var err error
+			if _, _, top, err = s.Sample(tok, i%seqLen, smp, 2, top); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
 	})
 }
 

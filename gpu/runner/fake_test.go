@@ -90,8 +90,9 @@ func fakeRunner(modes string) int {
 	}
 	switch mode {
 	case "ok":
-	case "no-score": // an older runner, without llama.score
+	case "no-score": // an older runner, without llama.score (nor llama.sample)
 		delete(s.Ops, OpLlamaScore)
+		delete(s.Ops, OpLlamaSample)
 	case "selftest-fail":
 		fmt.Fprintln(os.Stderr, "FAIL yuma/epochs (12ms): 3 of 200 epochs differ from the CPU engine")
 		return 1

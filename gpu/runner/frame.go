@@ -81,6 +81,7 @@ const (
 	OpLlamaForward  Op = 17
 	OpLlamaGenerate Op = 18
 	OpLlamaScore    Op = 19
+	OpLlamaSample   Op = 20
 )
 
 func (o Op) String() string {
@@ -99,6 +100,8 @@ func (o Op) String() string {
 		return "llama.generate"
 	case OpLlamaScore:
 		return "llama.score"
+	case OpLlamaSample:
+		return "llama.sample"
 	}
 	return fmt.Sprintf("op(%d)", uint16(o))
 }

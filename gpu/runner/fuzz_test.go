@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"taobox/chain/yuma"
+	"taobox/model"
 )
 
 func FuzzReadFrame(f *testing.F) {
@@ -140,6 +141,29 @@ func FuzzDecodeScore(f *testing.F) {
 		}
 		if s, err := DecodeScored(resp); err == nil {
 			if re := EncodeScored(nil, s); !bytes.Equal(re, resp) {
+				t.Fatalf("response re-encodes differently")
+			}
+		} else if !errors.Is(err, ErrBadPayload) {
+			t.Fatalf("unexpected error class: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeSample(f *testing.F) {
+	f.Add(EncodeSample(nil, SampleRequest{Tokens: []int{1, 2, 3}, Pos: 4, Temperature: 0.8, TopK: 5, TopP: 0.9, Seed: 7, Draws: 2, Alts: 3}),
+		EncodeSampled(nil, Sampled{ID: 9, LogProb: -0.25, Draws: 3, Alts: []model.Alt{{ID: 9, LogProb: -0.25}, {ID: 2, LogProb: -2}}}))
+	f.Add(EncodeSample(nil, SampleRequest{Tokens: []int{0}}), EncodeSampled(nil, Sampled{}))
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, req, resp []byte) {
+		if r, err := DecodeSample(req); err == nil {
+			if re := EncodeSample(nil, r); !bytes.Equal(re, req) {
+				t.Fatalf("request re-encodes differently")
+			}
+		} else if !errors.Is(err, ErrBadPayload) {
+			t.Fatalf("unexpected error class: %v", err)
+		}
+		if s, err := DecodeSampled(resp, nil); err == nil {
+			if re := EncodeSampled(nil, s); !bytes.Equal(re, resp) {
 				t.Fatalf("response re-encodes differently")
 			}
 		} else if !errors.Is(err, ErrBadPayload) {

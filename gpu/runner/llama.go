@@ -1,6 +1,6 @@
 package runner
 
-// Inference over the runner: OpLlamaLoad and OpLlamaForward.
+// Inference over the runner: the llama ops.
 //
 //	llama.load     request: the GGUF file's path (UTF-8), read by the runner
 //	               response: a UTF-8 description of the model now loaded
@@ -16,6 +16,11 @@ package runner
 //	               u32 counts ahead (na = n with ranks, else 0), u32 nd,
 //	               u32 vocab, nd × vocab × f64 log-softmax: the validator's
 //	               teacher-forced pass (model.AccelScorer; gpu.Llama.Score)
+//	llama.sample   request: u32 pos, u32 count, count × u32 tokens, f64
+//	               temperature, u32 top-k, f64 top-p, u64 seed, u64 draws,
+//	               u32 alts; response: u32 id, f64 log-prob, u64 draws, u32
+//	               n, n × (u32 id, f64 log-prob): the tokens fed, then one
+//	               draw with the miner's sampler (model.AccelSampler)
 //
 // One model per runner: a load replaces the previous one. Forward extends
 // the KV cache as model.Model.Forward does (positions below pos are reused).
@@ -30,6 +35,8 @@ import (
 	"math"
 	"slices"
 	"unsafe"
+
+	"taobox/model"
 )
 
 // EncodeForward is llama.forward's request.
@@ -348,4 +355,128 @@ func (c *Client) LlamaGenerate(ctx context.Context, prompt []int, n int) ([]int,
 		return err
 	})
 	return toks, lps, err
+}
+
+// SampleRequest is llama.sample's request: feed Tokens at positions Pos,
+// Pos+1, … then draw the next token from the last logits with a
+// model.Sampler of these settings resumed after Draws draws, and the top
+// Alts alternatives (model.AccelSampler.Sample's arguments).
+type SampleRequest struct {
+	Tokens      []int
+	Pos         int
+	Temperature float64
+	TopK        int
+	TopP        float64
+	Seed        uint64
+	Draws       uint64
+	Alts        int
+}
+
+// Sampled is llama.sample's response: the drawn id, its log-prob, the
+// sampler's draws after the step, and the alternatives.
+type Sampled struct {
+	ID      int
+	LogProb float64
+	Draws   uint64
+	Alts    []model.Alt
+}
+
+// MaxSampleAlts bounds llama.sample's alternatives.
+const MaxSampleAlts = 1024
+
+const sampleFixed = 4 + 4 + 8 + 4 + 8 + 8 + 8 + 4
+
+// EncodeSample is llama.sample's request: u32 pos | u32 count | count ×
+// u32 tokens | f64 temperature | u32 top-k | f64 top-p | u64 seed | u64
+// draws | u32 alts.
+func EncodeSample(buf []byte, r SampleRequest) []byte {
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(r.Pos))
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(r.Tokens)))
+	for _, t := range r.Tokens {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(t))
+	}
+	buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(r.Temperature))
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(r.TopK))
+	buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(r.TopP))
+	buf = binary.LittleEndian.AppendUint64(buf, r.Seed)
+	buf = binary.LittleEndian.AppendUint64(buf, r.Draws)
+	return binary.LittleEndian.AppendUint32(buf, uint32(r.Alts))
+}
+
+// DecodeSample reads llama.sample's request. It checks the framing (at
+// least one token, counts within MaxGenerate, alternatives within
+// MaxSampleAlts), not the values against a model or the sampler's ranges.
+func DecodeSample(p []byte) (SampleRequest, error) {
+	var r SampleRequest
+	if len(p) < sampleFixed {
+		return r, fmt.Errorf("%w: llama.sample request of %d bytes", ErrBadPayload, len(p))
+	}
+	r.Pos = int(binary.LittleEndian.Uint32(p))
+	count := uint64(binary.LittleEndian.Uint32(p[4:]))
+	if count == 0 || count > MaxGenerate || uint64(len(p)) != sampleFixed+4*count {
+		return r, fmt.Errorf("%w: llama.sample request: %d tokens in %d bytes", ErrBadPayload, count, len(p))
+	}
+	r.Tokens = make([]int, count)
+	for i := range r.Tokens {
+		r.Tokens[i] = int(binary.LittleEndian.Uint32(p[8+4*i:]))
+	}
+	q := p[8+4*count:]
+	r.Temperature = math.Float64frombits(binary.LittleEndian.Uint64(q))
+	r.TopK = int(binary.LittleEndian.Uint32(q[8:]))
+	r.TopP = math.Float64frombits(binary.LittleEndian.Uint64(q[12:]))
+	r.Seed = binary.LittleEndian.Uint64(q[20:])
+	r.Draws = binary.LittleEndian.Uint64(q[28:])
+	r.Alts = int(binary.LittleEndian.Uint32(q[36:]))
+	if r.Draws > MaxGenerate || r.Alts > MaxSampleAlts || r.TopK > MaxGenerate {
+		return r, fmt.Errorf("%w: llama.sample request: %d draws, %d alternatives, top-k %d", ErrBadPayload, r.Draws, r.Alts, r.TopK)
+	}
+	return r, nil
+}
+
+// EncodeSampled appends llama.sample's response: u32 id | f64 log-prob |
+// u64 draws | u32 n | n × (u32 id | f64 log-prob).
+func EncodeSampled(buf []byte, s Sampled) []byte {
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(s.ID))
+	buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(s.LogProb))
+	buf = binary.LittleEndian.AppendUint64(buf, s.Draws)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(s.Alts)))
+	for _, a := range s.Alts {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(a.ID))
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(a.LogProb))
+	}
+	return buf
+}
+
+// DecodeSampled reads llama.sample's response into dst's memory for the
+// alternatives.
+func DecodeSampled(p []byte, dst []model.Alt) (Sampled, error) {
+	var s Sampled
+	if len(p) < 24 {
+		return s, fmt.Errorf("%w: llama.sample response of %d bytes", ErrBadPayload, len(p))
+	}
+	n := uint64(binary.LittleEndian.Uint32(p[20:]))
+	if n > MaxSampleAlts || uint64(len(p)) != 24+12*n {
+		return s, fmt.Errorf("%w: llama.sample response: %d alternatives in %d bytes", ErrBadPayload, n, len(p))
+	}
+	s.ID = int(binary.LittleEndian.Uint32(p))
+	s.LogProb = math.Float64frombits(binary.LittleEndian.Uint64(p[4:]))
+	s.Draws = binary.LittleEndian.Uint64(p[12:])
+	s.Alts = dst[:0]
+	for i := range n {
+		q := p[24+12*i:]
+		s.Alts = append(s.Alts, model.Alt{ID: int(binary.LittleEndian.Uint32(q)), LogProb: math.Float64frombits(binary.LittleEndian.Uint64(q[4:]))})
+	}
+	return s, nil
+}
+
+// LlamaSample has the runner's model feed r.Tokens and draw the next token
+// (llama.sample); the alternatives come back in dst's memory.
+func (c *Client) LlamaSample(ctx context.Context, r SampleRequest, dst []model.Alt) (Sampled, error) {
+	var s Sampled
+	err := c.call(ctx, OpLlamaSample, func(b []byte) []byte { return EncodeSample(b, r) }, func(p []byte) error {
+		var err error
+		s, err = DecodeSampled(p, dst)
+		return err
+	})
+	return s, err
 }

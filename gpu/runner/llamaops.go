@@ -52,8 +52,9 @@ type LlamaOps struct {
 	// a line (its shape and memory).
 	Open func(path string) (LlamaModel, string, error)
 
-	mu sync.Mutex
-	m  LlamaModel
+	mu   sync.Mutex
+	m    LlamaModel
+	alts []model.Alt // sample's, reused
 }
 
 // Handlers returns the three ops for Server.Ops.
@@ -63,6 +64,7 @@ func (o *LlamaOps) Handlers() map[Op]Handler {
 		OpLlamaForward:  o.forward,
 		OpLlamaGenerate: o.generate,
 		OpLlamaScore:    o.score,
+		OpLlamaSample:   o.sample,
 	}
 }
 
@@ -148,6 +150,42 @@ func (o *LlamaOps) score(_ context.Context, p, out []byte) ([]byte, error) {
 		}
 	}
 	return EncodeScored(out, Scored{LogProbs: lps, Ahead: ahead, Dists: dists, Vocab: vocab}), nil
+}
+
+// sample feeds the request's tokens and draws the next one with the
+// miner's sampler code (model.SampleFrom), so that only the drawn token,
+// its log-prob and the alternatives cross back.
+func (o *LlamaOps) sample(_ context.Context, p, out []byte) ([]byte, error) {
+	r, err := DecodeSample(p)
+	if err != nil {
+		return nil, err
+	}
+	s := model.Sampler{Temperature: r.Temperature, TopK: r.TopK, TopP: r.TopP, Seed: r.Seed}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("llama.sample: %w", err)
+	}
+	m, unlock, err := o.held()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	vocab := m.Config().VocabSize
+	var logits []float32
+	for i, t := range r.Tokens {
+		if t < 0 || t >= vocab {
+			return nil, fmt.Errorf("llama.sample: token %d (index %d) outside the vocabulary [0,%d)", t, i, vocab)
+		}
+		if logits, err = m.Forward(t, r.Pos+i); err != nil {
+			return nil, err
+		}
+	}
+	if err := model.CheckLogits(logits, vocab); err != nil {
+		return nil, fmt.Errorf("llama.sample: the model's %w", err)
+	}
+	s.Resume(r.Draws)
+	id, lp, alts := model.SampleFrom(logits, &s, r.Alts, o.alts)
+	o.alts = alts
+	return EncodeSampled(out, Sampled{ID: id, LogProb: lp, Draws: s.Draws(), Alts: alts}), nil
 }
 
 func (o *LlamaOps) generate(_ context.Context, p, out []byte) ([]byte, error) {

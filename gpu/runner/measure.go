@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"taobox/chain/yuma"
+	"taobox/model"
 )
 
 // Boundary is what the process boundary costs, measured by MeasureBoundary.
@@ -23,6 +24,7 @@ type Boundary struct {
 	SmallUs       float64 `json:"small_request_us"` // a health round trip: the floor per request
 	TokenUs       float64 `json:"token_us"`         // a llama.forward round trip returning TokenVocab logits
 	TokenVocab    int     `json:"token_vocab"`
+	SampleUs      float64 `json:"sample_token_us"` // a llama.sample round trip: the drawn token and two alternatives back
 }
 
 // TokenVocab is the vocabulary MeasureBoundary's token round trip returns
@@ -30,8 +32,8 @@ type Boundary struct {
 const TokenVocab = 128256
 
 func (b Boundary) String() string {
-	return fmt.Sprintf("%s: %d×%d Yuma batch %.2f ms wall, %.2f ms CPU (%.1f MB out, %.1f MB back); small request %.0f µs; decode token (%d logits) %.0f µs",
-		b.Transport, b.Subnets, b.UIDs, b.BatchMs, b.BatchCPUMs, float64(b.RequestBytes)/1e6, float64(b.ResponseBytes)/1e6, b.SmallUs, b.TokenVocab, b.TokenUs)
+	return fmt.Sprintf("%s: %d×%d Yuma batch %.2f ms wall, %.2f ms CPU (%.1f MB out, %.1f MB back); small request %.0f µs; decode token (%d logits) %.0f µs, drawn in the runner %.0f µs",
+		b.Transport, b.Subnets, b.UIDs, b.BatchMs, b.BatchCPUMs, float64(b.RequestBytes)/1e6, float64(b.ResponseBytes)/1e6, b.SmallUs, b.TokenVocab, b.TokenUs, b.SampleUs)
 }
 
 // replayEngine returns fixed outputs: behind a server it makes a round
@@ -100,7 +102,14 @@ func measureBoundary(ins []yuma.Input, iters int, useShm bool) (Boundary, error)
 			}
 			return EncodeLogits(out, logits), nil
 		}
-		(&Server{Info: "boundary", Yuma: replayEngine{outs}, Ops: map[Op]Handler{OpLlamaForward: fwd}, Shm: shm}).Serve(ctx, ln)
+		drawn := Sampled{ID: 7, LogProb: -0.5, Draws: 1, Alts: []model.Alt{{ID: 7, LogProb: -0.5}, {ID: 9, LogProb: -1.5}}}
+		smp := func(_ context.Context, p, out []byte) ([]byte, error) {
+			if _, err := DecodeSample(p); err != nil {
+				return nil, err
+			}
+			return EncodeSampled(out, drawn), nil
+		}
+		(&Server{Info: "boundary", Yuma: replayEngine{outs}, Ops: map[Op]Handler{OpLlamaForward: fwd, OpLlamaSample: smp}, Shm: shm}).Serve(ctx, ln)
 		close(done)
 	}()
 	defer func() { cancel(); <-done }()
@@ -143,5 +152,16 @@ func measureBoundary(ins []yuma.Input, iters int, useShm bool) (Boundary, error)
 		}
 	}
 	b.TokenUs = time.Since(start).Seconds() * 1e6 / tokens
+	var top []model.Alt
+	start = time.Now()
+	for i := range tokens {
+		r := SampleRequest{Tokens: []int{i}, Pos: i, Temperature: 0.8, Seed: 1, Draws: uint64(i), Alts: 2}
+		s, err := c.LlamaSample(ctx, r, top)
+		if err != nil {
+			return b, err
+		}
+		top = s.Alts
+	}
+	b.SampleUs = time.Since(start).Seconds() * 1e6 / tokens
 	return b, nil
 }

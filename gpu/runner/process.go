@@ -15,19 +15,20 @@ import (
 
 // process is one running `taobox-cuda runner` and the client connected to it.
 type process struct {
-	cmd     *exec.Cmd
-	stdin   *os.File // closing it tells the runner to exit
-	dir     string   // holds the socket
-	client  *Client
-	info    string
-	done    chan struct{} // closed when the process has exited
-	err     error         // its exit status, after done
-	stderr  *tailWriter
-	shm     *Shm // the region the client attached; nil: the socket only
-	shmOnce sync.Once
-	model   string // the GGUF path its llama ops hold (Engine.LoadModel); guarded by Engine.mu
-	faults  int    // sequences in a row that ended in a fault (Seq.Fail); guarded by Engine.mu
-	noScore bool   // it does not serve llama.score (an older taobox-cuda); guarded by Engine.mu
+	cmd      *exec.Cmd
+	stdin    *os.File // closing it tells the runner to exit
+	dir      string   // holds the socket
+	client   *Client
+	info     string
+	done     chan struct{} // closed when the process has exited
+	err      error         // its exit status, after done
+	stderr   *tailWriter
+	shm      *Shm // the region the client attached; nil: the socket only
+	shmOnce  sync.Once
+	model    string // the GGUF path its llama ops hold (Engine.LoadModel); guarded by Engine.mu
+	faults   int    // sequences in a row that ended in a fault (Seq.Fail); guarded by Engine.mu
+	noScore  bool   // it does not serve llama.score (an older taobox-cuda); guarded by Engine.mu
+	noSample bool   // nor llama.sample; guarded by Engine.mu
 }
 
 // tailWriter keeps the last bytes written to it (the runner's stderr, for

@@ -932,6 +932,109 @@ func TestSeqScoreOlderRunner(t *testing.T) {
 	}
 }
 
+// TestSeqSampleOnRunner: llama.sample feeds tokens and draws the next one
+// in the runner with the miner's sampler code, resumed at the caller's
+// sampler state: a whole generation (greedy, sampled, top-k/top-p, with
+// alternatives; the prompt in the first call) gives exactly what the same
+// steps on the model's own logits give, and the caller's sampler advances
+// as its Step would. Arguments the model cannot take are the runner's
+// error response; a runner without the op (an older taobox-cuda) returns
+// model.ErrSampleUnsupported and the Seq stays usable.
+func TestSeqSampleOnRunner(t *testing.T) {
+	_, _, e := startFakeEngine(t, "ok")
+	ctx := context.Background()
+	path, cpu := tinyModelFile(t)
+	if _, err := e.LoadModel(ctx, path, ""); err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int{1, 50, 60, 70}
+	for _, c := range []struct {
+		smp  model.Sampler
+		alts int
+	}{
+		{model.Sampler{}, 0},
+		{model.Sampler{Temperature: 0.9, Seed: 7}, 3},
+		{model.Sampler{Temperature: 1.3, TopK: 8, TopP: 0.8, Seed: 11}, 0},
+		{model.Sampler{Temperature: 0.7, TopP: 0.5, Seed: 5}, 1},
+	} {
+		s := e.BeginSeq(ctx)
+		if s == nil {
+			t.Fatal("no Seq")
+		}
+		var as model.AccelSampler = s
+		got, want := c.smp, c.smp
+		got.Reset()
+		want.Reset()
+		feed, pos := prompt, 0
+		var logits []float32
+		for k := range 10 {
+			id, lp, alt, err := as.Sample(feed, pos, &got, c.alts, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, tok := range feed {
+				logits, _ = cpu.Forward(tok, pos+i)
+			}
+			wid, wlp, walt := model.SampleFrom(logits, &want, c.alts, nil)
+			if id != wid || lp != wlp || !reflect.DeepEqual(alt, walt) || got.Draws() != want.Draws() {
+				t.Fatalf("%+v step %d: %d %v %v (%d draws), want %d %v %v (%d)", c.smp, k, id, lp, alt, got.Draws(), wid, wlp, walt, want.Draws())
+			}
+			pos += len(feed)
+			feed = []int{id}
+		}
+		s.End()
+	}
+	for _, bad := range []struct {
+		name   string
+		tokens []int
+		smp    model.Sampler
+	}{
+		{"token outside the vocabulary", []int{1 << 20}, model.Sampler{}},
+		{"temperature below 0", []int{1}, model.Sampler{Temperature: -1}},
+		{"past the context", make([]int, cpu.Config.SeqLen+1), model.Sampler{}},
+	} {
+		s := e.BeginSeq(ctx)
+		if s == nil {
+			t.Fatal("no Seq")
+		}
+		before := bad.smp
+		if _, _, _, err := s.Sample(bad.tokens, 0, &bad.smp, 0, nil); err == nil || !e.ModelOnGPU() || bad.smp.Draws() != before.Draws() {
+			t.Fatalf("%s: %v, model up %v", bad.name, err, e.ModelOnGPU())
+		}
+		s.End()
+		if s = e.BeginSeq(ctx); s == nil { // a good sequence between faults
+			t.Fatal("no Seq after a fault")
+		}
+		var smp model.Sampler
+		if _, _, _, err := s.Sample(prompt, 0, &smp, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		s.End()
+	}
+
+	_, _, old := startFakeEngine(t, "no-score")
+	if _, err := old.LoadModel(ctx, path, ""); err != nil {
+		t.Fatal(err)
+	}
+	for range maxSeqFaults + 2 {
+		s := old.BeginSeq(ctx)
+		if s == nil {
+			t.Fatal("no Seq: the older runner was retired")
+		}
+		var smp model.Sampler
+		if _, _, _, err := s.Sample(prompt, 0, &smp, 0, nil); !errors.Is(err, model.ErrSampleUnsupported) {
+			t.Fatalf("sample on an older runner: %v", err)
+		}
+		if _, err := s.Forward(1, 0); err != nil {
+			t.Fatalf("forward after the unsupported sample: %v", err)
+		}
+		s.End()
+	}
+	if st := old.Stats(); st.Failures != 0 || st.Restarts != 0 {
+		t.Fatalf("older runner stats %+v", st)
+	}
+}
+
 // TestSeqScoreOnRunner: llama.score, the validator's teacher-forced pass
 // in one round trip, gives what the same pass over the model's forwards
 // gives (model.ScoreForward: log-probs, counts ahead, spot

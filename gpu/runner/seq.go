@@ -304,6 +304,53 @@ func (s *Seq) Score(ids []int, from int, qs []int, ranks bool, margin float64) (
 	return r.LogProbs, r.Ahead, r.Dists, nil
 }
 
+// Sample is model.AccelSampler's step on the runner's model in one round
+// trip (llama.sample): it feeds tokens at pos, pos+1, … and draws the next
+// token there with s's settings and state, so that only the token, its
+// log-prob and the alternatives cross the boundary instead of every
+// logit. The caller checks the result against its model (model.CheckSampled,
+// as it checks Forward's logits); Sample checks the sampler's count of
+// draws before s advances, and a wrong one fails the Seq (Fail). Its deadline grows with the tokens fed as Generate's. Failures
+// are Forward's, except that a runner without llama.sample (an older
+// taobox-cuda) returns model.ErrSampleUnsupported, leaving the Seq usable,
+// and is not asked again.
+func (s *Seq) Sample(tokens []int, pos int, smp *model.Sampler, alts int, top []model.Alt) (int, float64, []model.Alt, error) {
+	if s.p == nil {
+		return 0, 0, nil, errSeqEnded
+	}
+	e, p := s.e, s.p
+	e.mu.Lock()
+	no := p.noSample
+	e.mu.Unlock()
+	if no {
+		return 0, 0, nil, model.ErrSampleUnsupported
+	}
+	d := e.opts.ForwardTimeout + time.Duration(len(tokens)-1)*50*time.Millisecond
+	ctx, cancel := context.WithTimeoutCause(context.Background(), d, fmt.Errorf("no answer within %v", d))
+	r, err := p.client.LlamaSample(ctx, SampleRequest{
+		Tokens: tokens, Pos: pos, Temperature: smp.Temperature, TopK: smp.TopK, TopP: smp.TopP,
+		Seed: smp.Seed, Draws: smp.Draws(), Alts: alts,
+	}, top)
+	cancel()
+	if re := (*RemoteError)(nil); errors.As(err, &re) && re.NotServed() {
+		e.mu.Lock()
+		p.noSample = true
+		e.mu.Unlock()
+		return 0, 0, nil, fmt.Errorf("%w: %v", model.ErrSampleUnsupported, err)
+	}
+	if err != nil {
+		return 0, 0, nil, s.callFailed("llama.sample", err)
+	}
+	if want := smp.Draws() + smp.StepDraws(); r.Draws != want {
+		err = fmt.Errorf("llama.sample: the sampler drew %d numbers in all, want %d", r.Draws, want)
+		s.Fail(err)
+		return 0, 0, nil, err
+	}
+	smp.Skip(smp.StepDraws())
+	s.ran(len(tokens))
+	return r.ID, r.LogProb, r.Alts, nil
+}
+
 // Fail ends the Seq for a fault of the runner's making that left its
 // process up: an error response, or logits the caller could not use (NaN,
 // the wrong count). After maxSeqFaults such sequences in a row, with no
