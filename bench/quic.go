@@ -19,7 +19,7 @@ import (
 // The QUIC section runs a server and a client in this process over
 // 127.0.0.1 UDP with quic-go and the task protocol's TLS (TLS 1.3, a
 // self-signed ed25519 certificate pinned by the client, ALPN
-// taobox-task/1): the handshake; RoundTripBytes-byte request/response
+// taobox-task/2): the handshake; RoundTripBytes-byte request/response
 // round trips on one stream, serially (p50, p99); and one stream's bulk
 // upload until the server acknowledges every byte (MB/s, 10^6 bytes).
 

@@ -497,7 +497,11 @@ func (p *Provenance) Verify() error {
 	if err != nil {
 		return fmt.Errorf("gateway: provenance: %w", err)
 	}
-	if !ed25519.Verify(p.MinerHotkey[:], task.SignedBytes(task.FinalSigningBytes(req, p.Tokens, res), &proof), sig[:]) {
+	msg, err := task.SignedBytes(task.FinalSigningBytes(req, p.Tokens, res), &proof)
+	if err != nil {
+		return fmt.Errorf("gateway: provenance: %w", err)
+	}
+	if !ed25519.Verify(p.MinerHotkey[:], msg, sig[:]) {
 		return fmt.Errorf("gateway: provenance: the final frame is not signed by miner %s", types.SS58Encode(p.MinerHotkey))
 	}
 	return nil

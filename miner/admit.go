@@ -227,6 +227,7 @@ type request struct {
 	ctx    context.Context // ends when the client goes away
 	w      *streamWriter
 	queued time.Time
+	batch  bool // its final frame may be batch-signed (the connection negotiated task.ALPNBatch)
 }
 
 func (r *request) reject(code task.Code, retryMs uint32, msg string) {

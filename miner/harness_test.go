@@ -111,7 +111,10 @@ type testMiner struct {
 }
 
 // startMiner serves cfg (filled with test defaults) on 127.0.0.1.
-func startMiner(t testing.TB, cfg Config) *testMiner {
+func startMiner(t testing.TB, cfg Config) *testMiner { return startMinerWith(t, cfg, nil) }
+
+// startMinerWith is startMiner with prep run on the Miner before Serve.
+func startMinerWith(t testing.TB, cfg Config, prep func(*Miner)) *testMiner {
 	t.Helper()
 	if cfg.Key == nil {
 		cfg.Key = minerKey
@@ -134,6 +137,9 @@ func startMiner(t testing.TB, cfg Config) *testMiner {
 	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prep != nil {
+		prep(m)
 	}
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

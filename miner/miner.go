@@ -223,6 +223,7 @@ type Miner struct {
 	hsIP  map[string]*bucket
 
 	nconns   atomic.Int64
+	open     atomic.Int64 // streams in serveStream: requests being read, admitted, answered
 	streamWG sync.WaitGroup
 	drop     *initialDropper // nil: refusals are replies only
 }
@@ -250,7 +251,7 @@ func New(cfg Config) (*Miner, error) {
 		return nil, fmt.Errorf("miner: %w", err)
 	}
 	m := &Miner{
-		cfg: cfg, tls: tc, log: cfg.Logger, now: cfg.Now, signer: task.NewBatchSigner(cfg.Key, cfg.SignBatch),
+		cfg: cfg, tls: tc, log: cfg.Logger, now: cfg.Now,
 		replay: newReplayCache(cfg.Limits.ReplayCache, replayShare(&cfg.Limits)),
 		q:      newQueue(cfg.Limits.Queue),
 		hk:     map[types.AccountID]*hotkeyState{},
@@ -259,6 +260,7 @@ func New(cfg Config) (*Miner, error) {
 		ready:  make(chan struct{}),
 	}
 	copy(m.id[:], cfg.Key.Public().(ed25519.PublicKey))
+	m.signer = task.NewBatchSigner(cfg.Key, cfg.SignBatch).WithBusy(func() bool { return m.open.Load() > 1 })
 	m.senders.view, m.senders.netuid, m.senders.ttl = cfg.Chain, cfg.Netuid, cfg.Limits.ChainRefresh
 	m.answer = cfg.Answer
 	if m.answer == nil {
@@ -351,7 +353,7 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 			c.CloseWithError(task.CloseTooManyConns, "too many connections")
 			continue
 		}
-		cs := &connState{conn: c}
+		cs := &connState{conn: c, batch: task.BatchOK(c.ConnectionState().TLS.NegotiatedProtocol)}
 		m.mu.Lock()
 		m.conns[c] = cs
 		m.mu.Unlock()
@@ -432,6 +434,7 @@ type connState struct {
 	faults    atomic.Int64 // requests refused for sender faults since the last admitted one
 	exempted  atomic.Int64 // when its source was last made exempt from Initial holds (sinceStart), 0: never
 	served    atomic.Bool  // a request was admitted on it
+	batch     bool         // it negotiated task.ALPNBatch: final frames may be batch-signed
 }
 
 // exemptTime is how long a source that sent an admitted request stays

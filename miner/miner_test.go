@@ -753,3 +753,66 @@ func TestConcurrentQueriesBatchSigned(t *testing.T) {
 		t.Fatalf("metric %v, want %d", got, sigs)
 	}
 }
+
+// Peers from before batch signatures (ALPN taobox-task/1 only) keep
+// working both ways: a miner signs every final frame alone for an old
+// validator however many answers finish together, and a client signs
+// every envelope alone for an old miner; new peers negotiate
+// taobox-task/2.
+func TestBatchSignaturesNegotiated(t *testing.T) {
+	const n = 48
+	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{Rate: 1e6, Burst: 1e6, PerHotkey: 1 << 10, Queue: 1024, BadRequests: 1000}})
+	old := task.ClientTLS(minerID)
+	old.NextProtos = []string{task.ALPN}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := quic.DialAddr(ctx, tm.addr, old, &quic.Config{MaxIdleTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(0, "")
+	if p := c.ConnectionState().TLS.NegotiatedProtocol; p != task.ALPN {
+		t.Fatalf("an old validator negotiated %q", p)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			req := signedRequest(t, reqOpt{})
+			e, _, _, _ := task.ReadRequest(bytes.NewReader(req))
+			fs := exchange(t, c, req)
+			if len(fs) == 0 || fs[len(fs)-1].typ != task.FrameFinal {
+				errs <- fmt.Errorf("no final frame: %v", fs)
+				return
+			}
+			f, err := task.DecodeFinal(fs[len(fs)-1].payload)
+			if err != nil || f.Proof.Depth != 0 || len(fs[len(fs)-1].payload) != 100 {
+				errs <- fmt.Errorf("final frame for an old validator: %+v (%d bytes), %v", f.Proof, len(fs[len(fs)-1].payload), err)
+				return
+			}
+			tok, _ := task.DecodeToken(fs[0].payload)
+			if err := f.Verify(minerID, e.Hash(), []task.Token{tok}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	oldMiner := startMinerWith(t, Config{Answer: fixedAnswer(1), Limits: Limits{Rate: 1e6, Burst: 1e6, PerHotkey: 1 << 10, Queue: 1024}},
+		func(m *Miner) { m.tls.NextProtos = []string{task.ALPN} })
+	cl := newClient(valKey, task.ClientOptions{})
+	defer cl.Close()
+	if _, _, err := runLoad(16, n, legitQuery(cl, oldMiner.addr)); err != nil {
+		t.Fatal(err)
+	}
+	if sigs, envs := cl.SignStats(); sigs != 0 || envs != 0 {
+		t.Fatalf("the client batch-signed %d envelopes in %d signatures for an old miner", envs, sigs)
+	}
+	if sigs, finals := oldMiner.signer.Stats(); sigs != 0 || finals != 0 {
+		t.Fatalf("batch-signed %d final frames for a new client on an old-protocol connection", finals)
+	}
+}

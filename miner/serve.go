@@ -110,6 +110,8 @@ func (m *Miner) writeReject(s *quic.Stream, cs *connState, a admission) {
 // answer.
 func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) {
 	m.m.streams.Add(1)
+	m.open.Add(1)
+	defer m.open.Add(-1)
 	// Deadlines are wall-clock (the socket's), not cfg.Now.
 	s.SetReadDeadline(time.Now().Add(m.cfg.Limits.ReadTimeout))
 	env, body, code, err := task.ReadRequest(s)
@@ -128,7 +130,7 @@ func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) 
 		return
 	}
 	s.CancelRead(0) // nothing more is read from this stream
-	r := &request{ctx: s.Context(), w: newStreamWriter(m.cfg.Limits.WriteTimeout)}
+	r := &request{ctx: s.Context(), w: newStreamWriter(m.cfg.Limits.WriteTimeout), batch: cs.batch}
 	a := m.admit(env, body, m.now(), r)
 	if a.code != task.CodeOK {
 		m.writeReject(s, cs, a)
@@ -264,7 +266,12 @@ func (a *answerRun) end(err error) {
 	}
 	count, sum := a.count, a.chain.Sum()
 	r.w.finishWith(func() []byte {
-		f := m.signer.SignFinal(r.hash, count, sum)
+		var f task.Final
+		if r.batch {
+			f = m.signer.SignFinal(r.hash, count, sum)
+		} else { // a validator from before batch signatures
+			f = task.SignFinal(m.cfg.Key, r.hash, count, sum)
+		}
 		return task.AppendFinalFrame(nil, &f)
 	})
 	m.m.served.Add(1)

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"taobox/internal/edsig"
 )
@@ -55,13 +56,26 @@ type Proof struct {
 	Path  [MaxBatchDepth][32]byte
 }
 
-// proofSize is the encoded size of p: nothing for depth 0, else
+// check reports a proof no decoder yields: a depth past MaxBatchDepth, an
+// index past its tree (index 0 for depth 0). Such a proof verifies
+// nothing.
+func (p *Proof) check() error {
+	if p.Depth > MaxBatchDepth || int(p.Index) >= 1<<p.Depth {
+		return fmt.Errorf("%w: batch proof: index %d at depth %d", ErrMalformed, p.Index, p.Depth)
+	}
+	return nil
+}
+
+// depth is p.Depth within the Path array (a proof check refuses).
+func (p *Proof) depth() int { return min(int(p.Depth), MaxBatchDepth) }
+
+// size is the encoded size of p: nothing for depth 0, else
 // u8 index | d×[32] siblings. The depth follows from the length.
 func (p *Proof) size() int {
 	if p.Depth == 0 {
 		return 0
 	}
-	return 1 + 32*int(p.Depth)
+	return 1 + 32*p.depth()
 }
 
 func (p *Proof) appendEncode(dst []byte) []byte {
@@ -69,7 +83,7 @@ func (p *Proof) appendEncode(dst []byte) []byte {
 		return dst
 	}
 	dst = append(dst, p.Index)
-	for i := range int(p.Depth) {
+	for i := range p.depth() {
 		dst = append(dst, p.Path[i][:]...)
 	}
 	return dst
@@ -120,7 +134,7 @@ func nodeHash(l, r *[32]byte) [32]byte {
 // root is the batch root p proves for a message with signing bytes msg.
 func (p *Proof) root(msg []byte) [32]byte {
 	h := leafHash(msg)
-	for i := range int(p.Depth) {
+	for i := range p.depth() {
 		if p.Index>>i&1 == 0 {
 			h = nodeHash(&h, &p.Path[i])
 		} else {
@@ -132,12 +146,16 @@ func (p *Proof) root(msg []byte) [32]byte {
 
 // SignedBytes is what the signature of a message with signing bytes msg
 // and proof p is over: msg itself for depth 0, else the batch domain,
-// u8 depth and the root p proves for msg.
-func SignedBytes(msg []byte, p *Proof) []byte {
-	if p.Depth == 0 {
-		return msg
+// u8 depth and the root p proves for msg. A proof no decoder yields (see
+// DecodeProof) is an error.
+func SignedBytes(msg []byte, p *Proof) ([]byte, error) {
+	if err := p.check(); err != nil {
+		return nil, err
 	}
-	return rootBytes(p.Depth, p.root(msg))
+	if p.Depth == 0 {
+		return msg, nil
+	}
+	return rootBytes(p.Depth, p.root(msg)), nil
 }
 
 func rootBytes(depth uint8, root [32]byte) []byte {
@@ -184,13 +202,30 @@ func SignBatch(key ed25519.PrivateKey, msgs [][]byte) ([64]byte, []Proof) {
 // When idle, a message is signed alone at once, so a lone caller sees no
 // added latency and its signature has depth 0. It is safe for concurrent
 // use; the zero value is not usable (NewBatchSigner).
+//
+// Group commit alone gathers little on a busy link (the other callers are
+// mostly still on their way to Sign when a signature starts), so a signer
+// that has reason to expect company first lets the goroutines that are
+// runnable at that moment run (runtime.Gosched, again while that brings
+// more): others already waiting, or the owner's busy hint (WithBusy: a
+// client with several queries in flight, a miner with several answers).
+// A yield can wait a whole time slice when long-running goroutines hold
+// every core (a CPU model), so yieldStrikes yields in a row that took
+// longer than yieldSlow and brought nobody turn yielding off for
+// yieldOff. (A long yield that brought others is the busy link it is meant
+// for: the goroutines it let run did their own work; a single slow one is
+// noise on a busy machine.)
 type BatchSigner struct {
-	key ed25519.PrivateKey
-	max int
+	key  ed25519.PrivateKey
+	max  int
+	busy func() bool // nil: no hint
+	now  func() time.Time
+	off  atomic.Int64 // yielding is off until this time (Unix ns)
 
 	mu      sync.Mutex
-	busy    bool // a leader is signing
+	leading bool // a leader is gathering or signing a batch
 	pending []*signReq
+	strikes int // slow yields that brought nobody, in a row
 
 	sigs, msgs atomic.Uint64
 }
@@ -212,8 +247,23 @@ func NewBatchSigner(key ed25519.PrivateKey, batch int) *BatchSigner {
 	if batch <= 0 {
 		batch = MaxBatch
 	}
-	return &BatchSigner{key: key, max: min(MaxBatch, batch)}
+	return &BatchSigner{key: key, max: min(MaxBatch, batch), now: time.Now}
 }
+
+// WithBusy sets the hint that more callers are likely soon (see
+// BatchSigner) and returns s. Call it before the first Sign.
+func (s *BatchSigner) WithBusy(busy func() bool) *BatchSigner {
+	s.busy = busy
+	return s
+}
+
+// Yielding: yieldStrikes in a row that take longer than yieldSlow and
+// bring nobody turn it off for yieldOff.
+const (
+	yieldSlow    = 200 * time.Microsecond
+	yieldStrikes = 3
+	yieldOff     = 10 * time.Second
+)
 
 // Sign signs msg (its signing bytes, domain prefix included) and returns
 // the signature and msg's proof in the batch it went out in. It blocks
@@ -222,21 +272,33 @@ func (s *BatchSigner) Sign(msg []byte) ([64]byte, Proof) {
 	r := &signReq{msg: msg, wake: make(chan bool, 1)}
 	s.mu.Lock()
 	s.pending = append(s.pending, r)
-	if s.busy {
+	if s.leading {
 		s.mu.Unlock()
 		if !<-r.wake {
 			return r.sig, r.proof
 		}
 		s.mu.Lock() // r leads: it is pending[0]
 	}
-	s.busy = true
-	// Let goroutines that are runnable now join the batch, again while
-	// that brings more.
-	for seen := 0; len(s.pending) > seen && len(s.pending) < s.max; {
-		seen = len(s.pending)
-		s.mu.Unlock()
-		runtime.Gosched()
-		s.mu.Lock()
+	s.leading = true
+	if s.max > 1 && (len(s.pending) > 1 || s.busy != nil && s.busy()) {
+		if t0 := s.now(); t0.UnixNano() >= s.off.Load() {
+			had := len(s.pending)
+			for seen := 0; len(s.pending) > seen && len(s.pending) < s.max; {
+				seen = len(s.pending)
+				s.mu.Unlock()
+				runtime.Gosched()
+				s.mu.Lock()
+			}
+			switch t1 := s.now(); {
+			case len(s.pending) > had:
+				s.strikes = 0
+			case t1.Sub(t0) > yieldSlow:
+				if s.strikes++; s.strikes >= yieldStrikes {
+					s.strikes = 0
+					s.off.Store(t1.Add(yieldOff).UnixNano())
+				}
+			}
+		}
 	}
 	n := min(len(s.pending), s.max)
 	batch := s.pending[:n:n]
@@ -259,9 +321,9 @@ func (s *BatchSigner) Sign(msg []byte) ([64]byte, Proof) {
 
 	s.mu.Lock()
 	if len(s.pending) > 0 {
-		s.pending[0].wake <- true // hand the lead on; busy stays set
+		s.pending[0].wake <- true // hand the lead on; leading stays set
 	} else {
-		s.busy = false
+		s.leading = false
 	}
 	s.mu.Unlock()
 	return r.sig, r.proof
@@ -298,6 +360,7 @@ type rootEntry struct {
 }
 
 func newRootCache(n int) *rootCache {
+	n = max(n, 1)
 	return &rootCache{max: n, m: make(map[rootKey]*rootEntry), order: make([]rootKey, 0, n)}
 }
 
@@ -307,6 +370,9 @@ var batchRoots = newRootCache(4096)
 
 // verify reports whether sig is pub's signature over msg with proof p.
 func (c *rootCache) verify(pub [32]byte, msg []byte, p *Proof, sig *[64]byte) bool {
+	if p.check() != nil {
+		return false
+	}
 	if p.Depth == 0 {
 		return edsig.Verify(pub, msg, sig)
 	}

@@ -32,6 +32,43 @@ func batchEnvelopes(tb testing.TB, k ed25519.PrivateKey, m types.AccountID, body
 	return es
 }
 
+// signedBytes is SignedBytes, with nil (which no test key signed) for a
+// proof it refuses.
+func signedBytes(m []byte, p *Proof) []byte {
+	b, err := SignedBytes(m, p)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// Proofs built in memory that no decoder yields (too deep, an index past
+// the tree) verify nothing, have no signed bytes, and encode without a
+// panic.
+func TestProofOutOfShape(t *testing.T) {
+	k, pub := testKey(1)
+	msgs := [][]byte{[]byte("a"), []byte("b"), []byte("c")}
+	sig, proofs := SignBatch(k, msgs)
+	for name, mutate := range map[string]func(*Proof){
+		"too deep":          func(p *Proof) { p.Depth = MaxBatchDepth + 1 },
+		"index past a tree": func(p *Proof) { p.Index |= 0x80 },
+		"index at depth 0":  func(p *Proof) { p.Depth, p.Index = 0, 1 },
+	} {
+		p := proofs[0]
+		mutate(&p)
+		if newRootCache(4).verify(pub, msgs[0], &p, &sig) {
+			t.Errorf("%s: verifies", name)
+		}
+		if b, err := SignedBytes(msgs[0], &p); err == nil {
+			t.Errorf("%s: signed bytes %x", name, b)
+		}
+		e := Envelope{Proof: p}
+		if _, err := DecodeEnvelope(e.Encode()); err == nil && p.Depth > 0 && p.Depth <= MaxBatchDepth {
+			t.Errorf("%s: the encoding decodes", name)
+		}
+	}
+}
+
 // Every batch size from 1 to MaxBatch: each message verifies with its own
 // proof, for a third party with crypto/ed25519 over SignedBytes and through
 // the root cache; any other message, index, sibling or depth fails.
@@ -53,7 +90,7 @@ func TestSignBatch(t *testing.T) {
 			if int(p.Depth) != wantDepth || int(p.Index) != i && n > 1 {
 				t.Fatalf("n=%d i=%d: depth %d index %d", n, i, p.Depth, p.Index)
 			}
-			if !ed25519.Verify(pub[:], SignedBytes(m, &p), sig[:]) {
+			if !ed25519.Verify(pub[:], signedBytes(m, &p), sig[:]) {
 				t.Fatalf("n=%d i=%d: crypto/ed25519 rejects", n, i)
 			}
 			if !c.verify(pub, m, &p, &sig) {
@@ -61,7 +98,7 @@ func TestSignBatch(t *testing.T) {
 			}
 			bad := func(what string, m []byte, q Proof) {
 				t.Helper()
-				if ed25519.Verify(pub[:], SignedBytes(m, &q), sig[:]) || c.verify(pub, m, &q, &sig) {
+				if ed25519.Verify(pub[:], signedBytes(m, &q), sig[:]) || c.verify(pub, m, &q, &sig) {
 					t.Fatalf("n=%d i=%d: %s verifies", n, i, what)
 				}
 			}
@@ -187,7 +224,7 @@ func TestBatchSignerGroupsWaiting(t *testing.T) {
 	for _, c := range []struct{ cap, n, sigs int }{{0, 100, 2}, {8, 20, 3}, {1, 5, 5}} {
 		s := NewBatchSigner(k, c.cap)
 		s.mu.Lock()
-		s.busy = true // as if a leader were signing
+		s.leading = true // as if a leader were signing
 		s.mu.Unlock()
 		var wg sync.WaitGroup
 		errs := make(chan error, c.n)
@@ -195,7 +232,7 @@ func TestBatchSignerGroupsWaiting(t *testing.T) {
 			wg.Go(func() {
 				m := fmt.Appendf(nil, "m%d", i)
 				sig, p := s.Sign(m)
-				if !ed25519.Verify(pub[:], SignedBytes(m, &p), sig[:]) {
+				if !ed25519.Verify(pub[:], signedBytes(m, &p), sig[:]) {
 					errs <- fmt.Errorf("message %d does not verify", i)
 				}
 			})
@@ -220,8 +257,8 @@ func TestBatchSignerGroupsWaiting(t *testing.T) {
 		if sigs, msgs := s.Stats(); sigs != uint64(c.sigs) || msgs != uint64(c.n) {
 			t.Errorf("cap %d, %d waiting: %d signatures for %d messages, want %d for %d", c.cap, c.n, sigs, msgs, c.sigs, c.n)
 		}
-		if s.busy || len(s.pending) != 0 {
-			t.Errorf("cap %d: signer left busy=%v with %d pending", c.cap, s.busy, len(s.pending))
+		if s.leading || len(s.pending) != 0 {
+			t.Errorf("cap %d: signer left leading=%v with %d pending", c.cap, s.leading, len(s.pending))
 		}
 	}
 	// Idle: a lone message is signed alone, with no proof.
@@ -243,7 +280,7 @@ func TestBatchSignerConcurrent(t *testing.T) {
 			for i := range 50 {
 				m := fmt.Appendf(nil, "g%d m%d", g, i)
 				sig, p := s.Sign(m)
-				if !ed25519.Verify(pub[:], SignedBytes(m, &p), sig[:]) {
+				if !ed25519.Verify(pub[:], signedBytes(m, &p), sig[:]) {
 					failed.Store(string(m), true)
 				}
 			}

@@ -9,11 +9,13 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"taobox/chain/types"
+	"taobox/internal/edsig"
 )
 
 // ClientOptions configures a Client. The zero value is usable.
@@ -51,6 +53,7 @@ type Client struct {
 	netuid uint16
 	opt    ClientOptions
 	signer *BatchSigner
+	flying atomic.Int64 // queries in QueryWith
 
 	mu      sync.Mutex
 	tr      *quic.Transport
@@ -88,7 +91,9 @@ func NewClient(key ed25519.PrivateKey, netuid uint16, opts ClientOptions) *Clien
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	return &Client{key: key, netuid: netuid, opt: opts, signer: NewBatchSigner(key, opts.SignBatch), tr: opts.Transport, conns: map[connKey]*connEntry{}}
+	c := &Client{key: key, netuid: netuid, opt: opts, tr: opts.Transport, conns: map[connKey]*connEntry{}}
+	c.signer = NewBatchSigner(key, opts.SignBatch).WithBusy(func() bool { return c.flying.Load() > 1 })
+	return c
 }
 
 // SignStats reports how many signatures the client made for envelopes and
@@ -204,12 +209,9 @@ func (c *Client) QueryWith(ctx context.Context, addr string, miner types.Account
 	if len(c.key) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("task: query: private key has %d bytes", len(c.key))
 	}
+	c.flying.Add(1)
+	defer c.flying.Add(-1)
 	bb := body.Encode()
-	env, err := newEnvelope(c.key.Public().(ed25519.PublicKey), c.netuid, miner, bb, c.opt.Now(), c.opt.Rand, c.signer.Sign)
-	if err != nil {
-		return nil, err
-	}
-	req := AppendRequest(make([]byte, 0, 2+env.Size()+4+len(bb)), &env, bb)
 	ctx, cancelTimeout := context.WithTimeout(ctx, c.opt.Timeout)
 	defer cancelTimeout()
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -221,8 +223,10 @@ func (c *Client) QueryWith(ctx context.Context, addr string, miner types.Account
 	}
 
 	var s *quic.Stream
+	var conn *quic.Conn
 	for attempt := 0; ; attempt++ {
-		conn, err := c.conn(ctx, addr, miner)
+		var err error
+		conn, err = c.conn(ctx, addr, miner)
 		if err != nil {
 			return nil, c.ctxErr(ctx, err)
 		}
@@ -246,6 +250,18 @@ func (c *Client) QueryWith(ctx context.Context, addr string, miner types.Account
 	})
 	defer stop()
 
+	// A miner from before batch signatures gets envelopes signed alone.
+	sign := c.signer.Sign
+	if !BatchOK(conn.ConnectionState().TLS.NegotiatedProtocol) {
+		sign = func(msg []byte) ([64]byte, Proof) { return edsig.Sign(c.key, msg), Proof{} }
+	}
+	env, err := newEnvelope(c.key.Public().(ed25519.PublicKey), c.netuid, miner, bb, c.opt.Now(), c.opt.Rand, sign)
+	if err != nil {
+		s.CancelWrite(0)
+		s.CancelRead(0)
+		return nil, err
+	}
+	req := AppendRequest(make([]byte, 0, 2+env.Size()+4+len(bb)), &env, bb)
 	res := &Result{Request: env.Hash()}
 	start := c.opt.Now()
 	if _, err := s.Write(req); err != nil {

@@ -23,8 +23,20 @@ import (
 	"taobox/internal/edsig"
 )
 
-// ALPN is the TLS application protocol both ends require.
+// ALPN is the task protocol's TLS application protocol as first
+// specified: every envelope and final frame signed alone.
 const ALPN = "taobox-task/1"
+
+// ALPNBatch is ALPN with batch signatures (batch.go, docs/task-protocol.md
+// §8): envelopes and final frames may carry batch proofs. Both ends offer
+// it before ALPN; on a connection that negotiated ALPN (a peer from before
+// batch signatures) everything is signed alone, so old and new validators
+// and miners keep talking.
+const ALPNBatch = "taobox-task/2"
+
+// BatchOK reports whether a connection that negotiated protocol proto may
+// carry batch-signed envelopes and final frames.
+func BatchOK(proto string) bool { return proto == ALPNBatch }
 
 // Version is the envelope version this package speaks.
 const Version = 1

@@ -41,7 +41,7 @@ func ServerTLS(key ed25519.PrivateKey) (*tls.Config, error) {
 	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		NextProtos:   []string{ALPN},
+		NextProtos:   []string{ALPNBatch, ALPN},
 		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
 	}, nil
 }
@@ -56,7 +56,7 @@ var ErrKeyMismatch = errors.New("task: peer certificate key is not the pinned mi
 func ClientTLS(pinned types.AccountID) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
-		NextProtos:         []string{ALPN},
+		NextProtos:         []string{ALPNBatch, ALPN},
 		ServerName:         "taobox-miner",
 		InsecureSkipVerify: true, // replaced by VerifyPeerCertificate below
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {

@@ -25,7 +25,7 @@ var minerCommand = &command{
 	args:    "--netuid N --hotkey H [--wallet NAME] [--listen ADDR] [--model FILE] [--register TAO] [--serve-host HOST] [--backend auto|cpu|cuda] [--metrics ADDR] [--node URL]",
 	summary: "serve inference tasks to validators over QUIC (the task protocol)",
 	help: "Runs a miner: loads the model (default: the embedded tiny model), listens\n" +
-		"for validators' task requests on UDP --listen (QUIC, ALPN taobox-task/1,\n" +
+		"for validators' task requests on UDP --listen (QUIC, ALPN taobox-task/2 or /1,\n" +
 		"TLS with the hotkey as certificate key), admits only senders that the node\n" +
 		"lists on --netuid with a validator permit and --min-stake, and streams the\n" +
 		"model's tokens with a signed final frame (docs/task-protocol.md). It\n" +
