@@ -177,7 +177,9 @@ func (f *failover) step(tokens []int, pos int, s *model.Sampler, alts int, top [
 		return forwardStep(f.forward)(tokens, pos, s, alts, top)
 	}
 	if pos != len(f.fed) {
-		f.toCPU(fmt.Errorf("position %d after %d tokens", pos, len(f.fed)))
+		if err := f.toCPU(fmt.Errorf("position %d after %d tokens", pos, len(f.fed))); err != nil {
+			return 0, 0, nil, err
+		}
 		return forwardStep(f.forward)(tokens, pos, s, alts, top)
 	}
 	before := s.Draws()

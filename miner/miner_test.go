@@ -774,6 +774,11 @@ func TestBatchSignaturesNegotiated(t *testing.T) {
 	if p := c.ConnectionState().TLS.NegotiatedProtocol; p != task.ALPN {
 		t.Fatalf("an old validator negotiated %q", p)
 	}
+	// taobox-task/1 carries no batch proofs.
+	es, bb := batchEnvelopes(t, 2)
+	if code := rejectCode(t, exchange(t, c, task.AppendRequest(nil, &es[0], bb))); code != task.CodeMalformed {
+		t.Fatalf("a batch-signed envelope on a taobox-task/1 connection: %v", code)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
@@ -809,10 +814,13 @@ func TestBatchSignaturesNegotiated(t *testing.T) {
 	if _, _, err := runLoad(16, n, legitQuery(cl, oldMiner.addr)); err != nil {
 		t.Fatal(err)
 	}
-	if sigs, envs := cl.SignStats(); sigs != 0 || envs != 0 {
-		t.Fatalf("the client batch-signed %d envelopes in %d signatures for an old miner", envs, sigs)
+	if sigs, envs := cl.SignStats(); sigs != n || envs != n {
+		t.Fatalf("the client signed %d envelopes in %d signatures for an old miner, want each alone", envs, sigs)
 	}
-	if sigs, finals := oldMiner.signer.Stats(); sigs != 0 || finals != 0 {
-		t.Fatalf("batch-signed %d final frames for a new client on an old-protocol connection", finals)
+	if sigs, finals := oldMiner.signer.Stats(); sigs != n || finals != n {
+		t.Fatalf("%d final frames in %d signatures on old-protocol connections, want each alone", finals, sigs)
+	}
+	if sigs, finals := tm.signer.Stats(); sigs != n || finals != n {
+		t.Fatalf("%d final frames in %d signatures for an old validator, want each alone", finals, sigs)
 	}
 }

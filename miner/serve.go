@@ -131,7 +131,14 @@ func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) 
 	}
 	s.CancelRead(0) // nothing more is read from this stream
 	r := &request{ctx: s.Context(), w: newStreamWriter(m.cfg.Limits.WriteTimeout), batch: cs.batch}
-	a := m.admit(env, body, m.now(), r)
+	var a admission
+	if !cs.batch && env.Proof.Depth > 0 {
+		// taobox-task/1 has no batch proofs (a miner from before them
+		// refuses the longer envelope as well).
+		a = reject(task.CodeMalformed, "a batch-signed envelope on a %s connection", task.ALPN)
+	} else {
+		a = m.admit(env, body, m.now(), r)
+	}
 	if a.code != task.CodeOK {
 		m.writeReject(s, cs, a)
 		return
@@ -266,12 +273,8 @@ func (a *answerRun) end(err error) {
 	}
 	count, sum := a.count, a.chain.Sum()
 	r.w.finishWith(func() []byte {
-		var f task.Final
-		if r.batch {
-			f = m.signer.SignFinal(r.hash, count, sum)
-		} else { // a validator from before batch signatures
-			f = task.SignFinal(m.cfg.Key, r.hash, count, sum)
-		}
+		// Alone for a validator from before batch signatures.
+		f := m.signer.SignFinal(r.hash, count, sum, r.batch)
 		return task.AppendFinalFrame(nil, &f)
 	})
 	m.m.served.Add(1)

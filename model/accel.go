@@ -92,7 +92,10 @@ func SampleFrom(logits []float32, s *Sampler, alts int, top []Alt) (id int, logp
 // CheckSampled refuses a device's step that cannot come from SampleFrom
 // over valid logits: an id outside the vocabulary, a log-prob that is NaN,
 // infinite or above 0 beyond rounding, or alternatives of the wrong
-// count, out of the vocabulary or out of order.
+// count, out of the vocabulary, repeated or with a log-prob above the one
+// before (equal log-probs may come in either id order: the ranking breaks
+// ties on the float32 logits, which can differ where the log-probs round
+// equal).
 func CheckSampled(id int, logprob float64, alt []Alt, alts, vocab int) error {
 	bad := func(lp float64) bool { return math.IsNaN(lp) || math.IsInf(lp, 0) || lp > 1e-6 }
 	if id < 0 || id >= vocab {
@@ -108,8 +111,13 @@ func CheckSampled(id int, logprob float64, alt []Alt, alts, vocab int) error {
 		if a.ID < 0 || a.ID >= vocab || bad(a.LogProb) {
 			return fmt.Errorf("alternative %d: id %d, log-prob %v", i, a.ID, a.LogProb)
 		}
-		if i > 0 && (a.LogProb > alt[i-1].LogProb || a.LogProb == alt[i-1].LogProb && a.ID <= alt[i-1].ID) {
+		if i > 0 && a.LogProb > alt[i-1].LogProb {
 			return fmt.Errorf("alternative %d out of order", i)
+		}
+		for _, b := range alt[:i] {
+			if b.ID == a.ID {
+				return fmt.Errorf("alternative %d repeats id %d", i, a.ID)
+			}
 		}
 	}
 	return nil

@@ -252,3 +252,36 @@ func TestCheckLogits(t *testing.T) {
 		}
 	}
 }
+
+// CheckSampled takes what SampleFrom gives, ties in either id order
+// included (the ranking breaks ties on float32 logits whose log-probs can
+// round equal), and refuses what it cannot give.
+func TestCheckSampled(t *testing.T) {
+	logits := []float32{0, 1e-30, -5, -5}
+	s := Sampler{}
+	id, lp, alt := SampleFrom(logits, &s, 3, nil)
+	if err := CheckSampled(id, lp, alt, 3, len(logits)); err != nil {
+		t.Fatalf("SampleFrom's own step %d %v %v: %v", id, lp, alt, err)
+	}
+	ok := []Alt{{1, -0.7}, {0, -0.7}, {2, -5}}
+	if err := CheckSampled(0, -0.7, ok, 3, 4); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		id  int
+		lp  float64
+		alt []Alt
+	}{
+		"id past the vocabulary": {4, -1, ok},
+		"positive log-prob":      {0, 0.1, ok},
+		"NaN log-prob":           {0, math.NaN(), ok},
+		"too few alternatives":   {0, -1, ok[:2]},
+		"out of order":           {0, -1, []Alt{{2, -5}, {0, -0.7}, {1, -0.7}}},
+		"repeated id":            {0, -1, []Alt{{1, -0.7}, {1, -0.7}, {2, -5}}},
+		"alternative id past":    {0, -1, []Alt{{1, -0.7}, {0, -0.7}, {9, -5}}},
+	} {
+		if CheckSampled(c.id, c.lp, c.alt, 3, 4) == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

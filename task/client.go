@@ -15,7 +15,6 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"taobox/chain/types"
-	"taobox/internal/edsig"
 )
 
 // ClientOptions configures a Client. The zero value is usable.
@@ -253,7 +252,7 @@ func (c *Client) QueryWith(ctx context.Context, addr string, miner types.Account
 	// A miner from before batch signatures gets envelopes signed alone.
 	sign := c.signer.Sign
 	if !BatchOK(conn.ConnectionState().TLS.NegotiatedProtocol) {
-		sign = func(msg []byte) ([64]byte, Proof) { return edsig.Sign(c.key, msg), Proof{} }
+		sign = c.signer.SignAlone
 	}
 	env, err := newEnvelope(c.key.Public().(ed25519.PublicKey), c.netuid, miner, bb, c.opt.Now(), c.opt.Rand, sign)
 	if err != nil {

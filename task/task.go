@@ -378,10 +378,15 @@ func SignFinal(key ed25519.PrivateKey, req [32]byte, count uint32, result [32]by
 	return f
 }
 
-// SignFinal signs an already computed result hash in s's next batch.
-func (s *BatchSigner) SignFinal(req [32]byte, count uint32, result [32]byte) Final {
+// SignFinal signs an already computed result hash in s's next batch, or
+// alone (SignAlone) when batch is false.
+func (s *BatchSigner) SignFinal(req [32]byte, count uint32, result [32]byte, batch bool) Final {
 	f := Final{Count: count, ResultHash: result}
-	f.Sig, f.Proof = s.Sign(FinalSigningBytes(req, count, result))
+	sign := s.Sign
+	if !batch {
+		sign = s.SignAlone
+	}
+	f.Sig, f.Proof = sign(FinalSigningBytes(req, count, result))
 	return f
 }
 

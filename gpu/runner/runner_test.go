@@ -956,6 +956,7 @@ func TestSeqSampleOnRunner(t *testing.T) {
 		{model.Sampler{Temperature: 0.9, Seed: 7}, 3},
 		{model.Sampler{Temperature: 1.3, TopK: 8, TopP: 0.8, Seed: 11}, 0},
 		{model.Sampler{Temperature: 0.7, TopP: 0.5, Seed: 5}, 1},
+		{model.Sampler{Temperature: 0.9, TopK: 1<<32 - 1, Seed: 9}, 0}, // any u32 a task body may carry
 	} {
 		s := e.BeginSeq(ctx)
 		if s == nil {

@@ -310,8 +310,9 @@ func (s *Seq) Score(ids []int, from int, qs []int, ranks bool, margin float64) (
 // log-prob and the alternatives cross the boundary instead of every
 // logit. The caller checks the result against its model (model.CheckSampled,
 // as it checks Forward's logits); Sample checks the sampler's count of
-// draws before s advances, and a wrong one fails the Seq (Fail). Its deadline grows with the tokens fed as Generate's. Failures
-// are Forward's, except that a runner without llama.sample (an older
+// draws before s advances, and a wrong one fails the Seq (Fail). Its
+// deadline is ForwardTimeout plus 100 ms a token fed after the first.
+// Failures are Forward's, except that a runner without llama.sample (an older
 // taobox-cuda) returns model.ErrSampleUnsupported, leaving the Seq usable,
 // and is not asked again.
 func (s *Seq) Sample(tokens []int, pos int, smp *model.Sampler, alts int, top []model.Alt) (int, float64, []model.Alt, error) {
@@ -325,7 +326,9 @@ func (s *Seq) Sample(tokens []int, pos int, smp *model.Sampler, alts int, top []
 	if no {
 		return 0, 0, nil, model.ErrSampleUnsupported
 	}
-	d := e.opts.ForwardTimeout + time.Duration(len(tokens)-1)*50*time.Millisecond
+	// A prompt is fed here in one call: 100 ms a token on top (a 1B model
+	// takes 1–2 ms a token on a GPU).
+	d := e.opts.ForwardTimeout + time.Duration(len(tokens)-1)*100*time.Millisecond
 	ctx, cancel := context.WithTimeoutCause(context.Background(), d, fmt.Errorf("no answer within %v", d))
 	r, err := p.client.LlamaSample(ctx, SampleRequest{
 		Tokens: tokens, Pos: pos, Temperature: smp.Temperature, TopK: smp.TopK, TopP: smp.TopP,
