@@ -222,10 +222,10 @@ type Miner struct {
 	hsAll bucket
 	hsIP  map[string]*bucket
 
-	nconns   atomic.Int64
-	open     atomic.Int64 // streams in serveStream: requests being read, admitted, answered
-	streamWG sync.WaitGroup
-	drop     *initialDropper // nil: refusals are replies only
+	nconns    atomic.Int64
+	answering atomic.Int64 // admitted requests whose response is not complete yet
+	streamWG  sync.WaitGroup
+	drop      *initialDropper // nil: refusals are replies only
 }
 
 // New checks cfg and builds a Miner. It does not open sockets.
@@ -260,7 +260,7 @@ func New(cfg Config) (*Miner, error) {
 		ready:  make(chan struct{}),
 	}
 	copy(m.id[:], cfg.Key.Public().(ed25519.PublicKey))
-	m.signer = task.NewBatchSigner(cfg.Key, cfg.SignBatch).WithBusy(func() bool { return m.open.Load() > 1 })
+	m.signer = task.NewBatchSigner(cfg.Key, cfg.SignBatch).WithBusy(func() bool { return m.answering.Load() > 0 })
 	m.senders.view, m.senders.netuid, m.senders.ttl = cfg.Chain, cfg.Netuid, cfg.Limits.ChainRefresh
 	m.answer = cfg.Answer
 	if m.answer == nil {

@@ -17,6 +17,7 @@ import (
 // appends frames without blocking, the stream's own goroutine writes them.
 type streamWriter struct {
 	timeout time.Duration // Limits.WriteTimeout: the longest one write may block
+	onDone  func()        // if set, called once by run when the response is complete or the stream gone
 	mu      sync.Mutex
 	buf     []byte
 	done    bool
@@ -62,6 +63,13 @@ func (w *streamWriter) signal() {
 // the stream fails or the client cancels it; gone reports that.
 func (w *streamWriter) run(s *quic.Stream, cs *connState) (gone bool) {
 	var out []byte
+	ended := func() {
+		if w.onDone != nil {
+			w.onDone()
+			w.onDone = nil
+		}
+	}
+	defer ended()
 	for {
 		select {
 		case <-w.notify:
@@ -72,6 +80,9 @@ func (w *streamWriter) run(s *quic.Stream, cs *connState) (gone bool) {
 		out, w.buf = w.buf, out[:0]
 		done, last := w.done, w.last
 		w.mu.Unlock()
+		if done {
+			ended() // before the final frame's signature (the signer's busy hint)
+		}
 		if done && last != nil {
 			out = append(out, last()...)
 		}
@@ -110,8 +121,7 @@ func (m *Miner) writeReject(s *quic.Stream, cs *connState, a admission) {
 // answer.
 func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) {
 	m.m.streams.Add(1)
-	m.open.Add(1)
-	defer m.open.Add(-1)
+
 	// Deadlines are wall-clock (the socket's), not cfg.Now.
 	s.SetReadDeadline(time.Now().Add(m.cfg.Limits.ReadTimeout))
 	env, body, code, err := task.ReadRequest(s)
@@ -155,6 +165,8 @@ func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) 
 		m.writeReject(s, cs, admission{code: code, retryMs: m.retryAfterMs(), msg: "queue full"})
 		return
 	}
+	m.answering.Add(1)
+	r.w.onDone = func() { m.answering.Add(-1) }
 	if evicted != nil {
 		m.release(evicted.hk)
 		m.m.rejects[task.CodeBusy].Add(1)

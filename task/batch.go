@@ -277,8 +277,19 @@ func (s *BatchSigner) SignAlone(msg []byte) ([64]byte, Proof) {
 // the signature and msg's proof in the batch it went out in. It blocks
 // while an earlier batch is being signed.
 func (s *BatchSigner) Sign(msg []byte) ([64]byte, Proof) {
-	r := &signReq{msg: msg, wake: make(chan bool, 1)}
 	s.mu.Lock()
+	if !s.leading && (s.max == 1 || s.busy == nil || !s.busy()) {
+		// Alone, with no reason to wait for company: sign at once (those
+		// who come meanwhile queue for the next signature).
+		s.leading = true
+		s.mu.Unlock()
+		sig, p := s.SignAlone(msg)
+		s.mu.Lock()
+		s.handOn()
+		s.mu.Unlock()
+		return sig, p
+	}
+	r := &signReq{msg: msg, wake: make(chan bool, 1)}
 	s.pending = append(s.pending, r)
 	if s.leading {
 		s.mu.Unlock()
@@ -328,13 +339,19 @@ func (s *BatchSigner) Sign(msg []byte) ([64]byte, Proof) {
 	}
 
 	s.mu.Lock()
+	s.handOn()
+	s.mu.Unlock()
+	return r.sig, r.proof
+}
+
+// handOn ends a leader's turn: the first waiting caller leads next, or
+// nobody leads. s.mu is held.
+func (s *BatchSigner) handOn() {
 	if len(s.pending) > 0 {
-		s.pending[0].wake <- true // hand the lead on; leading stays set
+		s.pending[0].wake <- true // leading stays set
 	} else {
 		s.leading = false
 	}
-	s.mu.Unlock()
-	return r.sig, r.proof
 }
 
 // rootCache remembers batch roots whose signature verified (or failed), so
