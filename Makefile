@@ -80,7 +80,7 @@ cuda: ptx-check
 		echo "bin/taobox-cuda needs $$needed; it may need only libc.so.6 and libcuda.so.1"; exit 1; fi; \
 	echo "bin/taobox-cuda: NEEDED $$needed"
 	@scripts/fakecuda/build.sh $(CUDA)/fake
-	LD_LIBRARY_PATH=$(CUDA)/fake $(CUDA_ENV) $(GO) test -count=1 -tags cuda -run '^(TestDo|TestSelftests|TestLlamaGPUvsCPU|TestLlamaBenchTiny|TestLlamaPromptLong|TestYumaGPU)$$' ./gpu/
+	LD_LIBRARY_PATH=$(CUDA)/fake $(CUDA_ENV) $(GO) test -count=1 -tags cuda -run '^(TestDo|TestSelftests|TestLlamaGPUvsCPU|TestLlamaBenchTiny|TestLlamaPromptLong|TestLlamaFeed|TestYumaGPU)$$' ./gpu/
 	LD_LIBRARY_PATH=$(CUDA)/fake bin/taobox-cuda selftest --run smoke/ >/dev/null
 
 # What a device machine (no Go there) runs from bin/: taobox-cuda, and the

@@ -1035,6 +1035,69 @@ func (l *Llama) Forward(token, pos int) ([]float32, error) {
 	return l.hostLogits, nil
 }
 
+// Feed runs tokens at positions pos, pos+1, … (the KV cache holds the
+// positions below pos, as Forward and earlier Feeds leave it) and returns
+// the last position's logits, owned by l and overwritten by the next call,
+// as Forward's. All but the last token go through the batched prompt path
+// in chunks (token by token with TAOBOX_LLAMA_BATCH=0); the last is a
+// Forward step. The runner's llama.sample feeds a miner's prompt this way.
+func (l *Llama) Feed(tokens []int, pos int) ([]float32, error) {
+	c := l.cfg
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if len(tokens) == 0 {
+		return nil, errors.New("gpu: llama: feed: no tokens")
+	}
+	if pos < 0 || pos+len(tokens) > c.SeqLen {
+		return nil, fmt.Errorf("gpu: llama: feed: %w: %d tokens at %d do not fit a context of %d", model.ErrPosition, len(tokens), pos, c.SeqLen)
+	}
+	toks := make([]int64, len(tokens))
+	for i, t := range tokens {
+		if t < 0 || t >= c.VocabSize {
+			return nil, fmt.Errorf("gpu: llama: feed: token %d (index %d) outside the vocabulary [0,%d)", t, i, c.VocabSize)
+		}
+		toks[i] = int64(t)
+	}
+	last := pos + len(tokens) - 1
+	err := l.d.Do(func() error {
+		if err := cu.MemcpyHtoD(l.toks+cu.DevicePtr(pos*8), unsafe.Pointer(&toks[0]), int64(len(toks))*8); err != nil {
+			return fmt.Errorf("gpu: llama: feed: %v", err)
+		}
+		if l.batch > 0 {
+			for pos0, T := pos, 0; pos0 < last; pos0 += T {
+				T = llamaChunkRows(c, pos0, min(l.batch, last-pos0), l.attScratch)
+				if err := l.promptChunk(pos0, T, false); err != nil {
+					return err
+				}
+			}
+		} else {
+			if err := l.setPos(pos); err != nil {
+				return err
+			}
+			for range last - pos {
+				if err := l.promptStep(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := l.setPos(last); err != nil {
+			return err
+		}
+		if err := l.step(true); err != nil {
+			return err
+		}
+		if err := cu.MemcpyDtoH(unsafe.Pointer(&l.hostLogits[0]), l.logits, int64(c.VocabSize)*4); err != nil {
+			return fmt.Errorf("gpu: llama: feed: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l.hostLogits, nil
+}
+
 // LogSoftmax returns log-softmax (float64, natural log) of the logits of the
 // last Forward or Generate step, computed on the device.
 func (l *Llama) LogSoftmax() ([]float64, error) {

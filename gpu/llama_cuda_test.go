@@ -218,6 +218,65 @@ func TestLlamaProfile(t *testing.T) {
 	}
 }
 
+// TestLlamaFeed: Feed (the runner's llama.sample: a prompt batched, then
+// one token at a time, at any position) leaves the KV cache and returns
+// the logits the CPU model gives after the same tokens, batched in
+// chunks or token by token, and refuses what does not fit.
+func TestLlamaFeed(t *testing.T) {
+	d := openTestDevice(t)
+	tm := llamaTestModel{"f32-gqa-feed", model.Config{Dim: 60, HiddenDim: 150, NLayers: 2, NHeads: 6, NKVHeads: 3, VocabSize: 300, SeqLen: 96, RMSEps: 1e-5, RopeBase: 10000}, gguf.TypeF32, 14, nil, 1e-3, 0}
+	f, err := tm.file()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, err := model.ModelFromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewLlama(d, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	toks := make([]int, 90)
+	for i := range toks {
+		toks[i] = (i*53 + 3) % tm.cfg.VocabSize
+	}
+	saved := g.batch
+	for _, b := range []int{saved, 7, 0} {
+		g.batch = b
+		var worst float64
+		for _, span := range [][2]int{{0, 40}, {40, 41}, {41, 42}, {42, 90}} {
+			got, err := g.Feed(toks[span[0]:span[1]], span[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []float32
+			for p := span[0]; p < span[1]; p++ {
+				if want, err = cpu.Forward(toks[p], p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, w := range want {
+				worst = max(worst, math.Abs(float64(got[i])-float64(w)))
+			}
+		}
+		if !(worst <= 1e-3) {
+			t.Errorf("chunks of %d: max |GPU - CPU| logit %.3g after each feed, bound 1e-3", b, worst)
+		}
+		t.Logf("chunks of %d: max |dlogit| %.2g", b, worst)
+	}
+	g.batch = saved
+	for _, bad := range []struct {
+		toks []int
+		pos  int
+	}{{nil, 0}, {[]int{1, 2}, 95}, {[]int{1}, -1}, {[]int{300}, 0}} {
+		if _, err := g.Feed(bad.toks, bad.pos); err == nil {
+			t.Errorf("Feed(%v, %d) accepted", bad.toks, bad.pos)
+		}
+	}
+}
+
 // TestLlamaBenchTiny runs the benchmark's code path (the prompt token by
 // token and batched, decode, the read ceiling, a validator's pass both
 // ways) on a small random model:

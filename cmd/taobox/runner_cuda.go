@@ -50,6 +50,7 @@ func runRunner(e *env, socket string, device int, only string, shm *runner.Shm) 
 		Yuma: &serialEngine{e: gpu.NewYumaEngine(d)},
 		Shm:  shm,
 	}
+	var _ runner.Feeder = (*gpu.Llama)(nil) // llama.sample feeds prompts batched
 	lm := &runner.LlamaOps{Open: func(path string) (runner.LlamaModel, string, error) {
 		f, err := gguf.Open(path)
 		if err != nil {

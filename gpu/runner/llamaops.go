@@ -25,6 +25,14 @@ type LlamaModel interface {
 	Close() error
 }
 
+// Feeder is a LlamaModel that can run several tokens in one call (on the
+// GPU, a prompt as batched matrix products): tokens at positions pos,
+// pos+1, …, returning the last position's logits as Forward would.
+// llama.sample uses it when the model has it.
+type Feeder interface {
+	Feed(tokens []int, pos int) ([]float32, error)
+}
+
 // ScoreByForward is LlamaModel.Score for a model with only Forward: the
 // arguments checked (model.CheckScore), then model.ScoreForward.
 func ScoreByForward(m interface {
@@ -170,14 +178,23 @@ func (o *LlamaOps) sample(_ context.Context, p, out []byte) ([]byte, error) {
 	}
 	defer unlock()
 	vocab := m.Config().VocabSize
-	var logits []float32
 	for i, t := range r.Tokens {
 		if t < 0 || t >= vocab {
 			return nil, fmt.Errorf("llama.sample: token %d (index %d) outside the vocabulary [0,%d)", t, i, vocab)
 		}
-		if logits, err = m.Forward(t, r.Pos+i); err != nil {
-			return nil, err
+	}
+	var logits []float32
+	if f, ok := m.(Feeder); ok {
+		logits, err = f.Feed(r.Tokens, r.Pos)
+	} else {
+		for i, t := range r.Tokens {
+			if logits, err = m.Forward(t, r.Pos+i); err != nil {
+				break
+			}
 		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := model.CheckLogits(logits, vocab); err != nil {
 		return nil, fmt.Errorf("llama.sample: the model's %w", err)
