@@ -218,13 +218,9 @@ func TestLlamaProfile(t *testing.T) {
 	}
 }
 
-// TestLlamaFeed: Feed (the runner's llama.sample: a prompt batched, then
-// one token at a time, at any position) leaves the KV cache and returns
-// the logits the CPU model gives after the same tokens, batched in
-// chunks or token by token, and refuses what does not fit.
-func TestLlamaFeed(t *testing.T) {
-	d := openTestDevice(t)
-	tm := llamaTestModel{"f32-gqa-feed", model.Config{Dim: 60, HiddenDim: 150, NLayers: 2, NHeads: 6, NKVHeads: 3, VocabSize: 300, SeqLen: 96, RMSEps: 1e-5, RopeBase: 10000}, gguf.TypeF32, 14, nil, 1e-3, 0}
+// pair loads tm on the CPU and on d.
+func (tm llamaTestModel) pair(t *testing.T, d *Device) (*model.Model, *Llama) {
+	t.Helper()
 	f, err := tm.file()
 	if err != nil {
 		t.Fatal(err)
@@ -237,6 +233,17 @@ func TestLlamaFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cpu, g
+}
+
+// TestLlamaFeed: Feed (the runner's llama.sample: a prompt batched, then
+// one token at a time, at any position) leaves the KV cache and returns
+// the logits the CPU model gives after the same tokens, batched in
+// chunks or token by token, and refuses what does not fit.
+func TestLlamaFeed(t *testing.T) {
+	d := openTestDevice(t)
+	tm := llamaTestModel{"f32-gqa-feed", model.Config{Dim: 60, HiddenDim: 150, NLayers: 2, NHeads: 6, NKVHeads: 3, VocabSize: 300, SeqLen: 96, RMSEps: 1e-5, RopeBase: 10000}, gguf.TypeF32, 14, nil, 1e-3, 0}
+	cpu, g := tm.pair(t, d)
 	defer g.Close()
 	toks := make([]int, 90)
 	for i := range toks {
@@ -314,18 +321,7 @@ func TestLlamaPromptLong(t *testing.T) {
 		// n % 8 == 0: matmul's 16-byte F16 weight loads
 		{"f16-long", model.Config{Dim: 64, HiddenDim: 128, NLayers: 2, NHeads: 4, NKVHeads: 4, VocabSize: 256, SeqLen: 160, RMSEps: 1e-5, RopeBase: 10000}, gguf.TypeF16, 13, nil, 1e-3, 0},
 	} {
-		f, err := tm.file()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cpu, err := model.ModelFromGGUF(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := NewLlama(d, f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cpu, g := tm.pair(t, d)
 		toks := make([]int, 150)
 		for i := range toks {
 			toks[i] = (i*37 + 5) % tm.cfg.VocabSize
