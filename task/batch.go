@@ -277,19 +277,39 @@ func (s *BatchSigner) SignAlone(msg []byte) ([64]byte, Proof) {
 // the signature and msg's proof in the batch it went out in. It blocks
 // while an earlier batch is being signed.
 func (s *BatchSigner) Sign(msg []byte) ([64]byte, Proof) {
-	s.mu.Lock()
-	if !s.leading && (s.max == 1 || s.busy == nil || !s.busy()) {
-		// Alone, with no reason to wait for company: sign at once (those
-		// who come meanwhile queue for the next signature).
-		s.leading = true
-		s.mu.Unlock()
-		sig, p := s.SignAlone(msg)
-		s.mu.Lock()
-		s.handOn()
-		s.mu.Unlock()
-		return sig, p
+	if !s.lead() {
+		return s.signQueued(msg)
 	}
+	// Alone, with no reason to wait for company: sign at once (those who
+	// come meanwhile queue for the next signature). This path keeps its
+	// stack small: the caller's goroutine is often new, and the curve
+	// arithmetic grows its stack.
+	s.sigs.Add(1)
+	s.msgs.Add(1)
+	sig := edsig.Sign(s.key, msg)
+	s.mu.Lock()
+	s.handOn()
+	s.mu.Unlock()
+	return sig, Proof{}
+}
+
+// lead takes the lead when nobody has it and nothing suggests company
+// soon.
+func (s *BatchSigner) lead() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leading || s.max > 1 && s.busy != nil && s.busy() {
+		return false
+	}
+	s.leading = true
+	return true
+}
+
+// signQueued is Sign when msg may go out in a batch: it queues msg, and
+// either waits for the leader's signature or leads the next batch.
+func (s *BatchSigner) signQueued(msg []byte) ([64]byte, Proof) {
 	r := &signReq{msg: msg, wake: make(chan bool, 1)}
+	s.mu.Lock()
 	s.pending = append(s.pending, r)
 	if s.leading {
 		s.mu.Unlock()
