@@ -120,6 +120,8 @@ type batcher struct {
 	owner  []*seqSlot // batch index → answer
 	draws  []draw
 	rot    int // where compose starts among the generating answers (see compose)
+
+	finished []*answerRun // completed in this step, their final frames not yet sent (finish)
 }
 
 // minPrefill is the least room a step keeps for prompt tokens while an
@@ -204,16 +206,49 @@ func (b *batcher) admit(ctx context.Context, r *request) {
 }
 
 // retire ends sl's answer (err nil: the final frame) and frees its slot.
+// Answers completed in a step that may share a batch signature wait for
+// the step's end (finish).
 func (b *batcher) retire(sl *seqSlot, err error) {
-	sl.a.end(err)
+	if _, batch := sl.a.signing(); err == nil && sl.a.count > 0 && batch {
+		b.finished = append(b.finished, sl.a)
+	} else {
+		sl.a.end(err)
+	}
 	b.m.release(sl.a.r.hk)
 	b.free = append(b.free, sl.seq)
 	sl.seq, sl.done = nil, true
 }
 
+// finish sends the final frames of the answers a step completed: one
+// alone is signed on its stream's goroutine, as any answer's; several are
+// signed here in one batch signature (task.SignBatch: the tokens are all
+// out, so nothing waits for the signature but these frames), which costs
+// the worker one signature for the lot instead of one per answer on other
+// cores.
+func (b *batcher) finish() {
+	switch len(b.finished) {
+	case 0:
+		return
+	case 1:
+		b.finished[0].end(nil)
+	default:
+		msgs := make([][]byte, len(b.finished))
+		for i, a := range b.finished {
+			msgs[i], _ = a.signing()
+		}
+		sigs, proofs := b.m.signer.SignAll(msgs)
+		for i, a := range b.finished {
+			a.endSigned(sigs[i], proofs[i])
+		}
+	}
+	clear(b.finished)
+	b.finished = b.finished[:0]
+}
+
 // step retires the answers whose context ended, then runs one batched
 // forward step and streams the tokens it yields.
 func (b *batcher) step() {
+	defer b.finish()
 	for _, sl := range b.active {
 		if err := sl.a.ctx.Err(); err != nil {
 			b.retire(sl, err)

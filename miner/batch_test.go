@@ -389,3 +389,40 @@ func TestComposeKeepsRoomForPrompts(t *testing.T) {
 		t.Fatalf("without a prompt waiting: %d tokens, want %d", len(b.batch), len(gen))
 	}
 }
+
+// Answers that a batched step completes together get their final frames
+// in one batch signature made by the worker (batcher.finish), each frame
+// verifying against its own request and the CPU model's tokens; one
+// answer completing alone is signed alone.
+func TestStepFinalsSignedTogether(t *testing.T) {
+	const n = 8
+	ref := tinyModel(t)
+	steps := 0
+	var tm *testMiner
+	setStepHook(t, func(m *Miner, active int) {
+		if steps++; steps == 1 { // hold the first step until all are queued
+			for deadline := time.Now().Add(10 * time.Second); active+m.q.len() < n && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+	tm = startMiner(t, Config{Model: tinyModel(t), Limits: Limits{Slots: n}})
+	c := newClient(valKey, task.ClientOptions{})
+	defer c.Close()
+	var wg sync.WaitGroup
+	for i := range n {
+		b := body(1)
+		b.PromptIDs = []uint32{1, uint32(10 + i)}
+		wg.Go(func() { sameAsRef(t, c, tm.addr, ref, b, -1) })
+	}
+	wg.Wait()
+	sigs, finals := tm.signer.Stats()
+	if finals != n || sigs > uint64(steps) {
+		t.Fatalf("%d final frames in %d signatures over %d steps, want %d in at most one a step", finals, sigs, steps, n)
+	}
+	t.Logf("%d final frames in %d signatures over %d steps", finals, sigs, steps)
+	sameAsRef(t, c, tm.addr, ref, body(1), -1) // alone
+	if s2, f2 := tm.signer.Stats(); f2 != n+1 || s2 != sigs+1 {
+		t.Fatalf("a lone answer: %d frames in %d signatures after %d in %d", f2, s2, finals, sigs)
+	}
+}

@@ -544,6 +544,7 @@ func BenchmarkTasks(b *testing.B) {
 			c := newClient(valKey, task.ClientOptions{})
 			defer c.Close()
 			report(b, conc, legitQuery(c, tm.addr))
+			reportBatches(b, c, tm.Miner)
 		})
 	}
 }

@@ -289,6 +289,30 @@ func (a *answerRun) end(err error) {
 		f := m.signer.SignFinal(r.hash, count, sum, r.batch)
 		return task.AppendFinalFrame(nil, &f)
 	})
+	a.served()
+}
+
+// signing is what a's final frame signs: its signing bytes, and whether
+// they may go out in a batch. a has emitted at least one token.
+func (a *answerRun) signing() ([]byte, bool) {
+	return task.FinalSigningBytes(a.r.hash, a.count, a.chain.Sum()), a.r.batch
+}
+
+// endSigned ends a successful answer with a final frame signed already
+// (sig and proof over a.signing()'s bytes, in a batch the worker signed).
+func (a *answerRun) endSigned(sig [64]byte, proof task.Proof) {
+	defer a.cancel()
+	defer a.stop()
+	f := task.Final{Count: a.count, ResultHash: a.chain.Sum(), Sig: sig, Proof: proof}
+	frame := task.AppendFinalFrame(nil, &f)
+	a.r.w.finishWith(func() []byte { return frame })
+	a.served()
+}
+
+// served counts a's answer in the served metrics.
+func (a *answerRun) served() {
+	m := a.m
+	count := a.count
 	m.m.served.Add(1)
 	m.m.tokens.Add(int64(count))
 	d := time.Since(a.start)

@@ -265,6 +265,24 @@ const (
 	yieldOff     = 10 * time.Second
 )
 
+// SignAll signs msgs (any number), which the caller holds all at once (a
+// miner's step that completed several answers), in batches of at most the
+// signer's cap, without waiting for other callers. It returns each
+// message's signature and proof.
+func (s *BatchSigner) SignAll(msgs [][]byte) ([][64]byte, []Proof) {
+	sigs, proofs := make([][64]byte, len(msgs)), make([]Proof, len(msgs))
+	for i := 0; i < len(msgs); i += s.max {
+		j := min(i+s.max, len(msgs))
+		sig, ps := SignBatch(s.key, msgs[i:j])
+		for k := i; k < j; k++ {
+			sigs[k], proofs[k] = sig, ps[k-i]
+		}
+		s.sigs.Add(1)
+		s.msgs.Add(uint64(j - i))
+	}
+	return sigs, proofs
+}
+
 // SignAlone signs msg by itself, at once (depth 0: a peer that does not
 // take batch proofs), counted in Stats like the rest.
 func (s *BatchSigner) SignAlone(msg []byte) ([64]byte, Proof) {
