@@ -1928,10 +1928,32 @@ func checkLlamaModel(d *Device, tm llamaTestModel, n int) (string, error) {
 	if !(maxScore <= batchMax) {
 		return "", fmt.Errorf("Score over %d ids from %d: max |GPU - CPU| %.3g (bound %g)", len(seqToks), from, maxScore, batchMax)
 	}
+	// Feed (the runner's llama.sample: a miner's prompt batched, then its
+	// tokens): the sequence in two calls, in chunks of 7, each call's last
+	// logits against the CPU's at that position.
+	var maxFeed float64
+	g.batch = min(7, g.batchCap)
+	for _, span := range [][2]int{{0, len(seqToks) / 2}, {len(seqToks) / 2, len(seqToks)}} {
+		if span[0] == span[1] {
+			continue
+		}
+		got, err := g.Feed(seqToks[span[0]:span[1]], span[0])
+		if err != nil {
+			g.batch = saved
+			return "", fmt.Errorf("Feed: %w", err)
+		}
+		for i, w := range cpuLogits[span[1]-1] {
+			maxFeed = max(maxFeed, math.Abs(float64(got[i])-float64(w)))
+		}
+	}
+	g.batch = saved
+	if !(maxFeed <= batchMax) {
+		return "", fmt.Errorf("Feed of %d tokens in two calls: max |GPU - CPU| logit %.3g (bound %g)", len(seqToks), maxFeed, batchMax)
+	}
 	mb := tm.median
 	if mb == 0 {
 		mb = tm.bound
 	}
-	return fmt.Sprintf("%d tokens equal, |dlogprob| max %.2g (bound %g) median %.2g (bound %g), prompt |dlogit| max %.2g, |dlogsoftmax| max %.2g, batched %d positions |dlogit| max %.2g, Score |dlogprob| max %.2g (bound %g), deterministic",
-		len(ids), maxLP, tm.bound, medLP, mb, maxLogit, maxLS, len(seqToks), maxBatch, maxScore, batchMax), nil
+	return fmt.Sprintf("%d tokens equal, |dlogprob| max %.2g (bound %g) median %.2g (bound %g), prompt |dlogit| max %.2g, |dlogsoftmax| max %.2g, batched %d positions |dlogit| max %.2g, Score |dlogprob| max %.2g (bound %g), Feed |dlogit| max %.2g, deterministic",
+		len(ids), maxLP, tm.bound, medLP, mb, maxLogit, maxLS, len(seqToks), maxBatch, maxScore, batchMax, maxFeed), nil
 }
