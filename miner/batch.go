@@ -209,7 +209,7 @@ func (b *batcher) admit(ctx context.Context, r *request) {
 // Answers completed in a step that may share a batch signature wait for
 // the step's end (finish).
 func (b *batcher) retire(sl *seqSlot, err error) {
-	if _, batch := sl.a.signing(); err == nil && sl.a.count > 0 && batch {
+	if err == nil && sl.a.count > 0 && sl.a.r.batch {
 		b.finished = append(b.finished, sl.a)
 	} else {
 		sl.a.end(err)
@@ -232,13 +232,20 @@ func (b *batcher) finish() {
 	case 1:
 		b.finished[0].end(nil)
 	default:
-		msgs := make([][]byte, len(b.finished))
-		for i, a := range b.finished {
-			msgs[i], _ = a.signing()
+		var msgs [][]byte
+		var ans []*answerRun
+		for _, a := range b.finished {
+			if a.r.ctx.Err() != nil {
+				a.end(nil) // its client left: no signature for nobody
+				continue
+			}
+			msgs, ans = append(msgs, a.finalBytes()), append(ans, a)
 		}
-		sigs, proofs := b.m.signer.SignAll(msgs)
-		for i, a := range b.finished {
-			a.endSigned(sigs[i], proofs[i])
+		if len(msgs) > 0 {
+			sigs, proofs := b.m.signer.SignAll(msgs)
+			for i, a := range ans {
+				a.endSigned(sigs[i], proofs[i])
+			}
 		}
 	}
 	clear(b.finished)

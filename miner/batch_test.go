@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -397,10 +398,10 @@ func TestComposeKeepsRoomForPrompts(t *testing.T) {
 func TestStepFinalsSignedTogether(t *testing.T) {
 	const n = 8
 	ref := tinyModel(t)
-	steps := 0
+	var steps atomic.Int64
 	var tm *testMiner
 	setStepHook(t, func(m *Miner, active int) {
-		if steps++; steps == 1 { // hold the first step until all are queued
+		if steps.Add(1) == 1 { // hold the first step until all are queued
 			for deadline := time.Now().Add(10 * time.Second); active+m.q.len() < n && time.Now().Before(deadline); {
 				time.Sleep(time.Millisecond)
 			}
@@ -417,10 +418,10 @@ func TestStepFinalsSignedTogether(t *testing.T) {
 	}
 	wg.Wait()
 	sigs, finals := tm.signer.Stats()
-	if finals != n || sigs > uint64(steps) {
-		t.Fatalf("%d final frames in %d signatures over %d steps, want %d in at most one a step", finals, sigs, steps, n)
+	if st := steps.Load(); finals != n || sigs > uint64(st) {
+		t.Fatalf("%d final frames in %d signatures over %d steps, want %d in at most one a step", finals, sigs, st, n)
 	}
-	t.Logf("%d final frames in %d signatures over %d steps", finals, sigs, steps)
+	t.Logf("%d final frames in %d signatures over %d steps", finals, sigs, steps.Load())
 	sameAsRef(t, c, tm.addr, ref, body(1), -1) // alone
 	if s2, f2 := tm.signer.Stats(); f2 != n+1 || s2 != sigs+1 {
 		t.Fatalf("a lone answer: %d frames in %d signatures after %d in %d", f2, s2, finals, sigs)

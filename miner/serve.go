@@ -292,14 +292,14 @@ func (a *answerRun) end(err error) {
 	a.served()
 }
 
-// signing is what a's final frame signs: its signing bytes, and whether
-// they may go out in a batch. a has emitted at least one token.
-func (a *answerRun) signing() ([]byte, bool) {
-	return task.FinalSigningBytes(a.r.hash, a.count, a.chain.Sum()), a.r.batch
+// finalBytes is what a's final frame signs (a has emitted at least one
+// token).
+func (a *answerRun) finalBytes() []byte {
+	return task.FinalSigningBytes(a.r.hash, a.count, a.chain.Sum())
 }
 
 // endSigned ends a successful answer with a final frame signed already
-// (sig and proof over a.signing()'s bytes, in a batch the worker signed).
+// (sig and proof over a.finalBytes(), in a batch the worker signed).
 func (a *answerRun) endSigned(sig [64]byte, proof task.Proof) {
 	defer a.cancel()
 	defer a.stop()
