@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 60s
 GO       ?= go
 
-.PHONY: build run test test-long bench lint fuzz clean cuda device-bins cuda-toolchain ptx ptx-check train-tiny
+.PHONY: build run test test-long test-race bench lint fuzz clean cuda device-bins cuda-toolchain ptx ptx-check train-tiny
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/taobox ./cmd/taobox
@@ -21,6 +21,13 @@ test:
 
 test-long:
 	TAOBOX_LONG=1 $(GO) test -count=1 -timeout 60m ./...
+
+# The packages whose goroutines meet the most (the task protocol, the miner
+# and validator, the GPU runner's client) under the race detector (needs
+# cgo and gcc); CI runs it after make cuda has made sure gcc is there.
+RACE_PKGS = ./task/... ./miner/... ./validator/... ./gpu/runner/... ./internal/...
+test-race:
+	CGO_ENABLED=1 $(GO) test -count=1 -race $(RACE_PKGS)
 
 # The Yuma table (engine beside the reference port, targets), then the Go
 # benchmarks of the chain packages.
