@@ -121,7 +121,6 @@ func (m *Miner) writeReject(s *quic.Stream, cs *connState, a admission) {
 // answer.
 func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) {
 	m.m.streams.Add(1)
-
 	// Deadlines are wall-clock (the socket's), not cfg.Now.
 	s.SetReadDeadline(time.Now().Add(m.cfg.Limits.ReadTimeout))
 	env, body, code, err := task.ReadRequest(s)
