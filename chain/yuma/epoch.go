@@ -3,7 +3,6 @@ package yuma
 import (
 	"math"
 	"math/bits"
-	"slices"
 
 	"taobox/chain/fixed"
 )
@@ -19,7 +18,7 @@ type Workspace struct {
 	stake, active, useStake                []fixed.I32F32
 	consensus, vtrust, ranks, dividends    []fixed.I32F32
 	nse, nve, nce, combined, colScratch    []fixed.I32F32
-	order                                  []int32
+	keys                                   []uint64 // TopkNonzero's scratch
 	commitBlocks                           []uint64
 
 	// matrices
@@ -131,33 +130,10 @@ func (ws *Workspace) normalizedStake(in *Input, ownerExempt bool) {
 	}
 }
 
-// topkNonzero is is_topk_nonzero: true for nonzero entries, except the n-k
-// smallest (ties: lower uid dropped first, from the stable ascending sort).
+// topkNonzero is is_topk_nonzero (TopkNonzero with the workspace's
+// scratch).
 func (ws *Workspace) topkNonzero(v []fixed.I32F32, k int, res []bool) {
-	n := len(v)
-	for i, x := range v {
-		res[i] = x != 0
-	}
-	if n < k {
-		return
-	}
-	ws.order = grow(ws.order, n)
-	for i := range ws.order {
-		ws.order[i] = int32(i)
-	}
-	// A stable sort by value equals an unstable sort by (value, index).
-	slices.SortFunc(ws.order, func(a, b int32) int {
-		if v[a] != v[b] {
-			if v[a] < v[b] {
-				return -1
-			}
-			return 1
-		}
-		return int(a - b)
-	})
-	for _, i := range ws.order[:n-k] {
-		res[i] = false
-	}
+	ws.keys = TopkNonzero(v, k, res, ws.keys)
 }
 
 // maskVector is inplace_mask_vector: an empty mask does nothing; past the end

@@ -422,30 +422,8 @@ func normalizedStake(in *yuma.Input) []int64 {
 
 // topkNonzero is is_topk_nonzero (ties: lower uid dropped first).
 func topkNonzero(v []int64, k int) []bool {
-	n := len(v)
-	res := make([]bool, n)
-	for i, x := range v {
-		res[i] = x != 0
-	}
-	if n < k {
-		return res
-	}
-	order := make([]int32, n)
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, c int32) int {
-		if v[a] != v[c] {
-			if v[a] < v[c] {
-				return -1
-			}
-			return 1
-		}
-		return int(a - c)
-	})
-	for _, i := range order[:n-k] {
-		res[i] = false
-	}
+	res := make([]bool, len(v))
+	yuma.TopkNonzero(v, k, res, nil)
 	return res
 }
 
