@@ -44,6 +44,9 @@ func ExportGGUF(m *Model, o GGUFExport) ([]byte, error) {
 	}
 	if o.arch == "" {
 		o.arch = "llama"
+		if c.RopeNeox {
+			o.arch = "qwen2" // the architecture whose RoPE pairs (i, i+head_size/2)
+		}
 	}
 	if o.nTokens == 0 {
 		o.nTokens = c.VocabSize
@@ -61,8 +64,8 @@ func ExportGGUF(m *Model, o GGUFExport) ([]byte, error) {
 	g.AddUint32(o.arch+".rope.dimension_count", uint32(c.HeadSize()))
 	g.AddUint32(o.arch+".attention.head_count", uint32(c.NHeads))
 	g.AddUint32(o.arch+".attention.head_count_kv", uint32(c.NKVHeads))
-	g.AddFloat32(o.arch+".attention.layer_norm_rms_epsilon", 1e-5)
-	g.AddFloat32(o.arch+".rope.freq_base", 10000)
+	g.AddFloat32(o.arch+".attention.layer_norm_rms_epsilon", c.rmsEps())
+	g.AddFloat32(o.arch+".rope.freq_base", c.ropeBase())
 	if o.Tokenizer != nil {
 		if len(o.Tokenizer.Tokens) != o.nTokens {
 			return nil, fmt.Errorf("model: export: the tokenizer has %d tokens but the model's vocabulary %d; give one token per embedding row", len(o.Tokenizer.Tokens), o.nTokens)
@@ -138,6 +141,12 @@ func ExportGGUF(m *Model, o GGUFExport) ([]byte, error) {
 		add(p+"attn_q.weight", w.WQ[l*d*d:(l+1)*d*d], d, d)
 		add(p+"attn_k.weight", w.WK[l*kv*d:(l+1)*kv*d], d, kv)
 		add(p+"attn_v.weight", w.WV[l*kv*d:(l+1)*kv*d], d, kv)
+		if l < len(m.layers) && m.layers[l].bq != nil { // qwen2's attention biases
+			L := &m.layers[l]
+			add(p+"attn_q.bias", L.bq, d, 0)
+			add(p+"attn_k.bias", L.bk, kv, 0)
+			add(p+"attn_v.bias", L.bv, kv, 0)
+		}
 		add(p+"attn_output.weight", w.WO[l*d*d:(l+1)*d*d], d, d)
 		add(p+"ffn_norm.weight", w.RMSFFN[l*d:(l+1)*d], d, 0)
 		add(p+"ffn_gate.weight", w.W1[l*hd*d:(l+1)*hd*d], d, hd)

@@ -507,3 +507,103 @@ func TestGGUFAttentionBiases(t *testing.T) {
 		t.Fatalf("k bias without q bias: error %v", err)
 	}
 }
+
+// TestGGUFExportFaithful: a file with non-default hyper-parameters (RMSNorm
+// epsilon, RoPE base), qwen2's NEOX pairing and attention biases, and a
+// real vocabulary, exported as F32 and loaded again, is the same model:
+// the same Config, biases and vocabulary, bit-equal log-probs (what model
+// convert relies on).
+func TestGGUFExportFaithful(t *testing.T) {
+	ref := randomLlama2C(t, quantConfig, 4)
+	c := ref.Config
+	tc := TokenizerConfig{Kind: "llama", Tokens: make([]string, c.VocabSize)}
+	for i := range tc.Tokens {
+		tc.Tokens[i] = fmt.Sprintf("tok%d", i)
+	}
+	base := exportGGUF(t, ref, ggufExport{Type: gguf.TypeF32, Tokenizer: &tc})
+	f, err := gguf.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := gguf.NewWriter()
+	for _, kv := range f.Metadata {
+		switch {
+		case kv.Key == "general.architecture":
+			kv.Value = "qwen2"
+		case kv.Key == "llama.attention.layer_norm_rms_epsilon":
+			kv.Value = float32(1e-6)
+		case kv.Key == "llama.rope.freq_base":
+			kv.Value = float32(500000)
+		}
+		kv.Key = strings.Replace(kv.Key, "llama.", "qwen2.", 1)
+		if err := w.AddKV(kv.Key, kv.Type, kv.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range f.Tensors {
+		info, raw, _ := f.Tensor(f.Tensors[i].Name)
+		if err := w.AddTensor(info.Name, info.Type, info.Dims, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for l := range c.NLayers {
+		for _, b := range []struct {
+			name string
+			n    int
+		}{{"attn_q", c.Dim}, {"attn_k", c.KVDim()}, {"attn_v", c.KVDim()}} {
+			raw := make([]byte, 4*b.n)
+			for j := range b.n {
+				binary.LittleEndian.PutUint32(raw[4*j:], math.Float32bits(0.05*float32((j+l)%5-2)))
+			}
+			if err := w.AddTensor(fmt.Sprintf("blk.%d.%s.bias", l, b.name), gguf.TypeF32, []uint64{uint64(b.n)}, raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	file, err := w.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := loadGGUFBytes(t, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Config.RopeNeox || m.Config.RMSEps != 1e-6 || m.Config.RopeBase != 500000 || m.layers[0].bq == nil {
+		t.Fatalf("the test file did not load as meant: %+v", m.Config)
+	}
+	pf, err := gguf.Parse(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := TokenizerConfigFromGGUF(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ExportGGUF(m, GGUFExport{Type: gguf.TypeF32, Tokenizer: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadGGUFBytes(t, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Config != m.Config {
+		t.Fatalf("config %+v, want %+v", again.Config, m.Config)
+	}
+	for l := range m.layers {
+		if !slices.Equal(again.layers[l].bq, m.layers[l].bq) || !slices.Equal(again.layers[l].bk, m.layers[l].bk) || !slices.Equal(again.layers[l].bv, m.layers[l].bv) {
+			t.Fatalf("layer %d: biases differ", l)
+		}
+	}
+	if d := maxAbsDiff(teacherForced(t, again, gqaPrompt), teacherForced(t, m, gqaPrompt)); d != 0 {
+		t.Fatalf("log-probs move by %g", d)
+	}
+	of, err := gguf.Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := TokenizerFromGGUF(of)
+	if err != nil || tok.VocabSize() != c.VocabSize || tok.Token(7) != "tok7" {
+		t.Fatalf("vocabulary not written back: %v", err)
+	}
+}

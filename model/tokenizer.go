@@ -103,32 +103,44 @@ var eogNames = []string{
 // describes. It returns ErrNoTokenizer (wrapped) when f has none, and an
 // error naming the key for malformed metadata.
 func TokenizerFromGGUF(f *gguf.File) (*Tokenizer, error) {
+	c, err := TokenizerConfigFromGGUF(f)
+	if err != nil {
+		return nil, err
+	}
+	return NewTokenizer(c)
+}
+
+// TokenizerConfigFromGGUF decodes f's tokenizer.ggml.* metadata (as
+// TokenizerFromGGUF, without building the tokenizer): what ExportGGUF
+// writes back when a file is converted.
+func TokenizerConfigFromGGUF(f *gguf.File) (TokenizerConfig, error) {
+	var none TokenizerConfig
 	if ph, err := f.Bool(placeholderKey); err == nil && ph {
-		return nil, fmt.Errorf("%w (its vocabulary is ExportGGUF's placeholder); give token ids instead of text", ErrNoTokenizer)
+		return none, fmt.Errorf("%w (its vocabulary is ExportGGUF's placeholder); give token ids instead of text", ErrNoTokenizer)
 	}
 	kind, err := f.String("tokenizer.ggml.model")
 	if errors.Is(err, gguf.ErrNotFound) || kind == "none" || kind == "no_vocab" {
-		return nil, fmt.Errorf("%w (tokenizer.ggml.model is %q); give token ids instead of text", ErrNoTokenizer, kind)
+		return none, fmt.Errorf("%w (tokenizer.ggml.model is %q); give token ids instead of text", ErrNoTokenizer, kind)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("model: tokenizer: %w", err)
+		return none, fmt.Errorf("model: tokenizer: %w", err)
 	}
 	if kind != "llama" && kind != "gpt2" {
-		return nil, fmt.Errorf("model: tokenizer.ggml.model %q is not supported (only \"llama\" and \"gpt2\"); give token ids instead of text", kind)
+		return none, fmt.Errorf("model: tokenizer.ggml.model %q is not supported (only \"llama\" and \"gpt2\"); give token ids instead of text", kind)
 	}
 	c := TokenizerConfig{Kind: kind}
 	if c.Tokens, err = f.Strings("tokenizer.ggml.tokens"); err != nil {
-		return nil, fmt.Errorf("model: tokenizer: %w", err)
+		return none, fmt.Errorf("model: tokenizer: %w", err)
 	}
 	if f.Has("tokenizer.ggml.scores") {
 		if c.Scores, err = f.Floats("tokenizer.ggml.scores"); err != nil {
-			return nil, fmt.Errorf("model: tokenizer: %w", err)
+			return none, fmt.Errorf("model: tokenizer: %w", err)
 		}
 	}
 	if f.Has("tokenizer.ggml.token_type") {
 		tt, err := f.Ints("tokenizer.ggml.token_type")
 		if err != nil {
-			return nil, fmt.Errorf("model: tokenizer: %w", err)
+			return none, fmt.Errorf("model: tokenizer: %w", err)
 		}
 		c.Types = make([]int32, len(tt))
 		for i, t := range tt {
@@ -137,12 +149,12 @@ func TokenizerFromGGUF(f *gguf.File) (*Tokenizer, error) {
 	}
 	if f.Has("tokenizer.ggml.merges") {
 		if c.Merges, err = f.Strings("tokenizer.ggml.merges"); err != nil {
-			return nil, fmt.Errorf("model: tokenizer: %w", err)
+			return none, fmt.Errorf("model: tokenizer: %w", err)
 		}
 	}
 	if f.Has("tokenizer.ggml.pre") {
 		if c.Pre, err = f.String("tokenizer.ggml.pre"); err != nil {
-			return nil, fmt.Errorf("model: tokenizer: %w", err)
+			return none, fmt.Errorf("model: tokenizer: %w", err)
 		}
 	}
 	ids := []struct {
@@ -162,7 +174,7 @@ func TokenizerFromGGUF(f *gguf.File) (*Tokenizer, error) {
 		}
 		v, err := f.Int(k.key)
 		if err != nil {
-			return nil, fmt.Errorf("model: tokenizer: %w", err)
+			return none, fmt.Errorf("model: tokenizer: %w", err)
 		}
 		id := int(v)
 		*k.dst = &id
@@ -181,11 +193,11 @@ func TokenizerFromGGUF(f *gguf.File) (*Tokenizer, error) {
 		}
 		v, err := f.Bool(k.key)
 		if err != nil {
-			return nil, fmt.Errorf("model: tokenizer: %w", err)
+			return none, fmt.Errorf("model: tokenizer: %w", err)
 		}
 		*k.dst = &v
 	}
-	return NewTokenizer(c)
+	return c, nil
 }
 
 // TokenizerConfig is the content of the tokenizer.ggml.* keys. Nil pointers

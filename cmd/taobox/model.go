@@ -47,8 +47,11 @@ var modelConvertCommand = &command{
 	summary: "write a model as a llama.cpp-style GGUF file",
 	help: "Reads --model (a llama2.c checkpoint or a GGUF file) and writes it to --out\n" +
 		"as GGUF v3 with llama.cpp's tensor names and metadata keys, the matrices in\n" +
-		"--type (default f32; norms stay F32, as llama.cpp writes them). An existing\n" +
-		"--out is never overwritten. Example:\n\n" +
+		"--type (default f32; norms stay F32, as llama.cpp writes them). A GGUF file\n" +
+		"keeps its vocabulary, name, context length, RMSNorm epsilon, RoPE base and\n" +
+		"pairing (llama or qwen2) and attention biases: converted to its own type it\n" +
+		"comes back byte for byte. A llama2.c checkpoint gets a placeholder\n" +
+		"vocabulary (give token ids). An existing --out is never overwritten. Example:\n\n" +
 		"  taobox model convert --model stories260K.bin --out stories260K-q8.gguf --type q8_0",
 	setup: func(fs *flag.FlagSet) func(*env) error {
 		path := fs.String("model", "", "the model `FILE` to read")
@@ -73,7 +76,9 @@ var modelConvertCommand = &command{
 			if err != nil {
 				return err
 			}
-			b, err := model.ExportGGUF(mf.m, model.GGUFExport{Type: t})
+			// The file's own vocabulary goes with it (a llama2.c file has
+			// none: a placeholder).
+			b, err := model.ExportGGUF(mf.m, model.GGUFExport{Type: t, Tokenizer: mf.tokCfg, Name: mf.name})
 			if err != nil {
 				return &usageError{"--model", err.Error()}
 			}
@@ -361,8 +366,10 @@ type modelFile struct {
 	size   int64
 	sha256 string
 	m      *model.Model
-	tok    *model.Tokenizer // nil when the file has none
-	tokErr error            // why tok is nil
+	tok    *model.Tokenizer       // nil when the file has none
+	tokCfg *model.TokenizerConfig // its metadata, written back by model convert
+	name   string                 // general.name, written back by model convert
+	tokErr error                  // why tok is nil
 }
 
 // loadModelFile reads a model file, or the embedded tiny model when path is
@@ -390,7 +397,13 @@ func loadModelFile(field, path string) (*modelFile, error) {
 			return nil, &usageError{field, fmt.Sprintf("%s: %v", path, err)}
 		}
 		mf.format, mf.m, mf.quant = fmt.Sprintf("GGUF v%d", f.Version), m, ggufQuant(f)
-		mf.tok, mf.tokErr = model.TokenizerFromGGUF(f)
+		mf.name, _ = f.String("general.name")
+		if tc, err := model.TokenizerConfigFromGGUF(f); err == nil {
+			mf.tokCfg = &tc
+			mf.tok, mf.tokErr = model.NewTokenizer(tc)
+		} else {
+			mf.tokErr = err
+		}
 		return mf, nil
 	}
 	m, err := model.ParseLlama2C(data)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -13,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"taobox/assets"
 )
 
 // stories260K is the real checkpoint, a test data file outside the
@@ -295,6 +298,20 @@ func TestModelConvertGGUF(t *testing.T) {
 	r = taobox(t, nil, "model", "convert", "--model", path, "--out", filepath.Join(dir, "x.gguf"), "--type", "q5_k")
 	if r.code != 2 || !strings.Contains(r.stderr, "--type") {
 		t.Fatalf("bad type: exit %d, %q", r.code, r.stderr)
+	}
+	// A GGUF file converted to its own type comes back byte for byte: the
+	// vocabulary, the name, the context and the hyper-parameters are the
+	// file's (the embedded tiny model: F32, a SentencePiece vocabulary).
+	tiny := filepath.Join(dir, "tiny.gguf")
+	if err := os.WriteFile(tiny, assets.TinyModel(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again := filepath.Join(dir, "tiny-again.gguf")
+	if r := taobox(t, nil, "model", "convert", "--model", tiny, "--out", again); r.code != 0 {
+		t.Fatalf("convert the tiny model: exit %d, %q", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(again); err != nil || !bytes.Equal(b, assets.TinyModel()) {
+		t.Fatalf("the tiny model converted to F32 is not the same file (%d bytes, want %d; %v)", len(b), len(assets.TinyModel()), err)
 	}
 }
 
