@@ -237,7 +237,7 @@ func RandomLlamaGGUF(c model.Config, typ gguf.GGMLType, seed uint64) ([]byte, er
 	g := gguf.NewWriter()
 	g.AddString("general.architecture", arch)
 	g.AddString("general.name", "taobox-gpu-test")
-	g.AddUint32(arch+".context_length", uint32(c.SeqLen))
+	g.AddUint32(arch+".context_length", uint32(c.DeclaredSeqLen()))
 	g.AddUint32(arch+".embedding_length", uint32(c.Dim))
 	g.AddUint32(arch+".block_count", uint32(c.NLayers))
 	g.AddUint32(arch+".feed_forward_length", uint32(c.HiddenDim))

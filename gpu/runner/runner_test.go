@@ -1105,3 +1105,61 @@ func TestSeqScoreOnRunner(t *testing.T) {
 		s.End()
 	}
 }
+
+// feedingLlama is cpuLlama with Feed (as gpu.Llama has it), counting its
+// calls.
+type feedingLlama struct {
+	cpuLlama
+	feeds *int
+}
+
+func (f feedingLlama) Feed(tokens []int, pos int) ([]float32, error) {
+	*f.feeds++
+	var logits []float32
+	for i, t := range tokens {
+		var err error
+		if logits, err = f.m.Forward(t, pos+i); err != nil {
+			return nil, err
+		}
+	}
+	return logits, nil
+}
+
+// llama.sample feeds through the model's Feed when it has one (a prompt
+// as one batched call on the GPU), with the same draws as token by token.
+func TestSampleUsesFeeder(t *testing.T) {
+	path, cpu := tinyModelFile(t)
+	feeds := 0
+	o := &LlamaOps{Open: func(p string) (LlamaModel, string, error) {
+		m, err := model.LoadGGUF(p)
+		if err != nil {
+			return nil, "", err
+		}
+		return feedingLlama{cpuLlama{m}, &feeds}, "feeding", nil
+	}}
+	defer o.Close()
+	h := o.Handlers()
+	ctx := context.Background()
+	if _, err := h[OpLlamaLoad](ctx, []byte(path), nil); err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int{1, 50, 60, 70}
+	out, err := h[OpLlamaSample](ctx, EncodeSample(nil, SampleRequest{Tokens: prompt, Temperature: 0.9, Seed: 5, Alts: 2}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeSampled(out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logits []float32
+	for i, tok := range prompt {
+		logits, _ = cpu.Forward(tok, i)
+	}
+	s := model.Sampler{Temperature: 0.9, Seed: 5}
+	s.Reset()
+	id, lp, alt := model.SampleFrom(logits, &s, 2, nil)
+	if feeds != 1 || got.ID != id || got.LogProb != lp || !reflect.DeepEqual(got.Alts, alt) || got.Draws != 1 {
+		t.Fatalf("%d feeds; drew %+v, want %d %v %v", feeds, got, id, lp, alt)
+	}
+}
