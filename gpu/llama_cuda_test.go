@@ -245,7 +245,7 @@ func TestLlamaFeed(t *testing.T) {
 	tm := llamaTestModel{"f32-gqa-feed", model.Config{Dim: 60, HiddenDim: 150, NLayers: 2, NHeads: 6, NKVHeads: 3, VocabSize: 300, SeqLen: 96, RMSEps: 1e-5, RopeBase: 10000}, gguf.TypeF32, 14, nil, 1e-3, 0}
 	cpu, g := tm.pair(t, d)
 	defer g.Close()
-	toks := make([]int, 90)
+	toks := make([]int, tm.cfg.SeqLen)
 	for i := range toks {
 		toks[i] = (i*53 + 3) % tm.cfg.VocabSize
 	}
@@ -253,7 +253,8 @@ func TestLlamaFeed(t *testing.T) {
 	for _, b := range []int{saved, 7, 0} {
 		g.batch = b
 		var worst float64
-		for _, span := range [][2]int{{0, 40}, {40, 41}, {41, 42}, {42, 90}} {
+		// The last feed ends at the end of the context.
+		for _, span := range [][2]int{{0, 40}, {40, 41}, {41, 42}, {42, 90}, {90, tm.cfg.SeqLen}} {
 			got, err := g.Feed(toks[span[0]:span[1]], span[0])
 			if err != nil {
 				t.Fatal(err)
