@@ -271,8 +271,8 @@ func TestGGUFHyperParameters(t *testing.T) {
 }
 
 // rewriteGGUF returns the GGUF file base with edit applied to each
-// metadata entry, the tensors as they were.
-func rewriteGGUF(tb testing.TB, base []byte, edit func(kv *gguf.KV)) []byte {
+// metadata entry, the tensors as they were, then those each of more adds.
+func rewriteGGUF(tb testing.TB, base []byte, edit func(kv *gguf.KV), more ...func(w *gguf.Writer)) []byte {
 	tb.Helper()
 	f, err := gguf.Parse(base)
 	if err != nil {
@@ -295,11 +295,39 @@ func rewriteGGUF(tb testing.TB, base []byte, edit func(kv *gguf.KV)) []byte {
 			tb.Fatal(err)
 		}
 	}
+	for _, add := range more {
+		add(w)
+	}
 	b, err := w.Bytes()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// addBiases returns a rewriteGGUF hook that adds qwen2-style attention
+// biases (blk.N.attn_{q,k,v}.bias, F32) for c's layers, value val(layer,
+// j); skipQ leaves the q biases out.
+func addBiases(tb testing.TB, c Config, val func(l, j int) float32, skipQ bool) func(w *gguf.Writer) {
+	return func(w *gguf.Writer) {
+		for l := range c.NLayers {
+			for _, b := range []struct {
+				name string
+				n    int
+			}{{"attn_q", c.Dim}, {"attn_k", c.KVDim()}, {"attn_v", c.KVDim()}} {
+				if skipQ && b.name == "attn_q" {
+					continue
+				}
+				raw := make([]byte, 4*b.n)
+				for j := range b.n {
+					binary.LittleEndian.PutUint32(raw[4*j:], math.Float32bits(val(l, j)))
+				}
+				if err := w.AddTensor(fmt.Sprintf("blk.%d.%s.bias", l, b.name), gguf.TypeF32, []uint64{uint64(b.n)}, raw); err != nil {
+					tb.Fatal(err)
+				}
+			}
+		}
+	}
 }
 
 // TestGGUFContextCapped: a file's context_length beyond MaxContext (Llama
@@ -442,44 +470,7 @@ func TestGGUFAttentionBiases(t *testing.T) {
 	base := exportGGUF(t, ref, ggufExport{Type: gguf.TypeQ8_0})
 	c := ref.Config
 	build := func(val float32, skipQ bool) []byte {
-		f, err := gguf.Parse(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := gguf.NewWriter()
-		for _, kv := range f.Metadata {
-			if err := w.AddKV(kv.Key, kv.Type, kv.Value); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i := range f.Tensors {
-			info, raw, _ := f.Tensor(f.Tensors[i].Name)
-			if err := w.AddTensor(info.Name, info.Type, info.Dims, raw); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for l := range c.NLayers {
-			for _, b := range []struct {
-				name string
-				n    int
-			}{{"attn_q", c.Dim}, {"attn_k", c.KVDim()}, {"attn_v", c.KVDim()}} {
-				if skipQ && b.name == "attn_q" {
-					continue
-				}
-				raw := make([]byte, 4*b.n)
-				for j := range b.n {
-					binary.LittleEndian.PutUint32(raw[4*j:], math.Float32bits(val*float32(j%7-3)))
-				}
-				if err := w.AddTensor(fmt.Sprintf("blk.%d.%s.bias", l, b.name), gguf.TypeF32, []uint64{uint64(b.n)}, raw); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		b, err := w.Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return rewriteGGUF(t, base, func(*gguf.KV) {}, addBiases(t, c, func(_, j int) float32 { return val * float32(j%7-3) }, skipQ))
 	}
 	plain, err := loadGGUFBytes(t, base)
 	if err != nil {
@@ -521,49 +512,17 @@ func TestGGUFExportFaithful(t *testing.T) {
 		tc.Tokens[i] = fmt.Sprintf("tok%d", i)
 	}
 	base := exportGGUF(t, ref, ggufExport{Type: gguf.TypeF32, Tokenizer: &tc})
-	f, err := gguf.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := gguf.NewWriter()
-	for _, kv := range f.Metadata {
-		switch {
-		case kv.Key == "general.architecture":
+	file := rewriteGGUF(t, base, func(kv *gguf.KV) {
+		switch kv.Key {
+		case "general.architecture":
 			kv.Value = "qwen2"
-		case kv.Key == "llama.attention.layer_norm_rms_epsilon":
+		case "llama.attention.layer_norm_rms_epsilon":
 			kv.Value = float32(1e-6)
-		case kv.Key == "llama.rope.freq_base":
+		case "llama.rope.freq_base":
 			kv.Value = float32(500000)
 		}
 		kv.Key = strings.Replace(kv.Key, "llama.", "qwen2.", 1)
-		if err := w.AddKV(kv.Key, kv.Type, kv.Value); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range f.Tensors {
-		info, raw, _ := f.Tensor(f.Tensors[i].Name)
-		if err := w.AddTensor(info.Name, info.Type, info.Dims, raw); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for l := range c.NLayers {
-		for _, b := range []struct {
-			name string
-			n    int
-		}{{"attn_q", c.Dim}, {"attn_k", c.KVDim()}, {"attn_v", c.KVDim()}} {
-			raw := make([]byte, 4*b.n)
-			for j := range b.n {
-				binary.LittleEndian.PutUint32(raw[4*j:], math.Float32bits(0.05*float32((j+l)%5-2)))
-			}
-			if err := w.AddTensor(fmt.Sprintf("blk.%d.%s.bias", l, b.name), gguf.TypeF32, []uint64{uint64(b.n)}, raw); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	file, err := w.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, addBiases(t, c, func(l, j int) float32 { return 0.05 * float32((j+l)%5-2) }, false))
 	m, err := loadGGUFBytes(t, file)
 	if err != nil {
 		t.Fatal(err)
