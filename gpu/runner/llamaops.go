@@ -62,7 +62,8 @@ type LlamaOps struct {
 
 	mu   sync.Mutex
 	m    LlamaModel
-	alts []model.Alt // sample's, reused
+	smp  model.Sampler // sample's, reused with its buffers
+	alts []model.Alt   // sample's, reused
 }
 
 // Handlers returns the three ops for Server.Ops.
@@ -168,15 +169,18 @@ func (o *LlamaOps) sample(_ context.Context, p, out []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := model.Sampler{Temperature: r.Temperature, TopK: r.TopK, TopP: r.TopP, Seed: r.Seed}
-	if err := s.Validate(); err != nil {
-		return nil, fmt.Errorf("llama.sample: %w", err)
-	}
 	m, unlock, err := o.held()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	// One sampler for every request (under o.mu): its vocabulary-sized
+	// buffers are allocated once, not per token.
+	s := &o.smp
+	s.Temperature, s.TopK, s.TopP, s.Seed = r.Temperature, r.TopK, r.TopP, r.Seed
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("llama.sample: %w", err)
+	}
 	vocab := m.Config().VocabSize
 	for i, t := range r.Tokens {
 		if t < 0 || t >= vocab {
@@ -200,7 +204,7 @@ func (o *LlamaOps) sample(_ context.Context, p, out []byte) ([]byte, error) {
 		return nil, fmt.Errorf("llama.sample: the model's %w", err)
 	}
 	s.Resume(r.Draws)
-	id, lp, alts := model.SampleFrom(logits, &s, r.Alts, o.alts)
+	id, lp, alts := model.SampleFrom(logits, s, r.Alts, o.alts)
 	o.alts = alts
 	return EncodeSampled(out, Sampled{ID: id, LogProb: lp, Draws: s.Draws(), Alts: alts}), nil
 }
