@@ -192,12 +192,60 @@ func (e *YumaEngine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Outpu
 	return outs, ctx.Err()
 }
 
-// run uploads b's input arena, runs the kernels and downloads the outputs
-// into b (SetWork with the output prefix, BondOut with the entries: views of
-// the engine's download buffer until the next run).
+// RunArena runs the kernels over arena, the input arena of a batch with
+// layout l that another process packed (the runner's yuma.packed op;
+// l.InWords native-endian words): it stages the arena in page-locked
+// memory, runs the device path and hands emit views of the output prefix
+// and the bond entries, valid only during emit. Timings: Pack is the
+// staging copy, Unpack the time in emit.
+func (e *YumaEngine) RunArena(ctx context.Context, l *gpuplan.Layout, arena []byte, emit func(prefix []int64, bonds []uint32)) error {
+	if int64(len(arena)) != l.InWords*8 {
+		return fmt.Errorf("gpu: yuma: an input arena of %d bytes for %d words", len(arena), l.InWords)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.last = YumaTimings{}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	var in []int64
+	if err := e.d.Do(func() error { return e.pinIn.ensure(l.InWords * 8) }); err == nil {
+		in = e.pinIn.words()[:l.InWords]
+	} else {
+		in = make([]int64, l.InWords)
+	}
+	gpuplan.CopyParallel(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(in))), len(arena)), arena)
+	t1 := time.Now()
+	prefix, bonds, err := e.device(l, in)
+	if err != nil {
+		return err
+	}
+	t2 := time.Now()
+	emit(prefix, bonds)
+	e.last.Pack, e.last.Device, e.last.Unpack = t1.Sub(t0), t2.Sub(t1), time.Since(t2)
+	e.last.Chunks, e.last.DevEpochs, e.last.InBytes = 1, int(l.S), l.InWords*8
+	return nil
+}
+
+// run runs b on the device and points b's output views at what it
+// downloaded (SetOutputs, which checks every count and offset Unpack
+// slices with).
 func (e *YumaEngine) run(b *gpuplan.Batch) error {
-	l := b.L
-	return e.d.Do(func() error {
+	prefix, bonds, err := e.device(b.L, b.In)
+	if err != nil {
+		return err
+	}
+	return b.SetOutputs(prefix, bonds)
+}
+
+// device uploads hostIn (a batch's input arena in host memory, l.InWords
+// words; its first gpuplan.DCount words are overwritten with the
+// descriptor), runs the kernels and downloads the output prefix and the
+// bond entries: views of the engine's download buffer, valid until its
+// next call. It reports in e.last.
+func (e *YumaEngine) device(l *gpuplan.Layout, hostIn []int64) (prefix []int64, bonds []uint32, err error) {
+	err = e.d.Do(func() error {
 		if e.fns == nil {
 			m, err := e.d.Module("yuma")
 			if err != nil {
@@ -219,7 +267,7 @@ func (e *YumaEngine) run(b *gpuplan.Batch) error {
 		if err != nil {
 			return err
 		}
-		copy(b.In, l.Descriptor(uint64(in), uint64(work)))
+		copy(hostIn, l.Descriptor(uint64(in), uint64(work)))
 		ts := time.Now()
 		step := func(name string) {
 			if e.profile {
@@ -227,7 +275,7 @@ func (e *YumaEngine) run(b *gpuplan.Batch) error {
 				ts = time.Now()
 			}
 		}
-		if err := cu.MemcpyHtoD(in, unsafe.Pointer(&b.In[0]), l.InWords*8); err != nil {
+		if err := cu.MemcpyHtoD(in, unsafe.Pointer(&hostIn[0]), l.InWords*8); err != nil {
 			return fmt.Errorf("gpu: yuma: upload: %v", err)
 		}
 		step("upload")
@@ -257,16 +305,16 @@ func (e *YumaEngine) run(b *gpuplan.Batch) error {
 				step(k.Name)
 			}
 		}
-		prefix, bonds := e.outputs(l.OutWords, l.BondCap)
+		var all []uint32
+		prefix, all = e.outputs(l.OutWords, l.BondCap)
 		if err := cu.MemcpyDtoH(unsafe.Pointer(&prefix[0]), work, l.OutWords*8); err != nil {
 			return fmt.Errorf("gpu: yuma: download: %v", err)
 		}
-		b.SetWork(prefix)
-		total := b.Total[0]
+		total := prefix[len(prefix)-1] // the output prefix ends with the bond entry count
 		if total < 0 || total > l.BondCap {
 			return fmt.Errorf("gpu: yuma: kernels report %d bond entries, capacity %d", total, l.BondCap)
 		}
-		b.BondOut = bonds[:total]
+		bonds = all[:total]
 		if total > 0 {
 			src := work + cu.DevicePtr(l.BondOffset()*8)
 			if err := cu.MemcpyDtoH(unsafe.Pointer(&bonds[0]), src, total*4); err != nil {
@@ -277,6 +325,7 @@ func (e *YumaEngine) run(b *gpuplan.Batch) error {
 		e.last.OutBytes += l.OutWords*8 + total*4
 		return nil
 	})
+	return prefix, bonds, err
 }
 
 // ---- check, selftest, bench ----
@@ -343,12 +392,18 @@ func CheckYuma(d *Device, batches int, seed uint64, big bool, progress func(stri
 	defer e.Close()
 	cpu := yuma.NewCPUEngine(0)
 	rep := &YumaCheckReport{}
+	arena := false // every other comparison runs the way a runner's parent sends it (RunArena)
 	compare := func(name string, ins []yuma.Input) error {
 		want, err := cpu.Epochs(context.Background(), ins)
 		if err != nil {
 			return fmt.Errorf("%s: cpu: %v", name, err)
 		}
-		got, err := e.Epochs(context.Background(), ins)
+		run := e.Epochs
+		if arena {
+			run, name = e.epochsViaArena, name+" (arena)"
+		}
+		arena = !arena
+		got, err := run(context.Background(), ins)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -382,15 +437,55 @@ func CheckYuma(d *Device, batches int, seed uint64, big bool, progress func(stri
 		}
 	}
 	if big {
-		if err := compare("128x256", BigYumaBatch(128, 256, true)); err != nil {
-			return nil, err
+		for _, a := range []bool{false, true} {
+			arena = a
+			if err := compare("128x256", BigYumaBatch(128, 256, true)); err != nil {
+				return nil, err
+			}
+			arena = a
+			if err := compare("4096", BigYumaBatch(1, 4096, true)); err != nil {
+				return nil, err
+			}
+			rep.Batches += 2
 		}
-		if err := compare("4096", BigYumaBatch(1, 4096, true)); err != nil {
-			return nil, err
-		}
-		rep.Batches += 2
 	}
 	return rep, nil
+}
+
+// epochsViaArena runs ins the way a runner's yuma.packed op serves its
+// parent: packed in ordinary Go memory, handed to RunArena as bytes under
+// the layout its Shape gives, the outputs checked and unpacked by the
+// packer, the inputs the kernels do not take on the CPU engine.
+func (e *YumaEngine) epochsViaArena(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
+	if err := gpuplan.Validate(ins); err != nil {
+		return nil, err
+	}
+	outs := make([]yuma.Output, len(ins))
+	dev, cpuIdx := gpuplan.Split(ins)
+	for _, chunk := range gpuplan.Chunks(ins, dev) {
+		b := gpuplan.Pack(ins, chunk, false)
+		l, err := b.L.Shape().Layout()
+		if err != nil {
+			return nil, err
+		}
+		arena := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b.In))), len(b.In)*8)
+		var unpackErr error
+		err = e.RunArena(ctx, l, arena, func(prefix []int64, bonds []uint32) {
+			if unpackErr = b.SetOutputs(prefix, bonds); unpackErr == nil {
+				b.Unpack(chunk, outs)
+			}
+		})
+		if err == nil {
+			err = unpackErr
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := gpuplan.RunCPU(ctx, e.cpu, ins, cpuIdx, outs); err != nil {
+		return nil, err
+	}
+	return outs, ctx.Err()
 }
 
 // BigYumaBatch is `subnets` synthetic subnets of `uids` uids aged by one or

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"taobox/chain/yuma"
+	"taobox/chain/yuma/gpuplan"
 	"taobox/gpu"
 	"taobox/gpu/runner"
 	"taobox/model/gguf"
@@ -47,9 +48,10 @@ func runRunner(e *env, socket string, device int, only string, shm *runner.Shm) 
 	srv := &runner.Server{
 		Info: fmt.Sprintf("taobox-cuda %s pid %d, device %s, %d selftests passed in %v",
 			version, os.Getpid(), d.Info(), ran, time.Since(start).Round(time.Millisecond)),
-		Yuma: &serialEngine{e: gpu.NewYumaEngine(d)},
-		Shm:  shm,
+		Shm: shm,
 	}
+	ye := gpu.NewYumaEngine(d)
+	srv.Yuma, srv.YumaPacked = &serialEngine{e: ye}, packedEngine{ye}
 	var _ runner.Feeder = (*gpu.Llama)(nil) // llama.sample feeds prompts batched
 	lm := &runner.LlamaOps{Open: func(path string) (runner.LlamaModel, string, error) {
 		f, err := gguf.Open(path)
@@ -68,6 +70,18 @@ func runRunner(e *env, socket string, device int, only string, shm *runner.Shm) 
 	defer lm.Close()
 	srv.Ops = lm.Handlers()
 	return runner.ServeProcess(e.ctx, socket, srv, e.stdin, e.stdout)
+}
+
+// packedEngine serves yuma.packed: the parent packed the batch; the
+// engine stages it, runs the kernels and the response carries what they
+// downloaded. YumaEngine runs one call at a time.
+type packedEngine struct{ e *gpu.YumaEngine }
+
+func (p packedEngine) RunPacked(ctx context.Context, l *gpuplan.Layout, arena, out []byte) ([]byte, error) {
+	err := p.e.RunArena(ctx, l, arena, func(prefix []int64, bonds []uint32) {
+		out = runner.AppendPackedResponse(out, prefix, bonds)
+	})
+	return out, err
 }
 
 // serialEngine runs one batch at a time: the runner serves each connection

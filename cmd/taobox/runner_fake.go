@@ -32,9 +32,10 @@ func init() {
 
 func runRunner(e *env, socket string, _ int, _ string, shm *runner.Shm) error {
 	srv := &runner.Server{
-		Info: fmt.Sprintf("taobox fakerunner %s pid %d (CPU engines, logits nudged by 1e-5)", version, os.Getpid()),
-		Yuma: yuma.NewCPUEngine(0),
-		Shm:  shm,
+		Info:       fmt.Sprintf("taobox fakerunner %s pid %d (CPU engines, logits nudged by 1e-5)", version, os.Getpid()),
+		Yuma:       yuma.NewCPUEngine(0),
+		YumaPacked: runner.GoKernels{},
+		Shm:        shm,
 	}
 	crashAt := fakeCrashAt()
 	lm := &runner.LlamaOps{Open: func(path string) (runner.LlamaModel, string, error) {

@@ -49,10 +49,15 @@ func TestDevnetOnGPURunner(t *testing.T) {
 	if count("GPU runner failed") != 1 || count("GPU runner restarted") != 1 || count("simulated crash") != 1 {
 		t.Errorf("want one crash, one failure and one restart:\n%s", all)
 	}
-	stop := regexp.MustCompile(`GPU runner stopped.* gpu_forwards=(\d+) model_loads=(\d+)`).FindStringSubmatch(all)
+	stop := regexp.MustCompile(`GPU runner stopped" gpu_batches=(\d+) packed_batches=(\d+) .* gpu_forwards=(\d+) model_loads=(\d+)`).FindStringSubmatch(all)
 	if stop == nil {
 		t.Fatalf("no stop line:\n%s", all)
 	}
+	// The chain's Yuma batches went to the runner packed here (yuma.packed).
+	if stop[1] == "0" || stop[2] != stop[1] {
+		t.Errorf("%s Yuma batches on the runner, %s of them packed by the node; want some, all packed:\n%s", stop[1], stop[2], all)
+	}
+	stop = append(stop[:1], stop[3:]...)
 	if fw, _ := strconv.Atoi(stop[1]); fw < 1500 || stop[2] != "2" {
 		t.Errorf("%s forwards on the runners, %s model loads; want at least 1,500 (the crash comes at the first runner's 1,500th), and 2:\n%s", stop[1], stop[2], all)
 	}

@@ -23,9 +23,12 @@ func batch128() []yuma.Input {
 }
 
 // BenchmarkBoundary128x256: the CPU engine in this process, the same engine
-// behind a fake runner subprocess (the difference is the boundary) with
-// payloads in shared memory and over the socket, and the boundary alone (a
-// server replaying precomputed outputs), over the socket and over shm.
+// behind a fake runner subprocess (yuma.epochs: the difference is the
+// boundary) with payloads in shared memory and over the socket, and the
+// boundary alone (a server replaying precomputed outputs), over the socket
+// and over shm, with the host work of both ops beside it (Boundary's
+// EpochsHost and PackedHost: everything but the kernels and the device
+// copies).
 func BenchmarkBoundary128x256(b *testing.B) {
 	ins := batch128()
 	ctx := context.Background()
@@ -42,7 +45,7 @@ func BenchmarkBoundary128x256(b *testing.B) {
 		shmSize int
 	}{{"cpu-behind-runner-socket", -1}, {"cpu-behind-runner-shm", 0}} {
 		b.Run(tc.name, func(b *testing.B) {
-			opts := fakeOptions(b, "ok")
+			opts := fakeOptions(b, "no-packed") // the CPU engine, as yuma.epochs
 			opts.ShmSize = tc.shmSize
 			e, err := Start(ctx, opts)
 			if err != nil {
@@ -77,6 +80,11 @@ func BenchmarkBoundary128x256(b *testing.B) {
 			b.ReportMetric(r.TokenUs, "µs/token")
 			b.ReportMetric(r.SampleUs, "µs/sampled-token")
 			b.ReportMetric(float64(r.RequestBytes+r.ResponseBytes)/1e6, "MB/roundtrip")
+			b.ReportMetric(r.EpochsHostMs, "epochs-host-ms")
+			b.ReportMetric(r.EpochsHostCPUMs, "epochs-host-cpu-ms")
+			b.ReportMetric(r.PackedHostMs, "packed-host-ms")
+			b.ReportMetric(r.PackedHostCPUMs, "packed-host-cpu-ms")
+			b.ReportMetric(float64(r.PackedBytes)/1e6, "packed-MB/roundtrip")
 		})
 	}
 }
@@ -87,7 +95,7 @@ func TestMeasureBoundary(t *testing.T) {
 		if errors.Is(err, ErrNoShm) {
 			continue // not Linux
 		}
-		if err != nil || r.BatchMs <= 0 || r.SmallUs <= 0 || r.TokenUs <= 0 || r.SampleUs <= 0 {
+		if err != nil || r.BatchMs <= 0 || r.SmallUs <= 0 || r.TokenUs <= 0 || r.SampleUs <= 0 || r.EpochsHostMs <= 0 || r.PackedHostMs <= 0 || r.PackedBytes <= 0 {
 			t.Fatalf("%+v, %v", r, err)
 		}
 		t.Log(r)

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"taobox/chain/yuma"
+	"taobox/chain/yuma/gpuplan"
 	"taobox/model"
 )
 
@@ -21,9 +23,11 @@ import (
 //
 //	ok             serve
 //	selftest-fail  print a selftest failure to stderr, exit 1
-//	crash          exit(3) on the first yuma.epochs request, mid-batch
-//	hang           never answer yuma.epochs
-//	garbage        answer yuma.epochs with bytes that do not decode
+//	crash          exit(3) on the first Yuma request (yuma.epochs or yuma.packed), mid-batch
+//	hang           never answer a Yuma request
+//	garbage        answer Yuma requests with bytes that do not decode
+//	bad-bonds      answer yuma.packed with a bond total that contradicts the entries sent
+//	no-packed      an older runner: yuma.epochs only
 //	slow-start     never become ready
 //	llama-crash    exit(3) on the 5th llama.forward request
 //	load-crash     exit(3) on llama.load
@@ -69,7 +73,8 @@ func fakeRunner(modes string) int {
 	mode := list[min(n, len(list)-1)]
 	fmt.Fprintf(os.Stderr, "fake runner start %d: %s\n", n, mode)
 	cpu := yuma.NewCPUEngine(0)
-	s := &Server{Info: "fake runner (CPU engine), mode " + mode, Yuma: cpu}
+	s := &Server{Info: "fake runner (CPU engine), mode " + mode, Yuma: cpu, YumaPacked: GoKernels{}}
+	yumaOps := func(h Handler) map[Op]Handler { return map[Op]Handler{OpYumaEpochs: h, OpYumaPacked: h} }
 	lm := &LlamaOps{Open: func(path string) (LlamaModel, string, error) {
 		m, err := model.LoadGGUF(path)
 		if err != nil {
@@ -113,21 +118,25 @@ func fakeRunner(modes string) int {
 			os.Exit(3)
 			return nil, nil
 		}
+	case "no-packed":
+		s.YumaPacked = nil
+	case "bad-bonds":
+		s.YumaPacked = badBonds{}
 	case "crash":
-		s.Ops = map[Op]Handler{OpYumaEpochs: func(context.Context, []byte, []byte) ([]byte, error) {
+		s.Ops = yumaOps(func(context.Context, []byte, []byte) ([]byte, error) {
 			fmt.Fprintln(os.Stderr, "fake runner: CUDA_ERROR_ILLEGAL_ADDRESS (simulated)")
 			os.Exit(3)
 			return nil, nil
-		}}
+		})
 	case "hang":
-		s.Ops = map[Op]Handler{OpYumaEpochs: func(ctx context.Context, _, _ []byte) ([]byte, error) {
+		s.Ops = yumaOps(func(ctx context.Context, _, _ []byte) ([]byte, error) {
 			<-ctx.Done()
 			select {}
-		}}
+		})
 	case "garbage":
-		s.Ops = map[Op]Handler{OpYumaEpochs: func(context.Context, []byte, []byte) ([]byte, error) {
+		s.Ops = yumaOps(func(context.Context, []byte, []byte) ([]byte, error) {
 			return []byte{1, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef}, nil
-		}}
+		})
 	default:
 		fmt.Fprintln(os.Stderr, "fake runner: unknown mode", mode)
 		return 2
@@ -137,6 +146,22 @@ func fakeRunner(modes string) int {
 		return 1
 	}
 	return 0
+}
+
+// badBonds answers yuma.packed with a well-formed response whose bond
+// total (the prefix's last word) is one more than the entries it carries:
+// the parent's SetOutputs must refuse it.
+type badBonds struct{}
+
+func (badBonds) RunPacked(ctx context.Context, l *gpuplan.Layout, arena, out []byte) ([]byte, error) {
+	start := len(out)
+	out, err := GoKernels{}.RunPacked(ctx, l, arena, out)
+	if err != nil {
+		return nil, err
+	}
+	total := out[start+8+int(l.OutWords-1)*8:]
+	binary.NativeEndian.PutUint64(total, binary.NativeEndian.Uint64(total)+1)
+	return out, nil
 }
 
 // cpuLlama serves the llama ops with the CPU model.

@@ -74,6 +74,10 @@ const (
 	// means this connection now owns the region (shm.go), an error
 	// response that it keeps to the socket.
 	OpShmAttach Op = 3
+	// OpYumaPacked: a Yuma chunk the parent packed itself (packed.go): the
+	// request is the chunk's gpuplan.Shape and input arena, the response
+	// the kernels' output prefix and bond entries.
+	OpYumaPacked Op = 4
 	// OpLlamaLoad, OpLlamaForward and OpLlamaGenerate run a model on the
 	// runner's GPU (llama.go); a runner without them answers with an error
 	// response.
@@ -92,6 +96,8 @@ func (o Op) String() string {
 		return "yuma.epochs"
 	case OpShmAttach:
 		return "shm.attach"
+	case OpYumaPacked:
+		return "yuma.packed"
 	case OpLlamaLoad:
 		return "llama.load"
 	case OpLlamaForward:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"taobox/chain/yuma"
+	"taobox/chain/yuma/gpuplan"
 )
 
 // Backends that Options.Backend names.
@@ -127,6 +128,7 @@ type Engine struct {
 // Stats count what the engine did.
 type Stats struct {
 	RunnerBatches  int // batches the runner answered
+	PackedBatches  int // of those, the ones packed here (yuma.packed)
 	CPUBatches     int // batches run on the CPU engine
 	Failures       int // runner failures (start, self-test, call, death)
 	Restarts       int // runners started after a failure
@@ -205,24 +207,39 @@ func (e *Engine) Stats() Stats {
 // engine when it is not or when it fails during the batch (the batch is
 // then rerun on the CPU, the runner killed and restarted with backoff).
 // Invalid inputs get the CPU engine's error without reaching the runner.
+// The batch goes as yuma.packed (packed and unpacked here, the CPU-only
+// inputs computed here meanwhile), or as yuma.epochs to a runner without
+// that op.
 func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
-	valid := true
-	for i := range ins {
-		if ins[i].Validate() != nil {
-			valid = false
-			break
-		}
-	}
+	valid := gpuplan.Validate(ins) == nil
 	e.mu.Lock()
 	p := e.upLocked()
+	packed := p != nil && !p.noPacked
 	e.mu.Unlock()
 	if p != nil && valid && len(ins) > 0 {
 		cctx, cancel := context.WithTimeoutCause(ctx, e.opts.CallTimeout, fmt.Errorf("no answer within %v", e.opts.CallTimeout))
-		outs, err := p.client.Epochs(cctx, ins)
+		var outs []yuma.Output
+		var err error
+		if packed {
+			outs, err = p.client.epochsPacked(cctx, ins, e.cpu)
+			if re := (*RemoteError)(nil); errors.As(err, &re) && re.NotServed() {
+				e.mu.Lock()
+				p.noPacked = true
+				e.mu.Unlock()
+				e.log.Info("the GPU runner does not serve yuma.packed (an older taobox-cuda); Yuma batches go as yuma.epochs")
+				packed = false
+			}
+		}
+		if !packed {
+			outs, err = p.client.Epochs(cctx, ins)
+		}
 		cancel()
 		if err == nil {
 			e.mu.Lock()
 			e.stats.RunnerBatches++
+			if packed {
+				e.stats.PackedBatches++
+			}
 			e.backoff = e.opts.MinBackoff
 			e.mu.Unlock()
 			return outs, nil
@@ -405,7 +422,7 @@ func (e *Engine) Close() error {
 	}
 	e.wg.Wait()
 	if e.gpu.Binary != "" {
-		e.log.Info("GPU runner stopped", "gpu_batches", st.RunnerBatches, "cpu_batches", st.CPUBatches,
+		e.log.Info("GPU runner stopped", "gpu_batches", st.RunnerBatches, "packed_batches", st.PackedBatches, "cpu_batches", st.CPUBatches,
 			"gpu_forwards", st.RunnerForwards, "model_loads", st.ModelLoads, "failures", st.Failures, "restarts", st.Restarts)
 	}
 	return nil

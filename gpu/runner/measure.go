@@ -6,9 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"taobox/chain/yuma"
+	"taobox/chain/yuma/gpuplan"
 	"taobox/model"
 )
 
@@ -25,6 +28,17 @@ type Boundary struct {
 	TokenUs       float64 `json:"token_us"`         // a llama.forward round trip returning TokenVocab logits
 	TokenVocab    int     `json:"token_vocab"`
 	SampleUs      float64 `json:"sample_token_us"` // a llama.sample round trip: the drawn token and two alternatives back
+	// Everything a batch costs besides the kernels and the device copies,
+	// both ways a parent can send it: yuma.epochs (the boundary, plus the
+	// GPU engine's validate, pack, check and unpack in the runner) and
+	// yuma.packed (validate and pack in the parent, the boundary, the
+	// runner's staging copy and response, check and unpack in the parent).
+	// The kernels' outputs are precomputed (gpuplan's Go kernels).
+	EpochsHostMs    float64 `json:"epochs_host_ms"`
+	EpochsHostCPUMs float64 `json:"epochs_host_cpu_ms"`
+	PackedHostMs    float64 `json:"packed_host_ms"`
+	PackedHostCPUMs float64 `json:"packed_host_cpu_ms"`
+	PackedBytes     int     `json:"packed_bytes"` // request and response of yuma.packed
 }
 
 // TokenVocab is the vocabulary MeasureBoundary's token round trip returns
@@ -32,8 +46,88 @@ type Boundary struct {
 const TokenVocab = 128256
 
 func (b Boundary) String() string {
-	return fmt.Sprintf("%s: %d×%d Yuma batch %.2f ms wall, %.2f ms CPU (%.1f MB out, %.1f MB back); small request %.0f µs; decode token (%d logits) %.0f µs, drawn in the runner %.0f µs",
-		b.Transport, b.Subnets, b.UIDs, b.BatchMs, b.BatchCPUMs, float64(b.RequestBytes)/1e6, float64(b.ResponseBytes)/1e6, b.SmallUs, b.TokenVocab, b.TokenUs, b.SampleUs)
+	return fmt.Sprintf("%s: %d×%d Yuma batch %.2f ms wall, %.2f ms CPU (%.1f MB out, %.1f MB back); with the host work, as yuma.epochs %.2f ms wall, %.2f ms CPU, as yuma.packed %.2f ms wall, %.2f ms CPU (%.1f MB both ways); small request %.0f µs; decode token (%d logits) %.0f µs, drawn in the runner %.0f µs",
+		b.Transport, b.Subnets, b.UIDs, b.BatchMs, b.BatchCPUMs, float64(b.RequestBytes)/1e6, float64(b.ResponseBytes)/1e6,
+		b.EpochsHostMs, b.EpochsHostCPUMs, b.PackedHostMs, b.PackedHostCPUMs, float64(b.PackedBytes)/1e6,
+		b.SmallUs, b.TokenVocab, b.TokenUs, b.SampleUs)
+}
+
+// kernelOutputs are the Go kernels' outputs of each chunk of ins: what a
+// device would download.
+type kernelOutputs struct {
+	prefix [][]int64
+	bonds  [][]uint32
+}
+
+func precompute(ins []yuma.Input) kernelOutputs {
+	var k kernelOutputs
+	dev, _ := gpuplan.Split(ins)
+	for _, chunk := range gpuplan.Chunks(ins, dev) {
+		b := gpuplan.Pack(ins, chunk, true)
+		b.Run()
+		p, bo := b.Outputs()
+		k.prefix, k.bonds = append(k.prefix, slices.Clone(p)), append(k.bonds, slices.Clone(bo))
+	}
+	return k
+}
+
+// hostEngine is what the GPU engine does on the host for yuma.epochs
+// (validate, pack into a reused staging arena, check, unpack), with the
+// precomputed outputs in place of the device's.
+type hostEngine struct {
+	k       kernelOutputs
+	cpu     *yuma.CPUEngine
+	staging []int64
+}
+
+func (h *hostEngine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
+	if err := gpuplan.Validate(ins); err != nil {
+		return nil, err
+	}
+	outs := make([]yuma.Output, len(ins))
+	dev, cpuIdx := gpuplan.Split(ins)
+	for k, chunk := range gpuplan.Chunks(ins, dev) {
+		if w := gpuplan.InWords(ins, chunk); int64(len(h.staging)) < w {
+			h.staging = make([]int64, w)
+		}
+		b := gpuplan.Pack(ins, chunk, false, h.staging)
+		if err := b.SetOutputs(h.k.prefix[k], h.k.bonds[k]); err != nil {
+			return nil, err
+		}
+		b.Unpack(chunk, outs)
+	}
+	return outs, gpuplan.RunCPU(ctx, h.cpu, ins, cpuIdx, outs)
+}
+
+// packedHost is what the GPU engine does on the host for yuma.packed (the
+// staging copy, the response), with precomputed outputs; it serves
+// one-chunk batches.
+type packedHost struct {
+	k       kernelOutputs
+	staging []byte
+}
+
+func (p *packedHost) RunPacked(_ context.Context, l *gpuplan.Layout, arena, out []byte) ([]byte, error) {
+	if len(p.staging) < len(arena) {
+		p.staging = make([]byte, len(arena))
+	}
+	gpuplan.CopyParallel(p.staging[:len(arena)], arena)
+	return AppendPackedResponse(out, p.k.prefix[0], p.k.bonds[0]), nil
+}
+
+// switchEngine serves yuma.epochs with replay or, once host is set, with
+// hostEngine.
+type switchEngine struct {
+	host   atomic.Bool
+	replay replayEngine
+	he     *hostEngine
+}
+
+func (s *switchEngine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
+	if s.host.Load() {
+		return s.he.Epochs(ctx, ins)
+	}
+	return s.replay.Epochs(ctx, ins)
 }
 
 // replayEngine returns fixed outputs: behind a server it makes a round
@@ -89,6 +183,9 @@ func measureBoundary(ins []yuma.Input, iters int, useShm bool) (Boundary, error)
 		// After the server and the client are done with it.
 		defer shm.Close()
 	}
+	k := precompute(ins)
+	cpuEngine := yuma.NewCPUEngine(0)
+	sw := &switchEngine{replay: replayEngine{outs}, he: &hostEngine{k: k, cpu: cpuEngine}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -109,7 +206,7 @@ func measureBoundary(ins []yuma.Input, iters int, useShm bool) (Boundary, error)
 			}
 			return EncodeSampled(out, drawn), nil
 		}
-		(&Server{Info: "boundary", Yuma: replayEngine{outs}, Ops: map[Op]Handler{OpLlamaForward: fwd, OpLlamaSample: smp}, Shm: shm}).Serve(ctx, ln)
+		(&Server{Info: "boundary", Yuma: sw, YumaPacked: &packedHost{k: k}, Ops: map[Op]Handler{OpLlamaForward: fwd, OpLlamaSample: smp}, Shm: shm}).Serve(ctx, ln)
 		close(done)
 	}()
 	defer func() { cancel(); <-done }()
@@ -135,6 +232,31 @@ func measureBoundary(ins []yuma.Input, iters int, useShm bool) (Boundary, error)
 	}
 	b.BatchMs = time.Since(start).Seconds() * 1000 / float64(iters)
 	b.BatchCPUMs = (cpuTime() - cpu0).Seconds() * 1000 / float64(iters)
+	// The host paths, alternating (one warm-up each first).
+	sw.host.Store(true)
+	dev, _ := gpuplan.Split(ins)
+	if len(gpuplan.Chunks(ins, dev)) == 1 { // packedHost serves one chunk
+		var epochsWall, epochsCPU, packedWall, packedCPU time.Duration
+		for i := -1; i < iters; i++ {
+			t, c0 := time.Now(), cpuTime()
+			if _, err := c.Epochs(ctx, ins); err != nil {
+				return b, err
+			}
+			t1, c1 := time.Now(), cpuTime()
+			if _, err := c.EpochsPacked(ctx, ins, cpuEngine); err != nil {
+				return b, err
+			}
+			if i >= 0 {
+				epochsWall, epochsCPU = epochsWall+t1.Sub(t), epochsCPU+c1-c0
+				packedWall, packedCPU = packedWall+time.Since(t1), packedCPU+cpuTime()-c1
+			}
+		}
+		per := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(iters) }
+		b.EpochsHostMs, b.EpochsHostCPUMs = per(epochsWall), per(epochsCPU)
+		b.PackedHostMs, b.PackedHostCPUMs = per(packedWall), per(packedCPU)
+		p, _, _ := packedSizes(ins, dev, k)
+		b.PackedBytes = p
+	}
 	const small = 2000
 	start = time.Now()
 	for range small {
@@ -164,4 +286,13 @@ func measureBoundary(ins []yuma.Input, iters int, useShm bool) (Boundary, error)
 	}
 	b.SampleUs = time.Since(start).Seconds() * 1e6 / tokens
 	return b, nil
+}
+
+// packedSizes is the size of a one-chunk batch's yuma.packed request and
+// response together (and each).
+func packedSizes(ins []yuma.Input, dev []int, k kernelOutputs) (total, req, resp int) {
+	l := gpuplan.Pack(ins, dev, false).L
+	req = packedHeader + int(l.InWords)*8
+	resp = 8 + len(k.prefix[0])*8 + len(k.bonds[0])*4
+	return req + resp, req, resp
 }

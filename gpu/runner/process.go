@@ -29,6 +29,7 @@ type process struct {
 	faults   int    // sequences in a row that ended in a fault (Seq.Fail); guarded by Engine.mu
 	noScore  bool   // it does not serve llama.score (an older taobox-cuda); guarded by Engine.mu
 	noSample bool   // nor llama.sample; guarded by Engine.mu
+	noPacked bool   // it does not serve yuma.packed (an older taobox-cuda); guarded by Engine.mu
 }
 
 // tailWriter keeps the last bytes written to it (the runner's stderr, for

@@ -283,7 +283,17 @@ func waitBackend(t *testing.T, e *Engine, want string) {
 }
 
 func TestEngineEqualsCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		shm, requests int // shared region size (-1: the socket), requests expected in it
+	}{{"shm", 0, 30}, {"socket", -1, 0}} {
+		t.Run(tc.name, func(t *testing.T) { engineEqualsCPU(t, tc.shm, tc.requests) })
+	}
+}
+
+func engineEqualsCPU(t *testing.T, shmSize, shmRequests int) {
 	opts := fakeOptions(t, "ok")
+	opts.ShmSize = shmSize
 	e, err := Start(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -292,6 +302,10 @@ func TestEngineEqualsCPU(t *testing.T) {
 	if e.Backend() != BackendCUDA {
 		t.Fatalf("backend %s", e.Backend())
 	}
+	e.mu.Lock()
+	c := e.proc.client
+	e.mu.Unlock()
+	c.ShmThreshold = 1
 	for seed := uint64(1); seed <= 30; seed++ {
 		ins := gpuplan.RandomBatch(seed, 8)
 		got, err := e.Epochs(context.Background(), ins)
@@ -299,6 +313,9 @@ func TestEngineEqualsCPU(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameOutputs(t, got, cpuOutputs(t, ins))
+	}
+	if req, _ := c.ShmFrames(); req != shmRequests {
+		t.Fatalf("%d requests in shared memory, want %d", req, shmRequests)
 	}
 	// Invalid input: the CPU engine's error, without the runner.
 	bad := gpuplan.RandomBatch(1, 2)
@@ -308,9 +325,45 @@ func TestEngineEqualsCPU(t *testing.T) {
 	if err == nil || err.Error() != want.Error() {
 		t.Fatalf("invalid batch: %v, want %v", err, want)
 	}
-	if st := e.Stats(); st.RunnerBatches != 30 || st.Failures != 0 {
+	if st := e.Stats(); st.RunnerBatches != 30 || st.PackedBatches != 30 || st.Failures != 0 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// An older runner without yuma.packed: one info line, and every batch
+// goes as yuma.epochs, without a failure.
+func TestEngineOlderRunnerEpochs(t *testing.T) {
+	var logs syncBuffer
+	opts := fakeOptions(t, "no-packed")
+	opts.Logger = testLogger(&logs)
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for seed := uint64(1); seed <= 3; seed++ {
+		ins := gpuplan.RandomBatch(seed, 4)
+		got, err := e.Epochs(context.Background(), ins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameOutputs(t, got, cpuOutputs(t, ins))
+	}
+	if st := e.Stats(); st.RunnerBatches != 3 || st.PackedBatches != 0 || st.Failures != 0 || st.CPUBatches != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if n := logs.count("does not serve yuma.packed"); n != 1 {
+		t.Fatalf("%d lines about yuma.packed, want 1:\n%s", n, logs.String())
+	}
+}
+
+// A runner whose yuma.packed answer contradicts itself (a bond total that
+// is not the entries it sent) is a failed runner: the batch runs on the
+// CPU, the runner restarts.
+func TestRunnerBadBonds(t *testing.T) {
+	opts := fakeOptions(t, "bad-bonds,ok")
+	opts.MinBackoff = 2 * time.Second
+	failover(t, "bad-bonds", opts)
 }
 
 // failover runs the first batch on a runner that fails in mode, checks the

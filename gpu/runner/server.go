@@ -26,6 +26,8 @@ type Server struct {
 	Info string
 	// Yuma serves OpYumaEpochs; nil: the op is refused.
 	Yuma yuma.Engine
+	// YumaPacked serves OpYumaPacked; nil: the op is refused.
+	YumaPacked PackedEngine
 	// Ops serves further ops (the inference hook: OpLlamaLoad,
 	// OpLlamaForward, ...). It takes precedence over the built-in ops.
 	Ops map[Op]Handler
@@ -94,8 +96,20 @@ func (s *Server) handler(op Op) Handler {
 		if s.Yuma != nil {
 			return s.yumaEpochs
 		}
+	case OpYumaPacked:
+		if s.YumaPacked != nil {
+			return s.yumaPacked
+		}
 	}
 	return nil
+}
+
+func (s *Server) yumaPacked(ctx context.Context, p, out []byte) ([]byte, error) {
+	l, arena, err := decodePackedRequest(p)
+	if err != nil {
+		return nil, err
+	}
+	return s.YumaPacked.RunPacked(ctx, l, arena, out)
 }
 
 func (s *Server) yumaEpochs(ctx context.Context, p, out []byte) ([]byte, error) {

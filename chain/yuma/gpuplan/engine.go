@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"taobox/chain/yuma"
 )
@@ -58,7 +59,10 @@ func RunCPU(ctx context.Context, e *yuma.CPUEngine, ins []yuma.Input, idx []int,
 
 // Engine is the batched GPU engine's reference path: the same packing, the
 // same kernels (in Go) and the same decoding, with the same CPU fallback.
-// It implements yuma.Engine.
+// It runs each chunk the way the GPU runner's yuma.packed op does: the
+// kernels get a copy of the input arena and a layout rebuilt from its Shape,
+// and what they leave in the output prefix and bond entries comes back as
+// copies that SetOutputs checks before Unpack. It implements yuma.Engine.
 type Engine struct {
 	cpu *yuma.CPUEngine
 	// poison fills the work arena with garbage before the kernels run, as
@@ -90,21 +94,21 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 				reuse[i] = int64(0x5a5a5a5a5a5a5a5a) ^ int64(i)
 			}
 		}
-		b := Pack(ins, chunk, true, reuse)
-		if e.poison {
-			r := rand.New(rand.NewPCG(uint64(len(b.Work)), 7))
-			for i := range b.Work {
-				b.Work[i] = int64(r.Uint64())
-			}
+		b := Pack(ins, chunk, false, reuse)
+		prefix, bonds, err := e.runArena(b)
+		if err != nil {
+			return nil, err
 		}
-		b.Run()
+		if err := b.SetOutputs(prefix, bonds); err != nil {
+			return nil, err
+		}
 		b.Unpack(chunk, outs)
 		if e.poison { // the GPU engine reuses its download buffers: no output may alias them
-			for i := range b.Work {
-				b.Work[i] = ^b.Work[i]
+			for i := range prefix {
+				prefix[i] = ^prefix[i]
 			}
-			for i := range b.BondOut {
-				b.BondOut[i] = ^b.BondOut[i]
+			for i := range bonds {
+				bonds[i] = ^bonds[i]
 			}
 		}
 	}
@@ -112,4 +116,27 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 		return nil, err
 	}
 	return outs, ctx.Err()
+}
+
+// runArena is the runner's side of a chunk: the kernels over a copy of b's
+// input arena, under the layout its Shape gives; it returns copies of the
+// output prefix and the bond entries.
+func (e *Engine) runArena(b *Batch) ([]int64, []uint32, error) {
+	l, err := b.L.Shape().Layout()
+	if err != nil {
+		return nil, nil, err
+	}
+	rb, err := FromArena(l, slices.Clone(b.In))
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.poison {
+		r := rand.New(rand.NewPCG(uint64(len(rb.Work)), 7))
+		for i := range rb.Work {
+			rb.Work[i] = int64(r.Uint64())
+		}
+	}
+	rb.Run()
+	prefix, bonds := rb.Outputs()
+	return slices.Clone(prefix), slices.Clone(bonds), nil
 }

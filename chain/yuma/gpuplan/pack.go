@@ -49,6 +49,7 @@ func Chunks(ins []yuma.Input, idx []int) [][]int {
 // hostSub is what Pack keeps per subnet for Unpack.
 type hostSub struct {
 	in                   *yuma.Input
+	u0                   int64 // first global uid (Unpack reads it here, not from the arena)
 	inactive, newPermits []bool
 	stake, active        []int64
 	lastTempo            uint64
@@ -252,7 +253,7 @@ func (b *Batch) packSub(s int64, in *yuma.Input, u0, cell0 int64) {
 	hasOwner := in.OwnerUID >= 0
 	owner := in.OwnerUID
 	h := &b.subs[s]
-	h.in = in
+	h.in, h.u0 = in, u0
 
 	// == Active ==
 	h.inactive = make([]bool, n)
@@ -463,8 +464,7 @@ func normalize(x []int64) {
 func (b *Batch) Unpack(idx []int, outs []yuma.Output) {
 	parallel(len(idx), func(s int) {
 		h := &b.subs[s]
-		n := int64(h.in.N)
-		u0 := b.Sub[int64(s)*SubFields+SFUid]
+		n, u0 := int64(h.in.N), h.u0
 		out := &outs[idx[s]]
 		*out = yuma.Output{}
 		sl := func(v []int64) []int64 { return append(make([]int64, 0, n), v[u0:u0+n]...) }

@@ -1,0 +1,111 @@
+package gpuplan
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+// Every shape Pack makes is one Shape.Layout accepts, with the same
+// layout; shapes no Pack makes are refused.
+func TestShapeLayout(t *testing.T) {
+	for seed := range uint64(20) {
+		ins := RandomBatch(seed, 1+int(seed%5))
+		dev, _ := Split(ins)
+		for _, chunk := range Chunks(ins, dev) {
+			b := Pack(ins, chunk, false)
+			l, err := b.L.Shape().Layout()
+			if err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+			if *l != *b.L {
+				t.Fatalf("seed %d: layout from the shape differs", seed)
+			}
+		}
+	}
+	good := Shape{S: 2, U: 10, NW: 30, NB: 20, Cells: 50, BondCap: 60}
+	if _, err := good.Layout(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mut := range map[string]func(*Shape){
+		"no subnets":      func(s *Shape) { s.S = 0 },
+		"fewer uids":      func(s *Shape) { s.U = 1 },
+		"too many uids":   func(s *Shape) { s.S, s.U = 1, 65536 },
+		"cells below U":   func(s *Shape) { s.Cells = 9 },
+		"cells over max":  func(s *Shape) { s.Cells = MaxCells + 1 },
+		"negative NW":     func(s *Shape) { s.NW = -1 },
+		"NW over int32":   func(s *Shape) { s.NW = 1 << 31 },
+		"NB over int32":   func(s *Shape) { s.NB = 1 << 31 },
+		"bond cap over":   func(s *Shape) { s.BondCap = s.Cells + s.NW + 1 },
+		"negative bonds":  func(s *Shape) { s.BondCap = -1 },
+		"negative uids":   func(s *Shape) { s.U = -5 },
+		"negative cells":  func(s *Shape) { s.Cells = -1 },
+		"negative NB":     func(s *Shape) { s.NB = -1 },
+		"subnets over U":  func(s *Shape) { s.S = 11 },
+		"overflowing cap": func(s *Shape) { s.BondCap = 1 << 62 },
+	} {
+		sh := good
+		mut(&sh)
+		if _, err := sh.Layout(); err == nil {
+			t.Errorf("%s: %+v accepted", name, sh)
+		}
+	}
+}
+
+// SetOutputs refuses every count or offset Unpack would slice out of
+// range, and takes the kernels' own outputs.
+func TestSetOutputsChecks(t *testing.T) {
+	ins := RandomBatch(3, 4)
+	dev, _ := Split(ins)
+	chunk := Chunks(ins, dev)[0]
+	b := Pack(ins, chunk, false)
+	prefix, bonds, err := NewEngine().runArena(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bonds) == 0 {
+		t.Fatal("the batch writes no bonds: pick another seed")
+	}
+	l := b.L
+	at := func(slot int) int64 { return l.sec[slot].off }
+	state := func(s, f int) int64 { return at(DSState) + int64(s*StateFields+f) }
+	u0, n := b.subs[0].u0, int64(b.subs[0].in.N)
+	for name, mut := range map[string]func(p []int64, bo []uint32) ([]int64, []uint32){
+		"total over cap": func(p []int64, bo []uint32) ([]int64, []uint32) { p[at(DTotal)] = l.BondCap + 1; return p, bo },
+		"total negative": func(p []int64, bo []uint32) ([]int64, []uint32) { p[at(DTotal)] = -1; return p, bo },
+		"fewer entries":  func(p []int64, bo []uint32) ([]int64, []uint32) { return p, bo[:len(bo)-1] },
+		"short prefix":   func(p []int64, bo []uint32) ([]int64, []uint32) { return p[:len(p)-1], bo },
+		"base past total": func(p []int64, bo []uint32) ([]int64, []uint32) {
+			p[state(0, SSBondBase)] = int64(len(bo)) + 1
+			return p, bo
+		},
+		"negative base": func(p []int64, bo []uint32) ([]int64, []uint32) { p[state(1, SSBondBase)] = -1; return p, bo },
+		"count past total": func(p []int64, bo []uint32) ([]int64, []uint32) {
+			p[state(0, SSBondN)] = int64(len(bo)) + 1
+			return p, bo
+		},
+		"count overflows": func(p []int64, bo []uint32) ([]int64, []uint32) {
+			p[state(0, SSBondBase)], p[state(0, SSBondN)] = 1, 1<<62
+			return p, bo
+		},
+		"negative count": func(p []int64, bo []uint32) ([]int64, []uint32) { p[state(0, SSBondN)] = -1; return p, bo },
+		"row offset past": func(p []int64, bo []uint32) ([]int64, []uint32) {
+			p[at(DRowOff)+u0+n-1] = p[state(0, SSBondN)] + 1
+			return p, bo
+		},
+		"row offset back": func(p []int64, bo []uint32) ([]int64, []uint32) { p[at(DRowOff)+u0+1] = -1; return p, bo },
+		"row offsets swap": func(p []int64, bo []uint32) ([]int64, []uint32) {
+			p[at(DRowOff)+u0] = p[at(DRowOff)+u0+n-1] + 1
+			return p, bo
+		},
+		"negative first row": func(p []int64, bo []uint32) ([]int64, []uint32) { p[at(DRowOff)+u0] = -3; return p, bo },
+	} {
+		p, bo := mut(slices.Clone(prefix), slices.Clone(bonds))
+		if err := b.SetOutputs(p, bo); !errors.Is(err, ErrOutputs) {
+			t.Errorf("%s: %v, want ErrOutputs", name, err)
+		}
+	}
+	if err := b.SetOutputs(prefix, bonds); err != nil {
+		t.Fatal(err)
+	}
+}
