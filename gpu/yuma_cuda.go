@@ -533,13 +533,29 @@ func init() {
 // transfers and host packing included: one warm-up call, then iters timed
 // calls. It checks the warm-up's outputs against the CPU engine first.
 func BenchYuma(d *Device, subnets, uids int, iters int) (epochsPerSec float64, msPerBatch float64, err error) {
+	return benchYuma(d, subnets, uids, iters, false)
+}
+
+// BenchYumaArena is BenchYuma the way a runner's parent sends a batch
+// (yuma.packed without the socket): validated, packed, checked and
+// unpacked in ordinary Go memory, the arena staged by RunArena.
+func BenchYumaArena(d *Device, subnets, uids int, iters int) (msPerBatch float64, err error) {
+	_, msPerBatch, err = benchYuma(d, subnets, uids, iters, true)
+	return msPerBatch, err
+}
+
+func benchYuma(d *Device, subnets, uids int, iters int, arena bool) (epochsPerSec float64, msPerBatch float64, err error) {
 	if iters < 1 {
 		iters = 1
 	}
 	ins := BigYumaBatch(subnets, uids, false)
 	e := NewYumaEngine(d)
 	defer e.Close()
-	got, err := e.Epochs(context.Background(), ins)
+	run := e.Epochs
+	if arena {
+		run = e.epochsViaArena
+	}
+	got, err := run(context.Background(), ins)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -554,7 +570,7 @@ func BenchYuma(d *Device, subnets, uids int, iters int) (epochsPerSec float64, m
 	}
 	start := time.Now()
 	for range iters {
-		if _, err := e.Epochs(context.Background(), ins); err != nil {
+		if _, err := run(context.Background(), ins); err != nil {
 			return 0, 0, err
 		}
 	}
