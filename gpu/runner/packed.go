@@ -180,11 +180,13 @@ func (c *Client) epochsPacked(ctx context.Context, ins []yuma.Input, cpu *yuma.C
 	dev, cpuIdx := gpuplan.Split(ins)
 	var wg sync.WaitGroup
 	var cpuErr error
+	cctx, cancel := context.WithCancel(ctx) // a failed call stops the CPU's share: the batch reruns anyway
+	defer cancel()
 	if len(cpuIdx) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cpuErr = gpuplan.RunCPU(ctx, cpu, ins, cpuIdx, outs)
+			cpuErr = gpuplan.RunCPU(cctx, cpu, ins, cpuIdx, outs)
 		}()
 	}
 	var err error
@@ -195,6 +197,7 @@ func (c *Client) epochsPacked(ctx context.Context, ins []yuma.Input, cpu *yuma.C
 			return buf
 		}, func(p []byte) error { return unpackPacked(p, b, chunk, outs) })
 		if err != nil {
+			cancel()
 			break
 		}
 	}
