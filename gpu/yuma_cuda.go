@@ -54,6 +54,10 @@ type YumaEngine struct {
 
 	// page-locked staging buffers (grow-only; owned by the context thread)
 	pinIn, pinOut pinned
+
+	// scratch is epochsViaArena's arena, reused as the node reuses its
+	// shared region (CheckYuma and the benchmark call it from one goroutine)
+	scratch []int64
 }
 
 // pinned is a page-locked host buffer from cuMemAllocHost.
@@ -453,9 +457,11 @@ func CheckYuma(d *Device, batches int, seed uint64, big bool, progress func(stri
 }
 
 // epochsViaArena runs ins the way a runner's yuma.packed op serves its
-// parent: packed in ordinary Go memory, handed to RunArena as bytes under
-// the layout its Shape gives, the outputs checked and unpacked by the
-// packer, the inputs the kernels do not take on the CPU engine.
+// parent: packed in ordinary Go memory (reused between calls, as the
+// node's shared region is), handed to RunArena as bytes under the layout
+// its Shape gives, the outputs checked and unpacked by the packer, the
+// inputs the kernels do not take on the CPU engine. One goroutine at a
+// time.
 func (e *YumaEngine) epochsViaArena(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
 	if err := gpuplan.Validate(ins); err != nil {
 		return nil, err
@@ -463,7 +469,10 @@ func (e *YumaEngine) epochsViaArena(ctx context.Context, ins []yuma.Input) ([]yu
 	outs := make([]yuma.Output, len(ins))
 	dev, cpuIdx := gpuplan.Split(ins)
 	for _, chunk := range gpuplan.Chunks(ins, dev) {
-		b := gpuplan.Pack(ins, chunk, false)
+		if w := gpuplan.InWords(ins, chunk); int64(len(e.scratch)) < w {
+			e.scratch = make([]int64, w)
+		}
+		b := gpuplan.Pack(ins, chunk, false, e.scratch)
 		l, err := b.L.Shape().Layout()
 		if err != nil {
 			return nil, err

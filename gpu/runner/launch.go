@@ -212,16 +212,17 @@ func (e *Engine) Stats() Stats {
 // that op.
 func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
 	valid := gpuplan.Validate(ins) == nil
+	dev, _ := gpuplan.Split(ins)
 	e.mu.Lock()
 	p := e.upLocked()
 	packed := p != nil && !p.noPacked
 	e.mu.Unlock()
-	if p != nil && valid && len(ins) > 0 {
+	if p != nil && valid && len(dev) > 0 { // nothing for the kernels: the CPU engine
 		cctx, cancel := context.WithTimeoutCause(ctx, e.opts.CallTimeout, fmt.Errorf("no answer within %v", e.opts.CallTimeout))
 		var outs []yuma.Output
 		var err error
 		if packed {
-			outs, err = p.client.epochsPacked(cctx, ins, e.cpu)
+			outs, err = p.client.epochsPacked(cctx, ctx, ins, e.cpu)
 			if re := (*RemoteError)(nil); errors.As(err, &re) && re.NotServed() {
 				e.mu.Lock()
 				p.noPacked = true
@@ -234,6 +235,9 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 			outs, err = p.client.Epochs(cctx, ins)
 		}
 		cancel()
+		if errors.Is(err, errCPUShare) {
+			return nil, err // the caller's cancellation, in this process: the runner answered
+		}
 		if err == nil {
 			e.mu.Lock()
 			e.stats.RunnerBatches++

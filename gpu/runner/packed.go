@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -171,16 +172,21 @@ func (c *Client) EpochsPacked(ctx context.Context, ins []yuma.Input, cpu *yuma.C
 	if err := gpuplan.Validate(ins); err != nil {
 		return nil, err
 	}
-	return c.epochsPacked(ctx, ins, cpu)
+	return c.epochsPacked(ctx, ctx, ins, cpu)
 }
 
-// epochsPacked is EpochsPacked for validated inputs.
-func (c *Client) epochsPacked(ctx context.Context, ins []yuma.Input, cpu *yuma.CPUEngine) ([]yuma.Output, error) {
+// errCPUShare marks an error of the node's own share of a yuma.packed
+// batch (the inputs the kernels do not take), not the runner's.
+var errCPUShare = errors.New("runner: the CPU's share of the batch")
+
+// epochsPacked is EpochsPacked for validated inputs: the runner's share
+// under ctx, the CPU's under cpuCtx (an error there wraps errCPUShare).
+func (c *Client) epochsPacked(ctx, cpuCtx context.Context, ins []yuma.Input, cpu *yuma.CPUEngine) ([]yuma.Output, error) {
 	outs := make([]yuma.Output, len(ins))
 	dev, cpuIdx := gpuplan.Split(ins)
 	var wg sync.WaitGroup
 	var cpuErr error
-	cctx, cancel := context.WithCancel(ctx) // a failed call stops the CPU's share: the batch reruns anyway
+	cctx, cancel := context.WithCancel(cpuCtx) // a failed call stops the CPU's share: the batch reruns anyway
 	defer cancel()
 	if len(cpuIdx) > 0 {
 		wg.Add(1)
@@ -202,8 +208,8 @@ func (c *Client) epochsPacked(ctx context.Context, ins []yuma.Input, cpu *yuma.C
 		}
 	}
 	wg.Wait()
-	if err == nil {
-		err = cpuErr
+	if err == nil && cpuErr != nil {
+		err = fmt.Errorf("%w: %w", errCPUShare, cpuErr)
 	}
 	if err != nil {
 		return nil, err

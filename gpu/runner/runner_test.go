@@ -325,7 +325,17 @@ func engineEqualsCPU(t *testing.T, shmSize, shmRequests int) {
 	if err == nil || err.Error() != want.Error() {
 		t.Fatalf("invalid batch: %v, want %v", err, want)
 	}
-	if st := e.Stats(); st.RunnerBatches != 30 || st.PackedBatches != 30 || st.Failures != 0 {
+	// Nothing the kernels take (the dense variant): the CPU engine, no call.
+	dense := gpuplan.RandomBatch(2, 3)
+	for i := range dense {
+		dense[i].Variant = yuma.Dense
+	}
+	got, err := e.Epochs(context.Background(), dense)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOutputs(t, got, cpuOutputs(t, dense))
+	if st := e.Stats(); st.RunnerBatches != 30 || st.PackedBatches != 30 || st.CPUBatches != 1 || st.Failures != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }

@@ -3,6 +3,7 @@ package gpuplan
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unsafe"
 )
 
@@ -26,20 +27,25 @@ func (l *Layout) Shape() Shape {
 // maxEntries bounds NW and NB: the kernels' entry links are int32.
 const maxEntries = 1<<31 - 1
 
-// Layout returns the layout of a batch of this shape, or an error if no
-// Pack makes one like it: at least one subnet; S ≤ U ≤ 65535·S; U ≤ Cells
-// ≤ MaxCells; entries within the kernels' int32 links; BondCap within what
-// Pack reserves (max(n, its weight entries) a row: at most Cells + NW).
+// Layout returns the layout of a batch of this shape, or an error if the
+// numbers cannot come from one Pack: S subnets of n_s uids (1 ≤ n_s ≤ 5792)
+// have U = Σn_s and Cells = Σn_s², so S ≤ U ≤ 5792·S, U ≤ Cells ≤
+// (U−S+1)² + S−1 (one big subnet, the rest of one uid), U² ≤ S·Cells
+// (Cauchy-Schwarz) and Cells ≤ MaxCells; entries within the
+// kernels' int32 links; and a bond capacity of max(n, its weight entries)
+// a row, between Cells and Cells + NW. (Shapes that pass and still come
+// from no Pack exist: the numbers do not pin the n_s down.)
 func (sh Shape) Layout() (*Layout, error) {
+	const maxN = 5792 // the largest n with n² ≤ MaxCells (Eligible)
 	switch {
-	case sh.S < 1 || sh.U < sh.S || sh.U > 65535*sh.S:
+	case sh.S < 1 || sh.U < sh.S || sh.U > maxN*sh.S:
 		return nil, fmt.Errorf("gpuplan: shape: %d uids in %d subnets", sh.U, sh.S)
-	case sh.Cells < sh.U || sh.Cells > MaxCells:
-		return nil, fmt.Errorf("gpuplan: shape: %d dense cells for %d uids (at most %d)", sh.Cells, sh.U, MaxCells)
+	case sh.Cells < sh.U || sh.Cells > MaxCells || sh.Cells > (sh.U-sh.S+1)*(sh.U-sh.S+1)+sh.S-1 || sh.U*sh.U > sh.S*sh.Cells:
+		return nil, fmt.Errorf("gpuplan: shape: %d dense cells for %d uids in %d subnets (at most %d)", sh.Cells, sh.U, sh.S, MaxCells)
 	case sh.NW < 0 || sh.NW > maxEntries || sh.NB < 0 || sh.NB > maxEntries:
 		return nil, fmt.Errorf("gpuplan: shape: %d weight and %d bond entries (at most %d each)", sh.NW, sh.NB, maxEntries)
-	case sh.BondCap < 0 || sh.BondCap > sh.Cells+sh.NW:
-		return nil, fmt.Errorf("gpuplan: shape: bond capacity %d", sh.BondCap)
+	case sh.BondCap < sh.Cells || sh.BondCap > sh.Cells+sh.NW:
+		return nil, fmt.Errorf("gpuplan: shape: bond capacity %d (cells %d, weight entries %d)", sh.BondCap, sh.Cells, sh.NW)
 	}
 	return newLayout(sh.S, sh.U, sh.NW, sh.NB, sh.Cells, sh.BondCap), nil
 }
@@ -74,14 +80,17 @@ var ErrOutputs = errors.New("gpuplan: inconsistent kernel outputs")
 // (b from Pack), after checking every count and offset Unpack slices with:
 // the bond total against BondCap and len(bonds), each subnet's bond base
 // and count against the total, each row offset against its subnet's count
-// and the one before it. Values are not checked (they are copied as they
-// are). prefix and bonds must stay unchanged until Unpack returns.
+// and the one before it. Those words are checked in copies that Unpack
+// then uses, so that prefix may be memory another process can still write
+// (a runner's shared region): whatever changes there afterwards changes
+// values Unpack copies, never where it slices. Values are not checked.
 func (b *Batch) SetOutputs(prefix []int64, bonds []uint32) error {
 	l := b.L
 	if int64(len(prefix)) != l.OutWords {
 		return fmt.Errorf("%w: output prefix of %d words, want %d", ErrOutputs, len(prefix), l.OutWords)
 	}
 	b.SetWork(prefix)
+	b.SState, b.RowOff = slices.Clone(b.SState), slices.Clone(b.RowOff)
 	if total := b.Total[0]; total < 0 || total > l.BondCap || total != int64(len(bonds)) {
 		return fmt.Errorf("%w: %d bond entries (capacity %d, %d downloaded)", ErrOutputs, total, l.BondCap, len(bonds))
 	}

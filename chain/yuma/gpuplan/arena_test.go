@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 	"testing"
+
+	"taobox/chain/yuma"
 )
 
 // Every shape Pack makes is one Shape.Layout accepts, with the same
@@ -28,21 +30,28 @@ func TestShapeLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, mut := range map[string]func(*Shape){
-		"no subnets":      func(s *Shape) { s.S = 0 },
-		"fewer uids":      func(s *Shape) { s.U = 1 },
-		"too many uids":   func(s *Shape) { s.S, s.U = 1, 65536 },
-		"cells below U":   func(s *Shape) { s.Cells = 9 },
-		"cells over max":  func(s *Shape) { s.Cells = MaxCells + 1 },
-		"negative NW":     func(s *Shape) { s.NW = -1 },
-		"NW over int32":   func(s *Shape) { s.NW = 1 << 31 },
-		"NB over int32":   func(s *Shape) { s.NB = 1 << 31 },
-		"bond cap over":   func(s *Shape) { s.BondCap = s.Cells + s.NW + 1 },
-		"negative bonds":  func(s *Shape) { s.BondCap = -1 },
-		"negative uids":   func(s *Shape) { s.U = -5 },
-		"negative cells":  func(s *Shape) { s.Cells = -1 },
-		"negative NB":     func(s *Shape) { s.NB = -1 },
-		"subnets over U":  func(s *Shape) { s.S = 11 },
-		"overflowing cap": func(s *Shape) { s.BondCap = 1 << 62 },
+		"no subnets":                func(s *Shape) { s.S = 0 },
+		"fewer uids":                func(s *Shape) { s.U = 1 },
+		"too many uids":             func(s *Shape) { s.S, s.U = 1, 65536 },
+		"cells below U":             func(s *Shape) { s.Cells = 9 },
+		"cells over max":            func(s *Shape) { s.Cells = MaxCells + 1 },
+		"negative NW":               func(s *Shape) { s.NW = -1 },
+		"NW over int32":             func(s *Shape) { s.NW = 1 << 31 },
+		"NB over int32":             func(s *Shape) { s.NB = 1 << 31 },
+		"bond cap over":             func(s *Shape) { s.BondCap = s.Cells + s.NW + 1 },
+		"negative bonds":            func(s *Shape) { s.BondCap = -1 },
+		"negative uids":             func(s *Shape) { s.U = -5 },
+		"negative cells":            func(s *Shape) { s.Cells = -1 },
+		"negative NB":               func(s *Shape) { s.NB = -1 },
+		"subnets over U":            func(s *Shape) { s.S = 11 },
+		"overflowing cap":           func(s *Shape) { s.BondCap = 1 << 62 },
+		"cells over one big subnet": func(s *Shape) { s.Cells = 101 },
+		"cells under U²/S":          func(s *Shape) { s.Cells = 49 },
+		"cap under cells":           func(s *Shape) { s.BondCap = 49 },
+		"n over 5792":               func(s *Shape) { s.S, s.U, s.Cells = 1, 5793, MaxCells },
+		"1 uid, all cells":          func(s *Shape) { *s = Shape{S: 1, U: 1, Cells: MaxCells, BondCap: MaxCells} },
+		"2 subnets of 1, 4 cells":   func(s *Shape) { *s = Shape{S: 2, U: 2, Cells: 4, BondCap: 4} },
+		"no bond room":              func(s *Shape) { *s = Shape{S: 1, U: 1, Cells: 1} },
 	} {
 		sh := good
 		mut(&sh)
@@ -107,5 +116,41 @@ func TestSetOutputsChecks(t *testing.T) {
 	}
 	if err := b.SetOutputs(prefix, bonds); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// What SetOutputs checked cannot change under Unpack: a runner writing its
+// region after answering moves only values, never a slice bound.
+func TestSetOutputsOwnsOffsets(t *testing.T) {
+	ins := RandomBatch(3, 4)
+	dev, _ := Split(ins)
+	chunk := Chunks(ins, dev)[0]
+	b := Pack(ins, chunk, false)
+	prefix, bonds, err := NewEngine().runArena(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]yuma.Output, len(ins))
+	ref := Pack(ins, chunk, false)
+	if err := ref.SetOutputs(slices.Clone(prefix), bonds); err != nil {
+		t.Fatal(err)
+	}
+	ref.Unpack(chunk, want)
+	if err := b.SetOutputs(prefix, bonds); err != nil {
+		t.Fatal(err)
+	}
+	l := b.L
+	for _, s := range []int{DSState, DRowOff} { // after the check: garbage offsets
+		sec := l.sec[s]
+		for i := sec.off; i < sec.off+sec.words; i++ {
+			prefix[i] = 1 << 40
+		}
+	}
+	got := make([]yuma.Output, len(ins))
+	b.Unpack(chunk, got)
+	for _, i := range chunk {
+		if d := Diff(&got[i], &want[i]); d != "" {
+			t.Fatalf("input %d: %s", i, d)
+		}
 	}
 }
