@@ -7,11 +7,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"time"
 
 	"gorgonia.org/cu"
 
 	"taobox/chain/yuma"
+	"taobox/chain/yuma/gpuplan"
 	"taobox/gpu"
 	"taobox/gpu/runner"
 	"taobox/model/gguf"
@@ -38,6 +41,7 @@ type benchGPUReport struct {
 	Device          gpu.Info               `json:"device"`
 	Driver          string                 `json:"driver"`
 	Yuma            []yumaGPUBench         `json:"yuma"`
+	RunnerYuma      *runnerYumaBench       `json:"runner_yuma,omitempty"`
 	Boundary        *runner.Boundary       `json:"runner_boundary,omitempty"`
 	BoundaryShm     *runner.Boundary       `json:"runner_boundary_shm,omitempty"`
 	Llama           []gpu.LlamaBenchResult `json:"llama"`
@@ -45,6 +49,66 @@ type benchGPUReport struct {
 	GPUMemTotal     int64                  `json:"gpu_mem_total_bytes"`
 	Errors          []string               `json:"errors,omitempty"`
 	Seconds         float64                `json:"seconds"`
+}
+
+// runnerYumaBench is a Yuma batch the way a node runs it on the GPU: sent
+// by this process to a taobox-cuda runner subprocess, both ops, validation,
+// packing, the boundary, the kernels and the decoding included.
+type runnerYumaBench struct {
+	Shape              string  `json:"shape"`
+	PackedMsPerBatch   float64 `json:"packed_ms_per_batch"`    // yuma.packed: the node packs and unpacks
+	EpochsOpMsPerBatch float64 `json:"epochs_op_ms_per_batch"` // yuma.epochs: the runner does (the baseline)
+}
+
+// benchRunnerYuma starts a runner on o.device (this binary; only its smoke
+// self-test: the full one is `selftest`'s) and times o.iters batches of
+// shape s through it after a warm-up checked against the CPU engine.
+func benchRunnerYuma(e *env, o benchGPUOptions, s yumaShape, epochsOp bool) (float64, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	eng, err := runner.Start(e.ctx, runner.Options{
+		Backend: runner.BackendCUDA, Binary: exe, EpochsOp: epochsOp,
+		Args: []string{"--device", strconv.Itoa(o.device), "--selftest", "smoke/"},
+		Detect: func() (runner.GPU, error) {
+			return runner.GPU{Devices: []string{"(bench gpu's device)"}, Library: "libcuda.so.1", Binary: exe}, nil
+		},
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer eng.Close()
+	ins := gpu.BigYumaBatch(s.subnets, s.uids, false)
+	got, err := eng.Epochs(e.ctx, ins)
+	if err != nil {
+		return 0, err
+	}
+	want, err := yuma.NewCPUEngine(0).Epochs(e.ctx, ins)
+	if err != nil {
+		return 0, err
+	}
+	for i := range ins {
+		if d := gpuplan.Diff(&got[i], &want[i]); d != "" {
+			return 0, fmt.Errorf("subnet %d differs from the CPU engine: %s", i, d)
+		}
+	}
+	t0 := time.Now()
+	for range o.iters {
+		if _, err := eng.Epochs(e.ctx, ins); err != nil {
+			return 0, err
+		}
+	}
+	ms := time.Since(t0).Seconds() * 1000 / float64(o.iters)
+	st := eng.Stats()
+	packed := st.PackedBatches
+	if epochsOp {
+		packed = st.RunnerBatches - st.PackedBatches
+	}
+	if st.CPUBatches != 0 || st.Failures != 0 || packed != o.iters+1 {
+		return 0, fmt.Errorf("not every batch ran on the runner as asked: %+v", st)
+	}
+	return ms, nil
 }
 
 func runBenchGPU(e *env, o benchGPUOptions) error {
@@ -69,12 +133,9 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 	}
 	memSample()
 
-	shapes := []struct {
-		name          string
-		subnets, uids int
-	}{{"128x256", 128, 256}, {"1x4096", 1, 4096}}
+	shapes := o.shapes
 	if o.noYuma {
-		shapes = shapes[:0]
+		shapes = nil
 	}
 	for _, s := range shapes {
 		y := yumaGPUBench{Shape: s.name, Subnets: s.subnets, UIDs: s.uids}
@@ -114,8 +175,23 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 		r.Yuma = append(r.Yuma, y)
 	}
 
-	if !o.noYuma {
-		boundaryBatch := gpu.BigYumaBatch(128, 256, false)
+	if len(shapes) > 0 {
+		s := shapes[0]
+		rb := &runnerYumaBench{Shape: s.name}
+		var err error
+		if rb.PackedMsPerBatch, err = benchRunnerYuma(e, o, s, false); err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("yuma %s through the runner (yuma.packed): %v", s.name, err))
+		}
+		if rb.EpochsOpMsPerBatch, err = benchRunnerYuma(e, o, s, true); err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("yuma %s through the runner (yuma.epochs): %v", s.name, err))
+		}
+		r.RunnerYuma = rb
+		progress("yuma %s through a runner process: %.3f ms/batch as yuma.packed, %.3f ms/batch as yuma.epochs", s.name, rb.PackedMsPerBatch, rb.EpochsOpMsPerBatch)
+		memSample()
+	}
+
+	if len(shapes) > 0 {
+		boundaryBatch := gpu.BigYumaBatch(shapes[0].subnets, shapes[0].uids, false)
 		if b, err := runner.MeasureBoundary(boundaryBatch, max(3, o.iters/2)); err != nil {
 			r.Errors = append(r.Errors, fmt.Sprintf("runner boundary: %v", err))
 		} else {
@@ -172,8 +248,11 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 	} else {
 		fmt.Fprintf(&out, "device %s (driver CUDA %s)\n", r.Device, r.Driver)
 		for _, y := range r.Yuma {
-			fmt.Fprintf(&out, "yuma %-8s GPU %8.3f ms/batch %10.0f epochs/s | CPU %8.2f ms/batch %8.0f epochs/s (%d workers) | ×%.1f%s\n",
-				y.Shape, y.GPUMsPerBatch, y.GPUEpochsPerS, y.CPUMsPerBatch, y.CPUEpochsPerS, y.CPUWorkers, y.Speedup, errSuffix(y.Error))
+			fmt.Fprintf(&out, "yuma %-8s GPU %8.3f ms/batch %10.0f epochs/s (packed as the node does: %.3f ms) | CPU %8.2f ms/batch %8.0f epochs/s (%d workers) | ×%.1f%s\n",
+				y.Shape, y.GPUMsPerBatch, y.GPUEpochsPerS, y.GPUArenaMsPerBatch, y.CPUMsPerBatch, y.CPUEpochsPerS, y.CPUWorkers, y.Speedup, errSuffix(y.Error))
+		}
+		if rb := r.RunnerYuma; rb != nil {
+			fmt.Fprintf(&out, "yuma %-8s through a runner process: %.3f ms/batch as yuma.packed, %.3f ms/batch as yuma.epochs\n", rb.Shape, rb.PackedMsPerBatch, rb.EpochsOpMsPerBatch)
 		}
 		if r.BoundaryShm != nil {
 			fmt.Fprintf(&out, "runner boundary (shared memory): %s\n", r.BoundaryShm)

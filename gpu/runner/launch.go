@@ -58,6 +58,9 @@ type Options struct {
 	// DefaultShmSize (virtual: pages are allocated when written);
 	// negative: none, everything goes over the socket.
 	ShmSize int
+	// EpochsOp sends Yuma batches as yuma.epochs even to a runner that
+	// serves yuma.packed: the baseline of `bench gpu`'s comparison.
+	EpochsOp bool
 }
 
 func (o *Options) ensureDefaults() error {
@@ -215,7 +218,7 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 	dev, _ := gpuplan.Split(ins)
 	e.mu.Lock()
 	p := e.upLocked()
-	packed := p != nil && !p.noPacked
+	packed := p != nil && !p.noPacked && !e.opts.EpochsOp
 	e.mu.Unlock()
 	if p != nil && valid && len(dev) > 0 { // nothing for the kernels: the CPU engine
 		cctx, cancel := context.WithTimeoutCause(ctx, e.opts.CallTimeout, fmt.Errorf("no answer within %v", e.opts.CallTimeout))

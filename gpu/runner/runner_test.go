@@ -1226,3 +1226,23 @@ func TestSampleUsesFeeder(t *testing.T) {
 		t.Fatalf("%d feeds; drew %+v, want %d %v %v", feeds, got, id, lp, alt)
 	}
 }
+
+// Options.EpochsOp: yuma.epochs to a runner that serves yuma.packed too.
+func TestEngineEpochsOp(t *testing.T) {
+	opts := fakeOptions(t, "ok")
+	opts.EpochsOp = true
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ins := gpuplan.RandomBatch(4, 6)
+	got, err := e.Epochs(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOutputs(t, got, cpuOutputs(t, ins))
+	if st := e.Stats(); st.RunnerBatches != 1 || st.PackedBatches != 0 || st.CPUBatches != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
