@@ -463,19 +463,10 @@ func CheckYuma(d *Device, batches int, seed uint64, big bool, progress func(stri
 // inputs the kernels do not take on the CPU engine. One goroutine at a
 // time.
 func (e *YumaEngine) epochsViaArena(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
-	if err := gpuplan.Validate(ins); err != nil {
-		return nil, err
-	}
-	outs := make([]yuma.Output, len(ins))
-	dev, cpuIdx := gpuplan.Split(ins)
-	for _, chunk := range gpuplan.Chunks(ins, dev) {
-		if w := gpuplan.InWords(ins, chunk); int64(len(e.scratch)) < w {
-			e.scratch = make([]int64, w)
-		}
-		b := gpuplan.Pack(ins, chunk, false, e.scratch)
+	return gpuplan.RunChunks(ctx, ins, e.cpu, &e.scratch, func(b *gpuplan.Batch, _ int, chunk []int, outs []yuma.Output) error {
 		l, err := b.L.Shape().Layout()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		arena := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b.In))), len(b.In)*8)
 		var unpackErr error
@@ -487,14 +478,8 @@ func (e *YumaEngine) epochsViaArena(ctx context.Context, ins []yuma.Input) ([]yu
 		if err == nil {
 			err = unpackErr
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if err := gpuplan.RunCPU(ctx, e.cpu, ins, cpuIdx, outs); err != nil {
-		return nil, err
-	}
-	return outs, ctx.Err()
+		return err
+	})
 }
 
 // BigYumaBatch is `subnets` synthetic subnets of `uids` uids aged by one or

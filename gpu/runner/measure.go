@@ -81,22 +81,13 @@ type hostEngine struct {
 }
 
 func (h *hostEngine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
-	if err := gpuplan.Validate(ins); err != nil {
-		return nil, err
-	}
-	outs := make([]yuma.Output, len(ins))
-	dev, cpuIdx := gpuplan.Split(ins)
-	for k, chunk := range gpuplan.Chunks(ins, dev) {
-		if w := gpuplan.InWords(ins, chunk); int64(len(h.staging)) < w {
-			h.staging = make([]int64, w)
-		}
-		b := gpuplan.Pack(ins, chunk, false, h.staging)
+	return gpuplan.RunChunks(ctx, ins, h.cpu, &h.staging, func(b *gpuplan.Batch, k int, chunk []int, outs []yuma.Output) error {
 		if err := b.SetOutputs(h.k.prefix[k], h.k.bonds[k]); err != nil {
-			return nil, err
+			return err
 		}
 		b.Unpack(chunk, outs)
-	}
-	return outs, gpuplan.RunCPU(ctx, h.cpu, ins, cpuIdx, outs)
+		return nil
+	})
 }
 
 // packedHost is what the GPU engine does on the host for yuma.packed (the

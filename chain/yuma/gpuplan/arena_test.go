@@ -61,9 +61,11 @@ func TestShapeLayout(t *testing.T) {
 	}
 }
 
-// SetOutputs refuses every count or offset Unpack would slice out of
-// range, and takes the kernels' own outputs.
-func TestSetOutputsChecks(t *testing.T) {
+// ranBatch packs the first chunk of a random batch and runs it as the
+// runner does: the inputs, the chunk, the packed batch and the kernels'
+// output prefix and bond entries.
+func ranBatch(t *testing.T) ([]yuma.Input, []int, *Batch, []int64, []uint32) {
+	t.Helper()
 	ins := RandomBatch(3, 4)
 	dev, _ := Split(ins)
 	chunk := Chunks(ins, dev)[0]
@@ -72,6 +74,13 @@ func TestSetOutputsChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ins, chunk, b, prefix, bonds
+}
+
+// SetOutputs refuses every count or offset Unpack would slice out of
+// range, and takes the kernels' own outputs.
+func TestSetOutputsChecks(t *testing.T) {
+	_, _, b, prefix, bonds := ranBatch(t)
 	if len(bonds) == 0 {
 		t.Fatal("the batch writes no bonds: pick another seed")
 	}
@@ -122,14 +131,7 @@ func TestSetOutputsChecks(t *testing.T) {
 // What SetOutputs checked cannot change under Unpack: a runner writing its
 // region after answering moves only values, never a slice bound.
 func TestSetOutputsOwnsOffsets(t *testing.T) {
-	ins := RandomBatch(3, 4)
-	dev, _ := Split(ins)
-	chunk := Chunks(ins, dev)[0]
-	b := Pack(ins, chunk, false)
-	prefix, bonds, err := NewEngine().runArena(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ins, chunk, b, prefix, bonds := ranBatch(t)
 	want := make([]yuma.Output, len(ins))
 	ref := Pack(ins, chunk, false)
 	if err := ref.SetOutputs(slices.Clone(prefix), bonds); err != nil {

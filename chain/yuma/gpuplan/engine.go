@@ -76,31 +76,60 @@ type Engine struct {
 // NewEngine returns the Go reference engine.
 func NewEngine() *Engine { return &Engine{cpu: yuma.NewCPUEngine(1)} }
 
-// Epochs implements yuma.Engine.
-func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
+// RunChunks runs ins the batched way, with run in the device's place:
+// Validate (the CPU engine's error), then each chunk of the inputs the
+// kernels take packed (into *scratch, grown when short, and reused: the
+// way a node reuses its shared region) and handed to run with its chunk
+// (run must leave the chunk's outputs checked by SetOutputs and unpacked
+// into outs), then the rest on cpu. scratch nil: a fresh arena a chunk.
+func RunChunks(ctx context.Context, ins []yuma.Input, cpu *yuma.CPUEngine, scratch *[]int64,
+	run func(b *Batch, k int, chunk []int, outs []yuma.Output) error) ([]yuma.Output, error) {
 	if err := Validate(ins); err != nil {
 		return nil, err
 	}
 	outs := make([]yuma.Output, len(ins))
-	dev, cpu := Split(ins)
-	for _, chunk := range Chunks(ins, dev) {
+	dev, cpuIdx := Split(ins)
+	for k, chunk := range Chunks(ins, dev) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		var reuse []int64
-		if e.poison { // a reused input arena holds the previous batch's words
-			reuse = make([]int64, InWords(ins, chunk))
-			for i := range reuse {
-				reuse[i] = int64(0x5a5a5a5a5a5a5a5a) ^ int64(i)
+		var arena []int64
+		if scratch != nil {
+			if w := InWords(ins, chunk); int64(len(*scratch)) < w {
+				*scratch = make([]int64, w)
 			}
+			arena = *scratch
 		}
-		b := Pack(ins, chunk, false, reuse)
+		if err := run(Pack(ins, chunk, false, arena), k, chunk, outs); err != nil {
+			return nil, err
+		}
+	}
+	if err := RunCPU(ctx, cpu, ins, cpuIdx, outs); err != nil {
+		return nil, err
+	}
+	return outs, ctx.Err()
+}
+
+// Epochs implements yuma.Engine.
+func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, error) {
+	var scratch []int64
+	poisonArena := func() {
+		for i := range scratch {
+			scratch[i] = int64(0x5a5a5a5a5a5a5a5a) ^ int64(i)
+		}
+	}
+	if e.poison { // a reused input arena holds the previous chunk's words: Pack must write every word the kernels read
+		dev, _ := Split(ins)
+		scratch = make([]int64, InWords(ins, dev)) // room for any chunk
+		poisonArena()
+	}
+	return RunChunks(ctx, ins, e.cpu, &scratch, func(b *Batch, _ int, chunk []int, outs []yuma.Output) error {
 		prefix, bonds, err := e.runArena(b)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := b.SetOutputs(prefix, bonds); err != nil {
-			return nil, err
+			return err
 		}
 		b.Unpack(chunk, outs)
 		if e.poison { // the GPU engine reuses its download buffers: no output may alias them
@@ -110,12 +139,10 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 			for i := range bonds {
 				bonds[i] = ^bonds[i]
 			}
+			poisonArena()
 		}
-	}
-	if err := RunCPU(ctx, e.cpu, ins, cpu, outs); err != nil {
-		return nil, err
-	}
-	return outs, ctx.Err()
+		return nil
+	})
 }
 
 // runArena is the runner's side of a chunk: the kernels over a copy of b's
