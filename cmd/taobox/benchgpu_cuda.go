@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -58,6 +59,13 @@ type runnerYumaBench struct {
 	Shape              string  `json:"shape"`
 	PackedMsPerBatch   float64 `json:"packed_ms_per_batch"`    // yuma.packed: the node packs and unpacks
 	EpochsOpMsPerBatch float64 `json:"epochs_op_ms_per_batch"` // yuma.epochs: the runner does (the baseline)
+	PackedError        string  `json:"packed_error,omitempty"`
+	EpochsOpError      string  `json:"epochs_op_error,omitempty"`
+}
+
+func (rb *runnerYumaBench) String() string {
+	return fmt.Sprintf("yuma %-8s through a runner process: %.3f ms/batch as yuma.packed%s, %.3f ms/batch as yuma.epochs%s",
+		rb.Shape, rb.PackedMsPerBatch, errSuffix(rb.PackedError), rb.EpochsOpMsPerBatch, errSuffix(rb.EpochsOpError))
 }
 
 // benchRunnerYuma starts a runner on o.device (this binary; only its smoke
@@ -68,9 +76,14 @@ func benchRunnerYuma(e *env, o benchGPUOptions, s yumaShape, epochsOp bool) (flo
 	if err != nil {
 		return 0, err
 	}
+	// The engine's lines (a runner failure, its last words, a batch too
+	// large for a frame) go to stderr: a fallback is the measurement's
+	// failure and should say why.
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	eng, err := runner.Start(e.ctx, runner.Options{
-		Backend: runner.BackendCUDA, Binary: exe, EpochsOp: epochsOp,
-		Args: []string{"--device", strconv.Itoa(o.device), "--selftest", "smoke/"},
+		Backend: runner.BackendCUDA, Binary: exe, EpochsOp: epochsOp, Logger: log,
+		CallTimeout: 2 * time.Minute, // the warm-up JITs the Yuma PTX (the smoke self-test did not)
+		Args:        []string{"--device", strconv.Itoa(o.device), "--selftest", "smoke/"},
 		Detect: func() (runner.GPU, error) {
 			return runner.GPU{Devices: []string{"(bench gpu's device)"}, Library: "libcuda.so.1", Binary: exe}, nil
 		},
@@ -92,6 +105,9 @@ func benchRunnerYuma(e *env, o benchGPUOptions, s yumaShape, epochsOp bool) (flo
 		if d := gpuplan.Diff(&got[i], &want[i]); d != "" {
 			return 0, fmt.Errorf("subnet %d differs from the CPU engine: %s", i, d)
 		}
+	}
+	if st := eng.Stats(); st.RunnerBatches != 1 || st.CPUBatches != 0 {
+		return 0, fmt.Errorf("the warm-up did not run on the runner (the lines above say why): %+v", st)
 	}
 	t0 := time.Now()
 	for range o.iters {
@@ -180,13 +196,15 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 		rb := &runnerYumaBench{Shape: s.name}
 		var err error
 		if rb.PackedMsPerBatch, err = benchRunnerYuma(e, o, s, false); err != nil {
+			rb.PackedError = err.Error()
 			r.Errors = append(r.Errors, fmt.Sprintf("yuma %s through the runner (yuma.packed): %v", s.name, err))
 		}
 		if rb.EpochsOpMsPerBatch, err = benchRunnerYuma(e, o, s, true); err != nil {
+			rb.EpochsOpError = err.Error()
 			r.Errors = append(r.Errors, fmt.Sprintf("yuma %s through the runner (yuma.epochs): %v", s.name, err))
 		}
 		r.RunnerYuma = rb
-		progress("yuma %s through a runner process: %.3f ms/batch as yuma.packed, %.3f ms/batch as yuma.epochs", s.name, rb.PackedMsPerBatch, rb.EpochsOpMsPerBatch)
+		progress("%s", rb)
 		memSample()
 	}
 
@@ -252,7 +270,7 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 				y.Shape, y.GPUMsPerBatch, y.GPUEpochsPerS, y.GPUArenaMsPerBatch, y.CPUMsPerBatch, y.CPUEpochsPerS, y.CPUWorkers, y.Speedup, errSuffix(y.Error))
 		}
 		if rb := r.RunnerYuma; rb != nil {
-			fmt.Fprintf(&out, "yuma %-8s through a runner process: %.3f ms/batch as yuma.packed, %.3f ms/batch as yuma.epochs\n", rb.Shape, rb.PackedMsPerBatch, rb.EpochsOpMsPerBatch)
+			fmt.Fprintf(&out, "%s\n", rb)
 		}
 		if r.BoundaryShm != nil {
 			fmt.Fprintf(&out, "runner boundary (shared memory): %s\n", r.BoundaryShm)
