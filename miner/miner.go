@@ -457,19 +457,21 @@ func (m *Miner) servedConn(cs *connState) {
 	}
 }
 
-// refused records that a request of the connection was refused with code;
-// after Limits.BadRequests sender faults in a row (task.Code.SenderFault)
-// it closes the connection with task.CloseBadRequests and reports true. A
+// refused records that a request of the connection was refused with code
+// and reports whether that makes Limits.BadRequests sender faults in a row
+// (task.Code.SenderFault): the caller then closes the connection with
+// closeBad (task.CloseBadRequests) once the reject is written. A
 // forged or broken client thus costs the miner a bounded amount of work
 // per connection, and a new connection costs it a handshake, which is
 // rate-limited per source IP.
 func (m *Miner) refused(cs *connState, code task.Code) bool {
-	if !code.SenderFault() || cs.faults.Add(1) != int64(m.cfg.Limits.BadRequests) {
-		return false
-	}
+	return code.SenderFault() && cs.faults.Add(1) == int64(m.cfg.Limits.BadRequests)
+}
+
+// closeBad closes cs for too many bad requests (after refused said so).
+func (m *Miner) closeBad(cs *connState) {
 	m.m.connsClosedBad.Add(1)
 	cs.conn.CloseWithError(task.CloseBadRequests, "too many bad requests")
-	return true
 }
 
 var epoch = time.Now() // monotonic base for connState times

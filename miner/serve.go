@@ -104,16 +104,20 @@ func (w *streamWriter) run(s *quic.Stream, cs *connState) (gone bool) {
 
 // writeReject answers a stream with one reject frame and closes it.
 // A connection whose requests keep being refused for sender faults is
-// closed after the reject (Miner.refused).
+// closed after the reject (Miner.refused). The fault is counted before the
+// reject goes out: a client that reads it and sends a good request at
+// once must find it counted, or the good request's reset could come
+// first and the stale count close the connection later.
 func (m *Miner) writeReject(s *quic.Stream, cs *connState, a admission) {
 	m.m.rejects[a.code].Add(1)
+	last := !a.transport && m.refused(cs, a.code)
 	s.CancelRead(0)
 	s.SetWriteDeadline(time.Now().Add(time.Second))
 	s.Write(task.AppendRejectFrame(nil, &task.Reject{Code: a.code, RetryAfterMs: a.retryMs, Message: a.msg}))
 	s.Close()
 	cs.wrote()
-	if !a.transport {
-		m.refused(cs, a.code)
+	if last {
+		m.closeBad(cs)
 	}
 }
 
