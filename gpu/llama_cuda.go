@@ -1018,21 +1018,28 @@ func (l *Llama) Forward(token, pos int) ([]float32, error) {
 		if err := cu.MemcpyHtoD(l.toks+cu.DevicePtr(pos*8), unsafe.Pointer(&t), 8); err != nil {
 			return fmt.Errorf("gpu: llama: %v", err)
 		}
-		if err := l.setPos(pos); err != nil {
-			return err
-		}
-		if err := l.step(true); err != nil {
-			return err
-		}
-		if err := cu.MemcpyDtoH(unsafe.Pointer(&l.hostLogits[0]), l.logits, int64(c.VocabSize)*4); err != nil {
-			return fmt.Errorf("gpu: llama: forward: %v", err)
-		}
-		return nil
+		return l.stepLogits(pos, "forward")
 	})
 	if err != nil {
 		return nil, err
 	}
 	return l.hostLogits, nil
+}
+
+// stepLogits runs one position's step at pos (its token already on the
+// device) with the logits, and downloads them into l.hostLogits; what
+// names the caller in errors. It runs inside l.d.Do.
+func (l *Llama) stepLogits(pos int, what string) error {
+	if err := l.setPos(pos); err != nil {
+		return err
+	}
+	if err := l.step(true); err != nil {
+		return err
+	}
+	if err := cu.MemcpyDtoH(unsafe.Pointer(&l.hostLogits[0]), l.logits, int64(l.Config().VocabSize)*4); err != nil {
+		return fmt.Errorf("gpu: llama: %s: %v", what, err)
+	}
+	return nil
 }
 
 // Feed runs tokens at positions pos, pos+1, … (the KV cache holds the
@@ -1081,16 +1088,7 @@ func (l *Llama) Feed(tokens []int, pos int) ([]float32, error) {
 				}
 			}
 		}
-		if err := l.setPos(last); err != nil {
-			return err
-		}
-		if err := l.step(true); err != nil {
-			return err
-		}
-		if err := cu.MemcpyDtoH(unsafe.Pointer(&l.hostLogits[0]), l.logits, int64(c.VocabSize)*4); err != nil {
-			return fmt.Errorf("gpu: llama: feed: %v", err)
-		}
-		return nil
+		return l.stepLogits(last, "feed")
 	})
 	if err != nil {
 		return nil, err

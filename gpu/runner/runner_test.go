@@ -306,14 +306,7 @@ func engineEqualsCPU(t *testing.T, shmSize, shmRequests int) {
 	c := e.proc.client
 	e.mu.Unlock()
 	c.ShmThreshold = 1
-	for seed := uint64(1); seed <= 30; seed++ {
-		ins := gpuplan.RandomBatch(seed, 8)
-		got, err := e.Epochs(context.Background(), ins)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sameOutputs(t, got, cpuOutputs(t, ins))
-	}
+	checkBatches(t, e, 30, 8)
 	if req, _ := c.ShmFrames(); req != shmRequests {
 		t.Fatalf("%d requests in shared memory, want %d", req, shmRequests)
 	}
@@ -340,6 +333,20 @@ func engineEqualsCPU(t *testing.T, shmSize, shmRequests int) {
 	}
 }
 
+// checkBatches runs n random batches of k inputs (seeds 1..n) on e and
+// compares each with the CPU engine.
+func checkBatches(t *testing.T, e *Engine, n, k int) {
+	t.Helper()
+	for seed := range uint64(n) {
+		ins := gpuplan.RandomBatch(seed+1, k)
+		got, err := e.Epochs(context.Background(), ins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameOutputs(t, got, cpuOutputs(t, ins))
+	}
+}
+
 // An older runner without yuma.packed: one info line, and every batch
 // goes as yuma.epochs, without a failure.
 func TestEngineOlderRunnerEpochs(t *testing.T) {
@@ -351,14 +358,7 @@ func TestEngineOlderRunnerEpochs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	for seed := uint64(1); seed <= 3; seed++ {
-		ins := gpuplan.RandomBatch(seed, 4)
-		got, err := e.Epochs(context.Background(), ins)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sameOutputs(t, got, cpuOutputs(t, ins))
-	}
+	checkBatches(t, e, 3, 4)
 	if st := e.Stats(); st.RunnerBatches != 3 || st.PackedBatches != 0 || st.Failures != 0 || st.CPUBatches != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -1236,12 +1236,7 @@ func TestEngineEpochsOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	ins := gpuplan.RandomBatch(4, 6)
-	got, err := e.Epochs(context.Background(), ins)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameOutputs(t, got, cpuOutputs(t, ins))
+	checkBatches(t, e, 1, 6)
 	if st := e.Stats(); st.RunnerBatches != 1 || st.PackedBatches != 0 || st.CPUBatches != 0 {
 		t.Fatalf("stats %+v", st)
 	}
