@@ -287,12 +287,12 @@ func (a *answerRun) end(err error) {
 		return
 	}
 	count, sum := a.count, a.chain.Sum()
+	a.served() // before the frame: a client that has it reads the count
 	r.w.finishWith(func() []byte {
 		// Alone for a validator from before batch signatures.
 		f := m.signer.SignFinal(r.hash, count, sum, r.batch)
 		return task.AppendFinalFrame(nil, &f)
 	})
-	a.served()
 }
 
 // finalBytes is what a's final frame signs (a has emitted at least one
@@ -308,11 +308,13 @@ func (a *answerRun) endSigned(sig [64]byte, proof task.Proof) {
 	defer a.stop()
 	f := task.Final{Count: a.count, ResultHash: a.chain.Sum(), Sig: sig, Proof: proof}
 	frame := task.AppendFinalFrame(nil, &f)
+	a.served() // before the frame, as in end
 	a.r.w.finishWith(func() []byte { return frame })
-	a.served()
 }
 
-// served counts a's answer in the served metrics.
+// served counts a's answer in the served metrics. It runs before the
+// final frame is queued, so that whoever reads the frame finds the answer
+// counted (tests and operators compare the counts with what clients got).
 func (a *answerRun) served() {
 	m := a.m
 	count := a.count
