@@ -355,10 +355,19 @@ func (m *Miner) admitAfterReplay(env task.Envelope, bodyBytes []byte, now time.T
 	return admission{code: task.CodeOK}
 }
 
-func (m *Miner) release(hk *hotkeyState) {
+// release gives back r's place in its hotkey's in-flight count, once:
+// it clears r.hk, so a later call does nothing. It runs on the goroutine
+// that holds r (its stream's before the queue, the worker's after), and
+// before r's last frame is queued, so that a client holding that frame
+// finds the count down.
+func (m *Miner) release(r *request) {
+	if r.hk == nil {
+		return
+	}
 	m.mu.Lock()
-	hk.inflight--
+	r.hk.inflight--
 	m.mu.Unlock()
+	r.hk = nil
 }
 
 // retryAfterMs estimates when the queue will have room: its length times

@@ -155,7 +155,7 @@ func (m *Miner) batchWorker(ctx context.Context) {
 				// one at a time; the CPU batch resumes when it stops.
 				if seq := m.beginAccel(ctx); seq != nil {
 					m.serveAccel(ctx, r, seq)
-					m.release(r.hk)
+					m.release(r)
 					continue
 				}
 			}
@@ -179,7 +179,7 @@ func (m *Miner) batchWorker(ctx context.Context) {
 func (b *batcher) admit(ctx context.Context, r *request) {
 	a := b.m.startAnswer(ctx, r)
 	if a == nil {
-		b.m.release(r.hk)
+		b.m.release(r)
 		return
 	}
 	c := b.mdl.Config
@@ -188,7 +188,7 @@ func (b *batcher) admit(ctx context.Context, r *request) {
 	err := checkBody(c, &sl.s, body.PromptIDs)
 	if err != nil {
 		a.end(err)
-		b.m.release(r.hk)
+		b.m.release(r)
 		return
 	}
 	sl.s.Reset()
@@ -214,7 +214,7 @@ func (b *batcher) retire(sl *seqSlot, err error) {
 	} else {
 		sl.a.end(err)
 	}
-	b.m.release(sl.a.r.hk)
+	b.m.release(sl.a.r)
 	b.free = append(b.free, sl.seq)
 	sl.seq, sl.done = nil, true
 }

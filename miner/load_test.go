@@ -1,6 +1,7 @@
 package miner
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -514,7 +515,7 @@ func echoClient(t testing.TB, addr string, req []byte) (func() error, func()) {
 // requests. Metrics: tasks/s, p50 and p99 latency.
 func BenchmarkTasks(b *testing.B) {
 	reqSize := len(signedRequest(b, reqOpt{}))
-	replySize := len(task.AppendTokenFrame(nil, &task.Token{ID: 7, LogProb: -0.5})) + 3 + 100
+	replySize := echoReplySize()
 	for _, conc := range []int{1, 16, 256} {
 		b.Run(fmt.Sprintf("echo/conc=%d", conc), func(b *testing.B) {
 			addr, stop := echoServer(b, replySize)
@@ -539,6 +540,29 @@ func BenchmarkTasks(b *testing.B) {
 				return err
 			})
 		})
+		// The server in its own process, as it is in a deployment: the
+		// client's goroutines no longer run on the miner's scheduler, so
+		// neither side's waits are filled by the other's work.
+		b.Run(fmt.Sprintf("echo-proc/conc=%d", conc), func(b *testing.B) {
+			sp := startServerProcess(b, "echo")
+			defer sp.stop()
+			fn, closeC := echoClient(b, sp.addr, make([]byte, reqSize))
+			defer closeC()
+			report(b, conc, fn)
+		})
+		b.Run(fmt.Sprintf("task-proc/conc=%d", conc), func(b *testing.B) {
+			sp := startServerProcess(b, "task")
+			defer sp.stop()
+			c := newClient(valKey, task.ClientOptions{})
+			defer c.Close()
+			report(b, conc, legitQuery(c, sp.addr))
+			if s, n := c.SignStats(); s > 0 {
+				b.ReportMetric(float64(n)/float64(s), "env/sig")
+			}
+			if st := sp.stop(); st.Sigs > 0 {
+				b.ReportMetric(float64(st.Finals)/float64(st.Sigs), "final/sig")
+			}
+		})
 		b.Run(fmt.Sprintf("tiny-model/conc=%d", conc), func(b *testing.B) {
 			tm := startMiner(b, Config{Model: tinyModel(b), Limits: Limits{Rate: 1e9, Burst: 1 << 30, PerHotkey: 1 << 20, Queue: 4096}})
 			c := newClient(valKey, task.ClientOptions{})
@@ -546,6 +570,121 @@ func BenchmarkTasks(b *testing.B) {
 			report(b, conc, legitQuery(c, tm.addr))
 			reportBatches(b, c, tm.Miner)
 		})
+	}
+}
+
+// echoReplySize is the echo's reply: the size of a 1-token answer (a token
+// frame and a final frame signed alone).
+func echoReplySize() int {
+	return len(task.AppendTokenFrame(nil, &task.Token{ID: 7, LogProb: -0.5})) + 3 + 100
+}
+
+// benchServeEnv makes TestBenchServer the server process of BenchmarkTasks'
+// -proc variants: "echo" or "task" (the benchmark's model-free miner).
+const benchServeEnv = "TAOBOX_TEST_BENCH_SERVE"
+
+// serverStats is what the server process prints when its standard input
+// closes: the final frames it signed and the signatures they took.
+type serverStats struct{ Sigs, Finals int64 }
+
+// TestBenchServer serves on 127.0.0.1, prints "SERVE <addr>", and stops
+// when its standard input closes, printing "STATS <json serverStats>".
+func TestBenchServer(t *testing.T) {
+	kind := os.Getenv(benchServeEnv)
+	var addr string
+	var stats func() serverStats
+	switch kind {
+	case "":
+		t.Skip("the server process of BenchmarkTasks' -proc variants")
+	case "echo":
+		a, stop := echoServer(t, echoReplySize())
+		defer stop()
+		addr, stats = a, func() serverStats { return serverStats{} }
+	case "task":
+		tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{Rate: 1e9, Burst: 1 << 30, PerHotkey: 1 << 20, Queue: 4096}})
+		addr = tm.addr
+		stats = func() serverStats {
+			s, n := tm.signer.Stats()
+			return serverStats{Sigs: int64(s), Finals: int64(n)}
+		}
+	default:
+		t.Fatalf("%s=%q: want echo or task", benchServeEnv, kind)
+	}
+	fmt.Printf("SERVE %s\n", addr)
+	io.Copy(io.Discard, os.Stdin)
+	line, err := json.Marshal(stats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("STATS %s\n", line)
+}
+
+// serverProcess is a TestBenchServer process.
+type serverProcess struct {
+	addr string
+	stop func() serverStats // closes its input, waits for it; idempotent
+}
+
+// startServerProcess starts this test binary as TestBenchServer serving
+// kind and waits for its address.
+func startServerProcess(b *testing.B, kind string) serverProcess {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchServer$", "-test.count=1")
+	cmd.Env = append(os.Environ(), benchServeEnv+"="+kind)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	lines := make(chan string, 8)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var once sync.Once
+	var st serverStats
+	stop := func() serverStats {
+		once.Do(func() {
+			in.Close()
+			for line := range lines {
+				if rest, ok := strings.CutPrefix(line, "STATS "); ok {
+					if err := json.Unmarshal([]byte(rest), &st); err != nil {
+						b.Errorf("server process: %v", err)
+					}
+				}
+			}
+			if err := cmd.Wait(); err != nil {
+				b.Errorf("server process: %v", err)
+			}
+		})
+		return st
+	}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				stop()
+				b.Fatalf("server process %s exited without an address", kind)
+			}
+			if rest, ok := strings.CutPrefix(line, "SERVE "); ok {
+				return serverProcess{addr: rest, stop: stop}
+			}
+		case <-timeout:
+			cmd.Process.Kill()
+			stop()
+			b.Fatalf("server process %s: no address after 30 s", kind)
+		}
 	}
 }
 

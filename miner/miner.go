@@ -390,7 +390,7 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 	// idle timeout).
 	loops.Wait()
 	for _, r := range m.q.drain() {
-		m.release(r.hk)
+		m.release(r)
 		m.m.rejects[task.CodeShuttingDown].Add(1)
 		r.reject(task.CodeShuttingDown, 0, "miner is stopping")
 	}

@@ -160,7 +160,7 @@ func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) 
 	r.queued = time.Now()
 	evicted, ok := m.q.push(r)
 	if !ok {
-		m.release(r.hk)
+		m.release(r)
 		code := task.CodeBusy
 		if ctx.Err() != nil {
 			code = task.CodeShuttingDown
@@ -171,7 +171,7 @@ func (m *Miner) serveStream(ctx context.Context, s *quic.Stream, cs *connState) 
 	m.answering.Add(1)
 	r.w.onDone = func() { m.answering.Add(-1) }
 	if evicted != nil {
-		m.release(evicted.hk)
+		m.release(evicted)
 		m.m.rejects[task.CodeBusy].Add(1)
 		evicted.reject(task.CodeBusy, m.retryAfterMs(), "displaced by a higher-stake request")
 	}
@@ -196,7 +196,7 @@ func (m *Miner) worker(ctx context.Context) {
 		} else {
 			m.serveOne(ctx, r)
 		}
-		m.release(r.hk)
+		m.release(r)
 	}
 }
 
@@ -271,6 +271,7 @@ func (a *answerRun) end(err error) {
 	defer a.cancel()
 	defer a.stop()
 	m, r := a.m, a.r
+	m.release(r) // before the last frame, as served
 	if err == nil && a.count == 0 {
 		err = errors.New("miner: answer emitted no tokens")
 	}
@@ -308,6 +309,7 @@ func (a *answerRun) endSigned(sig [64]byte, proof task.Proof) {
 	defer a.stop()
 	f := task.Final{Count: a.count, ResultHash: a.chain.Sum(), Sig: sig, Proof: proof}
 	frame := task.AppendFinalFrame(nil, &f)
+	a.m.release(a.r)
 	a.served() // before the frame, as in end
 	a.r.w.finishWith(func() []byte { return frame })
 }
