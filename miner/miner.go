@@ -354,12 +354,14 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 			continue
 		}
 		cs := &connState{conn: c, batch: task.BatchOK(c.ConnectionState().TLS.NegotiatedProtocol)}
+		cs.slot.Store(true)
 		m.mu.Lock()
 		m.conns[c] = cs
 		m.mu.Unlock()
 		unserved := time.AfterFunc(m.cfg.Limits.UnservedTimeout, func() {
 			if !cs.served.Load() && c.Context().Err() == nil {
 				m.m.connsUnserved.Add(1)
+				m.freeSlot(cs)
 				c.CloseWithError(task.CloseUnserved, "no request admitted")
 			}
 		})
@@ -378,7 +380,7 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 			m.mu.Lock()
 			delete(m.conns, c)
 			m.mu.Unlock()
-			m.nconns.Add(-1)
+			m.freeSlot(cs)
 		}()
 	}
 	// Shutdown. No stream is accepted any more once the loops are done (and
@@ -434,6 +436,7 @@ type connState struct {
 	faults    atomic.Int64 // requests refused for sender faults since the last admitted one
 	exempted  atomic.Int64 // when its source was last made exempt from Initial holds (sinceStart), 0: never
 	served    atomic.Bool  // a request was admitted on it
+	slot      atomic.Bool  // it holds one of Limits.MaxConns (freeSlot)
 	batch     bool         // it negotiated task.ALPNBatch: final frames may be batch-signed
 }
 
@@ -471,7 +474,17 @@ func (m *Miner) refused(cs *connState, code task.Code) bool {
 // closeBad closes cs for too many bad requests (after refused said so).
 func (m *Miner) closeBad(cs *connState) {
 	m.m.connsClosedBad.Add(1)
+	m.freeSlot(cs)
 	cs.conn.CloseWithError(task.CloseBadRequests, "too many bad requests")
+}
+
+// freeSlot gives cs's connection slot back, once: before the miner
+// closes the connection itself, so that a client told of the close can
+// connect again at once, or when the connection has ended.
+func (m *Miner) freeSlot(cs *connState) {
+	if cs.slot.CompareAndSwap(true, false) {
+		m.nconns.Add(-1)
+	}
 }
 
 var epoch = time.Now() // monotonic base for connState times

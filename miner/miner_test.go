@@ -313,8 +313,11 @@ func TestQueueBusyAndStakeOrder(t *testing.T) {
 
 func TestRateAndConcurrencyLimits(t *testing.T) {
 	t.Run("rate", func(t *testing.T) {
-		tm := startMiner(t, Config{Limits: Limits{Rate: 1, Burst: 2}})
-		c := newClient(valKey, task.ClientOptions{})
+		// A frozen clock: the bucket cannot refill however slow the run.
+		fixed := time.Now()
+		clock := func() time.Time { return fixed }
+		tm := startMiner(t, Config{Now: clock, Limits: Limits{Rate: 1, Burst: 2}})
+		c := newClient(valKey, task.ClientOptions{Now: clock})
 		defer c.Close()
 		var codes []task.Code
 		for range 3 {
@@ -600,11 +603,12 @@ func TestQueryNobodyListening(t *testing.T) {
 // the replay cache for the others: refused requests give their nonces
 // back, and no validator holds more than its share.
 func TestReplayCacheNotFilledByOneSender(t *testing.T) {
-	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{ReplayCache: 32, Rate: 1, Burst: 1}})
+	fixed := time.Now() // a frozen clock: the bucket cannot refill however slow the run
+	tm := startMiner(t, Config{Now: func() time.Time { return fixed }, Answer: fixedAnswer(1), Limits: Limits{ReplayCache: 32, Rate: 1, Burst: 1}})
 	c := rawConn(t, tm.addr)
 	codes := map[task.Code]int{}
 	for range 40 {
-		codes[rejectCode(t, exchange(t, c, signedRequest(t, reqOpt{key: valKey, now: time.Now().Add(9 * time.Second)})))]++
+		codes[rejectCode(t, exchange(t, c, signedRequest(t, reqOpt{key: valKey, now: fixed.Add(9 * time.Second)})))]++
 	}
 	if codes[task.CodeOK] != 1 || codes[task.CodeRateLimited] != 39 {
 		t.Fatalf("the flooding validator got %v, want 1 ok and 39 rate-limited", codes)
@@ -612,7 +616,7 @@ func TestReplayCacheNotFilledByOneSender(t *testing.T) {
 	if n := tm.replay.len(); n > 2 {
 		t.Fatalf("%d replay entries after one admitted request", n)
 	}
-	if got := rejectCode(t, exchange(t, rawConn(t, tm.addr), signedRequest(t, reqOpt{key: richKey}))); got != task.CodeOK {
+	if got := rejectCode(t, exchange(t, rawConn(t, tm.addr), signedRequest(t, reqOpt{key: richKey, now: fixed}))); got != task.CodeOK {
 		t.Fatalf("another validator got %v", got)
 	}
 }

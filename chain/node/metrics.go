@@ -102,6 +102,7 @@ func NewMetrics(n *Node, o MetricsOptions) *Metrics {
 		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "taobox_node_tx_rejections_total",
 			Help: "Transactions refused by the mempool, by reject code."}, []string{"code"}),
 	}
+	// blocks first: ObserveBlock counts a block last.
 	m.own = []prometheus.Collector{m.blocks, m.txs, m.failedTxs, m.epochs, m.apply, m.root, m.commit, m.rejects}
 	count := func(err error) { m.CountReject(err) }
 	n.onReject.Store(&count) // refusals of Submit and POST /v1/tx
@@ -192,9 +193,11 @@ func (m *Metrics) Follow(ctx context.Context) {
 	}
 }
 
-// ObserveBlock counts one committed block (Follow calls it).
+// ObserveBlock counts one committed block (Follow calls it). The block
+// count moves last and Collect reads it first, so a scrape that counts a
+// block also holds that block's other series.
 func (m *Metrics) ObserveBlock(b BlockInfo) {
-	m.blocks.Inc()
+	defer m.blocks.Inc()
 	m.txs.Observe(float64(len(b.Txs)))
 	if b.Root > 0 || b.Commit > 0 {
 		m.ObserveBlockTimes(b.Apply, b.Root, b.Commit)

@@ -401,14 +401,15 @@ func (h *Host) admitMsg(p *peer, gossip bool, n int) bool {
 	}
 	v := p.lim.admit(b, n, h.now())
 	p.mu.Unlock()
-	switch v {
-	case allow:
+	if v == allow {
 		return true
-	case abuse:
-		h.Ban(p.id, "sustained traffic over the rate limits")
 	}
+	// Counted before a ban, so that whoever sees the ban sees its drop.
 	p.limited.Add(1)
 	h.stats.limited.Add(1)
+	if v == abuse {
+		h.Ban(p.id, "sustained traffic over the rate limits")
+	}
 	return false
 }
 

@@ -376,15 +376,17 @@ func (e *Engine) restartLoop() {
 		cancel()
 		e.mu.Lock()
 		if err == nil && !e.closed {
-			e.proc = p
-			e.restarting = false
-			e.stats.Restarts++
-			e.mu.Unlock()
 			what := "Yuma epochs and inference run"
 			if p.model == "" {
 				what = "Yuma epochs run"
 			}
+			// Logged before the runner is in service: whoever sees
+			// it serve has the line.
 			e.log.Info("GPU runner restarted; "+what+" on the GPU again", "runner", p.info, "model", p.model)
+			e.proc = p
+			e.restarting = false
+			e.stats.Restarts++
+			e.mu.Unlock()
 			return
 		}
 		closed := e.closed
