@@ -210,9 +210,11 @@ func dialFrom(t *testing.T, src, addr string, timeout time.Duration, versions []
 // miner speaks v1 only), and after the hold the source connects again.
 // When Serve returns, the socket has no filter left.
 func TestRefusedSourceDroppedInKernel(t *testing.T) {
-	// Burst 2 at 0.5/s: a source's third handshake is refused, and it is
-	// held for burst/2/rate = 2 s.
-	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{HandshakesPerIP: 0.5, HandshakeBurstPerIP: 2}})
+	// Burst 2 at 0.25/s: a source's third handshake is refused, and it is
+	// held for burst/2/rate = 4 s, which the checks of the hold below must
+	// not outlast (about 0.5 s here; a slow machine under -race may take
+	// several times that).
+	tm := startMiner(t, Config{Answer: fixedAnswer(1), Limits: Limits{HandshakesPerIP: 0.25, HandshakeBurstPerIP: 2}})
 	legit := rawConn(t, tm.addr) // from 127.0.0.1: served, so exempt
 	if code := rejectCode(t, exchange(t, legit, signedRequest(t, reqOpt{}))); code != task.CodeOK {
 		t.Fatalf("legit request: %v", code)
