@@ -685,7 +685,7 @@ func (g *Gateway) answer(ctx context.Context, w http.ResponseWriter, r *http.Req
 			}
 			return stream.event(chunk(CompletionChoice{Text: out, Logprobs: clp}))
 		}
-		res, err := g.mc.QueryWith(ctx, c.Addr, c.Hotkey, body, task.QueryOptions{FirstFrame: g.cfg.FirstToken, OnToken: onToken})
+		res, err := g.mc.QueryWith(ctx, c.Addr, c.Hotkey, body, task.QueryOptions{FirstFrame: g.cfg.FirstToken, OnToken: onToken, TLSKey: c.TLSKey})
 		if err == nil {
 			err = res.Verified(c.Hotkey, res.Request)
 		}

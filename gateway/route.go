@@ -14,8 +14,9 @@ import (
 type Candidate struct {
 	UID    uint16
 	Hotkey types.AccountID
-	Addr   string  // host:port of its task endpoint
-	Score  float64 // the validator's moving average
+	Addr   string          // host:port of its task endpoint
+	TLSKey types.AccountID // the key it registered with serve (zero: its hotkey)
+	Score  float64         // the validator's moving average
 }
 
 // Rank returns the miners of mg to try, best first: neurons that serve an
@@ -36,7 +37,7 @@ func Rank(mg *state.Metagraph, scores []validator.Record, self types.AccountID) 
 		if !ok || r.Hotkey != n.Hotkey || !(r.Score > 0) || n.Hotkey == self || n.Axon.Port == 0 || n.Axon.Host == "" {
 			continue
 		}
-		out = append(out, Candidate{UID: n.UID, Hotkey: n.Hotkey, Addr: net.JoinHostPort(n.Axon.Host, strconv.Itoa(int(n.Axon.Port))), Score: r.Score})
+		out = append(out, Candidate{UID: n.UID, Hotkey: n.Hotkey, Addr: net.JoinHostPort(n.Axon.Host, strconv.Itoa(int(n.Axon.Port))), TLSKey: n.Axon.TLSKey, Score: r.Score})
 	}
 	slices.SortStableFunc(out, func(a, b Candidate) int {
 		switch {

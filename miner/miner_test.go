@@ -175,6 +175,17 @@ func TestAttacksRejectedWithCodes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "pinned") {
 			t.Fatalf("err = %v", err)
 		}
+		// The key registered with serve is the one pinned: another one
+		// fails the handshake even with the right hotkey, the miner's own
+		// key given explicitly passes.
+		_, err = cl.QueryWith(context.Background(), tm.addr, minerID, body(1), task.QueryOptions{TLSKey: richID})
+		if err == nil || !strings.Contains(err.Error(), "pinned") {
+			t.Fatalf("registered TLS key not the miner's: err = %v", err)
+		}
+		res, err := cl.QueryWith(context.Background(), tm.addr, minerID, body(1), task.QueryOptions{TLSKey: minerID})
+		if err != nil || res.Verified(minerID, res.Request) != nil {
+			t.Fatalf("registered TLS key the miner's: %v", err)
+		}
 	})
 	m := tm.Metrics()
 	if m[`taobox_miner_rejects_total{code="replay"}`] != 2 || m[`taobox_miner_rejects_total{code="stale"}`] != 2 {

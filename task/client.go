@@ -196,6 +196,11 @@ type QueryOptions struct {
 	// before the next is read; an error from it abandons the query and
 	// QueryWith returns that error.
 	OnToken func(Token) error
+	// TLSKey is the key the miner's certificate must have: the one it
+	// registered with serve (Axon.TLSKey). Zero means its hotkey, which is
+	// what taobox miners use and register. Final frames are checked
+	// against the hotkey either way.
+	TLSKey types.AccountID
 }
 
 // QueryWith is Query with per-query options: a first-frame deadline and a
@@ -221,11 +226,15 @@ func (c *Client) QueryWith(ctx context.Context, addr string, miner types.Account
 		defer first.Stop()
 	}
 
+	pin := miner
+	if !o.TLSKey.IsZero() {
+		pin = o.TLSKey
+	}
 	var s *quic.Stream
 	var conn *quic.Conn
 	for attempt := 0; ; attempt++ {
 		var err error
-		conn, err = c.conn(ctx, addr, miner)
+		conn, err = c.conn(ctx, addr, pin)
 		if err != nil {
 			return nil, c.ctxErr(ctx, err)
 		}
@@ -238,8 +247,8 @@ func (c *Client) QueryWith(ctx context.Context, addr string, miner types.Account
 		}
 		// The cached connection died: drop it and dial once more.
 		c.mu.Lock()
-		if e := c.conns[connKey{addr, miner}]; e != nil && e.conn == conn {
-			delete(c.conns, connKey{addr, miner})
+		if e := c.conns[connKey{addr, pin}]; e != nil && e.conn == conn {
+			delete(c.conns, connKey{addr, pin})
 		}
 		c.mu.Unlock()
 	}

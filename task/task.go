@@ -414,8 +414,10 @@ func (f *Final) Verify(miner types.AccountID, req [32]byte, tokens []Token) erro
 // Code is a rejection code. Values are stable on the wire.
 type Code uint8
 
-// Rejection codes, in the order the miner's admission checks them (see
-// docs/task-protocol.md). CodeOK is never sent.
+// Rejection codes, roughly in the order the miner's admission checks them
+// (the body's checks, model-mismatch and malformed, come before the rate
+// and concurrency limits; docs/task-protocol.md §5 has the order).
+// CodeOK is never sent.
 const (
 	CodeOK             Code = iota // 0: not a rejection
 	CodeTooLarge                   // 1: a length prefix over its cap

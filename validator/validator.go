@@ -46,9 +46,10 @@ type Chain interface {
 	Height() uint64 // the latest block the metagraph reflects
 }
 
-// Querier sends one task to one miner; *task.Client is one.
+// Querier sends one task to one miner; *task.Client is one. The validator
+// sets o.TLSKey to the key the miner registered with serve.
 type Querier interface {
-	Query(ctx context.Context, addr string, miner types.AccountID, body task.Body) (*task.Result, error)
+	QueryWith(ctx context.Context, addr string, miner types.AccountID, body task.Body, o task.QueryOptions) (*task.Result, error)
 }
 
 // Config configures a Validator. Zero values take the documented defaults.
@@ -122,6 +123,8 @@ type MinerReport struct {
 	MaxDiff      float64 // largest log-prob difference seen
 	RoundScore   float64 // gate × speed relative to the best this round
 	Score        float64 // the moving average after this round
+
+	tlsKey types.AccountID // the key it registered with serve, pinned in TLS
 }
 
 // RoundReport is what Round did.
@@ -293,7 +296,7 @@ func (v *Validator) Round(ctx context.Context) (RoundReport, error) {
 	sem := make(chan struct{}, v.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for i, n := range miners {
-		reports[i] = MinerReport{UID: n.UID, Hotkey: n.Hotkey, Addr: net.JoinHostPort(n.Axon.Host, strconv.Itoa(int(n.Axon.Port)))}
+		reports[i] = MinerReport{UID: n.UID, Hotkey: n.Hotkey, Addr: net.JoinHostPort(n.Axon.Host, strconv.Itoa(int(n.Axon.Port))), tlsKey: n.Axon.TLSKey}
 		wg.Add(1)
 		go func(r *MinerReport) {
 			defer wg.Done()
@@ -353,7 +356,7 @@ func (v *Validator) queryMiner(ctx context.Context, r *MinerReport, bodies []tas
 	for _, b := range bodies {
 		r.Tasks++
 		qctx, cancel := context.WithTimeout(ctx, v.cfg.Deadline)
-		res, err := v.cfg.Client.Query(qctx, r.Addr, r.Hotkey, b)
+		res, err := v.cfg.Client.QueryWith(qctx, r.Addr, r.Hotkey, b, task.QueryOptions{TLSKey: r.tlsKey})
 		cancel()
 		var vd Verdict
 		if err != nil {

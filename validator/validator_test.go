@@ -57,12 +57,16 @@ type fakeNet struct {
 	mu     sync.Mutex
 }
 
-func (f *fakeNet) Query(ctx context.Context, addr string, miner types.AccountID, body task.Body) (*task.Result, error) {
+func (f *fakeNet) QueryWith(ctx context.Context, addr string, miner types.AccountID, body task.Body, o task.QueryOptions) (*task.Result, error) {
 	fm := f.miners[addr]
 	if fm == nil || fm.behave == "down" {
 		return nil, errors.New("connection refused")
 	}
-	if types.AccountIDFromPrivateKey(fm.key) != miner {
+	pin := miner
+	if !o.TLSKey.IsZero() {
+		pin = o.TLSKey
+	}
+	if types.AccountIDFromPrivateKey(fm.key) != pin {
 		return nil, errors.New("key mismatch")
 	}
 	f.mu.Lock()
@@ -166,6 +170,32 @@ func newTestValidator(t *testing.T, ch *fakeChain, fn *fakeNet, sub *submitted, 
 		t.Fatal(err)
 	}
 	return v
+}
+
+// The validator pins the TLS key a miner registered with serve: an honest
+// miner whose registered key is not its certificate's fails the round, and
+// one that registered none is pinned to its hotkey.
+func TestRoundPinsRegisteredTLSKey(t *testing.T) {
+	ch, fn := testNet(t)
+	ch.mg.Neurons[1].Axon.TLSKey = types.AccountID{}
+	ch.mg.Neurons[2].Axon.TLSKey = ch.mg.Neurons[1].Hotkey
+	v := newTestValidator(t, ch, fn, &submitted{}, t.TempDir())
+	rep, err := v.Round(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range rep.Miners {
+		switch m.UID {
+		case 1:
+			if !m.Pass {
+				t.Errorf("uid 1 (no TLS key registered): %s", m.Reason)
+			}
+		case 2:
+			if m.Pass || !strings.Contains(m.Reason, "key mismatch") {
+				t.Errorf("uid 2 (another TLS key registered): pass %v, %q", m.Pass, m.Reason)
+			}
+		}
+	}
 }
 
 func TestRound(t *testing.T) {

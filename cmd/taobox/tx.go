@@ -541,7 +541,7 @@ var txServeCommand = &command{
 		host := fs.String("host", "", "the endpoint's `HOST` name or IP address")
 		port := &optUint{max: math.MaxUint16}
 		fs.Var(port, "port", "the endpoint's UDP `P`ort")
-		tlsKey := fs.String("tls-key", "", "SS58 `ADDR` of the TLS certificate's key (default: the hotkey)")
+		tlsKey := fs.String("tls-key", "", "SS58 `ADDR` of the TLS certificate's key, which validators pin (default: the hotkey, the key a taobox miner's certificate has)")
 		return func(e *env, w *wallet.Wallet) (*txPlan, error) {
 			if err := need("netuid", netuid, "host", host, "port", port); err != nil {
 				return nil, err
