@@ -357,7 +357,8 @@ func (m *Miner) admitAfterReplay(env task.Envelope, bodyBytes []byte, now time.T
 
 // release gives back r's place in its hotkey's in-flight count, once:
 // it clears r.hk, so a later call does nothing. It runs on the goroutine
-// that holds r (its stream's before the queue, the worker's after), and
+// that holds r: its stream's before the queue, and after it whichever took
+// r out (the worker, a request that displaced it, Serve stopping); and
 // before r's last frame is queued, so that a client holding that frame
 // finds the count down.
 func (m *Miner) release(r *request) {
