@@ -12,6 +12,7 @@ import (
 
 	"taobox/gpu/runner"
 	"taobox/internal/vectors"
+	"taobox/wallet"
 )
 
 func TestSelftestPasses(t *testing.T) {
@@ -247,7 +248,9 @@ func TestInstall(t *testing.T) {
 		t.Fatalf("%v %v", paths, err)
 	}
 	unit := readFile(t, filepath.Join(root, UnitPath))
-	for _, want := range []string{"ExecStart=/usr/local/bin/taobox firmware boot --config /etc/taobox/taobox.toml", "ReadWritePaths=/var/lib/taobox", "KillMode=mixed"} {
+	// The credential the unit suggests is the one the roles read.
+	for _, want := range []string{"ExecStart=/usr/local/bin/taobox firmware boot --config /etc/taobox/taobox.toml", "ReadWritePaths=/var/lib/taobox", "KillMode=mixed",
+		"# LoadCredential=" + wallet.DefaultCredName + ":"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("unit lacks %q:\n%s", want, unit)
 		}
