@@ -25,10 +25,33 @@ type senderCache struct {
 	netuid uint16
 	ttl    time.Duration
 
-	mu     sync.RWMutex
-	at     time.Time
-	height uint64
-	tbl    map[types.AccountID]sender
+	mu      sync.RWMutex
+	at      time.Time
+	height  uint64
+	tbl     map[types.AccountID]sender
+	good    time.Time // when the table was last read
+	lastErr error     // why the latest read failed; nil after a good one
+}
+
+// staleSenders is how old the sender table may grow, when the chain
+// cannot be read, before the miner reports itself unhealthy: it goes on
+// admitting on that table meanwhile (a node restarting, a brief outage).
+const staleSenders = time.Minute
+
+// health reports an error while the cache has no sender table (every
+// request is refused, internal) or while its table is over staleSenders
+// old because the chain cannot be read. It reads the chain when the table
+// is due, as a lookup does.
+func (c *senderCache) health(now time.Time) error {
+	if _, _, err := c.lookup(now, types.AccountID{}); err != nil {
+		return fmt.Errorf("%w: every task is refused until the miner reads the chain state; check its chain node (--node)", err)
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if age := now.Sub(c.good); age > staleSenders {
+		return fmt.Errorf("miner: the chain state is %v old, the chain cannot be read: %v; check its chain node (--node)", age.Round(time.Second), c.lastErr)
+	}
+	return nil
 }
 
 func (c *senderCache) fresh(now time.Time, h uint64, hasH bool) bool {
@@ -54,6 +77,7 @@ func (c *senderCache) lookup(now time.Time, id types.AccountID) (sender, bool, e
 	defer c.mu.Unlock()
 	if !c.fresh(now, h, hasH) {
 		mg, err := c.view.Metagraph(c.netuid)
+		c.lastErr = err
 		if err != nil && c.tbl == nil {
 			return sender{}, false, fmt.Errorf("miner: metagraph of netuid %d: %w", c.netuid, err)
 		}
@@ -62,7 +86,7 @@ func (c *senderCache) lookup(now time.Time, id types.AccountID) (sender, bool, e
 			for _, n := range mg.Neurons {
 				tbl[n.Hotkey] = sender{stake: n.Stake, permit: n.Permit}
 			}
-			c.tbl = tbl
+			c.tbl, c.good = tbl, now
 		} // on error keep the old table (the chain may be briefly unavailable)
 		c.at, c.height = now, h
 	}

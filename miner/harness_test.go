@@ -48,15 +48,25 @@ var (
 )
 
 type fakeChain struct {
-	mu sync.Mutex
-	mg *state.Metagraph
-	n  int // Metagraph calls
+	mu  sync.Mutex
+	mg  *state.Metagraph
+	n   int   // Metagraph calls
+	err error // what Metagraph fails with, when set
+}
+
+func (c *fakeChain) setErr(err error) {
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
 }
 
 func (c *fakeChain) Metagraph(netuid uint16) (*state.Metagraph, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n++
+	if c.err != nil {
+		return nil, c.err
+	}
 	if netuid != testNetuid {
 		return nil, errors.New("no such subnet")
 	}

@@ -155,14 +155,19 @@ func (m *Miner) admitted() int {
 }
 
 // Healthy is the miner's /healthz check: "serving" once Serve accepts
-// connections, an error before.
+// connections and the miner holds the chain state it admits requests
+// with; an error before Serve, and while it has no chain state or only one
+// over a minute old (senderCache.health).
 func (m *Miner) Healthy() (string, error) {
 	select {
 	case <-m.ready:
-		return "serving", nil
 	default:
 		return "starting", errors.New("not serving yet")
 	}
+	if err := m.senders.health(m.now()); err != nil {
+		return "no chain state", err
+	}
+	return "serving", nil
 }
 
 // registry is a registry of the miner's collector alone (Metrics and

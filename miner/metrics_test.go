@@ -3,11 +3,13 @@ package miner
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,5 +207,41 @@ func BenchmarkGather(b *testing.B) {
 		if _, err := reg.Gather(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// /healthz fails while the miner has no chain state (every task refused,
+// internal, with a message that says so) and when its state is over a
+// minute old because the chain cannot be read; it holds through a brief
+// outage.
+func TestHealthTracksChainState(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	ch := newFakeChain()
+	ch.setErr(errors.New("connection refused"))
+	tm := startMiner(t, Config{Chain: ch, Now: clock})
+	if _, err := tm.Healthy(); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("healthy without chain state: %v", err)
+	}
+	c := newClient(valKey, task.ClientOptions{Now: clock})
+	defer c.Close()
+	res, err := c.Query(context.Background(), tm.addr, minerID, body(1))
+	if err != nil || res.Reject == nil || res.Reject.Code != task.CodeInternal || !strings.Contains(res.Reject.Message, "chain state") {
+		t.Fatalf("a task without chain state: %v %+v", err, res)
+	}
+	ch.setErr(nil)
+	if state, err := tm.Healthy(); err != nil || state != "serving" {
+		t.Fatalf("with chain state: %q %v", state, err)
+	}
+	ch.setErr(errors.New("node restarting"))
+	advance(5 * time.Second)
+	if _, err := tm.Healthy(); err != nil {
+		t.Fatalf("5 s into an outage: %v", err)
+	}
+	advance(staleSenders)
+	if _, err := tm.Healthy(); err == nil || !strings.Contains(err.Error(), "node restarting") {
+		t.Fatalf("a minute into an outage: %v", err)
 	}
 }

@@ -201,6 +201,9 @@ func (v *Verifier) Verify(body task.Body, res *task.Result) Verdict {
 	case res == nil:
 		return fail(vd, "no answer")
 	case res.Reject != nil:
+		if msg := res.Reject.Message; msg != "" {
+			return fail(vd, "rejected: %s: %q", res.Reject.Code, msg) // quoted: the miner wrote it
+		}
 		return fail(vd, "rejected: %s", res.Reject.Code)
 	case res.Final == nil:
 		return fail(vd, "no final frame (the answer was cut off)")

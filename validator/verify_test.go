@@ -304,6 +304,9 @@ func TestVerify(t *testing.T) {
 		tc{name: "rejected", body: greedy, res: func(task.Body) *task.Result {
 			return &task.Result{Request: req, Reject: &task.Reject{Code: task.CodeBusy}}
 		}, why: "rejected: busy"},
+		tc{name: "rejected with a message", body: greedy, res: func(task.Body) *task.Result {
+			return &task.Result{Request: req, Reject: &task.Reject{Code: task.CodeInternal, Message: "chain state\nunavailable"}}
+		}, why: `rejected: internal: "chain state\nunavailable"`},
 		tc{name: "no final", body: greedy, res: func(b task.Body) *task.Result {
 			a := answer(t, fix.f32, b, req)
 			a.Final = nil

@@ -22,6 +22,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"taobox/chain/yuma"
@@ -150,6 +151,16 @@ func main() {
 type usageError struct{ field, problem string }
 
 func (e *usageError) Error() string { return e.field + ": " + e.problem }
+
+// listenError is the error for a failed listen on the address flag gave:
+// a plain one (exit 1, with what to do) when the address is taken or not
+// this machine's, a usage error (exit 2) when it is not an address.
+func listenError(flag, addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("--%s %s: %w (another process holds it, or it is not this machine's address: pick another with --%s)", flag, addr, err, flag)
+	}
+	return &usageError{flag, err.Error()}
+}
 
 // run runs the command line args and returns the exit status. Commands
 // write stdout in one piece after their work succeeded, so a failure leaves

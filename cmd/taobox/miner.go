@@ -91,7 +91,7 @@ var minerCommand = &command{
 			o.health.Add("miner", mn.Healthy)
 			pc, err := net.ListenPacket("udp", *listen)
 			if err != nil {
-				return &usageError{"listen", err.Error()}
+				return listenError("listen", *listen, err)
 			}
 			defer pc.Close()
 			if *register != "" {

@@ -74,7 +74,7 @@ func (f *obsFlags) open(e *env) (*daemonObs, error) {
 	if *f.metrics != "" {
 		if o.srv, err = obs.Listen(*f.metrics, obs.Handler(o.reg, o.health)); err != nil {
 			logs.Close()
-			return nil, &usageError{"metrics", err.Error()}
+			return nil, listenError("metrics", *f.metrics, err)
 		}
 		log.Info("metrics serving", "addr", o.srv.Addr(), "paths", "/metrics /healthz")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -155,11 +156,22 @@ func TestObsFlagErrors(t *testing.T) {
 		{[]string{"devnet", "--log-format", "xml"}, "log-format"},
 		{[]string{"devnet", "--log-level", "loud"}, "log-level"},
 		{[]string{"devnet", "--log-max-size", "0"}, "log-max-size"},
+		{[]string{"devnet", "--metrics", "no-port"}, "metrics"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), tc.args, nil, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q", tc.args, code, stderr.String())
 		}
+	}
+	// A taken port is no usage error: exit 1, and what to do.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"devnet", "--metrics", ln.Addr().String()}, nil, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "pick another with --metrics") {
+		t.Errorf("a taken --metrics port: exit %d, stderr %q", code, stderr.String())
 	}
 }
 
