@@ -31,7 +31,7 @@ import (
 	"taobox/wallet"
 )
 
-// taobox devnet: one process runs a single-authority chain with fast blocks
+// taobox devnet: one process runs a BFT chain of a few validators with fast blocks
 // and a cast that submits real signed transactions through node.Submit:
 // two subnet owners, validators that stake and set root weights, and miners
 // that serve an endpoint. Two casts share that script:
@@ -92,6 +92,7 @@ type devValidator struct {
 // devSubnet is one subnet of the cast.
 type devSubnet struct {
 	netuid     types.Netuid
+	regSent    bool      // its register_network was submitted
 	owner      *devActor // coldkey
 	ownerHot   *devActor
 	validators []*devValidator
@@ -296,14 +297,27 @@ func (d *devnet) byNetuid(n types.Netuid) *devSubnet {
 	return nil
 }
 
+// registerNext submits the register_network of the first subnet that has
+// not sent one, and reports whether there was one. The subnets register
+// one block after another, so that they get their netuids in order, run
+// after run (in one block, consensus would pick the order).
+func (d *devnet) registerNext() bool {
+	for _, s := range d.subnets {
+		if !s.regSent {
+			s.regSent = true
+			d.submit(s.owner, "register_network by "+s.owner.name, types.RegisterNetwork{Hotkey: s.ownerHot.id})
+			return true
+		}
+	}
+	return false
+}
+
 // startPhase submits the transactions of phase p.
 func (d *devnet) startPhase(p int, height uint64) {
 	d.phase, d.phaseAt = p, height
 	switch p {
 	case 0:
-		for _, s := range d.subnets {
-			d.submit(s.owner, "register_network by "+s.owner.name, types.RegisterNetwork{Hotkey: s.ownerHot.id})
-		}
+		d.registerNext()
 	case 1:
 		for _, s := range d.subnets {
 			d.submit(s.owner, "set max_allowed_validators", types.SetHyperparam{Netuid: s.netuid,
@@ -397,6 +411,9 @@ func (d *devnet) onBlock(ctx context.Context, b node.BlockInfo, epochs int) bool
 		case types.EvNetworkRegistered:
 			if s := d.subnetOf(ev.Account); s != nil {
 				s.netuid = ev.Netuid
+				if d.phase == 0 && d.registerNext() {
+					npending++
+				}
 				fmt.Fprintf(d.out, "block %d: %s registered subnet %d (lock τ%s)\n", b.Height, s.owner.name, ev.Netuid, formatTAO(ev.Amount))
 				if d.live {
 					if err := d.neurons.startSubnet(s); err != nil {
@@ -665,9 +682,10 @@ func writeDevTable(b *bytes.Buffer, recs []devNeuron, live bool) {
 
 var devnetCommand = &command{
 	name:    "devnet",
-	args:    "[--epochs N] [--json] [--cast live|scripted] [--block-time 1s] [--data DIR]",
+	args:    "[--epochs N] [--json] [--cast live|scripted] [--block-time 1s] [--validators N] [--backend cpu|cuda|auto] [--data DIR]",
 	summary: "run a local devnet in one process: a chain, two subnets, miners and validators",
-	help: "Runs a whole local network in one process: a single-authority chain with\n" +
+	help: "Runs a whole local network in one process: a chain of 4 validators\n" +
+		"(--validators) that finalize each block by BFT over QUIC on 127.0.0.1, with\n" +
 		"1-second blocks on a devnet genesis (tempo 10, root epoch every 5 blocks),\n" +
 		"well-known funded accounts, and a script that sends real signed\n" +
 		"transactions: alice and bob each register a subnet; validators carol, dave\n" +
