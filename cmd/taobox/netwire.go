@@ -39,6 +39,8 @@ type chainNet struct {
 	asked  probeAsked   // when askProbe last asked each peer
 
 	takeMu sync.Mutex // one snapshot at a time
+
+	peerWait time.Duration // how long syncSnapshot waits for a first peer
 }
 
 var _ node.PeerNetwork = (*chainNet)(nil)
@@ -52,12 +54,16 @@ type netConfig struct {
 	DataDir   string   // snapshots go under DataDir/snapshots
 	Logger    *slog.Logger
 	Probes    *probeServer // answers ReqProbe; nil: newProbeServer() (tests pass their own clock)
+	PeerWait  time.Duration // how long a snapshot sync waits for a first peer; 0: 30 s
 }
 
 // startChainNet binds the p2p host and starts it; attach the node with
 // cn.attach once it is open.
 func startChainNet(ctx context.Context, c netConfig) (*chainNet, error) {
-	cn := &chainNet{log: c.Logger, probes: c.Probes}
+	cn := &chainNet{log: c.Logger, probes: c.Probes, peerWait: c.PeerWait}
+	if cn.peerWait == 0 {
+		cn.peerWait = 30 * time.Second
+	}
 	if cn.probes == nil {
 		cn.probes = newProbeServer()
 	}
@@ -291,9 +297,15 @@ func (cn *chainNet) sources() []snapsync.Source {
 // with the progress marker in one batch each → the store's head is that
 // block. The node opened on dir afterwards fetches the blocks after it.
 // A store that already has a chain is left alone; so is an empty one when
-// no peer can serve a proven snapshot (the node then replays every block
-// from the genesis). progress is set from 0 to 1 as chunks arrive.
-func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genesis, keep uint64, progress *atomic.Uint64) error {
+// the peers answer but none can serve a proven snapshot (the node then
+// replays every block from the genesis). When no peer answers at all, a
+// genesis authority (founder) starts the chain from its genesis; any other
+// node gets an error and the store stays empty, so that the next start,
+// with the peers fixed, can still sync a snapshot (a genesis block
+// committed now would rule that out and leave a replay of every block,
+// which peers that pruned their bodies cannot serve). progress is set from
+// 0 to 1 as chunks arrive.
+func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genesis, keep uint64, founder bool, progress *atomic.Uint64) error {
 	log := cn.log
 	setProgress := func(f float64) { progress.Store(math.Float64bits(f)) }
 	st, err := store.Open(dir, store.Options{KeepBlocks: keep})
@@ -313,11 +325,14 @@ func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genes
 		setProgress(1)
 		return nil // a chain is here already: the node continues it
 	}
-	if cn.waitPeers(ctx, 30*time.Second) == 0 {
+	if cn.waitPeers(ctx, cn.peerWait) == 0 {
 		if len(points) > 0 {
-			return errors.New("no peer answered within 30 s; the half-done snapshot sync resumes at the next start (check --peers and the network)")
+			return fmt.Errorf("no peer answered within %v; the half-done snapshot sync resumes at the next start (check --peers and the network)", cn.peerWait)
 		}
-		log.Warn("no peer answered within 30 s: starting from the genesis block (check --peers)")
+		if !founder {
+			return fmt.Errorf("no peer answered within %v: nothing was written, so the next start syncs from scratch (check --peers and that the peers are up)", cn.peerWait)
+		}
+		log.Warn("no peer answered: this genesis authority starts the chain from the genesis block (check --peers)", "waited", cn.peerWait)
 		return nil
 	}
 	resumed := len(points) > 0
@@ -454,4 +469,23 @@ func countTrue(bs []bool) int {
 func progressBar(pct int) string {
 	n := min(max(pct, 0), 100) / 5
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", 20-n) + "]"
+}
+
+// isFounder reports whether key is one of g's initial authorities (or g
+// lists none, which makes the node's key the only one): a node that may
+// start the chain from its genesis block without peers.
+func isFounder(g *state.Genesis, key ed25519.PrivateKey) bool {
+	if key == nil {
+		return false
+	}
+	if len(g.Authorities) == 0 {
+		return true
+	}
+	id := types.AccountIDFromPrivateKey(key)
+	for _, a := range g.Authorities {
+		if a.Hotkey == id {
+			return true
+		}
+	}
+	return false
 }

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"taobox/chain/node"
 	"taobox/chain/p2p"
+	"taobox/chain/state"
+	"taobox/chain/store"
 	"taobox/chain/types"
 )
 
@@ -88,5 +92,39 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for: %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A node whose peers do not answer: a follower gets an error and its data
+// dir stays empty (so a later start can still sync a snapshot); a genesis
+// authority goes on to start the chain from its genesis.
+func TestSnapshotSyncWithoutPeers(t *testing.T) {
+	_, other, _ := types.GenerateKey(rand.Reader)
+	g := &state.Genesis{Authorities: []state.GenesisAuthority{{Hotkey: types.AccountIDFromPrivateKey(devValidatorKey(0)), Power: 1}}}
+	if !isFounder(g, devValidatorKey(0)) || isFounder(g, other) || isFounder(g, nil) || !isFounder(&state.Genesis{}, other) {
+		t.Fatal("isFounder: want true for an initial authority or any key of a genesis without authorities, false else")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cn, err := startChainNet(ctx, netConfig{Key: other, ChainID: types.Hash{7}, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler), PeerWait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cn.Close() })
+	dir := t.TempDir()
+	var progress atomic.Uint64
+	if err := cn.syncSnapshot(ctx, dir, g, 0, false, &progress); err == nil || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("a follower without peers: %v", err)
+	}
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := st.Head(); ok {
+		t.Fatal("a follower without peers left a head")
+	}
+	st.Close()
+	if err := cn.syncSnapshot(ctx, dir, g, 0, true, &progress); err != nil {
+		t.Fatalf("a genesis authority without peers: %v", err)
 	}
 }

@@ -154,7 +154,7 @@ var nodeCommand = &command{
 				o.reg.MustRegister(cn.host.Collector())
 				log.Info("p2p listening", "addr", cn.host.Addr().String(), "peer_id", cn.host.ID())
 				if *syncMode == "snapshot" {
-					if err := cn.syncSnapshot(ctx, *data, g, *keep, &syncProgress); err != nil {
+					if err := cn.syncSnapshot(ctx, *data, g, *keep, isFounder(g, key), &syncProgress); err != nil {
 						return err
 					}
 				}
