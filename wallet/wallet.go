@@ -71,7 +71,7 @@ var (
 	// ErrBadName: a wallet or hotkey name that is not a safe file name.
 	ErrBadName = errors.New("wallet: bad name")
 	// ErrPermissions: a key file that the group or others may access.
-	ErrPermissions = errors.New("wallet: key file permissions too open")
+	ErrPermissions = errors.New("wallet: file permissions too open") // a key file or a password file
 	// ErrCorrupt: a key file that is damaged or edited: a plain file that
 	// is not valid JSON, has a bad seed or an address that is not its
 	// seed's; an encrypted file of the wrong length, version, KDF bounds or
@@ -131,6 +131,7 @@ type Wallet struct {
 
 	coldAddr types.AccountID
 	hasCold  bool               // the coldkey file is here (not only coldkeypub.txt)
+	coldErr  error              // the coldkey file is here but unusable (its address came from coldkeypub.txt)
 	coldkey  ed25519.PrivateKey // cached once unlocked
 }
 
@@ -147,6 +148,12 @@ func (w *Wallet) HotkeyPath(name string) string { return filepath.Join(w.Dir(), 
 // its address (coldkeypub.txt), as on an appliance that holds hotkeys only.
 func (w *Wallet) HasColdkey() bool { return w.hasCold }
 
+// ColdkeyErr returns why the coldkey file on this machine cannot be used
+// (damaged, unreadable), nil when it can or is not here. Such a wallet
+// still loads from its coldkeypub.txt: its hotkeys serve and its address
+// shows; only the coldkey cannot sign.
+func (w *Wallet) ColdkeyErr() error { return w.coldErr }
+
 // ColdkeyAddress returns the coldkey's account.
 func (w *Wallet) ColdkeyAddress() types.AccountID { return w.coldAddr }
 
@@ -156,6 +163,10 @@ func (w *Wallet) ColdkeyAddress() types.AccountID { return w.coldAddr }
 func (w *Wallet) Coldkey() (ed25519.PrivateKey, error) {
 	if w.coldkey != nil {
 		return w.coldkey, nil
+	}
+	if w.coldErr != nil {
+		return nil, fmt.Errorf("the coldkey of wallet %q cannot be used: %w; move %s aside and restore it from its mnemonic (taobox wallet regen-coldkey %s --mnemonic-file FILE)",
+			w.Name, w.coldErr, w.ColdkeyPath(), w.Name)
 	}
 	if !w.hasCold {
 		return nil, fmt.Errorf("%w: wallet %q holds only the coldkey's address on this machine, so it cannot sign this; "+
@@ -352,6 +363,17 @@ func SaveHotkey(root, wallet, hotkey string, seed []byte, seal *Seal) (types.Acc
 	if err != nil {
 		return types.AccountID{}, err
 	}
+	// The coldkey's own seed as a hotkey would put the coldkey's secret on
+	// the serving machine, which the hotkey exists to keep it off.
+	cold, err := readColdkeyPub(filepath.Join(dir, "coldkeypub.txt"))
+	if err != nil {
+		if info, ierr := ReadKeyInfo(filepath.Join(dir, "coldkey")); ierr == nil {
+			cold, err = info.Address, nil
+		}
+	}
+	if err == nil && cold == addr {
+		return types.AccountID{}, fmt.Errorf("%w: that is the coldkey's own seed (address %s): a hotkey must be another key, so that the coldkey stays off the machine that serves", ErrExists, addr)
+	}
 	hdir := filepath.Join(dir, "hotkeys")
 	if err := mkdirPrivate(hdir); err != nil {
 		return types.AccountID{}, err
@@ -440,6 +462,15 @@ func Load(root, name string) (*Wallet, error) {
 			return nil, perr
 		}
 		w.coldAddr = pub
+	case errors.Is(err, ErrCorrupt):
+		// A damaged coldkey does not hide the wallet: its address comes
+		// from coldkeypub.txt, and only the coldkey's own uses fail.
+		// (Open permissions still fail the whole load: fix those first.)
+		pub, perr := readColdkeyPub(filepath.Join(w.Dir(), "coldkeypub.txt"))
+		if perr != nil {
+			return nil, err
+		}
+		w.coldAddr, w.coldErr = pub, err
 	default:
 		return nil, err
 	}

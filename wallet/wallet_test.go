@@ -316,3 +316,54 @@ func TestDefaultRoot(t *testing.T) {
 		t.Fatalf("DefaultRoot = %q, %v", r, err)
 	}
 }
+
+// A damaged coldkey does not hide its wallet: the address comes from
+// coldkeypub.txt, the hotkeys load, and only the coldkey's own use fails,
+// saying how to restore it.
+func TestLoadDamagedColdkey(t *testing.T) {
+	root := t.TempDir()
+	w0, err := Create(root, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, err := CreateHotkey(root, "alice", "miner1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w0.ColdkeyPath(), []byte(`{"address": "x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Load(root, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.ColdkeyAddress() != w0.ColdkeyAddress() || !errors.Is(w.ColdkeyErr(), ErrCorrupt) || w.HasColdkey() {
+		t.Fatalf("address %v (want %v), coldkey error %v, has coldkey %v", w.ColdkeyAddress(), w0.ColdkeyAddress(), w.ColdkeyErr(), w.HasColdkey())
+	}
+	if k, err := w.Hotkey("miner1"); err != nil || types.AccountIDFromPrivateKey(k) != hk {
+		t.Fatalf("hotkey: %v", err)
+	}
+	if _, err := w.Coldkey(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "regen-coldkey") {
+		t.Fatalf("Coldkey = %v", err)
+	}
+	// Without coldkeypub.txt there is nothing to fall back on.
+	os.Remove(filepath.Join(w.Dir(), "coldkeypub.txt"))
+	if _, err := Load(root, "alice"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Load without coldkeypub.txt = %v", err)
+	}
+}
+
+// The coldkey's own seed is refused as a hotkey (it would put the coldkey
+// on the serving machine).
+func TestSaveHotkeyRefusesColdkeySeed(t *testing.T) {
+	root := t.TempDir()
+	if _, err := SaveColdkey(root, "alice", seedOf(7), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := SaveHotkey(root, "alice", "miner1", seedOf(7), nil); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "coldkey's own seed") {
+		t.Fatalf("SaveHotkey with the coldkey's seed = %v", err)
+	}
+	if _, err := SaveHotkey(root, "alice", "miner1", seedOf(8), nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -659,7 +659,10 @@ func viewWallet(root, name string) (walletView, *wallet.Wallet) {
 	}
 	v.Coldkey = w.ColdkeyAddress().String()
 	v.Stored = "address only"
-	if w.HasColdkey() {
+	if cerr := w.ColdkeyErr(); cerr != nil {
+		v.Stored = "unusable"
+		v.Error = cerr.Error()
+	} else if w.HasColdkey() {
 		if info, err := w.ColdkeyInfo(); err == nil {
 			v.Stored = storedName(info)
 		}
