@@ -53,7 +53,7 @@ type netConfig struct {
 	Bootstrap []string // peers to dial
 	DataDir   string   // snapshots go under DataDir/snapshots
 	Logger    *slog.Logger
-	Probes    *probeServer // answers ReqProbe; nil: newProbeServer() (tests pass their own clock)
+	Probes    *probeServer  // answers ReqProbe; nil: newProbeServer() (tests pass their own clock)
 	PeerWait  time.Duration // how long a snapshot sync waits for a first peer; 0: 30 s
 }
 
