@@ -238,7 +238,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // fail reports err on one line of stderr and returns the exit status: 2 for
 // malformed input or usage, 1 otherwise.
 func fail(stderr io.Writer, name string, err error) int {
-	line := fmt.Sprintf("taobox: %s: %s", name, err)
+	line := fmt.Sprintf("taobox: %s: %s", name, dedupPrefix(name, err.Error()))
 	fmt.Fprintln(stderr, strings.ReplaceAll(line, "\n", " "))
 	var fe *yuma.FieldError
 	var ue *usageError
@@ -246,6 +246,23 @@ func fail(stderr io.Writer, name string, err error) int {
 		return 2
 	}
 	return 1
+}
+
+// dedupPrefix drops from msg the prefixes that repeat what the line
+// already says: the command's own name ("node: ..." under taobox node),
+// and a leading "x: " said twice in a row ("metrics: metrics: ...").
+func dedupPrefix(name, msg string) string {
+	last := name[strings.LastIndexByte(name, ' ')+1:]
+	for strings.HasPrefix(msg, last+": ") {
+		msg = msg[len(last)+2:]
+	}
+	for {
+		i := strings.Index(msg, ": ")
+		if i <= 0 || !strings.HasPrefix(msg[i+2:], msg[:i+2]) {
+			return msg
+		}
+		msg = msg[i+2:]
+	}
 }
 
 func isHelpFlag(s string) bool {

@@ -496,3 +496,19 @@ func TestPanicIsReported(t *testing.T) {
 		t.Fatalf("panic: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
+
+func TestDedupPrefix(t *testing.T) {
+	for _, tc := range []struct{ name, msg, want string }{
+		{"node", "node: node: the API address: in use", "the API address: in use"},
+		{"validator", "validator: metagraph: refused", "metagraph: refused"},
+		{"miner", "metrics: metrics: listening", "metrics: listening"},
+		{"wallet regen-hotkey", "hotkey: bad", "hotkey: bad"},
+		{"wallet show", "show: x: y", "x: y"},
+		{"tx", "nonce 3: too low", "nonce 3: too low"},
+		{"node", "a: b: c", "a: b: c"},
+	} {
+		if got := dedupPrefix(tc.name, tc.msg); got != tc.want {
+			t.Errorf("dedupPrefix(%q, %q) = %q, want %q", tc.name, tc.msg, got, tc.want)
+		}
+	}
+}
