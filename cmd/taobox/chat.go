@@ -15,6 +15,7 @@ import (
 	"taobox/gateway"
 	"taobox/model/gguf"
 	"taobox/validator"
+	"taobox/wallet"
 )
 
 // The OpenAI-compatible endpoint of a validator (package gateway): the
@@ -92,7 +93,10 @@ var chatCommand = &command{
 			w.Unlock = unlock.unlocker(e)
 			var key ed25519.PrivateKey
 			if *coldkey {
-				key, err = w.Coldkey()
+				if key, err = w.Coldkey(); errors.Is(err, wallet.ErrNotFound) {
+					// Coldkey's hint is about transactions, which chat does not send.
+					return fmt.Errorf("wallet %q holds only the coldkey's address on this machine: sign the request with a hotkey (--hotkey NAME, without --coldkey) or run chat where the coldkey is", w.Name)
+				}
 			} else {
 				key, err = hotkeySigner(w, "hotkey", *hotkey)
 			}

@@ -627,9 +627,10 @@ type walletView struct {
 	Name    string            `json:"name"`
 	Path    string            `json:"path"`
 	Coldkey string            `json:"coldkey,omitempty"`
-	Stored  string            `json:"stored,omitempty"` // "encrypted", "plain", or "address only" (coldkeypub.txt)
+	Stored  string            `json:"stored,omitempty"` // "encrypted", "plain", "address only" (coldkeypub.txt) or "unusable" (ColdErr)
+	ColdErr string            `json:"coldkey_error,omitempty"` // why the coldkey file here cannot be used
 	Hotkeys []hotkeyView      `json:"hotkeys"`
-	Error   string            `json:"error,omitempty"`
+	Error   string            `json:"error,omitempty"` // why the wallet cannot be read at all
 	Account *node.AccountInfo `json:"account,omitempty"` // with --node
 }
 
@@ -660,8 +661,7 @@ func viewWallet(root, name string) (walletView, *wallet.Wallet) {
 	v.Coldkey = w.ColdkeyAddress().String()
 	v.Stored = "address only"
 	if cerr := w.ColdkeyErr(); cerr != nil {
-		v.Stored = "unusable"
-		v.Error = cerr.Error()
+		v.Stored, v.ColdErr = "unusable", cerr.Error()
 	} else if w.HasColdkey() {
 		if info, err := w.ColdkeyInfo(); err == nil {
 			v.Stored = storedName(info)
@@ -725,7 +725,11 @@ var walletListCommand = &command{
 						fmt.Fprintf(tw, "%s\tcoldkey\t\tunusable: %s\n", v.Name, v.Error)
 						continue
 					}
-					fmt.Fprintf(tw, "%s\tcoldkey\t%s\t%s\n", v.Name, v.Stored, v.Coldkey)
+					if v.ColdErr != "" {
+						fmt.Fprintf(tw, "%s\tcoldkey\tunusable\t%s (%s)\n", v.Name, v.Coldkey, v.ColdErr)
+					} else {
+						fmt.Fprintf(tw, "%s\tcoldkey\t%s\t%s\n", v.Name, v.Stored, v.Coldkey)
+					}
 					plain = plain || v.Stored == "plain"
 					for _, h := range v.Hotkeys {
 						if h.Error != "" {
@@ -813,12 +817,20 @@ var walletShowCommand = &command{
 				row("coldkey", v.Stored, v.Coldkey, v.Account)
 				for _, h := range v.Hotkeys {
 					if h.Error != "" {
-						fmt.Fprintf(tw, "hotkey %s\t\tunusable: %s\n", h.Name, h.Error)
+						// every column, so the rows below stay aligned
+						if c != nil {
+							fmt.Fprintf(tw, "hotkey %s\tunusable\t%s\t\t\t\n", h.Name, h.Error)
+						} else {
+							fmt.Fprintf(tw, "hotkey %s\tunusable\t%s\n", h.Name, h.Error)
+						}
 						continue
 					}
 					row("hotkey "+h.Name, h.Stored, h.Address, h.Account)
 				}
 				tw.Flush()
+				if v.ColdErr != "" {
+					fmt.Fprintf(&b, "\nThe coldkey file is unusable: %s\n", v.ColdErr)
+				}
 				if len(v.Hotkeys) == 0 {
 					fmt.Fprintf(&b, "\nNo hotkeys yet: taobox wallet new-hotkey %s NAME\n", v.Name)
 				}
