@@ -627,10 +627,10 @@ type walletView struct {
 	Name    string            `json:"name"`
 	Path    string            `json:"path"`
 	Coldkey string            `json:"coldkey,omitempty"`
-	Stored  string            `json:"stored,omitempty"` // "encrypted", "plain", "address only" (coldkeypub.txt) or "unusable" (ColdErr)
+	Stored  string            `json:"stored,omitempty"`        // "encrypted", "plain", "address only" (coldkeypub.txt) or "unusable" (ColdErr)
 	ColdErr string            `json:"coldkey_error,omitempty"` // why the coldkey file here cannot be used
 	Hotkeys []hotkeyView      `json:"hotkeys"`
-	Error   string            `json:"error,omitempty"` // why the wallet cannot be read at all
+	Error   string            `json:"error,omitempty"`   // why the wallet cannot be read at all
 	Account *node.AccountInfo `json:"account,omitempty"` // with --node
 }
 
