@@ -593,8 +593,21 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.net == nil && !alone {
 		n.log.Warn("no network and this key does not hold more than 2/3 of the authority stake: no block can be finalized; configure peers")
 	}
-	n.log.Info("consensus running", "block_time", n.cfg.BlockTime, "validator", signerID(n.cfg.Authority),
-		"authorities", n.ConsensusState().Validators)
+	role := "follower" // no key: it follows what the authorities finalize
+	attrs := []any{"block_time", n.cfg.BlockTime}
+	if n.cfg.Authority != nil {
+		attrs = append(attrs, "key", signerID(n.cfg.Authority))
+		n.consMu.Lock()
+		in := n.curSet.Index(signerID(n.cfg.Authority)) >= 0
+		n.consMu.Unlock()
+		role = "authority"
+		if !in {
+			role = "validator key outside the authority set"
+			n.log.Warn("this node's --validator key is not in the current authority set, so it votes on nothing: it follows the chain like any peer until an authority epoch elects it (stake to it, or check the key)",
+				"key", signerID(n.cfg.Authority))
+		}
+	}
+	n.log.Info("consensus running", append(attrs, "role", role, "authorities", n.ConsensusState().Validators)...)
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
 	gossip := time.NewTicker(n.cfg.VoteTimeout)
