@@ -612,6 +612,10 @@ func (n *Node) Run(ctx context.Context) error {
 	defer check.Stop()
 	gossip := time.NewTicker(n.cfg.VoteTimeout)
 	defer gossip.Stop()
+	// A stall is logged after 5 block times without a new head, then
+	// after twice as long each time, until a block comes.
+	lastH, _ := n.Head()
+	lastChange, warnAfter := time.Now(), 5*n.cfg.BlockTime
 	for {
 		select {
 		case <-gossip.C:
@@ -636,6 +640,14 @@ func (n *Node) Run(ctx context.Context) error {
 			if err != nil {
 				shutdown()
 				return err
+			}
+			if h, _ := n.Head(); h != lastH {
+				lastH, lastChange, warnAfter = h, time.Now(), 5*n.cfg.BlockTime
+			} else if stall := time.Since(lastChange); warnAfter > 0 && stall >= warnAfter {
+				warnAfter *= 2
+				ci := n.ConsensusState()
+				n.log.Warn("no new block: a block needs the votes of more than 2/3 of the authority power; check that the other validators are up and that this node reaches its peers",
+					"for", stall.Round(time.Second), "head", h, "height", ci.Height, "round", ci.Round, "step", ci.Step, "authorities", len(ci.Validators))
 			}
 		}
 	}

@@ -1,0 +1,57 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"taobox/chain/state"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the node's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A node whose --validator key is not an authority says so, and a chain
+// that makes no block is logged as stalled with what to check.
+func TestStallLogged(t *testing.T) {
+	g := testGenesis(2, tao)
+	g.Authorities = []state.GenesisAuthority{{Hotkey: id(7), Power: 1}, {Hotkey: id(8), Power: 1}}
+	var logs lockedBuffer
+	cfg := testConfig(t.TempDir(), g)
+	cfg.BlockTime, cfg.Now = 20*time.Millisecond, nil
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	n := openNode(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "no new block") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no stall logged:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := logs.String(); !strings.Contains(s, "not in the current authority set") || !strings.Contains(s, "role=\"validator key outside the authority set\"") {
+		t.Fatalf("the key outside the set is not reported:\n%s", s)
+	}
+}
