@@ -117,14 +117,25 @@ type blockStats struct {
 // block 0. On an existing store it checks that the stored chain is the
 // genesis' chain, restores the authority sets and the persisted consensus
 // hard state (so a restarted validator never signs twice). With an APIAddr
-// it binds the API listener now (Run serves it), so a busy port fails here.
+// it binds the API listener first (Run serves it), so a busy port fails
+// here before anything is written to the data dir.
 func Open(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	var ln net.Listener
+	if cfg.APIAddr != "" {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+			return nil, fmt.Errorf("node: the API address %s: %w (is another node running? pick another port)", cfg.APIAddr, err)
+		}
+	}
 	st, err := store.Open(cfg.DataDir, store.Options{KeepBlocks: cfg.KeepBlocks})
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return nil, fmt.Errorf("node: opening the chain store: %w", err)
 	}
 	n := &Node{
@@ -138,9 +149,13 @@ func Open(cfg Config) (*Node, error) {
 		n.signer = consensus.Ed25519Signer{Key: cfg.Authority}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.ln = ln
 	fail := func(err error) (*Node, error) {
 		n.cancel()
 		st.Close()
+		if ln != nil {
+			ln.Close()
+		}
 		return nil, err
 	}
 	if err := n.loadHead(); err != nil {
@@ -148,13 +163,6 @@ func Open(cfg Config) (*Node, error) {
 	}
 	if err := n.loadConsensus(); err != nil {
 		return fail(err)
-	}
-	if cfg.APIAddr != "" {
-		ln, err := net.Listen("tcp", cfg.APIAddr)
-		if err != nil {
-			return fail(fmt.Errorf("node: the API address %s: %w (is another node running? pick another port)", cfg.APIAddr, err))
-		}
-		n.ln = ln
 	}
 	n.bg.Add(1)
 	go n.rebuildIndex()

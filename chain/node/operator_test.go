@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"taobox/chain/state"
+	"taobox/chain/store"
 )
 
 // lockedBuffer is a bytes.Buffer safe for the node's goroutines.
@@ -53,5 +55,29 @@ func TestStallLogged(t *testing.T) {
 	}
 	if s := logs.String(); !strings.Contains(s, "not in the current authority set") || !strings.Contains(s, "role=\"validator key outside the authority set\"") {
 		t.Fatalf("the key outside the set is not reported:\n%s", s)
+	}
+}
+
+// A busy API port fails Open before anything is written: the data dir
+// gets no genesis block.
+func TestOpenBusyAPIWritesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	cfg := testConfig(dir, testGenesis(2, tao))
+	cfg.APIAddr = ln.Addr().String()
+	if _, err := Open(cfg); err == nil || !strings.Contains(err.Error(), "pick another port") {
+		t.Fatalf("Open on a busy API port: %v", err)
+	}
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, ok := st.Head(); ok {
+		t.Fatal("a genesis block was committed")
 	}
 }
