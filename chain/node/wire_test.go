@@ -184,11 +184,14 @@ func TestGossipMisbehaviour(t *testing.T) {
 // are neither kept nor counted against the buffer; the next height's
 // messages of members are, and proposals only up to maxFutureProposals.
 func TestFutureMessagesBounded(t *testing.T) {
-	g := bftGenesis(1, 1000)
+	// Two authorities, one running: no block is finalized, so the height
+	// stays put while the test sends (with one authority making a block
+	// every 50 ms, h+1 became the current height mid-test, where an
+	// outsider's vote is an error, not a future message).
+	g := bftGenesis(2, 1000)
 	tn := newTestNet(t, 11)
 	key := validatorKey(0)
 	n := tn.add(0, bftConfig(t, g, key))
-	tn.waitHeight(2, 0)
 	chain := n.ChainID()
 	n.consMu.Lock()
 	h, _, _ := n.cons.Position()
