@@ -75,10 +75,16 @@ func (c *senderCache) lookup(now time.Time, id types.AccountID) (sender, bool, e
 	c.mu.RUnlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.tbl == nil && c.lastErr != nil && now.Sub(c.at) < c.ttl {
+		// No table and a read failed within ttl: answer that failure
+		// rather than ask a dead node again for every request and probe.
+		return sender{}, false, fmt.Errorf("miner: metagraph of netuid %d: %w", c.netuid, c.lastErr)
+	}
 	if !c.fresh(now, h, hasH) {
 		mg, err := c.view.Metagraph(c.netuid)
 		c.lastErr = err
 		if err != nil && c.tbl == nil {
+			c.at = now
 			return sender{}, false, fmt.Errorf("miner: metagraph of netuid %d: %w", c.netuid, err)
 		}
 		if err == nil {

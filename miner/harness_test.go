@@ -54,6 +54,12 @@ type fakeChain struct {
 	err error // what Metagraph fails with, when set
 }
 
+func (c *fakeChain) calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
 func (c *fakeChain) setErr(err error) {
 	c.mu.Lock()
 	c.err = err

@@ -232,6 +232,11 @@ func TestHealthTracksChainState(t *testing.T) {
 		t.Fatalf("a task without chain state: %v %+v", err, res)
 	}
 	ch.setErr(nil)
+	calls := ch.calls()
+	if _, err := tm.Healthy(); err == nil || ch.calls() != calls {
+		t.Fatalf("within ChainRefresh of a failed read: %v, %d more reads (want the failure, no read)", err, ch.calls()-calls)
+	}
+	advance(2 * time.Second) // past ChainRefresh (1 s): read again
 	if state, err := tm.Healthy(); err != nil || state != "serving" {
 		t.Fatalf("with chain state: %q %v", state, err)
 	}

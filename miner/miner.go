@@ -323,9 +323,11 @@ func (m *Miner) Serve(ctx context.Context, conn net.PacketConn) error {
 	m.mu.Unlock()
 	close(m.ready)
 	m.log.Info("miner serving", "addr", ln.Addr().String(), "hotkey", types.SS58Encode(m.id), "netuid", m.cfg.Netuid)
-	if err := m.senders.health(m.now()); err != nil {
-		m.log.Warn("no chain state yet: /healthz says 503", "err", err)
-	}
+	go func() { // off the serving path: a node that drops packets answers slowly
+		if err := m.senders.health(m.now()); err != nil {
+			m.log.Warn("no chain state yet: /healthz says 503", "err", err)
+		}
+	}()
 	if n := m.parallel(); n > 1 {
 		m.log.Info("continuous batching", "slots", n, "kv_cache_mib_per_slot", m.cfg.Model.KVCacheBytes()>>20)
 	} else if m.cfg.Answer == nil && m.cfg.Model != nil && m.cfg.Limits.Slots != 1 {

@@ -839,3 +839,34 @@ func TestBatchSignaturesNegotiated(t *testing.T) {
 		t.Fatalf("%d final frames in %d signatures for an old validator, want each alone", finals, sigs)
 	}
 }
+
+// A uid that registered another miner's address and TLS key: the client
+// sends its tasks on a connection of their own, so the real miner's
+// refusals of them (wrong-miner, a sender fault) close that connection,
+// never the one the real miner's answers use.
+func TestImpostorTasksOwnConnection(t *testing.T) {
+	const limit = 4
+	b := newBlocker()
+	tm := startMiner(t, Config{Answer: b.answer, Limits: Limits{BadRequests: limit}})
+	c := newClient(valKey, task.ClientOptions{})
+	defer c.Close()
+	honest := make(chan error, 1)
+	go func() {
+		res, err := c.Query(context.Background(), tm.addr, minerID, body(2))
+		if err == nil {
+			err = res.Verified(minerID, res.Request)
+		}
+		honest <- err
+	}()
+	<-b.started
+	for i := range limit {
+		res, err := c.QueryWith(context.Background(), tm.addr, richID, body(1), task.QueryOptions{TLSKey: minerID})
+		if err == nil && (res.Reject == nil || res.Reject.Code != task.CodeWrongMiner) {
+			t.Fatalf("impostor task %d: %+v", i, res)
+		}
+	}
+	close(b.release)
+	if err := <-honest; err != nil {
+		t.Fatalf("the real miner's answer: %v", err)
+	}
+}

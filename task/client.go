@@ -45,7 +45,7 @@ type ClientOptions struct {
 }
 
 // Client is one validator's task client. It keeps one QUIC connection per
-// (miner address, miner key) and opens one stream per query. It is safe
+// (miner address, miner hotkey, pinned key) and opens one stream per query. It is safe
 // for concurrent use.
 type Client struct {
 	key    ed25519.PrivateKey
@@ -62,9 +62,15 @@ type Client struct {
 	closed  bool
 }
 
+// connKey names a pooled connection: the address, the miner the tasks on
+// it are addressed to, and the certificate key pinned. The miner is part
+// of the key even when its pin is another's: a uid that registered
+// another miner's address and TLS key gets its own connection, so its
+// tasks (refused wrong-miner, a sender fault) cannot make that miner close
+// the connection the real one's tasks use.
 type connKey struct {
-	addr  string
-	miner types.AccountID
+	addr       string
+	miner, pin types.AccountID
 }
 
 type connEntry struct {
@@ -118,10 +124,11 @@ func (c *Client) transport() (*quic.Transport, error) {
 	return c.tr, nil
 }
 
-// conn returns a live connection to (addr, miner), dialing once if needed;
-// concurrent callers share one dial.
-func (c *Client) conn(ctx context.Context, addr string, miner types.AccountID) (*quic.Conn, error) {
-	k := connKey{addr, miner}
+// conn returns a live connection to addr for tasks to miner whose
+// certificate must carry pin, dialing once if needed; concurrent callers
+// share one dial.
+func (c *Client) conn(ctx context.Context, addr string, miner, pin types.AccountID) (*quic.Conn, error) {
+	k := connKey{addr, miner, pin}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -145,7 +152,7 @@ func (c *Client) conn(ctx context.Context, addr string, miner types.AccountID) (
 		}
 		e = &connEntry{ready: make(chan struct{})}
 		c.conns[k] = e
-		go c.dial(tr, e, addr, miner)
+		go c.dial(tr, e, addr, pin)
 	}
 	c.mu.Unlock()
 	select {
@@ -234,7 +241,7 @@ func (c *Client) QueryWith(ctx context.Context, addr string, miner types.Account
 	var conn *quic.Conn
 	for attempt := 0; ; attempt++ {
 		var err error
-		conn, err = c.conn(ctx, addr, pin)
+		conn, err = c.conn(ctx, addr, miner, pin)
 		if err != nil {
 			return nil, c.ctxErr(ctx, err)
 		}
@@ -247,8 +254,8 @@ func (c *Client) QueryWith(ctx context.Context, addr string, miner types.Account
 		}
 		// The cached connection died: drop it and dial once more.
 		c.mu.Lock()
-		if e := c.conns[connKey{addr, pin}]; e != nil && e.conn == conn {
-			delete(c.conns, connKey{addr, pin})
+		if e := c.conns[connKey{addr, miner, pin}]; e != nil && e.conn == conn {
+			delete(c.conns, connKey{addr, miner, pin})
 		}
 		c.mu.Unlock()
 	}

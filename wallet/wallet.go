@@ -365,13 +365,14 @@ func SaveHotkey(root, wallet, hotkey string, seed []byte, seal *Seal) (types.Acc
 	}
 	// The coldkey's own seed as a hotkey would put the coldkey's secret on
 	// the serving machine, which the hotkey exists to keep it off.
-	cold, err := readColdkeyPub(filepath.Join(dir, "coldkeypub.txt"))
-	if err != nil {
-		if info, ierr := ReadKeyInfo(filepath.Join(dir, "coldkey")); ierr == nil {
-			cold, err = info.Address, nil
-		}
+	same := false
+	if pub, err := readColdkeyPub(filepath.Join(dir, "coldkeypub.txt")); err == nil && pub == addr {
+		same = true
 	}
-	if err == nil && cold == addr {
+	if info, err := ReadKeyInfo(filepath.Join(dir, "coldkey")); err == nil && info.Address == addr {
+		same = true
+	}
+	if same {
 		return types.AccountID{}, fmt.Errorf("%w: that is the coldkey's own seed (address %s): a hotkey must be another key, so that the coldkey stays off the machine that serves", ErrExists, addr)
 	}
 	hdir := filepath.Join(dir, "hotkeys")

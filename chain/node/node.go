@@ -621,7 +621,8 @@ func (n *Node) Run(ctx context.Context) error {
 	gossip := time.NewTicker(n.cfg.VoteTimeout)
 	defer gossip.Stop()
 	// A stall is logged after 5 block times without a new head, then
-	// after twice as long each time, until a block comes.
+	// after twice as long each time (at most every 10 minutes), until a
+	// block comes.
 	lastH, _ := n.Head()
 	lastChange, warnAfter := time.Now(), 5*n.cfg.BlockTime
 	for {
@@ -652,7 +653,7 @@ func (n *Node) Run(ctx context.Context) error {
 			if h, _ := n.Head(); h != lastH {
 				lastH, lastChange, warnAfter = h, time.Now(), 5*n.cfg.BlockTime
 			} else if stall := time.Since(lastChange); warnAfter > 0 && stall >= warnAfter {
-				warnAfter *= 2
+				warnAfter = stall + min(stall, 10*time.Minute)
 				ci := n.ConsensusState()
 				n.log.Warn("no new block: a block needs the votes of more than 2/3 of the authority power; check that the other validators are up and that this node reaches its peers",
 					"for", stall.Round(time.Second), "head", h, "height", ci.Height, "round", ci.Round, "step", ci.Step, "authorities", len(ci.Validators))

@@ -51,7 +51,7 @@ import (
 // The script advances in phases, each one block after the previous one's
 // transactions were all decided:
 //
-//	0  alice and bob register a subnet each
+//	0  alice registers a subnet, then bob (one block later)
 //	1  the owners set max_allowed_validators; validators and miners register
 //	2  validators stake on their hotkeys; miners serve an endpoint
 //	3  validators set root weights over the two subnets
@@ -413,6 +413,7 @@ func (d *devnet) onBlock(ctx context.Context, b node.BlockInfo, epochs int) bool
 				s.netuid = ev.Netuid
 				if d.phase == 0 && d.registerNext() {
 					npending++
+					d.phaseAt = b.Height // the next one gets its own 5 blocks
 				}
 				fmt.Fprintf(d.out, "block %d: %s registered subnet %d (lock τ%s)\n", b.Height, s.owner.name, ev.Netuid, formatTAO(ev.Amount))
 				if d.live {
@@ -852,7 +853,7 @@ func runDevnet(ctx context.Context, e *env, dir string, live bool, epochs, valid
 	} else {
 		fmt.Fprint(d.out, "Runs until Ctrl-C.\n\n")
 	}
-	fmt.Fprintf(d.out, "block 1: alice and bob register a subnet each\n")
+	fmt.Fprintf(d.out, "block 1: alice registers a subnet, then bob\n")
 	d.startPhase(0, 0)
 
 	runCtx, stopRun := context.WithCancel(ctx)

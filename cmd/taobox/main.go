@@ -156,8 +156,13 @@ func (e *usageError) Error() string { return e.field + ": " + e.problem }
 // a plain one (exit 1, with what to do) when the address is taken or not
 // this machine's, a usage error (exit 2) when it is not an address.
 func listenError(flag, addr string, err error) error {
-	if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EACCES) {
-		return fmt.Errorf("--%s %s: %w (another process holds it, or it is not this machine's address: pick another with --%s)", flag, addr, err, flag)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("--%s %s: %w (another process holds it: pick another with --%s)", flag, addr, err, flag)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("--%s %s: %w (not an address of this machine: pick another with --%s)", flag, addr, err, flag)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("--%s %s: %w (ports below 1024 need privileges: pick a higher one with --%s)", flag, addr, err, flag)
 	}
 	return &usageError{flag, err.Error()}
 }

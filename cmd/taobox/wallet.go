@@ -579,6 +579,9 @@ var walletEncryptCommand = &command{
 				}
 				paths = append(paths, w.HotkeyPath(*only))
 			} else {
+				if cerr := w.ColdkeyErr(); cerr != nil {
+					return fmt.Errorf("nothing encrypted: the coldkey of wallet %q cannot be read (%v); restore it first (taobox wallet regen-coldkey), or encrypt one hotkey with --hotkey", w.Name, cerr)
+				}
 				if w.HasColdkey() {
 					paths = append(paths, w.ColdkeyPath())
 				}

@@ -144,7 +144,7 @@ type Server struct {
 func Listen(addr string, h http.Handler) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listening on %s: %w (pick another --metrics address)", addr, err)
+		return nil, fmt.Errorf("metrics: listening on %s: %w", addr, err)
 	}
 	s := &Server{ln: ln, done: make(chan error, 1),
 		srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}}
