@@ -10,6 +10,7 @@ import (
 	iofs "io/fs"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -154,6 +155,13 @@ var nodeCommand = &command{
 				o.reg.MustRegister(cn.host.Collector())
 				log.Info("p2p listening", "addr", cn.host.Addr().String(), "peer_id", cn.host.ID())
 				if *syncMode == "snapshot" {
+					// A taken API port fails now, not after a sync of
+					// minutes (node.Open binds it for good below).
+					ln, err := net.Listen("tcp", *api)
+					if err != nil {
+						return listenError("api", *api, err)
+					}
+					ln.Close()
 					if err := cn.syncSnapshot(ctx, *data, g, *keep, isFounder(g, key), &syncProgress); err != nil {
 						return err
 					}
