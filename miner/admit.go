@@ -41,15 +41,20 @@ const staleSenders = time.Minute
 // health reports an error while the cache has no sender table (every
 // request is refused, internal) or while its table is over staleSenders
 // old because the chain cannot be read. It reads the chain when the table
-// is due, as a lookup does.
+// is due, as a lookup does, and also when there is no table and a read
+// failed within ttl (lookups then answer that failure without asking: a
+// miner whose subnet appears a moment after it started is healthy at the
+// next probe).
 func (c *senderCache) health(now time.Time) error {
-	if _, _, err := c.lookup(now, types.AccountID{}); err != nil {
-		return fmt.Errorf("%w: every task is refused until the miner reads the chain state; check its chain node (--node)", err)
+	if _, _, err := c.get(now, types.AccountID{}, true); err != nil {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		return fmt.Errorf("the metagraph of netuid %d cannot be read (%v): every task is refused until it can; check the miner's chain node (--node)", c.netuid, c.lastErr)
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if age := now.Sub(c.good); age > staleSenders {
-		return fmt.Errorf("miner: the chain state is %v old, the chain cannot be read: %v; check its chain node (--node)", age.Round(time.Second), c.lastErr)
+		return fmt.Errorf("the chain state is %v old, the chain cannot be read: %v; check the miner's chain node (--node)", age.Round(time.Second), c.lastErr)
 	}
 	return nil
 }
@@ -61,6 +66,12 @@ func (c *senderCache) fresh(now time.Time, h uint64, hasH bool) bool {
 // lookup returns the sender record for id. ok is false if id is not
 // registered; err is set only if there is no table at all.
 func (c *senderCache) lookup(now time.Time, id types.AccountID) (sender, bool, error) {
+	return c.get(now, id, false)
+}
+
+// get is lookup; with retry it reads the chain even within ttl of a
+// failed read while there is no table.
+func (c *senderCache) get(now time.Time, id types.AccountID, retry bool) (sender, bool, error) {
 	var h uint64
 	hv, hasH := c.view.(Heighter)
 	if hasH {
@@ -75,9 +86,9 @@ func (c *senderCache) lookup(now time.Time, id types.AccountID) (sender, bool, e
 	c.mu.RUnlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tbl == nil && c.lastErr != nil && now.Sub(c.at) < c.ttl {
+	if c.tbl == nil && c.lastErr != nil && now.Sub(c.at) < c.ttl && !retry {
 		// No table and a read failed within ttl: answer that failure
-		// rather than ask a dead node again for every request and probe.
+		// rather than ask a dead node again for every request.
 		return sender{}, false, fmt.Errorf("miner: metagraph of netuid %d: %w", c.netuid, c.lastErr)
 	}
 	if !c.fresh(now, h, hasH) {
