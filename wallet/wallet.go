@@ -614,6 +614,10 @@ func LoadKeyFile(path string, u *Unlocker) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.what() == "the key" { // unlabelled: a prompt names the file
+		u = u.named("the key " + path)
+		defer func() { u.label = "" }()
+	}
 	k, err := DecodeKey(data, func() ([]byte, error) { return u.Password() })
 	switch {
 	case err == nil:

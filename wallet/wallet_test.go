@@ -367,3 +367,27 @@ func TestSaveHotkeyRefusesColdkeySeed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A prompt for an unlabelled key names its file, and the label does not
+// stick to the unlocker for the next key.
+func TestPromptNamesKeyFile(t *testing.T) {
+	root := t.TempDir()
+	w, err := SaveColdkey(root, "alice", seedOf(3), testSeal("correct horse battery"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prompts []string
+	u := &Unlocker{Prompt: func(p string) ([]byte, error) {
+		prompts = append(prompts, p)
+		return []byte("correct horse battery"), nil
+	}}
+	if _, err := LoadKeyFile(w.ColdkeyPath(), u); err != nil {
+		t.Fatal(err)
+	}
+	if len(prompts) != 1 || !strings.Contains(prompts[0], w.ColdkeyPath()) {
+		t.Fatalf("prompts %q, want one naming %s", prompts, w.ColdkeyPath())
+	}
+	if u.what() != "the key" {
+		t.Fatalf("the label stuck: %q", u.what())
+	}
+}
