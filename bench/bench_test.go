@@ -10,13 +10,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"taobox/assets"
 	"taobox/chain/yuma"
 	"taobox/gpu/runner"
+	"taobox/internal/syncbuf"
 	"taobox/model"
 	"taobox/model/gguf"
 )
@@ -442,7 +442,7 @@ func TestTextProgress(t *testing.T) {
 		t.Errorf("plain progress:\n%s", plain.String())
 	}
 
-	var tty syncBuffer
+	var tty syncbuf.Buffer
 	p = NewTextProgress(&tty, true)
 	p.Begin(1, 1, "quic loopback")
 	p.Update(0.25)
@@ -452,22 +452,4 @@ func TestTextProgress(t *testing.T) {
 	if !strings.Contains(out, "\r\x1b[2K") || !strings.Contains(out, "[1/1] quic loopback") || !strings.Contains(out, "✓ [1/1] quic loopback: ok (") || !strings.HasSuffix(out, ")\n") {
 		t.Errorf("tty progress: %q", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the spinner's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"strings"
@@ -11,6 +10,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"taobox/internal/syncbuf"
 )
 
 // fixedSource serves testSnapshot for subnets 0 and 1 and records reads.
@@ -145,7 +146,7 @@ func TestRunProgram(t *testing.T) {
 	src := &fixedSource{height: 1000}
 	inR, inW := io.Pipe()
 	defer inW.Close()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	type result struct {
 		m   *Model
 		err error
@@ -178,28 +179,11 @@ func TestRunProgram(t *testing.T) {
 }
 
 // waitFor waits until the program's output contains s.
-func waitFor(t *testing.T, out *syncBuffer, s string) {
+func waitFor(t *testing.T, out *syncbuf.Buffer, s string) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(ansi.Strip(out.String()), s); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the output never showed %q:\n%s", s, ansi.Strip(out.String()))
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

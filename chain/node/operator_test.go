@@ -1,43 +1,24 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"taobox/chain/state"
 	"taobox/chain/store"
+	"taobox/internal/syncbuf"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the node's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A node whose --validator key is not an authority says so, and a chain
 // that makes no block is logged as stalled with what to check.
 func TestStallLogged(t *testing.T) {
 	g := testGenesis(2, tao)
 	g.Authorities = []state.GenesisAuthority{{Hotkey: id(7), Power: 1}, {Hotkey: id(8), Power: 1}}
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	cfg := testConfig(t.TempDir(), g)
 	cfg.BlockTime, cfg.Now = 20*time.Millisecond, nil
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))

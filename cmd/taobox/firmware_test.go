@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,12 +12,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"taobox/firmware"
+	"taobox/internal/syncbuf"
 	"taobox/wallet"
 )
 
@@ -217,7 +216,7 @@ stall_after = "3s"
 	boot := func(minHeight uint64, freeze bool) uint64 {
 		t.Helper()
 		cmd := exec.Command(taoboxBin, "firmware", "boot", "--config", cfg)
-		var out, errb syncBuffer
+		var out, errb syncbuf.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -276,22 +275,4 @@ stall_after = "3s"
 		t.Fatalf("second boot reached %d, want > %d", second, first)
 	}
 	boot(second+1, true)
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

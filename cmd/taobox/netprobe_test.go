@@ -19,6 +19,7 @@ import (
 	"taobox/chain/state"
 	"taobox/chain/types"
 	"taobox/dashboard"
+	"taobox/internal/syncbuf"
 	"taobox/miner"
 	"taobox/miner/minertest"
 	"taobox/wallet"
@@ -374,7 +375,7 @@ func TestMinerWarnsWhenUnreachable(t *testing.T) {
 	run := func(listen, want string) (stderr string, alive bool) {
 		cmd := exec.Command(taoboxBin, "miner", "--wallets", dir, "--wallet", "alice", "--hotkey", "m1", "--netuid", "1",
 			"--node", url, "--listen", listen, "--register", "10", "--serve-host", "127.0.0.1", "--log-level", "warn")
-		var out, errb syncBuffer
+		var out, errb syncbuf.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

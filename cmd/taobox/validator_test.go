@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"taobox/chain/node"
+	"taobox/internal/syncbuf"
 	"testing"
 	"time"
 
@@ -71,11 +72,11 @@ func TestMinerRegisterCLI(t *testing.T) {
 	if r := taobox(t, nil, "tx", "register-network", "--hotkey", "val", "--wallets", dir, "--wallet", "alice", "--node", url); r.code != 0 {
 		t.Fatalf("register-network: exit %d, stderr %q", r.code, r.stderr)
 	}
-	start := func() (out *syncBuffer, stop func() string) {
+	start := func() (out *syncbuf.Buffer, stop func() string) {
 		cmd := exec.Command(taoboxBin, "miner", "--wallets", dir, "--wallet", "alice", "--hotkey", "m1", "--netuid", "1",
 			"--node", url, "--listen", "127.0.0.1:0", "--register", "10", "--serve-host", "127.0.0.1")
-		out = &syncBuffer{}
-		var errb syncBuffer
+		out = &syncbuf.Buffer{}
+		var errb syncbuf.Buffer
 		cmd.Stdout, cmd.Stderr = out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

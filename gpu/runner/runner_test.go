@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"taobox/assets"
 	"taobox/chain/yuma"
 	"taobox/chain/yuma/gpuplan"
+	"taobox/internal/syncbuf"
 	"taobox/model"
 )
 
@@ -220,27 +220,7 @@ func TestServerLimitsAndErrors(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink for tests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) count(sub string) int { return strings.Count(s.String(), sub) }
-
-func testLogger(buf *syncBuffer) *slog.Logger {
+func testLogger(buf *syncbuf.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -350,7 +330,7 @@ func checkBatches(t *testing.T, e *Engine, n, k int) {
 // An older runner without yuma.packed: one info line, and every batch
 // goes as yuma.epochs, without a failure.
 func TestEngineOlderRunnerEpochs(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	opts := fakeOptions(t, "no-packed")
 	opts.Logger = testLogger(&logs)
 	e, err := Start(context.Background(), opts)
@@ -362,7 +342,7 @@ func TestEngineOlderRunnerEpochs(t *testing.T) {
 	if st := e.Stats(); st.RunnerBatches != 3 || st.PackedBatches != 0 || st.Failures != 0 || st.CPUBatches != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	if n := logs.count("does not serve yuma.packed"); n != 1 {
+	if n := logs.Count("does not serve yuma.packed"); n != 1 {
 		t.Fatalf("%d lines about yuma.packed, want 1:\n%s", n, logs.String())
 	}
 }
@@ -379,7 +359,7 @@ func TestRunnerBadBonds(t *testing.T) {
 // failover runs the first batch on a runner that fails in mode, checks the
 // CPU fallback's result and the one warning, then lets the restart happen.
 func failover(t *testing.T, mode string, opts Options) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	clock := newFakeClock()
 	opts.Logger = testLogger(&logs)
 	opts.After = clock.After
@@ -400,7 +380,7 @@ func failover(t *testing.T, mode string, opts Options) {
 		t.Fatalf("%s: %v", mode, err)
 	}
 	sameOutputs(t, got, want)
-	if n := logs.count("fall back to the CPU"); n != 1 {
+	if n := logs.Count("fall back to the CPU"); n != 1 {
 		t.Fatalf("%s: %d fallback lines, want 1:\n%s", mode, n, logs.String())
 	}
 	if e.Backend() != BackendCPU {
@@ -427,7 +407,7 @@ func failover(t *testing.T, mode string, opts Options) {
 	if req, _ := first.ShmFrames(); req != 1 {
 		t.Fatalf("%s: %d requests in shared memory, want 1", mode, req)
 	}
-	if n := logs.count("fall back"); n != 1 || logs.count("restarted") != 1 {
+	if n := logs.Count("fall back"); n != 1 || logs.Count("restarted") != 1 {
 		t.Fatalf("%s: logs:\n%s", mode, logs.String())
 	}
 	t.Logf("%s: %s", mode, logs.String())
@@ -453,7 +433,7 @@ func TestRunnerGarbage(t *testing.T) {
 }
 
 func TestSelftestFailFallsBackWithBackoff(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	clock := newFakeClock()
 	opts := fakeOptions(t, "selftest-fail,selftest-fail,selftest-fail,ok")
 	opts.Backend = BackendAuto
@@ -467,7 +447,7 @@ func TestSelftestFailFallsBackWithBackoff(t *testing.T) {
 	if e.Backend() != BackendCPU {
 		t.Fatal("backend is not cpu after a failed self-test")
 	}
-	if !strings.Contains(logs.String(), "3 of 200 epochs differ") || logs.count("level=WARN") != 1 {
+	if !strings.Contains(logs.String(), "3 of 200 epochs differ") || logs.Count("level=WARN") != 1 {
 		t.Fatalf("logs:\n%s", logs.String())
 	}
 	ins := gpuplan.RandomBatch(9, 6)
@@ -485,7 +465,7 @@ func TestSelftestFailFallsBackWithBackoff(t *testing.T) {
 	if st := e.Stats(); st.Failures != 3 || st.Restarts != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if logs.count("level=WARN") != 1 {
+	if logs.Count("level=WARN") != 1 {
 		t.Fatalf("more than one warning:\n%s", logs.String())
 	}
 }
@@ -506,7 +486,7 @@ func TestBackendCUDAWithoutGPU(t *testing.T) {
 }
 
 func TestAutoWithoutGPU(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	e, err := Start(context.Background(), Options{Logger: testLogger(&logs), Detect: func() (GPU, error) {
 		return DetectWith(DetectConfig{DevDir: t.TempDir()})
 	}})
@@ -514,7 +494,7 @@ func TestAutoWithoutGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if e.Backend() != BackendCPU || logs.count("level=INFO") != 1 || logs.count("level=WARN") != 0 {
+	if e.Backend() != BackendCPU || logs.Count("level=INFO") != 1 || logs.Count("level=WARN") != 0 {
 		t.Fatalf("backend %s, logs:\n%s", e.Backend(), logs.String())
 	}
 	ins := gpuplan.RandomBatch(2, 4)
@@ -764,7 +744,7 @@ func TestSeqOnRunner(t *testing.T) {
 	if e.ModelOnGPU() || e.BeginSeq(ctx) != nil || e.Backend() != BackendCPU {
 		t.Fatal("the model is still on the GPU after the runner died")
 	}
-	if n := logs.count("fall back to the CPU"); n != 1 || !strings.Contains(logs.String(), "CUDA_ERROR_LAUNCH_FAILED") {
+	if n := logs.Count("fall back to the CPU"); n != 1 || !strings.Contains(logs.String(), "CUDA_ERROR_LAUNCH_FAILED") {
 		t.Fatalf("logs:\n%s", logs.String())
 	}
 	clock.expect(t, time.Second) // the default MinBackoff
@@ -949,9 +929,9 @@ func TestModelFileChanged(t *testing.T) {
 
 // startFakeEngine starts an engine on the fake runner with modes, its log
 // and its backoff clock in the test's hands; it is closed with the test.
-func startFakeEngine(t *testing.T, modes string) (*syncBuffer, *fakeClock, *Engine) {
+func startFakeEngine(t *testing.T, modes string) (*syncbuf.Buffer, *fakeClock, *Engine) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	clock := newFakeClock()
 	opts := fakeOptions(t, modes)
 	opts.Logger, opts.After = testLogger(logs), clock.After
