@@ -604,15 +604,16 @@ func (n *Node) Run(ctx context.Context) error {
 	role := "follower" // no key: it follows what the authorities finalize
 	attrs := []any{"block_time", n.cfg.BlockTime}
 	if n.cfg.Authority != nil {
-		attrs = append(attrs, "key", signerID(n.cfg.Authority))
+		key := signerID(n.cfg.Authority)
+		attrs = append(attrs, "key", key)
 		n.consMu.Lock()
-		in := n.curSet.Index(signerID(n.cfg.Authority)) >= 0
+		in := n.curSet.Index(key) >= 0
 		n.consMu.Unlock()
 		role = "authority"
 		if !in {
 			role = "validator key outside the authority set"
 			n.log.Warn("this node's --validator key is not in the current authority set, so it votes on nothing: it follows the chain like any peer until an authority epoch elects it (stake to it, or check the key)",
-				"key", signerID(n.cfg.Authority))
+				"key", key)
 		}
 	}
 	n.log.Info("consensus running", append(attrs, "role", role, "authorities", n.ConsensusState().Validators)...)
