@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"taobox/chain/yuma"
@@ -20,6 +19,10 @@ var ErrBroken = errors.New("runner: connection broken by an earlier error")
 // ErrRequestTooLarge: a request above the frame cap was not sent; the
 // connection is still good.
 var ErrRequestTooLarge = errors.New("request too large for the runner protocol")
+
+// ErrNotSent: the request was not sent (the connection stayed busy with
+// another call, or the context ended first); the connection is still good.
+var ErrNotSent = errors.New("runner: request not sent")
 
 func (c *Client) maxFrame() int {
 	if c.MaxFrame > 0 {
@@ -46,8 +49,10 @@ func (e *RemoteError) NotServed() bool { return strings.HasSuffix(e.Msg, notServ
 
 // Client sends requests to a runner over one connection, one at a time.
 // It is safe for concurrent use. After any transport error, a timeout or
-// a cancelled context the connection is closed and every later call
-// returns an error wrapping ErrBroken.
+// a context that ended during the exchange the connection is closed and
+// every later call returns an error wrapping ErrBroken; a call that ends
+// before its request is sent (ErrNotSent, ErrRequestTooLarge) leaves it
+// good.
 type Client struct {
 	// MaxFrame caps the payload of a request and of a response (it should
 	// match the server's); 0: DefaultMaxFrame.
@@ -57,7 +62,9 @@ type Client struct {
 	// ShmThreshold.
 	ShmThreshold int
 
-	mu     sync.Mutex
+	// sem is held by the call in flight: a lock whose wait a context and
+	// a call timeout can end. It guards the fields below except conn.
+	sem    chan struct{}
 	conn   net.Conn
 	r      *bufio.Reader
 	nextID uint64
@@ -81,21 +88,60 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 
 // NewClient returns a client on an open connection.
 func NewClient(c net.Conn) *Client {
-	return &Client{conn: c, r: bufio.NewReaderSize(c, 64<<10)}
+	return &Client{conn: c, r: bufio.NewReaderSize(c, 64<<10), sem: make(chan struct{}, 1)}
 }
 
 // Close closes the connection.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.sem <- struct{}{}
+	defer c.unlock()
 	if c.broken == nil {
 		c.broken = errors.New("runner: client closed")
 	}
 	return c.conn.Close()
 }
 
+// callTimeoutKey carries withCallTimeout's duration.
+type callTimeoutKey struct{}
+
+// withCallTimeout returns ctx with a call timeout d for the calls made
+// under it: a call waits at most d for the connection (another call may
+// hold it: a model load), then returns ErrNotSent; once it holds the
+// connection its exchange has d, counted from then. ctx's own end still
+// ends the call (ErrNotSent before the request is sent).
+func withCallTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, callTimeoutKey{}, d)
+}
+
+// lock takes sem within d (0: no bound) unless ctx ends first.
+func (c *Client) lock(ctx context.Context, d time.Duration) error {
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	var expired <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-expired:
+		return fmt.Errorf("the connection stayed busy with another call for %v", d)
+	}
+}
+
+func (c *Client) unlock() { <-c.sem }
+
 // Call sends one request and returns the response's payload. The
-// context's deadline and cancellation bound the whole exchange.
+// context's deadline and cancellation bound the whole call; when it ends
+// before the request is sent the error wraps ErrNotSent and the
+// connection stays good.
 func (c *Client) Call(ctx context.Context, op Op, payload []byte) ([]byte, error) {
 	var out []byte
 	err := c.call(ctx, op, func(b []byte) []byte { return append(b, payload...) }, func(p []byte) error {
@@ -111,8 +157,11 @@ func (c *Client) Call(ctx context.Context, op Op, payload []byte) ([]byte, error
 // (we own it: no request is outstanding) and a big payload crosses as a
 // descriptor.
 func (c *Client) call(ctx context.Context, op Op, encode func([]byte) []byte, decode func([]byte) error) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	d, _ := ctx.Value(callTimeoutKey{}).(time.Duration)
+	if err := c.lock(ctx, d); err != nil {
+		return fmt.Errorf("runner: %s: %w: %w", op, ErrNotSent, err)
+	}
+	defer c.unlock()
 	if c.broken != nil {
 		return fmt.Errorf("%w: %v", ErrBroken, c.broken)
 	}
@@ -136,14 +185,28 @@ func (c *Client) call(ctx context.Context, op Op, encode func([]byte) []byte, de
 		c.wbuf = encode(c.wbuf)
 		n = len(c.wbuf) - HeaderSize
 	}
-	if max := c.maxFrame(); n > max {
+	if max := c.maxFrame(); n > max || uint64(n) > 1<<32-1 {
 		// Refused here, before the runner refuses it and the connection.
 		c.wbuf = nil
 		return fmt.Errorf("runner: %s: %w: request of %d bytes, cap %d", op, ErrRequestTooLarge, n, max)
 	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("runner: %s: %w: %w", op, ErrNotSent, context.Cause(ctx))
+	}
 	if viaShm {
 		c.shmRequests++
 	}
+	if d <= 0 {
+		return c.finish(ctx, op, viaShm, decode)
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("no answer within %v", d))
+	defer cancel()
+	return c.finish(ctx, op, viaShm, decode)
+}
+
+// finish exchanges the request in c.wbuf and decodes the answer. An error
+// other than a RemoteError breaks the connection. sem must be held.
+func (c *Client) finish(ctx context.Context, op Op, viaShm bool, decode func([]byte) error) error {
 	resp, fromShm, err := c.exchange(ctx, op, c.wbuf, viaShm)
 	if cap(c.wbuf) > keepBuf {
 		c.wbuf = nil
@@ -186,19 +249,13 @@ func (c *Client) shmThreshold() int {
 // descriptor) and returns the response's payload, which aliases the
 // response half when fromShm.
 func (c *Client) exchange(ctx context.Context, op Op, frame []byte, viaShm bool) (payload []byte, fromShm bool, err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, false, err
-	}
 	dl, _ := ctx.Deadline()
 	c.conn.SetDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { expireConn(c.conn) })
 	defer stop()
 	c.nextID++
 	id := c.nextID
 	n := len(frame) - HeaderSize
-	if uint64(n) > 1<<32-1 {
-		return nil, false, fmt.Errorf("runner: %s: %w: %d bytes of payload", op, ErrFrameTooLarge, n)
-	}
 	putHeader(frame, Frame{Kind: KindRequest, Op: op, ID: id, Shm: viaShm}, n)
 	if _, err := c.conn.Write(frame); err != nil {
 		return nil, false, c.ctxErr(ctx, op, err)
@@ -228,6 +285,10 @@ func (c *Client) exchange(ctx context.Context, op Op, frame []byte, viaShm bool)
 	return f.Payload, f.Shm, nil
 }
 
+// expireConn ends the exchange on c when its context ends; a variable for
+// tests.
+var expireConn = func(c net.Conn) { c.SetDeadline(time.Unix(1, 0)) }
+
 // AttachShm asks the runner to take s (the region it was started with,
 // --shm-fd) for this connection's big payloads. An error response (a
 // runner without a region, or one whose region another connection holds)
@@ -243,17 +304,17 @@ func (c *Client) AttachShm(ctx context.Context, s *Shm) error {
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
+	c.sem <- struct{}{}
 	c.shm = s
-	c.mu.Unlock()
+	c.unlock()
 	return nil
 }
 
 // ShmFrames returns how many requests (sent, answered or not) and
 // responses of this client went through the shared region.
 func (c *Client) ShmFrames() (requests, responses int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.sem <- struct{}{}
+	defer c.unlock()
 	return c.shmRequests, c.shmResponses
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"taobox/chain/yuma"
 	"taobox/chain/yuma/gpuplan"
@@ -117,6 +118,12 @@ func fakeRunner(modes string) int {
 			fmt.Fprintln(os.Stderr, "fake runner: out of memory loading the model (simulated)")
 			os.Exit(3)
 			return nil, nil
+		}
+	case "slow-load": // a model load that holds the connection for 600 ms
+		load := s.Ops[OpLlamaLoad]
+		s.Ops[OpLlamaLoad] = func(ctx context.Context, p, out []byte) ([]byte, error) {
+			time.Sleep(600 * time.Millisecond)
+			return load(ctx, p, out)
 		}
 	case "no-packed":
 		s.YumaPacked = nil

@@ -37,8 +37,11 @@ type Options struct {
 	Workers int
 	// StartTimeout bounds a runner's start, self-test included. Default 120 s.
 	StartTimeout time.Duration
-	// CallTimeout bounds one batch on the runner; past it the runner counts
-	// as hung. Default 30 s.
+	// CallTimeout bounds one call on the runner (a Yuma batch, or each
+	// chunk of a big one), counted from when it holds the connection;
+	// past it the runner counts as hung. A batch that waits longer than
+	// that for the connection (a model load holds it) runs on the CPU.
+	// Default 30 s.
 	CallTimeout time.Duration
 	// ForwardTimeout bounds one token's llama.forward (Seq.Forward): a
 	// hung GPU fails the answer over to the CPU within it. Default 5 s.
@@ -221,7 +224,9 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 	packed := p != nil && !p.noPacked && !e.opts.EpochsOp
 	e.mu.Unlock()
 	if p != nil && valid && len(dev) > 0 { // nothing for the kernels: the CPU engine
-		cctx, cancel := context.WithTimeoutCause(ctx, e.opts.CallTimeout, fmt.Errorf("no answer within %v", e.opts.CallTimeout))
+		// The timeout starts once the call holds the connection: a batch
+		// queued behind a model load is not a hung runner.
+		cctx := withCallTimeout(ctx, e.opts.CallTimeout)
 		var outs []yuma.Output
 		var err error
 		if packed {
@@ -237,7 +242,6 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 		if !packed {
 			outs, err = p.client.Epochs(cctx, ins)
 		}
-		cancel()
 		if errors.Is(err, errCPUShare) {
 			return nil, err // the caller's cancellation, in this process: the runner answered
 		}
@@ -254,6 +258,12 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 		if errors.Is(err, ErrRequestTooLarge) {
 			// Not the runner's fault: this batch runs on the CPU.
 			e.log.Debug("Yuma batch too large for the GPU runner; it runs on the CPU", "err", err)
+			return e.cpuEpochs(ctx, ins)
+		}
+		if errors.Is(err, ErrNotSent) && ctx.Err() == nil {
+			// The runner was busy (a model load) past the call timeout;
+			// nothing was sent and the connection is good.
+			e.log.Debug("GPU runner busy; this Yuma batch runs on the CPU", "err", err)
 			return e.cpuEpochs(ctx, ins)
 		}
 		if ctx.Err() != nil {

@@ -81,9 +81,7 @@ func (e *Engine) LoadModel(ctx context.Context, path, sum string) (string, error
 	if p == nil {
 		return "", ErrNoRunner
 	}
-	lctx, cancel := context.WithTimeoutCause(ctx, e.opts.LoadTimeout, fmt.Errorf("no answer within %v", e.opts.LoadTimeout))
-	desc, err := p.client.LlamaLoad(lctx, path)
-	cancel()
+	desc, err := p.client.LlamaLoad(withCallTimeout(ctx, e.opts.LoadTimeout), path)
 	var re *RemoteError
 	switch {
 	case err == nil:
@@ -103,6 +101,9 @@ func (e *Engine) LoadModel(ctx context.Context, path, sum string) (string, error
 		}
 		e.mu.Unlock()
 		return "", fmt.Errorf("the GPU runner could not load %s: %w", path, err)
+	case errors.Is(err, ErrNotSent) && ctx.Err() == nil:
+		// Nothing was sent: the runner is not at fault.
+		return "", fmt.Errorf("the GPU runner did not get %s: %w", path, err)
 	case ctx.Err() != nil:
 		e.mu.Lock()
 		e.failLocked(p, fmt.Errorf("model load cancelled by the caller: %w", err))
@@ -131,9 +132,7 @@ func (e *Engine) reloadModel(ctx context.Context, p *process) error {
 			e.log.Warn("the restarted GPU runner gets no model; inference stays on the CPU", "err", err)
 			return nil
 		}
-		lctx, cancel := context.WithTimeout(ctx, e.opts.LoadTimeout)
-		desc, err := p.client.LlamaLoad(lctx, path)
-		cancel()
+		desc, err := p.client.LlamaLoad(withCallTimeout(ctx, e.opts.LoadTimeout), path)
 		var re *RemoteError
 		switch {
 		case errors.As(err, &re):
@@ -209,15 +208,15 @@ func (e *Engine) modelUp() bool {
 // leaving mid-answer never breaks the runner's connection: check it
 // between calls. A transport failure or
 // timeout retires the runner (restarted with backoff, Yuma on the CPU
-// meanwhile) and ends the Seq; every later call returns an error.
+// meanwhile) and ends the Seq; every later call returns an error. A call
+// that did not get the connection within ForwardTimeout (a Yuma batch held
+// it; ErrNotSent) ends the Seq without retiring the runner.
 func (s *Seq) Forward(token, pos int) ([]float32, error) {
 	if s.p == nil {
 		return nil, errSeqEnded
 	}
 	e, p := s.e, s.p
-	ctx, cancel := context.WithTimeoutCause(context.Background(), e.opts.ForwardTimeout, fmt.Errorf("no answer within %v", e.opts.ForwardTimeout))
-	logits, err := p.client.LlamaForwardInto(ctx, s.logits, token, pos)
-	cancel()
+	logits, err := p.client.LlamaForwardInto(withCallTimeout(context.Background(), e.opts.ForwardTimeout), s.logits, token, pos)
 	if err != nil {
 		return nil, s.callFailed("llama.forward", err)
 	}
@@ -235,13 +234,17 @@ func (s *Seq) ran(n int) {
 }
 
 // callFailed ends the Seq after op failed with err: a fault (Fail) when
-// the runner answered with an error, else the runner is retired. It
-// returns err.
+// the runner answered with an error, neither a fault nor a failure when
+// the request was not sent (the connection stayed busy), else the runner
+// is retired. It returns err.
 func (s *Seq) callFailed(op string, err error) error {
 	var re *RemoteError
-	if errors.As(err, &re) {
+	switch {
+	case errors.As(err, &re):
 		s.Fail(err)
-	} else {
+	case errors.Is(err, ErrNotSent):
+		s.release(false)
+	default:
 		s.e.callFailed(s.p, fmt.Errorf("%s: %w", op, err))
 		s.release(false)
 	}
@@ -259,9 +262,7 @@ func (s *Seq) Generate(prompt []int, n int) ([]int, []float64, error) {
 	}
 	e, p := s.e, s.p
 	d := e.opts.ForwardTimeout + time.Duration(len(prompt)+n)*50*time.Millisecond
-	ctx, cancel := context.WithTimeoutCause(context.Background(), d, fmt.Errorf("no answer within %v", d))
-	toks, lps, err := p.client.LlamaGenerate(ctx, prompt, n)
-	cancel()
+	toks, lps, err := p.client.LlamaGenerate(withCallTimeout(context.Background(), d), prompt, n)
 	if err != nil {
 		return nil, nil, s.callFailed("llama.generate", err)
 	}
@@ -288,9 +289,7 @@ func (s *Seq) Score(ids []int, from int, qs []int, ranks bool, margin float64) (
 		return nil, nil, nil, model.ErrScoreUnsupported
 	}
 	d := e.opts.ForwardTimeout + time.Duration(len(ids))*50*time.Millisecond
-	ctx, cancel := context.WithTimeoutCause(context.Background(), d, fmt.Errorf("no answer within %v", d))
-	r, err := p.client.LlamaScore(ctx, ScoreRequest{IDs: ids, From: from, Spots: qs, Ranks: ranks, Margin: margin})
-	cancel()
+	r, err := p.client.LlamaScore(withCallTimeout(context.Background(), d), ScoreRequest{IDs: ids, From: from, Spots: qs, Ranks: ranks, Margin: margin})
 	if re := (*RemoteError)(nil); errors.As(err, &re) && re.NotServed() {
 		e.mu.Lock()
 		p.noScore = true
@@ -329,12 +328,10 @@ func (s *Seq) Sample(tokens []int, pos int, smp *model.Sampler, alts int, top []
 	// A prompt is fed here in one call: 100 ms a token on top (a 1B model
 	// takes 1–2 ms a token on a GPU).
 	d := e.opts.ForwardTimeout + time.Duration(len(tokens)-1)*100*time.Millisecond
-	ctx, cancel := context.WithTimeoutCause(context.Background(), d, fmt.Errorf("no answer within %v", d))
-	r, err := p.client.LlamaSample(ctx, SampleRequest{
+	r, err := p.client.LlamaSample(withCallTimeout(context.Background(), d), SampleRequest{
 		Tokens: tokens, Pos: pos, Temperature: smp.Temperature, TopK: smp.TopK, TopP: smp.TopP,
 		Seed: smp.Seed, Draws: smp.Draws(), Alts: alts,
 	}, top)
-	cancel()
 	if re := (*RemoteError)(nil); errors.As(err, &re) && re.NotServed() {
 		e.mu.Lock()
 		p.noSample = true

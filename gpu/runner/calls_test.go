@@ -1,0 +1,97 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"taobox/chain/yuma/gpuplan"
+	"taobox/internal/syncbuf"
+)
+
+// waitHeld waits until a call holds c's connection.
+func waitHeld(t *testing.T, c *Client) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.sem) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no call holds the connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestQueuedCallNotSent: a call whose context or call timeout ends while
+// another call holds the connection returns ErrNotSent and leaves the
+// connection good (it broke it: review).
+func TestQueuedCallNotSent(t *testing.T) {
+	release := make(chan struct{})
+	s := &Server{Info: "x", Ops: map[Op]Handler{OpLlamaForward: func(_ context.Context, _, out []byte) ([]byte, error) {
+		<-release
+		return append(out, 1), nil
+	}}}
+	c := serveInProcess(t, s)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), OpLlamaForward, nil)
+		done <- err
+	}()
+	waitHeld(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := c.Health(ctx); !errors.Is(err, ErrNotSent) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a deadline passed in the queue: %v, want ErrNotSent", err)
+	}
+	if _, err := c.Health(withCallTimeout(context.Background(), 20*time.Millisecond)); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("a call timeout passed in the queue: %v, want ErrNotSent", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the call holding the connection: %v", err)
+	}
+	if _, err := c.Health(context.Background()); err != nil {
+		t.Fatalf("after the queued calls gave up: %v", err)
+	}
+}
+
+// TestEpochsDuringLoad: a Yuma batch that waits longer than CallTimeout
+// behind a model load runs on the CPU and the runner stays in service (it
+// was retired as hung, the load broken with it: review).
+func TestEpochsDuringLoad(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	opts := fakeOptions(t, "slow-load")
+	opts.Logger, opts.After = testLogger(logs), newFakeClock().After
+	opts.CallTimeout = 100 * time.Millisecond
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	path, _ := tinyModelFile(t)
+	loaded := make(chan error, 1)
+	go func() {
+		_, err := e.LoadModel(context.Background(), path, "")
+		loaded <- err
+	}()
+	e.mu.Lock()
+	c := e.proc.client
+	e.mu.Unlock()
+	waitHeld(t, c)
+	ins := gpuplan.RandomBatch(2, 8)
+	got, err := e.Epochs(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOutputs(t, got, cpuOutputs(t, ins))
+	if err := <-loaded; err != nil {
+		t.Fatalf("the load behind which the batch waited: %v", err)
+	}
+	if _, err := e.Epochs(context.Background(), ins); err != nil {
+		t.Fatal(err)
+	}
+	st := e.Stats()
+	if st.Failures != 0 || st.CPUBatches != 1 || st.RunnerBatches != 1 || st.ModelLoads != 1 || !e.ModelOnGPU() {
+		t.Fatalf("stats %+v, model on the GPU %v; logs:\n%s", st, e.ModelOnGPU(), logs.String())
+	}
+}
