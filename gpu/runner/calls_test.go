@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -93,5 +94,46 @@ func TestEpochsDuringLoad(t *testing.T) {
 	st := e.Stats()
 	if st.Failures != 0 || st.CPUBatches != 1 || st.RunnerBatches != 1 || st.ModelLoads != 1 || !e.ModelOnGPU() {
 		t.Fatalf("stats %+v, model on the GPU %v; logs:\n%s", st, e.ModelOnGPU(), logs.String())
+	}
+}
+
+// TestStaleDeadline: when a call's context ends just as its exchange
+// finishes, the past deadline its end sets lands before the call returns,
+// never on the next call (expireConn held back until the next call runs:
+// the next call timed out; review).
+func TestStaleDeadline(t *testing.T) {
+	release, set := make(chan struct{}), make(chan struct{})
+	expire := expireConn
+	expireConn = func(c net.Conn) {
+		select {
+		case <-release: // the bug: the next call is under way
+		case <-time.After(300 * time.Millisecond): // the fix: the call waits for us
+		}
+		expire(c)
+		close(set)
+	}
+	defer func() { expireConn = expire }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &Server{Info: "x", Ops: map[Op]Handler{
+		OpLlamaLoad: func(_ context.Context, _, out []byte) ([]byte, error) {
+			cancel() // the context ends as the exchange finishes
+			return out, nil
+		},
+		OpLlamaForward: func(_ context.Context, _, out []byte) ([]byte, error) {
+			close(release) // the next call set its deadline and sent its request
+			select {
+			case <-set:
+			case <-time.After(2 * time.Second):
+			}
+			return append(out, 1), nil
+		},
+	}}
+	c := serveInProcess(t, s)
+	if _, err := c.Call(ctx, OpLlamaLoad, nil); err != nil {
+		t.Fatalf("the call whose context ended as it finished: %v", err)
+	}
+	if _, err := c.Call(context.Background(), OpLlamaForward, nil); err != nil {
+		t.Fatalf("the next call: %v", err)
 	}
 }

@@ -251,8 +251,18 @@ func (c *Client) shmThreshold() int {
 func (c *Client) exchange(ctx context.Context, op Op, frame []byte, viaShm bool) (payload []byte, fromShm bool, err error) {
 	dl, _ := ctx.Deadline()
 	c.conn.SetDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { expireConn(c.conn) })
-	defer stop()
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		expireConn(c.conn)
+		close(fired)
+	})
+	defer func() {
+		if !stop() {
+			// ctx ended meanwhile: its past deadline must land before the
+			// next call sets its own.
+			<-fired
+		}
+	}()
 	c.nextID++
 	id := c.nextID
 	n := len(frame) - HeaderSize
