@@ -137,3 +137,33 @@ func TestStaleDeadline(t *testing.T) {
 		t.Fatalf("the next call: %v", err)
 	}
 }
+
+// TestCloseDuringHungCall: Engine.Close ends a call in flight on a hung
+// runner at once (it waited for the call's deadline: review).
+func TestCloseDuringHungCall(t *testing.T) {
+	opts := fakeOptions(t, "hang")
+	opts.After = newFakeClock().After
+	opts.CallTimeout = 5 * time.Second
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	c := e.proc.client
+	e.mu.Unlock()
+	ins := gpuplan.RandomBatch(2, 8)
+	batch := make(chan error, 1)
+	go func() {
+		_, err := e.Epochs(context.Background(), ins)
+		batch <- err
+	}()
+	waitHeld(t, c)
+	t0 := time.Now()
+	e.Close()
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("Close took %v: it waited for the hung call's deadline", d)
+	}
+	if err := <-batch; err != nil {
+		t.Fatalf("the batch on the closed runner: %v", err)
+	}
+}

@@ -91,14 +91,18 @@ func NewClient(c net.Conn) *Client {
 	return &Client{conn: c, r: bufio.NewReaderSize(c, 64<<10), sem: make(chan struct{}, 1)}
 }
 
-// Close closes the connection.
+// Close closes the connection at once, ending an exchange in flight (a
+// hung runner's included) without waiting for its deadline, then waits
+// for that call to return: once Close returns no call reads the shared
+// region any more.
 func (c *Client) Close() error {
+	err := c.conn.Close()
 	c.sem <- struct{}{}
-	defer c.unlock()
 	if c.broken == nil {
 		c.broken = errors.New("runner: client closed")
 	}
-	return c.conn.Close()
+	c.unlock()
+	return err
 }
 
 // callTimeoutKey carries withCallTimeout's duration.

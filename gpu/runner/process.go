@@ -186,8 +186,9 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // kill stops the runner (stdin EOF, then SIGKILL), waits for it and
 // removes its socket directory and shared region (the client is closed
-// first, so no call decodes from the region any more). It may be called
-// more than once.
+// first, which ends a call in flight at once, hung runner or not, and
+// waits for it: no call decodes from the region any more). It may be
+// called more than once.
 func (p *process) kill() {
 	if p.client != nil {
 		p.client.Close()
