@@ -3,7 +3,10 @@ package runner
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,5 +168,60 @@ func TestCloseDuringHungCall(t *testing.T) {
 	}
 	if err := <-batch; err != nil {
 		t.Fatalf("the batch on the closed runner: %v", err)
+	}
+}
+
+// TestOversizedRefusal: a request above the server's cap gets the
+// server's refusal, not a broken pipe, whether the server drains the rest
+// of the frame (Server) or closes at once (a raw peer; the client reads
+// the refusal after its write failed): the refusal was lost (review).
+func TestOversizedRefusal(t *testing.T) {
+	c := serveInProcess(t, &Server{Info: "x", MaxFrame: 64 << 10})
+	_, err := c.Call(context.Background(), OpYumaEpochs, make([]byte, 8<<20))
+	if err == nil || !strings.Contains(err.Error(), "refused the request: runner: frame too large: 8388608 bytes, cap 65536") {
+		t.Fatalf("the server's refusal: %v", err)
+	}
+	// The server reads the refused payload: the whole frame is written.
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go (&Server{MaxFrame: 64 << 10}).Serve(t.Context(), ln)
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(AppendFrame(nil, Frame{Kind: KindRequest, Op: OpYumaEpochs, ID: 1, Payload: make([]byte, 8<<20)})); err != nil {
+		t.Fatalf("writing the refused frame: %v", err)
+	}
+	if f, err := ReadFrame(conn, 0); err != nil || f.Kind != KindError {
+		t.Fatalf("the refusal: %+v, %v", f, err)
+	}
+	sock = filepath.Join(t.TempDir(), "raw.sock")
+	ln, err = net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		var h [HeaderSize]byte
+		io.ReadFull(conn, h[:])
+		WriteFrame(conn, Frame{Kind: KindError, Payload: []byte("too large for me")})
+		conn.Close()
+	}()
+	c2, err := Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_, err = c2.Call(context.Background(), OpYumaEpochs, make([]byte, 8<<20))
+	if err == nil || !strings.Contains(err.Error(), "refused the request: too large for me") {
+		t.Fatalf("a refusal before a close: %v", err)
 	}
 }

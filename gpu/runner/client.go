@@ -272,6 +272,13 @@ func (c *Client) exchange(ctx context.Context, op Op, frame []byte, viaShm bool)
 	n := len(frame) - HeaderSize
 	putHeader(frame, Frame{Kind: KindRequest, Op: op, ID: id, Shm: viaShm}, n)
 	if _, err := c.conn.Write(frame); err != nil {
+		if ctx.Err() == nil {
+			if msg, ok := c.refusal(); ok {
+				// The runner refused the frame and closed before it read
+				// all of it.
+				return nil, false, fmt.Errorf("runner: %s: the runner refused the request: %s", op, msg)
+			}
+		}
 		return nil, false, c.ctxErr(ctx, op, err)
 	}
 	f, err := ReadFrameInto(c.r, c.MaxFrame, c.rbuf)
@@ -302,6 +309,17 @@ func (c *Client) exchange(ctx context.Context, op Op, frame []byte, viaShm bool)
 // expireConn ends the exchange on c when its context ends; a variable for
 // tests.
 var expireConn = func(c net.Conn) { c.SetDeadline(time.Unix(1, 0)) }
+
+// refusal reads, after a failed write, the error response with which the
+// runner refused the request before it closed, if there is one.
+func (c *Client) refusal() (string, bool) {
+	c.conn.SetReadDeadline(time.Now().Add(time.Second))
+	f, err := ReadFrame(c.r, c.maxFrame())
+	if err != nil || f.Kind != KindError {
+		return "", false
+	}
+	return string(f.Payload), true
+}
 
 // AttachShm asks the runner to take s (the region it was started with,
 // --shm-fd) for this connection's big payloads. An error response (a

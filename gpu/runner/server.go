@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"taobox/chain/yuma"
 )
@@ -157,6 +158,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 			}
 			if errors.Is(err, ErrBadFrame) || errors.Is(err, ErrFrameTooLarge) {
 				WriteFrame(c, Frame{Kind: KindError, Payload: []byte(err.Error())})
+				drainRefused(c, r)
 			}
 			return err
 		}
@@ -208,6 +210,26 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 			out = nil
 		}
 	}
+}
+
+// Bounds of drainRefused.
+const (
+	drainBytes = 64 << 20
+	drainTime  = 2 * time.Second
+)
+
+// drainRefused ends a connection whose frame was refused: the refusal is
+// written; the client may still be writing the frame's payload, and
+// closing under it would fail its write (a broken pipe) before it reads
+// why. So the write side is shut and up to drainBytes read and dropped for
+// up to drainTime (the client closes once it read the refusal). The
+// client reads the refusal after a failed write too.
+func drainRefused(c net.Conn, r io.Reader) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(drainTime))
+	io.CopyN(io.Discard, r, drainBytes)
 }
 
 // Serve accepts connections on ln and serves each in its own goroutine
