@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,5 +224,39 @@ func TestOversizedRefusal(t *testing.T) {
 	_, err = c2.Call(context.Background(), OpYumaEpochs, make([]byte, 8<<20))
 	if err == nil || !strings.Contains(err.Error(), "refused the request: too large for me") {
 		t.Fatalf("a refusal before a close: %v", err)
+	}
+}
+
+// TestReloadRefusedNotRetried: a model a restarted runner refuses is not
+// loaded again by the restarts after it, as LoadModel's refusal (every
+// restart reloaded it and warned again: review).
+func TestReloadRefusedNotRetried(t *testing.T) {
+	logs, clock, e := startFakeEngine(t, "ok,load-refuse,ok")
+	path, _ := tinyModelFile(t)
+	if _, err := e.LoadModel(context.Background(), path, ""); err != nil {
+		t.Fatal(err)
+	}
+	restart := func() {
+		t.Helper()
+		syscall.Kill(e.RunnerPID(), syscall.SIGKILL)
+		waitBackend(t, e, BackendCPU)
+		select {
+		case <-clock.waits:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no restart")
+		}
+		clock.fire <- time.Now()
+		waitBackend(t, e, BackendCUDA)
+	}
+	restart() // the runner refuses the model
+	e.mu.Lock()
+	model := e.model
+	e.mu.Unlock()
+	if model != "" {
+		t.Fatalf("the engine still loads %s into every runner", model)
+	}
+	restart()
+	if st, n := e.Stats(), logs.Count("could not load"); st.ModelLoads != 1 || n != 1 || e.ModelOnGPU() {
+		t.Fatalf("stats %+v, %d refusals logged; logs:\n%s", st, n, logs.String())
 	}
 }

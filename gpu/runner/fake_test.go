@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -124,6 +125,10 @@ func fakeRunner(modes string) int {
 		s.Ops[OpLlamaLoad] = func(ctx context.Context, p, out []byte) ([]byte, error) {
 			time.Sleep(600 * time.Millisecond)
 			return load(ctx, p, out)
+		}
+	case "load-refuse": // a GPU without the memory for the model
+		s.Ops[OpLlamaLoad] = func(context.Context, []byte, []byte) ([]byte, error) {
+			return nil, errors.New("out of GPU memory loading the model (simulated)")
 		}
 	case "no-packed":
 		s.YumaPacked = nil

@@ -117,7 +117,8 @@ func (e *Engine) LoadModel(ctx context.Context, path, sum string) (string, error
 // reloadModel loads the engine's model, if any, into p, a runner that is
 // starting (not yet in service), until p holds the model LoadModel last
 // asked for (one may come in meanwhile). When the runner refuses the model
-// (an error response) p serves Yuma without it; any other failure broke
+// (an error response) p serves Yuma without it and later restarts do not
+// try it again (as LoadModel); any other failure broke
 // p's connection and is returned: p must not be put into service.
 func (e *Engine) reloadModel(ctx context.Context, p *process) error {
 	for {
@@ -136,7 +137,13 @@ func (e *Engine) reloadModel(ctx context.Context, p *process) error {
 		var re *RemoteError
 		switch {
 		case errors.As(err, &re):
-			e.log.Warn("the restarted GPU runner could not load the model; inference stays on the CPU", "model", path, "err", err)
+			// Not retried by later restarts, as in LoadModel.
+			e.mu.Lock()
+			if e.model == path {
+				e.model = ""
+			}
+			e.mu.Unlock()
+			e.log.Warn("the restarted GPU runner could not load the model; inference stays on the CPU until a model is loaded again", "model", path, "err", err)
 			return nil
 		case err != nil:
 			return fmt.Errorf("reloading the model %s: %w", path, err)
