@@ -260,3 +260,38 @@ func TestReloadRefusedNotRetried(t *testing.T) {
 		t.Fatalf("stats %+v, %d refusals logged; logs:\n%s", st, n, logs.String())
 	}
 }
+
+// TestCallerCancelNotAFailure: a caller that gives up during a Yuma batch
+// or a model load gets its context's error at once; the runner stays in
+// service and finishes the call in the background (it was retired, with
+// the fall-back warning: review).
+func TestCallerCancelNotAFailure(t *testing.T) {
+	logs, _, e := startFakeEngine(t, "slow")
+	ins := gpuplan.RandomBatch(2, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := e.Epochs(ctx, ins); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a cancelled batch: %v", err)
+	}
+	got, err := e.Epochs(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOutputs(t, got, cpuOutputs(t, ins))
+	path, _ := tinyModelFile(t)
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := e.LoadModel(ctx, path, ""); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a cancelled load: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.ModelOnGPU() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cancelled load did not finish; logs:\n%s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := e.Stats(); st.Failures != 0 || st.RunnerBatches != 1 || st.CPUBatches != 0 || st.ModelLoads != 1 || logs.Count("fall back") != 0 {
+		t.Fatalf("stats %+v; logs:\n%s", st, logs.String())
+	}
+}

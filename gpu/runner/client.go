@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"taobox/chain/yuma"
@@ -111,8 +112,11 @@ type callTimeoutKey struct{}
 // withCallTimeout returns ctx with a call timeout d for the calls made
 // under it: a call waits at most d for the connection (another call may
 // hold it: a model load), then returns ErrNotSent; once it holds the
-// connection its exchange has d, counted from then. ctx's own end still
-// ends the call (ErrNotSent before the request is sent).
+// connection its exchange has d, counted from then. ctx's own end (the
+// caller's cancellation or deadline) returns at once and never breaks the
+// connection: before the request is sent it is ErrNotSent, after that the
+// exchange goes on in the background within d and its answer is
+// discarded.
 func withCallTimeout(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, callTimeoutKey{}, d)
 }
@@ -165,7 +169,12 @@ func (c *Client) call(ctx context.Context, op Op, encode func([]byte) []byte, de
 	if err := c.lock(ctx, d); err != nil {
 		return fmt.Errorf("runner: %s: %w: %w", op, ErrNotSent, err)
 	}
-	defer c.unlock()
+	held := true
+	defer func() {
+		if held {
+			c.unlock()
+		}
+	}()
 	if c.broken != nil {
 		return fmt.Errorf("%w: %v", ErrBroken, c.broken)
 	}
@@ -201,16 +210,38 @@ func (c *Client) call(ctx context.Context, op Op, encode func([]byte) []byte, de
 		c.shmRequests++
 	}
 	if d <= 0 {
-		return c.finish(ctx, op, viaShm, decode)
+		return c.finish(ctx, op, viaShm, decode, nil)
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("no answer within %v", d))
-	defer cancel()
-	return c.finish(ctx, op, viaShm, decode)
+	xctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), d, fmt.Errorf("no answer within %v", d))
+	if ctx.Done() == nil {
+		defer cancel()
+		return c.finish(xctx, op, viaShm, decode, nil)
+	}
+	// The caller may leave before the answer: the exchange runs on its own
+	// goroutine, which holds sem until it is over.
+	held = false
+	var claim atomic.Int32 // 1: the answer is decoded, 2: the caller left
+	done := make(chan error, 1)
+	go func() {
+		defer c.unlock()
+		defer cancel()
+		done <- c.finish(xctx, op, viaShm, decode, &claim)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		if claim.CompareAndSwap(0, 2) {
+			return fmt.Errorf("runner: %s: %w (the runner's answer will be discarded)", op, context.Cause(ctx))
+		}
+		return <-done // decoding now
+	}
 }
 
-// finish exchanges the request in c.wbuf and decodes the answer. An error
-// other than a RemoteError breaks the connection. sem must be held.
-func (c *Client) finish(ctx context.Context, op Op, viaShm bool, decode func([]byte) error) error {
+// finish exchanges the request in c.wbuf and decodes the answer, unless
+// claim (nil: always decode) says the caller left. An error other than a
+// RemoteError breaks the connection. sem must be held.
+func (c *Client) finish(ctx context.Context, op Op, viaShm bool, decode func([]byte) error, claim *atomic.Int32) error {
 	resp, fromShm, err := c.exchange(ctx, op, c.wbuf, viaShm)
 	if cap(c.wbuf) > keepBuf {
 		c.wbuf = nil
@@ -223,7 +254,9 @@ func (c *Client) finish(ctx context.Context, op Op, viaShm bool, decode func([]b
 		} else {
 			c.rbuf = resp
 		}
-		err = decode(resp)
+		if claim == nil || claim.CompareAndSwap(0, 1) {
+			err = decode(resp)
+		}
 		if cap(c.rbuf) > keepBuf {
 			c.rbuf = nil
 		}

@@ -126,6 +126,15 @@ func fakeRunner(modes string) int {
 			time.Sleep(600 * time.Millisecond)
 			return load(ctx, p, out)
 		}
+	case "slow": // Yuma batches and model loads take 300 ms
+		slow := func(h Handler) Handler {
+			return func(ctx context.Context, p, out []byte) ([]byte, error) {
+				time.Sleep(300 * time.Millisecond)
+				return h(ctx, p, out)
+			}
+		}
+		s.Ops[OpLlamaLoad] = slow(s.Ops[OpLlamaLoad])
+		s.Ops[OpYumaPacked], s.Ops[OpYumaEpochs] = slow(s.yumaPacked), slow(s.yumaEpochs)
 	case "load-refuse": // a GPU without the memory for the model
 		s.Ops[OpLlamaLoad] = func(context.Context, []byte, []byte) ([]byte, error) {
 			return nil, errors.New("out of GPU memory loading the model (simulated)")

@@ -212,6 +212,8 @@ func (e *Engine) Stats() Stats {
 // Epochs implements yuma.Engine: on the runner when it is up, on the CPU
 // engine when it is not or when it fails during the batch (the batch is
 // then rerun on the CPU, the runner killed and restarted with backoff).
+// The caller's cancellation returns at once and is no failure of the
+// runner.
 // Invalid inputs get the CPU engine's error without reaching the runner.
 // The batch goes as yuma.packed (packed and unpacked here, the CPU-only
 // inputs computed here meanwhile), or as yuma.epochs to a runner without
@@ -267,10 +269,11 @@ func (e *Engine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Output, e
 			return e.cpuEpochs(ctx, ins)
 		}
 		if ctx.Err() != nil {
-			// The caller gave up; the connection is unusable now.
-			e.mu.Lock()
-			e.failLocked(p, fmt.Errorf("batch cancelled by the caller: %w", err))
-			e.mu.Unlock()
+			// The caller gave up: not the runner's failure. The connection
+			// is still good (a call under way finishes in the background
+			// within CallTimeout; if that fails, the next call finds the
+			// connection broken and retires the runner).
+			e.log.Debug("Yuma batch cancelled by the caller", "err", err)
 			return nil, ctx.Err()
 		}
 		e.callFailed(p, err)

@@ -55,7 +55,10 @@ var errSeqEnded = errors.New("runner: the sequence ended (its runner failed or E
 // (a later restart still loads path, unless the backend is cpu); when the
 // runner cannot load it (too big for the GPU's memory, a type its kernels
 // lack) it returns the runner's error and BeginSeq returns nil until a
-// load succeeds. It waits for the Seq in use, if any, to end.
+// load succeeds. It waits for the Seq in use, if any, to end. When ctx
+// ends during the load, LoadModel returns at once, without retiring the
+// runner, which finishes the load in the background (BeginSeq returns nil
+// until it is done).
 func (e *Engine) LoadModel(ctx context.Context, path, sum string) (string, error) {
 	if path == "" {
 		return "", errors.New("runner: LoadModel: empty path")
@@ -68,7 +71,6 @@ func (e *Engine) LoadModel(ctx context.Context, path, sum string) (string, error
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	defer func() { <-e.seqSem }()
 	e.mu.Lock()
 	if e.opts.Backend != BackendCPU {
 		e.model, e.modelSum = path, sum
@@ -79,9 +81,36 @@ func (e *Engine) LoadModel(ctx context.Context, path, sum string) (string, error
 	}
 	e.mu.Unlock()
 	if p == nil {
+		<-e.seqSem
 		return "", ErrNoRunner
 	}
-	desc, err := p.client.LlamaLoad(withCallTimeout(ctx, e.opts.LoadTimeout), path)
+	// The load goes on without the caller's cancellation, so that a
+	// caller who leaves neither breaks the connection nor loses the load:
+	// it finishes in the background (holding the model's Seq slot) within
+	// LoadTimeout.
+	type result struct {
+		desc string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		defer func() { <-e.seqSem }()
+		desc, err := e.load(p, path)
+		res <- result{desc, err}
+	}()
+	select {
+	case r := <-res:
+		return r.desc, r.err
+	case <-ctx.Done():
+		e.log.Info("model load cancelled by the caller; the GPU runner finishes it in the background", "model", path)
+		return "", ctx.Err()
+	}
+}
+
+// load has p load path for LoadModel, with LoadTimeout, and books the
+// outcome.
+func (e *Engine) load(p *process, path string) (string, error) {
+	desc, err := p.client.LlamaLoad(withCallTimeout(context.Background(), e.opts.LoadTimeout), path)
 	var re *RemoteError
 	switch {
 	case err == nil:
@@ -101,14 +130,9 @@ func (e *Engine) LoadModel(ctx context.Context, path, sum string) (string, error
 		}
 		e.mu.Unlock()
 		return "", fmt.Errorf("the GPU runner could not load %s: %w", path, err)
-	case errors.Is(err, ErrNotSent) && ctx.Err() == nil:
+	case errors.Is(err, ErrNotSent):
 		// Nothing was sent: the runner is not at fault.
 		return "", fmt.Errorf("the GPU runner did not get %s: %w", path, err)
-	case ctx.Err() != nil:
-		e.mu.Lock()
-		e.failLocked(p, fmt.Errorf("model load cancelled by the caller: %w", err))
-		e.mu.Unlock()
-		return "", ctx.Err()
 	}
 	e.callFailed(p, fmt.Errorf("loading %s: %w", path, err))
 	return "", fmt.Errorf("the GPU runner failed loading %s: %w", path, err)
