@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -294,4 +297,59 @@ func TestCallerCancelNotAFailure(t *testing.T) {
 	if st := e.Stats(); st.Failures != 0 || st.RunnerBatches != 1 || st.CPUBatches != 0 || st.ModelLoads != 1 || logs.Count("fall back") != 0 {
 		t.Fatalf("stats %+v; logs:\n%s", st, logs.String())
 	}
+}
+
+// TestCloseWithGrandchild: a child of the runner that holds its stderr
+// pipe does not keep Close waiting (Wait waited for the pipe: review).
+func TestCloseWithGrandchild(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the runner has its own process group on Linux only")
+	}
+	opts := fakeOptions(t, "grandchild")
+	e, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state string
+	for _, kv := range opts.Env {
+		if s, ok := strings.CutPrefix(kv, "TAOBOX_FAKE_RUNNER_STATE="); ok {
+			state = s
+		}
+	}
+	b, err := os.ReadFile(state + ".grandchild")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		e.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		syscall.Kill(pid, syscall.SIGKILL)
+		<-closed
+		t.Fatal("Close waited for the runner's child")
+	}
+	for deadline := time.Now().Add(2 * time.Second); running(pid); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatal("the runner's child outlived it")
+		}
+	}
+}
+
+// running reports whether process pid exists and is no zombie.
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,6 +136,16 @@ func fakeRunner(modes string) int {
 		}
 		s.Ops[OpLlamaLoad] = slow(s.Ops[OpLlamaLoad])
 		s.Ops[OpYumaPacked], s.Ops[OpYumaEpochs] = slow(s.yumaPacked), slow(s.yumaEpochs)
+	case "grandchild": // a child that keeps the runner's stderr open
+		cmd := exec.Command("sleep", "20")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "fake runner:", err)
+			return 1
+		}
+		if st := os.Getenv("TAOBOX_FAKE_RUNNER_STATE"); st != "" {
+			os.WriteFile(st+".grandchild", []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+		}
 	case "load-refuse": // a GPU without the memory for the model
 		s.Ops[OpLlamaLoad] = func(context.Context, []byte, []byte) ([]byte, error) {
 			return nil, errors.New("out of GPU memory loading the model (simulated)")

@@ -90,6 +90,9 @@ func startProcess(ctx context.Context, bin string, args, env []string, timeout t
 	}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.stderr
+	// Wait returns at most this long after the runner exits even if a child
+	// of it still holds the stderr pipe (kill also kills its group).
+	p.cmd.WaitDelay = waitDelay
 	setParentDeath(p.cmd)
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
@@ -180,6 +183,9 @@ func startProcess(ctx context.Context, bin string, args, env []string, timeout t
 	return p, nil
 }
 
+// waitDelay is exec.Cmd.WaitDelay for the runner.
+const waitDelay = 5 * time.Second
+
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
@@ -198,6 +204,7 @@ func (p *process) kill() {
 	case <-p.done:
 	default:
 		p.cmd.Process.Kill()
+		killGroup(p.cmd)
 		<-p.done
 	}
 	p.shmOnce.Do(func() { p.shm.Close() })

@@ -17,6 +17,13 @@ func setParentDeath(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }
 
+// killGroup kills the runner's process group (setParentDeath made it its
+// own), so that a child of the runner still holding its stderr pipe goes
+// with it.
+func killGroup(cmd *exec.Cmd) {
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}
+
 // cpuTime returns the process's user + system CPU time so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

@@ -11,5 +11,8 @@ import (
 // stops when its stdin closes.
 func setParentDeath(*exec.Cmd) {}
 
+// killGroup: the runner has no process group of its own here.
+func killGroup(*exec.Cmd) {}
+
 // cpuTime is unknown here.
 func cpuTime() time.Duration { return 0 }
