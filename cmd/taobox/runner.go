@@ -14,16 +14,18 @@ import (
 
 // The GPU runner: `taobox-cuda runner` serves GPU work to a parent taobox
 // over a unix socket (gpu/runner, docs/gpu-runner.md); --backend picks
-// where `node` and `devnet` run their Yuma epochs.
+// where `node` and `devnet` run their Yuma epochs and where `miner` and
+// `validator` run their model (the llama ops).
 
 var runnerCommand = &command{
 	name:    "runner",
 	args:    "--socket PATH [--shm-fd FD --shm-size N] [--device N] [--selftest SUBSTRING]",
 	summary: "serve GPU work to a parent taobox over a unix socket (taobox-cuda only; started by taobox)",
-	help: "Started by taobox node and devnet (--backend auto or cuda), not by hand:\n" +
-		"opens --device, runs every kernel's self-test, listens on the unix socket\n" +
-		"PATH, writes one ready line to stdout and serves requests (yuma.epochs,\n" +
-		"health; docs/gpu-runner.md) until its stdin closes or its parent dies.\n" +
+	help: "Started by taobox node, devnet, miner and validator (--backend auto or\n" +
+		"cuda), not by hand: opens --device, runs every kernel's self-test, listens\n" +
+		"on the unix socket PATH, writes one ready line to stdout and serves\n" +
+		"requests (Yuma epochs, the model's llama ops, health; docs/gpu-runner.md)\n" +
+		"until its stdin closes or its parent dies.\n" +
 		"--shm-fd names the shared-memory region (a memfd) the parent passes for\n" +
 		"big payloads; without it everything goes over the socket.\n" +
 		"Exit status 1 when the GPU cannot be opened or a self-test fails.",

@@ -78,9 +78,9 @@ const (
 	// request is the chunk's gpuplan.Shape and input arena, the response
 	// the kernels' output prefix and bond entries.
 	OpYumaPacked Op = 4
-	// OpLlamaLoad, OpLlamaForward and OpLlamaGenerate run a model on the
-	// runner's GPU (llama.go); a runner without them answers with an error
-	// response.
+	// OpLlamaLoad, OpLlamaForward, OpLlamaGenerate, OpLlamaScore and
+	// OpLlamaSample run a model on the runner's GPU (llama.go); a runner
+	// without one answers it with an error response.
 	OpLlamaLoad     Op = 16
 	OpLlamaForward  Op = 17
 	OpLlamaGenerate Op = 18

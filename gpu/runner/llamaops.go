@@ -66,7 +66,7 @@ type LlamaOps struct {
 	alts []model.Alt   // sample's, reused
 }
 
-// Handlers returns the three ops for Server.Ops.
+// Handlers returns the five llama ops for Server.Ops.
 func (o *LlamaOps) Handlers() map[Op]Handler {
 	return map[Op]Handler{
 		OpLlamaLoad:     o.load,
