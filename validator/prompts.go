@@ -11,12 +11,24 @@ import (
 )
 
 // The prompt generator. Every round draws a fresh task set from a seed: the
-// start of a story (one to three sentence openings from a small grammar of
-// the same kind the tiny model was trained on, so the ids are real words of
-// its vocabulary rather than junk), a length to generate, and either greedy
-// decoding or seeded sampling with a top-k or nucleus cut. Miners cannot
-// precompute answers: the seed comes from the validator's random source, and
-// sampled requests carry their own sampling seed.
+// start of a story (three sentence openings from a small grammar of the same
+// kind the tiny model was trained on, so the ids are real words of its
+// vocabulary rather than junk, and half the time a fourth, unfinished one), a
+// length to generate, and either greedy decoding or seeded sampling with a
+// top-k or nucleus cut.
+//
+// Miners cannot answer from a cache. Each of the three openings is one of
+// about 41,000 (the forms with hundreds to thousands of variants, the form
+// drawn uniformly), about 2^11.7 by collision entropy, so a prompt is one
+// of about 2^36: a miner that recorded 10 million prompts (a year of one
+// validator's rounds) would find about 1 in 10,000 of the next ones among
+// them (TestPromptSpace measures the repeats). And no two
+// miners of a round get the same prompt: the round's seed fixes the shapes
+// (the lengths to generate and the decoding rules, so speeds compare), and
+// each miner's prompts and sampling seeds come from the seed and its uid, so
+// two hotkeys of one operator cannot share answers (an earlier version sent
+// one task set to every miner: the second of a colluding pair answered from
+// the first's answers at once and set the round's best speed).
 //
 // Sampled requests always carry a filter (top-k ≤ 40 or top-p ≤ 0.95) and a
 // temperature ≤ 0.9: a token outside the filter is then proof that the miner
@@ -35,15 +47,23 @@ var (
 
 func pick(r *rand.Rand, l []string) string { return l[r.IntN(len(l))] }
 
-// opening returns one sentence start (ending in a full stop or cut mid-way).
-func opening(r *rand.Rand) string {
+// The forms of opening: richForms have 160 to 34,560 variants each, cutForms
+// (a sentence cut mid-way, for the model to continue) a handful.
+var (
+	richForms = []int{0, 1, 3, 4, 7, 8}
+	cutForms  = []int{2, 5, 6}
+)
+
+// opening returns one sentence start of the given form (ending in a full
+// stop or cut mid-way).
+func opening(r *rand.Rand, form int) string {
 	name, place := pick(r, genNames), pick(r, genPlaces)
 	he := "she"
 	if r.IntN(2) == 0 {
 		he = "he"
 	}
 	obj := pick(r, genObjAdjs) + " " + pick(r, genObjects)
-	switch r.IntN(9) {
+	switch form {
 	case 0:
 		return "once upon a time, there was a " + pick(r, genAdjs) + " girl named " + name + "."
 	case 1:
@@ -88,47 +108,65 @@ func NewGenerator(tok *model.Tokenizer, seqLen int, modelHash [32]byte) (*Genera
 	return &Generator{tok: tok, seqLen: seqLen, modelHash: modelHash, MinTokens: 8, MaxTokens: 48}, nil
 }
 
-// Prompt returns one story start of 1–3 openings.
+// Prompt returns one story start: three openings of the rich forms, each
+// form equally likely, and half the time a fourth of the cut forms.
 func Prompt(r *rand.Rand) string {
-	n := 1 + r.IntN(3)
-	parts := make([]string, n)
+	parts := make([]string, 3, 4)
 	for i := range parts {
-		parts[i] = opening(r)
+		parts[i] = opening(r, richForms[r.IntN(len(richForms))])
+	}
+	if r.IntN(2) == 0 {
+		parts = append(parts, opening(r, cutForms[r.IntN(len(cutForms))]))
 	}
 	return strings.Join(parts, " ")
 }
 
-// Tasks returns n task bodies drawn from seed: the same seed gives the same
-// set. Half (rounded up) are greedy.
-func (g *Generator) Tasks(seed uint64, n int) []task.Body {
-	r := rand.New(rand.NewPCG(seed, 0x76616c6964617465)) // "validate"
+// Tasks returns the n task bodies of one miner in the round of seed: the
+// same (seed, miner) gives the same set. The shapes (tokens to generate,
+// greedy or the sampling rule) come from seed alone, the same for every
+// miner of the round; the prompts and sampling seeds from seed and miner.
+// Half (rounded up) are greedy, the others sampled. Only a prompt too
+// long for the context (none of Prompt's, for the tiny model's 128) makes
+// a miner's task shorter than its shape.
+func (g *Generator) Tasks(seed, miner uint64, n int) []task.Body {
+	shape := rand.New(rand.NewPCG(seed, 0x76616c6964617465))                     // "validate"
+	content := rand.New(rand.NewPCG(seed^splitmix(miner+1), 0x70726f6d70747321)) // "prompts!"
 	out := make([]task.Body, 0, n)
 	for i := 0; i < n; i++ {
-		ids := g.tok.Encode(Prompt(r), true)
+		b := task.Body{
+			MaxTokens: uint32(g.MinTokens + shape.IntN(max(g.MaxTokens-g.MinTokens, 0)+1)),
+			TopAlts:   g.TopAlts,
+			ModelHash: g.modelHash,
+		}
+		if i%2 == 1 {
+			b.Temperature = []float32{0.6, 0.7, 0.8, 0.9}[shape.IntN(4)]
+			if shape.IntN(2) == 0 {
+				b.TopK = []uint32{10, 20, 40}[shape.IntN(3)]
+			} else {
+				b.TopP = []float32{0.8, 0.9, 0.95}[shape.IntN(3)]
+			}
+			b.Seed = content.Uint64()
+		}
+		ids := g.tok.Encode(Prompt(content), true)
 		// leave room for at least MinTokens
 		if lim := g.seqLen + 1 - g.MinTokens; len(ids) > lim {
 			ids = ids[:lim]
 		}
-		lo, hi := g.MinTokens, min(g.MaxTokens, g.seqLen+1-len(ids))
-		b := task.Body{
-			PromptIDs: make([]uint32, len(ids)),
-			MaxTokens: uint32(lo + r.IntN(max(hi-lo, 0)+1)),
-			TopAlts:   g.TopAlts,
-			ModelHash: g.modelHash,
-		}
+		b.MaxTokens = min(b.MaxTokens, uint32(g.seqLen+1-len(ids)))
+		b.PromptIDs = make([]uint32, len(ids))
 		for j, id := range ids {
 			b.PromptIDs[j] = uint32(id)
-		}
-		if i%2 == 1 {
-			b.Temperature = []float32{0.6, 0.7, 0.8, 0.9}[r.IntN(4)]
-			b.Seed = r.Uint64()
-			if r.IntN(2) == 0 {
-				b.TopK = []uint32{10, 20, 40}[r.IntN(3)]
-			} else {
-				b.TopP = []float32{0.8, 0.9, 0.95}[r.IntN(3)]
-			}
 		}
 		out = append(out, b)
 	}
 	return out
+}
+
+// splitmix is SplitMix64's output function: distinct inputs give unrelated
+// outputs (a miner's content seed shares no pattern with its neighbour's).
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }

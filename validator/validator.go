@@ -131,7 +131,7 @@ type MinerReport struct {
 type RoundReport struct {
 	Round    uint64
 	Height   uint64
-	Seed     uint64 // the task set's seed
+	Seed     uint64 // the round's seed: with a miner's uid it gives that miner's tasks (Generator.Tasks)
 	Miners   []MinerReport
 	Reset    []uint16 // uids whose score was reset (hotkey changed) or dropped
 	Duration time.Duration
@@ -290,8 +290,6 @@ func (v *Validator) Round(ctx context.Context) (RoundReport, error) {
 	for _, u := range rep.Reset {
 		v.log.Info("validator: score reset (uid deregistered or replaced)", "uid", u)
 	}
-	bodies := v.gen.Tasks(rep.Seed, v.cfg.Tasks)
-
 	reports := make([]MinerReport, len(miners))
 	sem := make(chan struct{}, v.cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -307,7 +305,7 @@ func (v *Validator) Round(ctx context.Context) (RoundReport, error) {
 				return
 			}
 			defer func() { <-sem }()
-			v.queryMiner(ctx, r, bodies)
+			v.queryMiner(ctx, r, v.gen.Tasks(rep.Seed, uint64(r.UID), v.cfg.Tasks))
 		}(&reports[i])
 	}
 	wg.Wait()

@@ -557,3 +557,85 @@ func TestStateFromResetChain(t *testing.T) {
 		t.Fatalf("submitted %T, want a commit", sub.last())
 	}
 }
+
+// colluders answers for uids 2 and 3, two hotkeys of one operator with one
+// answer cache: a task either has answered before costs one round trip.
+// uid 1 is an honest miner three times faster than either.
+type colluders struct {
+	t      *testing.T
+	uids   map[string]int // addr -> uid
+	mu     sync.Mutex
+	n      int
+	cache  map[string][]task.Token
+	hits   int
+	perTok map[int]time.Duration
+}
+
+func (c *colluders) QueryWith(ctx context.Context, addr string, miner types.AccountID, body task.Body, o task.QueryOptions) (*task.Result, error) {
+	uid, ok := c.uids[addr]
+	if !ok {
+		return nil, errors.New("connection refused")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	req := sha256.Sum256([]byte(strconv.Itoa(c.n)))
+	k := string(body.Encode())
+	var toks []task.Token
+	total := time.Millisecond
+	if cached, ok := c.cache[k]; ok && uid != 1 {
+		toks = cached
+		c.hits++
+	} else {
+		toks = answer(c.t, fix.f32, body, req).Tokens
+		total = time.Duration(len(toks)) * c.perTok[uid]
+		if uid != 1 {
+			c.cache[k] = toks
+		}
+	}
+	fin := task.NewFinal(keyN(uid), req, toks)
+	return &task.Result{Request: req, Tokens: toks, Final: &fin, Total: total}, nil
+}
+
+// Two colluding hotkeys cannot answer from each other's answers: every
+// miner of a round gets its own prompts (Generator.Tasks), so their shared
+// cache never hits and the fastest honest miner keeps the best score. With
+// one task set for the round (the earlier design) the second colluder
+// answered at once, set the best speed, and over 5 rounds the pair scored
+// 0.67 + 0.01 against the honest miner's 0.03.
+func TestCollusionSharedCache(t *testing.T) {
+	fixtures(t)
+	mg := &state.Metagraph{Netuid: 1}
+	mg.Subnet.N = 4
+	mg.Subnet.Hyper = state.Hyperparams{Tempo: 10, WeightsRateLimit: 50, MaxWeightLimit: 65535, MinAllowedWeights: 1}
+	c := &colluders{t: t, uids: map[string]int{}, cache: map[string][]task.Token{},
+		perTok: map[int]time.Duration{1: time.Millisecond, 2: 3 * time.Millisecond, 3: 3 * time.Millisecond}}
+	for uid := range 4 {
+		n := state.NeuronInfo{UID: uint16(uid)}
+		n.Hotkey = types.AccountIDFromPrivateKey(keyN(uid))
+		if uid > 0 {
+			n.Axon = state.Axon{Host: "127.0.0.1", Port: uint16(9000 + uid), TLSKey: n.Hotkey}
+			c.uids["127.0.0.1:"+strconv.Itoa(9000+uid)] = uid
+		}
+		mg.Neurons = append(mg.Neurons, n)
+	}
+	v, err := New(Config{Key: keyN(0), Netuid: 1, Model: fix.val, Tokenizer: fix.tok, ModelHash: fix.hash,
+		Chain: &fakeChain{mg: mg, height: 10}, Submit: func(types.Call) error { return nil }, Client: c,
+		Concurrency: 1, Tasks: 4, Rand: rand.New(rand.NewPCG(3, 4))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := v.Round(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scores := map[uint16]float64{}
+	for _, r := range v.Scores() {
+		scores[r.UID] = r.Score
+	}
+	t.Logf("cache hits %d; scores %v", c.hits, scores)
+	if c.hits != 0 || scores[1] <= scores[2] || scores[1] <= scores[3] {
+		t.Fatalf("the colluders answered %d tasks from their cache; scores %v (the honest uid 1 is 3× faster)", c.hits, scores)
+	}
+}

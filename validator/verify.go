@@ -49,22 +49,30 @@ import (
 // the same file matches to float32 rounding of the reported value (≤ 1e-6;
 // measured 0 for 1 vs 2 threads). Legitimate differences come from other
 // engines (a GPU, another kernel) and from re-quantizing the same weights.
-// The defaults come from measurements over 48 generated tasks
-// (TestToleranceEvidence; -v prints the table):
+// The defaults come from 960 generated tasks (two seeds of 480, every
+// position compared, 2 alternatives asked per token), grouped as a
+// validator's rounds of 8 tasks, which a miner passes only if every answer
+// passes:
 //
-//	miner's model          pass  max|Δlp|  largest per-answer mean|Δlp|
-//	F32, 1 or 2 threads    48/48 0         0
-//	Q8_0, same weights     48/48 0.148     0.011
-//	weights ±1% / ±2%      48/48 0.11/0.23 0.006/0.013   (noise ≈ Q8_0's)
-//	weights ±5%            35/48 0.57      0.037
-//	weights ±10%            5/48 4.2       0.13
-//	weights ±20%            0/48 6.2       0.44
-//	Q4_0                    3/48 2.1       0.12
-//	random model, same vocab 0/48 21.9     14.4
+//	miner's model          tasks    rounds  max|Δlp|  2nd largest  mean|Δlp| w/o largest
+//	Q8_0, same weights     960/960  120/120 0.43      0.21         0.015
+//	weights ±2%            955/960  115/120 0.76      0.38         0.039  (noise ≈ Q8_0's)
+//	weights ±5%            878/960   56/120 2.4       1.1          0.18
+//	weights ±10%           439/960    0/120 5.3       1.2          0.12
+//	weights ±20%           148/960    0/120 9.8       6.0          0.31
+//	Q4_0                   467/960    0/120 8.9       2.1          0.21
 //
-// MaxDiff 0.3 and MeanDiff 0.025 give Q8_0 about 2× headroom; a model
-// within a few percent of the weights is indistinguishable from a
-// re-quantization, which no tolerance that accepts Q8_0 could tell apart.
+// An int8 engine's rounding now and then moves one near-tie a long way:
+// with the rule this replaced (every position within 0.3, the plain mean
+// within 0.025) 2 to 5 of 480 honest Q8_0 answers failed, one of them by
+// 0.80 nats at a single token, so an honest Q8_0 miner lost 3-8 % of its
+// rounds. One position may now differ by up to OutlierDiff (1.0), every
+// other by MaxDiff (0.3), and the mean leaves out the largest: Q8_0 keeps
+// 1.4-2.3× headroom on each bound, and Q4_0 or weights ±10% still fail
+// every round. A model within a few percent of the weights is
+// indistinguishable from a re-quantization, which no tolerance that
+// accepts Q8_0 could tell apart. TestToleranceEvidence (-v prints the
+// table) checks 48 tasks in both modes on every run.
 // GPU vs CPU: taobox-cuda's selftest on an H100 (an earlier session's
 // device run; gpu.checkLlamaModel, 32 greedy tokens of 6 random models)
 // measured |Δ log-prob| ≤ 1.4e-5 for F32/F16 weights, 7.4e-7 for Q4_0, and
@@ -80,9 +88,17 @@ const DefaultEOS = 2
 // Tolerance bounds what an honest answer may differ by.
 type Tolerance struct {
 	// MaxDiff is the largest |miner − validator| log-prob (nats) accepted
-	// at any answered position.
+	// at every compared position but the one with the largest difference.
 	MaxDiff float64
-	// MeanDiff bounds the mean |difference| over the answer.
+	// OutlierDiff bounds that one position, and every reported
+	// alternative: an int8 engine's rounding now and then moves a near-tie
+	// by more than MaxDiff at one position, and less probable tokens (the
+	// alternatives) by more than the answered ones (Q8_0: up to 0.64 nats
+	// over 5,900 alternatives of 144 tasks, 10 of them past 0.3).
+	OutlierDiff float64
+	// MeanDiff bounds the mean |difference| over the compared positions
+	// but the one with the largest difference (so that one outlier does
+	// not fail a short answer).
 	MeanDiff float64
 	// GreedyMargin: a greedy token may trail the validator's argmax by up
 	// to this many nats (a near-tie another engine may break the other
@@ -106,7 +122,7 @@ type Tolerance struct {
 
 // DefaultTolerance is the tolerance the validator uses; see the evidence in
 // verify_test.go (TestToleranceEvidence).
-var DefaultTolerance = Tolerance{MaxDiff: 0.3, MeanDiff: 0.025, GreedyMargin: 0.3, MinLogProb: -12, Spot: 4, All: true}
+var DefaultTolerance = Tolerance{MaxDiff: 0.3, OutlierDiff: 1, MeanDiff: 0.025, GreedyMargin: 0.3, MinLogProb: -12, Spot: 4, All: true}
 
 // Verdict is the outcome of verifying one answer.
 type Verdict struct {
@@ -116,7 +132,8 @@ type Verdict struct {
 	Checked      int     // positions whose log-probs were compared
 	Spots        int     // positions whose full distribution was checked
 	MaxDiff      float64 // largest |log-prob difference| seen (nats)
-	MeanDiff     float64
+	NextDiff     float64 // the second largest (0 with one position compared)
+	MeanDiff     float64 // mean |difference| without the largest (0 with one position)
 	TokensPerSec float64 // tokens / total response time
 }
 
@@ -283,17 +300,21 @@ func (v *Verifier) Verify(body task.Body, res *task.Result) Verdict {
 	if err != nil {
 		return fail(vd, "scoring: %v", err)
 	}
-	var sum, worstLP float64
-	worst := -1
+	var sum, worstLP, nextLP float64
+	worst, next := -1, -1
 	compare := func(i int, lp float64) {
 		d := math.Abs(float64(res.Tokens[i].LogProb) - lp)
-		if math.IsInf(d, 0) {
+		if math.IsInf(d, 0) || math.IsNaN(d) {
 			d = math.MaxFloat64
 		}
-		sum += d
+		sum = min(sum+d, math.MaxFloat64)
 		vd.Checked++
-		if d > vd.MaxDiff || worst < 0 {
+		switch {
+		case worst < 0 || d > vd.MaxDiff:
+			vd.NextDiff, next, nextLP = vd.MaxDiff, worst, worstLP
 			vd.MaxDiff, worst, worstLP = d, i, lp
+		case next < 0 || d > vd.NextDiff:
+			vd.NextDiff, next, nextLP = d, i, lp
 		}
 	}
 	floor := func(i int, lp float64) string {
@@ -322,12 +343,18 @@ func (v *Verifier) Verify(body task.Body, res *task.Result) Verdict {
 			}
 		}
 	}
-	vd.MeanDiff = sum / float64(vd.Checked)
-	if vd.MaxDiff > tol.MaxDiff {
-		return fail(vd, "log-prob mismatch at token %d: miner %.3f, validator %.3f (tolerance %.2f)", worst, res.Tokens[worst].LogProb, worstLP, tol.MaxDiff)
+	if vd.Checked > 1 {
+		vd.MeanDiff = (sum - vd.MaxDiff) / float64(vd.Checked-1)
+	}
+	if vd.MaxDiff > tol.OutlierDiff {
+		return fail(vd, "log-prob mismatch at token %d: miner %.3f, validator %.3f (tolerance %.2f)", worst, res.Tokens[worst].LogProb, worstLP, tol.OutlierDiff)
+	}
+	if next >= 0 && vd.NextDiff > tol.MaxDiff {
+		return fail(vd, "log-prob mismatches at tokens %d and %d: miner %.3f and %.3f, validator %.3f and %.3f (tolerance %.2f at all but one)",
+			worst, next, res.Tokens[worst].LogProb, res.Tokens[next].LogProb, worstLP, nextLP, tol.MaxDiff)
 	}
 	if vd.MeanDiff > tol.MeanDiff {
-		return fail(vd, "mean log-prob difference %.3f over tolerance %.3f", vd.MeanDiff, tol.MeanDiff)
+		return fail(vd, "mean log-prob difference %.3f over tolerance %.3f (without the largest)", vd.MeanDiff, tol.MeanDiff)
 	}
 	if tol.All {
 		for i, lp := range lps {
@@ -400,7 +427,7 @@ func checkSpot(lp []float64, tok task.Token, body task.Body, tol Tolerance) stri
 		if int(a.ID) >= len(lp) {
 			return fmt.Sprintf("alternative id %d outside the vocabulary", a.ID)
 		}
-		if d := math.Abs(float64(a.LogProb) - lp[a.ID]); !(d <= tol.MaxDiff) {
+		if d := math.Abs(float64(a.LogProb) - lp[a.ID]); !(d <= tol.OutlierDiff) {
 			return fmt.Sprintf("alternative %d: miner %.3f, validator %.3f", a.ID, a.LogProb, lp[a.ID])
 		}
 	}

@@ -189,7 +189,7 @@ func testBodies(t testing.TB, n int, seed uint64) []task.Body {
 		t.Fatal(err)
 	}
 	g.TopAlts = 2
-	return g.Tasks(seed, n)
+	return g.Tasks(seed, 0, n)
 }
 
 func greedyBody(bodies []task.Body) task.Body {
@@ -255,8 +255,8 @@ func TestVerify(t *testing.T) {
 			tc{name: kind.name + "/honest 2 threads", body: b, res: honest(fix.f32t2), pass: true},
 			tc{name: kind.name + "/honest Q8_0", body: b, res: honest(fix.q8), pass: true},
 			tc{name: kind.name + "/other model", body: b, res: honest(fix.synth), why: "mismatch"},
-			tc{name: kind.name + "/perturbed 20%", body: b, res: honest(fix.perturbed20)},
-			tc{name: kind.name + "/Q4_0", body: b, res: honest(fix.q4)},
+			// Weights ±20% and Q4_0 pass some single tasks; a round of 8
+			// they fail (TestToleranceEvidence).
 			tc{name: kind.name + "/random tokens", body: b, res: func(b task.Body) *task.Result {
 				return signed(req, randomTokens(b, -0.5))
 			}, why: "mismatch"},
@@ -274,11 +274,24 @@ func TestVerify(t *testing.T) {
 				a := answer(t, fix.f32, other, req)
 				return signed(req, a.Tokens[:min(len(a.Tokens), int(b.MaxTokens))])
 			}},
+			// One position may be off by up to OutlierDiff (an int8
+			// engine's near-tie), two not by more than MaxDiff.
 			tc{name: kind.name + "/one log-prob off by 0.5", body: b, res: func(b task.Body) *task.Result {
 				a := answer(t, fix.f32, b, req)
 				a.Tokens[len(a.Tokens)/2].LogProb -= 0.5
 				return signed(req, a.Tokens)
-			}, why: "mismatch"},
+			}, pass: true},
+			tc{name: kind.name + "/one log-prob off by 1.5", body: b, res: func(b task.Body) *task.Result {
+				a := answer(t, fix.f32, b, req)
+				a.Tokens[len(a.Tokens)/2].LogProb -= 1.5
+				return signed(req, a.Tokens)
+			}, why: "mismatch at token"},
+			tc{name: kind.name + "/two log-probs off by 0.5", body: b, res: func(b task.Body) *task.Result {
+				a := answer(t, fix.f32, b, req)
+				a.Tokens[0].LogProb -= 0.5
+				a.Tokens[len(a.Tokens)-1].LogProb -= 0.5
+				return signed(req, a.Tokens)
+			}, why: "mismatches at tokens"},
 		)
 	}
 	cases = append(cases,
@@ -315,8 +328,11 @@ func TestVerify(t *testing.T) {
 		tc{name: "nil", body: greedy, res: func(task.Body) *task.Result { return nil }, why: "no answer"},
 		tc{name: "empty", body: greedy, res: func(task.Body) *task.Result { return signed(req, nil) }, why: "empty"},
 		tc{name: "too many tokens", body: greedy, res: func(b task.Body) *task.Result {
-			a := answer(t, fix.f32, b, req)
-			return signed(req, append(a.Tokens, a.Tokens[0]))
+			toks := answer(t, fix.f32, b, req).Tokens
+			for len(toks) <= int(b.MaxTokens) {
+				toks = append(toks, toks[0])
+			}
+			return signed(req, toks)
 		}, why: "asked for"},
 		tc{name: "goes on after EOS", body: greedy, res: func(b task.Body) *task.Result {
 			a := answer(t, fix.f32, b, req)
@@ -333,7 +349,7 @@ func TestVerify(t *testing.T) {
 			a := answer(t, fix.f32, b, req)
 			for i := range a.Tokens {
 				for j := range a.Tokens[i].Top {
-					a.Tokens[i].Top[j].LogProb -= 1
+					a.Tokens[i].Top[j].LogProb -= 2
 				}
 			}
 			return signed(req, a.Tokens)
@@ -407,38 +423,58 @@ func TestToleranceEvidence(t *testing.T) {
 func toleranceEvidence(t *testing.T, v *Verifier) {
 	bodies := testBodies(t, 48, 42)
 	req := reqHash("evidence")
+	// A validator's round is 8 tasks (Config.Tasks), and a miner passes
+	// it only if every answer passes: honest engines must pass every
+	// task, a substituted model must fail every round (one task of each
+	// 8 at least), and a random model every task.
+	const round = 8
 	type row struct {
 		name        string
 		m           *model.Model
 		wantPass    bool
-		mustAll     bool // every task must get wantPass (else: most)
+		mustAll     bool // substituted: every task must fail (else every round but maxRounds)
+		maxRounds   int
 		info        bool // measured, not asserted
 		pass, total int
+		rounds      int // rounds of 8 in which every task passed
 		max, mean   float64
+		worstNext   float64 // largest per-answer second-largest difference
 		worstMean   float64 // largest per-answer mean
 		bestMax     float64 // smallest per-answer max
 		argmaxFlips int
 	}
 	rows := []*row{
-		{name: "F32, 1 thread", m: fix.f32, wantPass: true, mustAll: true},
-		{name: "F32, 2 threads", m: fix.f32t2, wantPass: true, mustAll: true},
-		{name: "Q8_0 of the same weights", m: fix.q8, wantPass: true, mustAll: true},
+		{name: "F32, 1 thread", m: fix.f32, wantPass: true},
+		{name: "F32, 2 threads", m: fix.f32t2, wantPass: true},
+		{name: "Q8_0 of the same weights", m: fix.q8, wantPass: true},
 		{name: "weights ±1%", m: fix.perturbed1, info: true},
 		{name: "weights ±2%", m: fix.perturbed2, info: true},
 		{name: "weights ±5%", m: fix.perturbed5, info: true},
-		{name: "weights ±10%", m: fix.perturbed10, wantPass: false},
-		{name: "weights ±20%", m: fix.perturbed20, wantPass: false, mustAll: true},
+		// ±10%: 0 of 60 rounds passed over 480 tasks checked at every
+		// position, 0 and 1 of 60 at 8 sampled positions.
+		{name: "weights ±10%", m: fix.perturbed10, wantPass: false, maxRounds: 1},
+		{name: "weights ±20%", m: fix.perturbed20, wantPass: false},
 		{name: "Q4_0", m: fix.q4, wantPass: false},
 		{name: "other model (random, same vocab)", m: fix.synth, wantPass: false, mustAll: true},
 	}
 	for _, rw := range rows {
-		for _, b := range bodies {
+		roundPass := true
+		for i, b := range bodies {
 			res := answer(t, rw.m, b, req)
 			vd := v.VerifySigned(minerID(), req, b, res)
 			rw.total++
 			if vd.Pass {
 				rw.pass++
+			} else {
+				roundPass = false
 			}
+			if i%round == round-1 {
+				if roundPass {
+					rw.rounds++
+				}
+				roundPass = true
+			}
+			rw.worstNext = max(rw.worstNext, vd.NextDiff)
 			rw.max = max(rw.max, vd.MaxDiff)
 			rw.worstMean = max(rw.worstMean, vd.MeanDiff)
 			if rw.total == 1 || vd.MaxDiff < rw.bestMax {
@@ -452,8 +488,8 @@ func toleranceEvidence(t *testing.T, v *Verifier) {
 				}
 			}
 		}
-		t.Logf("%-34s pass %2d/%d  max|Δlp| %.4f (smallest per answer %.4f)  mean|Δlp| %.5f (largest per answer %.5f)  first-token argmax flips %d",
-			rw.name, rw.pass, rw.total, rw.max, rw.bestMax, rw.mean, rw.worstMean, rw.argmaxFlips)
+		t.Logf("%-34s pass %2d/%d, rounds %d/%d  max|Δlp| %.4f (smallest per answer %.4f, largest second %.4f)  mean|Δlp| %.5f (largest per answer %.5f)  first-token argmax flips %d",
+			rw.name, rw.pass, rw.total, rw.rounds, rw.total/round, rw.max, rw.bestMax, rw.worstNext, rw.mean, rw.worstMean, rw.argmaxFlips)
 	}
 	for _, rw := range rows {
 		switch {
@@ -462,8 +498,8 @@ func toleranceEvidence(t *testing.T, v *Verifier) {
 			t.Errorf("%s: %d of %d honest answers rejected", rw.name, rw.total-rw.pass, rw.total)
 		case !rw.wantPass && rw.mustAll && rw.pass != 0:
 			t.Errorf("%s: %d of %d substituted answers accepted", rw.name, rw.pass, rw.total)
-		case !rw.wantPass && !rw.mustAll && rw.pass*2 > rw.total:
-			t.Errorf("%s: %d of %d substituted answers accepted", rw.name, rw.pass, rw.total)
+		case !rw.wantPass && rw.rounds > rw.maxRounds:
+			t.Errorf("%s: %d of %d rounds of substituted answers accepted", rw.name, rw.rounds, rw.total/round)
 		}
 	}
 }
