@@ -59,8 +59,11 @@ type Window struct {
 // NextWindow returns the next weight window of the neuron self on subnet
 // mg at height: a reveal window while a commit is pending (CommitStatus),
 // else the rate-limit window of a set (or, on commit-reveal subnets, a
-// commit, moved past the last epochMargin blocks of an epoch).
-func NextWindow(mg *state.Metagraph, self uint16, pending *PendingCommit, height uint64) Window {
+// commit, moved past the last epochMargin blocks of an epoch). lastSubmit
+// is the block of the validator's last set or commit: one that has not
+// landed yet is counted as landing in the next block, so the window just
+// after a submission is the rate limit's, not the next block.
+func NextWindow(mg *state.Metagraph, self uint16, pending *PendingCommit, lastSubmit, height uint64) Window {
 	s := &mg.Subnet
 	var me state.NeuronInfo
 	if int(self) < len(mg.Neurons) {
@@ -74,7 +77,11 @@ func NextWindow(mg *state.Metagraph, self uint16, pending *PendingCommit, height
 			return Window{Block: height + 1, Action: "reveal"}
 		}
 	}
-	w := Window{Block: max(NextWeightBlock(me.LastUpdate, s.Hyper.WeightsRateLimit), height+1), Action: "set"}
+	lu := me.LastUpdate
+	if lastSubmit > lu {
+		lu = lastSubmit + 1
+	}
+	w := Window{Block: max(NextWeightBlock(lu, s.Hyper.WeightsRateLimit), height+1), Action: "set"}
 	if s.Hyper.CommitReveal != 0 {
 		w.Action = "commit"
 		if t := s.Hyper.Tempo; t > 0 && EpochAt(s, w.Block+epochMargin) != EpochAt(s, w.Block) {

@@ -77,13 +77,17 @@ type Config struct {
 	// Sample is the number of serving miners queried per round (0: all).
 	Sample int
 	// Tasks is the number of tasks each queried miner gets per round
-	// (default 2: a greedy one and a sampled one). Every miner of a round
-	// gets the same task set, so speeds compare.
+	// (default DefaultTasks), half greedy and half sampled. Every miner of
+	// a round gets tasks of the same shapes, so speeds compare.
 	Tasks int
 	// Alpha is the EMA weight of the newest round (default DefaultAlpha).
 	Alpha float64
 	// Tolerance for verification (nil: DefaultTolerance).
 	Tolerance *Tolerance
+	// WeightsVersion is the version key sent with weights (0:
+	// WeightsVersion). A subnet whose key is higher refuses them: its
+	// owner requires a newer validator.
+	WeightsVersion uint64
 	// Accel, when set, runs the verification pass on another device (the
 	// GPU runner) while it is ready; the CPU Model otherwise.
 	Accel  model.Accelerator
@@ -91,6 +95,22 @@ type Config struct {
 	Now    func() time.Time // nil: time.Now
 	Rand   *rand.Rand       // task seeds, samples, salts; nil: seeded from crypto/rand
 }
+
+// WeightsVersion is the weights version key this validator sends, as the
+// incumbent's validators send their own spec version rather than the
+// subnet's: a subnet owner who raises the subnet's key above it (the
+// weights_version hyperparameter) refuses this release's weights until
+// its validators upgrade. It goes up with every release that changes what
+// a validator checks or scores.
+const WeightsVersion uint64 = 1
+
+// DefaultTasks is Config.Tasks' default. A miner passes a round only if
+// every answer verifies, so the number of tasks is how often a substituted
+// model slips through: Q4_0 of the validator's own weights passes about
+// half of single tasks (the table in verify.go), so about a quarter of
+// rounds of 2 and 1 in 16 of rounds of 4, while honest engines pass them
+// all.
+const DefaultTasks = 4
 
 // Validator runs rounds and sets weights for one subnet. Round and
 // MaybeSetWeights may be called from different goroutines.
@@ -103,9 +123,10 @@ type Validator struct {
 	path   string
 	owned  *task.Client // the client New made, closed by Close
 
-	mu  sync.Mutex // guards st and rng
-	st  *State
-	rng *rand.Rand
+	mu         sync.Mutex // guards st, rng and lostWarned
+	st         *State
+	rng        *rand.Rand
+	lostWarned uint64 // the LastSubmit whose call was logged as lost
 }
 
 // MinerReport is one miner's part of a round.
@@ -167,8 +188,11 @@ func New(cfg Config) (*Validator, error) {
 	if cfg.Deadline == 0 {
 		cfg.Deadline = 10 * time.Second
 	}
+	if cfg.WeightsVersion == 0 {
+		cfg.WeightsVersion = WeightsVersion
+	}
 	if cfg.Tasks == 0 {
-		cfg.Tasks = 2
+		cfg.Tasks = DefaultTasks
 	}
 	if cfg.Alpha == 0 {
 		cfg.Alpha = DefaultAlpha
@@ -406,7 +430,7 @@ func (v *Validator) NextWindow() (Window, error) {
 	height := v.cfg.Chain.Height()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return NextWindow(mg, self, v.st.Pending, height), nil
+	return NextWindow(mg, self, v.st.Pending, v.st.LastSubmit, height), nil
 }
 
 // MaybeSetWeights submits weights if that is legal at the block after
@@ -462,6 +486,11 @@ func (v *Validator) MaybeSetWeights(height uint64) (bool, error) {
 			v.st.Pending = nil
 		case p.RevealedAt != 0 && height < p.RevealedAt+resubmitAfter:
 			return false, nil // waiting for the reveal to land
+		case h.WeightsVersion != 0 && p.VersionKey < h.WeightsVersion:
+			// the subnet's key went up after the commit: the chain would
+			// refuse the reveal
+			v.log.Warn("validator: dropping a weights commit whose version key the subnet no longer accepts", "key", p.VersionKey, "subnet_key", h.WeightsVersion)
+			v.st.Pending = nil
 		default:
 			c := types.RevealWeights{Netuid: types.Netuid(v.cfg.Netuid), UIDs: p.UIDs, Weights: p.Weights, Salt: p.Salt, VersionKey: p.VersionKey}
 			if err := v.cfg.Submit(c); err != nil {
@@ -474,19 +503,32 @@ func (v *Validator) MaybeSetWeights(height uint64) (bool, error) {
 	if next < NextWeightBlock(me.LastUpdate, h.WeightsRateLimit) {
 		return false, nil
 	}
-	if v.st.LastSubmit > me.LastUpdate && height < v.st.LastSubmit+resubmitAfter {
-		return false, nil // the last call has not landed yet
+	if v.st.LastSubmit > me.LastUpdate {
+		if height < v.st.LastSubmit+resubmitAfter {
+			return false, nil // the last call has not landed yet
+		}
+		if v.lostWarned != v.st.LastSubmit {
+			v.lostWarned = v.st.LastSubmit
+			v.log.Warn("validator: weights submitted did not land: the chain refused the call or the node dropped it; its events from that block say why; submitting again",
+				"submitted", v.st.LastSubmit, "last_update", me.LastUpdate, "now", height)
+		}
 	}
 	scores := v.st.Vector(len(mg.Neurons))
 	if !slices.ContainsFunc(scores, func(x float64) bool { return x > 0 }) {
 		return false, nil
+	}
+	if !me.Permit && me.Hotkey != s.OwnerHotkey {
+		return false, fmt.Errorf("validator: hotkey %s has no validator permit on subnet %d, so the chain refuses its weights: permits go to the largest stakes at each epoch; add stake to this hotkey and wait for the next epoch", v.hotkey, v.cfg.Netuid)
+	}
+	if key := h.WeightsVersion; key != 0 && v.cfg.WeightsVersion < key {
+		return false, fmt.Errorf("validator: subnet %d requires weights version key %d and this validator sends %d: upgrade taobox (or set --weights-version to what the subnet's owner asks for)", v.cfg.Netuid, key, v.cfg.WeightsVersion)
 	}
 	uids, ws, err := WeightsFor(scores, h.MinAllowedWeights, h.MaxWeightLimit)
 	if err != nil || len(uids) == 0 {
 		return false, err
 	}
 	if h.CommitReveal == 0 {
-		c := types.SetWeights{Netuid: types.Netuid(v.cfg.Netuid), UIDs: uids, Weights: ws, VersionKey: h.WeightsVersion}
+		c := types.SetWeights{Netuid: types.Netuid(v.cfg.Netuid), UIDs: uids, Weights: ws, VersionKey: v.cfg.WeightsVersion}
 		if err := v.cfg.Submit(c); err != nil {
 			return false, fmt.Errorf("validator: set weights: %w", err)
 		}
@@ -496,16 +538,29 @@ func (v *Validator) MaybeSetWeights(height uint64) (bool, error) {
 	if h.Tempo > 0 && EpochAt(s, next+epochMargin) != EpochAt(s, next) {
 		return false, nil // too close to an epoch boundary to know the commit's epoch
 	}
-	p := &PendingCommit{UIDs: uids, Weights: ws, Salt: make([]byte, 16), VersionKey: h.WeightsVersion, Epoch: EpochAt(s, next), Submitted: height}
+	p := &PendingCommit{UIDs: uids, Weights: ws, Salt: make([]byte, 16), VersionKey: v.cfg.WeightsVersion, Epoch: EpochAt(s, next), Submitted: height}
 	for i := range p.Salt {
 		p.Salt[i] = byte(v.rng.Uint32())
 	}
 	p.Hash = types.CommitHash(v.hotkey, types.Netuid(v.cfg.Netuid), uids, ws, p.Salt, p.VersionKey)
+	// The salt is on disk before the commit leaves: a validator that dies
+	// just after submitting can still reveal (a commit whose salt is lost
+	// costs the subnet this validator's weights for the epoch). A commit
+	// saved but never submitted is found lost and made again.
+	last := v.st.LastSubmit
+	v.st.Pending, v.st.LastSubmit = p, height
+	if err := v.saveLocked(); err != nil {
+		v.st.Pending, v.st.LastSubmit = nil, last
+		return false, err
+	}
 	if err := v.cfg.Submit(types.CommitWeights{Netuid: types.Netuid(v.cfg.Netuid), Commit: p.Hash}); err != nil {
+		v.st.Pending, v.st.LastSubmit = nil, last
+		if serr := v.saveLocked(); serr != nil {
+			v.log.Warn("validator: saving the state after a failed commit", "err", serr)
+		}
 		return false, fmt.Errorf("validator: commit weights: %w", err)
 	}
-	v.st.Pending, v.st.LastSubmit = p, height
-	return true, v.saveLocked()
+	return true, nil
 }
 
 // revealed reports whether the neuron's stored weights row is the pending

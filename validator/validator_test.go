@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"taobox/chain/state"
 	"taobox/chain/types"
 	"taobox/chain/yuma"
+	"taobox/internal/syncbuf"
 	"taobox/model"
 	"taobox/task"
 )
@@ -164,7 +166,7 @@ func newTestValidator(t *testing.T, ch *fakeChain, fn *fakeNet, sub *submitted, 
 	v, err := New(Config{
 		Key: keyN(0), Netuid: 1, Model: fix.val, Tokenizer: fix.tok, ModelHash: fix.hash,
 		Chain: ch, Submit: sub.submit, StateDir: dir, Client: fn, Concurrency: 3, Deadline: 5 * time.Second,
-		Rand: rand.New(rand.NewPCG(1, 2)),
+		Rand: rand.New(rand.NewPCG(1, 2)), WeightsVersion: 7,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -637,5 +639,165 @@ func TestCollusionSharedCache(t *testing.T) {
 	t.Logf("cache hits %d; scores %v", c.hits, scores)
 	if c.hits != 0 || scores[1] <= scores[2] || scores[1] <= scores[3] {
 		t.Fatalf("the colluders answered %d tasks from their cache; scores %v (the honest uid 1 is 3× faster)", c.hits, scores)
+	}
+}
+
+// The commit's salt is on disk before the commit is submitted (a validator
+// killed right after submitting can still reveal), and a commit the node
+// refuses is dropped from the disk again.
+func TestCommitSavedBeforeSubmit(t *testing.T) {
+	ch, fn := commitRevealNet(t, 100, 5)
+	dir := t.TempDir()
+	var onDisk *PendingCommit
+	refuse := false
+	v, err := New(Config{
+		Key: keyN(0), Netuid: 1, Model: fix.val, Tokenizer: fix.tok, ModelHash: fix.hash,
+		Chain: ch, StateDir: dir, Client: fn, Concurrency: 3, Deadline: 5 * time.Second, Rand: rand.New(rand.NewPCG(1, 2)), WeightsVersion: 7,
+		Submit: func(c types.Call) error {
+			restarted := newTestValidator(t, ch, fn, &submitted{}, dir) // what a restart would load now
+			onDisk = restarted.st.Pending
+			if cw, ok := c.(types.CommitWeights); !ok || onDisk == nil || onDisk.Hash != cw.Commit {
+				t.Errorf("submitting %T with %+v on disk", c, onDisk)
+			}
+			if refuse {
+				return errors.New("node: mempool full")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	refuse = true
+	if ok, err := v.MaybeSetWeights(102); ok || err == nil {
+		t.Fatalf("a refused commit: %v %v", ok, err)
+	}
+	if restarted := newTestValidator(t, ch, fn, &submitted{}, dir); restarted.st.Pending != nil || v.st.Pending != nil {
+		t.Fatalf("a refused commit is still pending: on disk %+v, in memory %+v", restarted.st.Pending, v.st.Pending)
+	}
+	refuse = false
+	if ok, err := v.MaybeSetWeights(102); !ok || err != nil {
+		t.Fatalf("commit: %v %v", ok, err)
+	}
+	if onDisk == nil {
+		t.Fatal("nothing was on disk when the commit went out")
+	}
+}
+
+// The validator sends its own weights version key, not the subnet's: a
+// subnet that requires a newer one gets nothing and the error says to
+// upgrade; a commit whose key the subnet raised past is not revealed (the
+// chain would refuse it) but dropped, and committed again with the key a
+// newer validator sends.
+func TestWeightsVersion(t *testing.T) {
+	ch, fn := testNet(t)
+	sub := &submitted{}
+	v := newTestValidator(t, ch, fn, sub, t.TempDir()) // sends 7
+	if _, err := v.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ch.mu.Lock()
+	ch.mg.Subnet.Hyper.WeightsVersion = 0 // any key
+	ch.mu.Unlock()
+	if ok, err := v.MaybeSetWeights(150); !ok || err != nil {
+		t.Fatalf("set: %v %v", ok, err)
+	}
+	if sw := sub.last().(types.SetWeights); sw.VersionKey != 7 {
+		t.Fatalf("sent version key %d, want the validator's own 7", sw.VersionKey)
+	}
+	// not landed yet: the window is the rate limit's after the next block
+	if w, _ := v.NextWindow(); w.Action != "set" || w.Block != 151+50 {
+		t.Fatalf("window after a set at 150: %+v, want set at 201", w)
+	}
+	ch.mu.Lock()
+	ch.mg.Subnet.Hyper.WeightsVersion = 8
+	ch.mg.Neurons[0].LastUpdate = 151
+	ch.mu.Unlock()
+	n := len(sub.calls)
+	if ok, err := v.MaybeSetWeights(300); ok || err == nil || !strings.Contains(err.Error(), "upgrade") {
+		t.Fatalf("a subnet requiring key 8: %v %v", ok, err)
+	}
+	if len(sub.calls) != n {
+		t.Fatal("weights were submitted with a key the subnet refuses")
+	}
+
+	// commit-reveal: committed with 7, then the subnet requires 8
+	ch, fn = commitRevealNet(t, 100, 5)
+	sub = &submitted{}
+	dir := t.TempDir()
+	v = newTestValidator(t, ch, fn, sub, dir)
+	if _, err := v.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := v.MaybeSetWeights(102); !ok || err != nil {
+		t.Fatalf("commit: %v %v", ok, err)
+	}
+	ch.mu.Lock()
+	ch.mg.Neurons[0].LastUpdate = 103
+	ch.mg.Subnet.Hyper.WeightsVersion = 8
+	ch.mu.Unlock()
+	n = len(sub.calls)
+	if ok, err := v.MaybeSetWeights(111); ok || err == nil {
+		t.Fatalf("reveal of a key-7 commit on a key-8 subnet: %v %v", ok, err)
+	}
+	if len(sub.calls) != n || v.st.Pending != nil {
+		t.Fatalf("the stale commit was revealed or kept: %d calls, pending %+v", len(sub.calls)-n, v.st.Pending)
+	}
+	v, err := New(Config{Key: keyN(0), Netuid: 1, Model: fix.val, Tokenizer: fix.tok, ModelHash: fix.hash,
+		Chain: ch, Submit: sub.submit, StateDir: dir, Client: fn, Rand: rand.New(rand.NewPCG(1, 2)), WeightsVersion: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := v.MaybeSetWeights(112); !ok || err != nil {
+		t.Fatalf("a key-8 validator's commit: %v %v", ok, err)
+	}
+	if _, ok := sub.last().(types.CommitWeights); !ok || v.st.Pending.VersionKey != 8 {
+		t.Fatalf("submitted %T, pending %+v", sub.last(), v.st.Pending)
+	}
+}
+
+// Weights the chain would refuse are not sent (no permit), and a call
+// that never lands is logged once, naming its block, before it is sent
+// again.
+func TestWeightsRefusedOrLost(t *testing.T) {
+	ch, fn := testNet(t)
+	sub := &submitted{}
+	var logs syncbuf.Buffer
+	v, err := New(Config{Key: keyN(0), Netuid: 1, Model: fix.val, Tokenizer: fix.tok, ModelHash: fix.hash,
+		Chain: ch, Submit: sub.submit, StateDir: t.TempDir(), Client: fn, Rand: rand.New(rand.NewPCG(1, 2)), WeightsVersion: 7,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ch.mu.Lock()
+	ch.mg.Neurons[0].Permit = false
+	ch.mu.Unlock()
+	if ok, err := v.MaybeSetWeights(150); ok || err == nil || !strings.Contains(err.Error(), "no validator permit") {
+		t.Fatalf("without a permit: %v %v", ok, err)
+	}
+	ch.mu.Lock()
+	ch.mg.Neurons[0].Permit = true
+	ch.mu.Unlock()
+	if ok, err := v.MaybeSetWeights(150); !ok || err != nil {
+		t.Fatalf("set: %v %v", ok, err)
+	}
+	// LastUpdate stays at 100: the call never lands
+	for h := uint64(151); h < 150+resubmitAfter; h++ {
+		if ok, _ := v.MaybeSetWeights(h); ok {
+			t.Fatalf("sent again at %d, before resubmitAfter", h)
+		}
+	}
+	if ok, err := v.MaybeSetWeights(150 + resubmitAfter); !ok || err != nil {
+		t.Fatalf("resubmit: %v %v", ok, err)
+	}
+	v.MaybeSetWeights(150 + resubmitAfter + 1)
+	if n := strings.Count(logs.String(), "did not land"); n != 1 || !strings.Contains(logs.String(), "submitted=150") {
+		t.Fatalf("%d warnings of a lost call:\n%s", n, logs.String())
 	}
 }

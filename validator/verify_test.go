@@ -423,11 +423,13 @@ func TestToleranceEvidence(t *testing.T) {
 func toleranceEvidence(t *testing.T, v *Verifier) {
 	bodies := testBodies(t, 48, 42)
 	req := reqHash("evidence")
-	// A validator's round is 8 tasks (Config.Tasks), and a miner passes
+	// A validator's round is DefaultTasks (4) tasks, and a miner passes
 	// it only if every answer passes: honest engines must pass every
-	// task, a substituted model must fail every round (one task of each
-	// 8 at least), and a random model every task.
-	const round = 8
+	// task, a substituted model all but maxRounds (a quarter) of the 12
+	// rounds, and a random model every task. (Over 960 tasks: Q4_0 passed
+	// 13 rounds of 240, weights ±10% 11, ±20% none; at 8 sampled positions
+	// 23, 39, 1.)
+	const round = DefaultTasks
 	type row struct {
 		name        string
 		m           *model.Model
@@ -450,11 +452,9 @@ func toleranceEvidence(t *testing.T, v *Verifier) {
 		{name: "weights ±1%", m: fix.perturbed1, info: true},
 		{name: "weights ±2%", m: fix.perturbed2, info: true},
 		{name: "weights ±5%", m: fix.perturbed5, info: true},
-		// ±10%: 0 of 60 rounds passed over 480 tasks checked at every
-		// position, 0 and 1 of 60 at 8 sampled positions.
-		{name: "weights ±10%", m: fix.perturbed10, wantPass: false, maxRounds: 1},
+		{name: "weights ±10%", m: fix.perturbed10, wantPass: false, maxRounds: 3},
 		{name: "weights ±20%", m: fix.perturbed20, wantPass: false},
-		{name: "Q4_0", m: fix.q4, wantPass: false},
+		{name: "Q4_0", m: fix.q4, wantPass: false, maxRounds: 3},
 		{name: "other model (random, same vocab)", m: fix.synth, wantPass: false, mustAll: true},
 	}
 	for _, rw := range rows {

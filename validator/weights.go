@@ -232,9 +232,30 @@ func ConvertWeights(uids []uint16, w []float64) ([]uint16, []uint16, error) {
 // that fewer than MinAllowedWeights remain, those scores are taken as zero
 // and the vector is made again (ProcessWeights then gives every uid its
 // 1e-5), so the call is not refused for too few weights either; where
-// the SDK would send it anyway, this deviates. Empty result: nothing to
-// set.
+// the SDK would send it anyway, this deviates. And fewer than ⌈1/limit⌉
+// scored uids cannot meet the cap at all (each share at most the limit,
+// summing to 1: a young subnet whose owner lowered the limit): the SDK
+// sends them anyway and the chain refuses every call, so here every uid
+// gets the 1e-5 floor as if MinAllowedWeights were ⌈1/limit⌉; a subnet
+// with fewer uids than that is an error. Empty result: nothing to set.
 func WeightsFor(scores []float64, minAllowed, maxWeightLimit uint64) ([]uint16, []uint16, error) {
+	u, w, err := weightsForMin(scores, minAllowed, maxWeightLimit)
+	lim := min(maxWeightLimit, 65535)
+	if err != nil || len(u) == 0 || lim == 65535 || ymath.CheckVecMaxLimited(w, uint16(lim)) {
+		return u, w, err
+	}
+	spread := (65535 + lim - 1) / max(lim, 1) // ⌈1/limit⌉
+	if uint64(len(scores)) < spread {
+		return nil, nil, fmt.Errorf("%w: the subnet's max weight limit %d/65535 needs weights on at least %d uids, and it has %d", ErrBadWeights, lim, spread, len(scores))
+	}
+	if u, w, err = weightsForMin(scores, max(minAllowed, spread), maxWeightLimit); err == nil && !ymath.CheckVecMaxLimited(w, uint16(lim)) {
+		return nil, nil, fmt.Errorf("%w: no u16 vector of %d uids meets the max weight limit %d/65535", ErrBadWeights, len(u), lim)
+	}
+	return u, w, err
+}
+
+// weightsForMin is WeightsFor without the cap's fallback.
+func weightsForMin(scores []float64, minAllowed, maxWeightLimit uint64) ([]uint16, []uint16, error) {
 	n := len(scores)
 	if n == 0 {
 		return nil, nil, nil

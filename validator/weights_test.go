@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"taobox/chain/yuma/ymath"
@@ -138,10 +139,16 @@ func TestWeightsForChainLimit(t *testing.T) {
 			}
 			s[0] = 1000
 			_, w, err := WeightsFor(s, 1, lim)
+			if uint64(n)*lim < 65535 { // no vector of n weights meets the cap
+				if err == nil {
+					t.Fatalf("n=%d limit=%d: %v, want an error", n, lim, w)
+				}
+				continue
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if uint64(n)*lim > 65535 && !ymath.CheckVecMaxLimited(w, uint16(lim)) {
+			if !ymath.CheckVecMaxLimited(w, uint16(lim)) {
 				t.Fatalf("n=%d limit=%d: %v exceeds the limit", n, lim, w)
 			}
 		}
@@ -206,5 +213,47 @@ func TestSumPairwise(t *testing.T) {
 	f := []float64{0.1, 0.2, 0.3}
 	if got, want := sumPairwise(f), (0+f[0]+f[1])+f[2]; got != want {
 		t.Errorf("float64: %v, want %v", got, want)
+	}
+}
+
+// Fewer scored uids than ⌈1/limit⌉ cannot meet the cap (each share at most
+// the limit, summing to 1): the SDK's vector is refused by the chain every
+// time, so WeightsFor spreads the 1e-5 floor over every uid instead, and a
+// subnet too small for the limit is an error, not a call the chain refuses.
+func TestWeightsForCapNeedsMoreUIDs(t *testing.T) {
+	for _, c := range []struct {
+		scored []int // uids with a score (1, 0.5, 0.2, ...)
+		n      int
+		min    uint64
+		lim    uint64
+		err    bool
+	}{
+		{scored: []int{1}, n: 16, min: 1, lim: 6553},
+		{scored: []int{1, 2}, n: 16, min: 1, lim: 6553},
+		{scored: []int{1, 2, 3}, n: 12, min: 2, lim: 26214},
+		{scored: []int{3}, n: 5, min: 1, lim: 16384},
+		{scored: []int{1}, n: 8, min: 1, lim: 6553, err: true}, // 8 × 0.1 < 1
+	} {
+		s := make([]float64, c.n)
+		for k, uid := range c.scored {
+			s[uid] = 1 / float64(1+3*k)
+		}
+		uids, ws, err := WeightsFor(s, c.min, c.lim)
+		if c.err {
+			if err == nil || !strings.Contains(err.Error(), "needs weights on at least") {
+				t.Fatalf("%+v: %v %v, err %v; want the limit's error", c, uids, ws, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		if !ymath.CheckVecMaxLimited(ws, uint16(c.lim)) {
+			t.Fatalf("%+v: %v %v exceeds the limit: the chain refuses it", c, uids, ws)
+		}
+		best := uids[slices.Index(ws, slices.Max(ws))]
+		if int(best) != c.scored[0] {
+			t.Fatalf("%+v: the largest weight went to uid %d, not the best scored %d (%v %v)", c, best, c.scored[0], uids, ws)
+		}
 	}
 }

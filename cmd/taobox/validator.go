@@ -46,6 +46,8 @@ var validatorCommand = &command{
 		stateDir := fs.String("state", "", "the `DIR` of the score file (default <wallets>/validator/<hotkey>-<netuid>)")
 		reset := fs.Bool("reset-state", false, "start with empty scores if the score file is corrupt")
 		sample := fs.Int("sample", 0, "miners queried per round (0: all that serve)")
+		weightsVersion := fs.Uint64("weights-version", validator.WeightsVersion, "the weights version `KEY` sent with weights; a subnet whose weights_version is higher refuses them (its owner requires a newer validator)")
+		tasks := fs.Int("tasks", validator.DefaultTasks, "tasks per miner per round, half greedy and half sampled; a miner passes a round only if every answer verifies, so more tasks reject a substituted model more often (docs/task-protocol.md §9)")
 		concurrency := fs.Int("concurrency", 8, "miners queried at once")
 		deadline := fs.Duration("deadline", 10*time.Second, "time limit of one task")
 		once := fs.Bool("once", false, "run one round, set weights if the window is open, and exit")
@@ -91,7 +93,7 @@ var validatorCommand = &command{
 			v, err := validator.New(validator.Config{
 				Key: key, Netuid: uint16(netuid.v), Model: mf.m, Tokenizer: mf.tok, ModelHash: hash,
 				Chain: ch, Submit: vm.CountSubmit(sub.submit, rejectStatus), StateDir: dir, ResetCorrupt: *reset,
-				Concurrency: *concurrency, Deadline: *deadline, Sample: *sample,
+				Concurrency: *concurrency, Deadline: *deadline, Sample: *sample, Tasks: *tasks, WeightsVersion: *weightsVersion,
 				Logger: o.log, Accel: accel,
 			})
 			if err != nil {
