@@ -53,6 +53,12 @@ var (
 	// ErrNotFound answers a request for something this node does not hold
 	// (pruned, or above its head).
 	ErrNotFound = errors.New("node: not found")
+	// ErrPruned (an ErrNotFound) answers a request for blocks this node
+	// had but pruned (below its --keep-blocks window). A PeerNetwork
+	// returns it when the peers that answered "not found" are ahead of
+	// the height asked for (cmd/taobox judges by their heads), so the
+	// requester knows it cannot catch up by blocks.
+	ErrPruned = fmt.Errorf("%w (pruned)", ErrNotFound)
 )
 
 func misbehaving(format string, args ...any) error {
@@ -363,11 +369,20 @@ func (n *Node) catchUp() {
 		}
 		cancel()
 		if err != nil {
+			if errors.Is(err, ErrPruned) {
+				// The peers asked are ahead and no longer keep the next
+				// block. Said once per height; the stall warning
+				// repeats it.
+				if n.missing.Swap(from) != from {
+					n.log.Warn(missingMsg, "missing", from, "head", from-1, "err", err)
+				}
+			}
 			n.log.Debug("catch-up request failed", "from", from, "err", err)
 			return
 		}
 		count, err := n.applyBlocks(from, resp)
 		if count > 0 {
+			n.missing.Store(0)
 			n.log.Info("caught up", "from", from, "blocks", count)
 			head, _ := n.Head()
 			kept := suspects[:0]
@@ -404,6 +419,13 @@ func (n *Node) catchUp() {
 		}
 	}
 }
+
+// missingMsg is the warning of a node whose peers no longer keep its next
+// block (catch-up's "not found"; the peers' answers in err say which
+// blocks they keep).
+const missingMsg = "catch-up: the peers do not have this node's next block: they pruned it (--keep-blocks), so this node, behind their window, cannot catch up by blocks; " +
+	"restart it with --peers: a node whose peers no longer keep its next block syncs a snapshot at start (its old data dir is kept beside it as DIR.behind-HEIGHT); " +
+	"or stop it, move its data dir aside and start it again (docs/sync.md)"
 
 // errSelfEvident marks a catch-up answer whose fault its bytes prove
 // alone, whatever the receiver's state (it wraps ErrMisbehaving too).
@@ -508,7 +530,18 @@ func (n *Node) ServeRequest(ctx context.Context, t types.MsgType, payload []byte
 			bs = append(bs, BlockWithCert{Block: body, Cert: cert})
 		}
 		if len(bs) == 0 {
-			return nil, fmt.Errorf("%w: block %d", ErrNotFound, q.From)
+			if q.From <= head {
+				// Below the head and not held: pruned (or before the
+				// snapshot this node synced). Say what is kept: a
+				// requester behind this window cannot catch up by
+				// blocks, and logs this answer.
+				low := n.store.Base()
+				if at, synced := n.store.SyncedAt(); synced && at == low {
+					low++ // the snapshot block has no body
+				}
+				return nil, fmt.Errorf("%w: block %d is pruned here (this node keeps blocks %d to %d)", ErrPruned, q.From, low, head)
+			}
+			return nil, fmt.Errorf("%w: block %d (this node's head is %d)", ErrNotFound, q.From, head)
 		}
 		return EncodeBlocksResponse(bs), nil
 	}

@@ -88,6 +88,7 @@ type Node struct {
 	prevSeen map[types.Hash]struct{}
 
 	catching atomic.Bool
+	missing  atomic.Uint64 // the height catch-up last found pruned at every peer asked (0: none)
 
 	mu      sync.Mutex // guards the fields below
 	head    types.Header
@@ -655,6 +656,10 @@ func (n *Node) Run(ctx context.Context) error {
 				lastH, lastChange, warnAfter = h, time.Now(), 5*n.cfg.BlockTime
 			} else if stall := time.Since(lastChange); warnAfter > 0 && stall >= warnAfter {
 				warnAfter = stall + min(stall, 10*time.Minute)
+				if m := n.missing.Load(); m == h+1 {
+					n.log.Warn("no new block: "+missingMsg, "for", stall.Round(time.Second), "head", h, "missing", m)
+					continue
+				}
 				ci := n.ConsensusState()
 				n.log.Warn("no new block: a block needs the votes of more than 2/3 of the authority power; check that the other validators are up and that this node reaches its peers",
 					"for", stall.Round(time.Second), "head", h, "height", ci.Height, "round", ci.Round, "step", ci.Step, "authorities", len(ci.Validators))
