@@ -329,10 +329,12 @@ func (cn *chainNet) sources() []snapsync.Source {
 // genesis; any other node gets an error and the store stays empty, so
 // that the next start, with the peers fixed, can still sync a snapshot (a
 // genesis block committed now would rule that out and leave a replay of
-// every block, which peers that pruned their bodies cannot serve).
-// progress is set from 0 to 1 as chunks arrive.
-func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genesis, keep uint64, founder bool, progress *atomic.Uint64) error {
+// every block, which peers that pruned their bodies cannot serve). The
+// only genesis authority started without --peers starts at once: there
+// is nobody to wait for. progress is set from 0 to 1 as chunks arrive.
+func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genesis, keep uint64, key ed25519.PrivateKey, progress *atomic.Uint64) error {
 	log := cn.log
+	founder := isFounder(g, key)
 	setProgress := func(f float64) { progress.Store(math.Float64bits(f)) }
 	st, err := store.Open(dir, store.Options{KeepBlocks: keep})
 	if err != nil {
@@ -355,6 +357,13 @@ func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genes
 		if st, err = cn.setAside(st, dir, keep, head); err != nil {
 			return err
 		}
+	}
+	if len(points) == 0 {
+		if founder && cn.bootstrap == 0 && soleAuthority(g, key) {
+			log.Info("no --peers and this key is the genesis' only authority: starting the chain from the genesis block without waiting for peers")
+			return nil
+		}
+		log.Info("waiting for peers before a snapshot sync", "up_to", cn.peerWait, "peers", cn.bootstrap)
 	}
 	if cn.waitPeers(ctx, cn.peerWait) == 0 {
 		if len(points) > 0 {
@@ -563,6 +572,21 @@ func countTrue(bs []bool) int {
 func progressBar(pct int) string {
 	n := min(max(pct, 0), 100) / 5
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", 20-n) + "]"
+}
+
+// soleAuthority reports whether key is the genesis' only authority (or g
+// lists none): nobody else can have made a block of this chain.
+func soleAuthority(g *state.Genesis, key ed25519.PrivateKey) bool {
+	if key == nil {
+		return false
+	}
+	id := types.AccountIDFromPrivateKey(key)
+	for _, a := range g.Authorities {
+		if a.Hotkey != id {
+			return false
+		}
+	}
+	return true
 }
 
 // isFounder reports whether key is one of g's initial authorities (or g

@@ -17,6 +17,7 @@ import (
 	"taobox/chain/state"
 	"taobox/chain/store"
 	"taobox/chain/types"
+	"taobox/internal/syncbuf"
 )
 
 // fixedPeer answers every request with its name.
@@ -113,7 +114,7 @@ func TestSnapshotSyncWithoutPeers(t *testing.T) {
 	t.Cleanup(func() { cn.Close() })
 	dir := t.TempDir()
 	var progress atomic.Uint64
-	if err := cn.syncSnapshot(ctx, dir, g, 0, false, &progress); err == nil || !strings.Contains(err.Error(), "nothing was written") {
+	if err := cn.syncSnapshot(ctx, dir, g, 0, other, &progress); err == nil || !strings.Contains(err.Error(), "nothing was written") {
 		t.Fatalf("a follower without peers: %v", err)
 	}
 	st, err := store.Open(dir, store.Options{})
@@ -124,7 +125,47 @@ func TestSnapshotSyncWithoutPeers(t *testing.T) {
 		t.Fatal("a follower without peers left a head")
 	}
 	st.Close()
-	if err := cn.syncSnapshot(ctx, dir, g, 0, true, &progress); err != nil {
+	g2 := &state.Genesis{Authorities: append(g.Authorities, state.GenesisAuthority{Hotkey: types.AccountIDFromPrivateKey(other), Power: 1})}
+	if err := cn.syncSnapshot(ctx, dir, g2, 0, devValidatorKey(0), &progress); err != nil {
 		t.Fatalf("a genesis authority without peers: %v", err)
+	}
+}
+
+// The only genesis authority started with --p2p and no --peers (the
+// node help's first example) starts at once: it sat 30 s waiting for
+// peers, its API down, and said nothing (UX walkthrough). Any other node
+// says that it waits, and for how long.
+func TestSnapshotSyncSoleAuthorityNoWait(t *testing.T) {
+	key := devValidatorKey(0)
+	_, other, _ := types.GenerateKey(rand.Reader)
+	g := &state.Genesis{Authorities: []state.GenesisAuthority{{Hotkey: types.AccountIDFromPrivateKey(key), Power: 1}}}
+	if !soleAuthority(g, key) || soleAuthority(g, other) || soleAuthority(g, nil) || !soleAuthority(&state.Genesis{}, other) {
+		t.Fatal("soleAuthority: want true for the only genesis authority or any key of a genesis without authorities, false else")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var logs syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cn, err := startChainNet(ctx, netConfig{Key: key, ChainID: types.Hash{7}, Listen: "127.0.0.1:0", Logger: log, PeerWait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cn.Close() })
+	var progress atomic.Uint64
+	start := time.Now()
+	if err := cn.syncSnapshot(ctx, t.TempDir(), g, 0, key, &progress); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second || !strings.Contains(logs.String(), "without waiting for peers") {
+		t.Fatalf("the only authority without --peers took %v:\n%s", d, logs.String())
+	}
+	// One of two authorities waits (the other may dial in), and says so.
+	g.Authorities = append(g.Authorities, state.GenesisAuthority{Hotkey: types.AccountIDFromPrivateKey(other), Power: 1})
+	cn.peerWait = 200 * time.Millisecond
+	if err := cn.syncSnapshot(ctx, t.TempDir(), g, 0, key, &progress); err != nil {
+		t.Fatal(err)
+	}
+	if s := logs.String(); !strings.Contains(s, `msg="waiting for peers before a snapshot sync" up_to=200ms`) {
+		t.Fatalf("no line says the node waits for peers:\n%s", s)
 	}
 }

@@ -162,7 +162,7 @@ var nodeCommand = &command{
 						return listenError("api", *api, err)
 					}
 					ln.Close()
-					if err := cn.syncSnapshot(ctx, *data, g, *keep, isFounder(g, key), &syncProgress); err != nil {
+					if err := cn.syncSnapshot(ctx, *data, g, *keep, key, &syncProgress); err != nil {
 						return err
 					}
 				}
