@@ -512,6 +512,8 @@ func (cn *chainNet) trySnapshots(ctx context.Context, st *store.Store, points []
 		}
 		if cur, ok := st.Importing(); ok && cur.Height != p.Height {
 			// A half-done import of another boundary: this one replaces it.
+			log.Info("sync: this snapshot replaces the half-done import of another boundary; its chunks are dropped",
+				"height", p.Height, "was", cur.Height, "chunks_dropped", countTrue(st.Imported()), "chunks", cur.Chunks)
 			if err := st.AbortImport(); err != nil {
 				return false, nil, err
 			}
@@ -548,9 +550,11 @@ func (cn *chainNet) trySnapshots(ctx context.Context, st *store.Store, points []
 		}
 		if errors.Is(err, snapsync.ErrNoSources) && countTrue(st.Imported()) > 0 {
 			// The peers stopped serving it (busy, or it rotated out) after
-			// part of it arrived: keep that part; the next round proves
-			// again and resumes it if it is still the newest.
-			log.Warn("sync: the peers stopped serving this snapshot; keeping the chunks imported so far", "height", p.Height, "err", err)
+			// part of it arrived: the next round proves again and resumes
+			// it if it is still the newest; a newer one replaces it.
+			cur, _ := st.Importing()
+			log.Warn("sync: no peer serves this snapshot now; proving the newest boundary again: the import resumes if it is still this one, else a newer snapshot replaces it",
+				"height", p.Height, "chunks_done", countTrue(st.Imported()), "chunks", cur.Chunks, "err", err)
 			return false, err, nil
 		}
 		log.Warn("sync: no usable snapshot at this boundary; trying an older one", "height", p.Height, "err", err)

@@ -169,3 +169,45 @@ func TestSnapshotSyncSoleAuthorityNoWait(t *testing.T) {
 		t.Fatalf("no line says the node waits for peers:\n%s", s)
 	}
 }
+
+// A half-done import that no peer serves any more is not said to be
+// kept: the log says the newest boundary is proven again, and when a
+// newer snapshot replaces it, that its chunks are dropped (the node said
+// "keeping the chunks imported so far" and dropped them 1 ms later; UX
+// walkthrough).
+func TestSnapshotReplacedLogged(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var logs syncbuf.Buffer
+	_, key, _ := types.GenerateKey(rand.Reader)
+	cn, err := startChainNet(ctx, netConfig{Key: key, ChainID: types.Hash{7}, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cn.Close() })
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hdr := types.Header{Version: types.HeaderVersion, Height: 480}
+	if _, err := st.BeginImport(store.ImportTarget{Height: 480, Hash: hdr.Hash(), Header: hdr.Encode(), Buckets: 2, Chunks: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ImportChunk(0, 0, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	p480 := node.SyncPoint{Height: 480, Hash: hdr.Hash(), Header: hdr, Encoded: hdr.Encode()}
+	if done, _, err := cn.trySnapshots(ctx, st, []node.SyncPoint{p480}, func(float64) {}); done || err != nil {
+		t.Fatalf("no peers: done %v, err %v", done, err)
+	}
+	if s := logs.String(); strings.Contains(s, "keeping") || !strings.Contains(s, "the import resumes if it is still this one, else a newer snapshot replaces it") || !strings.Contains(s, "chunks_done=1 chunks=2") {
+		t.Fatalf("the log after the peers stopped serving the snapshot:\n%s", s)
+	}
+	h540 := types.Header{Version: types.HeaderVersion, Height: 540}
+	p540 := node.SyncPoint{Height: 540, Hash: h540.Hash(), Header: h540, Encoded: h540.Encode()}
+	cn.trySnapshots(ctx, st, []node.SyncPoint{p480, p540}, func(float64) {})
+	if s := logs.String(); !strings.Contains(s, "replaces the half-done import of another boundary; its chunks are dropped\" height=540 was=480 chunks_dropped=1 chunks=2") {
+		t.Fatalf("no line says the newer snapshot drops the chunks:\n%s", s)
+	}
+}
