@@ -345,6 +345,51 @@ func TestDevnetJSON(t *testing.T) {
 	}
 }
 
+// TestDevnetDataKept: --data DIR keeps a chain that 'taobox node' can open
+// (DIR/genesis.json beside it, the same chain id), the summary names
+// incentive_shares even where there is none, and a second run refuses the
+// kept directory and says how to read it (UX walkthrough: a kept chain
+// could never be opened again).
+func TestDevnetDataKept(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a devnet")
+	}
+	dir := filepath.Join(t.TempDir(), "dn")
+	r := taobox(t, nil, "devnet", "--cast", "scripted", "--epochs", "1", "--json", "--block-time", "100ms", "--data", dir)
+	if r.code != 0 {
+		t.Fatalf("devnet: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var s devSummary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("devnet --json printed %q: %v", r.stdout, err)
+	}
+	if !strings.Contains(r.stdout, `"incentive_shares"`) {
+		t.Errorf("devnet --json has no incentive_shares: %s", r.stdout)
+	}
+	g, err := readGenesis(filepath.Join(dir, "genesis.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.ID() != s.ChainID {
+		t.Fatalf("genesis.json is chain %s, the devnet ran %s", g.ID(), s.ChainID)
+	}
+	n, err := node.Open(node.Config{DataDir: filepath.Join(dir, "chain"), Genesis: g, APIAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("the kept chain does not open: %v", err)
+	}
+	h, _ := n.Head()
+	n.Close()
+	if h == 0 || h > s.Blocks+1 {
+		t.Errorf("kept chain at height %d, the devnet ran %d blocks", h, s.Blocks)
+	}
+	r = taobox(t, nil, "devnet", "--cast", "scripted", "--epochs", "1", "--data", dir)
+	oneLine(t, r, 2, "devnet", "never resumes")
+	if !strings.Contains(r.stderr, "taobox node --data "+filepath.Join(dir, "chain")+" --genesis "+filepath.Join(dir, "genesis.json")) {
+		t.Errorf("the refusal does not say how to read the kept chain: %q", r.stderr)
+	}
+}
+
 // startNode runs a node in this process on a devnet genesis that funds the
 // given accounts, with fast blocks, and returns its API URL.
 func startNode(t *testing.T, fund ...types.AccountID) string {

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -169,8 +170,10 @@ type devSubnetStats struct {
 	// record per uid.
 	Metagraph []devNeuron `json:"metagraph"`
 	// IncentiveShares (live cast) sums the incentive of the miners of each
-	// behaviour as a fraction of the subnet's incentive.
-	IncentiveShares map[string]float64 `json:"incentive_shares,omitempty"`
+	// behaviour as a fraction of the subnet's incentive: every behaviour
+	// at 0 before any incentive (a subnet's first epoch only grants the
+	// validator permits), null in the scripted cast.
+	IncentiveShares map[string]float64 `json:"incentive_shares"`
 }
 
 // newCast builds the accounts and subnets of the script: the live cast or
@@ -623,6 +626,15 @@ func incentiveShares(recs []devNeuron) map[string]float64 {
 	return sh
 }
 
+// summaryShares is incentiveShares for the summary: each behaviour at 0
+// when no miner holds incentive yet, so that the field always names them.
+func summaryShares(recs []devNeuron) map[string]float64 {
+	if sh := incentiveShares(recs); sh != nil {
+		return sh
+	}
+	return map[string]float64{behaviourHonest: 0, behaviourRandom: 0, behaviourOtherModel: 0}
+}
+
 // writeDevTable writes a subnet's devnet table: one row per uid.
 func writeDevTable(b *bytes.Buffer, recs []devNeuron, live bool) {
 	var t bytes.Buffer
@@ -707,13 +719,23 @@ var devnetCommand = &command{
 		"prints a summary (issuance, stake, emission and incentive per behaviour\n" +
 		"per subnet, blocks, transactions, failures); --json prints only the\n" +
 		"summary, as one JSON object with each subnet's final metagraph (each\n" +
-		"miner's record carries its behaviour beside its incentive). Without\n" +
-		"--epochs it runs until Ctrl-C.\n\n" +
+		"miner's record carries its behaviour beside its incentive; the fields\n" +
+		"are in docs/status.md). A subnet's first epoch only grants the\n" +
+		"validator permits: the first scores (tasks, incentive) arrive at epoch\n" +
+		"2, so --epochs 1 ends with every miner at 0; give --epochs 2 or more.\n" +
+		"Without --epochs it runs until Ctrl-C.\n\n" +
 		"It prints the API address: while it runs, query it from another terminal\n" +
 		"with 'taobox metagraph 1 --node URL', or send transactions as the devnet\n" +
 		"accounts with --wallets DIR (the keys are public: for testing only). The\n" +
 		"chain lives in a temporary directory removed at exit, unless --data DIR\n" +
-		"(empty or new) keeps it. Examples:\n\n" +
+		"(empty or new) keeps it for inspection afterwards: the wallets, the\n" +
+		"genesis (DIR/genesis.json) and each chain validator's store (DIR/chain,\n" +
+		"DIR/chain-1, ...). The devnet never resumes a kept chain (a new run\n" +
+		"needs a new directory); to read its final state, serve it with a node\n" +
+		"that makes no blocks:\n" +
+		"  taobox node --data DIR/chain --genesis DIR/genesis.json\n" +
+		"and query it with 'taobox metagraph 1' or 'taobox wallet show carol\n" +
+		"--wallets DIR'. Examples:\n\n" +
 		"  taobox devnet --epochs 5\n" +
 		"  taobox devnet --epochs 5 --json | jq '.subnets[].incentive_shares'\n" +
 		"  taobox devnet --cast scripted --epochs 2\n" +
@@ -723,7 +745,7 @@ var devnetCommand = &command{
 		asJSON := fs.Bool("json", false, "print only a JSON summary at the end")
 		blockTime := fs.Duration("block-time", time.Second, "the `interval` between blocks")
 		validators := fs.Int("validators", 4, "run `N` chain validators in this process, finalizing each block by BFT over QUIC on 127.0.0.1")
-		data := fs.String("data", "", "keep the chain and the devnet wallets in `DIR` (empty or new; default: a temporary directory)")
+		data := fs.String("data", "", "keep the chain, its genesis.json and the devnet wallets in `DIR` for inspection (empty or new; never resumed; default: a temporary directory)")
 		of := addObsFlags(fs, "warn")
 		backend := backendFlag(fs)
 		cast := fs.String("cast", devDefaultCast, "who plays the neurons: `live` (real miners and validators over QUIC) or scripted (weights from a script)")
@@ -752,7 +774,8 @@ var devnetCommand = &command{
 				}
 				defer os.RemoveAll(dir)
 			} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-				return &usageError{"data", fmt.Sprintf("%s is not empty; the devnet starts a new chain (give a new directory)", dir)}
+				return &usageError{"data", fmt.Sprintf("%s is not empty; the devnet starts a new chain and never resumes a kept one (give a new directory; "+
+					"read a kept chain with: taobox node --data %s --genesis %s)", dir, filepath.Join(dir, "chain"), filepath.Join(dir, "genesis.json"))}
 			}
 			ctx, stop := withTermSignal(e.ctx)
 			defer stop()
@@ -797,6 +820,16 @@ func runDevnet(ctx context.Context, e *env, dir string, live bool, epochs, valid
 	}
 	g := devnetGenesis("taobox-devnet", uint64(time.Now().UnixMilli()), d.genesisBalances())
 	withDevAuthorities(g, validators)
+	// The genesis beside the chain, so that a kept --data DIR can be
+	// opened by 'taobox node' (it holds the start time: it cannot be
+	// made again).
+	gj, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := wallet.WriteFileAtomic(filepath.Join(dir, "genesis.json"), append(gj, '\n'), false); err != nil {
+		return err
+	}
 	log := o.log
 	chain, err := startDevChain(ctx, dir, g, blockTime, log, engine)
 	if err != nil {
@@ -849,7 +882,11 @@ func runDevnet(ctx context.Context, e *env, dir string, live bool, epochs, valid
 		if epochs == 1 {
 			plural = ""
 		}
-		fmt.Fprintf(d.out, "Stops after %d epoch%s of each subnet; Ctrl-C stops it earlier.\n\n", epochs, plural)
+		fmt.Fprintf(d.out, "Stops after %d epoch%s of each subnet; Ctrl-C stops it earlier.\n", epochs, plural)
+		if epochs == 1 {
+			fmt.Fprint(d.out, "A subnet's first epoch only grants the validator permits: with --epochs 1 no miner is scored (give --epochs 2 or more).\n")
+		}
+		fmt.Fprintln(d.out)
 	} else {
 		fmt.Fprint(d.out, "Runs until Ctrl-C.\n\n")
 	}
@@ -939,7 +976,7 @@ func (d *devnet) summary(ctx context.Context, start time.Time, interrupted bool)
 			if recs, err := d.neuronRecords(sn); err == nil {
 				st.Metagraph = recs
 				if d.live {
-					st.IncentiveShares = incentiveShares(recs)
+					st.IncentiveShares = summaryShares(recs)
 				}
 			}
 		}
@@ -961,8 +998,12 @@ func (d *devnet) writeSummary(s *devSummary) {
 		fmt.Fprintf(&b, "  subnet %d (%s): %d epochs, emission τ%s, %d neurons (%d validators, %d miners)\n",
 			sn.Netuid, sn.Owner, sn.Epochs, formatTAO(sn.EmissionRao), sn.Neurons, sn.Validators, sn.Miners)
 		if sh := sn.IncentiveShares; sh != nil {
-			fmt.Fprintf(&b, "    incentive of the last epoch: honest miners %.1f%%, random %.1f%%, other-model %.1f%%\n",
-				100*sh[behaviourHonest], 100*sh[behaviourRandom], 100*sh[behaviourOtherModel])
+			if sh[behaviourHonest]+sh[behaviourRandom]+sh[behaviourOtherModel] == 0 {
+				fmt.Fprintf(&b, "    incentive of the last epoch: none yet (the first epoch grants validator permits; scores count from epoch 2)\n")
+			} else {
+				fmt.Fprintf(&b, "    incentive of the last epoch: honest miners %.1f%%, random %.1f%%, other-model %.1f%%\n",
+					100*sh[behaviourHonest], 100*sh[behaviourRandom], 100*sh[behaviourOtherModel])
+			}
 		}
 	}
 	for _, f := range s.Failures {

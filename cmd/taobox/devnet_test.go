@@ -155,6 +155,28 @@ func TestDevnetTable(t *testing.T) {
 	}
 }
 
+// TestSummarySharesFirstEpoch: after a subnet's first epoch (permits only,
+// no incentive) the summary's incentive_shares still names every behaviour,
+// at 0, rather than being left out (jq printed null; UX walkthrough).
+func TestSummarySharesFirstEpoch(t *testing.T) {
+	recs := []devNeuron{{Role: "miner", Behaviour: behaviourHonest}, {Role: "miner", Behaviour: behaviourRandom}}
+	b, err := json.Marshal(devSubnetStats{IncentiveShares: summaryShares(recs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"incentive_shares":{"honest":0,"other-model":0,"random":0}`) {
+		t.Errorf("first-epoch summary: %s", b)
+	}
+	recs[0].Incentive = 1
+	if sh := summaryShares(recs); sh[behaviourHonest] != 1 {
+		t.Errorf("shares %v, want honest 1", sh)
+	}
+	b, _ = json.Marshal(devSubnetStats{})
+	if !strings.Contains(string(b), `"incentive_shares":null`) {
+		t.Errorf("scripted summary leaves out incentive_shares: %s", b)
+	}
+}
+
 func TestDevnetCastFlag(t *testing.T) {
 	r := taobox(t, nil, "devnet", "--cast", "puppets")
 	if r.code != 2 || !strings.Contains(r.stderr, "want live or scripted") || r.stdout != "" {
