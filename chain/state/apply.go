@@ -123,6 +123,10 @@ func (x *exec) putAccount(id types.AccountID, a *Account) {
 	x.o.store(key(pAccount, id[:]), a)
 }
 
+// FeeFree reports whether a call of kind k pays no fee (clients use it to
+// check a balance before they sign).
+func FeeFree(k types.CallKind) bool { return feeFree(k) }
+
 // feeFree lists the calls that pay no fee (they are rate limited instead),
 // as in subtensor: weights, serving, take changes and votes.
 func feeFree(k types.CallKind) bool {

@@ -455,9 +455,22 @@ func TestTxAgainstNode(t *testing.T) {
 		t.Fatalf("wallet show alice --node: exit %d, stdout %q", r.code, r.stdout)
 	}
 
-	// A call the chain refuses: exit 1 with the chain's reason.
+	// A call the node's state says will fail is refused before it is
+	// signed (a failed call still pays its fee): exit 1 or 2, nothing sent.
 	oneLine(t, tx("transfer", "--to", "bob", "--amount", "5000"), 1, "tx transfer", "insufficient balance")
-	oneLine(t, tx("transfer", "--to", "bob", "--amount", "5000"), 1, "tx transfer", "5000000000000 rao (5000 TAO) to send")
+	oneLine(t, tx("transfer", "--to", "bob", "--amount", "5000"), 1, "tx transfer", "5000000000000 rao (5000 TAO) to send and a fee of 100000 rao")
+	oneLine(t, tx("transfer", "--to", "bob", "--amount", "998"), 1, "tx transfer", "nothing was sent")
+	oneLine(t, tx("transfer", "--to", "alice", "--amount", "1"), 2, "tx transfer", "the sending coldkey itself")
+	oneLine(t, tx("hyperparam", "--netuid", "7", "--param", "tempo", "--value", "5"), 2, "tx hyperparam", "subnet 7 does not exist")
+	oneLine(t, tx("propose", "--param", "stake_threshold", "--value", "1", "--description", "x"), 1, "tx propose", "stake first")
+	// --force sends it: the chain refuses the call, and the error says the
+	// fee was charged and that the balance it names is after the fee.
+	r = tx("transfer", "--to", "bob", "--amount", "5000", "--force")
+	oneLine(t, r, 1, "tx transfer", "free after the fee, 5000000000000 rao (5000 TAO) to send")
+	if !strings.Contains(r.stderr, "(the fee of 0.0001 TAO was charged)") {
+		t.Errorf("a failed transfer does not say its fee was charged: %q", r.stderr)
+	}
+	oneLine(t, tx("propose", "--param", "stake_threshold", "--value", "1", "--description", "x", "--force"), 1, "tx propose", "stake first")
 	oneLine(t, taobox(t, nil, "metagraph", "1", "--node", url), 1, "metagraph", "subnet 1 does not exist")
 
 	// A subnet, a hyperparameter, then commit-reveal through the saved salt.

@@ -102,7 +102,7 @@ var minerCommand = &command{
 			if *serveHost != "" {
 				port := pc.LocalAddr().(*net.UDPAddr).Port
 				call := types.Serve{Netuid: types.Netuid(netuid.v), Host: *serveHost, Port: uint16(port), TLSKey: types.AccountIDFromPrivateKey(key)}
-				if err := sendTx(e, c, &txPlan{signer: key, call: call}, true); err != nil {
+				if err := sendTx(e, c, &txPlan{signer: key, call: call}, true, false); err != nil {
 					return fmt.Errorf("publishing the endpoint: %w", err)
 				}
 			}
@@ -186,7 +186,7 @@ func registerHotkey(e *env, c *apiClient, wallets, walletName string, key ed2551
 		return fmt.Errorf("--register needs the wallet's coldkey to pay the burn: %w", err)
 	}
 	call := types.BurnedRegister{Netuid: types.Netuid(netuid), Hotkey: hk, MaxPrice: limit}
-	if err := sendTx(e, c, &txPlan{signer: ck, call: call}, true); err != nil {
+	if err := sendTx(e, c, &txPlan{signer: ck, call: call}, true, false); err != nil {
 		return fmt.Errorf("registering the hotkey: %w", err)
 	}
 	return nil

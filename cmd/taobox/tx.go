@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ const txPollInterval = 250 * time.Millisecond
 type txOpts struct {
 	wallets, wallet, node *string
 	wait                  *bool
+	force                 *bool
 	unlock                *unlockOpts  // the password of encrypted keys
 	offline               *offlineOpts // --offline: sign into a file (txoffline.go)
 }
@@ -48,6 +50,7 @@ func addTxFlags(fs *flag.FlagSet) *txOpts {
 		wallet:  fs.String("wallet", "default", "the `NAME` of the wallet that signs"),
 		node:    nodeFlag(fs),
 		wait:    fs.Bool("wait", true, "wait until the transaction is in a block and report its result (exit 1 if it failed)"),
+		force:   fs.Bool("force", false, "send even when the node's state says the call will fail (it then fails on chain, and a fee-paying call still pays its fee)"),
 		unlock:  unlockFlags(fs),
 		offline: offlineFlags(fs),
 	}
@@ -95,13 +98,15 @@ func txSetup(define func(fs *flag.FlagSet) func(e *env, w *wallet.Wallet) (*txPl
 			if o.offline.on() {
 				return signOffline(e, o.offline, p)
 			}
-			return sendTx(e, c, p, *o.wait)
+			return sendTx(e, c, p, *o.wait, *o.force)
 		}
 	}
 }
 
 // sendTx signs and submits p's call and, with wait, follows it into a block.
-func sendTx(e *env, c *apiClient, p *txPlan, wait bool) error {
+// Unless force, it first checks what the node's state says of the call
+// (checkCall): a call that fails on chain still pays its fee.
+func sendTx(e *env, c *apiClient, p *txPlan, wait, force bool) error {
 	if err := types.ValidateCall(p.call); err != nil {
 		return &usageError{"call", strings.TrimPrefix(err.Error(), "types: ")}
 	}
@@ -113,6 +118,11 @@ func sendTx(e *env, c *apiClient, p *txPlan, wait bool) error {
 	acct, err := c.account(e.ctx, signer)
 	if err != nil {
 		return err
+	}
+	if !force {
+		if err := checkCall(e.ctx, c, signer, acct, p.call); err != nil {
+			return err
+		}
 	}
 	tx := &types.Tx{Nonce: acct.PendingNonce, ValidUntil: head.Height + txValidity, Call: p.call}
 	tx.Sign(p.signer, head.ChainID)
@@ -152,7 +162,7 @@ func submitTx(e *env, c *apiClient, tx *types.Tx, notes []string, after func() e
 		return fmt.Errorf("%s %s: %w", kind, hash, err)
 	}
 	if st.OK == nil || !*st.OK {
-		return fmt.Errorf("%s %s failed in block %d: %s", kind, hash, deref(st.Height), withTAO(st.Error))
+		return fmt.Errorf("%s %s failed in block %d: %s%s", kind, hash, deref(st.Height), chainReason(st.Error), feeCharged(e.ctx, c, tx.Call.Kind()))
 	}
 	fmt.Fprintf(&b, "  included in block %d: ok\n", deref(st.Height))
 	if after != nil {
@@ -162,6 +172,101 @@ func submitTx(e *env, c *apiClient, tx *types.Tx, notes []string, after func() e
 	}
 	_, err = e.stdout.Write(b.Bytes())
 	return err
+}
+
+// checkCall refuses, before anything is signed, a call that the node's
+// state says will fail on chain, where a fee-paying call still pays its
+// fee: a transfer to the sender, a transfer or stake beyond the free
+// balance less the fee, a call on a subnet that does not exist, a proposal
+// while nothing is staked. The chain decides in the end (the state may
+// change before the transaction is in a block); --force skips these.
+func checkCall(ctx context.Context, c *apiClient, signer types.AccountID, acct *node.AccountInfo, call types.Call) error {
+	var g node.GlobalsInfo
+	if err := c.get(ctx, "/v1/globals", &g); err != nil {
+		return err
+	}
+	var fee uint64
+	if !state.FeeFree(call.Kind()) {
+		fee = g.Params.TransferFee
+	}
+	const nothing = "nothing was sent; --force sends it anyway"
+	afford := func(amount uint64, what string) error {
+		if amount > math.MaxUint64-fee || acct.Free < amount+fee {
+			return fmt.Errorf("insufficient balance: %s free, %s %s and a fee of %s (%s)",
+				withTAO(fmt.Sprintf("%d rao", acct.Free)), withTAO(fmt.Sprintf("%d rao", amount)), what,
+				withTAO(fmt.Sprintf("%d rao", fee)), nothing)
+		}
+		return nil
+	}
+	switch x := call.(type) {
+	case types.Transfer:
+		if x.To == signer {
+			return &usageError{"to", fmt.Sprintf("%s is the sending coldkey itself: a transfer to yourself fails on chain and burns the fee", x.To)}
+		}
+		return afford(x.Amount, "to send")
+	case types.AddStake:
+		return afford(x.Amount, "to stake")
+	case types.Propose:
+		if g.TotalStake == 0 {
+			return fmt.Errorf("nothing is staked on this chain yet: stake first (taobox tx stake add); proposing needs at least 1%% of all stake (%s)", nothing)
+		}
+	}
+	var netuid types.Netuid
+	switch x := call.(type) {
+	case types.SetHyperparam:
+		netuid = x.Netuid
+	case types.BurnedRegister:
+		netuid = x.Netuid
+	case types.Serve:
+		netuid = x.Netuid
+	case types.SetWeights:
+		netuid = x.Netuid
+	case types.CommitWeights:
+		netuid = x.Netuid
+	case types.RevealWeights:
+		netuid = x.Netuid
+	default:
+		return nil
+	}
+	var sub node.SubnetInfo
+	if err := c.get(ctx, fmt.Sprintf("/v1/subnet/%d", netuid), &sub); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+			return &usageError{"netuid", fmt.Sprintf("subnet %d does not exist (taobox status lists the subnets; %s)", netuid, nothing)}
+		}
+		return err
+	}
+	return nil
+}
+
+// chainReason is a chain's reason for a failed call as the CLI shows it:
+// the TAO value beside each amount in rao (withTAO), and plainer words
+// where the chain's own are terse. The chain's text is part of its events
+// (and so of each block's events root): it is worded here, never there.
+func chainReason(reason string) string {
+	r := withTAO(reason)
+	if strings.HasPrefix(reason, "insufficient balance: ") && strings.Contains(reason, " rao free, ") {
+		// The fee was taken before the call ran.
+		r = strings.Replace(r, " free, ", " free after the fee, ", 1)
+	}
+	if strings.HasPrefix(reason, "proposing needs at least 1% of all stake (0 rao)") {
+		r += "; nothing is staked on this chain yet: stake first (taobox tx stake add)"
+	}
+	return r
+}
+
+// feeCharged is the note a failed call's error ends with: a fee-paying
+// call pays its fee even when it fails. The fee is the chain's current
+// transfer_fee; "" for a fee-free call or when the node cannot say.
+func feeCharged(ctx context.Context, c *apiClient, k types.CallKind) string {
+	if state.FeeFree(k) {
+		return " (a fee-free call: no fee was charged)"
+	}
+	var g node.GlobalsInfo
+	if err := c.get(ctx, "/v1/globals", &g); err != nil || g.Params.TransferFee == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (the fee of %s TAO was charged)", formatTAO(g.Params.TransferFee))
 }
 
 // raoAmount matches an amount in a chain reason: "1500000000 rao".
@@ -402,7 +507,11 @@ func hyperparamByName(name string) (types.Hyperparam, error) {
 const commonTxHelp = "\n\nEvery tx command signs with wallet --wallet (default \"default\"), asks the\n" +
 	"node at --node for the nonce and the head (the transaction stays valid for\n" +
 	"64 blocks), and by default waits until it is in a block: it prints \"ok\", or\n" +
-	"the chain's reason and exits 1. Amounts are TAO with up to 9 decimals.\n" +
+	"the chain's reason and exits 1. A call that fails on chain still pays its\n" +
+	"fee (all but weights, serve, take, root-weights and vote pay one), so it\n" +
+	"first checks the node's state: the balance covers amount and fee, the\n" +
+	"subnet exists, the recipient is not the sender, something is staked before\n" +
+	"a proposal (--force sends anyway). Amounts are TAO with up to 9 decimals.\n" +
 	"Hotkey flags take a hotkey name of the wallet or an SS58 address.\n" +
 	"Encrypted keys take their password from --password-fd, --password-file, the\n" +
 	"systemd credential taobox-wallet, or a prompt. --offline --nonce N\n" +
