@@ -56,6 +56,7 @@ func (n *Node) newServer(base context.Context) *http.Server {
 		"GET /v1/subnet/{netuid}":    n.apiSubnet,
 		"GET /v1/metagraph/{netuid}": n.apiMetagraph,
 		"GET /v1/globals":            n.apiGlobals,
+		"GET /v1/proposals":          n.apiProposals,
 		"GET /v1/block/{height}":     n.apiBlock,
 		"GET /v1/events/{height}":    n.apiEvents,
 		"GET /v1/firmware/{hash}":    n.apiFirmware,
@@ -499,6 +500,82 @@ func (n *Node) apiGlobals(*http.Request) (any, error) {
 		Issuance: g.Issuance, Burned: g.Burned, Locked: g.Locked, TotalStake: g.TotalStake, LastLock: g.LastLock,
 		NetworkLastRegistered: g.NetworkLastRegistered, NextProposal: g.NextProposal, Params: g.Params,
 	}, nil
+}
+
+// ProposalInfo is a governance proposal in GET /v1/proposals.
+type ProposalInfo struct {
+	ID       uint64          `json:"id"`
+	Proposer types.AccountID `json:"proposer"`
+	Status   string          `json:"status"` // open, passed or rejected
+	Action   string          `json:"action"` // set_param or approve_firmware
+	// set_param: the parameter's name and its proposed value (rao for
+	// amounts).
+	Param string `json:"param,omitempty"`
+	Value uint64 `json:"value"`
+	// approve_firmware: the release's hash and version.
+	FirmwareHash    *types.Hash `json:"firmware_hash,omitempty"`
+	FirmwareVersion string      `json:"firmware_version,omitempty"`
+	Description     string      `json:"description"`
+	Start           uint64      `json:"start"` // the block it was proposed in
+	End             uint64      `json:"end"`   // the last block of its voting period
+	Aye             uint64      `json:"aye"`   // stake voting for (rao)
+	Nay             uint64      `json:"nay"`   // stake voting against (rao)
+}
+
+// maxProposalsListed caps GET /v1/proposals (the newest first).
+const maxProposalsListed = 100
+
+// apiProposals is GET /v1/proposals: the newest proposals first, at most
+// maxProposalsListed (?limit=N for fewer).
+func (n *Node) apiProposals(r *http.Request) (any, error) {
+	limit := uint64(maxProposalsListed)
+	if v := r.URL.Query().Get("limit"); v != "" {
+		l, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || l == 0 || l > maxProposalsListed {
+			return nil, errorf(http.StatusBadRequest, "limit %q: want a number from 1 to %d", v, maxProposalsListed)
+		}
+		limit = l
+	}
+	return n.snapshot(func(sn *store.Snapshot) (any, error) {
+		g, err := state.QueryGlobals(sn)
+		if err != nil {
+			return nil, err
+		}
+		out := []ProposalInfo{}
+		for id := g.NextProposal; id > 0 && uint64(len(out)) < limit; id-- {
+			p, ok, err := state.QueryProposal(sn, id-1)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = append(out, proposalView(&p))
+			}
+		}
+		return out, nil
+	})
+}
+
+func proposalView(p *state.Proposal) ProposalInfo {
+	v := ProposalInfo{ID: p.ID, Proposer: p.Proposer, Action: p.Action.Kind.String(), Description: p.Description,
+		Start: p.Start, End: p.End, Aye: p.Aye, Nay: p.Nay}
+	switch p.Status {
+	case state.ProposalOpen:
+		v.Status = "open"
+	case state.ProposalPassed:
+		v.Status = "passed"
+	case state.ProposalRejected:
+		v.Status = "rejected"
+	default:
+		v.Status = fmt.Sprintf("status(%d)", p.Status)
+	}
+	switch p.Action.Kind {
+	case types.ActionSetParam:
+		v.Param, v.Value = p.Action.Param.String(), p.Action.Value
+	case types.ActionApproveFirmware:
+		h := p.Action.FirmwareHash
+		v.FirmwareHash, v.FirmwareVersion = &h, p.Action.FirmwareVersion
+	}
+	return v
 }
 
 // txJSON is a transaction of a block or of the stream. OK and Error say

@@ -94,6 +94,12 @@
 //	                           "weights":[[uid,value]…],"bonds":[[uid,value]…]}]}
 //	GET  /v1/globals           {"issuance","burned","locked","total_stake","last_lock",
 //	                           "network_last_registered","next_proposal","params":{…}}
+//	GET  /v1/proposals         the newest governance proposals first, at most 100
+//	                           (?limit=N): [{"id","proposer","status" (open, passed,
+//	                           rejected),"action" (set_param, approve_firmware),
+//	                           "param","value","firmware_hash","firmware_version",
+//	                           "description","start","end","aye","nay"}]; aye and
+//	                           nay are stake (rao)
 //	GET  /v1/block/{height}    header fields ("height","hash","chain_id","parent",
 //	                           "time_ms","tx_root","state_root","events_root",
 //	                           "val_set_hash","next_val_set_hash","last_commit_hash",

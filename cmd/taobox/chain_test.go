@@ -487,8 +487,13 @@ func TestTxAgainstNode(t *testing.T) {
 		{"vote", "--proposal", "0", "--aye"}, // alice holds all the stake: it passes at once
 		{"weights", "commit", "--netuid", "1", "--hotkey", "owner", "--uids", "0", "--weights", "1"},
 	} {
-		if r := tx(args...); r.code != 0 || !strings.Contains(r.stdout, ": ok") {
+		r := tx(args...)
+		if r.code != 0 || !strings.Contains(r.stdout, ": ok") {
 			t.Fatalf("tx %v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+		// The id 'tx vote --proposal' needs (UX walkthrough: never shown).
+		if args[0] == "propose" && !strings.Contains(r.stdout, "proposal 0: vote with 'taobox tx vote --proposal 0 --aye'") {
+			t.Errorf("tx propose does not print its proposal id: %q", r.stdout)
 		}
 	}
 	if r := tx("weights", "set", "--netuid", "1", "--hotkey", "owner", "--uids", "0", "--weights", "1"); r.code != 1 || !strings.Contains(r.stderr, "commit-reveal") {
@@ -531,6 +536,11 @@ func TestTxAgainstNode(t *testing.T) {
 		t.Fatalf("after the vote: stake_threshold %d, next proposal %d (%v); want the proposal enacted", g.Params.StakeThreshold, g.NextProposal, err)
 	}
 	oneLine(t, tx("vote", "--proposal", "0", "--nay"), 1, "tx vote", "proposal 0 is closed")
+	var props []node.ProposalInfo
+	if err := getJSON(url+"/v1/proposals", &props); err != nil || len(props) != 1 || props[0].ID != 0 || props[0].Status != "passed" ||
+		props[0].Param != "stake_threshold" || props[0].Value != 7 || props[0].Description != "test" || props[0].Aye == 0 {
+		t.Errorf("GET /v1/proposals: %+v (%v)", props, err)
+	}
 	oneLine(t, tx("register", "--netuid", "1", "--hotkey", "miner"), 1, "tx register", "already registered")
 }
 

@@ -165,6 +165,13 @@ func submitTx(e *env, c *apiClient, tx *types.Tx, notes []string, after func() e
 		return fmt.Errorf("%s %s failed in block %d: %s%s", kind, hash, deref(st.Height), chainReason(st.Error), feeCharged(e.ctx, c, tx.Call.Kind()))
 	}
 	fmt.Fprintf(&b, "  included in block %d: ok\n", deref(st.Height))
+	if tx.Call.Kind() == types.KindPropose {
+		if id, err := proposalID(e.ctx, c, st); err != nil {
+			fmt.Fprintf(&b, "  (its proposal id is in the block's proposed event: %v; GET %s/v1/proposals lists them)\n", err, c.base)
+		} else {
+			fmt.Fprintf(&b, "  proposal %d: vote with 'taobox tx vote --proposal %d --aye' (or --nay); GET %s/v1/proposals lists them\n", id, id, c.base)
+		}
+	}
 	if after != nil {
 		if err := after(); err != nil {
 			return err
@@ -172,6 +179,28 @@ func submitTx(e *env, c *apiClient, tx *types.Tx, notes []string, after func() e
 	}
 	_, err = e.stdout.Write(b.Bytes())
 	return err
+}
+
+// proposalID reads the id of the proposal an included propose transaction
+// opened from its block's proposed event.
+func proposalID(ctx context.Context, c *apiClient, st *node.TxStatus) (uint64, error) {
+	if st.Height == nil || st.Index == nil {
+		return 0, errors.New("the node did not say where it was included")
+	}
+	var evs []struct {
+		Kind    string `json:"kind"`
+		TxIndex int32  `json:"tx_index"`
+		Value   uint64 `json:"value"`
+	}
+	if err := c.get(ctx, fmt.Sprintf("/v1/events/%d", *st.Height), &evs); err != nil {
+		return 0, err
+	}
+	for _, ev := range evs {
+		if ev.Kind == "proposed" && int(ev.TxIndex) == *st.Index {
+			return ev.Value, nil
+		}
+	}
+	return 0, fmt.Errorf("no proposed event for transaction %d of block %d", *st.Index, *st.Height)
 }
 
 // checkCall refuses, before anything is signed, a call that the node's
@@ -959,7 +988,9 @@ var txProposeCommand = &command{
 		"voting_period, quorum_permille; --value in TAO for transfer_fee,\n" +
 		"network_min_lock and stake_threshold, else an integer in its unit) or it\n" +
 		"approves a firmware release (--firmware-hash, 64 hex digits, and\n" +
-		"--firmware-version). Examples:\n\n" +
+		"--firmware-version). Proposing needs at least 1% of all stake. Once the\n" +
+		"proposal is in a block it prints its ID, for 'taobox tx vote --proposal ID'.\n" +
+		"Examples:\n\n" +
 		"  taobox tx propose --wallet alice --param transfer_fee --value 0.00005 --description \"halve the fee\"\n" +
 		"  taobox tx propose --wallet alice --firmware-hash 9f86d0…0a08 --firmware-version 1.2.0" + commonTxHelp,
 	setup: txSetup(func(fs *flag.FlagSet) func(*env, *wallet.Wallet) (*txPlan, error) {
@@ -1013,6 +1044,8 @@ var txVoteCommand = &command{
 	args:    "--proposal ID (--aye | --nay) [--wallet NAME] [--node URL]",
 	summary: "vote on a governance proposal with the coldkey's stake",
 	help: "Votes aye or nay on proposal --proposal, weighted by the coldkey's stake.\n" +
+		"'taobox tx propose' prints the ID of the proposal it opened; the node's\n" +
+		"GET /v1/proposals lists them, newest first (curl URL/v1/proposals).\n" +
 		"Example:\n\n  taobox tx vote --wallet alice --proposal 0 --aye" + commonTxHelp,
 	setup: txSetup(func(fs *flag.FlagSet) func(*env, *wallet.Wallet) (*txPlan, error) {
 		id := &optUint{max: math.MaxUint64}
