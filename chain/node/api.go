@@ -222,12 +222,27 @@ type HeadInfo struct {
 	StateRoot types.Hash `json:"state_root"`
 	TimeMs    uint64     `json:"time_ms"`
 	ChainID   types.Hash `json:"chain_id"`
+	// Finalized is the height of the last final block: the head, since a
+	// node commits a block only with its BFT certificate (> 2/3 of the
+	// authority stake precommitted it).
+	Finalized uint64 `json:"finalized"`
+	// Syncing: the node is fetching blocks it missed from its peers.
+	Syncing bool `json:"syncing"`
+	// Peers is how many peers the p2p layer is connected to; absent
+	// when the node was given no way to count them (Config.Peers).
+	Peers *int `json:"peers,omitempty"`
 }
 
 func (n *Node) apiHead(*http.Request) (any, error) {
+	var peers *int
+	if n.cfg.Peers != nil {
+		p := n.cfg.Peers()
+		peers = &p
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return HeadInfo{Height: n.head.Height, Hash: n.headID, StateRoot: n.head.StateRoot, TimeMs: n.head.TimeMs, ChainID: n.chainID}, nil
+	return HeadInfo{Height: n.head.Height, Hash: n.headID, StateRoot: n.head.StateRoot, TimeMs: n.head.TimeMs, ChainID: n.chainID,
+		Finalized: n.head.Height, Syncing: n.catching.Load(), Peers: peers}, nil
 }
 
 // apiSubmit is POST /v1/tx {"tx": "<hex>"}.

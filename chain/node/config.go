@@ -89,6 +89,10 @@ type Config struct {
 	// endpoint answers verdict "no-peers".
 	Probe ProbeFunc
 
+	// Peers counts the p2p layer's connected peers for GET /v1/head
+	// (cmd/taobox sets it with Network). Nil: the head leaves "peers" out.
+	Peers func() int
+
 	// MempoolMax caps the pending transactions. If zero,
 	// DefaultMempoolMax (10000) is used. Each account may have at most
 	// PerAccountMax (64) pending, each at most types.MaxTxSize bytes.

@@ -76,7 +76,10 @@
 // 500, request bodies are capped at 64 KiB, and each request is logged at
 // debug level.
 //
-//	GET  /v1/head              {"height","hash","state_root","time_ms","chain_id"}
+//	GET  /v1/head              {"height","hash","state_root","time_ms","chain_id",
+//	                           "finalized" (= height: a block is committed only
+//	                           final),"syncing" (catching up from peers),"peers"
+//	                           (connected peers; absent without Config.Peers)}
 //	POST /v1/tx                {"tx": "<hex of types.Tx.Encode()>"} → {"hash"};
 //	                           400 {"error","code"} when refused
 //	GET  /v1/tx/{hash}         {"status":"pending"} | {"status":"included","height",

@@ -192,6 +192,10 @@ func TestTransfersViaAPI(t *testing.T) {
 	if head.Height != 1 || head.Hash != blk.Hash() || head.StateRoot != n.Store().StateRoot() || head.ChainID != chain || head.TimeMs != blk.Header.TimeMs {
 		t.Fatalf("head %+v", head)
 	}
+	// Every committed block is final; no p2p layer: not syncing, no peers.
+	if head.Finalized != 1 || head.Syncing || head.Peers != nil {
+		t.Fatalf("head %+v: want finalized 1, not syncing, no peers", head)
+	}
 	var gl struct {
 		Burned uint64 `json:"burned"`
 		Params struct {

@@ -86,6 +86,7 @@ func startDevChain(ctx context.Context, dir string, g *state.Genesis, blockTime 
 			dc.nets = append(dc.nets, cn)
 			addrs = append(addrs, cn.host.Addr().String())
 			cfg.Network = cn
+			cfg.Peers = func() int { return len(cn.host.Peers()) }
 		}
 		nd, err := node.Open(cfg)
 		if err != nil {

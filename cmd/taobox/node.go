@@ -180,6 +180,7 @@ var nodeCommand = &command{
 			if cn != nil {
 				cfg.Network = cn
 				cfg.Probe = cn.askProbe
+				cfg.Peers = func() int { return len(cn.host.Peers()) }
 				mo.Peers = func() float64 { return float64(len(cn.host.Peers())) }
 				mo.SyncProgress = func() float64 { return math.Float64frombits(syncProgress.Load()) }
 			}

@@ -103,6 +103,7 @@ func TestStatusOnce(t *testing.T) {
 	for _, want := range []string{
 		"taobox status · node " + sn.url,
 		"chain     height ",
+		" · finalized ", "(lag 0)", // taobox's own node reports finality in its /v1/head
 		"miner     ok: miner ", "served 0",
 		"validator not configured",
 		"subnets   [1]",
@@ -118,6 +119,9 @@ func TestStatusOnce(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("status --once lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "finality not reported") {
+		t.Errorf("status --once against taobox's node: finality not reported:\n%s", out)
 	}
 	if strings.Count(out, "»") != 2 || strings.Contains(out, "\x1b") {
 		t.Errorf("want 2 marked rows and no escape codes:\n%s", out)
