@@ -395,26 +395,32 @@ func (n *Node) apiSubnet(r *http.Request) (any, error) {
 		if !ok {
 			return nil, errorf(http.StatusNotFound, "subnet %d does not exist", id)
 		}
-		shares, err := state.QueryShares(sn)
-		if err != nil {
-			return nil, err
-		}
-		v := subnetView(id, &s)
-		var share uint16
-		for _, e := range shares {
-			if e.Netuid == id {
-				share = e.Share
-			}
-		}
-		v.Share = &share
-		v.Hyperparams = map[string]uint64{}
-		for p, name := range state.HyperparamNames() {
-			if val, ok := state.HyperparamValue(&s.Hyper, p); ok {
-				v.Hyperparams[name] = val
-			}
-		}
-		return v, nil
+		return subnetFull(sn, id, &s)
 	})
+}
+
+// subnetFull is GET /v1/subnet/{netuid}'s object: subnetView with the
+// subnet's share and hyperparameters.
+func subnetFull(sn *store.Snapshot, id types.Netuid, s *state.Subnet) (*SubnetInfo, error) {
+	shares, err := state.QueryShares(sn)
+	if err != nil {
+		return nil, err
+	}
+	v := subnetView(id, s)
+	var share uint16
+	for _, e := range shares {
+		if e.Netuid == id {
+			share = e.Share
+		}
+	}
+	v.Share = &share
+	v.Hyperparams = map[string]uint64{}
+	for p, name := range state.HyperparamNames() {
+		if val, ok := state.HyperparamValue(&s.Hyper, p); ok {
+			v.Hyperparams[name] = val
+		}
+	}
+	return &v, nil
 }
 
 // NeuronInfo is one uid of GET /v1/metagraph/{netuid}.
@@ -450,8 +456,12 @@ type AxonInfo struct {
 // MetagraphInfo is GET /v1/metagraph/{netuid}. These wire types are
 // exported so that clients (the CLI) decode exactly what the server writes.
 type MetagraphInfo struct {
-	Netuid  types.Netuid `json:"netuid"`
-	Block   uint64       `json:"block"`
+	Netuid types.Netuid `json:"netuid"`
+	Block  uint64       `json:"block"`
+	// Subnet is GET /v1/subnet/{netuid} at the same block: tempo, burn,
+	// epoch, share, hyperparameters (what the metagraph table's header
+	// shows). Nil from a node older than this field.
+	Subnet  *SubnetInfo  `json:"subnet,omitempty"`
 	Neurons []NeuronInfo `json:"neurons"`
 }
 
@@ -469,17 +479,22 @@ func (n *Node) apiMetagraph(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return n.snapshot(func(sn *store.Snapshot) (any, error) {
-		if _, ok, err := state.QuerySubnet(sn, id); err != nil {
+		s, ok, err := state.QuerySubnet(sn, id)
+		if err != nil {
 			return nil, err
 		} else if !ok {
 			return nil, errorf(http.StatusNotFound, "subnet %d does not exist", id)
+		}
+		sub, err := subnetFull(sn, id, &s)
+		if err != nil {
+			return nil, err
 		}
 		m, err := state.QueryMetagraph(sn, id)
 		if err != nil {
 			return nil, err
 		}
 		block, _, _ := sn.Head()
-		out := MetagraphInfo{Netuid: id, Block: block, Neurons: make([]NeuronInfo, len(m.Neurons))}
+		out := MetagraphInfo{Netuid: id, Block: block, Subnet: sub, Neurons: make([]NeuronInfo, len(m.Neurons))}
 		for i, nr := range m.Neurons {
 			out.Neurons[i] = NeuronInfo{
 				UID: nr.UID, Hotkey: nr.Hotkey, Coldkey: nr.Coldkey, Stake: nr.Stake, Take: nr.Take, Active: nr.Active,

@@ -89,7 +89,8 @@
 //	                           "tempo","last_epoch","epoch_index","lock","registered_at"}]
 //	GET  /v1/subnet/{netuid}   the same object plus "hyperparams" {name: value} and
 //	                           "share" (of 65535)
-//	GET  /v1/metagraph/{netuid} {"netuid","block","neurons":[{"uid","hotkey","coldkey",
+//	GET  /v1/metagraph/{netuid} {"netuid","block","subnet" (GET /v1/subnet's object),
+//	                           "neurons":[{"uid","hotkey","coldkey",
 //	                           "stake","take","active","validator_permit",
 //	                           "validator_trust","consensus","incentive","dividends",
 //	                           "emission","stake_weight","last_update","registered_at",

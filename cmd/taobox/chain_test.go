@@ -528,6 +528,10 @@ func TestTxAgainstNode(t *testing.T) {
 		len(mg.Neurons[0].Weights) != 1 {
 		t.Fatalf("metagraph --json: exit %d, stdout %q", r.code, r.stdout)
 	}
+	// The header's subnet fields are in the JSON too (UX walkthrough).
+	if sub := mg.Subnet; sub == nil || sub.Netuid != 1 || sub.Tempo != 10 || sub.Burn == 0 || sub.Share == nil || sub.Hyperparams["tempo"] != 10 {
+		t.Errorf("metagraph --json subnet: %+v", sub)
+	}
 	if got := strconv.Itoa(int(mg.Neurons[0].Axon.Port)); got != "8091" {
 		t.Errorf("axon port %s", got)
 	}

@@ -26,7 +26,10 @@ var metagraphCommand = &command{
 		"permit, blocks since its last weights (UPDATED), whether it is active, and\n" +
 		"its served endpoint. Subtensor no longer computes rank and trust, so\n" +
 		"neither does taobox. --json prints the node's JSON (GET /v1/metagraph/N)\n" +
-		"with every field, weights and bonds included. Examples:\n\n" +
+		"with every field, weights and bonds included, in chain units (stake and\n" +
+		"emission in rao, trust and incentive as u16 of 65535, the axon an object)\n" +
+		"and the header's subnet fields under \"subnet\"; docs/status.md lists them\n" +
+		"beside the devnet summary's. Examples:\n\n" +
 		"  taobox metagraph 1\n" +
 		"  taobox metagraph 1 --node http://127.0.0.1:7744 --json | jq '.neurons[0]'",
 	setup: func(fs *flag.FlagSet) func(*env) error {
@@ -54,12 +57,15 @@ var metagraphCommand = &command{
 			if err := json.Unmarshal(raw, &mg); err != nil {
 				return fmt.Errorf("the node's metagraph is not what this taobox expects: %v", err)
 			}
-			var sn node.SubnetInfo
-			if err := c.get(e.ctx, fmt.Sprintf("/v1/subnet/%d", v), &sn); err != nil {
-				return err
+			sn := mg.Subnet
+			if sn == nil { // a node older than the metagraph's "subnet"
+				sn = new(node.SubnetInfo)
+				if err := c.get(e.ctx, fmt.Sprintf("/v1/subnet/%d", v), sn); err != nil {
+					return err
+				}
 			}
 			var b bytes.Buffer
-			writeMetagraph(&b, &sn, &mg)
+			writeMetagraph(&b, sn, &mg)
 			_, err = e.stdout.Write(b.Bytes())
 			return err
 		}
