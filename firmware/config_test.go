@@ -24,6 +24,41 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 }
 
+// TestExampleRolesNameWallets: every role of the example (the commented
+// ones uncommented) that picks a wallet also says where wallets live, the
+// data dir: under the unit's ProtectHome=yes, ~/.taobox is hidden (UX
+// walkthrough).
+func TestExampleRolesNameWallets(t *testing.T) {
+	var b strings.Builder
+	inRole := false
+	for _, line := range strings.Split(string(ExampleConfig), "\n") {
+		if line == "# [[role]]" {
+			inRole = true
+		} else if !strings.HasPrefix(line, "# ") {
+			inRole = false
+		}
+		if inRole {
+			line = strings.TrimPrefix(line, "# ")
+		}
+		b.WriteString(line + "\n")
+	}
+	c, err := ParseConfig([]byte(b.String()))
+	if err != nil {
+		t.Fatalf("the example with its roles uncommented: %v\n%s", err, b.String())
+	}
+	kinds := map[string]bool{}
+	for _, r := range c.Roles {
+		kinds[r.Kind] = true
+		args := strings.Join(r.Args, " ")
+		if strings.Contains(args, "--wallet ") && !strings.Contains(args, "--wallets "+c.DataDir+" ") {
+			t.Errorf("role %s picks a wallet without --wallets %s: %q", r.Kind, c.DataDir, args)
+		}
+	}
+	if !kinds[KindMiner] || !kinds[KindValidator] {
+		t.Errorf("uncommented roles %v: want the miner and the validator examples", kinds)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	key := strings.Repeat("ab", 32)
 	for _, tc := range []struct {

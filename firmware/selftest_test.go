@@ -249,8 +249,10 @@ func TestInstall(t *testing.T) {
 	}
 	unit := readFile(t, filepath.Join(root, UnitPath))
 	// The credential the unit suggests is the one the roles read.
+	// ProtectHome hides ~/.taobox: the roles' default wallets root is the
+	// data dir (UX walkthrough: '--wallet default' looked in /root/.taobox).
 	for _, want := range []string{"ExecStart=/usr/local/bin/taobox firmware boot --config /etc/taobox/taobox.toml", "ReadWritePaths=/var/lib/taobox", "KillMode=mixed",
-		"# LoadCredential=" + wallet.DefaultCredName + ":"} {
+		"# LoadCredential=" + wallet.DefaultCredName + ":", "ProtectHome=yes", "\nEnvironment=" + wallet.EnvHome + "=/var/lib/taobox\n"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("unit lacks %q:\n%s", want, unit)
 		}
