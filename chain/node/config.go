@@ -19,6 +19,9 @@ const (
 
 	DefaultProposeTimeout = 3 * time.Second
 	DefaultVoteTimeout    = time.Second
+
+	// MinStallWarn is the least default StallWarn.
+	MinStallWarn = 10 * time.Second
 )
 
 // Config configures Open. Zero values of the optional fields select the
@@ -93,6 +96,12 @@ type Config struct {
 	// (cmd/taobox sets it with Network). Nil: the head leaves "peers" out.
 	Peers func() int
 
+	// StallWarn is how long the head may stay put before the node logs
+	// that no block comes (then again at doubling intervals, at most every
+	// 10 min). If zero, 5 block times but at least MinStallWarn: with the
+	// devnet's sub-second blocks a busy machine's 2 s pause is no stall.
+	StallWarn time.Duration
+
 	// MempoolMax caps the pending transactions. If zero,
 	// DefaultMempoolMax (10000) is used. Each account may have at most
 	// PerAccountMax (64) pending, each at most types.MaxTxSize bytes.
@@ -129,6 +138,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.StallWarn < 0 {
+		errs = append(errs, fmt.Errorf("StallWarn (%v) must not be negative (zero means 5 block times, at least %v)", c.StallWarn, MinStallWarn))
+	}
 	if c.MempoolMax < 0 {
 		errs = append(errs, fmt.Errorf("MempoolMax (%d) must not be negative (zero means %d)", c.MempoolMax, DefaultMempoolMax))
 	}
@@ -151,6 +163,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KeepBlocks == 0 {
 		c.KeepBlocks = DefaultKeepBlocks
+	}
+	if c.StallWarn == 0 {
+		c.StallWarn = max(5*c.BlockTime, MinStallWarn)
 	}
 	if c.MempoolMax == 0 {
 		c.MempoolMax = DefaultMempoolMax

@@ -626,7 +626,7 @@ func (n *Node) Run(ctx context.Context) error {
 	// after twice as long each time (at most every 10 minutes), until a
 	// block comes.
 	lastH, _ := n.Head()
-	lastChange, warnAfter := time.Now(), 5*n.cfg.BlockTime
+	lastChange, warnAfter := time.Now(), n.cfg.StallWarn
 	for {
 		select {
 		case <-gossip.C:
@@ -653,7 +653,7 @@ func (n *Node) Run(ctx context.Context) error {
 				return err
 			}
 			if h, _ := n.Head(); h != lastH {
-				lastH, lastChange, warnAfter = h, time.Now(), 5*n.cfg.BlockTime
+				lastH, lastChange, warnAfter = h, time.Now(), n.cfg.StallWarn
 			} else if stall := time.Since(lastChange); warnAfter > 0 && stall >= warnAfter {
 				warnAfter = stall + min(stall, 10*time.Minute)
 				if m := n.missing.Load(); m == h+1 {

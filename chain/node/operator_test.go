@@ -22,7 +22,7 @@ func TestStallLogged(t *testing.T) {
 	g.Authorities = []state.GenesisAuthority{{Hotkey: id(7), Power: 1}, {Hotkey: id(8), Power: 1}}
 	var logs syncbuf.Buffer
 	cfg := testConfig(t.TempDir(), g)
-	cfg.BlockTime, cfg.Now = 20*time.Millisecond, nil
+	cfg.BlockTime, cfg.Now, cfg.StallWarn = 20*time.Millisecond, nil, 100*time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	n := openNode(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
