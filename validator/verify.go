@@ -44,6 +44,16 @@ import (
 //   - replayed answers: the final frame's signature binds the request hash
 //     (VerifySigned), and an answer for another prompt mismatches anyway.
 //
+// What it does not check: that a sampled answer used the request's seed.
+// A miner that decodes greedily, or with another seed, passes (the token
+// is inside the cut either way); it gains nothing by it, since no other
+// miner gets the same prompt (prompts.go). Re-deriving the draws was
+// tried: the seed gives each position's random number, the validator's
+// distribution each token's share, but an int8 engine reorders near-ties
+// in the sampler's walk, which moves a token's share by its neighbour's:
+// an honest Q8_0 miner failed 14 to 46 of 480 sampled tasks with a slack
+// of 0.1 to 0.01 of the mass, while a greedy one still passed 30 %.
+//
 // Tolerance. taobox's engine computes bit-identical logits for any thread
 // count and for the batched and one-token paths, so an honest CPU miner on
 // the same file matches to float32 rounding of the reported value (≤ 1e-6;
