@@ -197,12 +197,12 @@ func (u *Unlocker) read(confirm bool) ([]byte, string, error) {
 	if u.Prompt != nil {
 		pw, err := u.Prompt(fmt.Sprintf("Password for %s: ", u.what()))
 		if err != nil {
-			return nil, "the terminal", fmt.Errorf("%w for %s: reading the terminal: %v", ErrNoPassword, u.what(), err)
+			return nil, "the terminal", fmt.Errorf("%w for %s: reading the terminal: %w", ErrNoPassword, u.what(), err)
 		}
 		if confirm {
 			again, err := u.Prompt("Repeat the password: ")
 			if err != nil {
-				return nil, "the terminal", fmt.Errorf("%w for %s: reading the terminal: %v", ErrNoPassword, u.what(), err)
+				return nil, "the terminal", fmt.Errorf("%w for %s: reading the terminal: %w", ErrNoPassword, u.what(), err)
 			}
 			if !bytes.Equal(pw, again) {
 				return nil, "the terminal", fmt.Errorf("%w for %s: the two passwords differ", ErrNoPassword, u.what())

@@ -100,6 +100,19 @@ func TestUnlockerErrors(t *testing.T) {
 			t.Errorf("%s: %v, want %v mentioning %q in one line", tc.name, err, tc.want, tc.mention)
 		}
 	}
+	// The prompt's own error stays visible to the caller (an interrupted
+	// prompt is told apart from a wrong password).
+	errPrompt := errors.New("interrupted")
+	for _, confirm := range []bool{false, true} {
+		u := &Unlocker{Prompt: func(string) ([]byte, error) { return nil, errPrompt }}
+		get := u.Password
+		if confirm {
+			get = u.NewPassword
+		}
+		if _, err := get(); !errors.Is(err, ErrNoPassword) || !errors.Is(err, errPrompt) {
+			t.Errorf("prompt failed (confirm %v): %v, want both ErrNoPassword and the prompt's error", confirm, err)
+		}
+	}
 	if runtime.GOOS != "windows" {
 		u := &Unlocker{PasswordFile: writePw(t, "password1\n", 0o644)}
 		if _, err := u.Password(); !errors.Is(err, ErrPermissions) || !strings.Contains(err.Error(), "chmod 600") {
