@@ -16,8 +16,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/charmbracelet/x/term"
-
 	"taobox/chain/node"
 	"taobox/chain/types"
 	"taobox/wallet"
@@ -90,21 +88,6 @@ func (o *unlockOpts) unlocker(e *env) *wallet.Unlocker {
 		u.PasswordFile, u.PasswordFD, u.CredName = *o.file, *o.fd, *o.cred
 	}
 	return u
-}
-
-// terminalPrompt returns a prompt that reads a password without echo from
-// e.stdin, or nil when e.stdin is not a terminal.
-func terminalPrompt(e *env) func(string) ([]byte, error) {
-	f, ok := e.stdin.(*os.File)
-	if !ok || !term.IsTerminal(f.Fd()) {
-		return nil
-	}
-	return func(prompt string) ([]byte, error) {
-		fmt.Fprint(e.stderr, prompt)
-		pw, err := term.ReadPassword(f.Fd())
-		fmt.Fprintln(e.stderr)
-		return pw, err
-	}
 }
 
 // sealOpts are the flags of commands that write keys.
