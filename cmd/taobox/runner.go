@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -77,9 +76,7 @@ func startEngine(ctx context.Context, backend string, log *slog.Logger) (*runner
 			opts.Binary = exe
 		}
 	}
-	e, err := runner.Start(ctx, opts)
-	if errors.Is(err, runner.ErrNoGPU) {
-		return nil, &usageError{"backend", err.Error()}
-	}
-	return e, err
+	// No GPU for --backend cuda is no malformed command line: the error
+	// (saying what is missing and to use --backend cpu) exits 1.
+	return runner.Start(ctx, opts)
 }
