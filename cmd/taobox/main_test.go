@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -341,6 +342,10 @@ func TestYumaBench(t *testing.T) {
 			t.Errorf("header %q lacks %s", lines[header], col)
 		}
 	}
+	// --quick ignores --time: the first line says so instead of "--time 0s".
+	if !strings.Contains(lines[0], "--quick") || !strings.Contains(lines[0], "--time ignored") || strings.Contains(lines[0], "--time 0s") {
+		t.Errorf("first line %q does not say that --quick ignores --time", lines[0])
+	}
 	rows := lines[header+1:]
 	if want := len(yumaBenchScenarios(true, 1)); len(rows) != want {
 		t.Fatalf("%d rows, want %d:\n%s", len(rows), want, r.stdout)
@@ -394,6 +399,29 @@ func TestYumaBatchOrder(t *testing.T) {
 	r := taobox(t, []byte(" [] "), "yuma", "batch")
 	if r.code != 0 || r.stdout != "[]\n" {
 		t.Fatalf("empty batch: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestHelpCitesRealFiles: a file of the source tree that a command's help
+// names exists (yuma epoch cited vectors/yuma/epochs.json, which is not in
+// the repository), and no help speaks of "the issue", which users do not
+// know (UX walkthrough).
+func TestHelpCitesRealFiles(t *testing.T) {
+	path := regexp.MustCompile(`\b(?:docs|chain|cmd|gpu|wallet|internal|vectors|miner|validator)/[A-Za-z0-9_./-]*[A-Za-z0-9_]\.(?:md|json|go|toml)\b`)
+	cited := 0
+	for _, c := range commands {
+		for _, p := range path.FindAllString(c.help, -1) {
+			cited++
+			if _, err := os.Stat(filepath.Join("..", "..", p)); err != nil {
+				t.Errorf("taobox help %s cites %s: %v", c.name, p, err)
+			}
+		}
+		if m := regexp.MustCompile(`(?i)\bissues?\b`).FindString(c.help); m != "" {
+			t.Errorf("taobox help %s speaks of %q", c.name, m)
+		}
+	}
+	if cited == 0 {
+		t.Fatal("no help cites a file; the pattern is wrong")
 	}
 }
 
