@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"taobox/chain/state"
 	"taobox/chain/types"
@@ -139,9 +140,15 @@ func (s *State) Vector(n int) []float64 {
 // LoadState reads the state file at path. A missing file gives a fresh
 // state and no error. A file that does not parse, or has another version,
 // netuid or hotkey, gives an error wrapping ErrCorruptState (and the state
-// is left alone); the caller decides whether to start afresh.
+// is left alone); the caller decides whether to start afresh. Temporary
+// files a crash left beside it (SaveState's, never renamed) are removed.
 func LoadState(path string, netuid uint16, hotkey types.AccountID) (*State, error) {
 	fresh := &State{Version: stateVersion, Netuid: netuid, Hotkey: hotkey}
+	if stale, err := filepath.Glob(filepath.Join(filepath.Dir(path), globEscape(filepath.Base(path))+".tmp*")); err == nil {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fresh, nil
@@ -214,10 +221,31 @@ func SaveState(path string, s *State) error {
 	return d.Sync()
 }
 
-// renameAside moves a corrupt state file to <path>.corrupt.
+// renameAside moves a corrupt state file to <path>.corrupt, or the first
+// free <path>.corrupt.N, so that an earlier one is kept.
 func renameAside(path string) error {
-	if err := os.Rename(path, path+".corrupt"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	to := path + ".corrupt"
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(to); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		to = fmt.Sprintf("%s.corrupt.%d", path, i)
+	}
+	if err := os.Rename(path, to); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
+}
+
+// globEscape escapes the pattern characters of a file name for
+// filepath.Glob.
+func globEscape(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -291,6 +292,25 @@ func TestStateFile(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".corrupt"); err != nil {
 		t.Fatalf("corrupt file not kept: %v", err)
+	}
+	// a second corrupt file does not replace the first; a temporary file
+	// a crash left behind is removed at load
+	if err := os.WriteFile(path, []byte("{still not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".tmp123", []byte("{half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Key: keyN(0), Netuid: 1, Model: fix.val, Tokenizer: fix.tok, Chain: ch, Submit: (&submitted{}).submit, StateDir: dir, Client: fn, ResetCorrupt: true}); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := os.ReadFile(path + ".corrupt")
+	second, _ := os.ReadFile(path + ".corrupt.1")
+	if string(first) != "{not json" || string(second) != "{still not json" {
+		t.Fatalf("the corrupt files: %q and %q", first, second)
+	}
+	if _, err := os.Stat(path + ".tmp123"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the stale temporary file is still there: %v", err)
 	}
 	// another validator's file is refused too
 	st := &State{Version: stateVersion, Netuid: 1, Hotkey: types.AccountIDFromPrivateKey(keyN(9))}
