@@ -424,8 +424,7 @@ func (n *Node) catchUp() {
 // block (catch-up's "not found"; the peers' answers in err say which
 // blocks they keep).
 const missingMsg = "catch-up: the peers do not have this node's next block: they pruned it (--keep-blocks), so this node, behind their window, cannot catch up by blocks; " +
-	"restart it with --peers: a node whose peers no longer keep its next block syncs a snapshot at start (its old data dir is kept beside it as DIR.behind-HEIGHT); " +
-	"or stop it, move its data dir aside and start it again (docs/sync.md)"
+	"point it at a peer with a larger --keep-blocks (--peers), or stop it, move its data dir aside and start it again with --peers to sync a snapshot (docs/sync.md, which says when a validator may)"
 
 // errSelfEvident marks a catch-up answer whose fault its bytes prove
 // alone, whatever the receiver's state (it wraps ErrMisbehaving too).

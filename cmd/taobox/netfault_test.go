@@ -62,7 +62,6 @@ type netOptions struct {
 	epoch      int  // authority epoch, blocks (snapshots are taken at its boundaries)
 	accounts   int  // extra funded accounts in the genesis, to make the state larger
 	proxied    bool // route every peer link through its own proxy
-	keep       int  // the validators' --keep-blocks (0: the default)
 }
 
 func newFaultNet(t *testing.T, o netOptions) *faultNet {
@@ -95,11 +94,7 @@ func newFaultNet(t *testing.T, o netOptions) *faultNet {
 	// "not found" or "send hello first", which ends the process (see
 	// docs/fault-tests.md, "Found").
 	for i := range o.validators {
-		args := []string{"--validator", keyFiles[i], "--sync", "blocks"}
-		if o.keep > 0 {
-			args = append(args, "--keep-blocks", strconv.Itoa(o.keep))
-		}
-		n.vals = append(n.vals, newProcNode(t, dir, fmt.Sprintf("v%d", i), append(args, n.common...)...))
+		n.vals = append(n.vals, newProcNode(t, dir, fmt.Sprintf("v%d", i), append([]string{"--validator", keyFiles[i], "--sync", "blocks"}, n.common...)...))
 	}
 	if o.proxied {
 		n.links = make([][]*udpproxy.Proxy, o.validators)
@@ -542,41 +537,6 @@ func TestFollowerKillResume(t *testing.T) {
 		v.stop()
 	}
 	checkLogs(t, all)
-}
-
-// TestFollowerBehindPruning: a follower stopped while the validator
-// pruned past its head (--keep-blocks 10) is restarted; its next block
-// is pruned at the peer, so it moves its data dir aside, syncs a snapshot
-// into the empty one like a new node and follows the chain again (it was
-// stuck for good, warning only about the validators; UX walkthrough).
-func TestFollowerBehindPruning(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two node processes")
-	}
-	n := newFaultNet(t, netOptions{validators: 1, epoch: 10, keep: 10})
-	v := n.vals[0]
-	f := newProcNode(t, n.dir, "follower", append(n.common, "--peers", v.p2p)...)
-	f.start()
-	head := f.waitHeight(12, 60*time.Second).Height
-	f.stop()
-	v.waitHeight(head+40, 60*time.Second) // past its 10 kept blocks and two epoch boundaries
-	off := logSize(f.logPath)
-	f.start()
-	now, _ := v.head()
-	f.waitHeight(now.Height, 60*time.Second)
-	logs := string(readFrom(t, f.logPath, off))
-	for _, want := range []string{`"msg":"sync: the peers no longer keep this node's next block`, `"msg":"sync: the old chain data was moved aside`, `"msg":"sync: snapshot imported"`} {
-		if !strings.Contains(logs, want) {
-			t.Fatalf("the restarted follower did not log %s:\n%s", want, logs)
-		}
-	}
-	old, err := filepath.Glob(filepath.Join(n.dir, "follower.behind-*"))
-	if err != nil || len(old) != 1 {
-		t.Fatalf("the old data dir: %v, %v", old, err)
-	}
-	h := f.waitHeight(now.Height+2, 30*time.Second).Height
-	agree(t, []*procNode{v, f}, h-1, h)
-	f.stop()
 }
 
 // checkResume checks run k of the follower against the run before it: a

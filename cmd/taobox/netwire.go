@@ -6,10 +6,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	iofs "io/fs"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -186,22 +184,23 @@ func (cn *chainNet) RequestPeer(ctx context.Context, t types.MsgType, payload []
 	if notFound == len(errs) && notFound > 0 {
 		kind := node.ErrNotFound
 		if pruned > 0 {
-			kind = node.ErrPruned // a peer ahead no longer keeps the blocks asked for
+			kind = node.ErrPruned // a peer no longer keeps the blocks asked for: the node warns
 		}
 		return "", nil, fmt.Errorf("%w: %v", kind, errors.Join(errs...))
 	}
 	return "", nil, errors.Join(errs...)
 }
 
-// isPruned reports whether a peer's "not found" to a ReqBlocks means it
-// pruned the first block asked for: it says so (node.ErrPruned's text),
-// or its head is at or above that block.
+// isPruned reports whether a peer's "not found" to a ReqBlocks says it
+// pruned the first block asked for (node.ErrPruned's text) and its head is
+// past that block. The peer's word only picks the node's warning (what to
+// check); nothing is done on it.
 func isPruned(t types.MsgType, payload []byte, p p2p.PeerInfo, err error) bool {
 	if t != types.ReqBlocks {
 		return false
 	}
 	q, derr := node.DecodeRangeRequest(payload)
-	return derr == nil && (strings.Contains(err.Error(), "is pruned here") || p.Status.Head >= max(q.From, 1))
+	return derr == nil && strings.Contains(err.Error(), "is pruned here") && p.Status.Head >= max(q.From, 1)
 }
 
 // Misbehaved implements node.PeerNetwork: the peer (a PeerID.String, as
@@ -317,21 +316,20 @@ func (cn *chainNet) sources() []snapsync.Source {
 // from all peers, verified against the proven state root and imported
 // with the progress marker in one batch each → the store's head is that
 // block. The node opened on dir afterwards fetches the blocks after it.
-// A store that already has a chain is left alone, unless its next block
-// is pruned at the peers (they are past its head by more than their
-// --keep-blocks, so catch-up by blocks cannot work) and a proven boundary
-// lies above its head: then the data dir is moved aside whole (one
-// rename, to DIR.behind-HEIGHT; its snapshots/ come back) and the empty
-// dir syncs like a new node's (behindPeers). An empty store is left
-// empty when the peers answer but none can serve a proven snapshot (the
-// node then replays every block from the genesis). When no peer answers
-// at all, a genesis authority (founder) starts the chain from its
-// genesis; any other node gets an error and the store stays empty, so
-// that the next start, with the peers fixed, can still sync a snapshot (a
-// genesis block committed now would rule that out and leave a replay of
-// every block, which peers that pruned their bodies cannot serve). The
-// only genesis authority started without --peers starts at once: there
-// is nobody to wait for. progress is set from 0 to 1 as chunks arrive.
+// A store that already has a chain is left alone, even when the peers
+// pruned its next block (it was down past their --keep-blocks): the node
+// then warns and says what to do (docs/sync.md), as moving its chain aside
+// on the peers' word would let lying peers make a validator throw away
+// its chain and its voting record. An empty store is left empty when the
+// peers answer but none can serve a proven snapshot (the node then
+// replays every block from the genesis). When no peer answers at all, a
+// genesis authority (founder) starts the chain from its genesis; any other
+// node gets an error and the store stays empty, so that the next start,
+// with the peers fixed, can still sync a snapshot (a genesis block
+// committed now would rule that out and leave a replay of every block,
+// which peers that pruned their bodies cannot serve). The only genesis
+// authority started without --peers starts at once: there is nobody to
+// wait for. progress is set from 0 to 1 as chunks arrive.
 func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genesis, keep uint64, key ed25519.PrivateKey, progress *atomic.Uint64) error {
 	log := cn.log
 	founder := isFounder(g, key)
@@ -340,7 +338,7 @@ func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genes
 	if err != nil {
 		return err
 	}
-	defer func() { st.Close() }() // st is replaced when the data dir is moved aside
+	defer st.Close()
 	var points []node.SyncPoint
 	if t, ok := st.Importing(); ok {
 		h, err := types.DecodeHeader(t.Header)
@@ -349,14 +347,9 @@ func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genes
 		}
 		log.Info("resuming the snapshot sync a stopped process began", "height", t.Height, "chunks_done", countTrue(st.Imported()), "chunks", t.Chunks)
 		points = []node.SyncPoint{{Height: t.Height, Hash: t.Hash, Header: *h, Encoded: t.Header, Cert: t.Cert, NextSet: t.EpochData}}
-	} else if head, _, ok := st.Head(); ok {
-		if points = cn.behindPeers(ctx, g, head); len(points) == 0 {
-			setProgress(1)
-			return nil // a chain is here already: the node continues it
-		}
-		if st, err = cn.setAside(st, dir, keep, head); err != nil {
-			return err
-		}
+	} else if _, _, ok := st.Head(); ok {
+		setProgress(1)
+		return nil // a chain is here already: the node continues it
 	}
 	if len(points) == 0 {
 		if founder && cn.bootstrap == 0 && soleAuthority(g, key) {
@@ -401,69 +394,6 @@ func (cn *chainNet) syncSnapshot(ctx context.Context, dir string, g *state.Genes
 	}
 	log.Warn("sync: no peer serves a snapshot of a proven boundary; replaying blocks from the genesis", "err", lastErr)
 	return abortImport(st)
-}
-
-// behindPeers decides at start whether a store with a chain up to head
-// must sync a snapshot instead: with --peers, once one is connected (10 s
-// at most), it asks for block head+1; when every peer that answered says
-// "not found" and one of them is past it (node.ErrPruned: they pruned it),
-// it proves the authority handoffs and returns the proven boundaries
-// above head (nil: continue the chain by blocks; the node warns if it is
-// stuck).
-func (cn *chainNet) behindPeers(ctx context.Context, g *state.Genesis, head uint64) []node.SyncPoint {
-	if cn.bootstrap == 0 || cn.waitPeers(ctx, min(cn.peerWait, 10*time.Second)) == 0 {
-		return nil
-	}
-	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	_, _, err := cn.RequestPeer(rctx, types.ReqBlocks, node.RangeRequest{From: head + 1, Count: 1}.Encode(), nil)
-	cancel()
-	if !errors.Is(err, node.ErrPruned) {
-		return nil
-	}
-	cn.log.Warn("sync: the peers no longer keep this node's next block (pruned, --keep-blocks): it cannot catch up by blocks; looking for a snapshot above its head",
-		"head", head, "missing", head+1, "err", err)
-	points, err := cn.proveEpochs(ctx, g, 30*time.Second)
-	if err != nil {
-		cn.log.Warn("sync: the peers did not prove the authority handoffs: continuing from this node's head, which they cannot serve blocks for (restart to try again, or move the data dir aside)", "err", err)
-		return nil
-	}
-	i := slices.IndexFunc(points, func(p node.SyncPoint) bool { return p.Height > head })
-	if i < 0 {
-		cn.log.Warn("sync: no proven epoch boundary above this node's head yet: continuing from it (restart after the peers' next boundary)", "head", head)
-		return nil
-	}
-	return points[i:]
-}
-
-// setAside closes st, moves the data dir dir to DIR.behind-HEIGHT in one
-// rename (a crash leaves either the old dir in place, found behind again
-// at the next start, or an empty one that syncs like a new node's), moves
-// its snapshots/ back (the exporter serves them from there) and opens an
-// empty store on dir. If the rename fails, st is reopened and an error
-// says what to do by hand.
-func (cn *chainNet) setAside(st *store.Store, dir string, keep uint64, head uint64) (*store.Store, error) {
-	if err := st.Close(); err != nil {
-		return st, err
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return st, err
-	}
-	old := fmt.Sprintf("%s.behind-%d", abs, head)
-	if _, err := os.Lstat(old); err == nil {
-		old += "-" + time.Now().UTC().Format("20060102T150405")
-	}
-	if err := os.Rename(abs, old); err != nil {
-		return st, fmt.Errorf("the peers no longer keep block %d, so this node must sync a snapshot, but its data dir could not be moved aside (%w): stop it, move %s away yourself (or delete it) and start it again", head+1, err, dir)
-	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return st, err
-	}
-	if err := os.Rename(filepath.Join(old, "snapshots"), filepath.Join(abs, "snapshots")); err != nil && !errors.Is(err, iofs.ErrNotExist) {
-		cn.log.Warn("sync: the old snapshots stay with the old data", "err", err)
-	}
-	cn.log.Warn("sync: the old chain data was moved aside; syncing a snapshot into the empty data dir (delete the old copy once the node runs)", "old", old, "head", head)
-	return store.Open(dir, store.Options{KeepBlocks: keep})
 }
 
 // abortImport drops a half-done snapshot import, so that the node can
