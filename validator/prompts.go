@@ -1,6 +1,8 @@
 package validator
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -109,13 +111,13 @@ func NewGenerator(tok *model.Tokenizer, seqLen int, modelHash [32]byte) (*Genera
 }
 
 // Prompt returns one story start: three openings of the rich forms, each
-// form equally likely, and half the time a fourth of the cut forms.
-func Prompt(r *rand.Rand) string {
+// form equally likely, and with cut a fourth of the cut forms.
+func Prompt(r *rand.Rand, cut bool) string {
 	parts := make([]string, 3, 4)
 	for i := range parts {
 		parts[i] = opening(r, richForms[r.IntN(len(richForms))])
 	}
-	if r.IntN(2) == 0 {
+	if cut {
 		parts = append(parts, opening(r, cutForms[r.IntN(len(cutForms))]))
 	}
 	return strings.Join(parts, " ")
@@ -127,10 +129,14 @@ func Prompt(r *rand.Rand) string {
 // miner of the round; the prompts and sampling seeds from seed and miner.
 // Half (rounded up) are greedy, the others sampled. Only a prompt too
 // long for the context (none of Prompt's, for the tiny model's 128) makes
-// a miner's task shorter than its shape.
+// a miner's task shorter than its shape. Both streams are ChaCha8 keyed by
+// a hash of the seed (and the miner): a miner learns nothing of the seed
+// from its tasks (PCG's state, and so the seed, follows from a few of its
+// outputs, such as a sampling seed), so it cannot work out another
+// miner's tasks or its own later ones.
 func (g *Generator) Tasks(seed, miner uint64, n int) []task.Body {
-	shape := rand.New(rand.NewPCG(seed, 0x76616c6964617465))                     // "validate"
-	content := rand.New(rand.NewPCG(seed^splitmix(miner+1), 0x70726f6d70747321)) // "prompts!"
+	shape := rand.New(rand.NewChaCha8(streamKey("shape", seed, 0)))
+	content := rand.New(rand.NewChaCha8(streamKey("tasks", seed, miner)))
 	out := make([]task.Body, 0, n)
 	for i := 0; i < n; i++ {
 		b := task.Body{
@@ -147,7 +153,7 @@ func (g *Generator) Tasks(seed, miner uint64, n int) []task.Body {
 			}
 			b.Seed = content.Uint64()
 		}
-		ids := g.tok.Encode(Prompt(content), true)
+		ids := g.tok.Encode(Prompt(content, shape.IntN(2) == 0), true)
 		// leave room for at least MinTokens
 		if lim := g.seqLen + 1 - g.MinTokens; len(ids) > lim {
 			ids = ids[:lim]
@@ -162,11 +168,11 @@ func (g *Generator) Tasks(seed, miner uint64, n int) []task.Body {
 	return out
 }
 
-// splitmix is SplitMix64's output function: distinct inputs give unrelated
-// outputs (a miner's content seed shares no pattern with its neighbour's).
-func splitmix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	return x ^ x>>31
+// streamKey is the ChaCha8 key of one of Tasks' random streams:
+// SHA-256("taobox-validator " ‖ name ‖ seed ‖ miner).
+func streamKey(name string, seed, miner uint64) [32]byte {
+	b := append([]byte("taobox-validator "+name), make([]byte, 16)...)
+	binary.LittleEndian.PutUint64(b[len(b)-16:], seed)
+	binary.LittleEndian.PutUint64(b[len(b)-8:], miner)
+	return sha256.Sum256(b)
 }

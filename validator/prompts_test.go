@@ -84,11 +84,11 @@ func TestPromptSpace(t *testing.T) {
 	const n = 40000
 	seen := make(map[string]bool, n)
 	for range n {
-		seen[Prompt(r)] = true
+		seen[Prompt(r, r.IntN(2) == 0)] = true
 	}
 	hits := 0
 	for range n {
-		if seen[Prompt(r)] {
+		if seen[Prompt(r, r.IntN(2) == 0)] {
 			hits++
 		}
 	}

@@ -144,9 +144,11 @@ func (s *State) Vector(n int) []float64 {
 // files a crash left beside it (SaveState's, never renamed) are removed.
 func LoadState(path string, netuid uint16, hotkey types.AccountID) (*State, error) {
 	fresh := &State{Version: stateVersion, Netuid: netuid, Hotkey: hotkey}
-	if stale, err := filepath.Glob(filepath.Join(filepath.Dir(path), globEscape(filepath.Base(path))+".tmp*")); err == nil {
-		for _, f := range stale {
-			os.Remove(f)
+	if ents, err := os.ReadDir(filepath.Dir(path)); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), filepath.Base(path)+".tmp") && e.Type().IsRegular() {
+				os.Remove(filepath.Join(filepath.Dir(path), e.Name()))
+			}
 		}
 	}
 	data, err := os.ReadFile(path)
@@ -222,30 +224,22 @@ func SaveState(path string, s *State) error {
 }
 
 // renameAside moves a corrupt state file to <path>.corrupt, or the first
-// free <path>.corrupt.N, so that an earlier one is kept.
-func renameAside(path string) error {
+// free <path>.corrupt.N, so that an earlier one is kept, and returns the
+// name it chose.
+func renameAside(path string) (string, error) {
 	to := path + ".corrupt"
 	for i := 1; ; i++ {
-		if _, err := os.Lstat(to); errors.Is(err, fs.ErrNotExist) {
+		_, err := os.Lstat(to)
+		if errors.Is(err, fs.ErrNotExist) {
 			break
+		}
+		if err != nil {
+			return "", err
 		}
 		to = fmt.Sprintf("%s.corrupt.%d", path, i)
 	}
 	if err := os.Rename(path, to); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return "", err
 	}
-	return nil
-}
-
-// globEscape escapes the pattern characters of a file name for
-// filepath.Glob.
-func globEscape(name string) string {
-	var b strings.Builder
-	for _, r := range name {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return to, nil
 }

@@ -22,7 +22,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	crand "crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -204,11 +203,14 @@ func New(cfg Config) (*Validator, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Rand == nil {
-		var seed [16]byte
+		// ChaCha8, not PCG: the salts of revealed commits are public, and
+		// PCG's state follows from its outputs (the next round seeds with
+		// it)
+		var seed [32]byte
 		if _, err := crand.Read(seed[:]); err != nil {
 			return nil, err
 		}
-		cfg.Rand = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+		cfg.Rand = rand.New(rand.NewChaCha8(seed))
 	}
 	gen, err := NewGenerator(cfg.Tokenizer, cfg.Model.Config.SeqLen, cfg.ModelHash)
 	if err != nil {
@@ -232,10 +234,11 @@ func New(cfg Config) (*Validator, error) {
 		st, err := LoadState(v.path, cfg.Netuid, v.hotkey)
 		switch {
 		case errors.Is(err, ErrCorruptState) && cfg.ResetCorrupt:
-			v.log.Warn("validator: starting with empty scores", "err", err, "kept", v.path+".corrupt")
-			if rerr := renameAside(v.path); rerr != nil {
+			kept, rerr := renameAside(v.path)
+			if rerr != nil {
 				return nil, rerr
 			}
+			v.log.Warn("validator: starting with empty scores", "err", err, "kept", kept)
 		case err != nil:
 			return nil, fmt.Errorf("%w (set ResetCorrupt, or --reset-state, to start afresh)", err)
 		default:
@@ -491,6 +494,8 @@ func (v *Validator) MaybeSetWeights(height uint64) (bool, error) {
 			// refuse the reveal
 			v.log.Warn("validator: dropping a weights commit whose version key the subnet no longer accepts", "key", p.VersionKey, "subnet_key", h.WeightsVersion)
 			v.st.Pending = nil
+		case !me.Permit && me.Hotkey != s.OwnerHotkey:
+			return false, fmt.Errorf("validator: hotkey %s has no validator permit on subnet %d, so the chain refuses its reveal: permits go to the largest stakes at each epoch; add stake to this hotkey and wait for the next epoch", v.hotkey, v.cfg.Netuid)
 		default:
 			c := types.RevealWeights{Netuid: types.Netuid(v.cfg.Netuid), UIDs: p.UIDs, Weights: p.Weights, Salt: p.Salt, VersionKey: p.VersionKey}
 			if err := v.cfg.Submit(c); err != nil {
@@ -546,7 +551,9 @@ func (v *Validator) MaybeSetWeights(height uint64) (bool, error) {
 	// The salt is on disk before the commit leaves: a validator that dies
 	// just after submitting can still reveal (a commit whose salt is lost
 	// costs the subnet this validator's weights for the epoch). A commit
-	// saved but never submitted is found lost and made again.
+	// saved but never submitted, or whose submission failed (the node may
+	// have taken it all the same: a timeout), stays pending: if it lands it
+	// is revealed, if not it is found lost (CommitLost) and made again.
 	last := v.st.LastSubmit
 	v.st.Pending, v.st.LastSubmit = p, height
 	if err := v.saveLocked(); err != nil {
@@ -554,11 +561,7 @@ func (v *Validator) MaybeSetWeights(height uint64) (bool, error) {
 		return false, err
 	}
 	if err := v.cfg.Submit(types.CommitWeights{Netuid: types.Netuid(v.cfg.Netuid), Commit: p.Hash}); err != nil {
-		v.st.Pending, v.st.LastSubmit = nil, last
-		if serr := v.saveLocked(); serr != nil {
-			v.log.Warn("validator: saving the state after a failed commit", "err", serr)
-		}
-		return false, fmt.Errorf("validator: commit weights: %w", err)
+		return false, fmt.Errorf("validator: commit weights (kept pending in case the node took it): %w", err)
 	}
 	return true, nil
 }

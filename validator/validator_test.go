@@ -663,8 +663,10 @@ func TestCollusionSharedCache(t *testing.T) {
 }
 
 // The commit's salt is on disk before the commit is submitted (a validator
-// killed right after submitting can still reveal), and a commit the node
-// refuses is dropped from the disk again.
+// killed right after submitting can still reveal), and a commit whose
+// submission failed stays pending (the node may have taken it): it is not
+// made again until it is found lost (review: dropping it lost the salt of
+// a commit a timed-out submission had delivered).
 func TestCommitSavedBeforeSubmit(t *testing.T) {
 	ch, fn := commitRevealNet(t, 100, 5)
 	dir := t.TempDir()
@@ -693,17 +695,22 @@ func TestCommitSavedBeforeSubmit(t *testing.T) {
 	}
 	refuse = true
 	if ok, err := v.MaybeSetWeights(102); ok || err == nil {
-		t.Fatalf("a refused commit: %v %v", ok, err)
-	}
-	if restarted := newTestValidator(t, ch, fn, &submitted{}, dir); restarted.st.Pending != nil || v.st.Pending != nil {
-		t.Fatalf("a refused commit is still pending: on disk %+v, in memory %+v", restarted.st.Pending, v.st.Pending)
-	}
-	refuse = false
-	if ok, err := v.MaybeSetWeights(102); !ok || err != nil {
-		t.Fatalf("commit: %v %v", ok, err)
+		t.Fatalf("a failed submission: %v %v", ok, err)
 	}
 	if onDisk == nil {
 		t.Fatal("nothing was on disk when the commit went out")
+	}
+	if restarted := newTestValidator(t, ch, fn, &submitted{}, dir); restarted.st.Pending == nil || v.st.Pending == nil || restarted.st.Pending.Hash != onDisk.Hash {
+		t.Fatalf("a commit whose submission failed is not kept: on disk %+v, in memory %+v", restarted.st.Pending, v.st.Pending)
+	}
+	refuse = false
+	onDisk = nil
+	if ok, err := v.MaybeSetWeights(104); ok || err != nil || onDisk != nil {
+		t.Fatalf("committed again while the first may still land: %v %v", ok, err)
+	}
+	// it never lands: found lost, made again
+	if ok, err := v.MaybeSetWeights(102 + commitLostAfter); !ok || err != nil || onDisk == nil { // 166: not in an epoch's last blocks
+		t.Fatalf("no new commit after the first was lost: %v %v", ok, err)
 	}
 }
 

@@ -248,10 +248,13 @@ func WeightsFor(scores []float64, minAllowed, maxWeightLimit uint64) ([]uint16, 
 	if uint64(len(scores)) < spread {
 		return nil, nil, fmt.Errorf("%w: the subnet's max weight limit %d/65535 needs weights on at least %d uids, and it has %d", ErrBadWeights, lim, spread, len(scores))
 	}
-	if u, w, err = weightsForMin(scores, max(minAllowed, spread), maxWeightLimit); err == nil && !ymath.CheckVecMaxLimited(w, uint16(lim)) {
-		return nil, nil, fmt.Errorf("%w: no u16 vector of %d uids meets the max weight limit %d/65535", ErrBadWeights, len(u), lim)
+	// ⌈1/limit⌉ weights, then every uid's (spreading the floor widest)
+	for _, m := range []uint64{max(minAllowed, spread), uint64(len(scores))} {
+		if u, w, err = weightsForMin(scores, m, maxWeightLimit); err != nil || ymath.CheckVecMaxLimited(w, uint16(lim)) {
+			return u, w, err
+		}
 	}
-	return u, w, err
+	return nil, nil, fmt.Errorf("%w: no u16 vector of %d uids meets the max weight limit %d/65535", ErrBadWeights, len(scores), lim)
 }
 
 // weightsForMin is WeightsFor without the cap's fallback.

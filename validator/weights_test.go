@@ -233,6 +233,9 @@ func TestWeightsForCapNeedsMoreUIDs(t *testing.T) {
 		{scored: []int{1, 2, 3}, n: 12, min: 2, lim: 26214},
 		{scored: []int{3}, n: 5, min: 1, lim: 16384},
 		{scored: []int{1}, n: 8, min: 1, lim: 6553, err: true}, // 8 × 0.1 < 1
+		// ⌈1/limit⌉ = 4 scored uids already, still over the cap after
+		// rounding: spreading the floor over all 7 meets it (review)
+		{scored: []int{6, 2, 4, 5}, n: 7, min: 4, lim: 20490},
 	} {
 		s := make([]float64, c.n)
 		for k, uid := range c.scored {
@@ -251,9 +254,8 @@ func TestWeightsForCapNeedsMoreUIDs(t *testing.T) {
 		if !ymath.CheckVecMaxLimited(ws, uint16(c.lim)) {
 			t.Fatalf("%+v: %v %v exceeds the limit: the chain refuses it", c, uids, ws)
 		}
-		best := uids[slices.Index(ws, slices.Max(ws))]
-		if int(best) != c.scored[0] {
-			t.Fatalf("%+v: the largest weight went to uid %d, not the best scored %d (%v %v)", c, best, c.scored[0], uids, ws)
+		if i := slices.Index(uids, uint16(c.scored[0])); i < 0 || ws[i] != slices.Max(ws) {
+			t.Fatalf("%+v: the best scored uid %d does not have the largest weight (%v %v)", c, c.scored[0], uids, ws)
 		}
 	}
 }

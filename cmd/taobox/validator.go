@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -158,15 +159,15 @@ func validatorStep(e *env, v *validator.Validator, ch *nodeChain, vm *validator.
 		fmt.Fprintf(e.stdout, "  uid %3d  %5d tokens  %8.1f tok/s  round %.3f  score %.4f  %s\n", m.UID, m.Tokens, m.TokensPerSec, m.RoundScore, m.Score, verdict)
 	}
 	h := ch.Height()
-	ok, err := v.MaybeSetWeights(h)
-	if err != nil {
-		return err
-	}
+	ok, setErr := v.MaybeSetWeights(h)
 	win, err := v.NextWindow()
 	if err != nil {
-		return err
+		return errors.Join(setErr, err)
 	}
-	vm.ObserveWindow(h, win)
+	vm.ObserveWindow(h, win) // also when the weights were refused: the window metrics stay current
+	if setErr != nil {
+		return setErr
+	}
 	if ok {
 		fmt.Fprintf(e.stdout, "  weights submitted at block %d\n", h)
 	}
