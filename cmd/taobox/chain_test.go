@@ -461,7 +461,7 @@ func TestTxAgainstNode(t *testing.T) {
 	oneLine(t, tx("transfer", "--to", "bob", "--amount", "5000"), 1, "tx transfer", "5000000000000 rao (5000 TAO) to send and a fee of 100000 rao")
 	oneLine(t, tx("transfer", "--to", "bob", "--amount", "998"), 1, "tx transfer", "nothing was sent")
 	oneLine(t, tx("transfer", "--to", "alice", "--amount", "1"), 2, "tx transfer", "the sending coldkey itself")
-	oneLine(t, tx("hyperparam", "--netuid", "7", "--param", "tempo", "--value", "5"), 2, "tx hyperparam", "subnet 7 does not exist")
+	oneLine(t, tx("hyperparam", "--netuid", "7", "--param", "tempo", "--value", "5"), 1, "tx hyperparam", "subnet 7 does not exist")
 	oneLine(t, tx("propose", "--param", "stake_threshold", "--value", "1", "--description", "x"), 1, "tx propose", "stake first")
 	// --force sends it: the chain refuses the call, and the error says the
 	// fee was charged and that the balance it names is after the fee.

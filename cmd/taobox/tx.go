@@ -119,7 +119,12 @@ func sendTx(e *env, c *apiClient, p *txPlan, wait, force bool) error {
 	if err != nil {
 		return err
 	}
-	if !force {
+	// The checks read the committed state; with this signer's earlier
+	// transactions still waiting (a register-network, a stake removal)
+	// the call may well succeed after them, so they are skipped (review:
+	// a hyperparameter change sent right after register-network was
+	// refused for a subnet about to exist).
+	if !force && acct.PendingNonce == acct.Nonce {
 		if err := checkCall(e.ctx, c, signer, acct, p.call); err != nil {
 			return err
 		}
@@ -208,7 +213,8 @@ func proposalID(ctx context.Context, c *apiClient, st *node.TxStatus) (uint64, e
 // fee: a transfer to the sender, a transfer or stake beyond the free
 // balance less the fee, a call on a subnet that does not exist, a proposal
 // while nothing is staked. The chain decides in the end (the state may
-// change before the transaction is in a block); --force skips these.
+// change before the transaction is in a block); --force skips these, and
+// sendTx skips them while the signer has transactions waiting.
 func checkCall(ctx context.Context, c *apiClient, signer types.AccountID, acct *node.AccountInfo, call types.Call) error {
 	var g node.GlobalsInfo
 	if err := c.get(ctx, "/v1/globals", &g); err != nil {
@@ -261,7 +267,8 @@ func checkCall(ctx context.Context, c *apiClient, signer types.AccountID, acct *
 	if err := c.get(ctx, fmt.Sprintf("/v1/subnet/%d", netuid), &sub); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.status == http.StatusNotFound {
-			return &usageError{"netuid", fmt.Sprintf("subnet %d does not exist (taobox status lists the subnets; %s)", netuid, nothing)}
+			// exit 1: the command line is fine, the chain's state says no
+			return fmt.Errorf("subnet %d does not exist (taobox status lists the subnets; %s)", netuid, nothing)
 		}
 		return err
 	}
