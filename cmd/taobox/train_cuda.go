@@ -2,7 +2,10 @@
 
 package main
 
-import "flag"
+import (
+	"errors"
+	"flag"
+)
 
 // taobox-cuda leaves out `model train-tiny`: gorgonia.org/gorgonia (package
 // model/train) reads the build tag `cuda` too, and with it links its own
@@ -14,7 +17,8 @@ var modelTrainTinyCommand = &command{
 	help:    "Not in taobox-cuda (gorgonia's own cuda build tag would link cuDNN and\ncuBLAS); run 'taobox model train-tiny'.",
 	setup: func(*flag.FlagSet) func(*env) error {
 		return func(*env) error {
-			return &usageError{"cuda", "taobox-cuda does not train; use taobox model train-tiny"}
+			// exit 1, as for the other commands this build lacks the means for
+			return errors.New("taobox-cuda does not train; use taobox model train-tiny")
 		}
 	},
 }
