@@ -1902,3 +1902,76 @@ func TestI64F64StringExact(t *testing.T) {
 		}
 	}
 }
+
+// checkDivI32F32 compares DivI32F32 with the general path it shortens and,
+// on the short path's domain, with floor(a·2^32 / b) in big integers.
+func checkDivI32F32(t *testing.T, ar, br u128) {
+	t.Helper()
+	a, b := I64F64{ar}, I64F64{br}
+	got, want := a.DivI32F32(b), a.SafeDiv(b).I32F32()
+	if got != want {
+		t.Fatalf("I64F64(raw %v).DivI32F32(raw %v) = %d, SafeDiv then I32F32 = %d", u128Big(ar, true), u128Big(br, true), got, want)
+	}
+	if !ar.neg() && !br.neg() && !br.isZero() && ar.cmp(br) <= 0 {
+		A, B := u128Big(ar, false), u128Big(br, false)
+		q := new(big.Int).Quo(new(big.Int).Lsh(A, 32), B)
+		if q.Cmp(big.NewInt(int64(got))) != 0 {
+			t.Fatalf("DivI32F32(raw %v, raw %v) = %d, want floor(a·2^32/b) = %v", A, B, got, q)
+		}
+	}
+}
+
+// TestDivI32F32 covers the stake share's short path at its edges (the
+// divisor below and above 2^64, every normalization shift, a == b, a just
+// below b, zero) and at random shares, and the general path's inputs
+// (negative, zero divisor, a > b).
+func TestDivI32F32(t *testing.T) {
+	edge := []u128{{0, 0}, {0, 1}, {0, 2}, {0, 1<<32 - 1}, {0, 1 << 32}, {0, 1<<63 + 1}, {0, ^uint64(0)},
+		{1, 0}, {1, 1}, {1, ^uint64(0)}, {1 << 31, 0}, {1<<62 + 5, 7}, {1<<63 - 1, ^uint64(0)},
+		{1 << 63, 0}, {^uint64(0), ^uint64(0)}}
+	for _, a := range edge {
+		for _, b := range edge {
+			checkDivI32F32(t, a, b)
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 5))
+	for range 200_000 {
+		// b of every bit length up to 127, a a share of it (a <= b) or
+		// b minus a little, or anything.
+		bl := r.IntN(127) + 1
+		var b u128
+		if bl > 64 {
+			b = u128{r.Uint64()>>(128-bl) | 1<<(bl-65), r.Uint64()}
+		} else {
+			b = u128{0, r.Uint64()>>(64-bl) | 1<<(bl-1)}
+		}
+		var a u128
+		switch r.IntN(4) {
+		case 0:
+			a = b
+		case 1:
+			a, _ = b.sub(u128{0, r.Uint64() & 0xff})
+		case 2:
+			w := shl128(b, 0).shr(uint(r.IntN(128)))
+			a = u128{w[1], w[0]}
+		default:
+			a = u128{r.Uint64(), r.Uint64()}
+		}
+		checkDivI32F32(t, a, b)
+	}
+}
+
+func FuzzI64F64DivI32F32(f *testing.F) {
+	addWidePairs(f)
+	f.Fuzz(func(t *testing.T, ahi, alo, bhi, blo uint64) {
+		checkDivI32F32(t, u128{ahi, alo}, u128{bhi, blo})
+		// the same divisor with the numerator folded below it: the short path
+		if b := (u128{bhi &^ (1 << 63), blo}); !b.isZero() {
+			a := u128{ahi % (b.hi + 1), alo}
+			if a.cmp(b) > 0 {
+				a = u128{0, alo % max(b.lo, 1)}
+			}
+			checkDivI32F32(t, a, b)
+		}
+	})
+}

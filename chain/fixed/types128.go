@@ -231,6 +231,54 @@ func (a I64F64) CheckedDiv(b I64F64) (I64F64, bool) {
 // SafeDiv returns zero on division by zero and on overflow.
 func (a I64F64) SafeDiv(b I64F64) I64F64 { q, _ := a.CheckedDiv(b); return q }
 
+// DivI32F32 is a.SafeDiv(b).I32F32(), bit for bit, for every a and b. The
+// common case of normalizing a share (0 <= a <= b, b > 0: the quotient is
+// at most 1) takes a short path of one or two 64-bit divisions instead of
+// the general 256-by-128-bit one: a subnet's stake normalization makes one
+// call per uid.
+func (a I64F64) DivI32F32(b I64F64) I32F32 {
+	if !a.r.neg() && !b.r.neg() && !b.r.isZero() && a.r.cmp(b.r) <= 0 {
+		return I32F32(shareFrac32(a.r, b.r))
+	}
+	return a.SafeDiv(b).I32F32()
+}
+
+// shareFrac32 returns floor(a·2^32 / b) for 0 <= a <= b < 2^127, b > 0
+// (at most 2^32). Truncating the I64F64 quotient floor(a·2^64 / b) to
+// I32F32 keeps floor(a·2^32 / b), so this is what SafeDiv then I32F32
+// give.
+func shareFrac32(a, b u128) uint64 {
+	// The numerator a·2^32 as three words n2:n1:n0 (at most 159 bits).
+	n0, n1, n2 := a.lo<<32, a.hi<<32|a.lo>>32, a.hi>>32
+	if b.hi == 0 {
+		// a <= b < 2^64, so n2 == 0 and n1 = a>>32 < b: one division.
+		q, _ := bits.Div64(n1, n0, b.lo)
+		return q
+	}
+	// Knuth's estimate from the top words, with the divisor normalized so
+	// that its top bit is set: qhat >= q, and qhat - q <= 2. The quotient
+	// is at most 2^32, so the top numerator word stays below the divisor's.
+	s := uint(bits.LeadingZeros64(b.hi))
+	bt, u2, u1 := b.hi, n2, n1
+	if s > 0 {
+		bt = b.hi<<s | b.lo>>(64-s)
+		u2 = n2<<s | n1>>(64-s)
+		u1 = n1<<s | n0>>(64-s)
+	}
+	q, _ := bits.Div64(u2, u1, bt)
+	// Correct down while q·b > a·2^32 (q·b as three words p2:p1:p0).
+	for {
+		h0, p0 := bits.Mul64(q, b.lo)
+		h1, l1 := bits.Mul64(q, b.hi)
+		p1, c := bits.Add64(l1, h0, 0)
+		p2 := h1 + c
+		if p2 < n2 || p2 == n2 && (p1 < n1 || p1 == n1 && p0 <= n0) {
+			return q
+		}
+		q--
+	}
+}
+
 // IsZero reports whether a == 0.
 func (a I64F64) IsZero() bool { return a.r.isZero() }
 

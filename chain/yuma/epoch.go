@@ -123,10 +123,11 @@ func (ws *Workspace) normalizedStake(in *Input, ownerExempt bool) {
 	}
 	ws.stake = grow(ws.stake, n)
 	for i, t := range ws.stake64 {
-		if !sum.IsZero() {
-			t = t.SafeDiv(sum)
+		if sum.IsZero() {
+			ws.stake[i] = t.I32F32()
+		} else {
+			ws.stake[i] = t.DivI32F32(sum)
 		}
-		ws.stake[i] = t.I32F32()
 	}
 }
 

@@ -413,10 +413,11 @@ func normalizedStake(in *yuma.Input) []int64 {
 	}
 	out := make([]int64, n)
 	for i, t := range s64 {
-		if !sum.IsZero() {
-			t = t.SafeDiv(sum)
+		if sum.IsZero() {
+			out[i] = int64(t.I32F32())
+		} else {
+			out[i] = int64(t.DivI32F32(sum))
 		}
-		out[i] = int64(t.I32F32())
 	}
 	return out
 }
