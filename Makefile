@@ -87,8 +87,17 @@ cuda: ptx-check
 		echo "bin/taobox-cuda needs $$needed; it may need only libc.so.6 and libcuda.so.1"; exit 1; fi; \
 	echo "bin/taobox-cuda: NEEDED $$needed"
 	@scripts/fakecuda/build.sh $(CUDA)/fake
-	LD_LIBRARY_PATH=$(CUDA)/fake $(CUDA_ENV) $(GO) test -count=1 -tags cuda -run '^(TestDo|TestSelftests|TestLlamaGPUvsCPU|TestLlamaBenchTiny|TestLlamaPromptLong|TestLlamaFeed|TestYumaGPU)$$' ./gpu/
+	LD_LIBRARY_PATH=$(CUDA)/fake $(CUDA_ENV) $(GO) test -count=1 -tags cuda -run '^(TestDo|TestSelftests|TestLlamaGPUvsCPU|TestLlamaBenchTiny|TestLlamaPromptLong|TestLlamaFeed|TestYumaGPU|TestYumaRegions)$$' ./gpu/
 	LD_LIBRARY_PATH=$(CUDA)/fake bin/taobox-cuda selftest --run smoke/ >/dev/null
+	@# Every Yuma path of bench gpu, each checked against the CPU engine
+	@# (about 10 s on 2 cores): in process, staged, through page-locked
+	@# regions (nothing staged), and a runner process whose ready line says
+	@# its shared region is page-locked, serving yuma.packed in place.
+	@LD_LIBRARY_PATH=$(CUDA)/fake bin/taobox-cuda bench gpu --yuma-shapes 8x256 --no-llama --iters 1 --json >$(CUDA)/fake/bench.log 2>&1 && \
+		grep -q '"regions_staged_bytes":0,' $(CUDA)/fake/bench.log && ! grep -q '"regions_error"' $(CUDA)/fake/bench.log && \
+		grep -q 'shared region page-locked in place' $(CUDA)/fake/bench.log || \
+		{ cat $(CUDA)/fake/bench.log; echo "bench gpu under fakecuda failed"; exit 1; }
+	@echo "bench gpu under fakecuda: every Yuma path (in process, staged, page-locked regions, runner in place) agrees with the CPU engine"
 
 # What a device machine (no Go there) runs from bin/: taobox-cuda, and the
 # miner's test binary for scripts/gpu-check.sh's task-rate step.

@@ -3,10 +3,14 @@
 package gpu
 
 import (
+	"context"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+
+	"taobox/chain/yuma"
+	"taobox/chain/yuma/gpuplan"
 )
 
 // openYumaDevice opens device 0, skipping without a usable driver (a GPU's,
@@ -69,5 +73,81 @@ func TestYumaBench(t *testing.T) {
 		for _, st := range tm.Steps {
 			t.Logf("  %-16s %v", st.Name, st.Time)
 		}
+	}
+}
+
+// TestYumaRegions: a batch served through page-locked shared regions
+// (epochsViaRegions: RunArenaTo uploading from one mapped region and
+// downloading into another, leaving the arena as it is) equals the CPU
+// engine's with nothing staged, and again, staged, when the driver
+// refuses to page-lock the regions (FAKECUDA_REFUSE_REGISTER; on a GPU
+// only the first half runs), with the refusal reported. Under fakecuda
+// every copy of more than 4 KiB must also be from or to page-locked
+// memory (FAKECUDA_PAGEABLE_LIMIT): a region the engine only believed
+// registered fails there.
+func TestYumaRegions(t *testing.T) {
+	t.Setenv("FAKECUDA_PAGEABLE_LIMIT", "4096")
+	d := openYumaDevice(t)
+	ins := BigYumaBatch(8, 64, true)
+	want, err := yuma.NewCPUEngine(0).Epochs(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(e *YumaEngine, staged bool) {
+		t.Helper()
+		for round := range 2 { // the second round reuses what the first registered
+			got, err := e.epochsViaRegions(context.Background(), ins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range ins {
+				if diff := gpuplan.Diff(&got[i], &want[i]); diff != "" {
+					t.Fatalf("round %d subnet %d: %s", round, i, diff)
+				}
+			}
+			tm := e.LastTimings()
+			if staged != (tm.Staged > 0) {
+				t.Fatalf("round %d: %d bytes staged, want staging %v (register error: %v)", round, tm.Staged, staged, e.HostRegionErr())
+			}
+			if tm.Staged > 0 && tm.Staged < tm.InBytes {
+				t.Fatalf("round %d: %d bytes staged, less than the %d-byte arena", round, tm.Staged, tm.InBytes)
+			}
+		}
+	}
+	e := NewYumaEngine(d)
+	defer e.Close()
+	e.granule = 64 << 10 // so that the batches below grow the registrations
+	check(e, false)
+	if e.HostRegionErr() != nil {
+		t.Fatalf("HostRegionErr = %v", e.HostRegionErr())
+	}
+	// A batch bigger than the first registrations grows them.
+	big := BigYumaBatch(16, 256, true)
+	got, err := e.epochsViaRegions(context.Background(), big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBig, err := yuma.NewCPUEngine(0).Epochs(context.Background(), big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range big {
+		if diff := gpuplan.Diff(&got[i], &wantBig[i]); diff != "" {
+			t.Fatalf("16×256 subnet %d: %s", i, diff)
+		}
+	}
+	if tm := e.LastTimings(); tm.Staged != 0 || tm.InBytes <= 16*int64(e.granule) {
+		t.Fatalf("16×256: %d bytes staged of a %d-byte arena, want 0 of more than %d", tm.Staged, tm.InBytes, 16*e.granule)
+	}
+	if !strings.Contains(d.Info().Name, "fakecuda") {
+		return
+	}
+	t.Setenv("FAKECUDA_REFUSE_REGISTER", "1")
+	t.Setenv("FAKECUDA_PAGEABLE_LIMIT", "") // staged copies come from Go memory where the pinned buffers are refused too
+	r := NewYumaEngine(d)
+	defer r.Close()
+	check(r, true)
+	if err := r.HostRegionErr(); err == nil || !strings.Contains(err.Error(), "page-locking") {
+		t.Fatalf("HostRegionErr = %v, want the refusal", err)
 	}
 }

@@ -30,12 +30,20 @@ type yumaGPUBench struct {
 	// The same the way the node sends it (yuma.packed without the socket):
 	// packed in Go memory, staged into page-locked memory by the engine.
 	GPUArenaMsPerBatch float64 `json:"gpu_arena_ms_per_batch"`
-	CPUEpochsPerS      float64 `json:"cpu_epochs_per_s"`
-	CPUMsPerBatch      float64 `json:"cpu_ms_per_batch"`
-	CPUWorkers         int     `json:"cpu_workers"`
-	Speedup            float64 `json:"speedup"`
-	GPUTimings         string  `json:"gpu_timings,omitempty"`
-	Error              string  `json:"error,omitempty"`
+	// The same the way a runner with a shared region serves it: the arena
+	// uploaded from, and the outputs downloaded into, mapped regions the
+	// driver page-locked in place (no staging copies); RegionsStaged is
+	// what still went through the engine's buffers (0 unless the driver
+	// refused to page-lock them, RegionsError).
+	GPURegionsMsPerBatch float64 `json:"gpu_regions_ms_per_batch"`
+	RegionsStaged        int64   `json:"regions_staged_bytes"`
+	RegionsError         string  `json:"regions_error,omitempty"`
+	CPUEpochsPerS        float64 `json:"cpu_epochs_per_s"`
+	CPUMsPerBatch        float64 `json:"cpu_ms_per_batch"`
+	CPUWorkers           int     `json:"cpu_workers"`
+	Speedup              float64 `json:"speedup"`
+	GPUTimings           string  `json:"gpu_timings,omitempty"`
+	Error                string  `json:"error,omitempty"`
 }
 
 type benchGPUReport struct {
@@ -168,6 +176,16 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 				r.Errors = append(r.Errors, fmt.Sprintf("yuma %s (arena): %v", s.name, err))
 			}
 		}
+		if y.Error == "" {
+			var regErr error
+			if y.GPURegionsMsPerBatch, y.RegionsStaged, regErr, err = gpu.BenchYumaRegions(d, s.subnets, s.uids, o.iters); err != nil {
+				y.Error = err.Error()
+				r.Errors = append(r.Errors, fmt.Sprintf("yuma %s (regions): %v", s.name, err))
+			}
+			if regErr != nil {
+				y.RegionsError = regErr.Error()
+			}
+		}
 		memSample()
 		// The CPU baseline on the same batch, in the same run.
 		ins := gpu.BigYumaBatch(s.subnets, s.uids, false)
@@ -186,8 +204,8 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 		if y.GPUMsPerBatch > 0 {
 			y.Speedup = y.CPUMsPerBatch / y.GPUMsPerBatch
 		}
-		progress("yuma %s: GPU %.3f ms/batch (%.0f epochs/s; packed by the node %.3f ms), CPU %.2f ms/batch (%.0f epochs/s, %d workers)%s",
-			s.name, y.GPUMsPerBatch, y.GPUEpochsPerS, y.GPUArenaMsPerBatch, y.CPUMsPerBatch, y.CPUEpochsPerS, y.CPUWorkers, errSuffix(y.Error))
+		progress("yuma %s: GPU %.3f ms/batch (%.0f epochs/s; packed by the node %.3f ms, through page-locked regions %.3f ms), CPU %.2f ms/batch (%.0f epochs/s, %d workers)%s",
+			s.name, y.GPUMsPerBatch, y.GPUEpochsPerS, y.GPUArenaMsPerBatch, y.GPURegionsMsPerBatch, y.CPUMsPerBatch, y.CPUEpochsPerS, y.CPUWorkers, errSuffix(y.Error+y.RegionsError))
 		r.Yuma = append(r.Yuma, y)
 	}
 
@@ -266,8 +284,8 @@ func runBenchGPU(e *env, o benchGPUOptions) error {
 	} else {
 		fmt.Fprintf(&out, "device %s (driver CUDA %s)\n", r.Device, r.Driver)
 		for _, y := range r.Yuma {
-			fmt.Fprintf(&out, "yuma %-8s GPU %8.3f ms/batch %10.0f epochs/s (packed as the node does: %.3f ms) | CPU %8.2f ms/batch %8.0f epochs/s (%d workers) | ×%.1f%s\n",
-				y.Shape, y.GPUMsPerBatch, y.GPUEpochsPerS, y.GPUArenaMsPerBatch, y.CPUMsPerBatch, y.CPUEpochsPerS, y.CPUWorkers, y.Speedup, errSuffix(y.Error))
+			fmt.Fprintf(&out, "yuma %-8s GPU %8.3f ms/batch %10.0f epochs/s (packed as the node does: %.3f ms staged, %.3f ms through page-locked regions) | CPU %8.2f ms/batch %8.0f epochs/s (%d workers) | ×%.1f%s\n",
+				y.Shape, y.GPUMsPerBatch, y.GPUEpochsPerS, y.GPUArenaMsPerBatch, y.GPURegionsMsPerBatch, y.CPUMsPerBatch, y.CPUEpochsPerS, y.CPUWorkers, y.Speedup, errSuffix(y.Error+y.RegionsError))
 		}
 		if rb := r.RunnerYuma; rb != nil {
 			fmt.Fprintf(&out, "%s\n", rb)

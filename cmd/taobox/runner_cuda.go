@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"taobox/chain/yuma"
 	"taobox/chain/yuma/gpuplan"
@@ -45,12 +47,24 @@ func runRunner(e *env, socket string, device int, only string, shm *runner.Shm) 
 	if failed > 0 {
 		return fmt.Errorf("%d of %d selftests failed on %s; first: %w", failed, ran, d.Info(), firstErr)
 	}
+	ye := gpu.NewYumaEngine(d)
+	defer ye.Close() // before d's (deferred calls run last first): it unregisters the shared region
+	var regions string
+	if shm != nil {
+		// yuma.packed uploads the arena from the request half and
+		// downloads into the response half in place, once the driver has
+		// page-locked them (their first 4 MiB now, the rest as far as the
+		// batches reach). A refusal is said in the ready line.
+		regions = "; shared region page-locked in place"
+		if err := ye.HostRegions(shm.Halves()); err != nil {
+			regions = fmt.Sprintf("; shared region staged (%v)", err)
+		}
+	}
 	srv := &runner.Server{
-		Info: fmt.Sprintf("taobox-cuda %s pid %d, device %s, %d selftests passed in %v",
-			version, os.Getpid(), d.Info(), ran, time.Since(start).Round(time.Millisecond)),
+		Info: fmt.Sprintf("taobox-cuda %s pid %d, device %s, %d selftests passed in %v%s",
+			version, os.Getpid(), d.Info(), ran, time.Since(start).Round(time.Millisecond), regions),
 		Shm: shm,
 	}
-	ye := gpu.NewYumaEngine(d)
 	srv.Yuma, srv.YumaPacked = &serialEngine{e: ye}, packedEngine{ye}
 	var _ runner.Feeder = (*gpu.Llama)(nil) // llama.sample feeds prompts batched
 	lm := &runner.LlamaOps{Open: func(path string) (runner.LlamaModel, string, error) {
@@ -73,11 +87,34 @@ func runRunner(e *env, socket string, device int, only string, shm *runner.Shm) 
 }
 
 // packedEngine serves yuma.packed: the parent packed the batch; the
-// engine stages it, runs the kernels and the response carries what they
-// downloaded. YumaEngine runs one call at a time.
+// engine runs the kernels over it and the response carries what they
+// downloaded. With a shared region the arena uploads from the request
+// half and the outputs download into the response half, both in place
+// (page-locked by the driver); without one, or where the driver refuses
+// to page-lock it (the ready line says so), they are staged through the
+// engine's own page-locked buffers. YumaEngine runs one call at a time.
 type packedEngine struct{ e *gpu.YumaEngine }
 
 func (p packedEngine) RunPacked(ctx context.Context, l *gpuplan.Layout, arena, out []byte) ([]byte, error) {
+	// The response (T, the output prefix, T bond entries) is written in
+	// place when out has room for the largest one (the response half
+	// has), with its words aligned; otherwise it is appended from the
+	// engine's buffers.
+	start, np := len(out), int(l.OutWords)*8
+	need := 8 + np + int(l.BondCap)*4
+	if cap(out)-start >= need {
+		buf := out[start : start+need]
+		prefix := gpuplan.Words(buf[8 : 8+np])
+		if b := buf[8+np:]; prefix != nil && uintptr(unsafe.Pointer(unsafe.SliceData(b)))%4 == 0 {
+			bonds := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(b))), l.BondCap)
+			t, err := p.e.RunArenaTo(ctx, l, arena, prefix, bonds)
+			if err != nil {
+				return out, err
+			}
+			binary.NativeEndian.PutUint64(buf, uint64(t))
+			return out[:start+8+np+int(t)*4], nil
+		}
+	}
 	err := p.e.RunArena(ctx, l, arena, func(prefix []int64, bonds []uint32) {
 		out = runner.AppendPackedResponse(out, prefix, bonds)
 	})

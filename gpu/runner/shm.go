@@ -75,6 +75,11 @@ func (s *Shm) Size() int { return len(s.mem) }
 func (s *Shm) reqHalf() []byte  { return s.mem[: len(s.mem)/2 : len(s.mem)/2] }
 func (s *Shm) respHalf() []byte { return s.mem[len(s.mem)/2:] }
 
+// Halves returns the request half and the response half of the mapping,
+// for a GPU engine to page-lock in place (gpu.YumaEngine.HostRegions);
+// the ownership rule above still governs who touches them when.
+func (s *Shm) Halves() (req, resp []byte) { return s.reqHalf(), s.respHalf() }
+
 // halfBounds returns the region offsets [lo, hi) of the request half
 // (resp false) or of the response half.
 func halfBounds(size int, resp bool) (lo, hi uint64) {

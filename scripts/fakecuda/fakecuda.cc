@@ -9,7 +9,10 @@
 // Environment: FAKECUDA_DEVICES (default 1) devices; FAKECUDA_DRIVER
 // (default 12040) for cuDriverGetVersion; FAKECUDA_MAJOR (default 9);
 // FAKECUDA_MEM (default 80 GiB) device memory, which cuMemAlloc enforces;
-// FAKECUDA_REJECT_PTX=1 makes the JIT reject every module.
+// FAKECUDA_REJECT_PTX=1 makes the JIT reject every module;
+// FAKECUDA_REFUSE_REGISTER=1 refuses cuMemHostRegister;
+// FAKECUDA_PAGEABLE_LIMIT=N fails host copies of more than N bytes to or
+// from memory that is not page-locked.
 #include <cuda.h>
 
 #include <cstdint>
@@ -303,16 +306,81 @@ CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, CUfunction, in
 	return CUDA_SUCCESS;
 }
 
+// Page-locked host ranges: cuMemAllocHost's (host_allocs) and those
+// registered by cuMemHostRegister (registered): overlapping registrations
+// and unregistering an address that does not open one fail as the driver's
+// do. FAKECUDA_REFUSE_REGISTER=1 refuses every registration (as a driver
+// may for memory it cannot pin), for the callers' fallbacks.
+struct host_range {
+	uintptr_t p;
+	size_t n;
+};
+static std::mutex registered_mu;
+static std::vector<host_range> registered, host_allocs;
+
 CUresult cuMemAllocHost(void **p, size_t n)
 {
 	*p = malloc(n ? n : 1);
-	return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+	if (!*p) return CUDA_ERROR_OUT_OF_MEMORY;
+	std::lock_guard<std::mutex> g(registered_mu);
+	host_allocs.push_back({(uintptr_t)*p, n ? n : 1});
+	return CUDA_SUCCESS;
 }
 
 CUresult cuMemFreeHost(void *p)
 {
+	{
+		std::lock_guard<std::mutex> g(registered_mu);
+		for (size_t i = 0; i < host_allocs.size(); i++)
+			if (host_allocs[i].p == (uintptr_t)p) {
+				host_allocs.erase(host_allocs.begin() + i);
+				break;
+			}
+	}
 	free(p);
 	return CUDA_SUCCESS;
+}
+
+// pageable_ok reports whether a copy from or to host memory [h, h+n) may
+// proceed: always, unless FAKECUDA_PAGEABLE_LIMIT is set and the range is
+// neither page-locked (cuMemAllocHost, cuMemHostRegister) nor at most
+// that many bytes: a test's way to see that big transfers are direct.
+static bool pageable_ok(const void *h, size_t n, const char *op)
+{
+	long long limit = env_int("FAKECUDA_PAGEABLE_LIMIT", -1);
+	if (limit < 0 || n <= (size_t)limit) return true;
+	uintptr_t a = (uintptr_t)h;
+	std::lock_guard<std::mutex> g(registered_mu);
+	for (const std::vector<host_range> *v : {&registered, &host_allocs})
+		for (const host_range &r : *v)
+			if (a >= r.p && a + n <= r.p + r.n) return true;
+	fprintf(stderr, "fakecuda: %s of %zu bytes from pageable host memory (FAKECUDA_PAGEABLE_LIMIT=%lld)\n", op, n, limit);
+	return false;
+}
+
+
+CUresult cuMemHostRegister(void *p, size_t n, unsigned int)
+{
+	if (!current) return CUDA_ERROR_INVALID_CONTEXT;
+	if (!p || !n) return CUDA_ERROR_INVALID_VALUE;
+	if (env_int("FAKECUDA_REFUSE_REGISTER", 0)) return CUDA_ERROR_NOT_PERMITTED;
+	std::lock_guard<std::mutex> g(registered_mu);
+	uintptr_t a = (uintptr_t)p;
+	for (const host_range &r : registered)
+		if (a < r.p + r.n && r.p < a + n) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+	registered.push_back({a, n});
+	return CUDA_SUCCESS;
+}
+
+CUresult cuMemHostUnregister(void *p)
+{
+	std::lock_guard<std::mutex> g(registered_mu);
+	for (size_t i = 0; i < registered.size(); i++)
+		if (registered[i].p == (uintptr_t)p) {
+			registered.erase(registered.begin() + i);
+			return CUDA_SUCCESS;
+		}
+	return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
 }
 
 CUresult cuMemsetD8(CUdeviceptr d, unsigned char v, size_t n)
@@ -351,12 +419,14 @@ CUresult cuMemGetInfo(size_t *free_, size_t *total)
 
 CUresult cuMemcpyHtoD(CUdeviceptr d, const void *h, size_t n)
 {
+	if (!pageable_ok(h, n, "cuMemcpyHtoD")) return CUDA_ERROR_INVALID_VALUE;
 	memcpy((void *)d, h, n);
 	return CUDA_SUCCESS;
 }
 
 CUresult cuMemcpyDtoH(void *h, CUdeviceptr d, size_t n)
 {
+	if (!pageable_ok(h, n, "cuMemcpyDtoH")) return CUDA_ERROR_INVALID_VALUE;
 	memcpy(h, (const void *)d, n);
 	return CUDA_SUCCESS;
 }

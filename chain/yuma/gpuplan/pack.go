@@ -468,8 +468,10 @@ func (b *Batch) Unpack(idx []int, outs []yuma.Output) {
 		n, u0 := int64(h.in.N), h.u0
 		out := &outs[idx[s]]
 		*out = yuma.Output{}
-		sl := func(v []int64) []int64 { return append(make([]int64, 0, n), v[u0:u0+n]...) }
-		su := func(v []uint64) []uint64 { return append(make([]uint64, 0, n), v[u0:u0+n]...) }
+		// append to nil allocates without zeroing first (make would clear
+		// the memory the copy then overwrites)
+		sl := func(v []int64) []int64 { return append([]int64(nil), v[u0:u0+n]...) }
+		su := func(v []uint64) []uint64 { return append([]uint64(nil), v[u0:u0+n]...) }
 		cons, vtrust, inc, divs := sl(b.Cons), sl(b.VTrust), sl(b.Inc), sl(b.Divs)
 		out.StakeWeight = u16Vec(h.stake)
 		out.Consensus = u16Vec(cons)
@@ -484,10 +486,11 @@ func (b *Batch) Unpack(idx []int, outs []yuma.Output) {
 		out.BondsWritten = make([]bool, n)
 		base := b.SState[int64(s)*StateFields+SSBondBase]
 		cnt := b.SState[int64(s)*StateFields+SSBondN]
-		mine := make([]yuma.Entry, cnt)
+		var mine []yuma.Entry
 		if src := b.BondOut[base : base+cnt]; entryWord && cnt > 0 {
-			copy(mine, unsafe.Slice((*yuma.Entry)(unsafe.Pointer(unsafe.SliceData(src))), cnt))
+			mine = append(mine, unsafe.Slice((*yuma.Entry)(unsafe.Pointer(unsafe.SliceData(src))), cnt)...)
 		} else {
+			mine = make([]yuma.Entry, cnt)
 			for p, v := range src {
 				mine[p] = yuma.Entry{UID: uint16(v), Value: uint16(v >> 16)}
 			}
