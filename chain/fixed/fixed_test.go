@@ -1975,3 +1975,30 @@ func FuzzI64F64DivI32F32(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDivI32F32 normalizes 256 stakes (a subnet's shares) the short
+// way and, the baseline, through SafeDiv then I32F32.
+func BenchmarkDivI32F32(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	stakes := make([]I64F64, 256)
+	var sum I64F64
+	for i := range stakes {
+		stakes[i] = I64F64FromU64(r.Uint64() >> 12) // rao amounts: the sum stays below 2^60
+		sum = sum.Add(stakes[i])
+	}
+	out := make([]I32F32, len(stakes))
+	b.Run("short", func(b *testing.B) {
+		for b.Loop() {
+			for i, t := range stakes {
+				out[i] = t.DivI32F32(sum)
+			}
+		}
+	})
+	b.Run("safediv", func(b *testing.B) {
+		for b.Loop() {
+			for i, t := range stakes {
+				out[i] = t.SafeDiv(sum).I32F32()
+			}
+		}
+	})
+}
