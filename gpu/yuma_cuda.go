@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -64,6 +65,7 @@ type YumaEngine struct {
 	// ownRegions are regions the engine mapped itself (epochsViaRegions).
 	regions    []hostRegion
 	regErr     error
+	refused    atomic.Bool // regErr != nil, read without mu
 	ownRegions [][]byte
 	granule    int // regGranule; tests make it smaller
 
@@ -141,6 +143,7 @@ func (e *YumaEngine) HostRegions(regions ...[]byte) error {
 	err := e.d.Do(func() error {
 		e.unregisterLocked()
 		e.regions, e.regErr = e.regions[:0], nil
+		e.refused.Store(false)
 		for _, m := range regions {
 			at := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
 			lo := int((page - at%page) % page)
@@ -170,6 +173,10 @@ func (e *YumaEngine) granuleOr() int {
 	}
 	return regGranule
 }
+
+// RegionRefused reports whether HostRegionErr is not nil, without waiting
+// for a call in progress.
+func (e *YumaEngine) RegionRefused() bool { return e.refused.Load() }
 
 // HostRegionErr returns the driver's first refusal to page-lock a region
 // named by HostRegions (nil if it has not refused).
@@ -223,6 +230,7 @@ func (e *YumaEngine) pinLocked(p []byte) bool {
 		}
 		if res := C.taobox_yuma_host_register(base, C.size_t(n)); res != C.CUDA_SUCCESS {
 			if e.regErr == nil {
+				e.refused.Store(true)
 				e.regErr = fmt.Errorf("gpu: yuma: page-locking %d bytes of a shared region: CUDA error %d (transfers there now go through the engine's own page-locked buffers: one copy more each way)", n, int(res))
 			}
 			r.capped = true

@@ -86,6 +86,8 @@ func TestYumaBench(t *testing.T) {
 // memory (FAKECUDA_PAGEABLE_LIMIT): a region the engine only believed
 // registered fails there.
 func TestYumaRegions(t *testing.T) {
+	// t.Setenv also keeps this test from running in parallel with the
+	// others: the llama paths copy from Go memory, which the limit fails.
 	t.Setenv("FAKECUDA_PAGEABLE_LIMIT", "4096")
 	d := openYumaDevice(t)
 	ins := BigYumaBatch(8, 64, true)
@@ -142,8 +144,24 @@ func TestYumaRegions(t *testing.T) {
 	if !strings.Contains(d.Info().Name, "fakecuda") {
 		return
 	}
+	// A driver that lets the runner lock less than a batch needs: that
+	// region stays as far as it was registered (smaller batches direct),
+	// the bigger batch is staged, and the refusal is reported.
+	c := NewYumaEngine(d)
+	defer c.Close()
+	c.granule = 64 << 10
+	check(c, false)                                // registers a few hundred KiB of each region
+	t.Setenv("FAKECUDA_REGISTER_LIMIT", "1048576") // the 16×256 arena is 2.4 MB
+	if _, err := c.epochsViaRegions(context.Background(), big); err != nil {
+		t.Fatal(err)
+	}
+	if tm := c.LastTimings(); tm.Staged == 0 || !c.RegionRefused() || c.HostRegionErr() == nil {
+		t.Fatalf("a growth refused: %d bytes staged, refused %v (%v), want staging and the refusal", tm.Staged, c.RegionRefused(), c.HostRegionErr())
+	}
+	check(c, false) // the old prefixes were registered again
+	t.Setenv("FAKECUDA_REGISTER_LIMIT", "")
+
 	t.Setenv("FAKECUDA_REFUSE_REGISTER", "1")
-	t.Setenv("FAKECUDA_PAGEABLE_LIMIT", "") // staged copies come from Go memory where the pinned buffers are refused too
 	r := NewYumaEngine(d)
 	defer r.Close()
 	check(r, true)

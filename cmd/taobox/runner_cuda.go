@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -60,12 +62,14 @@ func runRunner(e *env, socket string, device int, only string, shm *runner.Shm) 
 			regions = fmt.Sprintf("; shared region staged (%v)", err)
 		}
 	}
+	pe := &packedEngine{e: ye, stderr: e.stderr}
+	pe.warned.Store(regions != "; shared region page-locked in place") // the ready line said it
 	srv := &runner.Server{
 		Info: fmt.Sprintf("taobox-cuda %s pid %d, device %s, %d selftests passed in %v%s",
 			version, os.Getpid(), d.Info(), ran, time.Since(start).Round(time.Millisecond), regions),
 		Shm: shm,
 	}
-	srv.Yuma, srv.YumaPacked = &serialEngine{e: ye}, packedEngine{ye}
+	srv.Yuma, srv.YumaPacked = &serialEngine{e: ye}, pe
 	var _ runner.Feeder = (*gpu.Llama)(nil) // llama.sample feeds prompts batched
 	lm := &runner.LlamaOps{Open: func(path string) (runner.LlamaModel, string, error) {
 		f, err := gguf.Open(path)
@@ -91,11 +95,23 @@ func runRunner(e *env, socket string, device int, only string, shm *runner.Shm) 
 // downloaded. With a shared region the arena uploads from the request
 // half and the outputs download into the response half, both in place
 // (page-locked by the driver); without one, or where the driver refuses
-// to page-lock it (the ready line says so), they are staged through the
-// engine's own page-locked buffers. YumaEngine runs one call at a time.
-type packedEngine struct{ e *gpu.YumaEngine }
+// to page-lock it, they are staged through the engine's own page-locked
+// buffers. A refusal at start is in the ready line; one later (a batch
+// bigger than the driver lets the runner lock) is written once to stderr
+// as a runner.WarnPrefix line, which the node logs. YumaEngine runs one
+// call at a time.
+type packedEngine struct {
+	e      *gpu.YumaEngine
+	stderr io.Writer
+	warned atomic.Bool
+}
 
-func (p packedEngine) RunPacked(ctx context.Context, l *gpuplan.Layout, arena, out []byte) ([]byte, error) {
+func (p *packedEngine) RunPacked(ctx context.Context, l *gpuplan.Layout, arena, out []byte) ([]byte, error) {
+	defer func() {
+		if p.e.RegionRefused() && !p.warned.Swap(true) {
+			fmt.Fprintf(p.stderr, "%s%v\n", runner.WarnPrefix, p.e.HostRegionErr())
+		}
+	}()
 	// The response (T, the output prefix, T bond entries) is written in
 	// place when out has room for the largest one (the response half
 	// has), with its words aligned; otherwise it is appended from the

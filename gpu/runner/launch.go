@@ -31,7 +31,8 @@ type Options struct {
 	// Args are appended to `runner --socket PATH`; Env to the runner's
 	// environment (os.Environ()).
 	Args, Env []string
-	// Logger gets the engine's few lines; nil discards them.
+	// Logger gets the engine's few lines (and the runner's WarnPrefix
+	// lines); nil discards them.
 	Logger *slog.Logger
 	// Workers is the CPU engine's goroutines (0: GOMAXPROCS).
 	Workers int
@@ -179,6 +180,7 @@ func Start(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e.proc = p
 	e.log.Info("GPU runner up; Yuma epochs run on the GPU", "runner", p.info, "binary", g.Binary)
+	p.stderr.setWarn(e.runnerWarn)
 	return e, nil
 }
 
@@ -396,6 +398,7 @@ func (e *Engine) restartLoop() {
 			// Logged before the runner is in service: whoever sees
 			// it serve has the line.
 			e.log.Info("GPU runner restarted; "+what+" on the GPU again", "runner", p.info, "model", p.model)
+			p.stderr.setWarn(e.runnerWarn)
 			e.proc = p
 			e.restarting = false
 			e.stats.Restarts++
@@ -451,3 +454,8 @@ func (e *Engine) Close() error {
 }
 
 var _ yuma.Engine = (*Engine)(nil)
+
+// runnerWarn logs a WarnPrefix line of the runner's stderr.
+func (e *Engine) runnerWarn(line string) {
+	e.log.Warn("GPU runner: " + line)
+}

@@ -32,23 +32,45 @@ type process struct {
 	noPacked bool   // it does not serve yuma.packed (an older taobox-cuda); guarded by Engine.mu
 }
 
+// WarnPrefix opens a line that a runner writes to its stderr for the
+// node's log: once the runner is in service the node logs the rest of the
+// line at WARN as it arrives (each such line in one write). Every other
+// line is only kept for the error message of a runner that fails.
+const WarnPrefix = "taobox-cuda warning: "
+
 // tailWriter keeps the last bytes written to it (the runner's stderr, for
-// error messages).
+// error messages) and hands the WarnPrefix lines to warn, once set.
 type tailWriter struct {
-	mu  sync.Mutex
-	buf []byte
+	mu   sync.Mutex
+	buf  []byte
+	warn func(string)
 }
 
 const tailBytes = 2048
 
 func (w *tailWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
 	if len(w.buf) > tailBytes {
 		w.buf = append(w.buf[:0], w.buf[len(w.buf)-tailBytes:]...)
 	}
+	warn := w.warn
+	w.mu.Unlock()
+	if warn != nil {
+		for line := range strings.SplitSeq(string(p), "\n") {
+			if rest, ok := strings.CutPrefix(line, WarnPrefix); ok {
+				warn(rest)
+			}
+		}
+	}
 	return len(p), nil
+}
+
+// setWarn makes w hand the WarnPrefix lines written from now on to f.
+func (w *tailWriter) setWarn(f func(string)) {
+	w.mu.Lock()
+	w.warn = f
+	w.mu.Unlock()
 }
 
 func (w *tailWriter) String() string {

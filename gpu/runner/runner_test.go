@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -1219,5 +1220,22 @@ func TestEngineEpochsOp(t *testing.T) {
 	checkBatches(t, e, 1, 6)
 	if st := e.Stats(); st.RunnerBatches != 1 || st.PackedBatches != 0 || st.CPUBatches != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestTailWriterWarn: the runner's WarnPrefix lines reach the node's log
+// once the hook is set, other lines only the tail.
+func TestTailWriterWarn(t *testing.T) {
+	w := &tailWriter{}
+	var got []string
+	fmt.Fprintf(w, "%searly\n", WarnPrefix) // during the self-test: tail only
+	w.setWarn(func(s string) { got = append(got, s) })
+	fmt.Fprintf(w, "ok   smoke/x (1ms)\n")
+	fmt.Fprintf(w, "%sgpu: yuma: page-locking 8 bytes: CUDA error 800\nnext line\n%ssecond\n", WarnPrefix, WarnPrefix)
+	if want := []string{"gpu: yuma: page-locking 8 bytes: CUDA error 800", "second"}; !slices.Equal(got, want) {
+		t.Fatalf("warned %q, want %q", got, want)
+	}
+	if !strings.Contains(w.String(), "second") {
+		t.Fatalf("tail %q lacks the last line", w.String())
 	}
 }

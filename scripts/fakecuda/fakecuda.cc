@@ -10,7 +10,8 @@
 // (default 12040) for cuDriverGetVersion; FAKECUDA_MAJOR (default 9);
 // FAKECUDA_MEM (default 80 GiB) device memory, which cuMemAlloc enforces;
 // FAKECUDA_REJECT_PTX=1 makes the JIT reject every module;
-// FAKECUDA_REFUSE_REGISTER=1 refuses cuMemHostRegister;
+// FAKECUDA_REFUSE_REGISTER=1 refuses cuMemHostRegister, and
+// FAKECUDA_REGISTER_LIMIT=N registrations of more than N bytes;
 // FAKECUDA_PAGEABLE_LIMIT=N fails host copies of more than N bytes to or
 // from memory that is not page-locked.
 #include <cuda.h>
@@ -331,11 +332,10 @@ CUresult cuMemFreeHost(void *p)
 {
 	{
 		std::lock_guard<std::mutex> g(registered_mu);
-		for (size_t i = 0; i < host_allocs.size(); i++)
-			if (host_allocs[i].p == (uintptr_t)p) {
-				host_allocs.erase(host_allocs.begin() + i);
-				break;
-			}
+		size_t i = 0;
+		while (i < host_allocs.size() && host_allocs[i].p != (uintptr_t)p) i++;
+		if (i == host_allocs.size()) return CUDA_ERROR_INVALID_VALUE;
+		host_allocs.erase(host_allocs.begin() + i);
 	}
 	free(p);
 	return CUDA_SUCCESS;
@@ -364,10 +364,13 @@ CUresult cuMemHostRegister(void *p, size_t n, unsigned int)
 	if (!current) return CUDA_ERROR_INVALID_CONTEXT;
 	if (!p || !n) return CUDA_ERROR_INVALID_VALUE;
 	if (env_int("FAKECUDA_REFUSE_REGISTER", 0)) return CUDA_ERROR_NOT_PERMITTED;
+	long long limit = env_int("FAKECUDA_REGISTER_LIMIT", -1);
+	if (limit >= 0 && n > (size_t)limit) return CUDA_ERROR_OUT_OF_MEMORY;
 	std::lock_guard<std::mutex> g(registered_mu);
 	uintptr_t a = (uintptr_t)p;
-	for (const host_range &r : registered)
-		if (a < r.p + r.n && r.p < a + n) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+	for (const std::vector<host_range> *v : {&registered, &host_allocs})
+		for (const host_range &r : *v)
+			if (a < r.p + r.n && r.p < a + n) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
 	registered.push_back({a, n});
 	return CUDA_SUCCESS;
 }
