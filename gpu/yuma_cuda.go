@@ -67,7 +67,7 @@ type YumaEngine struct {
 	regErr     error
 	refused    atomic.Bool // regErr != nil, read without mu
 	ownRegions [][]byte
-	granule    int // regGranule; tests make it smaller
+	granule    int // regGranule; tests make it smaller before the first use
 
 	// scratch is epochsViaArena's arena, reused as the node reuses its
 	// shared region (CheckYuma and the benchmark call it from one goroutine)
@@ -153,7 +153,7 @@ func (e *YumaEngine) HostRegions(regions ...[]byte) error {
 			m = m[lo:]
 			if m = m[:len(m)/int(page)*int(page)]; len(m) > 0 {
 				e.regions = append(e.regions, hostRegion{mem: m})
-				if !e.pinLocked(m[:min(len(m), e.granuleOr())]) && refused == nil {
+				if !e.pinLocked(m[:min(len(m), e.granule)]) && refused == nil {
 					refused = e.regErr
 				}
 			}
@@ -164,14 +164,6 @@ func (e *YumaEngine) HostRegions(regions ...[]byte) error {
 		return err
 	}
 	return refused
-}
-
-// granuleOr is e.granule, or regGranule when unset.
-func (e *YumaEngine) granuleOr() int {
-	if e.granule > 0 {
-		return e.granule
-	}
-	return regGranule
 }
 
 // RegionRefused reports whether HostRegionErr is not nil, without waiting
@@ -220,8 +212,7 @@ func (e *YumaEngine) pinLocked(p []byte) bool {
 			return false
 		}
 		want := max(end, min(2*r.reg, end+regSlack))
-		g := e.granuleOr()
-		n := min(len(r.mem), (want+g-1)/g*g)
+		n := min(len(r.mem), (want+e.granule-1)/e.granule*e.granule)
 		base := unsafe.Pointer(unsafe.SliceData(r.mem))
 		old := r.reg
 		if old > 0 {
@@ -303,7 +294,7 @@ func NewYumaEngine(d *Device) *YumaEngine {
 	// TAOBOX_YUMA_DEBUG=1 synchronizes after every kernel, so that a fault
 	// names its kernel.
 	// TAOBOX_YUMA_PROFILE=1 also times every step.
-	return &YumaEngine{d: d, cpu: yuma.NewCPUEngine(0),
+	return &YumaEngine{d: d, cpu: yuma.NewCPUEngine(0), granule: regGranule,
 		debug:   os.Getenv("TAOBOX_YUMA_DEBUG") != "" || os.Getenv("TAOBOX_YUMA_PROFILE") != "",
 		profile: os.Getenv("TAOBOX_YUMA_PROFILE") != ""}
 }
@@ -370,12 +361,12 @@ func (e *YumaEngine) Epochs(ctx context.Context, ins []yuma.Input) ([]yuma.Outpu
 // output prefix and the bond entries, valid only during emit. Timings:
 // Pack is the staging, Unpack the time in emit.
 func (e *YumaEngine) RunArena(ctx context.Context, l *gpuplan.Layout, arena []byte, emit func(prefix []int64, bonds []uint32)) error {
-	prefix, bonds, err := e.runArena(ctx, l, arena, nil, nil)
+	e.mu.Lock()
+	defer e.mu.Unlock() // the views are the engine's buffers until emit returns
+	prefix, bonds, err := e.runArenaLocked(ctx, l, arena, nil, nil)
 	if err != nil {
-		e.mu.Unlock()
 		return err
 	}
-	defer e.mu.Unlock() // the views are the engine's buffers until emit returns
 	t := time.Now()
 	emit(prefix, bonds)
 	e.last.Unpack = time.Since(t)
@@ -391,19 +382,15 @@ func (e *YumaEngine) RunArenaTo(ctx context.Context, l *gpuplan.Layout, arena []
 	if int64(len(prefix)) != l.OutWords || int64(len(bonds)) < l.BondCap {
 		return 0, fmt.Errorf("gpu: yuma: room for %d prefix words and %d bond entries, the layout needs %d and %d", len(prefix), len(bonds), l.OutWords, l.BondCap)
 	}
-	_, got, err := e.runArena(ctx, l, arena, prefix, bonds)
-	if err != nil {
-		e.mu.Unlock()
-		return 0, err
-	}
-	e.mu.Unlock()
-	return int64(len(got)), nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, got, err := e.runArenaLocked(ctx, l, arena, prefix, bonds)
+	return int64(len(got)), err
 }
 
-// runArena is RunArena and RunArenaTo up to the outputs: it returns with
-// e.mu held (the caller unlocks it), also on error.
-func (e *YumaEngine) runArena(ctx context.Context, l *gpuplan.Layout, arena []byte, dstPrefix []int64, dstBonds []uint32) ([]int64, []uint32, error) {
-	e.mu.Lock()
+// runArenaLocked is RunArena and RunArenaTo up to the outputs; e.mu is
+// held.
+func (e *YumaEngine) runArenaLocked(ctx context.Context, l *gpuplan.Layout, arena []byte, dstPrefix []int64, dstBonds []uint32) ([]int64, []uint32, error) {
 	e.last = YumaTimings{}
 	if int64(len(arena)) != l.InWords*8 {
 		return nil, nil, fmt.Errorf("gpu: yuma: an input arena of %d bytes for %d words", len(arena), l.InWords)
@@ -564,17 +551,15 @@ func (e *YumaEngine) deviceLocked(l *gpuplan.Layout, hostIn []int64, keepIn bool
 			stagePrefix, stageBonds = e.outputs(l.OutWords, l.BondCap)
 		}
 	}
-	direct := dstPrefix != nil && e.pinLocked(bytesOf(dstPrefix))
-	if dstPrefix == nil {
+	prefix, bonds = dstPrefix, dstBonds
+	direct := true
+	if prefix == nil {
 		stage()
-		prefix, bonds, direct = stagePrefix, stageBonds, true
-	} else {
-		prefix, bonds = dstPrefix, dstBonds
-		if !direct {
-			stage()
-		}
+		prefix, bonds = stagePrefix, stageBonds
+	} else if direct = e.pinLocked(gpuplan.Bytes(prefix)); !direct {
+		stage()
 	}
-	if err := download("outputs", bytesOf(prefix), bytesOf(stagePrefix), work, direct); err != nil {
+	if err := download("outputs", gpuplan.Bytes(prefix), gpuplan.Bytes(stagePrefix), work, direct); err != nil {
 		return nil, nil, err
 	}
 	total := prefix[len(prefix)-1] // the output prefix ends with the bond entry count
@@ -583,12 +568,12 @@ func (e *YumaEngine) deviceLocked(l *gpuplan.Layout, hostIn []int64, keepIn bool
 	}
 	bonds = bonds[:total]
 	if total > 0 {
-		direct := dstBonds == nil || e.pinLocked(bytesOf(bonds))
+		direct := dstBonds == nil || e.pinLocked(gpuplan.Bytes(bonds))
 		if !direct {
 			stage()
 		}
 		src := work + cu.DevicePtr(l.BondOffset()*8)
-		if err := download("bonds", bytesOf(bonds), bytesOf(stageBonds), src, direct); err != nil {
+		if err := download("bonds", gpuplan.Bytes(bonds), gpuplan.Bytes(stageBonds), src, direct); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -797,7 +782,7 @@ func (e *YumaEngine) epochsViaRegions(ctx context.Context, ins []yuma.Input) ([]
 		// The descriptor words are the runner's to fill, in its own copy:
 		// they go out zero (as the node sends them) and must come back so.
 		clear(b.In[:gpuplan.DCount])
-		t, err := e.RunArenaTo(ctx, l, bytesOf(b.In), prefix, bonds)
+		t, err := e.RunArenaTo(ctx, l, gpuplan.Bytes(b.In), prefix, bonds)
 		if err != nil {
 			return err
 		}

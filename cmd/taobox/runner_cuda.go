@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"taobox/chain/yuma"
 	"taobox/chain/yuma/gpuplan"
@@ -112,24 +110,14 @@ func (p *packedEngine) RunPacked(ctx context.Context, l *gpuplan.Layout, arena, 
 			fmt.Fprintf(p.stderr, "%s%v\n", runner.WarnPrefix, p.e.HostRegionErr())
 		}
 	}()
-	// The response (T, the output prefix, T bond entries) is written in
-	// place when out has room for the largest one (the response half
-	// has), with its words aligned; otherwise it is appended from the
-	// engine's buffers.
-	start, np := len(out), int(l.OutWords)*8
-	need := 8 + np + int(l.BondCap)*4
-	if cap(out)-start >= need {
-		buf := out[start : start+need]
-		prefix := gpuplan.Words(buf[8 : 8+np])
-		if b := buf[8+np:]; prefix != nil && uintptr(unsafe.Pointer(unsafe.SliceData(b)))%4 == 0 {
-			bonds := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(b))), l.BondCap)
-			t, err := p.e.RunArenaTo(ctx, l, arena, prefix, bonds)
-			if err != nil {
-				return out, err
-			}
-			binary.NativeEndian.PutUint64(buf, uint64(t))
-			return out[:start+8+np+int(t)*4], nil
+	// The response is written in place where out has room (the response
+	// half has), else appended from the engine's buffers.
+	if prefix, bonds, finish, ok := runner.PackedResponseRoom(out, l); ok {
+		t, err := p.e.RunArenaTo(ctx, l, arena, prefix, bonds)
+		if err != nil {
+			return out, err
 		}
+		return finish(t), nil
 	}
 	err := p.e.RunArena(ctx, l, arena, func(prefix []int64, bonds []uint32) {
 		out = runner.AppendPackedResponse(out, prefix, bonds)

@@ -38,6 +38,7 @@ import (
 	"unsafe"
 
 	"taobox/chain/yuma"
+	"taobox/chain/yuma/gpuplan"
 )
 
 // ErrBadPayload: a payload that does not decode.
@@ -81,7 +82,7 @@ func putWords[T word](e *enc, vs []T) {
 	size := int(unsafe.Sizeof(*new(T)))
 	p := e.extend(size * len(vs))
 	if littleEndian {
-		copy(p, bytesOf(vs))
+		copy(p, gpuplan.Bytes(vs))
 		return
 	}
 	for i, v := range vs {
@@ -124,7 +125,7 @@ func (e *enc) matrix(rows [][]yuma.Entry) {
 	p := e.extend(4 * total)
 	if littleEndian {
 		for _, r := range rows {
-			p = p[copy(p, bytesOf(r)):]
+			p = p[copy(p, gpuplan.Bytes(r)):]
 		}
 		return
 	}
@@ -320,7 +321,7 @@ func getWords[T word](d *dec, what string) []T {
 	}
 	vs := make([]T, n)
 	if littleEndian {
-		copy(bytesOf(vs), p)
+		copy(gpuplan.Bytes(vs), p)
 		return vs
 	}
 	for i := range vs {
@@ -370,7 +371,7 @@ func (d *dec) matrix(what string) [][]yuma.Entry {
 	case done:
 	case littleEndian:
 		all = make([]yuma.Entry, total)
-		copy(bytesOf(all), data)
+		copy(gpuplan.Bytes(all), data)
 	default:
 		all = make([]yuma.Entry, total)
 		for i := range all {

@@ -22,13 +22,6 @@ func init() {
 // word is an element type the codec writes as fixed-size little-endian words.
 type word interface{ uint16 | uint64 | int64 }
 
-func bytesOf[T uint16 | uint64 | int64 | yuma.Entry](vs []T) []byte {
-	if len(vs) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), len(vs)*int(unsafe.Sizeof(vs[0])))
-}
-
 // decodeAs returns p's n elements as a []T: sharing p's memory when the
 // decoder may alias, else a copy (append to nil: no zeroing first). It
 // needs a little-endian machine and p aligned for T (a misaligned *T is

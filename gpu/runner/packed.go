@@ -74,11 +74,36 @@ func AppendPackedResponse(out []byte, prefix []int64, bonds []uint32) []byte {
 	start, np, nb := len(out), len(prefix)*8, len(bonds)*4
 	out = slices.Grow(out, 8+np+nb)[:start+8+np+nb]
 	binary.NativeEndian.PutUint64(out[start:], uint64(len(bonds)))
-	gpuplan.CopyParallel(out[start+8:start+8+np], bytesOf(prefix))
+	gpuplan.CopyParallel(out[start+8:start+8+np], gpuplan.Bytes(prefix))
 	if nb > 0 {
 		gpuplan.CopyParallel(out[start+8+np:], unsafe.Slice((*byte)(unsafe.Pointer(&bonds[0])), nb))
 	}
 	return out
+}
+
+// PackedResponseRoom lays out a yuma.packed response for l in place after
+// out's length, for an engine that downloads straight into it: when out's
+// capacity holds the largest one (the bond capacity's worth of entries;
+// the shared region's response half does) with its words aligned, it
+// returns views of where the output prefix and the bond entries go, and
+// finish, which writes the bond entry count t and returns out grown to
+// the response. ok false: append the response with AppendPackedResponse.
+func PackedResponseRoom(out []byte, l *gpuplan.Layout) (prefix []int64, bonds []uint32, finish func(t int64) []byte, ok bool) {
+	start, np := len(out), int(l.OutWords)*8
+	need := 8 + np + int(l.BondCap)*4
+	if cap(out)-start < need {
+		return nil, nil, nil, false
+	}
+	buf := out[start : start+need]
+	b := buf[8+np:]
+	if prefix = gpuplan.Words(buf[8 : 8+np]); prefix == nil || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%4 != 0 {
+		return nil, nil, nil, false
+	}
+	bonds = unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(b))), l.BondCap)
+	return prefix, bonds, func(t int64) []byte {
+		binary.NativeEndian.PutUint64(buf, uint64(t))
+		return out[:start+8+np+int(t)*4]
+	}, true
 }
 
 // decodePackedRequest returns the layout and the input arena of a

@@ -53,6 +53,42 @@ func TestPackedRoundTrip(t *testing.T) {
 	}
 }
 
+// PackedResponseRoom lays out in place the bytes AppendPackedResponse
+// appends, and declines a buffer without room or with misaligned words.
+func TestPackedResponseRoom(t *testing.T) {
+	ins := gpuplan.RandomBatch(7, 6)
+	p, _, _ := packedRequest(t, ins, 0)
+	l, arena, err := decodePackedRequest(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := gpuplan.FromArena(l, gpuplan.Words(arena))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Run()
+	prefix, bonds := b.Outputs()
+	want := AppendPackedResponse(nil, prefix, bonds)
+	need := 8 + int(l.OutWords)*8 + int(l.BondCap)*4
+	words := make([]int64, need/8+2)
+	mem := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(words)*8)
+	room, roomBonds, finish, ok := PackedResponseRoom(mem[:8], l) // 8 bytes already there
+	if !ok {
+		t.Fatal("PackedResponseRoom declined a buffer with room")
+	}
+	copy(room, prefix)
+	copy(roomBonds, bonds)
+	if got := finish(int64(len(bonds))); string(got[8:]) != string(want) || len(got) != 8+len(want) {
+		t.Fatalf("in place: %d bytes, unlike the %d AppendPackedResponse appends", len(got)-8, len(want))
+	}
+	if _, _, _, ok := PackedResponseRoom(mem[:8:need], l); ok {
+		t.Fatal("PackedResponseRoom took a buffer without room")
+	}
+	if _, _, _, ok := PackedResponseRoom(mem[1:1:len(mem)], l); ok {
+		t.Fatal("PackedResponseRoom took misaligned words")
+	}
+}
+
 func TestDecodePackedRequestRejects(t *testing.T) {
 	good, _, _ := packedRequest(t, []yuma.Input{tinyInput()}, 0)
 	if _, _, err := decodePackedRequest(good); err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"unsafe"
+
+	"taobox/chain/yuma"
 )
 
 // A batch packed in one process and run in another (the GPU runner's
@@ -124,6 +126,15 @@ func Words(p []byte) []int64 {
 		return []int64{}
 	}
 	return unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(p))), len(p)/8)
+}
+
+// Bytes returns the memory of a slice of fixed-size words (Words' inverse
+// for int64): nil when it is empty.
+func Bytes[T int64 | uint64 | uint32 | uint16 | yuma.Entry](v []T) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), len(v)*int(unsafe.Sizeof(v[0])))
 }
 
 // CopyParallel copies src into dst (equal lengths) in pieces of at least
